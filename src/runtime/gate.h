@@ -9,6 +9,7 @@
 
 #include <coroutine>
 #include <cstddef>
+#include <utility>
 
 #include "runtime/reactor.h"
 #include "runtime/task.h"
@@ -26,15 +27,8 @@ public:
         if (--count_ == 0 && waiter_) reactor::local().schedule(std::exchange(waiter_, {}));
     }
 
-    // Runs `t` counted by the gate.
-    task<void> hold(task<void> t) {
-        enter();
-        struct leaver {
-            gate* g;
-            ~leaver() { g->leave(); }
-        } l{this};
-        co_await std::move(t);
-    }
+    // Returns `t` counted by the gate from now until it ends or is destroyed.
+    task<void> hold(task<void> t) { return held(holder(this), std::move(t)); }
 
     auto close() {
         closed_ = true;
@@ -48,6 +42,18 @@ public:
     }
 
 private:
+    // Counts from construction; leaves when the frame holding it goes away,
+    // so a task destroyed before it ever ran still leaves.
+    struct holder {
+        gate* g;
+        explicit holder(gate* g) : g(g) { g->enter(); }
+        holder(holder&& o) noexcept : g(std::exchange(o.g, nullptr)) {}
+        ~holder() {
+            if (g) g->leave();
+        }
+    };
+    static task<void> held([[maybe_unused]] holder h, task<void> t) { co_await std::move(t); }
+
     size_t count_ = 0;
     bool closed_ = false;
     std::coroutine_handle<> waiter_;

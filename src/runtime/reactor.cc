@@ -190,7 +190,11 @@ void reactor::flush_outgoing() {
         for (unsigned dst = 0; dst < backlog_.size(); ++dst) {
             auto& q = backlog_[dst];
             auto& ring = rt_->ring(id(), dst);
-            while (!q.empty() && ring.push(q.front())) q.pop_front();
+            if (q.empty()) continue;
+            while (!q.empty() && ring.push(q.front())) {
+                q.pop_front();
+                needs_wake_[dst] = true;
+            }
             if (!q.empty()) any_backlog_ = true;
         }
     }
@@ -284,7 +288,16 @@ void reactor::sleep_in_kernel() {
     }
     ++stats_.sleeps;
     unsubmitted_ = 0;
-    int rc = io_uring_submit_and_wait(&ring_, 1);
+    int rc;
+    if (any_backlog_) {
+        // Messages wait for room in a peer's ring, and the peer does not tell
+        // us when it drains: nap briefly instead of sleeping until woken.
+        __kernel_timespec ts{.tv_sec = 0, .tv_nsec = 50'000};
+        io_uring_cqe* cqe = nullptr;
+        rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+    } else {
+        rc = io_uring_submit_and_wait(&ring_, 1);
+    }
     if (rc < 0 && rc != -EINTR && rc != -ETIME)
         spdlog::error("reactor {}: io_uring_submit_and_wait: {}", id(), strerror(-rc));
     sleeping_.store(false, std::memory_order_relaxed);

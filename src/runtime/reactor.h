@@ -79,6 +79,7 @@ public:
     // An SQE whose user_data is a completion: counted so that teardown can
     // wait for every such CQE before frames are freed.
     void note_in_flight() { ++in_flight_; }
+    uint64_t in_flight() const { return in_flight_; }
 
     void schedule(std::coroutine_handle<> h) { ready_.push(h); }
 

@@ -65,10 +65,12 @@ void runtime::run_impl(std::function<task<void>()> main) {
         constructed.arrive_and_wait();
         if (!failed) {
             if (id == 0) {
-                r->spawn([&]() -> task<void> {
-                    co_await main();
-                    stop_all();
-                }());
+                // Captureless: a capturing coroutine lambda would dangle once
+                // the temporary closure dies at the end of this statement.
+                r->spawn([](std::function<task<void>()>* m, runtime* rt) -> task<void> {
+                    co_await (*m)();
+                    rt->stop_all();
+                }(&main, this));
             }
             r->run();
         }
