@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs, builds and runs every test: the Release build, then the
+# sanitizer build (ASan + UBSan). Ends with ctest's summary.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh || exit 1
+jobs=$(nproc)
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:detect_stack_use_after_return=0
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+status=0
+for flavour in release asan; do
+  echo "=== $flavour: build"
+  scripts/build.sh "$flavour" || exit 1
+  echo "=== $flavour: test"
+  ctest --test-dir "build/$flavour" --output-on-failure -j "$jobs" --timeout 600 || status=1
+done
+exit $status
