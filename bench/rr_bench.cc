@@ -167,7 +167,7 @@ struct epoll_conn {
 };
 
 class epoll_server {
-public:
+  public:
     epoll_server(int listen_fd, unsigned conns) : listen_fd_(listen_fd), conns_(conns) {}
 
     void run() {
@@ -205,7 +205,7 @@ public:
         ::close(ep_);
     }
 
-private:
+  private:
     bool accept_one() {
         int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
@@ -330,7 +330,7 @@ struct client_conn {
 };
 
 class client {
-public:
+  public:
     explicit client(client_config cfg) : cfg_(cfg), depth_(cfg.qd / cfg.conns), conns_(cfg.conns) {}
 
     // Closed loop: every reply is answered at once by a new request on its
@@ -362,7 +362,7 @@ public:
         return std::move(m_);
     }
 
-private:
+  private:
     enum class phase { warmup, measure, drain };
 
     static steady::duration to_steady(double secs) {

@@ -40,8 +40,10 @@ int main(int argc, char** argv) {
                    "how long an idle reactor keeps busy-polling before it sleeps in the "
                    "kernel, in microseconds (0 = sleep at once)")
         ->capture_default_str();
-    app.add_option("--run-for", run_for, "exit by itself after this many seconds (0 = until SIGINT/SIGTERM)");
-    app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
+    app.add_option("--run-for", run_for,
+                   "exit by itself after this many seconds (0 = until SIGINT/SIGTERM)");
+    app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+        ->capture_default_str();
     CLI11_PARSE(app, argc, argv);
 
     spdlog::set_level(spdlog::level::from_str(log_level));
@@ -64,16 +66,18 @@ int main(int argc, char** argv) {
     return rt.run([&]() -> weft::task<int> {
         spdlog::info("weft-engine: {} reactor(s) on CPU(s) {}, busy-poll window {} us", rt.size(),
                      join(cpus), poll_us);
-        spdlog::info("weft-engine: nothing to serve yet (the NVMe/TCP target arrives with issue 3); "
-                     "Ctrl-C stops");
+        spdlog::info(
+            "weft-engine: nothing to serve yet (the NVMe/TCP target arrives with issue 3); "
+            "Ctrl-C stops");
         weft::abort_source stop_wait;
         int sig = 0;
         if (run_for > 0) {
             // Whichever comes first: the signal or the deadline.
-            weft::reactor::local().spawn([](double secs, weft::abort_source* a) -> weft::task<void> {
-                co_await weft::sleep(std::chrono::duration<double>(secs));
-                a->request_abort();
-            }(run_for, &stop_wait));
+            weft::reactor::local().spawn(
+                [](double secs, weft::abort_source* a) -> weft::task<void> {
+                    co_await weft::sleep(std::chrono::duration<double>(secs));
+                    a->request_abort();
+                }(run_for, &stop_wait));
         }
         sig = co_await weft::wait_for_signal(stop_signals, &stop_wait);
         spdlog::info("weft-engine: {}, stopping", sig > 0 ? strsignal(sig) : "time is up");

@@ -8,7 +8,7 @@
 namespace weft {
 
 class abort_source {
-public:
+  public:
     // An intrusive list node owned by the cancellable operation.
     struct registration {
         registration* prev = nullptr;
@@ -41,14 +41,17 @@ public:
         head_ = r;
     }
     void remove(registration* r) {
-        if (r->prev) r->prev->next = r->next;
-        else if (head_ == r) head_ = r->next;
-        else return;  // not linked
+        if (r->prev)
+            r->prev->next = r->next;
+        else if (head_ == r)
+            head_ = r->next;
+        else
+            return;  // not linked
         if (r->next) r->next->prev = r->prev;
         r->prev = r->next = nullptr;
     }
 
-private:
+  private:
     registration* head_ = nullptr;
     bool requested_ = false;
 };

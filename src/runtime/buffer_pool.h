@@ -16,10 +16,12 @@ class buffer_pool;
 
 // An owned buffer from a pool. Move-only; returns itself on destruction.
 class buffer {
-public:
+  public:
     buffer() = default;
     buffer(buffer&& o) noexcept
-        : data_(std::exchange(o.data_, nullptr)), size_(o.size_), cls_(o.cls_),
+        : data_(std::exchange(o.data_, nullptr)),
+          size_(o.size_),
+          cls_(o.cls_),
           pool_(std::exchange(o.pool_, nullptr)) {}
     buffer& operator=(buffer&& o) noexcept {
         if (this != &o) {
@@ -38,7 +40,7 @@ public:
     std::span<std::byte> span() const { return {data_, size_}; }
     explicit operator bool() const { return data_ != nullptr; }
 
-private:
+  private:
     friend class buffer_pool;
     buffer(std::byte* d, size_t n, unsigned cls, buffer_pool* p)
         : data_(d), size_(n), cls_(cls), pool_(p) {}
@@ -51,7 +53,7 @@ private:
 };
 
 class buffer_pool {
-public:
+  public:
     static constexpr size_t alignment = 4096;
     static constexpr size_t min_size = 4096;
     static constexpr unsigned classes = 11;  // 4 KiB .. 4 MiB
@@ -71,7 +73,7 @@ public:
     size_t cached_bytes() const { return cached_; }
     uint64_t allocations() const { return allocations_; }  // from the system
 
-private:
+  private:
     friend class buffer;
     void put(std::byte* p, unsigned cls);
     static size_t class_size(unsigned cls) { return min_size << cls; }

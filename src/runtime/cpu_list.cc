@@ -41,19 +41,20 @@ result<std::vector<int>> parse_cpu_list(std::string_view spec, std::string* why)
         size_t pos = 0;
         while (pos <= spec.size()) {
             size_t comma = spec.find(',', pos);
-            std::string_view item = spec.substr(pos, comma == std::string_view::npos
-                                                         ? std::string_view::npos
-                                                         : comma - pos);
+            std::string_view item = spec.substr(
+                pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
             size_t dash = item.find('-');
             long lo = 0, hi = 0;
             if (dash == std::string_view::npos) {
-                if (!parse_int(item, 10, lo)) return fail(why, "not a CPU number: '" + std::string(item) + "'");
+                if (!parse_int(item, 10, lo))
+                    return fail(why, "not a CPU number: '" + std::string(item) + "'");
                 hi = lo;
             } else if (!parse_int(item.substr(0, dash), 10, lo) ||
                        !parse_int(item.substr(dash + 1), 10, hi) || hi < lo) {
                 return fail(why, "not a CPU range: '" + std::string(item) + "'");
             }
-            if (lo < 0 || hi >= CPU_SETSIZE) return fail(why, "CPU number out of range: '" + std::string(item) + "'");
+            if (lo < 0 || hi >= CPU_SETSIZE)
+                return fail(why, "CPU number out of range: '" + std::string(item) + "'");
             for (long c = lo; c <= hi; ++c) add(c);
             if (comma == std::string_view::npos) break;
             pos = comma + 1;

@@ -15,7 +15,7 @@
 namespace weft {
 
 class file {
-public:
+  public:
     struct options {
         bool direct = true;  // O_DIRECT: no page cache
         bool create = false;
@@ -61,7 +61,7 @@ public:
         });
     }
 
-private:
+  private:
     fd_handle fd_;
     bool direct_ = false;
 };

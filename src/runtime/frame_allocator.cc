@@ -33,7 +33,9 @@ struct thread_pools {
 
 thread_local thread_pools pools;
 
-size_t class_of(size_t n) { return (n + granule - 1) / granule - 1; }
+size_t class_of(size_t n) {
+    return (n + granule - 1) / granule - 1;
+}
 
 }  // namespace
 
@@ -69,6 +71,8 @@ void deallocate(void* p, size_t n) noexcept {
     ++pools.counts[c];
 }
 
-stats thread_stats() { return pools.st; }
+stats thread_stats() {
+    return pools.st;
+}
 
 }  // namespace weft::frame_allocator

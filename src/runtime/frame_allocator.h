@@ -14,8 +14,8 @@ void* allocate(size_t n);
 void deallocate(void* p, size_t n) noexcept;
 
 struct stats {
-    uint64_t pool_hits = 0;     // served from a free list
-    uint64_t heap_allocs = 0;   // new memory (pool refill or oversized frame)
+    uint64_t pool_hits = 0;    // served from a free list
+    uint64_t heap_allocs = 0;  // new memory (pool refill or oversized frame)
 };
 // Counters of the calling thread.
 stats thread_stats();

@@ -17,7 +17,7 @@
 namespace weft {
 
 class gate {
-public:
+  public:
     bool is_closed() const { return closed_; }
     size_t count() const { return count_; }
 
@@ -41,7 +41,7 @@ public:
         return awaiter{this};
     }
 
-private:
+  private:
     // Counts from construction; leaves when the frame holding it goes away,
     // so a task destroyed before it ever ran still leaves.
     struct holder {

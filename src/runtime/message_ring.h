@@ -16,7 +16,7 @@ struct work_item {
 };
 
 class message_ring {
-public:
+  public:
     static constexpr size_t capacity = 4096;  // power of two
 
     // Producer side. Returns false when full (the caller keeps the item).
@@ -51,7 +51,7 @@ public:
         return head_.load(std::memory_order_relaxed) == tail_.load(std::memory_order_acquire);
     }
 
-private:
+  private:
     alignas(64) std::atomic<size_t> head_{0};  // written by the consumer
     size_t tail_cache_ = 0;                    // consumer's view of tail_
     alignas(64) std::atomic<size_t> tail_{0};  // written by the producer

@@ -67,19 +67,23 @@ socket_address socket_address::ipv4(std::string_view ip, uint16_t port) {
 }
 
 uint16_t socket_address::port() const {
-    if (storage.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(&storage)->sin_port);
-    if (storage.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_port);
+    if (storage.ss_family == AF_INET)
+        return ntohs(reinterpret_cast<const sockaddr_in*>(&storage)->sin_port);
+    if (storage.ss_family == AF_INET6)
+        return ntohs(reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_port);
     return 0;
 }
 
 std::string socket_address::to_string() const {
     char buf[INET6_ADDRSTRLEN] = {};
     if (storage.ss_family == AF_INET) {
-        inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage)->sin_addr, buf, sizeof buf);
+        inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage)->sin_addr, buf,
+                  sizeof buf);
         return std::string(buf) + ":" + std::to_string(port());
     }
     if (storage.ss_family == AF_INET6) {
-        inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_addr, buf, sizeof buf);
+        inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_addr, buf,
+                  sizeof buf);
         return "[" + std::string(buf) + "]:" + std::to_string(port());
     }
     return "?";
@@ -95,7 +99,8 @@ task<result<tcp_stream>> tcp_stream::connect(socket_address addr) {
     if (fd < 0) co_return error{errno};
     fd_handle h(fd);
     set_nodelay(fd);
-    int rc = co_await make_op([&](io_uring_sqe* s) { io_uring_prep_connect(s, fd, addr.sa(), addr.len); });
+    int rc = co_await make_op(
+        [&](io_uring_sqe* s) { io_uring_prep_connect(s, fd, addr.sa(), addr.len); });
     if (rc < 0) co_return error::from_res(rc);
     co_return tcp_stream(std::move(h));
 }

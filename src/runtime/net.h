@@ -31,23 +31,27 @@ struct socket_address {
 
 // An owned file descriptor.
 class fd_handle {
-public:
+  public:
     fd_handle() = default;
     explicit fd_handle(int fd) : fd_(fd) {}
     fd_handle(fd_handle&& o) noexcept : fd_(o.release()) {}
     fd_handle& operator=(fd_handle&& o) noexcept;
     ~fd_handle() { close(); }
     int get() const { return fd_; }
-    int release() { int f = fd_; fd_ = -1; return f; }
+    int release() {
+        int f = fd_;
+        fd_ = -1;
+        return f;
+    }
     void close();
     explicit operator bool() const { return fd_ >= 0; }
 
-private:
+  private:
     int fd_ = -1;
 };
 
 class tcp_stream {
-public:
+  public:
     tcp_stream() = default;
     explicit tcp_stream(fd_handle fd) : fd_(std::move(fd)) {}
 
@@ -75,7 +79,8 @@ public:
     }
     // requires: `msg` (and its iovecs) live until the op completes.
     auto sendmsg(const msghdr* msg, int flags = MSG_NOSIGNAL) {
-        return make_op([=, fd = fd()](io_uring_sqe* s) { io_uring_prep_sendmsg(s, fd, msg, flags); });
+        return make_op(
+            [=, fd = fd()](io_uring_sqe* s) { io_uring_prep_sendmsg(s, fd, msg, flags); });
     }
     // Zero-copy send: completes once the kernel no longer needs `buf`.
     auto send_zc(std::span<const std::byte> buf, int flags = MSG_NOSIGNAL) {
@@ -91,19 +96,21 @@ public:
     // Loops until `buf` is full; 0 bytes means the peer closed first.
     task<result<size_t>> recv_exact(std::span<std::byte> buf);
 
-private:
+  private:
     fd_handle fd_;
 };
 
 class tcp_listener {
-public:
+  public:
     struct options {
         int backlog = 1024;
         bool reuse_port = false;  // one listener per reactor on the same port
     };
 
     static result<tcp_listener> listen(const socket_address& addr, options opt);
-    static result<tcp_listener> listen(const socket_address& addr) { return listen(addr, options{}); }
+    static result<tcp_listener> listen(const socket_address& addr) {
+        return listen(addr, options{});
+    }
 
     // The bound address (with the port the kernel picked for port 0).
     socket_address local_address() const;
@@ -118,7 +125,7 @@ public:
     // Accepts one connection (TCP_NODELAY set). Aborting `abort` ends it with ECANCELED.
     task<result<tcp_stream>> accept(abort_source* abort = nullptr);
 
-private:
+  private:
     fd_handle fd_;
 };
 

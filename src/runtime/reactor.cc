@@ -120,8 +120,7 @@ void reactor::cancel_everything() {
         __kernel_timespec ts{.tv_sec = 1, .tv_nsec = 0};
         int rc = io_uring_wait_cqe_timeout(&ring_, &cqe, &ts);
         if (rc == -ETIME) {
-            spdlog::warn("reactor {}: {} operations still in flight at teardown", id(),
-                         in_flight_);
+            spdlog::warn("reactor {}: {} operations still in flight at teardown", id(), in_flight_);
             sqe = get_sqe();
             io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
             sqe->user_data = 0;
@@ -157,8 +156,10 @@ void reactor::link(spawned_node* n) {
 }
 
 void reactor::unlink(spawned_node* n) {
-    if (n->prev) n->prev->next = n->next;
-    else spawned_head_ = n->next;
+    if (n->prev)
+        n->prev->next = n->next;
+    else
+        spawned_head_ = n->next;
     if (n->next) n->next->prev = n->prev;
     n->prev = n->next = nullptr;
     --live_tasks_;

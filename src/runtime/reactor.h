@@ -41,8 +41,8 @@ struct spawned_node {
 
 struct reactor_stats {
     uint64_t loops = 0;
-    uint64_t sleeps = 0;       // times the loop blocked in the kernel
-    uint64_t submits = 0;      // io_uring_enter calls that submitted
+    uint64_t sleeps = 0;   // times the loop blocked in the kernel
+    uint64_t submits = 0;  // io_uring_enter calls that submitted
     uint64_t cqes = 0;
     uint64_t tasks_run = 0;    // coroutine resumptions from the ready queue
     uint64_t messages_in = 0;  // cross-reactor work items run here
@@ -50,7 +50,7 @@ struct reactor_stats {
 };
 
 class reactor {
-public:
+  public:
     struct config {
         unsigned id = 0;
         unsigned ring_entries = 1024;
@@ -99,7 +99,7 @@ public:
     // Called by another thread: makes a sleeping reactor look at its rings.
     void wake();
 
-private:
+  private:
     bool run_ready();
     bool drain_messages();
     void flush_outgoing();

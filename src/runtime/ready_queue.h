@@ -9,7 +9,7 @@
 namespace weft {
 
 class ready_queue {
-public:
+  public:
     ready_queue() : slots_(256) {}
 
     bool empty() const { return head_ == tail_; }
@@ -21,7 +21,7 @@ public:
     }
     std::coroutine_handle<> pop() { return slots_[head_++ & (slots_.size() - 1)]; }
 
-private:
+  private:
     void grow() {
         std::vector<std::coroutine_handle<>> bigger(slots_.size() * 2);
         size_t n = tail_ - head_;

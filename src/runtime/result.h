@@ -21,7 +21,7 @@ struct error {
 
 template <typename T>
 class [[nodiscard]] result {
-public:
+  public:
     result(T v) : v_(std::move(v)) {}
     result(error e) : v_(e) { assert(e.code != 0); }
 
@@ -34,20 +34,20 @@ public:
     T& operator*() & { return value(); }
     error err() const { return ok() ? error{} : std::get<1>(v_); }
 
-private:
+  private:
     std::variant<T, error> v_;
 };
 
 template <>
 class [[nodiscard]] result<void> {
-public:
+  public:
     result() = default;
     result(error e) : e_(e) {}
     bool ok() const { return e_.code == 0; }
     explicit operator bool() const { return ok(); }
     error err() const { return e_; }
 
-private:
+  private:
     error e_{};
 };
 

@@ -53,10 +53,9 @@ void runtime::run_impl(std::function<task<void>()> main) {
         pin_to(cfg_.cpus[id], id);
         std::unique_ptr<reactor> r;
         try {
-            r = std::make_unique<reactor>(
-                this, reactor::config{.id = id,
-                                      .ring_entries = cfg_.ring_entries,
-                                      .poll_window = cfg_.poll_window});
+            r = std::make_unique<reactor>(this, reactor::config{.id = id,
+                                                                .ring_entries = cfg_.ring_entries,
+                                                                .poll_window = cfg_.poll_window});
             reactors_[id] = r.get();
         } catch (...) {
             errors[id] = std::current_exception();

@@ -31,7 +31,7 @@ struct runtime_config {
 };
 
 class runtime {
-public:
+  public:
     explicit runtime(runtime_config cfg);
     ~runtime();
     runtime(const runtime&) = delete;
@@ -66,7 +66,7 @@ public:
     // Asks every reactor to leave its loop (from any reactor thread).
     void stop_all();
 
-private:
+  private:
     void run_impl(std::function<task<void>()> main);
     void thread_main(unsigned id, std::function<task<void>()>* main);
 
@@ -96,7 +96,7 @@ template <typename F>
 class [[nodiscard]] cross_call {
     using unwrap = detail::unwrap_task<std::invoke_result_t<F&>>;
 
-public:
+  public:
     using value_t = typename unwrap::type;
 
     cross_call(unsigned target, F fn) : fn_(std::move(fn)), target_(target) {}
@@ -113,15 +113,17 @@ public:
         if constexpr (!std::is_void_v<value_t>) return std::move(*result_);
     }
 
-private:
+  private:
     static void run_there(void* p) {
         auto* self = static_cast<cross_call*>(p);
         if constexpr (unwrap::is_task) {
             reactor::local().spawn(self->runner());
         } else {
             try {
-                if constexpr (std::is_void_v<value_t>) self->fn_();
-                else self->result_.emplace(self->fn_());
+                if constexpr (std::is_void_v<value_t>)
+                    self->fn_();
+                else
+                    self->result_.emplace(self->fn_());
             } catch (...) {
                 self->ex_ = std::current_exception();
             }
@@ -130,8 +132,10 @@ private:
     }
     task<void> runner() {
         try {
-            if constexpr (std::is_void_v<value_t>) co_await fn_();
-            else result_.emplace(co_await fn_());
+            if constexpr (std::is_void_v<value_t>)
+                co_await fn_();
+            else
+                result_.emplace(co_await fn_());
         } catch (...) {
             ex_ = std::current_exception();
         }

@@ -46,10 +46,8 @@ struct promise final : promise_base {
     std::optional<T> value;
     task<T> get_return_object() noexcept;
     template <typename U>
-        requires std::is_convertible_v<U&&, T>
-    void return_value(U&& v) {
-        value.emplace(std::forward<U>(v));
-    }
+    requires std::is_convertible_v<U&&, T>
+    void return_value(U&& v) { value.emplace(std::forward<U>(v)); }
     T take() {
         if (exception) std::rethrow_exception(exception);
         return std::move(*value);
@@ -69,7 +67,7 @@ struct promise<void> final : promise_base {
 
 template <typename T>
 class [[nodiscard]] task {
-public:
+  public:
     using promise_type = detail::promise<T>;
     using handle = std::coroutine_handle<promise_type>;
     using value_type = T;
@@ -106,7 +104,7 @@ public:
     // For the runtime: give up ownership of the frame.
     handle release() noexcept { return std::exchange(h_, {}); }
 
-private:
+  private:
     void reset() {
         if (h_) h_.destroy();
         h_ = {};

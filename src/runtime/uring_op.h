@@ -20,11 +20,13 @@
 namespace weft {
 
 class uring_op_base : protected completion {
-public:
+  public:
     uring_op_base() { on_cqe = &uring_op_base::complete; }
     uring_op_base(const uring_op_base&) = delete;
     uring_op_base(uring_op_base&& o) noexcept
-        : timeout_(o.timeout_), has_timeout_(o.has_timeout_), abort_(o.abort_),
+        : timeout_(o.timeout_),
+          has_timeout_(o.has_timeout_),
+          abort_(o.abort_),
           two_cqes_(o.two_cqes_) {
         on_cqe = &uring_op_base::complete;
     }
@@ -32,7 +34,7 @@ public:
     bool await_ready() const noexcept { return false; }
     int await_resume() const noexcept { return res_; }
 
-protected:
+  protected:
     // For the derived awaiter's await_suspend: false when the op must not
     // start (already aborted; the result is then -ECANCELED).
     bool may_start() {
@@ -54,7 +56,7 @@ protected:
     bool has_timeout_ = false;
     abort_source* abort_ = nullptr;
 
-private:
+  private:
     static void complete(completion* c, int res, uint32_t flags);
     static void on_abort(abort_source::registration* r);
 
@@ -68,7 +70,7 @@ private:
 // `Prep` fills the SQE: void(io_uring_sqe*).
 template <typename Prep>
 class [[nodiscard]] uring_op : public uring_op_base {
-public:
+  public:
     explicit uring_op(Prep prep, bool zero_copy = false) : prep_(std::move(prep)) {
         if (zero_copy) expect_notification();
     }
@@ -95,7 +97,7 @@ public:
         return true;
     }
 
-private:
+  private:
     Prep prep_;
 };
 
@@ -106,7 +108,7 @@ uring_op<Prep> make_op(Prep prep) {
 
 // Sleeps for `d` (never less). Returns 0, or -ECANCELED when aborted.
 class [[nodiscard]] sleep_op : public uring_op_base {
-public:
+  public:
     template <typename Rep, typename Period>
     explicit sleep_op(std::chrono::duration<Rep, Period> d) {
         auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
@@ -124,7 +126,7 @@ public:
         return res == -ETIME ? 0 : res;
     }
 
-private:
+  private:
     __kernel_timespec ts_{};
 };
 

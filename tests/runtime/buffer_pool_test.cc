@@ -27,9 +27,7 @@ TEST(buffer_pool, aligned_and_reused) {
 
 TEST(buffer_pool, cache_is_bounded) {
     buffer_pool pool(8192);
-    {
-        buffer a = pool.get(4096), b = pool.get(4096), c = pool.get(4096);
-    }
+    { buffer a = pool.get(4096), b = pool.get(4096), c = pool.get(4096); }
     EXPECT_LE(pool.cached_bytes(), 8192u);
 }
 

@@ -21,7 +21,9 @@ TEST(cpu_list, bad_input_says_why) {
     }
 }
 
-TEST(cpu_list, allowed_cpus_is_not_empty) { EXPECT_FALSE(allowed_cpus().empty()); }
+TEST(cpu_list, allowed_cpus_is_not_empty) {
+    EXPECT_FALSE(allowed_cpus().empty());
+}
 
 }  // namespace
 }  // namespace weft

@@ -95,7 +95,8 @@ TEST(messages, exceptions_cross_reactors) {
             caught = true;
         }
         EXPECT_TRUE(caught);
-        EXPECT_THROW(co_await on(1, []() -> int { throw std::out_of_range("x"); }), std::out_of_range);
+        EXPECT_THROW(co_await on(1, []() -> int { throw std::out_of_range("x"); }),
+                     std::out_of_range);
     });
 }
 
@@ -108,20 +109,23 @@ TEST(messages, concurrent_round_trips_from_every_reactor) {
     test::run_reactors(n, [&]() -> task<void> {
         gate g;
         for (unsigned from = 0; from < n; ++from) {
-            reactor::local().spawn(g.hold([](unsigned from, std::atomic<uint64_t>& sum) -> task<void> {
-              co_await on(from, [&sum]() -> task<void> {
-                gate inner;
-                for (unsigned to = 0; to < n; ++to) {
-                    if (to == reactor::local().id()) continue;
-                    reactor::local().spawn(inner.hold([](unsigned to, std::atomic<uint64_t>& sum) -> task<void> {
-                        uint64_t local = 0;
-                        for (int i = 0; i < calls; ++i) local += co_await on(to, [i] { return uint64_t(i); });
-                        sum += local;
-                    }(to, sum)));
-                }
-                co_await inner.close();
-              });
-            }(from, sum)));
+            reactor::local().spawn(
+                g.hold([](unsigned from, std::atomic<uint64_t>& sum) -> task<void> {
+                    co_await on(from, [&sum]() -> task<void> {
+                        gate inner;
+                        for (unsigned to = 0; to < n; ++to) {
+                            if (to == reactor::local().id()) continue;
+                            reactor::local().spawn(inner.hold(
+                                [](unsigned to, std::atomic<uint64_t>& sum) -> task<void> {
+                                    uint64_t local = 0;
+                                    for (int i = 0; i < calls; ++i)
+                                        local += co_await on(to, [i] { return uint64_t(i); });
+                                    sum += local;
+                                }(to, sum)));
+                        }
+                        co_await inner.close();
+                    });
+                }(from, sum)));
         }
         co_await g.close();
     });

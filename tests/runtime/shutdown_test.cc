@@ -83,13 +83,13 @@ TEST(shutdown, graceful_stop_lets_connections_finish) {
                 auto s = co_await l.accept(&stop);
                 if (!s) break;
                 ++accepted;
-                reactor::local().spawn(conns.hold([](tcp_stream s, abort_source& stop,
-                                                     int& finished) -> task<void> {
-                    std::byte buf[64];
-                    while (co_await s.recv(buf).abort_with(stop) > 0) {
-                    }
-                    ++finished;
-                }(std::move(s.value()), stop, finished)));
+                reactor::local().spawn(
+                    conns.hold([](tcp_stream s, abort_source& stop, int& finished) -> task<void> {
+                        std::byte buf[64];
+                        while (co_await s.recv(buf).abort_with(stop) > 0) {
+                        }
+                        ++finished;
+                    }(std::move(s.value()), stop, finished)));
             }
         }(l.value(), stop, conns, accepted, finished)));
         std::vector<tcp_stream> clients;

@@ -12,7 +12,9 @@
 namespace weft {
 namespace {
 
-task<int> value_of(int v) { co_return v; }
+task<int> value_of(int v) {
+    co_return v;
+}
 
 task<int> add_chain(int depth) {
     if (depth == 0) co_return 0;
@@ -24,7 +26,9 @@ task<void> throws_after_yield() {
     throw std::runtime_error("boom");
 }
 
-task<result<int>> fails_with(int err) { co_return error{err}; }
+task<result<int>> fails_with(int err) {
+    co_return error{err};
+}
 
 TEST(task, lazy_until_awaited_and_runs_in_order) {
     std::vector<std::string> log;

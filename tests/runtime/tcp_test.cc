@@ -68,11 +68,12 @@ struct echo_server {
             if (port == 0) port = l->local_address().port();
             auto* stop = new abort_source;
             stops[r] = stop;
-            reactor::local().spawn(g.hold([](unsigned r, tcp_listener l, echo_server* srv,
-                                             abort_source* stop) -> task<void> {
-                co_await on(r, [&]() -> task<void> { co_await accept_loop(std::move(l), srv, stop); });
-                delete stop;
-            }(r, std::move(l.value()), this, stop)));
+            reactor::local().spawn(g.hold(
+                [](unsigned r, tcp_listener l, echo_server* srv, abort_source* stop) -> task<void> {
+                    co_await on(
+                        r, [&]() -> task<void> { co_await accept_loop(std::move(l), srv, stop); });
+                    delete stop;
+                }(r, std::move(l.value()), this, stop)));
         }
     }
     task<void> stop() {
@@ -101,20 +102,20 @@ task<bool> echo_client(uint16_t port, unsigned id, size_t total) {
     auto data = pattern(id, total);
     bool send_ok = true;
     gate sender;
-    reactor::local().spawn(sender.hold([](tcp_stream& s, std::vector<std::byte>& data, unsigned id,
-                                          bool& ok) -> task<void> {
-        std::mt19937 rng(id * 31 + 1);
-        size_t off = 0;
-        while (off < data.size()) {
-            size_t n = std::min<size_t>(data.size() - off, 1 + rng() % 8192);
-            auto r = co_await s.send_all(std::span<const std::byte>(data.data() + off, n));
-            if (!r) {
-                ok = false;
-                co_return;
+    reactor::local().spawn(sender.hold(
+        [](tcp_stream& s, std::vector<std::byte>& data, unsigned id, bool& ok) -> task<void> {
+            std::mt19937 rng(id * 31 + 1);
+            size_t off = 0;
+            while (off < data.size()) {
+                size_t n = std::min<size_t>(data.size() - off, 1 + rng() % 8192);
+                auto r = co_await s.send_all(std::span<const std::byte>(data.data() + off, n));
+                if (!r) {
+                    ok = false;
+                    co_return;
+                }
+                off += n;
             }
-            off += n;
-        }
-    }(s, data, id, send_ok)));
+        }(s, data, id, send_ok)));
     std::vector<std::byte> got(total);
     auto r = co_await s.recv_exact(got);
     co_await sender.close();
@@ -137,17 +138,20 @@ TEST(tcp, thousand_concurrent_connections_echo_on_two_reactors) {
         // Clients on both reactors, all connected at once.
         gate clients;
         for (unsigned r = 0; r < reactors; ++r) {
-            reactor::local().spawn(clients.hold([](unsigned r, uint16_t port, std::atomic<unsigned>& good) -> task<void> {
-                co_await on(r, [&]() -> task<void> {
-                    gate mine;
-                    for (unsigned i = r; i < connections; i += reactors) {
-                        reactor::local().spawn(mine.hold([](uint16_t port, unsigned id, std::atomic<unsigned>& good) -> task<void> {
-                            if (co_await echo_client(port, id, per_connection)) good++;
-                        }(port, i, good)));
-                    }
-                    co_await mine.close();
-                });
-            }(r, srv.port, good)));
+            reactor::local().spawn(clients.hold(
+                [](unsigned r, uint16_t port, std::atomic<unsigned>& good) -> task<void> {
+                    co_await on(r, [&]() -> task<void> {
+                        gate mine;
+                        for (unsigned i = r; i < connections; i += reactors) {
+                            reactor::local().spawn(
+                                mine.hold([](uint16_t port, unsigned id,
+                                             std::atomic<unsigned>& good) -> task<void> {
+                                    if (co_await echo_client(port, id, per_connection)) good++;
+                                }(port, i, good)));
+                        }
+                        co_await mine.close();
+                    });
+                }(r, srv.port, good)));
         }
         co_await clients.close();
         co_await srv.stop();
@@ -243,7 +247,8 @@ TEST(tcp, sendmsg_and_zero_copy_send_deliver_every_byte) {
         }(c.value(), got_big)));
         size_t off = 0;
         while (off < big.size()) {
-            int n = co_await s->send_zc(std::span<const std::byte>(big.data() + off, big.size() - off));
+            int n =
+                co_await s->send_zc(std::span<const std::byte>(big.data() + off, big.size() - off));
             CO_ASSERT_TRUE(n > 0);
             off += size_t(n);
         }

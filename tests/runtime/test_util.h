@@ -21,7 +21,9 @@ auto run_reactors(unsigned n, F body) {
     return rt.run(std::move(body));
 }
 
-inline auto now() { return std::chrono::steady_clock::now(); }
+inline auto now() {
+    return std::chrono::steady_clock::now();
+}
 
 }  // namespace weft::test
 
@@ -33,9 +35,9 @@ inline auto now() { return std::chrono::steady_clock::now(); }
         EXPECT_EQ(co_a_, co_b_);          \
         if (!(co_a_ == co_b_)) co_return; \
     } while (0)
-#define CO_ASSERT_TRUE(c)           \
-    do {                            \
-        bool co_c_ = bool(c);       \
-        EXPECT_TRUE(co_c_) << #c;   \
-        if (!co_c_) co_return;      \
+#define CO_ASSERT_TRUE(c)         \
+    do {                          \
+        bool co_c_ = bool(c);     \
+        EXPECT_TRUE(co_c_) << #c; \
+        if (!co_c_) co_return;    \
     } while (0)

@@ -39,7 +39,8 @@ TEST(timer, fire_in_deadline_order_and_never_early) {
     ASSERT_EQ(log.size(), 30u);
     for (size_t i = 0; i < log.size(); ++i) {
         EXPECT_EQ(log[i].ms, int(2 * (i + 1))) << "timer " << i << " out of order";
-        EXPECT_GE(log[i].waited, milliseconds(log[i].ms)) << "timer of " << log[i].ms << " ms fired early";
+        EXPECT_GE(log[i].waited, milliseconds(log[i].ms))
+            << "timer of " << log[i].ms << " ms fired early";
     }
 }
 
