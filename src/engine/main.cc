@@ -1,17 +1,23 @@
 // weft-engine: the data-plane process of a storage node.
 //
-// Today it starts the per-core reactors and waits for SIGINT/SIGTERM; the
-// NVMe/TCP target, pools and the management API attach to these reactors as
-// they land (DESIGN.md, roadmap).
+// Serves NVMe/TCP subsystems defined by a JSON file (--config) and/or flags;
+// `--demo` serves one file-backed namespace to any host on 127.0.0.1:4420.
 #include <spdlog/spdlog.h>
-#include <sys/resource.h>
-#include <unistd.h>
+#include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 
+#include "bdev/bdev.h"
+#include "bdev/uring/uring_bdev.h"
+#include "engine/config.h"
+#include "nvmf/target.h"
+#include "nvmf/tcp_server.h"
 #include "runtime/cpu_list.h"
 #include "runtime/runtime.h"
 #include "runtime/signals.h"
@@ -19,68 +25,290 @@
 
 namespace {
 
+using namespace weft;
+
+constexpr const char* demo_nqn = "nqn.2026-11.io.weft:demo";
+
 std::string join(const std::vector<int>& v) {
     std::string s;
     for (int c : v) s += (s.empty() ? "" : ",") + std::to_string(c);
     return s;
 }
 
-}  // namespace
+// Stable identifiers from the subsystem NQN and NSID (FNV-1a), so a host sees
+// the same UUID/NGUID/EUI-64 after a restart.
+nvmf::ns_ids make_ids(const std::string& nqn, uint32_t nsid) {
+    auto fnv = [&](uint64_t seed) {
+        uint64_t h = 1469598103934665603ull ^ seed;
+        for (char c : nqn + "/" + std::to_string(nsid)) h = (h ^ uint8_t(c)) * 1099511628211ull;
+        return h;
+    };
+    nvmf::ns_ids ids;
+    uint64_t a = fnv(1), b = fnv(2), c = fnv(3), d = fnv(4);
+    std::memcpy(ids.uuid.data(), &a, 8);
+    std::memcpy(ids.uuid.data() + 8, &b, 8);
+    ids.uuid[6] = uint8_t((ids.uuid[6] & 0x0f) | 0x40);  // version 4 layout
+    ids.uuid[8] = uint8_t((ids.uuid[8] & 0x3f) | 0x80);  // RFC 4122 variant
+    std::memcpy(ids.nguid.data(), &c, 8);
+    std::memcpy(ids.nguid.data() + 8, &d, 8);
+    std::memcpy(ids.eui64.data(), &c, 8);
+    ids.eui64[0] = 0x02;  // locally administered
+    return ids;
+}
 
-int main(int argc, char** argv) {
-    CLI::App app{"weft-engine: serves block volumes over NVMe/TCP from this node's disks"};
-    std::string cores_spec;
+bool parse_uuid(const std::string& s, std::array<uint8_t, 16>& out) {
+    std::string hex;
+    for (char ch : s)
+        if (ch != '-') hex += ch;
+    if (hex.size() != 32) return false;
+    for (size_t i = 0; i < 16; ++i) {
+        unsigned v = 0;
+        if (sscanf(hex.c_str() + 2 * i, "%2x", &v) != 1) return false;
+        out[i] = uint8_t(v);
+    }
+    return true;
+}
+
+result<std::shared_ptr<bdev::bdev>> make_bdev(const std::string& name, const engine::namespace_config& n,
+                                              std::string* why) {
+    uint64_t blocks = n.block_size ? n.size / n.block_size : 0;
+    if (n.type == "malloc" || n.type == "null") {
+        if (blocks == 0) {
+            *why = "needs a \"size\" of at least one block";
+            return error{EINVAL};
+        }
+        if (n.type == "malloc") return std::shared_ptr<bdev::bdev>(bdev::make_malloc_bdev(name, blocks, n.block_size));
+        return std::shared_ptr<bdev::bdev>(bdev::make_null_bdev(name, blocks, n.block_size));
+    }
+    if (n.type == "file") {
+        if (n.path.empty()) {
+            *why = "needs a \"path\"";
+            return error{EINVAL};
+        }
+        bdev::uring_options opt;
+        opt.create = n.size > 0;
+        opt.create_bytes = n.size;
+        opt.block_size = n.block_size;
+        auto dev = bdev::open_uring_bdev(name, n.path, opt);
+        if (!dev) {
+            *why = n.path + ": " + dev.err().message();
+            return dev.err();
+        }
+        return std::shared_ptr<bdev::bdev>(std::move(dev.value()));
+    }
+    *why = "unknown namespace type \"" + n.type + "\" (malloc, null or file)";
+    return error{EINVAL};
+}
+
+struct options {
+    std::string config_path;
+    std::vector<std::string> listen;
+    std::vector<std::string> discovery_listen;
+    bool demo = false;
+    std::string data_dir = "weft-data";
+    std::string demo_size = "1GiB";
+    std::vector<std::string> allow_hosts;
+    std::string cores;
     unsigned poll_us = 50;
     double run_for = 0;
     std::string log_level = "info";
-    app.add_option("--cores", cores_spec,
+};
+
+// Builds the engine's configuration from the file and the flags.
+result<engine::engine_config> build_config(const options& o, std::string* why) {
+    engine::engine_config cfg;
+    if (!o.config_path.empty()) {
+        std::ifstream in(o.config_path);
+        if (!in) {
+            *why = o.config_path + ": cannot read";
+            return error{ENOENT};
+        }
+        std::stringstream ss;
+        ss << in.rdbuf();
+        auto parsed = engine::parse_config(ss.str(), why);
+        if (!parsed) {
+            *why = o.config_path + ": " + *why;
+            return parsed.err();
+        }
+        cfg = std::move(parsed.value());
+    }
+    if (o.demo) {
+        auto size = engine::parse_size(o.demo_size);
+        if (!size || size.value() < (1u << 20)) {
+            *why = "--demo-size: not a size of at least 1MiB: " + o.demo_size;
+            return error{EINVAL};
+        }
+        std::error_code ec;
+        std::filesystem::create_directories(o.data_dir, ec);
+        if (ec) {
+            *why = "--data-dir " + o.data_dir + ": " + ec.message();
+            return error{EIO};
+        }
+        engine::subsystem_config s;
+        s.nqn = demo_nqn;
+        s.serial = "WEFTDEMO0001";
+        s.model = "weft demo volume";
+        s.allow_any_host = o.allow_hosts.empty();
+        s.hosts = o.allow_hosts;
+        engine::namespace_config n;
+        n.nsid = 1;
+        n.type = "file";
+        n.path = o.data_dir + "/demo.img";
+        n.size = size.value();
+        s.namespaces.push_back(n);
+        cfg.subsystems.push_back(std::move(s));
+        if (o.listen.empty() && cfg.listen.empty()) cfg.listen.push_back("127.0.0.1:4420");
+    } else if (!o.allow_hosts.empty()) {
+        for (auto& s : cfg.subsystems) {
+            s.allow_any_host = false;
+            s.hosts.insert(s.hosts.end(), o.allow_hosts.begin(), o.allow_hosts.end());
+        }
+    }
+    cfg.listen.insert(cfg.listen.end(), o.listen.begin(), o.listen.end());
+    cfg.discovery_listen.insert(cfg.discovery_listen.end(), o.discovery_listen.begin(), o.discovery_listen.end());
+    if (cfg.listen.empty()) {
+        *why = "nothing to listen on: give --listen ADDR:PORT, a --config with \"listen\", or --demo";
+        return error{EINVAL};
+    }
+    return cfg;
+}
+
+task<int> serve(runtime& rt, const engine::engine_config& cfg, const options& o, sigset_t stop_signals) {
+    nvmf::target tgt(cfg.limits);
+    std::vector<std::shared_ptr<bdev::bdev>> devices;
+    for (auto& s : cfg.subsystems) {
+        std::string serial = s.serial.empty() ? "WEFT" + std::to_string(std::hash<std::string>{}(s.nqn) % 100000000) : s.serial;
+        auto ss = tgt.add_subsystem(s.nqn, serial, s.model);
+        if (!ss) {
+            spdlog::error("subsystem {}: {}", s.nqn,
+                          ss.err().code == EEXIST ? "defined twice" : "not a valid NQN (nqn.yyyy-mm.domain:name)");
+            co_return 1;
+        }
+        ss.value()->allow_any_host(s.allow_any_host);
+        for (auto& h : s.hosts) ss.value()->allow_host(h);
+        for (auto& n : s.namespaces) {
+            std::string why;
+            auto dev = make_bdev(s.nqn + "/" + std::to_string(n.nsid), n, &why);
+            if (!dev) {
+                spdlog::error("subsystem {} namespace {}: {}", s.nqn, n.nsid, why);
+                co_return 1;
+            }
+            nvmf::ns_ids ids = make_ids(s.nqn, n.nsid);
+            if (n.uuid && !parse_uuid(*n.uuid, ids.uuid)) {
+                spdlog::error("subsystem {} namespace {}: bad uuid {}", s.nqn, n.nsid, *n.uuid);
+                co_return 1;
+            }
+            auto nsid = ss.value()->add_namespace(n.nsid, dev.value(), ids);
+            if (!nsid) {
+                spdlog::error("subsystem {}: namespace {}: {}", s.nqn, n.nsid, nsid.err().message());
+                co_return 1;
+            }
+            devices.push_back(dev.value());
+            spdlog::info("subsystem {} namespace {}: {} {} ({} blocks of {} B)", s.nqn, nsid.value(),
+                         n.type, n.path, dev.value()->num_blocks(), dev.value()->block_size());
+        }
+        spdlog::info("subsystem {}: {}", s.nqn, s.allow_any_host ? "any host may connect"
+                                                                  : fmt::format("hosts allowed: {}", fmt::join(s.hosts, ", ")));
+    }
+    nvmf::tcp_server server(tgt, {}, rt.size());
+    for (auto& a : cfg.listen) {
+        auto addr = socket_address::parse(a);
+        if (!addr) {
+            spdlog::error("listen address {}: expected IP:PORT (e.g. 127.0.0.1:4420)", a);
+            co_await server.stop();
+            co_return 1;
+        }
+        auto r = co_await server.listen(addr.value());
+        if (!r) {
+            spdlog::error("cannot listen on {}: {}", a, r.err().message());
+            co_await server.stop();
+            co_return 1;
+        }
+    }
+    for (auto& a : cfg.discovery_listen) {
+        auto addr = socket_address::parse(a);
+        if (!addr || !(co_await server.listen(addr.value())))
+            spdlog::warn("discovery listener {} not started", a);
+    }
+    auto first = socket_address::parse(cfg.listen.front()).value();
+    std::string host = first.to_string().substr(0, first.to_string().rfind(':'));
+    for (auto& s : cfg.subsystems)
+        fmt::print("weft-engine: serving {}; connect with:\n  nvme connect -t tcp -a {} -s {} -n {}\n", s.nqn,
+                   host, first.port(), s.nqn);
+    std::fflush(stdout);
+
+    abort_source stop_wait;
+    if (o.run_for > 0) {
+        reactor::local().spawn([](double secs, abort_source* a) -> task<void> {
+            co_await sleep(std::chrono::duration<double>(secs));
+            a->request_abort();
+        }(o.run_for, &stop_wait));
+    }
+    int sig = co_await wait_for_signal(stop_signals, &stop_wait);
+    spdlog::info("weft-engine: {}, stopping", sig > 0 ? strsignal(sig) : "time is up");
+    co_await server.stop();
+    // Namespaces hold bdevs whose channels are gone with the queues.
+    for (auto& s : tgt.subsystems()) {
+        auto table = s->namespaces();  // the snapshot outlives the loop
+        for (auto& [nsid, n] : *table) (void)s->remove_namespace(nsid);
+    }
+    co_return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{
+        "weft-engine: serves block volumes over NVMe/TCP from this node's disks.\n"
+        "Try: weft-engine --demo   (a 1 GiB file-backed namespace on 127.0.0.1:4420)"};
+    options o;
+    app.add_option("--config", o.config_path, "JSON file with listeners, limits, subsystems, namespaces");
+    app.add_option("--listen", o.listen, "address to serve NVMe/TCP on, IP:PORT (repeatable)");
+    app.add_option("--discovery-listen", o.discovery_listen,
+                   "extra listener, e.g. the standard discovery port 127.0.0.1:8009 (repeatable)");
+    app.add_flag("--demo", o.demo, "serve a demo namespace (a file under --data-dir) to any host");
+    app.add_option("--data-dir", o.data_dir, "where --demo keeps its volume file")->capture_default_str();
+    app.add_option("--demo-size", o.demo_size, "size of the demo volume (created on first start)")
+        ->capture_default_str();
+    app.add_option("--allow-host", o.allow_hosts,
+                   "host NQN allowed to connect (repeatable); without it any host may");
+    app.add_option("--cores", o.cores,
                    "CPUs to run reactors on: a list '0,1', ranges '0-3' or a mask '0x3' "
                    "(default: every CPU this process may use)");
-    app.add_option("--poll-us", poll_us,
+    app.add_option("--poll-us", o.poll_us,
                    "how long an idle reactor keeps busy-polling before it sleeps in the "
                    "kernel, in microseconds (0 = sleep at once)")
         ->capture_default_str();
-    app.add_option("--run-for", run_for,
-                   "exit by itself after this many seconds (0 = until SIGINT/SIGTERM)");
-    app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
-        ->capture_default_str();
+    app.add_option("--run-for", o.run_for, "exit by itself after this many seconds (0 = until SIGINT/SIGTERM)");
+    app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error")->capture_default_str();
     CLI11_PARSE(app, argc, argv);
 
-    spdlog::set_level(spdlog::level::from_str(log_level));
+    spdlog::set_level(spdlog::level::from_str(o.log_level));
     std::vector<int> cpus;
-    if (cores_spec.empty()) {
-        cpus = weft::allowed_cpus();
+    if (o.cores.empty()) {
+        cpus = allowed_cpus();
     } else {
         std::string why;
-        auto parsed = weft::parse_cpu_list(cores_spec, &why);
+        auto parsed = parse_cpu_list(o.cores, &why);
         if (!parsed) {
-            fmt::print(stderr, "weft-engine: --cores {}: {}\n", cores_spec, why);
+            fmt::print(stderr, "weft-engine: --cores {}: {}\n", o.cores, why);
             return 2;
         }
         cpus = parsed.value();
     }
+    std::string why;
+    auto cfg = build_config(o, &why);
+    if (!cfg) {
+        fmt::print(stderr, "weft-engine: {}\n", why);
+        return 2;
+    }
 
-    const sigset_t stop_signals = weft::signal_set({SIGINT, SIGTERM});
-    weft::block_signals(stop_signals);
-    weft::runtime rt({.cpus = cpus, .poll_window = std::chrono::microseconds(poll_us)});
-    return rt.run([&]() -> weft::task<int> {
+    const sigset_t stop_signals = signal_set({SIGINT, SIGTERM});
+    block_signals(stop_signals);
+    runtime rt({.cpus = cpus, .poll_window = std::chrono::microseconds(o.poll_us)});
+    return rt.run([&]() -> task<int> {
         spdlog::info("weft-engine: {} reactor(s) on CPU(s) {}, busy-poll window {} us", rt.size(),
-                     join(cpus), poll_us);
-        spdlog::info(
-            "weft-engine: nothing to serve yet (the NVMe/TCP target arrives with issue 3); "
-            "Ctrl-C stops");
-        weft::abort_source stop_wait;
-        int sig = 0;
-        if (run_for > 0) {
-            // Whichever comes first: the signal or the deadline.
-            weft::reactor::local().spawn(
-                [](double secs, weft::abort_source* a) -> weft::task<void> {
-                    co_await weft::sleep(std::chrono::duration<double>(secs));
-                    a->request_abort();
-                }(run_for, &stop_wait));
-        }
-        sig = co_await weft::wait_for_signal(stop_signals, &stop_wait);
-        spdlog::info("weft-engine: {}, stopping", sig > 0 ? strsignal(sig) : "time is up");
-        co_return 0;
+                     join(cpus), o.poll_us);
+        co_return co_await serve(rt, cfg.value(), o, stop_signals);
     });
 }

@@ -50,7 +50,7 @@ WEFT_CHECK_LAYOUT(command, cdw10, 40);
 WEFT_CHECK_LAYOUT(command, cdw15, 60);
 
 // Fabrics commands reuse byte 4 (the nsid position) for the fabrics type.
-inline uint8_t fabrics_type(const command& c) { return uint8_t(c.nsid & 0xff); }
+inline uint8_t fctype_of(const command& c) { return uint8_t(c.nsid & 0xff); }
 
 struct completion {
     uint32_t dw0;

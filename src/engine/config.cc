@@ -1,0 +1,101 @@
+#include "engine/config.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cctype>
+
+namespace weft::engine {
+
+result<uint64_t> parse_size(const std::string& s) {
+    size_t i = 0;
+    uint64_t v = 0;
+    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) {
+        if (v > (UINT64_MAX - 9) / 10) return error{ERANGE};
+        v = v * 10 + uint64_t(s[i++] - '0');
+    }
+    if (i == 0) return error{EINVAL};
+    std::string unit = s.substr(i);
+    uint64_t mult = 1;
+    if (unit.empty() || unit == "B") mult = 1;
+    else if (unit == "K" || unit == "KiB" || unit == "k") mult = 1ull << 10;
+    else if (unit == "M" || unit == "MiB") mult = 1ull << 20;
+    else if (unit == "G" || unit == "GiB") mult = 1ull << 30;
+    else if (unit == "T" || unit == "TiB") mult = 1ull << 40;
+    else return error{EINVAL};
+    if (v > UINT64_MAX / mult) return error{ERANGE};
+    return v * mult;
+}
+
+namespace {
+using json = nlohmann::json;
+
+struct bad_config : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+template <typename T>
+T get(const json& j, const char* key, T fallback) {
+    if (!j.contains(key)) return fallback;
+    try {
+        return j.at(key).get<T>();
+    } catch (const json::exception&) {
+        throw bad_config(std::string("\"") + key + "\" has the wrong type");
+    }
+}
+
+uint64_t size_of(const json& j, const char* key) {
+    if (!j.contains(key)) return 0;
+    const json& v = j.at(key);
+    if (v.is_number_unsigned()) return v.get<uint64_t>();
+    if (v.is_string()) {
+        auto r = parse_size(v.get<std::string>());
+        if (r) return r.value();
+    }
+    throw bad_config(std::string("\"") + key + "\" is not a size (like 1GiB or 4096)");
+}
+}  // namespace
+
+result<engine_config> parse_config(const std::string& text, std::string* why) {
+    try {
+        json j = json::parse(text);
+        if (!j.is_object()) throw bad_config("the configuration must be a JSON object");
+        engine_config c;
+        c.listen = get(j, "listen", std::vector<std::string>{});
+        c.discovery_listen = get(j, "discovery_listen", std::vector<std::string>{});
+        if (j.contains("limits")) {
+            const json& l = j["limits"];
+            c.limits.max_queue_depth = get<uint16_t>(l, "max_queue_depth", c.limits.max_queue_depth);
+            c.limits.max_io_queues = get<uint16_t>(l, "max_io_queues", c.limits.max_io_queues);
+            c.limits.in_capsule_data = get<uint32_t>(l, "in_capsule_data", c.limits.in_capsule_data);
+            c.limits.max_transfer = get<uint32_t>(l, "max_transfer", c.limits.max_transfer);
+        }
+        for (const json& s : get(j, "subsystems", json::array())) {
+            subsystem_config sc;
+            sc.nqn = get<std::string>(s, "nqn", "");
+            if (sc.nqn.empty()) throw bad_config("a subsystem has no \"nqn\"");
+            sc.serial = get<std::string>(s, "serial", "");
+            sc.model = get<std::string>(s, "model", sc.model);
+            sc.hosts = get(s, "hosts", std::vector<std::string>{});
+            sc.allow_any_host = get<bool>(s, "allow_any_host", sc.hosts.empty());
+            for (const json& n : get(s, "namespaces", json::array())) {
+                namespace_config nc;
+                nc.nsid = get<uint32_t>(n, "nsid", 0);
+                nc.type = get<std::string>(n, "type", "file");
+                nc.path = get<std::string>(n, "path", "");
+                nc.size = size_of(n, "size");
+                nc.block_size = get<uint32_t>(n, "block_size", 512);
+                if (n.contains("uuid")) nc.uuid = get<std::string>(n, "uuid", "");
+                sc.namespaces.push_back(nc);
+            }
+            c.subsystems.push_back(std::move(sc));
+        }
+        return c;
+    } catch (const json::exception& e) {
+        if (why) *why = std::string("not valid JSON: ") + e.what();
+    } catch (const bad_config& e) {
+        if (why) *why = e.what();
+    }
+    return error{EINVAL};
+}
+
+}  // namespace weft::engine

@@ -1,0 +1,59 @@
+// The engine's configuration: a JSON file and/or command-line flags.
+//
+// {
+//   "listen": ["127.0.0.1:4420"],
+//   "discovery_listen": ["127.0.0.1:8009"],
+//   "limits": {"max_queue_depth": 128, "max_io_queues": 64,
+//              "in_capsule_data": 8192, "max_transfer": 1048576},
+//   "subsystems": [{
+//     "nqn": "nqn.2026-11.io.weft:vol1", "serial": "...", "model": "...",
+//     "allow_any_host": false, "hosts": ["nqn.2014-08.org.nvmexpress:uuid:..."],
+//     "namespaces": [{"nsid": 1, "type": "file", "path": "/var/lib/weft/vol1.img",
+//                     "size": "1GiB", "block_size": 512}]
+//   }]
+// }
+// Namespace types: "malloc" (RAM), "null" (discards), "file" (a file or raw
+// block device through io_uring, created with "size" if missing).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "nvmf/controller.h"
+#include "runtime/result.h"
+
+namespace weft::engine {
+
+struct namespace_config {
+    uint32_t nsid = 0;  // 0: next free
+    std::string type = "file";
+    std::string path;
+    uint64_t size = 0;  // bytes
+    uint32_t block_size = 512;
+    std::optional<std::string> uuid;
+};
+
+struct subsystem_config {
+    std::string nqn;
+    std::string serial;
+    std::string model = "weft";
+    bool allow_any_host = true;
+    std::vector<std::string> hosts;
+    std::vector<namespace_config> namespaces;
+};
+
+struct engine_config {
+    std::vector<std::string> listen;
+    std::vector<std::string> discovery_listen;
+    nvmf::controller_limits limits;
+    std::vector<subsystem_config> subsystems;
+};
+
+// Parses the JSON text; on error returns EINVAL and a sentence in `why`.
+result<engine_config> parse_config(const std::string& json_text, std::string* why);
+// "1GiB", "512MiB", "4096", "10G" -> bytes.
+result<uint64_t> parse_size(const std::string& s);
+
+}  // namespace weft::engine

@@ -1,0 +1,116 @@
+#include "nvmf/subsystem.h"
+
+#include <spdlog/spdlog.h>
+
+#include "nvmf/controller.h"
+
+namespace weft::nvmf {
+
+subsystem::subsystem(std::string nqn, subsystem_kind kind, std::string serial, std::string model)
+    : nqn_(std::move(nqn)), kind_(kind), serial_(std::move(serial)), model_(std::move(model)),
+      table_(std::make_shared<ns_table>()) {}
+
+void subsystem::allow_any_host(bool any) {
+    std::lock_guard lock(mutex_);
+    any_host_ = any;
+}
+
+void subsystem::allow_host(const std::string& hostnqn) {
+    std::lock_guard lock(mutex_);
+    hosts_.insert(hostnqn);
+}
+
+bool subsystem::host_allowed(const std::string& hostnqn) const {
+    std::lock_guard lock(mutex_);
+    return any_host_ || hosts_.count(hostnqn) != 0;
+}
+
+void subsystem::publish(ns_table t) {
+    table_ = std::make_shared<const ns_table>(std::move(t));
+    ns_gen_.fetch_add(1, std::memory_order_release);
+}
+
+result<uint32_t> subsystem::add_namespace(uint32_t nsid, std::shared_ptr<bdev::bdev> dev, ns_ids ids) {
+    std::shared_ptr<ns> added;
+    {
+        std::lock_guard lock(mutex_);
+        if (kind_ == subsystem_kind::discovery) return error{EINVAL};
+        if (nsid == 0) {
+            nsid = 1;
+            while (table_->count(nsid)) ++nsid;
+        }
+        if (nsid > max_namespaces) return error{ENOSPC};
+        if (table_->count(nsid)) return error{EEXIST};
+        ns_table next = *table_;
+        added = std::make_shared<ns>(nsid, dev, ids);
+        next.emplace(nsid, added);
+        publish(std::move(next));
+        // A resize is a namespace attribute change the hosts hear about.
+        std::weak_ptr<ns> weak = added;
+        resize_listener_ids_[nsid] = dev->add_resize_listener([this, nsid](uint64_t, uint64_t) {
+            ns_gen_.fetch_add(1, std::memory_order_release);
+            notify_namespace_changed(nsid);
+        });
+    }
+    notify_namespace_changed(nsid);
+    return nsid;
+}
+
+result<void> subsystem::remove_namespace(uint32_t nsid) {
+    {
+        std::lock_guard lock(mutex_);
+        auto it = table_->find(nsid);
+        if (it == table_->end()) return error{ENOENT};
+        it->second->dev().remove_resize_listener(resize_listener_ids_[nsid]);
+        resize_listener_ids_.erase(nsid);
+        ns_table next = *table_;
+        next.erase(nsid);
+        publish(std::move(next));
+    }
+    notify_namespace_changed(nsid);
+    return {};
+}
+
+std::shared_ptr<const ns_table> subsystem::namespaces() const {
+    std::lock_guard lock(mutex_);
+    return table_;
+}
+
+uint16_t subsystem::register_controller(std::shared_ptr<controller> c) {
+    std::lock_guard lock(mutex_);
+    // CNTLIDs 1..FFEFh; reuse freed ones, round-robin so a stale host does
+    // not meet a new controller under its old ID at once.
+    for (uint32_t tries = 0; tries < 0xffef; ++tries) {
+        uint16_t id = next_cntlid_;
+        next_cntlid_ = next_cntlid_ >= 0xffef ? 1 : next_cntlid_ + 1;
+        auto it = controllers_.find(id);
+        if (it == controllers_.end() || it->second.expired()) {
+            controllers_[id] = c;
+            return id;
+        }
+    }
+    return 0;
+}
+
+void subsystem::unregister_controller(uint16_t cntlid) {
+    std::lock_guard lock(mutex_);
+    controllers_.erase(cntlid);
+}
+
+std::shared_ptr<controller> subsystem::find_controller(uint16_t cntlid) const {
+    std::lock_guard lock(mutex_);
+    auto it = controllers_.find(cntlid);
+    return it == controllers_.end() ? nullptr : it->second.lock();
+}
+
+void subsystem::notify_namespace_changed(uint32_t nsid) {
+    std::vector<std::shared_ptr<controller>> live;
+    {
+        std::lock_guard lock(mutex_);
+        for (auto& [id, w] : controllers_)
+            if (auto c = w.lock()) live.push_back(std::move(c));
+    }
+    for (auto& c : live) c->namespace_changed(nsid);
+}
+
+}  // namespace weft::nvmf

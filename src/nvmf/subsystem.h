@@ -1,0 +1,77 @@
+// An NVM subsystem (or the discovery subsystem): identity, the hosts it
+// admits, its namespaces and its live controllers.
+//
+// Shared by every reactor. Configuration changes (namespaces added, removed,
+// resized; hosts allowed) are rare and take a mutex; the I/O path reads an
+// immutable snapshot of the namespace table and only compares a generation
+// number per command.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "nvmf/ns.h"
+#include "runtime/result.h"
+
+namespace weft::nvmf {
+
+class controller;
+
+enum class subsystem_kind { nvm, discovery };
+
+// NSID-ordered, immutable once published.
+using ns_table = std::map<uint32_t, std::shared_ptr<ns>>;
+
+class subsystem {
+public:
+    static constexpr uint32_t max_namespaces = 1024;  // Identify Controller NN
+
+    subsystem(std::string nqn, subsystem_kind kind, std::string serial, std::string model);
+
+    const std::string& nqn() const { return nqn_; }
+    subsystem_kind kind() const { return kind_; }
+    const std::string& serial() const { return serial_; }
+    const std::string& model() const { return model_; }
+
+    // Host access: any host, or only those listed.
+    void allow_any_host(bool any);
+    void allow_host(const std::string& hostnqn);
+    bool host_allowed(const std::string& hostnqn) const;
+
+    // Adds a namespace (nsid 0: the lowest free one); returns its NSID.
+    result<uint32_t> add_namespace(uint32_t nsid, std::shared_ptr<bdev::bdev> dev, ns_ids ids);
+    result<void> remove_namespace(uint32_t nsid);
+    std::shared_ptr<const ns_table> namespaces() const;
+    uint64_t ns_generation() const { return ns_gen_.load(std::memory_order_acquire); }
+
+    // Controllers, for Connect of I/O queues and for namespace change events.
+    uint16_t register_controller(std::shared_ptr<controller> c);  // returns the CNTLID; 0 if full
+    void unregister_controller(uint16_t cntlid);
+    std::shared_ptr<controller> find_controller(uint16_t cntlid) const;
+    // Tells every controller that `nsid` changed (added, removed, resized).
+    void notify_namespace_changed(uint32_t nsid);
+
+private:
+    void publish(ns_table t);  // requires: mutex_ held
+
+    const std::string nqn_;
+    const subsystem_kind kind_;
+    const std::string serial_;
+    const std::string model_;
+
+    mutable std::mutex mutex_;
+    bool any_host_ = true;
+    std::set<std::string> hosts_;
+    std::shared_ptr<const ns_table> table_;
+    std::atomic<uint64_t> ns_gen_{0};
+    std::map<uint16_t, std::weak_ptr<controller>> controllers_;
+    uint16_t next_cntlid_ = 1;
+    std::map<uint32_t, uint64_t> resize_listener_ids_;
+};
+
+}  // namespace weft::nvmf

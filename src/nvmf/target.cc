@@ -1,0 +1,107 @@
+#include "nvmf/target.h"
+
+#include <arpa/inet.h>
+
+#include <cstring>
+
+#include "nvme/log_pages.h"
+
+namespace weft::nvmf {
+
+bool valid_nqn(std::string_view nqn) {
+    if (nqn.size() < 12 || nqn.size() > 223) return false;
+    if (!nqn.starts_with("nqn.")) return false;
+    // nqn.yyyy-mm.<something>
+    auto date = nqn.substr(4, 7);
+    for (size_t i = 0; i < 7; ++i) {
+        if (i == 4) {
+            if (date[i] != '-') return false;
+        } else if (date[i] < '0' || date[i] > '9') {
+            return false;
+        }
+    }
+    return nqn.size() > 12 && nqn[11] == '.';
+}
+
+target::target(controller_limits limits)
+    : limits_(limits),
+      discovery_(std::make_shared<subsystem>(std::string(nvme::discovery_nqn),
+                                             subsystem_kind::discovery, "weft-discovery",
+                                             "weft discovery")) {}
+
+result<std::shared_ptr<subsystem>> target::add_subsystem(const std::string& nqn, std::string serial,
+                                                         std::string model) {
+    if (!valid_nqn(nqn) || nqn == nvme::discovery_nqn) return error{EINVAL};
+    std::lock_guard lock(mutex_);
+    if (subsystems_.count(nqn)) return error{EEXIST};
+    auto s = std::make_shared<subsystem>(nqn, subsystem_kind::nvm, std::move(serial), std::move(model));
+    subsystems_.emplace(nqn, s);
+    ++genctr_;
+    return s;
+}
+
+result<void> target::remove_subsystem(const std::string& nqn) {
+    std::lock_guard lock(mutex_);
+    if (!subsystems_.erase(nqn)) return error{ENOENT};
+    ++genctr_;
+    return {};
+}
+
+std::shared_ptr<subsystem> target::find(const std::string& nqn) const {
+    if (nqn == nvme::discovery_nqn) return discovery_;
+    std::lock_guard lock(mutex_);
+    auto it = subsystems_.find(nqn);
+    return it == subsystems_.end() ? nullptr : it->second;
+}
+
+std::vector<std::shared_ptr<subsystem>> target::subsystems() const {
+    std::lock_guard lock(mutex_);
+    std::vector<std::shared_ptr<subsystem>> out;
+    for (auto& [n, s] : subsystems_) out.push_back(s);
+    return out;
+}
+
+void target::add_listen_address(const socket_address& addr) {
+    std::lock_guard lock(mutex_);
+    addresses_.push_back(addr);
+    ++genctr_;
+}
+
+std::vector<std::byte> target::discovery_log_page(const std::string& hostnqn) const {
+    std::lock_guard lock(mutex_);
+    std::vector<nvme::discovery_log_entry> entries;
+    auto add = [&](const subsystem& s, nvme::discovery_subtype type) {
+        uint16_t portid = 1;
+        for (auto& a : addresses_) {
+            nvme::discovery_log_entry e{};
+            e.trtype = 3;  // TCP
+            e.adrfam = a.storage.ss_family == AF_INET6 ? 2 : 1;
+            e.subtype = uint8_t(type);
+            e.treq = 0x2;  // secure channel not required; SQ flow control disable supported
+            e.portid = portid++;
+            e.cntlid = 0xffff;
+            e.asqsz = 32;
+            std::string addr = a.to_string();
+            std::string host = addr.substr(0, addr.rfind(':'));
+            if (host.starts_with('[')) host = host.substr(1, host.size() - 2);
+            nvme::set_nqn(e.trsvcid, std::to_string(a.port()));  // NUL-padded, as nvmet does
+            nvme::set_nqn(e.traddr, host);
+            nvme::set_nqn(e.subnqn, s.nqn());
+            e.tsas[0] = 0;  // SECTYPE: none
+            entries.push_back(e);
+        }
+    };
+    for (auto& [nqn, s] : subsystems_)
+        if (s->host_allowed(hostnqn)) add(*s, nvme::discovery_subtype::nvme);
+    add(*discovery_, nvme::discovery_subtype::current_discovery);
+    std::vector<std::byte> page(sizeof(nvme::discovery_log_header) + entries.size() * 1024);
+    nvme::discovery_log_header h{};
+    h.genctr = genctr_;
+    h.numrec = entries.size();
+    std::memcpy(page.data(), &h, sizeof h);
+    for (size_t i = 0; i < entries.size(); ++i)
+        std::memcpy(page.data() + sizeof h + i * 1024, &entries[i], 1024);
+    return page;
+}
+
+}  // namespace weft::nvmf

@@ -1,0 +1,52 @@
+// The NVMe-oF target of one engine: its subsystems, the discovery subsystem,
+// and the addresses it listens on (for the discovery log page).
+// Thread-safe; configuration changes are rare and take a mutex.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "nvmf/controller.h"
+#include "nvmf/subsystem.h"
+#include "runtime/net.h"
+
+namespace weft::nvmf {
+
+class target {
+public:
+    explicit target(controller_limits limits = {});
+
+    const controller_limits& limits() const { return limits_; }
+
+    // Fails with EEXIST for a duplicate NQN, EINVAL for a malformed one.
+    result<std::shared_ptr<subsystem>> add_subsystem(const std::string& nqn, std::string serial,
+                                                     std::string model);
+    result<void> remove_subsystem(const std::string& nqn);
+    // The named subsystem, or the discovery subsystem for its well-known NQN.
+    std::shared_ptr<subsystem> find(const std::string& nqn) const;
+    std::vector<std::shared_ptr<subsystem>> subsystems() const;
+
+    // Addresses the target serves on, for the discovery log page.
+    void add_listen_address(const socket_address& addr);
+
+    // The discovery log page as `hostnqn` may see it: only subsystems that
+    // admit it, one entry per listen address, plus the discovery subsystem.
+    std::vector<std::byte> discovery_log_page(const std::string& hostnqn) const;
+
+private:
+    controller_limits limits_;
+    mutable std::mutex mutex_;
+    std::shared_ptr<subsystem> discovery_;
+    std::map<std::string, std::shared_ptr<subsystem>> subsystems_;
+    std::vector<socket_address> addresses_;
+    uint64_t genctr_ = 1;
+};
+
+// NQN syntax (NVMe Base 4.5): "nqn.yyyy-mm.reverse.domain:..." or the UUID
+// form, at most 223 bytes.
+bool valid_nqn(std::string_view nqn);
+
+}  // namespace weft::nvmf

@@ -1,0 +1,522 @@
+#include "nvmf/tcp_queue.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "nvme/fabrics.h"
+#include "runtime/reactor.h"
+#include "runtime/uring_op.h"
+
+namespace weft::nvmf {
+
+namespace sc = nvme::sc;
+using namespace std::chrono_literals;
+
+struct tcp_queue::command {
+    uint16_t slot = 0;
+    request req;
+    bool preset = false;      // status decided on arrival; not executed
+    bool needs_r2t = false;   // host-to-controller data still to fetch
+    uint32_t received = 0;    // H2C bytes received, in order
+    uint32_t r2t_end = 0;     // end of the outstanding R2T's range
+    bool chunk_done = false;  // the outstanding R2T's range has arrived
+    bool data_failed = false;
+    nvme::status data_status = sc::success;
+    std::coroutine_handle<> data_waiter;
+};
+
+namespace {
+// Connect Invalid Parameters: dword 0 locates the bad field (NVMe-oF 3.3).
+uint32_t ipo_data(size_t offset) { return (1u << 16) | uint32_t(offset); }
+uint32_t ipo_sqe(size_t offset) { return uint32_t(offset); }
+}  // namespace
+
+tcp_queue::tcp_queue(target& tgt, tcp_stream stream, tcp_options opt)
+    : target_(tgt), stream_(std::move(stream)), opt_(opt),
+      queued_(std::make_unique<tcp::send_batch>()), sending_(std::make_unique<tcp::send_batch>()) {
+    rparams_.receiver = tcp::side::target;
+    rparams_.max_data = opt_.max_h2c_data;
+    rparams_.max_icd = tgt.limits().in_capsule_data;
+    // Before Connect the queue holds one command (the Connect itself).
+    slots_.push_back(nullptr);
+    free_slots_.push_back(0);
+}
+
+tcp_queue::~tcp_queue() = default;
+
+// ---- life -------------------------------------------------------------------
+
+task<void> tcp_queue::run() {
+    auto self = shared_from_this();  // alive until run() ends
+    gate flusher_gate;
+    reactor::local().spawn(flusher_gate.hold(flusher()));
+    if (co_await handshake()) {
+        std::vector<std::byte> rx(64 * 1024);
+        size_t have = 0;
+        while (!closed_) {
+            int n = co_await stream_.recv(std::span(rx).subspan(have)).abort_with(stop_);
+            if (n <= 0) {
+                close(n == 0 ? "host closed the connection" : "receive failed");
+                break;
+            }
+            have += size_t(n);
+            size_t off = 0;
+            unsigned budget = 0;
+            while (!closed_) {
+                auto res = tcp::parse({rx.data() + off, have - off}, rparams_);
+                if (auto* more = std::get_if<tcp::need_more>(&res)) {
+                    // The reader bounds `total` by the negotiated limits.
+                    if (more->total > rx.size()) {
+                        std::memmove(rx.data(), rx.data() + off, have - off);
+                        have -= off;
+                        off = 0;
+                        rx.resize(more->total);
+                    }
+                    break;
+                }
+                if (auto* pdu = std::get_if<tcp::pdu_view>(&res)) {
+                    if (!handle_pdu(*pdu)) break;
+                    off += pdu->size;
+                } else if (auto* dd = std::get_if<tcp::data_digest_error>(&res)) {
+                    spdlog::warn("queue {}: data digest error (cid {})", qid_, dd->cccid);
+                    if (dd->pdu.type == tcp::pdu_type::capsule_cmd) {
+                        if (!start_command(dd->pdu, true)) break;
+                    } else if (!accept_h2c_data(dd->pdu)) {
+                        break;
+                    }
+                    off += dd->pdu.size;
+                } else {
+                    auto& f = std::get<tcp::fatal_error>(res);
+                    if (f.reply) fatal(f.status, f.fei, {rx.data() + off, f.header_bytes});
+                    else close("the host sent a TermReq");
+                    break;
+                }
+                // Bounded: one busy host cannot starve the reactor's others.
+                if (++budget % 64 == 0) co_await yield{};
+            }
+            std::memmove(rx.data(), rx.data() + off, have - off);
+            have -= off;
+        }
+    }
+    close(close_reason_ ? close_reason_ : "closed");
+    if (ctrl_) {
+        if (qid_ == 0) ctrl_->shutdown("admin queue closed");
+        else ctrl_->remove_io_queue(qid_);
+    }
+    co_await commands_.close();
+    wake_flusher();
+    co_await flusher_gate.close();
+    io_.reset();
+    ctrl_.reset();
+    stream_.close();
+}
+
+void tcp_queue::close(const char* why) {
+    if (closed_) return;
+    closed_ = true;
+    close_reason_ = why;
+    if (connected_)
+        spdlog::debug("queue {} of controller {}: {}", qid_, ctrl_ ? ctrl_->cntlid() : 0, why);
+    stop_.request_abort();
+    for (auto& c : slots_) {
+        if (c && c->data_waiter) {
+            c->data_failed = true;
+            reactor::local().schedule(std::exchange(c->data_waiter, {}));
+        }
+    }
+    wake_flusher();
+}
+
+void tcp_queue::fatal(tcp::fes status, uint32_t fei, std::span<const std::byte> header) {
+    spdlog::warn("queue {}: fatal transport error {:#x} at byte {}, sending C2HTermReq", qid_,
+                 unsigned(status), fei);
+    queued_->add_term_req(tcp::pdu_type::c2h_term_req, status, fei,
+                          header.first(std::min<size_t>(header.size(), tcp::term_req_max_data)));
+    close("fatal transport error");
+}
+
+task<bool> tcp_queue::handshake() {
+    std::byte buf[sizeof(tcp::ic_req)];
+    size_t have = 0;
+    for (;;) {
+        int n = co_await stream_.recv(std::span(buf).subspan(have)).timeout(10s).abort_with(stop_);
+        if (n <= 0) {
+            close(n == -ETIMEDOUT ? "no ICReq within 10 s" : "closed before ICReq");
+            co_return false;
+        }
+        have += size_t(n);
+        auto res = tcp::parse({buf, have}, rparams_);
+        if (std::holds_alternative<tcp::need_more>(res)) {
+            if (have == sizeof buf) break;  // cannot happen: ICReq is 128 bytes
+            continue;
+        }
+        if (auto* f = std::get_if<tcp::fatal_error>(&res)) {
+            if (f->reply) fatal(f->status, f->fei, {buf, f->header_bytes});
+            else close("the host sent a TermReq");
+            co_return false;
+        }
+        auto* pdu = std::get_if<tcp::pdu_view>(&res);
+        if (!pdu || pdu->type != tcp::pdu_type::ic_req) {
+            fatal(tcp::fes::pdu_sequence_error, 0, {buf, 8});
+            co_return false;
+        }
+        auto& req = pdu->as<tcp::ic_req>();
+        if (req.pfv.get() != tcp::pfv_1_0) {
+            fatal(tcp::fes::unsupported_parameter, offsetof(tcp::ic_req, pfv), {buf, have});
+            co_return false;
+        }
+        if (req.hpda > tcp::max_pda) {
+            fatal(tcp::fes::invalid_header_field, offsetof(tcp::ic_req, hpda), {buf, have});
+            co_return false;
+        }
+        maxr2t_ = req.maxr2t.get();
+        // Echo exactly the digests the host asked for that we allow.
+        uint8_t dgst = 0;
+        if ((req.dgst & tcp::digest_bits::header) && opt_.allow_header_digest)
+            dgst |= tcp::digest_bits::header;
+        if ((req.dgst & tcp::digest_bits::data) && opt_.allow_data_digest)
+            dgst |= tcp::digest_bits::data;
+        queued_->add_ic_resp(0, dgst, opt_.max_h2c_data);
+        uint64_t gen = queued_gen_;
+        wake_flusher();
+        // Digests apply from the first PDU after ICResp.
+        tcp::writer_params wp{.hdgst = bool(dgst & tcp::digest_bits::header),
+                              .ddgst = bool(dgst & tcp::digest_bits::data),
+                              .pda = req.hpda};
+        // ICResp goes out before the writer switches to the negotiated digests.
+        co_await wait_sent(gen);
+        if (send_failed_ || closed_) co_return false;
+        queued_->set_params(wp);
+        sending_->set_params(wp);
+        rparams_.connected = true;
+        rparams_.hdgst = wp.hdgst;
+        rparams_.ddgst = wp.ddgst;
+        co_return true;
+    }
+    co_return false;
+}
+
+// ---- receive side -----------------------------------------------------------
+
+bool tcp_queue::handle_pdu(const tcp::pdu_view& pdu) {
+    switch (pdu.type) {
+    case tcp::pdu_type::capsule_cmd: return start_command(pdu);
+    case tcp::pdu_type::h2c_data: return accept_h2c_data(pdu);
+    case tcp::pdu_type::h2c_term_req: {
+        auto& t = pdu.as<tcp::term_req>();
+        spdlog::warn("queue {}: host sent H2CTermReq, FES {:#x}", qid_, t.fes.get());
+        close("the host terminated the connection");
+        return false;
+    }
+    default:
+        fatal(tcp::fes::pdu_sequence_error, 0, {pdu.header, 8});
+        return false;
+    }
+}
+
+bool tcp_queue::start_command(const tcp::pdu_view& pdu, bool digest_failed) {
+    if (free_slots_.empty()) {
+        // More commands than the queue holds: the host broke flow control.
+        fatal(tcp::fes::pdu_sequence_error, 0, {pdu.header, 8});
+        return false;
+    }
+    uint16_t slot = free_slots_.back();
+    free_slots_.pop_back();
+    auto c = std::make_unique<command>();
+    c->slot = slot;
+    std::memcpy(&c->req.cmd, pdu.as<tcp::capsule_cmd>().sqe, sizeof(nvme::command));
+    if (connected_) sqhd_ = uint16_t((sqhd_ + 1) % queue_size_);
+    const auto& sgl = c->req.cmd.sgl;
+    auto preset = [&](nvme::status s) {
+        c->req.set(s);
+        c->preset = true;
+    };
+    auto dir = nvme::data_direction(c->req.cmd.opcode);
+    if (pdu.data_length > 0 || pdu.data_digest) {
+        // In-capsule data: offset 0 (ICDOFF 0), length as the SGL says.
+        if (digest_failed) preset(sc::transient_transport_error);  // data withheld
+        else if (sgl.type != nvme::sgl_type::in_capsule) preset(sc::sgl_descriptor_type_invalid);
+        else if (sgl.address != 0) preset(sc::sgl_offset_invalid);
+        else if (sgl.length != pdu.data_length) preset(sc::sgl_data_length_invalid);
+        else {
+            c->req.data = buffer_pool::local().get(pdu.data_length);
+            c->req.data_len = pdu.data_length;
+            std::memcpy(c->req.data.data(), pdu.data.data(), pdu.data_length);
+        }
+    } else if (sgl.length > 0) {
+        if (sgl.type != nvme::sgl_type::transport) preset(sc::sgl_descriptor_type_invalid);
+        else if (sgl.length > target_.limits().max_transfer) preset(sc::invalid_field);
+        else {
+            c->req.data = buffer_pool::local().get(sgl.length);
+            c->req.data_len = sgl.length;
+            if (dir == nvme::transfer::host_to_controller) c->needs_r2t = true;
+            else if (qid_ == 0) std::memset(c->req.data.data(), 0, sgl.length);
+        }
+    }
+    command* raw = c.get();
+    slots_[slot] = std::move(c);
+    reactor::local().spawn(commands_.hold(run_command(raw)));
+    return true;
+}
+
+bool tcp_queue::accept_h2c_data(const tcp::pdu_view& pdu) {
+    auto& h = pdu.as<tcp::h2c_data>();
+    uint16_t ttag = h.ttag.get();
+    command* c = ttag < slots_.size() ? slots_[ttag].get() : nullptr;
+    if (!c || !c->needs_r2t || c->received >= c->r2t_end) {
+        fatal(tcp::fes::invalid_header_field, offsetof(tcp::h2c_data, ttag), {pdu.header, sizeof h});
+        return false;
+    }
+    if (h.cccid.get() != c->req.cmd.cid) {
+        fatal(tcp::fes::invalid_header_field, offsetof(tcp::h2c_data, cccid), {pdu.header, sizeof h});
+        return false;
+    }
+    uint32_t datao = h.datao.get(), datal = h.datal.get();
+    if (datao != c->received) {
+        fatal(tcp::fes::data_out_of_range, offsetof(tcp::h2c_data, datao), {pdu.header, sizeof h});
+        return false;
+    }
+    if (uint64_t(datao) + datal > c->r2t_end) {
+        fatal(tcp::fes::data_out_of_range, offsetof(tcp::h2c_data, datal), {pdu.header, sizeof h});
+        return false;
+    }
+    if (pdu.data.size() == datal) std::memcpy(c->req.data.data() + datao, pdu.data.data(), datal);
+    else c->data_status = sc::transient_transport_error;  // data digest failed
+    c->received += datal;
+    if (c->received == c->r2t_end) {
+        c->chunk_done = true;
+        if (c->data_waiter) reactor::local().schedule(std::exchange(c->data_waiter, {}));
+    }
+    return true;
+}
+
+// ---- commands ---------------------------------------------------------------
+
+task<void> tcp_queue::run_command(command* c) {
+    if (c->needs_r2t && !c->preset) {
+        // One R2T at a time, each at most MAXH2CDATA (Linux hosts take one).
+        while (c->received < c->req.data_len && !c->data_failed && !closed_) {
+            uint32_t off = c->received;
+            uint32_t len = std::min(c->req.data_len - off, opt_.max_h2c_data);
+            c->r2t_end = off + len;
+            c->chunk_done = false;
+            bool ok = co_await enqueue([&](tcp::send_batch& b) {
+                return b.add_r2t(c->req.cmd.cid, c->slot, off, len);
+            });
+            if (!ok) break;
+            struct data_awaiter {
+                command* c;
+                bool await_ready() const { return c->chunk_done || c->data_failed; }
+                void await_suspend(std::coroutine_handle<> h) { c->data_waiter = h; }
+                void await_resume() const {}
+            };
+            co_await data_awaiter{c};
+        }
+        if (c->data_failed || closed_) {
+            release(c);
+            co_return;
+        }
+        if (!c->data_status.ok()) {
+            c->req.set(c->data_status);
+            c->preset = true;
+        }
+    }
+    if (!c->preset) co_await dispatch(c);
+    co_await respond(c);
+    bool disconnect = c->req.cmd.opcode == uint8_t(nvme::io_opcode::fabrics) && qid_ != 0 &&
+                      nvme::fctype_of(c->req.cmd) == uint8_t(nvme::fabrics_type::disconnect);
+    release(c);
+    if (disconnect) close("Disconnect");
+}
+
+task<void> tcp_queue::dispatch(command* c) {
+    auto& cmd = c->req.cmd;
+    bool fabrics = cmd.opcode == uint8_t(nvme::admin_opcode::fabrics);
+    if (fabrics && nvme::fctype_of(cmd) == uint8_t(nvme::fabrics_type::connect)) {
+        co_await connect(c);
+        co_return;
+    }
+    if (!connected_) {
+        c->req.set(sc::command_sequence_error);
+        co_return;
+    }
+    if (qid_ == 0) {
+        co_await ctrl_->execute_admin(c->req);
+        co_return;
+    }
+    if (fabrics) {
+        bool disc = nvme::fctype_of(cmd) == uint8_t(nvme::fabrics_type::disconnect);
+        c->req.set(disc ? sc::success : sc::invalid_opcode);
+        co_return;
+    }
+    co_await io_->execute(c->req);
+}
+
+task<void> tcp_queue::connect(command* c) {
+    auto& r = c->req;
+    nvme::connect_command cc;
+    std::memcpy(&cc, &r.cmd, sizeof cc);
+    auto invalid = [&](uint32_t where) {
+        r.set(sc::connect_invalid_parameters);
+        r.cpl.dw0 = where;
+    };
+    if (connected_) co_return r.set(sc::command_sequence_error);
+    if (r.data_len != sizeof(nvme::connect_data)) co_return r.set(sc::sgl_data_length_invalid);
+    if (cc.recfmt != 0) co_return r.set(sc::connect_incompatible_format);
+    nvme::connect_data cd;
+    std::memcpy(&cd, r.data.data(), sizeof cd);
+    std::string subnqn(nvme::get_str(cd.subnqn)), hostnqn(nvme::get_str(cd.hostnqn));
+    auto ss = target_.find(subnqn);
+    if (!ss) {
+        spdlog::warn("connect from {}: no subsystem {}", hostnqn, subnqn);
+        co_return invalid(ipo_data(offsetof(nvme::connect_data, subnqn)));
+    }
+    if (!ss->host_allowed(hostnqn)) {
+        spdlog::warn("connect from {} to {} refused: host not allowed", hostnqn, subnqn);
+        r.set(sc::connect_invalid_host);
+        r.cpl.dw0 = ipo_data(offsetof(nvme::connect_data, hostnqn));
+        co_return;
+    }
+    const auto& limits = target_.limits();
+    if (cc.sqsize == 0 || uint32_t(cc.sqsize) + 1 > limits.max_queue_depth)
+        co_return invalid(ipo_sqe(offsetof(nvme::connect_command, sqsize)));
+    host_id hostid;
+    std::memcpy(hostid.data(), cd.hostid, 16);
+    unsigned here = reactor::local().id();
+    std::shared_ptr<controller> ctrl;
+    if (cc.qid == 0) {
+        if (cd.cntlid != 0xffff) co_return invalid(ipo_data(offsetof(nvme::connect_data, cntlid)));
+        ctrl = std::make_shared<controller>(target_, ss, hostnqn, hostid, cc.kato, limits, here);
+        uint16_t id = ss->register_controller(ctrl);
+        if (id == 0) co_return r.set(sc::connect_controller_busy);
+        ctrl->set_cntlid(id);
+        ctrl->set_admin_link(weak_from_this());
+        ctrl->start();
+    } else {
+        ctrl = ss->find_controller(cd.cntlid);
+        if (!ctrl || ctrl->hostnqn() != hostnqn || ctrl->hostid() != hostid)
+            co_return invalid(ipo_data(offsetof(nvme::connect_data, cntlid)));
+        auto st = ctrl->add_io_queue(cc.qid, cc.sqsize, here, weak_from_this());
+        if (!st.ok()) {
+            r.set(st);
+            if (st == sc::connect_invalid_parameters) r.cpl.dw0 = ipo_sqe(offsetof(nvme::connect_command, qid));
+            co_return;
+        }
+        io_ = std::make_unique<io_queue>(ctrl);
+    }
+    r.cpl.dw0 = ctrl->cntlid();
+    ctrl_ = ctrl;
+    qid_ = cc.qid;
+    queue_size_ = uint16_t(cc.sqsize + 1);
+    sq_flow_disabled_ = cc.cattr & (1u << 2);
+    sqhd_ = 1 % queue_size_;  // the Connect itself was the first entry
+    connected_ = true;
+    // The queue now holds as many commands as the host asked for.
+    for (uint16_t s = uint16_t(slots_.size()); s < queue_size_; ++s) {
+        slots_.push_back(nullptr);
+        free_slots_.push_back(s);
+    }
+    spdlog::info("{} connected to {}: controller {}, queue {} (depth {}) on reactor {}", hostnqn,
+                 subnqn, ctrl->cntlid(), qid_, queue_size_, here);
+}
+
+task<void> tcp_queue::respond(command* c) {
+    auto& r = c->req;
+    r.cpl.cid = r.cmd.cid;
+    r.cpl.sqid = qid_;
+    r.cpl.sqhd = sq_flow_disabled_ ? 0xffff : sqhd_;
+    auto cqe = std::as_bytes(std::span<const nvme::completion, 1>(&r.cpl, 1));
+    std::span<const std::byte, 16> cqe16(cqe.data(), 16);
+    bool c2h = nvme::data_direction(r.cmd.opcode) == nvme::transfer::controller_to_host &&
+               r.status().ok() && r.data_len > 0 && !c->needs_r2t;
+    if (!c2h) {
+        co_await enqueue([&](tcp::send_batch& b) { return b.add_capsule_resp(cqe16); });
+        co_return;
+    }
+    iovec iov{r.data.data(), r.data_len};
+    // SUCCESS flag: the CQE is implied when the host turned SQ flow control
+    // off (it then has no use for SQHD) and the command succeeded with dw0 0.
+    bool success_flag = sq_flow_disabled_ && r.cpl.dw0 == 0 && r.cpl.dw1 == 0;
+    // Two adds: a full batch may take the C2HData and not the CQE; other
+    // commands' PDUs may come between them, never before the data.
+    bool ok = co_await enqueue([&](tcp::send_batch& b) {
+        return b.add_c2h_data(r.cmd.cid, 0, {&iov, 1}, true, success_flag);
+    });
+    uint64_t gen = queued_gen_;
+    if (ok && !success_flag)
+        ok = co_await enqueue([&](tcp::send_batch& b) { return b.add_capsule_resp(cqe16); });
+    if (!ok) co_return;
+    // The data stays ours until the kernel has it.
+    co_await wait_sent(std::max(gen, queued_gen_));
+}
+
+void tcp_queue::release(command* c) {
+    uint16_t slot = c->slot;
+    slots_[slot].reset();
+    free_slots_.push_back(slot);
+}
+
+// ---- send side --------------------------------------------------------------
+
+template <typename Add>
+task<bool> tcp_queue::enqueue(Add add) {
+    for (;;) {
+        if (send_failed_ || closed_) co_return false;
+        // The writer adds a whole PDU or nothing.
+        if (add(*queued_)) {
+            wake_flusher();
+            co_return true;
+        }
+        if (queued_->empty()) co_return false;  // does not fit even alone
+        // Full: wait until this batch is on the wire, then add to the next.
+        uint64_t gen = queued_gen_;
+        wake_flusher();
+        co_await wait_sent(gen);
+    }
+}
+
+void tcp_queue::wake_flusher() {
+    if (flusher_wait_) reactor::local().schedule(std::exchange(flusher_wait_, {}));
+}
+
+task<void> tcp_queue::flusher() {
+    for (;;) {
+        if (queued_->empty()) {
+            // Closed and no command left that could still queue a PDU.
+            if (closed_ && commands_.count() == 0) break;
+            struct wait {
+                tcp_queue* q;
+                bool await_ready() const { return false; }
+                void await_suspend(std::coroutine_handle<> h) { q->flusher_wait_ = h; }
+                void await_resume() const {}
+            };
+            co_await wait{this};
+            continue;
+        }
+        std::swap(queued_, sending_);
+        uint64_t gen = queued_gen_++;
+        if (!send_failed_) {
+            auto r = co_await sending_->flush(stream_);
+            if (!r) {
+                send_failed_ = true;
+                close("send failed");
+            }
+        } else {
+            sending_->clear();
+        }
+        sent_gen_ = gen;
+        std::vector<send_waiter> ready;
+        std::erase_if(send_waiters_, [&](const send_waiter& w) {
+            if (w.gen > sent_gen_ && !send_failed_) return false;
+            ready.push_back(w);
+            return true;
+        });
+        for (auto& w : ready) reactor::local().schedule(w.h);
+    }
+    for (auto& w : send_waiters_) reactor::local().schedule(w.h);
+    send_waiters_.clear();
+}
+
+}  // namespace weft::nvmf

@@ -1,0 +1,76 @@
+#include "nvmf/tcp_server.h"
+
+#include <spdlog/spdlog.h>
+
+#include "runtime/runtime.h"
+
+namespace weft::nvmf {
+
+tcp_server::tcp_server(target& tgt, tcp_options opt, unsigned reactors) : target_(tgt), opt_(opt) {
+    for (unsigned i = 0; i < reactors; ++i) reactors_.push_back(std::make_unique<per_reactor>());
+}
+
+tcp_server::~tcp_server() = default;
+
+task<result<void>> tcp_server::listen(socket_address addr) {
+    std::vector<tcp_listener> listeners;
+    for (size_t r = 0; r < reactors_.size(); ++r) {
+        auto l = tcp_listener::listen(addr, {.backlog = 1024, .reuse_port = true});
+        if (!l) co_return l.err();
+        if (addr.port() == 0) addr = l->local_address();  // the others join the same port
+        listeners.push_back(std::move(l.value()));
+    }
+    target_.add_listen_address(addr);
+    for (unsigned r = 0; r < reactors_.size(); ++r) {
+        per_reactor* me = reactors_[r].get();
+        me->listeners.push_back(std::make_unique<tcp_listener>(std::move(listeners[r])));
+        tcp_listener* l = me->listeners.back().get();
+        // Only pointers cross: g++ 12 may duplicate a move-only temporary
+        // that lives across a co_await (seen: a listener closed twice).
+        co_await on(r, [this, me, l] { reactor::local().spawn(me->loops.hold(accept_loop(l, me))); });
+    }
+    spdlog::info("NVMe/TCP listening on {} ({} reactor(s))", addr.to_string(), reactors_.size());
+    co_return result<void>{};
+}
+
+task<void> tcp_server::accept_loop(tcp_listener* l, per_reactor* me) {
+    for (;;) {
+        auto s = co_await l->accept(&me->stop);
+        if (!s) {
+            int e = s.err().code;
+            if (e == ECANCELED) break;
+            spdlog::warn("accept on {}: {}", l->local_address().to_string(), s.err().message());
+            if (e == EBADF || e == ENOTSOCK || e == EINVAL) break;
+            // Out of descriptors or memory: back off instead of spinning.
+            if (co_await sleep(std::chrono::milliseconds(100)).abort_with(me->stop) == -ECANCELED) break;
+            continue;
+        }
+        auto q = std::make_shared<tcp_queue>(target_, std::move(s.value()), opt_);
+        std::erase_if(me->queues, [](auto& w) { return w.expired(); });
+        me->queues.push_back(q);
+        reactor::local().spawn(me->conns.hold([](std::shared_ptr<tcp_queue> q) -> task<void> {
+            co_await q->run();
+        }(std::move(q))));
+    }
+}
+
+task<void> tcp_server::stop() {
+    for (unsigned r = 0; r < reactors_.size(); ++r) {
+        per_reactor* me = reactors_[r].get();
+        co_await on(r, [me]() -> task<void> {
+            me->stop.request_abort();
+            co_await me->loops.close();
+            for (auto& w : me->queues)
+                if (auto q = w.lock()) q->close_from_controller();
+            co_await me->conns.close();
+        });
+    }
+}
+
+size_t tcp_server::connections() const {
+    size_t n = 0;
+    for (auto& r : reactors_) n += r->conns.count();
+    return n;
+}
+
+}  // namespace weft::nvmf
