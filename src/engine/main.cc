@@ -2,6 +2,8 @@
 //
 // Serves NVMe/TCP subsystems defined by a JSON file (--config) and/or flags;
 // `--demo` serves one file-backed namespace to any host on 127.0.0.1:4420.
+// SIGHUP re-reads the configuration (namespaces added, removed, resized);
+// SIGINT/SIGTERM stop it cleanly.
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
@@ -14,8 +16,8 @@
 #include <string>
 
 #include "bdev/bdev.h"
-#include "bdev/uring/uring_bdev.h"
 #include "engine/config.h"
+#include "engine/config_applier.h"
 #include "nvmf/target.h"
 #include "nvmf/tcp_server.h"
 #include "runtime/cpu_list.h"
@@ -33,71 +35,6 @@ std::string join(const std::vector<int>& v) {
     std::string s;
     for (int c : v) s += (s.empty() ? "" : ",") + std::to_string(c);
     return s;
-}
-
-// Stable identifiers from the subsystem NQN and NSID (FNV-1a), so a host sees
-// the same UUID/NGUID/EUI-64 after a restart.
-nvmf::ns_ids make_ids(const std::string& nqn, uint32_t nsid) {
-    auto fnv = [&](uint64_t seed) {
-        uint64_t h = 1469598103934665603ull ^ seed;
-        for (char c : nqn + "/" + std::to_string(nsid)) h = (h ^ uint8_t(c)) * 1099511628211ull;
-        return h;
-    };
-    nvmf::ns_ids ids;
-    uint64_t a = fnv(1), b = fnv(2), c = fnv(3), d = fnv(4);
-    std::memcpy(ids.uuid.data(), &a, 8);
-    std::memcpy(ids.uuid.data() + 8, &b, 8);
-    ids.uuid[6] = uint8_t((ids.uuid[6] & 0x0f) | 0x40);  // version 4 layout
-    ids.uuid[8] = uint8_t((ids.uuid[8] & 0x3f) | 0x80);  // RFC 4122 variant
-    std::memcpy(ids.nguid.data(), &c, 8);
-    std::memcpy(ids.nguid.data() + 8, &d, 8);
-    std::memcpy(ids.eui64.data(), &c, 8);
-    ids.eui64[0] = 0x02;  // locally administered
-    return ids;
-}
-
-bool parse_uuid(const std::string& s, std::array<uint8_t, 16>& out) {
-    std::string hex;
-    for (char ch : s)
-        if (ch != '-') hex += ch;
-    if (hex.size() != 32) return false;
-    for (size_t i = 0; i < 16; ++i) {
-        unsigned v = 0;
-        if (sscanf(hex.c_str() + 2 * i, "%2x", &v) != 1) return false;
-        out[i] = uint8_t(v);
-    }
-    return true;
-}
-
-result<std::shared_ptr<bdev::bdev>> make_bdev(const std::string& name, const engine::namespace_config& n,
-                                              std::string* why) {
-    uint64_t blocks = n.block_size ? n.size / n.block_size : 0;
-    if (n.type == "malloc" || n.type == "null") {
-        if (blocks == 0) {
-            *why = "needs a \"size\" of at least one block";
-            return error{EINVAL};
-        }
-        if (n.type == "malloc") return std::shared_ptr<bdev::bdev>(bdev::make_malloc_bdev(name, blocks, n.block_size));
-        return std::shared_ptr<bdev::bdev>(bdev::make_null_bdev(name, blocks, n.block_size));
-    }
-    if (n.type == "file") {
-        if (n.path.empty()) {
-            *why = "needs a \"path\"";
-            return error{EINVAL};
-        }
-        bdev::uring_options opt;
-        opt.create = n.size > 0;
-        opt.create_bytes = n.size;
-        opt.block_size = n.block_size;
-        auto dev = bdev::open_uring_bdev(name, n.path, opt);
-        if (!dev) {
-            *why = n.path + ": " + dev.err().message();
-            return dev.err();
-        }
-        return std::shared_ptr<bdev::bdev>(std::move(dev.value()));
-    }
-    *why = "unknown namespace type \"" + n.type + "\" (malloc, null or file)";
-    return error{EINVAL};
 }
 
 struct options {
@@ -158,6 +95,8 @@ result<engine::engine_config> build_config(const options& o, std::string* why) {
         s.namespaces.push_back(n);
         cfg.subsystems.push_back(std::move(s));
         if (o.listen.empty() && cfg.listen.empty()) cfg.listen.push_back("127.0.0.1:4420");
+        if (o.discovery_listen.empty() && cfg.discovery_listen.empty())
+            cfg.discovery_listen.push_back("127.0.0.1:8009");
     } else if (!o.allow_hosts.empty()) {
         for (auto& s : cfg.subsystems) {
             s.allow_any_host = false;
@@ -173,62 +112,34 @@ result<engine::engine_config> build_config(const options& o, std::string* why) {
     return cfg;
 }
 
-task<int> serve(runtime& rt, const engine::engine_config& cfg, const options& o, sigset_t stop_signals) {
+task<int> serve(runtime& rt, const engine::engine_config& cfg, const options& o, sigset_t signals) {
     nvmf::target tgt(cfg.limits);
-    std::vector<std::shared_ptr<bdev::bdev>> devices;
-    for (auto& s : cfg.subsystems) {
-        std::string serial = s.serial.empty() ? "WEFT" + std::to_string(std::hash<std::string>{}(s.nqn) % 100000000) : s.serial;
-        auto ss = tgt.add_subsystem(s.nqn, serial, s.model);
-        if (!ss) {
-            spdlog::error("subsystem {}: {}", s.nqn,
-                          ss.err().code == EEXIST ? "defined twice" : "not a valid NQN (nqn.yyyy-mm.domain:name)");
-            co_return 1;
-        }
-        ss.value()->allow_any_host(s.allow_any_host);
-        for (auto& h : s.hosts) ss.value()->allow_host(h);
-        for (auto& n : s.namespaces) {
-            std::string why;
-            auto dev = make_bdev(s.nqn + "/" + std::to_string(n.nsid), n, &why);
-            if (!dev) {
-                spdlog::error("subsystem {} namespace {}: {}", s.nqn, n.nsid, why);
-                co_return 1;
-            }
-            nvmf::ns_ids ids = make_ids(s.nqn, n.nsid);
-            if (n.uuid && !parse_uuid(*n.uuid, ids.uuid)) {
-                spdlog::error("subsystem {} namespace {}: bad uuid {}", s.nqn, n.nsid, *n.uuid);
-                co_return 1;
-            }
-            auto nsid = ss.value()->add_namespace(n.nsid, dev.value(), ids);
-            if (!nsid) {
-                spdlog::error("subsystem {}: namespace {}: {}", s.nqn, n.nsid, nsid.err().message());
-                co_return 1;
-            }
-            devices.push_back(dev.value());
-            spdlog::info("subsystem {} namespace {}: {} {} ({} blocks of {} B)", s.nqn, nsid.value(),
-                         n.type, n.path, dev.value()->num_blocks(), dev.value()->block_size());
-        }
-        spdlog::info("subsystem {}: {}", s.nqn, s.allow_any_host ? "any host may connect"
-                                                                  : fmt::format("hosts allowed: {}", fmt::join(s.hosts, ", ")));
+    engine::config_applier applier(tgt);
+    auto problems = applier.apply(cfg);
+    if (!problems.empty()) {
+        for (auto& p : problems) spdlog::error("{}", p);
+        co_return 1;
     }
+    for (auto& s : cfg.subsystems)
+        spdlog::info("subsystem {}: {}", s.nqn,
+                     s.allow_any_host ? "any host may connect"
+                                      : fmt::format("hosts allowed: {}", fmt::join(s.hosts, ", ")));
     nvmf::tcp_server server(tgt, {}, rt.size());
     for (auto& a : cfg.listen) {
         auto addr = socket_address::parse(a);
-        if (!addr) {
-            spdlog::error("listen address {}: expected IP:PORT (e.g. 127.0.0.1:4420)", a);
-            co_await server.stop();
-            co_return 1;
-        }
-        auto r = co_await server.listen(addr.value());
+        auto r = addr ? co_await server.listen(addr.value()) : result<void>(addr.err());
         if (!r) {
-            spdlog::error("cannot listen on {}: {}", a, r.err().message());
+            spdlog::error("cannot listen on {}: {}", a,
+                          addr ? r.err().message() : "expected IP:PORT (e.g. 127.0.0.1:4420)");
             co_await server.stop();
             co_return 1;
         }
     }
+    // The standard discovery port is a convenience: warn, do not fail.
     for (auto& a : cfg.discovery_listen) {
         auto addr = socket_address::parse(a);
-        if (!addr || !(co_await server.listen(addr.value())))
-            spdlog::warn("discovery listener {} not started", a);
+        auto r = addr ? co_await server.listen(addr.value()) : result<void>(addr.err());
+        if (!r) spdlog::warn("discovery listener {} not started: {}", a, r.err().message());
     }
     auto first = socket_address::parse(cfg.listen.front()).value();
     std::string host = first.to_string().substr(0, first.to_string().rfind(':'));
@@ -244,14 +155,27 @@ task<int> serve(runtime& rt, const engine::engine_config& cfg, const options& o,
             a->request_abort();
         }(o.run_for, &stop_wait));
     }
-    int sig = co_await wait_for_signal(stop_signals, &stop_wait);
-    spdlog::info("weft-engine: {}, stopping", sig > 0 ? strsignal(sig) : "time is up");
-    co_await server.stop();
-    // Namespaces hold bdevs whose channels are gone with the queues.
-    for (auto& s : tgt.subsystems()) {
-        auto table = s->namespaces();  // the snapshot outlives the loop
-        for (auto& [nsid, n] : *table) (void)s->remove_namespace(nsid);
+    for (;;) {
+        int sig = co_await wait_for_signal(signals, &stop_wait);
+        if (sig != SIGHUP) {
+            spdlog::info("weft-engine: {}, stopping", sig > 0 ? strsignal(sig) : "time is up");
+            break;
+        }
+        // SIGHUP: re-read the configuration and apply the differences.
+        std::string why;
+        auto next = build_config(o, &why);
+        if (!next) {
+            spdlog::error("reload: {}; keeping the running configuration", why);
+            continue;
+        }
+        auto issues = applier.apply(next.value());
+        for (auto& p : issues) spdlog::error("reload: {}", p);
+        spdlog::info("reload: configuration applied{}", issues.empty() ? "" : " in part");
     }
+    co_await server.stop();
+    // Namespaces go before the bdevs they hold; the queues are gone.
+    engine::engine_config none;
+    applier.apply(none);
     co_return 0;
 }
 
@@ -303,7 +227,7 @@ int main(int argc, char** argv) {
         return 2;
     }
 
-    const sigset_t stop_signals = signal_set({SIGINT, SIGTERM});
+    const sigset_t stop_signals = signal_set({SIGINT, SIGTERM, SIGHUP});
     block_signals(stop_signals);
     runtime rt({.cpus = cpus, .poll_window = std::chrono::microseconds(o.poll_us)});
     return rt.run([&]() -> task<int> {

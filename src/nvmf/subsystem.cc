@@ -20,6 +20,12 @@ void subsystem::allow_host(const std::string& hostnqn) {
     hosts_.insert(hostnqn);
 }
 
+void subsystem::set_access(bool any, std::set<std::string> hosts) {
+    std::lock_guard lock(mutex_);
+    any_host_ = any;
+    hosts_ = std::move(hosts);
+}
+
 bool subsystem::host_allowed(const std::string& hostnqn) const {
     std::lock_guard lock(mutex_);
     return any_host_ || hosts_.count(hostnqn) != 0;

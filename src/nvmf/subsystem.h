@@ -41,6 +41,8 @@ public:
     // Host access: any host, or only those listed.
     void allow_any_host(bool any);
     void allow_host(const std::string& hostnqn);
+    // Replaces the access policy (hosts already connected stay connected).
+    void set_access(bool any, std::set<std::string> hosts);
     bool host_allowed(const std::string& hostnqn) const;
 
     // Adds a namespace (nsid 0: the lowest free one); returns its NSID.

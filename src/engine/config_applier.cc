@@ -1,0 +1,195 @@
+#include "engine/config_applier.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+#include <set>
+
+#include "bdev/uring/uring_bdev.h"
+
+namespace weft::engine {
+
+namespace {
+
+// Stable identifiers from the subsystem NQN and NSID (FNV-1a), so a host sees
+// the same UUID/NGUID/EUI-64 after a restart.
+nvmf::ns_ids make_ids(const std::string& nqn, uint32_t nsid) {
+    auto fnv = [&](uint64_t seed) {
+        uint64_t h = 1469598103934665603ull ^ seed;
+        for (char c : nqn + "/" + std::to_string(nsid)) h = (h ^ uint8_t(c)) * 1099511628211ull;
+        return h;
+    };
+    nvmf::ns_ids ids;
+    uint64_t a = fnv(1), b = fnv(2), c = fnv(3), d = fnv(4);
+    std::memcpy(ids.uuid.data(), &a, 8);
+    std::memcpy(ids.uuid.data() + 8, &b, 8);
+    ids.uuid[6] = uint8_t((ids.uuid[6] & 0x0f) | 0x40);  // version 4 layout
+    ids.uuid[8] = uint8_t((ids.uuid[8] & 0x3f) | 0x80);  // RFC 4122 variant
+    std::memcpy(ids.nguid.data(), &c, 8);
+    std::memcpy(ids.nguid.data() + 8, &d, 8);
+    std::memcpy(ids.eui64.data(), &c, 8);
+    ids.eui64[0] = 0x02;  // locally administered
+    return ids;
+}
+
+bool parse_uuid(const std::string& s, std::array<uint8_t, 16>& out) {
+    std::string hex;
+    for (char ch : s)
+        if (ch != '-') hex += ch;
+    if (hex.size() != 32) return false;
+    for (size_t i = 0; i < 16; ++i) {
+        unsigned v = 0;
+        if (sscanf(hex.c_str() + 2 * i, "%2x", &v) != 1) return false;
+        out[i] = uint8_t(v);
+    }
+    return true;
+}
+
+result<std::shared_ptr<bdev::bdev>> make_bdev(const std::string& name, const namespace_config& n,
+                                              std::string* why) {
+    uint64_t blocks = n.block_size ? n.size / n.block_size : 0;
+    if (n.type == "malloc" || n.type == "null") {
+        if (blocks == 0) {
+            *why = "needs a \"size\" of at least one block";
+            return error{EINVAL};
+        }
+        std::unique_ptr<bdev::bdev> d = n.type == "malloc" ? bdev::make_malloc_bdev(name, blocks, n.block_size)
+                                                           : bdev::make_null_bdev(name, blocks, n.block_size);
+        if (!d) {
+            *why = "bad size or block size (a power of two from 512 to 65536)";
+            return error{EINVAL};
+        }
+        return std::shared_ptr<bdev::bdev>(std::move(d));
+    }
+    if (n.type == "file") {
+        if (n.path.empty()) {
+            *why = "needs a \"path\"";
+            return error{EINVAL};
+        }
+        bdev::uring_options opt;
+        opt.create = n.size > 0;
+        opt.create_bytes = n.size;
+        opt.block_size = n.block_size;
+        auto dev = bdev::open_uring_bdev(name, n.path, opt);
+        if (!dev) {
+            *why = n.path + ": " + dev.err().message();
+            return dev.err();
+        }
+        return std::shared_ptr<bdev::bdev>(std::move(dev.value()));
+    }
+    *why = "unknown namespace type \"" + n.type + "\" (malloc, null or file)";
+    return error{EINVAL};
+}
+
+}  // namespace
+
+std::vector<std::string> config_applier::apply(const engine_config& cfg) {
+    std::vector<std::string> problems;
+    std::set<std::string> wanted;
+    for (auto& s : cfg.subsystems) {
+        if (!wanted.insert(s.nqn).second) {
+            problems.push_back(fmt::format("subsystem {} is defined twice", s.nqn));
+            continue;
+        }
+        apply_subsystem(s, problems);
+    }
+    for (auto it = applied_.begin(); it != applied_.end();) {
+        if (wanted.count(it->first)) {
+            ++it;
+            continue;
+        }
+        if (auto ss = target_.find(it->first)) {
+            auto table = ss->namespaces();
+            for (auto& [nsid, n] : *table) (void)ss->remove_namespace(nsid);
+        }
+        (void)target_.remove_subsystem(it->first);
+        spdlog::info("subsystem {} removed", it->first);
+        it = applied_.erase(it);
+    }
+    return problems;
+}
+
+void config_applier::apply_subsystem(const subsystem_config& s, std::vector<std::string>& problems) {
+    auto ss = target_.find(s.nqn);
+    if (!ss) {
+        std::string serial = s.serial.empty()
+                                 ? fmt::format("WEFT{:08X}", uint32_t(std::hash<std::string>{}(s.nqn)))
+                                 : s.serial;
+        auto added = target_.add_subsystem(s.nqn, serial, s.model);
+        if (!added) {
+            problems.push_back(fmt::format("subsystem {}: not a valid NQN (nqn.yyyy-mm.domain:name)", s.nqn));
+            return;
+        }
+        ss = added.value();
+        applied_[s.nqn];
+    }
+    ss->set_access(s.allow_any_host, std::set<std::string>(s.hosts.begin(), s.hosts.end()));
+    auto& served = applied_[s.nqn];
+
+    std::set<uint32_t> keep;
+    for (auto& n : s.namespaces) {
+        // An entry without an NSID matches a served one with the same path.
+        uint32_t nsid = n.nsid;
+        if (nsid == 0)
+            for (auto& [id, st] : served)
+                if (!n.path.empty() && st.cfg.path == n.path) nsid = id;
+        auto it = nsid ? served.find(nsid) : served.end();
+        if (it != served.end()) {
+            keep.insert(nsid);
+            ns_state& st = it->second;
+            uint64_t want = n.size / st.dev->block_size();
+            if (n.size && want != st.dev->num_blocks()) {
+                auto r = st.dev->resize(want);
+                if (!r) {
+                    problems.push_back(fmt::format("subsystem {} namespace {}: resize to {} bytes: {}", s.nqn,
+                                                   nsid, n.size, r.err().message()));
+                } else {
+                    spdlog::info("subsystem {} namespace {}: resized to {} blocks", s.nqn, nsid, want);
+                    st.cfg.size = n.size;
+                }
+            }
+            continue;
+        }
+        std::string why;
+        auto dev = make_bdev(s.nqn + "/" + std::to_string(n.nsid), n, &why);
+        if (!dev) {
+            problems.push_back(fmt::format("subsystem {} namespace {}: {}", s.nqn, n.nsid, why));
+            continue;
+        }
+        // The identifiers follow the NSID the namespace will get.
+        uint32_t want_nsid = n.nsid;
+        if (want_nsid == 0) {
+            auto table = ss->namespaces();
+            want_nsid = 1;
+            while (table->count(want_nsid)) ++want_nsid;
+        }
+        nvmf::ns_ids ids = make_ids(s.nqn, want_nsid);
+        if (n.uuid && !parse_uuid(*n.uuid, ids.uuid)) {
+            problems.push_back(fmt::format("subsystem {} namespace {}: bad uuid {}", s.nqn, n.nsid, *n.uuid));
+            continue;
+        }
+        auto added = ss->add_namespace(want_nsid, dev.value(), ids);
+        if (!added) {
+            problems.push_back(fmt::format("subsystem {} namespace {}: {}", s.nqn, want_nsid,
+                                           added.err().code == EEXIST ? "NSID in use" : added.err().message()));
+            continue;
+        }
+        keep.insert(added.value());
+        served[added.value()] = {n, dev.value()};
+        spdlog::info("subsystem {} namespace {}: {} {} ({} blocks of {} B)", s.nqn, added.value(), n.type,
+                     n.path.empty() ? "(memory)" : n.path, dev.value()->num_blocks(),
+                     dev.value()->block_size());
+    }
+    for (auto it = served.begin(); it != served.end();) {
+        if (keep.count(it->first)) {
+            ++it;
+            continue;
+        }
+        (void)ss->remove_namespace(it->first);
+        spdlog::info("subsystem {} namespace {} removed", s.nqn, it->first);
+        it = served.erase(it);
+    }
+}
+
+}  // namespace weft::engine
