@@ -1,0 +1,408 @@
+# Guest half of tests/interop/kernel_host_test.sh: runs inside the initiator
+# VM (busybox ash, Debian 6.1 kernel nvme-tcp host, nvme-cli 2.3, fio 3.33,
+# e2fsprogs), as `kernel-nvme-vm initiator --no-connect --script JOB` where JOB
+# is a block of W_* assignments (written by the host script) followed by this
+# file. Not meant to be run by hand on a real machine.
+#
+# Every check is a step that prints one machine-readable line
+#     WEFT-STEP <pass>/<name> PASS|FAIL|SKIP <seconds>s <note>
+# The host script turns those into its summary table. Before the first step
+# the whole plan is announced (WEFT-PLAN ...) so that the host can tell a step
+# that never ran (VM crashed, timeout) from one that passed; WEFT-DONE ends it.
+#
+# Inputs (set by the host):
+#   W_PLAN         main | restart
+#   W_MODE         weft (everything required) | external (kernel nvmet etc.:
+#                  reservations may be SKIPPED if the target does not
+#                  advertise them)
+#   W_ADDR W_PORT W_NQN                target as the guest sees it
+#   W_HOSTNQN W_HOSTID                 the host identity that must be accepted
+#   W_DENIED_HOSTNQN W_DENIED_HOSTID   (restart) an identity that must be
+#                                      refused; empty = no negative test
+#   W_NR_IO_QUEUES  --nr-io-queues for connect (and the queues expected)
+#   W_FIO_RAND_SIZE W_FIO_SEQ_SIZE     fio job sizes (e.g. 32m, 16m)
+#   W_FS_MB         ext4 size (MiB, from offset 0)
+#   W_PAT_OFF_MB W_PAT_MB              raw persistence pattern (after the fs)
+#   W_EXPECT_PAT_SHA W_EXPECT_FILE_SHA (restart) values printed by main
+#   W_CONNECT_EXTRA                    extra `nvme connect` options
+# shellcheck disable=SC1007  # `A= B=` assigns empty strings on purpose
+set -u
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+FAILS=0
+NOTE=
+CTRL=
+NSDEV=
+ONCS=
+RESCAP=
+MNT=/mnt/weft
+SKIP_RC=77
+
+now() { cut -d' ' -f1 /proc/uptime; }
+note() { NOTE="$*"; echo "  -> $*"; }
+# tmo SECS CMD...: bound one external command (a process stuck in the kernel
+# cannot be killed; the host side bounds the whole VM as well)
+tmo() { local s=$1; shift; timeout -s KILL "$s" "$@"; }
+
+# step ID FUNC ARGS...: run one check, print its result line
+step() {
+  local id=$1 t0 rc dt res; shift
+  NOTE=
+  t0=$(now)
+  echo "----- BEGIN $id"
+  "$@"
+  rc=$?
+  dt=$(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}')
+  if [ $rc -eq 0 ]; then res=PASS
+  elif [ $rc -eq $SKIP_RC ]; then res=SKIP
+  else res=FAIL; FAILS=$((FAILS+1)); [ -n "$NOTE" ] || NOTE="rc=$rc"; fi
+  echo "WEFT-STEP $id $res ${dt}s ${NOTE:-ok}"
+  return $rc
+}
+skip_step() { echo "WEFT-STEP $1 SKIP 0.0s $2"; }
+
+# ------------------------------------------------------------- helpers ----
+
+find_ctrl() {  # nvmeN of a live-or-not tcp controller for W_NQN at W_ADDR:W_PORT
+  local c
+  for c in /sys/class/nvme/nvme*; do
+    [ -e "$c/subsysnqn" ] || continue
+    [ "$(cat "$c/subsysnqn")" = "$W_NQN" ] || continue
+    [ "$(cat "$c/transport")" = tcp ] || continue
+    case "$(cat "$c/address")" in *traddr=$W_ADDR,trsvcid=$W_PORT*) basename "$c"; return 0 ;; esac
+  done
+  return 1
+}
+find_ns() {  # first namespace block device (multipath head or plain) of controller $1
+  local s b
+  for s in /sys/class/nvme-subsystem/*; do
+    [ -e "$s/$1" ] || continue
+    for b in "$s"/nvme*n*; do [ -e "$b/dev" ] && { basename "$b"; return 0; }; done
+  done
+  for b in /sys/class/nvme/"$1"/nvme*n*; do
+    [ -e "$b/dev" ] || continue
+    case $(basename "$b") in nvme*c*n*) ;; *) basename "$b"; return 0 ;; esac
+  done
+  return 1
+}
+field() {  # field NAME FILE: value of "NAME : value" lines (nvme-cli normal output)
+  sed -n "s/^$1 *: *//p" "$2" | head -1 | tr -d ' \r'
+}
+jget() {  # jget KEY FILE [N]: Nth (default 1) scalar value of "KEY" in nvme-cli JSON
+  tr -d ' \n\r\t' < "$2" | grep -o "\"$1\":[^,}]*" | sed -n "${3:-1}p" | cut -d: -f2 | tr -d '"'
+}
+dev_bytes() { blockdev --getsize64 "/dev/$NSDEV" 2>/dev/null || echo 0; }
+drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+
+# ------------------------------------------------------------- checks -----
+
+do_discover() {  # extra options...
+  local rc
+  tmo 60 nvme discover -t tcp -a "$W_ADDR" -s "$W_PORT" -q "$W_HOSTNQN" -I "$W_HOSTID" "$@" > /tmp/disc.out 2>&1
+  rc=$?
+  cat /tmp/disc.out
+  [ $rc -eq 0 ] || { note "nvme discover failed (rc=$rc): $(tail -1 /tmp/disc.out)"; return 1; }
+  # the log page must have an entry for the subsystem, on tcp
+  awk -v nqn="$W_NQN" '
+    /^=====Discovery Log Entry/ { if (sub_ok && tcp) found=1; sub_ok=0; tcp=0 }
+    /^trtype:/ { tcp = ($2 == "tcp") }
+    /^subnqn:/ { sub_ok = ($2 == nqn) }
+    END { if (sub_ok && tcp) found=1; exit(found ? 0 : 1) }' /tmp/disc.out \
+    || { note "discovery log has no tcp entry for $W_NQN"; return 1; }
+  note "log has $(grep -c '^subnqn:' /tmp/disc.out) entries, incl. $W_NQN (tcp)"
+}
+
+connect_as() {  # HOSTNQN HOSTID extra options...: connect, find controller + namespace
+  local h=$1 id=$2 rc i; shift 2
+  CTRL= NSDEV=
+  # shellcheck disable=SC2086  # W_CONNECT_EXTRA is a list of options
+  tmo 90 nvme connect -t tcp -a "$W_ADDR" -s "$W_PORT" -n "$W_NQN" -q "$h" -I "$id" \
+      $W_CONNECT_EXTRA "$@" > /tmp/conn.out 2>&1
+  rc=$?
+  cat /tmp/conn.out
+  [ $rc -eq 0 ] || { note "nvme connect failed (rc=$rc): $(tail -1 /tmp/conn.out)"; return 1; }
+  i=0
+  while [ $i -lt 60 ]; do
+    CTRL=$(find_ctrl) && NSDEV=$(find_ns "$CTRL") && [ -b "/dev/$NSDEV" ] && break
+    i=$((i+1)); sleep 0.25
+  done
+  [ -n "$CTRL" ] || { note "connect returned 0 but no controller for $W_NQN in sysfs"; return 1; }
+  [ -n "$NSDEV" ] && [ -b "/dev/$NSDEV" ] || { note "controller $CTRL has no namespace block device"; return 1; }
+  local st; st=$(cat "/sys/class/nvme/$CTRL/state")
+  [ "$st" = live ] || { note "controller $CTRL state is '$st', not live"; return 1; }
+  note "/dev/$CTRL live, namespace /dev/$NSDEV ($(dev_bytes) bytes), opts: $W_CONNECT_EXTRA $*"
+}
+
+check_queues() {  # the kernel logs "nvmeN: mapped D/R/P default/read/poll queues."
+  local line d
+  line=$(dmesg | grep "$CTRL: mapped .* default/read/poll queues" | tail -1)
+  echo "dmesg: $line"
+  ls -d /sys/class/nvme/"$CTRL"/nvme*c*n*/mq/* 2>/dev/null
+  [ -n "$line" ] || { note "no 'mapped .. queues' kernel message for $CTRL"; return 1; }
+  d=$(echo "$line" | sed 's/.*mapped \([0-9]*\)\/.*/\1/')
+  [ "$d" = "$W_NR_IO_QUEUES" ] || { note "kernel uses $d I/O queue(s), expected $W_NR_IO_QUEUES"; return 1; }
+  note "$d I/O queues"
+}
+
+check_list() {
+  local rc=0
+  tmo 60 nvme list > /tmp/list.out 2>&1 || rc=$?
+  tmo 60 nvme list-subsys > /tmp/subsys.out 2>&1 || rc=$?
+  cat /tmp/list.out /tmp/subsys.out
+  [ $rc -eq 0 ] || { note "nvme list/list-subsys failed (rc=$rc)"; return 1; }
+  grep -q "/dev/$NSDEV" /tmp/list.out || { note "nvme list does not show /dev/$NSDEV"; return 1; }
+  grep -q "$W_NQN" /tmp/subsys.out || { note "nvme list-subsys does not show $W_NQN"; return 1; }
+  note "nvme list shows /dev/$NSDEV, list-subsys shows $W_NQN"
+}
+
+check_id_ctrl() {
+  local rc sub nn
+  tmo 60 nvme id-ctrl "/dev/$CTRL" > /tmp/idc.out 2>&1; rc=$?
+  cat /tmp/idc.out
+  [ $rc -eq 0 ] || { note "nvme id-ctrl failed (rc=$rc)"; return 1; }
+  sub=$(field subnqn /tmp/idc.out); nn=$(field nn /tmp/idc.out); ONCS=$(field oncs /tmp/idc.out)
+  [ "$sub" = "$W_NQN" ] || { note "id-ctrl subnqn '$sub' != '$W_NQN'"; return 1; }
+  [ -n "$nn" ] && [ "$((nn))" -ge 1 ] || { note "id-ctrl nn='$nn' (no namespaces?)"; return 1; }
+  [ -n "$ONCS" ] || ONCS=0
+  note "mn='$(sed -n 's/^mn *: *//p' /tmp/idc.out | head -1 | sed 's/ *$//')' sn='$(field sn /tmp/idc.out)' nn=$nn oncs=$ONCS"
+}
+
+check_id_ns() {
+  local rc nsze lbads bytes dev
+  tmo 60 nvme id-ns "/dev/$NSDEV" > /tmp/idn.out 2>&1; rc=$?
+  cat /tmp/idn.out
+  [ $rc -eq 0 ] || { note "nvme id-ns failed (rc=$rc)"; return 1; }
+  nsze=$(field nsze /tmp/idn.out); RESCAP=$(field rescap /tmp/idn.out)
+  lbads=$(grep '(in use)' /tmp/idn.out | sed -n 's/.*lbads:\([0-9]*\).*/\1/p' | head -1)
+  [ -n "$nsze" ] && [ -n "$lbads" ] || { note "cannot parse nsze/lbads from id-ns"; return 1; }
+  bytes=$(( nsze << lbads )); dev=$(dev_bytes)
+  [ "$bytes" -gt 0 ] || { note "nsze is 0"; return 1; }
+  [ "$bytes" = "$dev" ] || { note "id-ns size $bytes (nsze=$nsze, lbads=$lbads) != block device size $dev"; return 1; }
+  local need=$(( (W_PAT_OFF_MB + W_PAT_MB) * 1048576 ))
+  [ "$bytes" -ge "$need" ] || { note "namespace is $bytes bytes; this test needs >= $need"; return 1; }
+  note "nsze=$nsze lbads=$lbads ($bytes bytes) rescap=${RESCAP:-?}"
+}
+
+fio_job() {  # fio args...
+  local rc
+  tmo 300 fio --filename="/dev/$NSDEV" --ioengine=libaio --direct=1 --group_reporting \
+      --eta=never --verify_fatal=1 --do_verify=1 --verify_state_save=0 "$@" > /tmp/fio.out 2>&1
+  rc=$?
+  cat /tmp/fio.out
+  [ $rc -eq 0 ] || { note "fio failed (rc=$rc): $(grep -m1 -iE 'verify|error|bad' /tmp/fio.out)"; return 1; }
+  grep -q 'err= 0' /tmp/fio.out || { note "fio reported errors"; return 1; }
+  note "$(grep -E '^ *(read|write) *:' /tmp/fio.out | sed 's/^ *//; s/ *(.*//; s/,.*BW=/ BW=/' | tr '\n' ' ')"
+}
+fio_randrw() {  # 4k random read/write, 2 jobs (both I/O queues), crc32c verify
+  local half=$(( $(echo "$W_FIO_RAND_SIZE" | tr -d 'mM') / 2 ))m
+  fio_job --name=weft-randrw --rw=randrw --bs=4k --iodepth=16 --numjobs=2 \
+      --offset=0 --size="$half" --offset_increment="$half" --verify=crc32c
+}
+fio_seq() {  # 128k sequential write, then read back and verify
+  fio_job --name=weft-seq128k --rw=write --bs=128k --iodepth=8 --numjobs=1 \
+      --offset=0 --size="$W_FIO_SEQ_SIZE" --verify=md5
+}
+
+check_ext4() {  # mkfs.ext4, mount, write, sync, umount, fsck, mount, compare
+  local dev=/dev/$NSDEV sum1 sum2 rc i
+  tmo 180 mkfs.ext4 -F -q -b 4096 -L weft-interop "$dev" $((W_FS_MB * 256)) || { note "mkfs.ext4 failed"; return 1; }
+  mkdir -p $MNT
+  tmo 60 mount -t ext4 "$dev" $MNT || { note "mount (after mkfs) failed"; return 1; }
+  head -c 4194304 /dev/urandom > /tmp/data.bin
+  cp /tmp/data.bin $MNT/data.bin || { note "writing the file failed"; umount $MNT; return 1; }
+  mkdir $MNT/small && i=1 && while [ $i -le 64 ]; do echo "weft $i" > $MNT/small/f$i; i=$((i+1)); done
+  sync
+  sum1=$(sha256sum < /tmp/data.bin | cut -d' ' -f1)
+  tmo 60 umount $MNT || { note "umount failed"; return 1; }
+  drop_caches
+  tmo 120 fsck.ext4 -fn "$dev"; rc=$?
+  [ $rc -eq 0 ] || { note "fsck.ext4 -fn found problems (rc=$rc)"; return 1; }
+  tmo 60 mount -t ext4 "$dev" $MNT || { note "second mount failed"; return 1; }
+  sum2=$(sha256sum < $MNT/data.bin | cut -d' ' -f1)
+  i=1; while [ $i -le 64 ] && [ "$(cat $MNT/small/f$i 2>/dev/null)" = "weft $i" ]; do i=$((i+1)); done
+  df -k $MNT; tmo 60 umount $MNT || { note "final umount failed"; return 1; }
+  [ "$sum1" = "$sum2" ] || { note "file read back differs: wrote $sum1, read $sum2"; return 1; }
+  [ $i -gt 64 ] || { note "small file f$i read back wrong"; return 1; }
+  echo "WEFT-VALUE $CUR_PASS.file_sha=$sum1"
+  note "4 MiB file + 64 small files survive umount/fsck/mount (sha256 ${sum1%"${sum1#????????????}"}...)"
+}
+
+resv() {  # resv nvme-args...: one reservation command; RESV_ERR = its last line
+  tmo 30 nvme "$@" "/dev/$NSDEV" > /tmp/resv.out 2>&1; local rc=$?
+  echo "# nvme $*  -> rc=$rc"; cat /tmp/resv.out
+  RESV_ERR=$(tail -1 /tmp/resv.out | cut -c1-120)
+  return $rc
+}
+resv_report() {  # -> /tmp/rr.json
+  tmo 30 nvme resv-report "/dev/$NSDEV" --namespace-id=1 --numd=255 --eds -o json > /tmp/rr.json 2>&1; local rc=$?
+  echo "# nvme resv-report --eds -o json -> rc=$rc"; cat /tmp/rr.json
+  return $rc
+}
+check_resv() {
+  local k1 k2 regctl rtype rkey rcsts hid want_hid
+  if [ $(( ONCS & 0x20 )) -eq 0 ]; then
+    if [ "$W_MODE" = external ]; then
+      note "target does not advertise reservations (id-ctrl oncs=$ONCS, bit 5 clear; rescap=${RESCAP:-?})"
+      return $SKIP_RC
+    fi
+    echo "target does not advertise reservations (oncs=$ONCS); trying anyway: weft must support them"
+  fi
+  k1=$(( 0x00C0FFEE00000000 + $$ )); k2=$(( k1 + 1 ))
+  want_hid=$(echo "$W_HOSTID" | tr -d '-' | tr 'A-F' 'a-f')
+  resv resv-register --namespace-id=1 --nrkey=$k1 --rrega=0 || { note "resv-register (rrega=0 register) failed: $RESV_ERR"; return 1; }
+  resv_report || { note "resv-report --eds failed: $(tail -1 /tmp/rr.json | cut -c1-120)"; return 1; }
+  regctl=$(jget regctl /tmp/rr.json); rkey=$(jget rkey /tmp/rr.json); hid=$(jget hostid /tmp/rr.json)
+  [ "$regctl" = 1 ] && [ "$rkey" = "$k1" ] || { note "after register: regctl=$regctl rkey=$rkey (expected 1, $k1)"; return 1; }
+  [ "$hid" = "$want_hid" ] || { note "after register: hostid=$hid, expected $want_hid"; return 1; }
+  resv resv-acquire --namespace-id=1 --crkey=$k1 --rtype=1 --racqa=0 || { note "resv-acquire (write exclusive) failed: $RESV_ERR"; return 1; }
+  resv_report || { note "resv-report failed: $(tail -1 /tmp/rr.json | cut -c1-120)"; return 1; }
+  rtype=$(jget rtype /tmp/rr.json); rcsts=$(jget rcsts /tmp/rr.json)
+  [ "$rtype" = 1 ] && [ $(( ${rcsts:-0} & 1 )) -eq 1 ] || { note "after acquire: rtype=$rtype rcsts=$rcsts (expected 1, holder bit set)"; return 1; }
+  if resv resv-acquire --namespace-id=1 --crkey=$k2 --rtype=1 --racqa=0; then
+    note "resv-acquire with a wrong key (crkey=$k2) succeeded; expected Reservation Conflict"; return 1
+  fi
+  grep -qi 'reservation conflict' /tmp/resv.out \
+    || { note "resv-acquire with a wrong key failed, but not with Reservation Conflict: $RESV_ERR"; return 1; }
+  # the holder may still write
+  dd if=/dev/zero of="/dev/$NSDEV" bs=4096 count=1 seek=$(( (W_FS_MB + 1) * 256 )) oflag=direct conv=fsync 2>&1 \
+    || { note "holder's write under its own write-exclusive reservation failed"; return 1; }
+  resv resv-release --namespace-id=1 --crkey=$k1 --rtype=1 --rrela=0 || { note "resv-release failed: $RESV_ERR"; return 1; }
+  resv_report || { note "resv-report failed: $(tail -1 /tmp/rr.json | cut -c1-120)"; return 1; }
+  rtype=$(jget rtype /tmp/rr.json)
+  [ "$rtype" = 0 ] || { note "after release: rtype=$rtype (expected 0)"; return 1; }
+  resv resv-register --namespace-id=1 --crkey=$k1 --rrega=1 || { note "resv-register (rrega=1 unregister) failed: $RESV_ERR"; return 1; }
+  resv_report || { note "resv-report failed: $(tail -1 /tmp/rr.json | cut -c1-120)"; return 1; }
+  regctl=$(jget regctl /tmp/rr.json)
+  [ "$regctl" = 0 ] || { note "after unregister: regctl=$regctl (expected 0)"; return 1; }
+  note "register, report (key+hostid), acquire WE, wrong-key conflict, release, unregister"
+}
+
+persist_write() {  # random pattern after the fs; print its checksum for the next run
+  local dev=/dev/$NSDEV s1 s2
+  head -c $((W_PAT_MB * 1048576)) /dev/urandom > /tmp/pat.bin
+  s1=$(sha256sum < /tmp/pat.bin | cut -d' ' -f1)
+  tmo 120 dd if=/tmp/pat.bin of="$dev" bs=1M seek="$W_PAT_OFF_MB" oflag=direct conv=fsync 2>&1 \
+    || { note "dd write of the pattern failed"; return 1; }
+  s2=$(tmo 120 dd if="$dev" bs=1M skip="$W_PAT_OFF_MB" count="$W_PAT_MB" iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1)
+  [ "$s1" = "$s2" ] || { note "pattern read back differs right after writing"; return 1; }
+  echo "WEFT-VALUE $CUR_PASS.pattern_sha=$s1"
+  note "$W_PAT_MB MiB at $W_PAT_OFF_MB MiB, sha256 ${s1%"${s1#????????????}"}..."
+}
+
+persist_raw() {
+  local s
+  [ -n "$W_EXPECT_PAT_SHA" ] || { note "no checksum from the first run (its persist-write failed?)"; return 1; }
+  s=$(tmo 120 dd if="/dev/$NSDEV" bs=1M skip="$W_PAT_OFF_MB" count="$W_PAT_MB" iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1)
+  [ "$s" = "$W_EXPECT_PAT_SHA" ] || { note "raw pattern differs after restart: $s != $W_EXPECT_PAT_SHA"; return 1; }
+  note "raw pattern identical (sha256 ${s%"${s#????????????}"}...)"
+}
+
+persist_ext4() {
+  local s
+  [ -n "$W_EXPECT_FILE_SHA" ] || { note "no checksum from the first run (its ext4 step failed?)"; return 1; }
+  tmo 120 fsck.ext4 -fn "/dev/$NSDEV" || { note "fsck.ext4 -fn reports problems after restart"; return 1; }
+  mkdir -p $MNT
+  tmo 60 mount -t ext4 -o ro "/dev/$NSDEV" $MNT || { note "mount -o ro after restart failed"; return 1; }
+  s=$(sha256sum < $MNT/data.bin | cut -d' ' -f1)
+  tmo 60 umount $MNT
+  [ "$s" = "$W_EXPECT_FILE_SHA" ] || { note "ext4 file differs after restart: $s != $W_EXPECT_FILE_SHA"; return 1; }
+  note "fsck clean, ext4 file identical"
+}
+
+do_disconnect() {
+  local rc i
+  tmo 60 nvme disconnect -n "$W_NQN" > /tmp/disc.out 2>&1; rc=$?
+  cat /tmp/disc.out
+  [ $rc -eq 0 ] || { note "nvme disconnect failed (rc=$rc)"; return 1; }
+  i=0; while find_ctrl > /dev/null && [ $i -lt 40 ]; do sleep 0.25; i=$((i+1)); done
+  if find_ctrl > /dev/null; then note "controller still present after disconnect"; return 1; fi
+  grep -q 'disconnected 1 controller' /tmp/disc.out || { note "nvme disconnect did not disconnect exactly 1 controller"; return 1; }
+  note "controller gone"
+}
+
+deny_connect() {  # a host that is not allowed must be refused
+  local rc
+  tmo 90 nvme connect -t tcp -a "$W_ADDR" -s "$W_PORT" -n "$W_NQN" -q "$W_DENIED_HOSTNQN" \
+      -I "$W_DENIED_HOSTID" $W_CONNECT_EXTRA > /tmp/deny.out 2>&1
+  rc=$?
+  cat /tmp/deny.out
+  sleep 1
+  if find_ctrl > /dev/null; then
+    note "host $W_DENIED_HOSTNQN was NOT refused (rc=$rc, controller $(find_ctrl) exists)"
+    nvme disconnect -n "$W_NQN"
+    return 1
+  fi
+  [ $rc -ne 0 ] || { note "nvme connect returned 0 for a refused host but made no controller"; return 1; }
+  note "refused as expected: $(tail -1 /tmp/deny.out)"
+}
+
+# ----------------------------------------------------------- the passes ----
+
+PASS_STEPS="discover connect io-queues list id-ctrl id-ns fio-randrw-4k fio-seq-128k ext4 reservations disconnect"
+
+run_pass() {  # run_pass NAME [connect/discover options...]
+  local p=$1 s; shift
+  CUR_PASS=$p
+  step "$p/discover" do_discover "$@"
+  if ! step "$p/connect" connect_as "$W_HOSTNQN" "$W_HOSTID" --nr-io-queues="$W_NR_IO_QUEUES" "$@"; then
+    for s in $PASS_STEPS; do
+      case $s in discover|connect) ;; *) skip_step "$p/$s" "connect failed" ;; esac
+    done
+    [ "$p" = digest ] && skip_step "$p/persist-write" "connect failed"
+    CTRL=$(find_ctrl) && nvme disconnect -n "$W_NQN"
+    return 1
+  fi
+  step "$p/io-queues" check_queues
+  step "$p/list" check_list
+  step "$p/id-ctrl" check_id_ctrl
+  if step "$p/id-ns" check_id_ns; then
+    step "$p/fio-randrw-4k" fio_randrw
+    step "$p/fio-seq-128k" fio_seq
+    step "$p/ext4" check_ext4
+    step "$p/reservations" check_resv
+    [ "$p" = digest ] && step "$p/persist-write" persist_write
+  else
+    for s in fio-randrw-4k fio-seq-128k ext4 reservations; do skip_step "$p/$s" "id-ns failed"; done
+    [ "$p" = digest ] && skip_step "$p/persist-write" "id-ns failed"
+  fi
+  step "$p/disconnect" do_disconnect
+}
+
+plan() {  # announce every step id of this plan, in order
+  local out='' p s
+  case $W_PLAN in
+    main)
+      for p in plain digest; do
+        for s in $PASS_STEPS; do
+          [ "$p/$s" = digest/disconnect ] && out="$out digest/persist-write"
+          out="$out $p/$s"
+        done
+      done ;;
+    restart)
+      out=" restart/deny-host restart/connect restart/persist-raw restart/persist-ext4 restart/disconnect" ;;
+  esac
+  echo "WEFT-PLAN$out"
+}
+
+echo "weft guest: plan=$W_PLAN mode=$W_MODE target=$W_ADDR:$W_PORT nqn=$W_NQN host=$W_HOSTNQN ($W_HOSTID) kernel=$(uname -r) cpus=$(nproc)"
+CUR_PASS=
+plan
+case $W_PLAN in
+  main)
+    run_pass plain
+    run_pass digest --hdr-digest --data-digest
+    ;;
+  restart)
+    if [ -n "$W_DENIED_HOSTNQN" ]; then step restart/deny-host deny_connect
+    else skip_step restart/deny-host "no restricted host list on this target (external target without --external-allowed-host)"; fi
+    if step restart/connect connect_as "$W_HOSTNQN" "$W_HOSTID" --nr-io-queues="$W_NR_IO_QUEUES"; then
+      step restart/persist-raw persist_raw
+      step restart/persist-ext4 persist_ext4
+      step restart/disconnect do_disconnect
+    else
+      for s in persist-raw persist-ext4 disconnect; do skip_step "restart/$s" "connect failed"; done
+    fi
+    ;;
+  *) echo "unknown W_PLAN=$W_PLAN"; FAILS=1 ;;
+esac
+echo "WEFT-DONE plan=$W_PLAN failures=$FAILS"
+[ $FAILS -eq 0 ]

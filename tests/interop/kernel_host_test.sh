@@ -1,0 +1,465 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC1007,SC2034  # `A= B=` is meant; W_* are read via ${!v}
+# kernel_host_test.sh - weft's NVMe/TCP target against the Linux kernel's own
+# NVMe/TCP host (Debian's 6.1 kernel in QEMU, nvme-cli 2.3, fio 3.33, ext4).
+#
+#   kernel_host_test.sh [OPTIONS] ENGINE_BINARY
+#   kernel_host_test.sh [OPTIONS] --against-external-target PORT NQN \
+#                                 [--external-allowed-host HOSTNQN]
+#
+# With ENGINE_BINARY it starts the engine on 127.0.0.1 (a free port) with a
+# fresh --data-dir and boots an initiator VM (tests/interop/kernel-nvme-vm)
+# whose guest script (kernel_host_guest.sh) runs, as separate steps: discover,
+# connect (2 I/O queues, 2 vCPUs), list, id-ctrl, id-ns, fio 4k randrw with
+# crc32c verify, fio 128k sequential write + verify, ext4 (mkfs, mount, write,
+# umount, fsck, mount, compare), reservations (register/report/acquire/
+# conflict/release/unregister), disconnect; then all of it again with header
+# and data digests, and writes a raw pattern. The engine is then stopped with
+# SIGTERM (must exit 0) and started again on the same --data-dir with
+# --allow-host: a second VM checks that another host NQN is refused, that the
+# allowed one connects, and that the pattern and the ext4 file read back
+# identically. Exit 0 only if every step passed; a summary table is printed.
+#
+# --against-external-target skips the engine: the VMs run against a target
+# already listening on 127.0.0.1:PORT (e.g. `kernel-nvme-vm target`, the
+# kernel's nvmet), to validate the guest side. Reservations are then SKIPPED if
+# the target does not advertise them, and the deny-host check runs only with
+# --external-allowed-host (the one host NQN the target allows).
+#
+# Needs root (QEMU, apt for a first build) and tests/interop/setup.sh's
+# packages. Everything talks to 127.0.0.1 only (QEMU user networking).
+set -u -o pipefail
+
+# ------------------------------------------------------------------------
+# The engine's command line. If weft-engine's flags change, adapt here.
+#   ENGINE --demo --listen 127.0.0.1:PORT --data-dir DIR --cores 0 [--allow-host NQN]...
+# --demo serves one namespace from a file under --data-dir and prints, on
+# stdout, the line to connect with, e.g.
+#   nvme connect -t tcp -a 127.0.0.1 -s 4420 -n nqn.2026-11.io.weft:demo
+# from which the subsystem NQN is taken.
+ENGINE_LISTEN_ADDR=127.0.0.1
+ENGINE_FLAGS_FIXED=(--demo --cores 0)
+ENGINE_FLAG_LISTEN=--listen          # value: ADDR:PORT
+ENGINE_FLAG_DATA_DIR=--data-dir      # value: directory (kept across the restart)
+ENGINE_FLAG_ALLOW_HOST=--allow-host  # value: host NQN; repeatable
+ENGINE_READY_TIMEOUT=${WEFT_INTEROP_ENGINE_READY_TIMEOUT:-30}  # s: connect line + listening
+ENGINE_STOP_TIMEOUT=${WEFT_INTEROP_ENGINE_STOP_TIMEOUT:-20}    # s: SIGTERM -> exit
+engine_command() {  # PORT DATA_DIR [ALLOWED_HOSTNQN...] -> ENGINE_CMD
+  local port=$1 dir=$2 h; shift 2
+  ENGINE_CMD=("$ENGINE" "${ENGINE_FLAGS_FIXED[@]}" "$ENGINE_FLAG_LISTEN" "$ENGINE_LISTEN_ADDR:$port"
+              "$ENGINE_FLAG_DATA_DIR" "$dir")
+  for h in "$@"; do ENGINE_CMD+=("$ENGINE_FLAG_ALLOW_HOST" "$h"); done
+}
+# ------------------------------------------------------------------------
+
+# Sizes (TCG emulation: keep them small). The namespace must hold at least
+# PAT_OFF_MB + PAT_MB MiB: ext4 in [0, FS_MB), the raw pattern after it.
+FIO_RAND_SIZE=${WEFT_INTEROP_FIO_RAND_SIZE:-32m}   # split over 2 jobs
+FIO_SEQ_SIZE=${WEFT_INTEROP_FIO_SEQ_SIZE:-16m}
+FS_MB=48
+PAT_OFF_MB=56
+PAT_MB=4
+NR_IO_QUEUES=2
+CONNECT_EXTRA="--ctrl-loss-tmo=30 --reconnect-delay=2"   # bound hangs if the target dies
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+KNVM=${WEFT_KNVM:-$HERE/kernel-nvme-vm}
+GUEST_SCRIPT=$HERE/kernel_host_guest.sh
+TOTAL_TIMEOUT=${WEFT_INTEROP_TIMEOUT:-600}
+LOCK_WAIT=${WEFT_INTEROP_LOCK_WAIT:-600}
+SMP=2
+MAIN_VM_CAP=480
+RESTART_VM_CAP=240
+
+usage() { sed -n '3,/^set -u/{/^set -u/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; cat <<'EOF'
+Options:
+  --against-external-target PORT NQN   no engine; use the target on 127.0.0.1:PORT
+  --external-allowed-host HOSTNQN      (external) the only host NQN the target
+                                       allows: enables the deny-host check
+  --work-dir DIR     logs, job files, engine data (default: a new dir in $TMPDIR;
+                     removed after success unless --keep)
+  --keep             keep the work dir after success
+  --timeout SEC      hard limit for the whole test (default 600; env WEFT_INTEROP_TIMEOUT)
+  --smp N            vCPUs of the initiator VM (default 2)
+  --verbose          stream the whole guest output (default: step lines only)
+Environment: KNVM_CACHE (harness cache; default ~/.cache/weft/kernel-nvme-vm),
+WEFT_INTEROP_FIO_RAND_SIZE (32m), WEFT_INTEROP_FIO_SEQ_SIZE (16m),
+WEFT_INTEROP_LOCK_WAIT (s to wait for another interop run, default 600).
+Exit status: 0 all steps passed, 1 a step failed, 2 usage, 124 timed out.
+EOF
+}
+
+die_usage() { echo "kernel_host_test: $*" >&2; echo "see: $0 --help" >&2; exit 2; }
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+
+MODE=weft ENGINE= EXT_PORT= EXT_NQN= EXT_ALLOWED= WORK= KEEP=0 VERBOSE=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --against-external-target)
+      [ $# -ge 3 ] || die_usage "--against-external-target needs PORT NQN"
+      MODE=external EXT_PORT=$2 EXT_NQN=$3; shift 3; continue ;;
+    --external-allowed-host) [ $# -ge 2 ] || die_usage "$1 needs a value"; EXT_ALLOWED=$2; shift ;;
+    --work-dir) [ $# -ge 2 ] || die_usage "$1 needs a value"; WORK=$2; shift ;;
+    --timeout) [ $# -ge 2 ] || die_usage "$1 needs a value"; TOTAL_TIMEOUT=$2; shift ;;
+    --smp) [ $# -ge 2 ] || die_usage "$1 needs a value"; SMP=$2; shift ;;
+    --keep) KEEP=1 ;;
+    --verbose) VERBOSE=1 ;;
+    -h|--help) usage; exit 0 ;;
+    -*) die_usage "unknown option $1" ;;
+    *) [ -z "$ENGINE" ] || die_usage "unexpected argument $1"; ENGINE=$1 ;;
+  esac
+  shift
+done
+[[ $TOTAL_TIMEOUT =~ ^[0-9]+$ ]] && [ "$TOTAL_TIMEOUT" -ge 60 ] || die_usage "--timeout must be a number >= 60"
+[[ $SMP =~ ^[0-9]+$ ]] && [ "$SMP" -ge 1 ] || die_usage "--smp must be a number >= 1"
+if [ $MODE = external ]; then
+  [ -z "$ENGINE" ] || die_usage "give either ENGINE_BINARY or --against-external-target, not both"
+  [[ $EXT_PORT =~ ^[0-9]+$ ]] && [ "$EXT_PORT" -ge 1 ] && [ "$EXT_PORT" -le 65535 ] || die_usage "bad port $EXT_PORT"
+  [ -n "$EXT_NQN" ] || die_usage "empty NQN"
+else
+  [ -n "$ENGINE" ] || die_usage "missing ENGINE_BINARY"
+  [ -z "$EXT_ALLOWED" ] || die_usage "--external-allowed-host only goes with --against-external-target"
+  [ -x "$ENGINE" ] || { echo "kernel_host_test: engine binary '$ENGINE' is not executable" >&2; exit 2; }
+  ENGINE=$(readlink -f "$ENGINE")
+fi
+[ -x "$KNVM" ] || { echo "kernel_host_test: harness $KNVM missing" >&2; exit 2; }
+[ -r "$GUEST_SCRIPT" ] || { echo "kernel_host_test: $GUEST_SCRIPT missing" >&2; exit 2; }
+for t in flock ss setsid timeout; do
+  command -v $t > /dev/null || { echo "kernel_host_test: '$t' not found (run tests/interop/setup.sh)" >&2; exit 2; }
+done
+
+# ------------------------------------------------------------ results ----
+R_ID=() R_RES=() R_TIME=() R_NOTE=() QUIET_RECORD=0
+record() {  # ID PASS|FAIL|SKIP TIME NOTE (printed now, unless streamed already)
+  R_ID+=("$1") R_RES+=("$2") R_TIME+=("$3") R_NOTE+=("$4")
+  [ $QUIET_RECORD = 1 ] || printf '  %-4s %-28s %7s  %s\n' "$2" "$1" "$3" "$4"
+}
+T0=$SECONDS
+since() { echo "$((SECONDS - $1))s"; }
+remaining() { echo $(( TOTAL_TIMEOUT - (SECONDS - T0) )); }
+
+summary() {
+  local i pass=0 fail=0 skip=0 ok=1
+  echo
+  echo "==== weft kernel-host interop: summary (mode=$MODE, total $((SECONDS - T0)) s) ===="
+  printf '%-28s %-6s %7s  %s\n' STEP RESULT TIME NOTE
+  for i in "${!R_ID[@]}"; do
+    printf '%-28s %-6s %7s  %s\n' "${R_ID[$i]}" "${R_RES[$i]}" "${R_TIME[$i]}" "${R_NOTE[$i]}"
+    case ${R_RES[$i]} in
+      PASS) pass=$((pass+1)) ;;
+      SKIP) skip=$((skip+1)); [ $MODE = external ] || ok=0 ;;
+      *) fail=$((fail+1)); ok=0 ;;
+    esac
+  done
+  [ ${#R_ID[@]} -gt 0 ] || ok=0
+  echo "==== $([ $ok = 1 ] && echo PASSED || echo FAILED): $pass passed, $fail failed, $skip skipped$([ $MODE = weft ] && [ $skip -gt 0 ] && echo ' (no step may be skipped against weft)') ===="
+  [ -n "$WORK" ] && echo "logs: $WORK"
+  [ $ok = 1 ]
+}
+
+# --------------------------------------------------------------- cleanup ----
+EPID= HPID= TPID= WDPID=
+kill_engine() {
+  [ -n "$EPID" ] || return 0
+  if kill -0 "$EPID" 2>/dev/null; then
+    kill -TERM "$EPID" 2>/dev/null
+    for _ in $(seq 1 20); do kill -0 "$EPID" 2>/dev/null || break; sleep 0.5; done
+    kill -KILL "$EPID" 2>/dev/null
+  fi
+  wait "$EPID" 2>/dev/null
+  EPID=
+}
+stop_vm() {
+  [ -n "$HPID" ] && kill -TERM "$HPID" 2>/dev/null && wait "$HPID" 2>/dev/null   # harness stops QEMU
+  [ -n "$TPID" ] && kill "$TPID" 2>/dev/null && wait "$TPID" 2>/dev/null
+  HPID= TPID=
+}
+on_exit() {
+  stop_vm; kill_engine
+  [ -n "$WDPID" ] && kill "$WDPID" 2>/dev/null
+}
+on_timeout() {
+  trap - TERM
+  echo "kernel_host_test: SIGTERM (hard timeout of ${TOTAL_TIMEOUT}s, or from outside): stopping everything" >&2
+  stop_vm; kill_engine
+  record "test/timeout" FAIL "$(since "$T0")" "stopped by SIGTERM: the whole test took over ${TOTAL_TIMEOUT}s (--timeout), or was killed"
+  summary
+  exit 124
+}
+on_signal() { echo "kernel_host_test: interrupted" >&2; stop_vm; kill_engine; exit 130; }
+trap on_exit EXIT
+trap on_signal INT HUP
+
+# ---------------------------------------------------------------- setup ----
+if [ -z "$WORK" ]; then
+  WORK=$(mktemp -d "${TMPDIR:-/tmp}/weft-interop.XXXXXX") || exit 2
+  AUTO_WORK=1
+else
+  AUTO_WORK=0
+  if [ -d "$WORK" ] && [ -n "$(ls -A "$WORK")" ] && [ ! -e "$WORK/.weft-interop-workdir" ]; then
+    echo "kernel_host_test: --work-dir $WORK exists, is not empty and is not ours; refusing to clear it" >&2; exit 2
+  fi
+  rm -rf "$WORK"; mkdir -p "$WORK" || exit 2
+fi
+WORK=$(readlink -f "$WORK")
+touch "$WORK/.weft-interop-workdir"
+
+# one interop run at a time per machine (2 cores: two TCG VMs would starve each other)
+KCACHE=${KNVM_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/weft/kernel-nvme-vm}
+mkdir -p "$KCACHE" || exit 2
+exec 9>"$KCACHE/interop-run.lock"
+if ! flock -n 9; then
+  log "another kernel-interop run holds $KCACHE/interop-run.lock; waiting up to ${LOCK_WAIT}s"
+  flock -w "$LOCK_WAIT" 9 || { echo "kernel_host_test: timed out waiting for the interop lock" >&2; exit 1; }
+fi
+T0=$SECONDS   # the time limit counts from here, not from the wait for the lock
+
+# the hard limit: a watchdog that signals us (and we stop QEMU and the engine)
+( trap 'kill $sp 2>/dev/null; exit 0' TERM; sleep "$TOTAL_TIMEOUT" & sp=$!; wait $sp; kill -TERM $$ ) \
+  > /dev/null 2>&1 9>&- &
+WDPID=$!
+trap on_timeout TERM
+
+new_uuid() { cat /proc/sys/kernel/random/uuid; }
+U=$(new_uuid); HOSTNQN="nqn.2014-08.org.nvmexpress:uuid:$U"; HOSTID=$U
+U=$(new_uuid); DENIED_HOSTNQN="nqn.2014-08.org.nvmexpress:uuid:$U"; DENIED_HOSTID=$U
+if [ $MODE = external ]; then
+  if [ -n "$EXT_ALLOWED" ]; then
+    HOSTNQN=$EXT_ALLOWED
+    case $EXT_ALLOWED in *:uuid:*-*-*-*-*) HOSTID=${EXT_ALLOWED##*:uuid:} ;; *) HOSTID=$(new_uuid) ;; esac
+  else
+    DENIED_HOSTNQN= DENIED_HOSTID=
+  fi
+fi
+
+log "weft kernel-host interop: mode=$MODE work=$WORK timeout=${TOTAL_TIMEOUT}s"
+log "host identity $HOSTNQN (hostid $HOSTID)${DENIED_HOSTNQN:+; refused identity $DENIED_HOSTNQN}"
+
+# harness build (idempotent; installs/downloads on a first run, as root)
+t=$SECONDS
+if "$KNVM" build > "$WORK/harness-build.log" 2>&1 9>&-; then
+  record setup/harness-build PASS "$(since $t)" "$(tail -1 "$WORK/harness-build.log" | sed 's/^knvm: //')"
+else
+  record setup/harness-build FAIL "$(since $t)" "kernel-nvme-vm build failed (run tests/interop/setup.sh as root): $(tail -1 "$WORK/harness-build.log")"
+  summary; exit 1
+fi
+
+# ---------------------------------------------------------------- engine ----
+port_in_use() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
+pick_port() {
+  local p i
+  for i in $(seq 1 50); do
+    p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+    port_in_use "$p" || { echo "$p"; return 0; }
+  done
+  return 1
+}
+nqn_from_line() {  # the -n/--nqn value of an "nvme connect" line
+  awk '{ for (i = 1; i <= NF; i++) {
+           if ($i == "-n" || $i == "--nqn") { print $(i+1); exit }
+           if ($i ~ /^--nqn=/) { sub(/^--nqn=/, "", $i); print $i; exit } } }' <<< "$1"
+}
+port_from_line() {
+  awk '{ for (i = 1; i <= NF; i++) {
+           if ($i == "-s" || $i == "--trsvcid") { print $(i+1); exit }
+           if ($i ~ /^--trsvcid=/) { sub(/^--trsvcid=/, "", $i); print $i; exit } } }' <<< "$1"
+}
+
+# start_engine NAME PORT|any [ALLOWED...]: sets EPID PORT NQN; records NAME/engine-start
+start_engine() {
+  local name=$1 want=$2 t=$SECONDS attempt line p out err note=; shift 2
+  for attempt in 1 2 3; do
+    if [ "$want" = any ]; then p=$(pick_port) || { record "$name/engine-start" FAIL "$(since $t)" "no free port found"; return 1; }
+    else p=$want; fi
+    engine_command "$p" "$DATA_DIR" "$@"
+    out="$WORK/$name-engine.stdout" err="$WORK/$name-engine.stderr"
+    printf '%q ' "${ENGINE_CMD[@]}" > "$WORK/$name-engine.cmd"; echo >> "$WORK/$name-engine.cmd"
+    log "$name: starting $(cat "$WORK/$name-engine.cmd")"
+    "${ENGINE_CMD[@]}" > "$out" 2> "$err" < /dev/null 9>&- &
+    EPID=$!
+    local deadline=$((SECONDS + ENGINE_READY_TIMEOUT)) ready=0
+    line=
+    while [ $SECONDS -lt $deadline ]; do
+      if ! kill -0 "$EPID" 2>/dev/null; then break; fi
+      [ -n "$line" ] || line=$(grep -m1 -E '(^|[[:space:]])nvme connect[[:space:]]' "$out" 2>/dev/null)
+      if [ -n "$line" ] && port_in_use "$p"; then ready=1; break; fi
+      sleep 0.2
+    done
+    if [ $ready = 1 ]; then break; fi
+    if ! kill -0 "$EPID" 2>/dev/null; then
+      wait "$EPID"; local rc=$?; EPID=
+      if [ "$want" = any ] && grep -qi 'address already in use\|EADDRINUSE' "$err" && [ $attempt -lt 3 ]; then
+        log "$name: port $p was taken meanwhile; another one"; continue
+      fi
+      record "$name/engine-start" FAIL "$(since $t)" "engine exited with code $rc before it was ready: $(tail -c 300 "$err" | tr '\n' ' ')"
+      return 1
+    fi
+    kill_engine
+    if [ -z "$line" ]; then
+      note="no 'nvme connect ...' line on stdout within ${ENGINE_READY_TIMEOUT}s"
+    else
+      note="printed the connect line but nothing listens on $ENGINE_LISTEN_ADDR:$p within ${ENGINE_READY_TIMEOUT}s"
+    fi
+    record "$name/engine-start" FAIL "$(since $t)" "$note (logs: $out, $err)"
+    return 1
+  done
+  PORT=$p
+  NQN=$(nqn_from_line "$line")
+  if [ -z "$NQN" ]; then
+    record "$name/engine-start" FAIL "$(since $t)" "cannot find -n/--nqn in the engine's line: $line"
+    kill_engine; return 1
+  fi
+  note="pid $EPID on $ENGINE_LISTEN_ADDR:$PORT, nqn $NQN"
+  local lp; lp=$(port_from_line "$line")
+  [ -z "$lp" ] || [ "$lp" = "$PORT" ] || note="$note (warning: its connect line says port $lp)"
+  [ $# -eq 0 ] || note="$note, allowed hosts: $*"
+  record "$name/engine-start" PASS "$(since $t)" "$note"
+}
+
+stop_engine() {  # NAME: SIGTERM, must exit 0 in time
+  local name=$1 t=$SECONDS rc
+  if [ -z "$EPID" ]; then record "$name/engine-stop" FAIL 0s "engine not running"; return 1; fi
+  if ! kill -0 "$EPID" 2>/dev/null; then
+    wait "$EPID"; rc=$?; EPID=
+    record "$name/engine-stop" FAIL "$(since $t)" "engine had already exited (code $rc) during the run: $(tail -c 300 "$WORK/$name-engine.stderr" | tr '\n' ' ')"
+    return 1
+  fi
+  kill -TERM "$EPID"
+  local deadline=$((SECONDS + ENGINE_STOP_TIMEOUT))
+  while kill -0 "$EPID" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
+  if kill -0 "$EPID" 2>/dev/null; then
+    kill -KILL "$EPID"; wait "$EPID" 2>/dev/null; EPID=
+    record "$name/engine-stop" FAIL "$(since $t)" "still running ${ENGINE_STOP_TIMEOUT}s after SIGTERM (killed)"
+    return 1
+  fi
+  wait "$EPID"; rc=$?; EPID=
+  if [ $rc -ne 0 ]; then
+    record "$name/engine-stop" FAIL "$(since $t)" "SIGTERM: exit code $rc (expected 0): $(tail -c 300 "$WORK/$name-engine.stderr" | tr '\n' ' ')"
+    return 1
+  fi
+  record "$name/engine-stop" PASS "$(since $t)" "SIGTERM: exit 0"
+}
+
+# -------------------------------------------------------------------- VM ----
+declare -A VALUES=()
+# run_vm PLAN CAP: boots the initiator VM with the guest script for PLAN;
+# records PLAN/vm and one row per planned guest step.
+run_vm() {
+  local plan=$1 cap=$2 t=$SECONDS rem tmo rc job run log
+  rem=$(remaining); tmo=$(( rem - 20 < cap ? rem - 20 : cap ))
+  if [ "$tmo" -lt 20 ]; then record "$plan/vm" FAIL 0s "not enough time left (${rem}s)"; return 1; fi
+  job="$WORK/$plan-job.sh" run="$WORK/$plan-vm" log="$WORK/$plan-vm.log"
+  {
+    echo "# generated by kernel_host_test.sh"
+    for v in W_PLAN W_MODE W_ADDR W_PORT W_NQN W_HOSTNQN W_HOSTID W_DENIED_HOSTNQN W_DENIED_HOSTID \
+             W_NR_IO_QUEUES W_FIO_RAND_SIZE W_FIO_SEQ_SIZE W_FS_MB W_PAT_OFF_MB W_PAT_MB \
+             W_EXPECT_PAT_SHA W_EXPECT_FILE_SHA W_CONNECT_EXTRA; do
+      printf "%s='%s'\n" "$v" "${!v//\'/}"
+    done
+    cat "$GUEST_SCRIPT"
+  } > "$job"
+  log "$plan: booting the initiator VM (smp $SMP, timeout ${tmo}s) -> 10.0.2.2:$W_PORT ($W_NQN)"
+  rm -rf "$run"
+  "$KNVM" initiator --port "$W_PORT" --nqn "$W_NQN" --hostnqn "$W_HOSTNQN" --hostid "$W_HOSTID" \
+      --no-connect --script "$job" --smp "$SMP" --timeout "$tmo" --run-dir "$run" \
+      > "$log" 2>&1 < /dev/null 9>&- &
+  HPID=$!
+  if [ $VERBOSE = 1 ]; then
+    tail -n +1 -f --pid="$HPID" "$log" 2>/dev/null | sed -u 's/^/    | /' &
+  else
+    tail -n +1 -f --pid="$HPID" "$log" 2>/dev/null | grep --line-buffered -E '^(WEFT-STEP|knvm:)' \
+      | sed -u 's/^/    | /' &
+  fi
+  TPID=$!
+  wait "$HPID"; rc=$?; HPID=
+  sleep 0.3; kill "$TPID" 2>/dev/null; wait "$TPID" 2>/dev/null; TPID=
+
+  local res="$run/results.log" planned id line r tm note done_line
+  [ -f "$res" ] || res=/dev/null
+  planned=$(tr -d '\r' < "$res" | grep -a -m1 '^WEFT-PLAN' | cut -d' ' -f2-)
+  done_line=$(tr -d '\r' < "$res" | grep -a -m1 '^WEFT-DONE')
+  case $rc in
+    0|1) if [ -n "$done_line" ]; then record "$plan/vm" PASS "$(since $t)" "guest finished ($done_line)"
+         else record "$plan/vm" FAIL "$(since $t)" "guest script did not finish (harness rc=$rc); see $run/console.log"; fi ;;
+    124) record "$plan/vm" FAIL "$(since $t)" "VM timed out after ${tmo}s; see $run/console.log" ;;
+    125) record "$plan/vm" FAIL "$(since $t)" "VM ended without a result (kernel panic?); see $run/console.log" ;;
+    *)   record "$plan/vm" FAIL "$(since $t)" "harness failed (rc=$rc): $(grep -m1 'knvm: error' "$log")" ;;
+  esac
+  if [ -z "$planned" ]; then
+    record "$plan/guest" FAIL 0s "the guest script never started (see $log)"
+    return 1
+  fi
+  # every planned step, then any step the guest reported outside its plan
+  local reported
+  reported=$(tr -d '\r' < "$res" | grep -a '^WEFT-STEP ' | cut -d' ' -f2)
+  for id in $(printf '%s\n' $planned $reported | awk '!seen[$0]++'); do
+    line=$(tr -d '\r' < "$res" | grep -a "^WEFT-STEP $id " | tail -1)
+    if [ -z "$line" ]; then record "$id" FAIL - "no result: the guest never got to this step"; continue; fi
+    read -r _ _ r tm note <<< "$line"
+    QUIET_RECORD=1; record "$id" "$r" "$tm" "$note"; QUIET_RECORD=0
+    if [ "$r" = FAIL ]; then
+      # the step's own output, for diagnosis
+      echo "    --- output of $id (last 25 lines; all in $res):"
+      tr -d '\r' < "$res" | awk -v id="$id" '$0 == "----- BEGIN " id {on=1; n=0; next}
+          on && index($0, "WEFT-STEP " id " ") == 1 {on=0; next}
+          on {b[n++ % 25] = $0}
+          END {s = (n > 25 ? n - 25 : 0); for (i = s; i < n; i++) print "        " b[i % 25]}'
+    fi
+  done
+  while read -r line; do
+    line=${line#WEFT-VALUE }; VALUES[${line%%=*}]=${line#*=}
+  done < <(tr -d '\r' < "$res" | grep -a '^WEFT-VALUE ')
+  return 0
+}
+
+# ----------------------------------------------------------------- run it ----
+W_ADDR=10.0.2.2                      # the host's 127.0.0.1, as the guest sees it
+W_HOSTNQN=$HOSTNQN W_HOSTID=$HOSTID
+W_NR_IO_QUEUES=$NR_IO_QUEUES W_FIO_RAND_SIZE=$FIO_RAND_SIZE W_FIO_SEQ_SIZE=$FIO_SEQ_SIZE
+W_FS_MB=$FS_MB W_PAT_OFF_MB=$PAT_OFF_MB W_PAT_MB=$PAT_MB W_CONNECT_EXTRA=$CONNECT_EXTRA
+W_MODE=$MODE W_EXPECT_PAT_SHA= W_EXPECT_FILE_SHA= W_DENIED_HOSTNQN= W_DENIED_HOSTID=
+DATA_DIR="$WORK/data"
+mkdir -p "$DATA_DIR"
+
+# run 1: the engine open to any host; the full sequence, plain and with digests
+ok1=1
+if [ $MODE = weft ]; then
+  start_engine run1 any || ok1=0
+else
+  PORT=$EXT_PORT NQN=$EXT_NQN
+  record run1/engine-start SKIP 0s "external target 127.0.0.1:$PORT, nqn $NQN"
+fi
+if [ $ok1 = 1 ]; then
+  W_PLAN=main W_PORT=$PORT W_NQN=$NQN
+  run_vm main $MAIN_VM_CAP
+  FIRST_NQN=$NQN FIRST_PORT=$PORT
+  if [ $MODE = weft ]; then stop_engine run1; else record run1/engine-stop SKIP 0s "external target: not stopped"; fi
+
+  # run 2: same data dir, restricted to one host: refusal + persistence
+  ok2=1
+  if [ $MODE = weft ]; then
+    # the same port first: a restarted target must be able to listen there again
+    start_engine run2 "$FIRST_PORT" "$HOSTNQN" || ok2=0
+    if [ $ok2 = 1 ] && [ "$NQN" != "$FIRST_NQN" ]; then
+      record run2/same-nqn FAIL 0s "the restarted engine serves $NQN, the first run served $FIRST_NQN"
+    fi
+  else
+    record run2/engine-start SKIP 0s "external target: not restarted, so persistence is only checked across VM boots"
+  fi
+  if [ $ok2 = 1 ]; then
+    W_PLAN=restart W_PORT=$PORT W_NQN=$NQN
+    W_DENIED_HOSTNQN=$DENIED_HOSTNQN W_DENIED_HOSTID=$DENIED_HOSTID
+    W_EXPECT_PAT_SHA=${VALUES[digest.pattern_sha]:-} W_EXPECT_FILE_SHA=${VALUES[digest.file_sha]:-}
+    run_vm restart $RESTART_VM_CAP
+    if [ $MODE = weft ]; then stop_engine run2; else record run2/engine-stop SKIP 0s "external target: not stopped"; fi
+  fi
+fi
+
+if summary; then
+  rc=0
+  if [ $AUTO_WORK = 1 ] && [ $KEEP = 0 ]; then rm -rf "$WORK"; else rm -rf "$DATA_DIR"; fi
+else
+  rc=1
+  echo "kept for diagnosis: $WORK (engine logs *-engine.std*, VM logs *-vm/, *-vm.log)"
+fi
+exit $rc
