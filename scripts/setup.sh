@@ -8,7 +8,7 @@ packages=(
   liburing-dev libssl-dev libisal-dev
   libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  clang-format
+  clang-format clang-14 libclang-rt-14-dev
 )
 
 missing=()

@@ -176,6 +176,10 @@ void reactor::spawn(task<void> t) {
 }
 
 void reactor::send(unsigned dst, work_item w) {
+    if (!rt_) {  // a lone reactor (tests, fuzzers): messages are to itself
+        backlog_[0].push_back(w);
+        return;
+    }
     if (any_backlog_ && !backlog_[dst].empty()) {
         backlog_[dst].push_back(w);  // keep per-destination order
     } else if (!rt_->ring(id(), dst).push(w)) {
@@ -186,6 +190,7 @@ void reactor::send(unsigned dst, work_item w) {
 }
 
 void reactor::flush_outgoing() {
+    if (!rt_) return;
     if (any_backlog_) {
         any_backlog_ = false;
         for (unsigned dst = 0; dst < backlog_.size(); ++dst) {
@@ -241,7 +246,12 @@ bool reactor::run_ready() {
 }
 
 bool reactor::drain_messages() {
-    if (!rt_) return false;
+    if (!rt_) {
+        std::deque<work_item> mine;
+        mine.swap(backlog_[0]);
+        for (auto& w : mine) w.fn(w.arg);
+        return !mine.empty();
+    }
     size_t total = 0;
     for (unsigned src = 0; src < rt_->size(); ++src) {
         total += rt_->ring(src, id()).drain(256, [](work_item w) { w.fn(w.arg); });
@@ -302,6 +312,18 @@ void reactor::sleep_in_kernel() {
     if (rc < 0 && rc != -EINTR && rc != -ETIME)
         spdlog::error("reactor {}: io_uring_submit_and_wait: {}", id(), strerror(-rc));
     sleeping_.store(false, std::memory_order_relaxed);
+}
+
+void reactor::run_until_idle() {
+    local_ = this;
+    for (;;) {
+        bool busy = run_ready();
+        busy |= drain_messages();
+        flush_outgoing();
+        submit_pending();
+        busy |= reap();
+        if (!busy && ready_.empty()) return;
+    }
 }
 
 void reactor::run() {

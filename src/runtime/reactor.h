@@ -94,6 +94,10 @@ class reactor {
 
     // Runs the loop until stop() is called on this thread (or via a message).
     void run();
+    // Runs ready work and reaps completions that are already there until
+    // nothing moves, without sleeping: a deterministic single-thread drive
+    // for tests and fuzzers (a reactor made with a null runtime).
+    void run_until_idle();
     void stop() { stop_requested_ = true; }
 
     // Called by another thread: makes a sleeping reactor look at its rings.
