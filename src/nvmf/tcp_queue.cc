@@ -28,6 +28,8 @@ struct tcp_queue::command {
 };
 
 namespace {
+constexpr size_t zero_copy_threshold = 64 * 1024;
+
 // Connect Invalid Parameters: dword 0 locates the bad field (NVMe-oF 3.3).
 uint32_t ipo_data(size_t offset) { return (1u << 16) | uint32_t(offset); }
 uint32_t ipo_sqe(size_t offset) { return uint32_t(offset); }
@@ -498,7 +500,9 @@ task<void> tcp_queue::flusher() {
         std::swap(queued_, sending_);
         uint64_t gen = queued_gen_++;
         if (!send_failed_) {
-            auto r = co_await sending_->flush(stream_);
+            // Large read data goes zero-copy; small PDUs are cheaper copied.
+            bool zc = sending_->bytes() >= zero_copy_threshold;
+            auto r = co_await sending_->flush(stream_, zc);
             if (!r) {
                 send_failed_ = true;
                 close("send failed");

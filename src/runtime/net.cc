@@ -116,13 +116,13 @@ void tcp_stream::reset() {
     fd_.close();
 }
 
-task<result<size_t>> tcp_stream::send_all(std::span<iovec> iov) {
+task<result<size_t>> tcp_stream::send_all(std::span<iovec> iov, bool zero_copy) {
     size_t total = 0;
     while (!iov.empty()) {
         msghdr msg{};
         msg.msg_iov = iov.data();
         msg.msg_iovlen = iov.size();
-        int n = co_await sendmsg(&msg);
+        int n = zero_copy ? co_await sendmsg_zc(&msg) : co_await sendmsg(&msg);
         if (n < 0) co_return error::from_res(n);
         total += size_t(n);
         size_t left = size_t(n);

@@ -90,8 +90,17 @@ class tcp_stream {
         return uring_op<decltype(prep)>(prep, /*zero_copy=*/true);
     }
 
+    // Zero-copy sendmsg: completes once the kernel no longer needs the data.
+    // requires: `msg` (and its iovecs) live until the op completes.
+    auto sendmsg_zc(const msghdr* msg, int flags = MSG_NOSIGNAL) {
+        auto prep = [=, fd = fd()](io_uring_sqe* s) { io_uring_prep_sendmsg_zc(s, fd, msg, flags); };
+        return uring_op<decltype(prep)>(prep, /*zero_copy=*/true);
+    }
+
     // Loops until every byte of `iov` is sent; the iovecs are consumed.
-    task<result<size_t>> send_all(std::span<iovec> iov);
+    // zero_copy: the kernel sends from the caller's pages (pays for large
+    // payloads; the call returns only when the pages are released).
+    task<result<size_t>> send_all(std::span<iovec> iov, bool zero_copy = false);
     task<result<size_t>> send_all(std::span<const std::byte> buf);
     // Loops until `buf` is full; 0 bytes means the peer closed first.
     task<result<size_t>> recv_exact(std::span<std::byte> buf);

@@ -111,7 +111,7 @@ class send_batch {
 
     // Sends every PDU with one sendmsg (more only if the socket takes part of
     // it), then clears the batch, also on error. Returns the bytes sent.
-    task<result<size_t>> flush(tcp_stream& stream);
+    task<result<size_t>> flush(tcp_stream& stream, bool zero_copy = false);
 
   private:
     // Room for a prefix, `data` iovecs and a digest.
