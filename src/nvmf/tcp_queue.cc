@@ -18,10 +18,15 @@ struct tcp_queue::command {
     uint16_t slot = 0;
     request req;
     bool preset = false;      // status decided on arrival; not executed
-    bool needs_r2t = false;   // host-to-controller data still to fetch
-    uint32_t received = 0;    // H2C bytes received, in order
-    uint32_t r2t_end = 0;     // end of the outstanding R2T's range
-    bool chunk_done = false;  // the outstanding R2T's range has arrived
+    bool needs_r2t = false;  // host-to-controller data still to fetch
+    struct r2t_range {
+        uint32_t next;  // the next DATAO expected in this range
+        uint32_t end;
+    };
+    std::vector<r2t_range> r2ts;  // outstanding R2Ts (at most MAXR2T + 1)
+    uint32_t requested = 0;       // bytes asked for so far
+    uint32_t received = 0;        // bytes arrived so far
+    bool progress = false;        // an R2T's range completed
     bool data_failed = false;
     nvme::status data_status = sc::success;
     std::coroutine_handle<> data_waiter;
@@ -267,7 +272,7 @@ bool tcp_queue::accept_h2c_data(const tcp::pdu_view& pdu) {
     auto& h = pdu.as<tcp::h2c_data>();
     uint16_t ttag = h.ttag.get();
     command* c = ttag < slots_.size() ? slots_[ttag].get() : nullptr;
-    if (!c || !c->needs_r2t || c->received >= c->r2t_end) {
+    if (!c || !c->needs_r2t || c->r2ts.empty()) {
         fatal(tcp::fes::invalid_header_field, offsetof(tcp::h2c_data, ttag), {pdu.header, sizeof h});
         return false;
     }
@@ -275,20 +280,24 @@ bool tcp_queue::accept_h2c_data(const tcp::pdu_view& pdu) {
         fatal(tcp::fes::invalid_header_field, offsetof(tcp::h2c_data, cccid), {pdu.header, sizeof h});
         return false;
     }
+    // Within an R2T's range the data comes in order; ranges may interleave.
     uint32_t datao = h.datao.get(), datal = h.datal.get();
-    if (datao != c->received) {
+    auto range = std::find_if(c->r2ts.begin(), c->r2ts.end(), [&](auto& r) { return r.next == datao; });
+    if (range == c->r2ts.end()) {
         fatal(tcp::fes::data_out_of_range, offsetof(tcp::h2c_data, datao), {pdu.header, sizeof h});
         return false;
     }
-    if (uint64_t(datao) + datal > c->r2t_end) {
+    if (uint64_t(datao) + datal > range->end) {
         fatal(tcp::fes::data_out_of_range, offsetof(tcp::h2c_data, datal), {pdu.header, sizeof h});
         return false;
     }
     if (pdu.data.size() == datal) std::memcpy(c->req.data.data() + datao, pdu.data.data(), datal);
     else c->data_status = sc::transient_transport_error;  // data digest failed
     c->received += datal;
-    if (c->received == c->r2t_end) {
-        c->chunk_done = true;
+    range->next += datal;
+    if (range->next == range->end) {
+        c->r2ts.erase(range);
+        c->progress = true;
         if (c->data_waiter) reactor::local().schedule(std::exchange(c->data_waiter, {}));
     }
     return true;
@@ -298,19 +307,27 @@ bool tcp_queue::accept_h2c_data(const tcp::pdu_view& pdu) {
 
 task<void> tcp_queue::run_command(command* c) {
     if (c->needs_r2t && !c->preset) {
-        // One R2T at a time, each at most MAXH2CDATA (Linux hosts take one).
+        // As many R2Ts outstanding as the host allows (MAXR2T + 1; Linux
+        // asks for one), each for at most MAXH2CDATA.
+        const size_t max_outstanding = size_t(std::min<uint32_t>(maxr2t_, 15)) + 1;
         while (c->received < c->req.data_len && !c->data_failed && !closed_) {
-            uint32_t off = c->received;
-            uint32_t len = std::min(c->req.data_len - off, opt_.max_h2c_data);
-            c->r2t_end = off + len;
-            c->chunk_done = false;
-            bool ok = co_await enqueue([&](tcp::send_batch& b) {
-                return b.add_r2t(c->req.cmd.cid, c->slot, off, len);
-            });
+            // Reset before asking: a range may complete while an R2T waits
+            // for room in the send batch.
+            c->progress = false;
+            bool ok = true;
+            while (ok && c->requested < c->req.data_len && c->r2ts.size() < max_outstanding) {
+                uint32_t off = c->requested;
+                uint32_t len = std::min(c->req.data_len - off, opt_.max_h2c_data);
+                c->r2ts.push_back({off, off + len});
+                c->requested += len;
+                ok = co_await enqueue([&](tcp::send_batch& b) {
+                    return b.add_r2t(c->req.cmd.cid, c->slot, off, len);
+                });
+            }
             if (!ok) break;
             struct data_awaiter {
                 command* c;
-                bool await_ready() const { return c->chunk_done || c->data_failed; }
+                bool await_ready() const { return c->progress || c->data_failed; }
                 void await_suspend(std::coroutine_handle<> h) { c->data_waiter = h; }
                 void await_resume() const {}
             };

@@ -13,23 +13,16 @@ tcp_server::tcp_server(target& tgt, tcp_options opt, unsigned reactors) : target
 tcp_server::~tcp_server() = default;
 
 task<result<void>> tcp_server::listen(socket_address addr) {
-    std::vector<tcp_listener> listeners;
-    for (size_t r = 0; r < reactors_.size(); ++r) {
-        auto l = tcp_listener::listen(addr, {.backlog = 1024, .reuse_port = true});
-        if (!l) co_return l.err();
-        if (addr.port() == 0) addr = l->local_address();  // the others join the same port
-        listeners.push_back(std::move(l.value()));
-    }
+    auto l = tcp_listener::listen(addr, {.backlog = 1024});
+    if (!l) co_return l.err();
+    addr = l->local_address();
     target_.add_listen_address(addr);
-    for (unsigned r = 0; r < reactors_.size(); ++r) {
-        per_reactor* me = reactors_[r].get();
-        me->listeners.push_back(std::make_unique<tcp_listener>(std::move(listeners[r])));
-        tcp_listener* l = me->listeners.back().get();
-        // Only pointers cross: g++ 12 may duplicate a move-only temporary
-        // that lives across a co_await (seen: a listener closed twice).
-        co_await on(r, [this, me, l] { reactor::local().spawn(me->loops.hold(accept_loop(l, me))); });
-    }
-    spdlog::info("NVMe/TCP listening on {} ({} reactor(s))", addr.to_string(), reactors_.size());
+    addresses_.push_back(addr);
+    per_reactor* me = reactors_[reactor::local().id()].get();
+    me->listeners.push_back(std::make_unique<tcp_listener>(std::move(l.value())));
+    reactor::local().spawn(me->loops.hold(accept_loop(me->listeners.back().get(), me)));
+    spdlog::info("NVMe/TCP listening on {} (queues spread over {} reactor(s))", addr.to_string(),
+                 reactors_.size());
     co_return result<void>{};
 }
 
@@ -45,13 +38,35 @@ task<void> tcp_server::accept_loop(tcp_listener* l, per_reactor* me) {
             if (co_await sleep(std::chrono::milliseconds(100)).abort_with(me->stop) == -ECANCELED) break;
             continue;
         }
-        auto q = std::make_shared<tcp_queue>(target_, std::move(s.value()), opt_);
-        std::erase_if(me->queues, [](auto& w) { return w.expired(); });
-        me->queues.push_back(q);
-        reactor::local().spawn(me->conns.hold([](std::shared_ptr<tcp_queue> q) -> task<void> {
-            co_await q->run();
-        }(std::move(q))));
+        unsigned r = next_reactor_++ % unsigned(reactors_.size());
+        if (r == reactor::local().id()) {
+            start_queue(std::move(s.value()));
+            continue;
+        }
+        // Hand the socket over; the queue lives on reactor r from now on.
+        struct handoff {
+            tcp_server* server;
+            int fd;
+        };
+        auto* h = new handoff{this, s.value().release()};
+        reactor::local().send(r, {[](void* p) {
+                                      auto* h = static_cast<handoff*>(p);
+                                      h->server->start_queue(tcp_stream(fd_handle(h->fd)));
+                                      delete h;
+                                  },
+                                  h});
     }
+}
+
+void tcp_server::start_queue(tcp_stream s) {
+    per_reactor* me = reactors_[reactor::local().id()].get();
+    if (me->stop.abort_requested()) return;  // stopping: the socket closes here
+    auto q = std::make_shared<tcp_queue>(target_, std::move(s), opt_);
+    std::erase_if(me->queues, [](auto& w) { return w.expired(); });
+    me->queues.push_back(q);
+    reactor::local().spawn(me->conns.hold([](std::shared_ptr<tcp_queue> q) -> task<void> {
+        co_await q->run();
+    }(std::move(q))));
 }
 
 task<void> tcp_server::stop() {

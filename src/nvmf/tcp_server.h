@@ -1,6 +1,7 @@
-// Accepts NVMe/TCP connections on every reactor: one SO_REUSEPORT listener
-// per reactor and address, so the kernel spreads a host's queues (one TCP
-// connection each) over the cores.
+// Accepts NVMe/TCP connections and spreads them over the reactors, round
+// robin: a host opens one TCP connection per queue (admin, then I/O queues
+// 1..n in turn), so its queues land on different cores, and each stays on
+// its core for its life. Accepting is rare; it runs on reactor 0.
 #pragma once
 
 #include <memory>
@@ -18,13 +19,15 @@ public:
     tcp_server(target& tgt, tcp_options opt, unsigned reactors);
     ~tcp_server();
 
-    // Binds `addr` on every reactor. Call on a reactor; EADDRINUSE and the
-    // like come back as errors, with nothing left listening.
+    // Binds `addr`. Call on reactor 0; EADDRINUSE and the like come back as
+    // errors, with nothing left listening.
     task<result<void>> listen(socket_address addr);
     // Stops accepting, closes every connection, waits for them.
     task<void> stop();
 
     size_t connections() const;
+    // The addresses listen() bound, with the port the kernel picked for port 0.
+    const std::vector<socket_address>& addresses() const { return addresses_; }
 
 private:
     struct per_reactor {
@@ -35,10 +38,14 @@ private:
         std::vector<std::unique_ptr<tcp_listener>> listeners;
     };
     task<void> accept_loop(tcp_listener* l, per_reactor* me);
+    // Runs a connection on the calling reactor.
+    void start_queue(tcp_stream s);
+    unsigned next_reactor_ = 0;
 
     target& target_;
     tcp_options opt_;
     std::vector<std::unique_ptr<per_reactor>> reactors_;
+    std::vector<socket_address> addresses_;
 };
 
 }  // namespace weft::nvmf

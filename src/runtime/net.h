@@ -60,6 +60,8 @@ class tcp_stream {
 
     int fd() const { return fd_.get(); }
     bool is_open() const { return bool(fd_); }
+    // Gives up the socket (to move it to another reactor).
+    int release() { return fd_.release(); }
     void close() { fd_.close(); }
     // Shuts the write side down (FIN), for a clean end of a stream.
     void shutdown_write();

@@ -32,13 +32,14 @@ set -u -o pipefail
 
 # ------------------------------------------------------------------------
 # The engine's command line. If weft-engine's flags change, adapt here.
-#   ENGINE --demo --listen 127.0.0.1:PORT --data-dir DIR --cores 0 [--allow-host NQN]...
+#   ENGINE --demo --listen 127.0.0.1:PORT --data-dir DIR --cores 0,1 [--allow-host NQN]...
+#   (two reactors: the host's admin and I/O queues land on both)
 # --demo serves one namespace from a file under --data-dir and prints, on
 # stdout, the line to connect with, e.g.
 #   nvme connect -t tcp -a 127.0.0.1 -s 4420 -n nqn.2026-11.io.weft:demo
 # from which the subsystem NQN is taken.
 ENGINE_LISTEN_ADDR=127.0.0.1
-ENGINE_FLAGS_FIXED=(--demo --cores 0)
+ENGINE_FLAGS_FIXED=(--demo --cores 0,1)
 ENGINE_FLAG_LISTEN=--listen          # value: ADDR:PORT
 ENGINE_FLAG_DATA_DIR=--data-dir      # value: directory (kept across the restart)
 ENGINE_FLAG_ALLOW_HOST=--allow-host  # value: host NQN; repeatable
