@@ -437,8 +437,10 @@ task<void> tcp_queue::connect(command* c) {
         slots_.push_back(nullptr);
         free_slots_.push_back(s);
     }
-    spdlog::info("{} connected to {}: controller {}, queue {} (depth {}) on reactor {}", hostnqn,
-                 subnqn, ctrl->cntlid(), qid_, queue_size_, here);
+    spdlog::info("{} connected to {}: controller {}, queue {} (depth {}{}{}) on reactor {}", hostnqn,
+                 subnqn, ctrl->cntlid(), qid_, queue_size_,
+                 qid_ == 0 ? fmt::format(", keep-alive {} ms", cc.kato) : std::string(),
+                 sq_flow_disabled_ ? ", SQ flow control off" : "", here);
 }
 
 task<void> tcp_queue::respond(command* c) {

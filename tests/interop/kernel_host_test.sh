@@ -14,7 +14,8 @@
 # crc32c verify, fio 128k sequential write + verify, ext4 (mkfs, mount, write,
 # umount, fsck, mount, compare), reservations (register/report/acquire/
 # conflict/release/unregister), disconnect; then all of it again with header
-# and data digests, and writes a raw pattern. The engine is then stopped with
+# and data digests (with SQ flow control off, so reads end with the C2HData
+# SUCCESS flag), and writes a raw pattern. The engine is then stopped with
 # SIGTERM (must exit 0) and started again on the same --data-dir with
 # --allow-host: a second VM checks that another host NQN is refused, that the
 # allowed one connects, and that the pattern and the ext4 file read back
