@@ -1,0 +1,104 @@
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "engine/config.h"
+#include "engine/config_applier.h"
+#include "runtime/test_util.h"
+
+namespace weft::engine {
+namespace {
+
+TEST(engine_config, sizes) {
+    EXPECT_EQ(parse_size("4096").value(), 4096u);
+    EXPECT_EQ(parse_size("1GiB").value(), 1ull << 30);
+    EXPECT_EQ(parse_size("512M").value(), 512ull << 20);
+    EXPECT_FALSE(parse_size("").ok());
+    EXPECT_FALSE(parse_size("12parsecs").ok());
+    EXPECT_FALSE(parse_size("99999999999999999999").ok());
+    EXPECT_FALSE(parse_size("99999999999T").ok());
+}
+
+TEST(engine_config, parses_a_full_file) {
+    std::string why;
+    auto c = parse_config(R"({
+        "listen": ["127.0.0.1:4420"], "discovery_listen": ["127.0.0.1:8009"],
+        "limits": {"max_queue_depth": 64},
+        "subsystems": [{"nqn": "nqn.2026-11.io.weft:a", "hosts": ["nqn.h1"],
+                        "namespaces": [{"nsid": 3, "type": "malloc", "size": "1MiB", "block_size": 4096}]}]})",
+                          &why);
+    ASSERT_TRUE(c.ok()) << why;
+    EXPECT_EQ(c->listen.size(), 1u);
+    EXPECT_EQ(c->limits.max_queue_depth, 64);
+    ASSERT_EQ(c->subsystems.size(), 1u);
+    EXPECT_FALSE(c->subsystems[0].allow_any_host);  // a host list means only those
+    EXPECT_EQ(c->subsystems[0].namespaces[0].nsid, 3u);
+    EXPECT_EQ(c->subsystems[0].namespaces[0].size, 1u << 20);
+    EXPECT_EQ(c->subsystems[0].namespaces[0].block_size, 4096u);
+}
+
+TEST(engine_config, bad_files_say_why) {
+    for (const char* bad : {"", "[1]", "{\"subsystems\": [{}]}", "{\"subsystems\": [{\"nqn\": 1}]}",
+                            "{\"subsystems\": [{\"nqn\": \"x\", \"namespaces\": [{\"size\": \"big\"}]}]}",
+                            "{\"listen\": \"127.0.0.1:1\"}"}) {
+        std::string why;
+        EXPECT_FALSE(parse_config(bad, &why).ok()) << bad;
+        EXPECT_FALSE(why.empty()) << bad;
+    }
+}
+
+// The reload path: what SIGHUP applies to a running target.
+TEST(config_applier, adds_resizes_and_removes_namespaces) {
+    std::string dir = std::string(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp") + "/weft-cfg-" +
+                      std::to_string(getpid());
+    std::filesystem::create_directories(dir);
+    test::run_reactors(1, [&]() -> task<void> {
+        nvmf::target tgt;
+        config_applier applier(tgt);
+        std::string why;
+        auto v1 = parse_config(R"({"subsystems": [{"nqn": "nqn.2026-11.io.weft:r", "namespaces": [
+            {"nsid": 1, "type": "file", "path": ")" + dir + R"(/a.img", "size": "4MiB"}]}]})",
+                               &why);
+        CO_ASSERT_TRUE(v1.ok());
+        EXPECT_TRUE(applier.apply(v1.value()).empty());
+        auto ss = tgt.find("nqn.2026-11.io.weft:r");
+        CO_ASSERT_TRUE(ss != nullptr);
+        uint64_t gen = ss->ns_generation();
+        EXPECT_EQ(ss->namespaces()->at(1)->dev().num_blocks(), 8192u);
+
+        // Grow nsid 1, add nsid 2, restrict hosts.
+        auto v2 = parse_config(R"({"subsystems": [{"nqn": "nqn.2026-11.io.weft:r", "hosts": ["nqn.h"], "namespaces": [
+            {"nsid": 1, "type": "file", "path": ")" + dir + R"(/a.img", "size": "8MiB"},
+            {"nsid": 2, "type": "malloc", "size": "1MiB"}]}]})",
+                               &why);
+        CO_ASSERT_TRUE(v2.ok());
+        EXPECT_TRUE(applier.apply(v2.value()).empty());
+        auto table = ss->namespaces();
+        EXPECT_EQ(table->size(), 2u);
+        EXPECT_EQ(table->at(1)->dev().num_blocks(), 16384u);
+        EXPECT_GT(ss->ns_generation(), gen);
+        EXPECT_FALSE(ss->host_allowed("nqn.other"));
+        EXPECT_TRUE(ss->host_allowed("nqn.h"));
+        EXPECT_EQ(std::filesystem::file_size(dir + "/a.img"), 8u << 20);
+
+        // A broken entry is reported; the rest still applies (nsid 2 goes).
+        auto v3 = parse_config(R"({"subsystems": [{"nqn": "nqn.2026-11.io.weft:r", "namespaces": [
+            {"nsid": 1, "type": "file", "path": ")" + dir + R"(/a.img", "size": "8MiB"},
+            {"nsid": 3, "type": "tape", "size": "1MiB"}]}]})",
+                               &why);
+        CO_ASSERT_TRUE(v3.ok());
+        auto problems = applier.apply(v3.value());
+        EXPECT_EQ(problems.size(), 1u);
+        EXPECT_EQ(ss->namespaces()->size(), 1u);
+
+        // Nothing configured: the subsystem goes.
+        EXPECT_TRUE(applier.apply(engine_config{}).empty());
+        EXPECT_EQ(tgt.find("nqn.2026-11.io.weft:r"), nullptr);
+        co_return;
+    });
+    std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace weft::engine
