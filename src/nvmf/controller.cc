@@ -410,10 +410,9 @@ void controller::set_features(request& r) {
         uint32_t nsqr = (v & 0xffff) + 1, ncqr = (v >> 16) + 1;
         if ((v & 0xffff) == 0xffff || (v >> 16) == 0xffff) return r.set(sc::invalid_field);
         // Once I/O queues exist the count may not change (Base 5.27.1.7).
-        {
-            std::lock_guard lock(queues_mutex_);
-            if (!io_queues_.empty()) return r.set(sc::command_sequence_error);
-        }
+        // Under the lock: Connects on other reactors read it.
+        std::lock_guard lock(queues_mutex_);
+        if (!io_queues_.empty()) return r.set(sc::command_sequence_error);
         num_queues_granted_ = std::min<uint32_t>({nsqr, ncqr, limits_.max_io_queues});
         r.cpl.dw0 = (num_queues_granted_ - 1) | ((num_queues_granted_ - 1) << 16);
         break;

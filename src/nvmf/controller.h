@@ -108,7 +108,7 @@ private:
     std::atomic<bool> ready_{false};
     uint32_t kato_ms_;
     uint32_t aec_ = 0;
-    uint32_t num_queues_granted_ = 0;  // Number of Queues: 0 until set
+    uint32_t num_queues_granted_ = 0;  // Number of Queues: 0 until set; queues_mutex_
     bool vwc_enabled_ = true;
     uint32_t arbitration_ = 0, power_state_ = 0, temp_threshold_ = 0x0157, error_recovery_ = 0;
     std::chrono::steady_clock::time_point last_keep_alive_;
