@@ -1,0 +1,689 @@
+#include "initiator/queue.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cstring>
+#include <optional>
+
+#include "bdev/iov.h"
+#include "nvme/fabrics.h"
+#include "runtime/reactor.h"
+#include "runtime/uring_op.h"
+
+namespace weft::initiator {
+
+namespace tcp = nvmf::tcp;
+using clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+struct queue::pending {
+    nvme::command cmd{};
+    std::span<const iovec> out, in;
+    uint32_t out_len = 0, in_len = 0;
+    bool in_capsule = false;
+    bool internal = false;  // Connect/Disconnect on the reserved CID
+    clock::time_point deadline;
+    uint64_t sent_gen = 0;  // the connection its capsule went out on
+    bool data_error = false;
+    bool timed_out = false;
+    bool done = false;
+    std::optional<result<nvme::completion>> res;
+    std::coroutine_handle<> waiter;
+};
+
+struct queue::sent_awaiter {
+    queue* q;
+    uint64_t gen;
+    bool await_ready() const { return q->sent_gen_ >= gen || q->send_failed_ || q->conn_down_; }
+    void await_suspend(std::coroutine_handle<> h) { q->send_waiters_.push_back({gen, h}); }
+    void await_resume() const {}
+};
+
+namespace {
+
+uint32_t iov_length(std::span<const iovec> iov) {
+    auto n = bdev::iov_total(iov);
+    return n && *n <= UINT32_MAX ? uint32_t(*n) : UINT32_MAX;
+}
+
+// The iovecs covering [off, off + len) of `iov`.
+void slice(std::span<const iovec> iov, size_t off, size_t len, std::vector<iovec>& out) {
+    out.clear();
+    for (const iovec& v : iov) {
+        if (len == 0) break;
+        if (off >= v.iov_len) {
+            off -= v.iov_len;
+            continue;
+        }
+        size_t n = std::min(v.iov_len - off, len);
+        out.push_back({static_cast<char*>(v.iov_base) + off, n});
+        len -= n;
+        off = 0;
+    }
+}
+
+// Connect's refusal as an errno the caller can act on.
+error connect_error(nvme::status s) {
+    if (s == nvme::sc::connect_invalid_host) return error{EACCES};
+    if (s == nvme::sc::connect_invalid_parameters) return error{EINVAL};
+    if (s == nvme::sc::connect_controller_busy) return error{EBUSY};
+    return error{EPROTO};
+}
+
+}  // namespace
+
+const char* to_string(queue::state s) {
+    switch (s) {
+        case queue::state::connecting:
+            return "connecting";
+        case queue::state::live:
+            return "live";
+        case queue::state::recovering:
+            return "recovering";
+        case queue::state::closing:
+            return "closing";
+        case queue::state::failed:
+            return "failed";
+        case queue::state::closed:
+            return "closed";
+    }
+    return "?";
+}
+
+bool idempotent(const nvme::command& cmd, uint16_t qid) {
+    if (qid == 0) return false;
+    switch (nvme::io_opcode(cmd.opcode)) {
+        case nvme::io_opcode::read:
+        case nvme::io_opcode::write:
+        case nvme::io_opcode::flush:
+        case nvme::io_opcode::write_zeroes:
+        case nvme::io_opcode::dataset_management:
+        case nvme::io_opcode::compare:
+        case nvme::io_opcode::verify:
+            return true;
+        default:
+            return false;
+    }
+}
+
+queue::queue(queue_options opt)
+    : opt_(std::move(opt)),
+      reactor_(reactor::local().id()),
+      queued_(std::make_unique<tcp::send_batch>()),
+      sending_(std::make_unique<tcp::send_batch>()) {
+    if (opt_.depth == 0) opt_.depth = 1;
+    slots_.assign(size_t(opt_.depth) + 1, nullptr);
+    for (uint16_t c = opt_.depth; c-- > 0;) free_cids_.push_back(c);
+}
+
+queue::~queue() = default;
+
+void queue::set_state(state s, const char* why) {
+    if (s == state_) return;
+    spdlog::debug("initiator queue {} of {} (controller {}): {} -> {} ({})", opt_.qid, opt_.subnqn,
+                  cntlid_, to_string(state_), to_string(s), why);
+    state_ = s;
+}
+
+void queue::set_max_c2h_data(uint32_t bytes) {
+    opt_.max_c2h_data = bytes;
+    rparams_.max_data = bytes;
+}
+
+// Not a coroutine: the options move into the queue before anything can
+// suspend (GCC 12 mishandled a by-value coroutine parameter moved from a
+// lambda capture: the queue read freed strings).
+task<result<std::unique_ptr<queue>>> queue::connect(queue_options opt) {
+    return start(new queue(std::move(opt)));
+}
+
+task<result<std::unique_ptr<queue>>> queue::start(queue* raw) {
+    std::unique_ptr<queue> q(raw);
+    reactor::local().spawn(q->watchdog_gate_.hold(q->watchdog()));
+    auto r = co_await q->establish();
+    if (!r) {
+        q->set_state(state::failed, "connect failed");
+        co_await q->close();
+        co_return r.err();
+    }
+    q->set_state(state::live, "connected");
+    co_return std::move(q);
+}
+
+// ---- connection -------------------------------------------------------------
+
+task<result<void>> queue::ic_exchange() {
+    std::byte buf[sizeof(tcp::ic_req)];
+    uint8_t dgst = (opt_.header_digest ? tcp::digest_bits::header : 0) |
+                   (opt_.data_digest ? tcp::digest_bits::data : 0);
+    // MAXR2T 15 (0's based): the target may keep 16 R2Ts per command open.
+    size_t n = tcp::encode_ic_req(buf, 0, dgst, 15);
+    auto sent = co_await stream_.send_all(std::span<const std::byte>(buf, n));
+    if (!sent) co_return sent.err();
+    tcp::reader_params rp{.receiver = tcp::side::initiator};
+    size_t have = 0;
+    for (;;) {
+        int got = co_await stream_.recv(std::span(buf).subspan(have)).timeout(opt_.connect_timeout);
+        if (got <= 0) co_return error{got == 0 ? ECONNRESET : -got};
+        have += size_t(got);
+        auto res = tcp::parse({buf, have}, rp);
+        if (std::holds_alternative<tcp::need_more>(res)) continue;
+        auto* pdu = std::get_if<tcp::pdu_view>(&res);
+        if (!pdu || pdu->type != tcp::pdu_type::ic_resp) co_return error{EPROTO};
+        auto& r = pdu->as<tcp::ic_resp>();
+        uint32_t maxh2c = r.maxh2cdata.get();
+        // The target may only grant digests we asked for.
+        if (r.pfv.get() != tcp::pfv_1_0 || r.cpda > tcp::max_pda || (r.dgst & ~dgst) != 0 ||
+            maxh2c < tcp::min_maxh2cdata || maxh2c % 4 != 0)
+            co_return error{EPROTO};
+        maxh2cdata_ = maxh2c;
+        tcp::writer_params wp{.hdgst = bool(r.dgst & tcp::digest_bits::header),
+                              .ddgst = bool(r.dgst & tcp::digest_bits::data),
+                              .pda = r.cpda};
+        queued_->clear();
+        sending_->clear();
+        queued_->set_params(wp);
+        sending_->set_params(wp);
+        rparams_ = {.receiver = tcp::side::initiator,
+                    .connected = true,
+                    .hdgst = wp.hdgst,
+                    .ddgst = wp.ddgst,
+                    .pda = 0,
+                    .max_data = opt_.max_c2h_data};
+        co_return result<void>{};
+    }
+}
+
+task<result<void>> queue::establish() {
+    ++conn_gen_;
+    auto s = co_await tcp_stream::connect(opt_.address);
+    if (!s) co_return s.err();
+    stream_ = std::move(s.value());
+    if (auto r = co_await ic_exchange(); !r) {
+        stream_.close();
+        co_return r.err();
+    }
+    queued_gen_ = 1;
+    sent_gen_ = 0;
+    send_failed_ = false;
+    conn_stop_ = std::make_unique<abort_source>();
+    conn_loops_ = std::make_unique<gate>();
+    conn_down_ = false;
+    reactor::local().spawn(conn_loops_->hold(receiver(conn_gen_)));
+    reactor::local().spawn(conn_loops_->hold(flusher(conn_gen_)));
+
+    // Fabrics Connect (NVMe-oF 1.1, 3.3) with its 1 KiB of data in the capsule.
+    nvme::connect_command cc{};
+    cc.opcode = uint8_t(nvme::admin_opcode::fabrics);
+    cc.fctype = uint8_t(nvme::fabrics_type::connect);
+    cc.qid = opt_.qid;
+    cc.sqsize = uint16_t(opt_.depth - 1);
+    cc.kato = opt_.qid == 0 ? opt_.kato_ms : 0;
+    nvme::connect_data cd{};
+    std::memcpy(cd.hostid, opt_.hostid.data(), 16);
+    cd.cntlid = opt_.qid == 0 ? 0xffff : opt_.cntlid;
+    nvme::set_nqn(cd.subnqn, opt_.subnqn);
+    nvme::set_nqn(cd.hostnqn, opt_.hostnqn);
+    pending p;
+    std::memcpy(&p.cmd, &cc, sizeof cc);
+    p.internal = true;
+    iovec iov{&cd, sizeof cd};
+    p.out = {&iov, 1};
+    p.deadline = clock::now() + opt_.connect_timeout;
+    auto r = co_await run(p);
+    if (r && nvme::status::from_field(r->status).ok()) {
+        cntlid_ = uint16_t(r->dw0 & 0xffff);
+        connect_status_ = {};
+        co_return result<void>{};
+    }
+    error e = r ? connect_error(nvme::status::from_field(r->status)) : r.err();
+    if (r) {
+        connect_status_ = nvme::status::from_field(r->status);
+        spdlog::warn("initiator: {} refused Connect of queue {} from {}: sct {} sc {:#x} ({})",
+                     opt_.subnqn, opt_.qid, opt_.hostnqn, int(connect_status_.type),
+                     connect_status_.code, e.message());
+    }
+    lost("connect failed");
+    co_await conn_loops_->close();
+    stream_.close();
+    co_return e;
+}
+
+void queue::lost(const char* why) {
+    if (conn_down_) return;
+    conn_down_ = true;
+    spdlog::info("initiator queue {} of {}: connection lost: {}", opt_.qid, opt_.subnqn, why);
+    // Wakes the receive loop (recv returns 0) and a sendmsg stuck on a full socket.
+    if (stream_.is_open()) ::shutdown(stream_.fd(), SHUT_RDWR);
+    if (conn_stop_) conn_stop_->request_abort();
+    wake_flusher();
+    // Connect/Disconnect's frame outlives the connection's loops (its caller
+    // waits for them), so it may complete now.
+    if (pending* p = slots_.back(); p && !p->done)
+        complete(*p, error{p->timed_out ? ETIMEDOUT : ECONNRESET});
+    if (state_ == state::live) {
+        set_state(state::recovering, why);
+        reactor::local().spawn(recovery_gate_.hold(recover()));
+    }
+}
+
+task<void> queue::recover() {
+    // Nothing may touch a command's buffers while the old loops still run.
+    co_await conn_loops_->close();
+    stream_.close();
+    fail_timed_out();
+    // Those may or may not have run: only the caller can decide.
+    fail_where([](const pending& p) { return !p.internal && !idempotent(p.cmd, 1); },
+               error{ECONNRESET});
+    if (opt_.reconnect_attempts == 0 || opt_.qid == 0 || closing_) {
+        fail_where([](const pending&) { return true; }, error{ECONNRESET});
+        set_state(state::failed, "connection lost, no reconnect");
+        co_return;
+    }
+    auto delay = opt_.reconnect_delay;
+    for (unsigned attempt = 1; attempt <= opt_.reconnect_attempts && !closing_; ++attempt) {
+        if (co_await sleep(delay).abort_with(reconnect_stop_) == -ECANCELED) break;
+        fail_timed_out();
+        if (closing_) break;
+        auto r = co_await establish();
+        if (r) {
+            ++stats_.reconnects;
+            spdlog::info("initiator queue {} of {}: reconnected (attempt {})", opt_.qid,
+                         opt_.subnqn, attempt);
+            set_state(state::live, "reconnected");
+            // Commands submitted since send themselves; send_command skips
+            // any already sent on this connection.
+            for (size_t cid = 0; cid + 1 < slots_.size(); ++cid) {
+                pending* p = slots_[cid];
+                if (!p || p->done || state_ != state::live) continue;
+                if (p->sent_gen != 0) ++stats_.resubmitted;
+                co_await send_command(*p);
+            }
+            co_return;
+        }
+        spdlog::info("initiator queue {} of {}: reconnect attempt {} failed: {}", opt_.qid,
+                     opt_.subnqn, attempt, r.err().message());
+        delay = std::min<std::chrono::milliseconds>(delay * 2, 2s);
+    }
+    fail_where([](const pending&) { return true; }, error{ENOTCONN});
+    set_state(state::failed, "reconnect failed");
+}
+
+// ---- receive side -----------------------------------------------------------
+
+task<void> queue::receiver(uint64_t gen) {
+    std::vector<std::byte> rx(64 * 1024);
+    size_t have = 0;
+    while (!conn_down_ && conn_gen_ == gen) {
+        int n = co_await stream_.recv(std::span(rx).subspan(have)).abort_with(*conn_stop_);
+        if (n <= 0) {
+            lost(n == 0 ? "the target closed the connection" : "receive failed");
+            break;
+        }
+        have += size_t(n);
+        size_t off = 0;
+        unsigned budget = 0;
+        while (!conn_down_) {
+            auto res = tcp::parse({rx.data() + off, have - off}, rparams_);
+            if (auto* more = std::get_if<tcp::need_more>(&res)) {
+                // Bounded by the reader: max_c2h_data plus headers.
+                if (more->total > rx.size()) {
+                    std::memmove(rx.data(), rx.data() + off, have - off);
+                    have -= off;
+                    off = 0;
+                    rx.resize(more->total);
+                }
+                break;
+            }
+            if (auto* pdu = std::get_if<tcp::pdu_view>(&res)) {
+                if (pdu->type == tcp::pdu_type::r2t) {
+                    auto& r = pdu->as<tcp::r2t>();
+                    if (!co_await answer_r2t(r.cccid.get(), r.ttag.get(), r.r2to.get(),
+                                             r.r2tl.get()))
+                        break;
+                } else if (!handle_pdu(*pdu)) {
+                    break;
+                }
+                off += pdu->size;
+            } else if (auto* dd = std::get_if<tcp::data_digest_error>(&res)) {
+                // The command fails with a transient transport error status.
+                spdlog::warn("initiator queue {}: data digest error (cid {})", opt_.qid, dd->cccid);
+                if (pending* p = find(dd->cccid)) p->data_error = true;
+                off += dd->pdu.size;
+            } else {
+                auto& f = std::get<tcp::fatal_error>(res);
+                if (f.reply) {
+                    std::vector<std::byte> hdr(rx.data() + off, rx.data() + off + f.header_bytes);
+                    co_await fatal(f.status, f.fei, hdr);
+                } else {
+                    lost("the target sent a malformed C2HTermReq");
+                }
+                break;
+            }
+            // Bounded: yield now and then so other queues on this reactor run.
+            if (++budget % 64 == 0) co_await yield{};
+        }
+        std::memmove(rx.data(), rx.data() + off, have - off);
+        have -= off;
+    }
+}
+
+queue::pending* queue::find(uint16_t cid) {
+    pending* p = cid < slots_.size() ? slots_[cid] : nullptr;
+    return p && !p->done ? p : nullptr;
+}
+
+bool queue::handle_pdu(const tcp::pdu_view& pdu) {
+    switch (pdu.type) {
+        case tcp::pdu_type::capsule_resp: {
+            nvme::completion cpl;
+            std::memcpy(&cpl, pdu.as<tcp::capsule_resp>().cqe, sizeof cpl);
+            pending* p = find(cpl.cid);
+            if (!p) {
+                lost("CapsuleResp for a command not in flight");
+                return false;
+            }
+            if (p->data_error && nvme::status::from_field(cpl.status).ok())
+                cpl.status = nvme::sc::transient_transport_error.field();
+            complete(*p, cpl);
+            return true;
+        }
+        case tcp::pdu_type::c2h_data: {
+            auto& h = pdu.as<tcp::c2h_data>();
+            pending* p = find(h.cccid.get());
+            uint64_t end = uint64_t(h.datao.get()) + h.datal.get();
+            if (!p || p->in_len == 0 || end > p->in_len) {
+                lost("C2HData outside of a read's buffer");
+                return false;
+            }
+            bdev::iov_cursor cur{p->in};
+            cur.advance(h.datao.get());
+            cur.scatter(pdu.data.data(), pdu.data.size());
+            if (h.ch.flags & tcp::pdu_flags::success) {
+                // The command succeeded and no CapsuleResp follows.
+                nvme::completion cpl{};
+                cpl.cid = p->cmd.cid;
+                cpl.sqid = opt_.qid;
+                if (p->data_error) cpl.status = nvme::sc::transient_transport_error.field();
+                complete(*p, cpl);
+            }
+            return true;
+        }
+        case tcp::pdu_type::c2h_term_req: {
+            auto& t = pdu.as<tcp::term_req>();
+            spdlog::warn("initiator queue {} of {}: target sent C2HTermReq, FES {:#x} FEI {}",
+                         opt_.qid, opt_.subnqn, t.fes.get(), t.fei.get());
+            lost("the target terminated the connection");
+            return false;
+        }
+        default:
+            lost("unexpected PDU");
+            return false;
+    }
+}
+
+task<bool> queue::answer_r2t(uint16_t cid, uint16_t ttag, uint32_t off, uint32_t len) {
+    pending* p = find(cid);
+    if (!p || p->out_len == 0 || p->in_capsule || len == 0 || uint64_t(off) + len > p->out_len) {
+        lost("R2T outside of a write's data");
+        co_return false;
+    }
+    // H2CData PDUs of at most MAXH2CDATA; the batch copies the iovecs.
+    std::vector<iovec> chunk;
+    for (uint32_t done = 0; done < len;) {
+        uint32_t n = std::min(len - done, maxh2cdata_);
+        slice(p->out, off + done, n, chunk);
+        bool last = done + n == len;
+        bool ok = co_await enqueue(
+            [&](tcp::send_batch& b) { return b.add_h2c_data(cid, ttag, off + done, chunk, last); });
+        if (!ok) co_return false;
+        done += n;
+    }
+    co_return true;
+}
+
+task<void> queue::fatal(tcp::fes status, uint32_t fei, std::span<const std::byte> header) {
+    spdlog::warn("initiator queue {}: fatal transport error {:#x} at byte {}, sending H2CTermReq",
+                 opt_.qid, unsigned(status), fei);
+    co_await enqueue([&](tcp::send_batch& b) {
+        return b.add_term_req(tcp::pdu_type::h2c_term_req, status, fei, header);
+    });
+    co_await wait_sent(queued_gen_);
+    lost("fatal transport error");
+}
+
+// ---- commands ---------------------------------------------------------------
+
+task<result<nvme::completion>> queue::submit(const nvme::command& cmd,
+                                             std::span<const iovec> data_out,
+                                             std::span<const iovec> data_in) {
+    if (closing_ || state_ == state::failed || state_ == state::closed) co_return error{ENOTCONN};
+    if (!data_out.empty() && !data_in.empty()) co_return error{EINVAL};
+    ++inflight_;
+    struct leave {
+        queue* q;
+        ~leave() {
+            if (--q->inflight_ == 0 && q->idle_waiter_)
+                reactor::local().schedule(std::exchange(q->idle_waiter_, {}));
+        }
+    } leave_guard{this};
+    struct cid_awaiter {
+        queue* q;
+        bool await_ready() const { return !q->free_cids_.empty(); }
+        void await_suspend(std::coroutine_handle<> h) { q->cid_waiters_.push_back(h); }
+        void await_resume() const {}
+    };
+    while (free_cids_.empty()) {
+        co_await cid_awaiter{this};
+        if (closing_ || state_ == state::failed) co_return error{ENOTCONN};
+    }
+    pending p;
+    p.cmd = cmd;
+    p.cmd.cid = free_cids_.back();
+    free_cids_.pop_back();
+    p.out = data_out;
+    p.in = data_in;
+    p.deadline = clock::now() + opt_.command_timeout;
+    ++stats_.submitted;
+    co_return co_await run(p);
+}
+
+task<result<nvme::completion>> queue::run(pending& p) {
+    p.out_len = iov_length(p.out);
+    p.in_len = iov_length(p.in);
+    if (p.out_len == UINT32_MAX || p.in_len == UINT32_MAX) {
+        if (!p.internal) free_cids_.push_back(p.cmd.cid);
+        co_return error{EINVAL};
+    }
+    if (p.internal) p.cmd.cid = opt_.depth;
+    // SGL data pointer (PSDT 01b); in-capsule data at offset 0 (ICDOFF 0).
+    p.cmd.flags = uint8_t((p.cmd.flags & ~0xc0) | 0x40);
+    p.cmd.sgl = {};
+    uint32_t len = p.out_len ? p.out_len : p.in_len;
+    p.in_capsule = p.out_len > 0 && p.out_len <= opt_.max_icd;
+    p.cmd.sgl.length = len;
+    p.cmd.sgl.type = p.in_capsule ? nvme::sgl_type::in_capsule : nvme::sgl_type::transport;
+    slots_[p.cmd.cid] = &p;
+    if (state_ == state::live || p.internal) co_await send_command(p);
+    struct done_awaiter {
+        pending* p;
+        bool await_ready() const { return p->done; }
+        void await_suspend(std::coroutine_handle<> h) { p->waiter = h; }
+        void await_resume() const {}
+    };
+    co_await done_awaiter{&p};
+    co_return std::move(*p.res);
+}
+
+task<void> queue::send_command(pending& p) {
+    if (conn_down_ || p.done || p.sent_gen == conn_gen_) co_return;
+    p.sent_gen = conn_gen_;
+    p.data_error = false;
+    auto sqe = std::as_bytes(std::span<const nvme::command, 1>(&p.cmd, 1));
+    std::span<const std::byte, 64> sqe64(sqe.data(), 64);
+    co_await enqueue([&](tcp::send_batch& b) {
+        return b.add_capsule_cmd(sqe64, p.in_capsule ? p.out : std::span<const iovec>{});
+    });
+    // A failed enqueue means the connection went down: recover() resends.
+}
+
+void queue::complete(pending& p, result<nvme::completion> r) {
+    if (p.done) return;
+    p.done = true;
+    p.res.emplace(std::move(r));
+    uint16_t cid = p.cmd.cid;
+    if (cid < slots_.size() && slots_[cid] == &p) {
+        slots_[cid] = nullptr;
+        if (!p.internal) {
+            free_cids_.push_back(cid);
+            if (!cid_waiters_.empty()) {
+                reactor::local().schedule(cid_waiters_.front());
+                cid_waiters_.pop_front();
+            }
+        }
+    }
+    if (p.waiter) reactor::local().schedule(std::exchange(p.waiter, {}));
+}
+
+void queue::fail_where(bool (*pred)(const pending&), error e) {
+    for (pending* p : slots_) {
+        if (p && !p->done && pred(*p)) {
+            ++stats_.failed_on_drop;
+            complete(*p, e);
+        }
+    }
+}
+
+void queue::fail_timed_out() {
+    for (pending* p : slots_)
+        if (p && !p->done && p->timed_out) complete(*p, error{ETIMEDOUT});
+}
+
+task<void> queue::watchdog() {
+    auto tick = std::clamp<std::chrono::milliseconds>(opt_.command_timeout / 4, 5ms, 1000ms);
+    for (;;) {
+        if (co_await sleep(tick).abort_with(bg_stop_) == -ECANCELED) break;
+        auto now = clock::now();
+        for (pending* p : slots_) {
+            if (!p || p->done || p->timed_out || now < p->deadline) continue;
+            p->timed_out = true;
+            ++stats_.timeouts;
+            spdlog::warn(
+                "initiator queue {} of {}: command {:#x} (cid {}) timed out; "
+                "tearing the connection down",
+                opt_.qid, opt_.subnqn, p->cmd.opcode, p->cmd.cid);
+            if (conn_down_) {
+                // Connect/Disconnect frames outlive the loops; a command's
+                // buffers may still be on the wire: recover() fails it once
+                // the old loops are gone.
+                if (p->internal || state_ != state::recovering) complete(*p, error{ETIMEDOUT});
+            } else {
+                lost("command timed out");
+            }
+        }
+    }
+}
+
+// ---- close ------------------------------------------------------------------
+
+task<void> queue::close() {
+    closing_ = true;
+    reconnect_stop_.request_abort();  // a reconnect backoff ends now
+    while (!cid_waiters_.empty()) {
+        reactor::local().schedule(cid_waiters_.front());
+        cid_waiters_.pop_front();
+    }
+    struct idle_awaiter {
+        queue* q;
+        bool await_ready() const { return q->inflight_ == 0; }
+        void await_suspend(std::coroutine_handle<> h) { q->idle_waiter_ = h; }
+        void await_resume() const {}
+    };
+    co_await idle_awaiter{this};
+    co_await recovery_gate_.close();
+    if (state_ == state::live && opt_.qid != 0) {
+        // Disconnect (NVMe-oF 1.1, 3.x): the target frees the queue at once.
+        set_state(state::closing, "close");
+        pending p;
+        p.cmd.opcode = uint8_t(nvme::io_opcode::fabrics);
+        p.cmd.nsid = uint8_t(nvme::fabrics_type::disconnect);
+        p.internal = true;
+        p.deadline = clock::now() + opt_.connect_timeout;
+        (void)co_await run(p);  // bounded by the watchdog
+    }
+    set_state(state::closed, "close");
+    lost("closed");
+    if (conn_loops_) co_await conn_loops_->close();
+    bg_stop_.request_abort();
+    co_await watchdog_gate_.close();
+    stream_.close();
+}
+
+// ---- send side --------------------------------------------------------------
+
+queue::sent_awaiter queue::wait_sent(uint64_t gen) {
+    return {this, gen};
+}
+
+template <typename Add>
+task<bool> queue::enqueue(Add add) {
+    uint64_t conn = conn_gen_;
+    for (;;) {
+        if (conn_down_ || send_failed_ || conn_gen_ != conn) co_return false;
+        // The writer adds a whole PDU or nothing.
+        if (add(*queued_)) {
+            wake_flusher();
+            co_return true;
+        }
+        if (queued_->empty()) co_return false;  // does not fit even alone
+        uint64_t gen = queued_gen_;
+        wake_flusher();
+        co_await wait_sent(gen);
+    }
+}
+
+void queue::wake_flusher() {
+    if (flusher_wait_) reactor::local().schedule(std::exchange(flusher_wait_, {}));
+}
+
+task<void> queue::flusher(uint64_t gen) {
+    for (;;) {
+        if (conn_down_ || conn_gen_ != gen) break;
+        if (queued_->empty()) {
+            struct wait {
+                queue* q;
+                bool await_ready() const { return false; }
+                void await_suspend(std::coroutine_handle<> h) { q->flusher_wait_ = h; }
+                void await_resume() const {}
+            };
+            co_await wait{this};
+            continue;
+        }
+        // Everything queued in this reactor pass goes out in one sendmsg.
+        // Never zero-copy: a command may complete (and its buffers go back
+        // to the caller) before a zero-copy notification arrives.
+        std::swap(queued_, sending_);
+        uint64_t g = queued_gen_++;
+        ++stats_.sends;
+        auto r = co_await sending_->flush(stream_);
+        if (!r) {
+            send_failed_ = true;
+            lost("send failed");
+        }
+        sent_gen_ = g;
+        std::vector<send_waiter> ready;
+        std::erase_if(send_waiters_, [&](const send_waiter& w) {
+            if (w.gen > sent_gen_ && !send_failed_) return false;
+            ready.push_back(w);
+            return true;
+        });
+        for (auto& w : ready) reactor::local().schedule(w.h);
+    }
+    queued_->clear();
+    for (auto& w : send_waiters_) reactor::local().schedule(w.h);
+    send_waiters_.clear();
+}
+
+}  // namespace weft::initiator
