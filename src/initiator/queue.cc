@@ -254,7 +254,10 @@ task<result<void>> queue::establish() {
 void queue::lost(const char* why) {
     if (conn_down_) return;
     conn_down_ = true;
-    spdlog::info("initiator queue {} of {}: connection lost: {}", opt_.qid, opt_.subnqn, why);
+    if (state_ == state::closed)
+        spdlog::debug("initiator queue {} of {}: closed", opt_.qid, opt_.subnqn);
+    else
+        spdlog::info("initiator queue {} of {}: connection lost: {}", opt_.qid, opt_.subnqn, why);
     // Wakes the receive loop (recv returns 0) and a sendmsg stuck on a full socket.
     if (stream_.is_open()) ::shutdown(stream_.fd(), SHUT_RDWR);
     if (conn_stop_) conn_stop_->request_abort();

@@ -4,6 +4,7 @@
 // reconnect with commands in flight; the nvmf bdev.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
@@ -232,6 +233,52 @@ TEST(initiator_io, nvmf_bdev_round_trip) {
                 co_return co_await ch->read(ns1_blocks, 1, {&one, 1});  // out of range
             });
             EXPECT_EQ(rc, -ERANGE) << "reactor " << r;
+        }
+        co_await c.value()->disconnect();
+    });
+}
+
+// Not a benchmark (debug builds, shared cores): prints figures for a feel
+// of the loopback path, and checks only that every command succeeded.
+task<void> loop_io(ns& d, bool write, uint32_t len, unsigned slot,
+                   std::chrono::steady_clock::time_point end, uint64_t& done, bool& ok) {
+    std::vector<std::byte> buf(len);
+    iovec iov{buf.data(), len};
+    uint64_t lba = uint64_t(slot) * region_blocks;
+    while (std::chrono::steady_clock::now() < end) {
+        auto r = write ? co_await d.write(lba, len / bs, {&iov, 1})
+                       : co_await d.read(lba, len / bs, {&iov, 1});
+        if (!r || !r->ok()) ok = false;
+        ++done;
+    }
+}
+
+TEST(initiator_io, loopback_figures) {
+    with_target([](fixture& f) -> task<void> {
+        auto c = co_await controller::connect(f.options(host_a));
+        CO_ASSERT_TRUE(c.ok());
+        ns d(*c.value(), 1);
+        struct run {
+            const char* name;
+            bool write;
+            uint32_t len;
+        };
+        for (run r :
+             {run{"4 KiB read", false, 4096}, run{"4 KiB write", true, 4096},
+              run{"128 KiB read", false, 128 << 10}, run{"128 KiB write", true, 128 << 10}}) {
+            uint64_t done = 0;
+            bool ok = true;
+            auto t0 = std::chrono::steady_clock::now();
+            auto end = t0 + 300ms;
+            gate g;
+            for (unsigned i = 0; i < 32; ++i)
+                reactor::local().spawn(g.hold(loop_io(d, r.write, r.len, i, end, done, ok)));
+            co_await g.close();
+            double secs =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            std::printf("initiator loopback QD32 %-14s %8.0f IOPS %8.1f MiB/s\n", r.name,
+                        done / secs, done * double(r.len) / secs / (1 << 20));
+            EXPECT_TRUE(ok) << r.name;
         }
         co_await c.value()->disconnect();
     });
