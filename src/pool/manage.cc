@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "pool/engine.h"
+#include "runtime/reactor.h"
 
 namespace weft::pool {
 namespace {
@@ -70,6 +71,8 @@ task<result<uuid>> pool_engine::create_volume(std::string name, uint64_t size, b
             while (e < n && m.map[e] == m.map[e - 1] + 1) ++e;
             rc = co_await zero_physical(m.map[l], 0, (e - l) * cs);
             l = e;
+            // See engine.cc: unwind synchronous completions now and then.
+            co_await yield{};
         }
         if (rc == 0 && dev.volatile_write_cache()) rc = co_await ch->flush();
     }
@@ -155,8 +158,10 @@ task<result<void>> pool_engine::resize_volume(uuid id, uint64_t size, std::strin
     m.size_bytes = size;
     if (!m.thin()) {
         for (uint64_t l = old_n; l < n; ++l) m.map[l] = *alloc.allocate();
-        for (uint64_t l = old_n; l < n && rc == 0; ++l)
+        for (uint64_t l = old_n; l < n && rc == 0; ++l) {
             rc = co_await zero_physical(m.map[l], 0, cs);
+            co_await yield{};
+        }
         if (rc == 0 && dev.volatile_write_cache()) rc = co_await ch->flush();
     }
     if (rc == 0) rc = co_await commit();

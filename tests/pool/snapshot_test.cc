@@ -66,7 +66,8 @@ TEST(pool_snapshot, cow_keeps_old_data_in_the_snapshot_and_clones_diverge) {
         EXPECT_EQ(l[1].parent, id);
         EXPECT_EQ(l[2].parent, snap);
         EXPECT_EQ((co_await p->stats()).used_clusters, 7u);
-        auto sc2 = p->open_volume(snap).value()->open_channel();
+        auto sv2 = p->open_volume(snap).value();
+        auto sc2 = sv2->open_channel();
         EXPECT_EQ(co_await check(*sc2, 512, 0, 4 * small_cluster, 1), 0);
         sc2.reset();
 
@@ -75,7 +76,8 @@ TEST(pool_snapshot, cow_keeps_old_data_in_the_snapshot_and_clones_diverge) {
         CO_ASSERT_TRUE(co_await p->delete_volume(snap));
         EXPECT_EQ((co_await p->stats()).used_clusters, 4u);
         // The volume now owns its clusters alone: writes go in place.
-        auto ch2 = p->open_volume(id).value()->open_channel();
+        auto v2 = p->open_volume(id).value();
+        auto ch2 = v2->open_channel();
         CO_ASSERT_EQ(co_await put(*ch2, 512, 0, 4096, 5), 0);
         EXPECT_EQ((co_await p->stats()).used_clusters, 4u);
         EXPECT_EQ(co_await check(*ch2, 512, 0, 4096, 5), 0);
@@ -97,8 +99,10 @@ TEST(pool_snapshot, snapshot_while_writes_run_on_another_reactor) {
         auto writer = [&]() -> task<void> {
             auto ch = vol->open_channel();
             for (uint8_t seed = 1; !stop.load(); seed = uint8_t(seed % 200 + 1)) {
-                for (uint64_t k = 0; k < 16 * small_cluster / 4096; ++k)
+                for (uint64_t k = 0; k < 16 * small_cluster / 4096; ++k) {
                     errors += co_await put(*ch, 512, k * 4096, 4096, seed) != 0;
+                    co_await yield{};  // unwind synchronous completions (sanitizer build)
+                }
                 ++rounds;
             }
         };
@@ -110,7 +114,8 @@ TEST(pool_snapshot, snapshot_while_writes_run_on_another_reactor) {
         reactor::local().spawn(run1());
         while (rounds.load() < 2) co_await sleep(std::chrono::milliseconds(1));
         auto snap = (co_await p->snapshot(id, "s")).value();
-        auto sc = p->open_volume(snap).value()->open_channel();
+        auto sv = p->open_volume(snap).value();
+        auto sc = sv->open_channel();
         std::vector<std::byte> first(16 * small_cluster);
         iovec v{first.data(), first.size()};
         CO_ASSERT_EQ(co_await sc->read(0, uint32_t(first.size() / 512), std::span(&v, 1)), 0);
@@ -127,6 +132,7 @@ TEST(pool_snapshot, snapshot_while_writes_run_on_another_reactor) {
                     seed = uint8_t(s);
             CO_ASSERT_TRUE(seed != 0);
             CO_ASSERT_EQ(co_await check(*sc, 512, k * 4096, 4096, seed), 0);
+            co_await yield{};
         }
         sc.reset();
     });
