@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -33,7 +36,19 @@ struct tcp_queue::command {
 };
 
 namespace {
-constexpr size_t zero_copy_threshold = 64 * 1024;
+bool peer_is_loopback(int fd) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return false;
+    if (ss.ss_family == AF_INET)
+        return (ntohl(reinterpret_cast<sockaddr_in*>(&ss)->sin_addr.s_addr) >> 24) == 127;
+    if (ss.ss_family == AF_INET6) {
+        auto& a = reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(&a) ||
+               (IN6_IS_ADDR_V4MAPPED(&a) && a.s6_addr[12] == 127);
+    }
+    return false;
+}
 
 // Connect Invalid Parameters: dword 0 locates the bad field (NVMe-oF 3.3).
 uint32_t ipo_data(size_t offset) { return (1u << 16) | uint32_t(offset); }
@@ -42,7 +57,8 @@ uint32_t ipo_sqe(size_t offset) { return uint32_t(offset); }
 
 tcp_queue::tcp_queue(target& tgt, tcp_stream stream, tcp_options opt)
     : target_(tgt), stream_(std::move(stream)), opt_(opt),
-      queued_(std::make_unique<tcp::send_batch>()), sending_(std::make_unique<tcp::send_batch>()) {
+      queued_(std::make_unique<tcp::send_batch>()), sending_(std::make_unique<tcp::send_batch>()),
+      zero_copy_threshold_(peer_is_loopback(stream_.fd()) ? 0 : opt_.zero_copy_threshold) {
     rparams_.receiver = tcp::side::target;
     rparams_.max_data = opt_.max_h2c_data;
     rparams_.max_icd = tgt.limits().in_capsule_data;
@@ -343,10 +359,15 @@ task<void> tcp_queue::run_command(command* c) {
         }
     }
     if (!c->preset) co_await dispatch(c);
-    co_await respond(c);
+    uint64_t gen = co_await respond(c);
     bool disconnect = c->req.cmd.opcode == uint8_t(nvme::io_opcode::fabrics) && qid_ != 0 &&
                       nvme::fctype_of(c->req.cmd) == uint8_t(nvme::fabrics_type::disconnect);
-    release(c);
+    // The response is queued: the host may reuse the queue slot as soon as it
+    // reads it, possibly before our send completes here, so the slot goes
+    // now; the command (and the data being sent) lives until the send ends.
+    std::unique_ptr<command> owned = std::move(slots_[c->slot]);
+    free_slots_.push_back(c->slot);
+    if (gen) co_await wait_sent(gen);
     if (disconnect) close("Disconnect");
 }
 
@@ -443,7 +464,7 @@ task<void> tcp_queue::connect(command* c) {
                  sq_flow_disabled_ ? ", SQ flow control off" : "", here);
 }
 
-task<void> tcp_queue::respond(command* c) {
+task<uint64_t> tcp_queue::respond(command* c) {
     auto& r = c->req;
     r.cpl.cid = r.cmd.cid;
     r.cpl.sqid = qid_;
@@ -453,8 +474,9 @@ task<void> tcp_queue::respond(command* c) {
     bool c2h = nvme::data_direction(r.cmd.opcode) == nvme::transfer::controller_to_host &&
                r.status().ok() && r.data_len > 0 && !c->needs_r2t;
     if (!c2h) {
+        // The CQE is copied into the batch: nothing of the command is needed.
         co_await enqueue([&](tcp::send_batch& b) { return b.add_capsule_resp(cqe16); });
-        co_return;
+        co_return 0;
     }
     iovec iov{r.data.data(), r.data_len};
     // SUCCESS flag: the CQE is implied when the host turned SQ flow control
@@ -468,9 +490,9 @@ task<void> tcp_queue::respond(command* c) {
     uint64_t gen = queued_gen_;
     if (ok && !success_flag)
         ok = co_await enqueue([&](tcp::send_batch& b) { return b.add_capsule_resp(cqe16); });
-    if (!ok) co_return;
-    // The data stays ours until the kernel has it.
-    co_await wait_sent(std::max(gen, queued_gen_));
+    if (!ok) co_return 0;
+    // The data stays ours until the kernel has it: the caller waits for this.
+    co_return std::max(gen, queued_gen_);
 }
 
 void tcp_queue::release(command* c) {
@@ -520,7 +542,7 @@ task<void> tcp_queue::flusher() {
         uint64_t gen = queued_gen_++;
         if (!send_failed_) {
             // Large read data goes zero-copy; small PDUs are cheaper copied.
-            bool zc = sending_->bytes() >= zero_copy_threshold;
+            bool zc = zero_copy_threshold_ && sending_->bytes() >= zero_copy_threshold_;
             auto r = co_await sending_->flush(stream_, zc);
             if (!r) {
                 send_failed_ = true;
