@@ -69,6 +69,15 @@ result<engine_config> parse_config(const std::string& text, std::string* why) {
             c.limits.in_capsule_data = get<uint32_t>(l, "in_capsule_data", c.limits.in_capsule_data);
             c.limits.max_transfer = get<uint32_t>(l, "max_transfer", c.limits.max_transfer);
         }
+        for (const json& pj : get(j, "pools", json::array())) {
+            pool_config pc;
+            pc.name = get<std::string>(pj, "name", "");
+            pc.path = get<std::string>(pj, "path", "");
+            if (pc.name.empty() || pc.path.empty()) throw bad_config("a pool needs a \"name\" and a \"path\"");
+            pc.size = size_of(pj, "size");
+            pc.cluster_size = size_of(pj, "cluster_size");
+            c.pools.push_back(pc);
+        }
         for (const json& s : get(j, "subsystems", json::array())) {
             subsystem_config sc;
             sc.nqn = get<std::string>(s, "nqn", "");
@@ -85,6 +94,11 @@ result<engine_config> parse_config(const std::string& text, std::string* why) {
                 nc.size = size_of(n, "size");
                 nc.block_size = get<uint32_t>(n, "block_size", 512);
                 if (n.contains("uuid")) nc.uuid = get<std::string>(n, "uuid", "");
+                nc.pool = get<std::string>(n, "pool", "");
+                nc.volume = get<std::string>(n, "volume", "");
+                nc.thin = get<bool>(n, "thin", true);
+                if (nc.type == "volume" && (nc.pool.empty() || nc.volume.empty()))
+                    throw bad_config("a \"volume\" namespace needs \"pool\" and \"volume\"");
                 sc.namespaces.push_back(nc);
             }
             c.subsystems.push_back(std::move(sc));

@@ -13,7 +13,11 @@
 //   }]
 // }
 // Namespace types: "malloc" (RAM), "null" (discards), "file" (a file or raw
-// block device through io_uring, created with "size" if missing).
+// block device through io_uring, created with "size" if missing), "volume"
+// (a volume of a pool, created with "size" and "thin" if missing):
+//   "pools": [{"name": "p0", "path": "/var/lib/weft/p0.img", "size": "100GiB",
+//              "cluster_size": "4MiB"}],
+//   ... {"nsid": 3, "type": "volume", "pool": "p0", "volume": "vol3", "size": "10GiB"}
 #pragma once
 
 #include <cstdint>
@@ -33,6 +37,16 @@ struct namespace_config {
     uint64_t size = 0;  // bytes
     uint32_t block_size = 512;
     std::optional<std::string> uuid;
+    std::string pool;    // type "volume"
+    std::string volume;  // type "volume": the volume's name
+    bool thin = true;    // type "volume", when it is created
+};
+
+struct pool_config {
+    std::string name;
+    std::string path;           // file or block device
+    uint64_t size = 0;          // a file of this size is created if missing
+    uint64_t cluster_size = 0;  // 0: the pool's default (4 MiB)
 };
 
 struct subsystem_config {
@@ -48,6 +62,7 @@ struct engine_config {
     std::vector<std::string> listen;
     std::vector<std::string> discovery_listen;
     nvmf::controller_limits limits;
+    std::vector<pool_config> pools;
     std::vector<subsystem_config> subsystems;
 };
 

@@ -84,15 +84,16 @@ result<std::shared_ptr<bdev::bdev>> make_bdev(const std::string& name, const nam
 
 }  // namespace
 
-std::vector<std::string> config_applier::apply(const engine_config& cfg) {
+task<std::vector<std::string>> config_applier::apply(const engine_config& cfg) {
     std::vector<std::string> problems;
+    co_await apply_pools(cfg, problems);
     std::set<std::string> wanted;
     for (auto& s : cfg.subsystems) {
         if (!wanted.insert(s.nqn).second) {
             problems.push_back(fmt::format("subsystem {} is defined twice", s.nqn));
             continue;
         }
-        apply_subsystem(s, problems);
+        co_await apply_subsystem(s, problems);
     }
     for (auto it = applied_.begin(); it != applied_.end();) {
         if (wanted.count(it->first)) {
@@ -107,10 +108,109 @@ std::vector<std::string> config_applier::apply(const engine_config& cfg) {
         spdlog::info("subsystem {} removed", it->first);
         it = applied_.erase(it);
     }
-    return problems;
+    // Pools no longer configured close once no namespace uses them.
+    std::set<std::string> pools_wanted;
+    for (auto& p : cfg.pools) pools_wanted.insert(p.name);
+    for (auto it = pools_.begin(); it != pools_.end();) {
+        bool used = false;
+        for (auto& [nqn, served] : applied_)
+            for (auto& [nsid, st] : served) used |= st.cfg.type == "volume" && st.cfg.pool == it->first;
+        if (!pools_wanted.count(it->first) && !used) {
+            spdlog::info("pool {} closed", it->first);
+            it = pools_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    co_return problems;
 }
 
-void config_applier::apply_subsystem(const subsystem_config& s, std::vector<std::string>& problems) {
+task<void> config_applier::apply_pools(const engine_config& cfg, std::vector<std::string>& problems) {
+    for (auto& pc : cfg.pools) {
+        if (pools_.count(pc.name)) continue;
+        bdev::uring_options opt;
+        opt.create = pc.size > 0;
+        opt.create_bytes = pc.size;
+        auto dev = bdev::open_uring_bdev("pool " + pc.name, pc.path, opt);
+        if (!dev) {
+            problems.push_back(fmt::format("pool {}: {}: {}", pc.name, pc.path, dev.err().message()));
+            continue;
+        }
+        std::shared_ptr<bdev::bdev> shared(std::move(dev.value()));
+        std::string why;
+        auto opened = co_await pool::pool::open(shared, &why);
+        if (!opened && opened.err().code == ENODATA) {
+            // A blank device: format it.
+            pool::create_options co;
+            if (pc.cluster_size) co.cluster_size = pc.cluster_size;
+            why.clear();
+            opened = co_await pool::pool::create(shared, pc.name, co, &why);
+            if (opened) spdlog::info("pool {}: created on {}", pc.name, pc.path);
+        } else if (opened) {
+            spdlog::info("pool {}: imported from {}", pc.name, pc.path);
+        }
+        if (!opened) {
+            problems.push_back(fmt::format("pool {}: {}", pc.name, why.empty() ? opened.err().message() : why));
+            continue;
+        }
+        pools_[pc.name] = opened.value();
+    }
+}
+
+task<result<std::shared_ptr<bdev::bdev>>> config_applier::make_device(const std::string& nqn,
+                                                                      const namespace_config& n,
+                                                                      std::string* why) {
+    if (n.type != "volume") co_return make_bdev(nqn + "/" + std::to_string(n.nsid), n, why);
+    auto it = pools_.find(n.pool);
+    if (it == pools_.end()) {
+        *why = "no pool named \"" + n.pool + "\"";
+        co_return error{ENOENT};
+    }
+    pool::pool& p = *it->second;
+    auto id = p.find(n.volume);
+    if (!id) {
+        if (n.size == 0) {
+            *why = "volume " + n.volume + " does not exist and has no \"size\" to create it with";
+            co_return error{ENOENT};
+        }
+        auto created = co_await p.create_volume(n.volume, n.size, n.thin);
+        if (!created) {
+            *why = "creating volume " + n.volume + ": " + created.err().message();
+            co_return created.err();
+        }
+        spdlog::info("pool {}: volume {} created ({} bytes, {})", n.pool, n.volume, n.size,
+                     n.thin ? "thin" : "thick");
+        id = created.value();
+    }
+    auto dev = p.open_volume(*id);
+    if (!dev) *why = "opening volume " + n.volume + ": " + dev.err().message();
+    co_return dev;
+}
+
+task<void> config_applier::resize(const std::string& nqn, uint32_t nsid, ns_state& st,
+                                  const namespace_config& n, std::vector<std::string>& problems) {
+    uint64_t want = n.size / st.dev->block_size();
+    if (!n.size || want == st.dev->num_blocks()) co_return;
+    result<void> r;
+    if (st.cfg.type == "volume") {
+        auto p = pools_.find(st.cfg.pool);
+        std::optional<pool::uuid> id;
+        if (p != pools_.end()) id = p->second->find(st.cfg.volume);
+        if (id) r = co_await p->second->resize_volume(*id, n.size);
+        else r = error{ENOENT};
+    } else {
+        r = st.dev->resize(want);
+    }
+    if (!r) {
+        problems.push_back(fmt::format("subsystem {} namespace {}: resize to {} bytes: {}", nqn, nsid, n.size,
+                                       r.err().message()));
+        co_return;
+    }
+    spdlog::info("subsystem {} namespace {}: resized to {} blocks", nqn, nsid, want);
+    st.cfg.size = n.size;
+}
+
+task<void> config_applier::apply_subsystem(const subsystem_config& s, std::vector<std::string>& problems) {
     auto ss = target_.find(s.nqn);
     if (!ss) {
         std::string serial = s.serial.empty()
@@ -119,7 +219,7 @@ void config_applier::apply_subsystem(const subsystem_config& s, std::vector<std:
         auto added = target_.add_subsystem(s.nqn, serial, s.model);
         if (!added) {
             problems.push_back(fmt::format("subsystem {}: not a valid NQN (nqn.yyyy-mm.domain:name)", s.nqn));
-            return;
+            co_return;
         }
         ss = added.value();
         applied_[s.nqn];
@@ -137,22 +237,11 @@ void config_applier::apply_subsystem(const subsystem_config& s, std::vector<std:
         auto it = nsid ? served.find(nsid) : served.end();
         if (it != served.end()) {
             keep.insert(nsid);
-            ns_state& st = it->second;
-            uint64_t want = n.size / st.dev->block_size();
-            if (n.size && want != st.dev->num_blocks()) {
-                auto r = st.dev->resize(want);
-                if (!r) {
-                    problems.push_back(fmt::format("subsystem {} namespace {}: resize to {} bytes: {}", s.nqn,
-                                                   nsid, n.size, r.err().message()));
-                } else {
-                    spdlog::info("subsystem {} namespace {}: resized to {} blocks", s.nqn, nsid, want);
-                    st.cfg.size = n.size;
-                }
-            }
+            co_await resize(s.nqn, nsid, it->second, n, problems);
             continue;
         }
         std::string why;
-        auto dev = make_bdev(s.nqn + "/" + std::to_string(n.nsid), n, &why);
+        auto dev = co_await make_device(s.nqn, n, &why);
         if (!dev) {
             problems.push_back(fmt::format("subsystem {} namespace {}: {}", s.nqn, n.nsid, why));
             continue;
@@ -178,7 +267,8 @@ void config_applier::apply_subsystem(const subsystem_config& s, std::vector<std:
         keep.insert(added.value());
         served[added.value()] = {n, dev.value()};
         spdlog::info("subsystem {} namespace {}: {} {} ({} blocks of {} B)", s.nqn, added.value(), n.type,
-                     n.path.empty() ? "(memory)" : n.path, dev.value()->num_blocks(),
+                     n.type == "volume" ? n.pool + "/" + n.volume : n.path.empty() ? "(memory)" : n.path,
+                     dev.value()->num_blocks(),
                      dev.value()->block_size());
     }
     for (auto it = served.begin(); it != served.end();) {

@@ -115,7 +115,7 @@ result<engine::engine_config> build_config(const options& o, std::string* why) {
 task<int> serve(runtime& rt, const engine::engine_config& cfg, const options& o, sigset_t signals) {
     nvmf::target tgt(cfg.limits);
     engine::config_applier applier(tgt);
-    auto problems = applier.apply(cfg);
+    auto problems = co_await applier.apply(cfg);
     if (!problems.empty()) {
         for (auto& p : problems) spdlog::error("{}", p);
         co_return 1;
@@ -168,14 +168,14 @@ task<int> serve(runtime& rt, const engine::engine_config& cfg, const options& o,
             spdlog::error("reload: {}; keeping the running configuration", why);
             continue;
         }
-        auto issues = applier.apply(next.value());
+        auto issues = co_await applier.apply(next.value());
         for (auto& p : issues) spdlog::error("reload: {}", p);
         spdlog::info("reload: configuration applied{}", issues.empty() ? "" : " in part");
     }
     co_await server.stop();
     // Namespaces go before the bdevs they hold; the queues are gone.
     engine::engine_config none;
-    applier.apply(none);
+    co_await applier.apply(none);
     co_return 0;
 }
 

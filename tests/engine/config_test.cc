@@ -61,7 +61,7 @@ TEST(config_applier, adds_resizes_and_removes_namespaces) {
             {"nsid": 1, "type": "file", "path": ")" + dir + R"(/a.img", "size": "4MiB"}]}]})",
                                &why);
         CO_ASSERT_TRUE(v1.ok());
-        EXPECT_TRUE(applier.apply(v1.value()).empty());
+        EXPECT_TRUE((co_await applier.apply(v1.value())).empty());
         auto ss = tgt.find("nqn.2026-11.io.weft:r");
         CO_ASSERT_TRUE(ss != nullptr);
         uint64_t gen = ss->ns_generation();
@@ -73,7 +73,7 @@ TEST(config_applier, adds_resizes_and_removes_namespaces) {
             {"nsid": 2, "type": "malloc", "size": "1MiB"}]}]})",
                                &why);
         CO_ASSERT_TRUE(v2.ok());
-        EXPECT_TRUE(applier.apply(v2.value()).empty());
+        EXPECT_TRUE((co_await applier.apply(v2.value())).empty());
         auto table = ss->namespaces();
         EXPECT_EQ(table->size(), 2u);
         EXPECT_EQ(table->at(1)->dev().num_blocks(), 16384u);
@@ -88,14 +88,69 @@ TEST(config_applier, adds_resizes_and_removes_namespaces) {
             {"nsid": 3, "type": "tape", "size": "1MiB"}]}]})",
                                &why);
         CO_ASSERT_TRUE(v3.ok());
-        auto problems = applier.apply(v3.value());
+        auto problems = co_await applier.apply(v3.value());
         EXPECT_EQ(problems.size(), 1u);
         EXPECT_EQ(ss->namespaces()->size(), 1u);
 
         // Nothing configured: the subsystem goes.
-        EXPECT_TRUE(applier.apply(engine_config{}).empty());
+        engine_config none;
+        EXPECT_TRUE((co_await applier.apply(none)).empty());
         EXPECT_EQ(tgt.find("nqn.2026-11.io.weft:r"), nullptr);
         co_return;
+    });
+    std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace weft::engine
+
+namespace weft::engine {
+namespace {
+
+// A pool file is created on first use, its volume served as a namespace,
+// grown on reload, and found again (not re-created) by a new engine.
+TEST(config_applier, pool_volumes_are_created_grown_and_imported) {
+    std::string dir = std::string(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp") + "/weft-pool-cfg-" +
+                      std::to_string(getpid());
+    std::filesystem::create_directories(dir);
+    auto config = [&](const char* vol_size) {
+        std::string why;
+        auto c = parse_config(R"({"pools": [{"name": "p0", "path": ")" + dir +
+                                  R"(/p0.img", "size": "64MiB", "cluster_size": "1MiB"}],
+            "subsystems": [{"nqn": "nqn.2026-11.io.weft:v", "namespaces": [
+              {"nsid": 1, "type": "volume", "pool": "p0", "volume": "vol1", "size": ")" +
+                                  std::string(vol_size) + R"("}]}]})",
+                              &why);
+        EXPECT_TRUE(c.ok()) << why;
+        return c.value();
+    };
+    test::run_reactors(1, [&]() -> task<void> {
+        {
+            nvmf::target tgt;
+            config_applier applier(tgt);
+            auto problems = co_await applier.apply(config("8MiB"));
+            EXPECT_TRUE(problems.empty()) << (problems.empty() ? "" : problems[0]);
+            auto ss = tgt.find("nqn.2026-11.io.weft:v");
+            CO_ASSERT_TRUE(ss != nullptr);
+            EXPECT_EQ(ss->namespaces()->at(1)->dev().size_bytes(), 8u << 20);
+            problems = co_await applier.apply(config("16MiB"));
+            EXPECT_TRUE(problems.empty()) << (problems.empty() ? "" : problems[0]);
+            EXPECT_EQ(ss->namespaces()->at(1)->dev().size_bytes(), 16u << 20);
+            engine_config none;
+            co_await applier.apply(none);
+        }
+        {
+            // A restart: the pool and the grown volume are imported as they were.
+            nvmf::target tgt;
+            config_applier applier(tgt);
+            auto problems = co_await applier.apply(config("16MiB"));
+            EXPECT_TRUE(problems.empty()) << (problems.empty() ? "" : problems[0]);
+            auto ss = tgt.find("nqn.2026-11.io.weft:v");
+            CO_ASSERT_TRUE(ss != nullptr);
+            EXPECT_EQ(ss->namespaces()->at(1)->dev().size_bytes(), 16u << 20);
+            engine_config none;
+            co_await applier.apply(none);
+        }
     });
     std::filesystem::remove_all(dir);
 }
