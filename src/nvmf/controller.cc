@@ -26,10 +26,14 @@ controller::controller(target& tgt, std::shared_ptr<subsystem> ss, std::string h
 controller::~controller() = default;
 
 void controller::start() {
-    if (kato_ms_ == 0) return;  // no keep-alive (e.g. a discovery controller)
+    // KATO 0: no keep-alive (e.g. a discovery controller), until a Set
+    // Features Keep Alive Timer asks for one and calls this again.
+    if (kato_ms_ == 0 || watchdog_running_ || shut_down_) return;
+    watchdog_running_ = true;
     auto self = shared_from_this();
     reactor::local().spawn([](std::shared_ptr<controller> c) -> task<void> {
         co_await c->keep_alive_watchdog();
+        c->watchdog_running_ = false;
     }(self));
 }
 
@@ -40,6 +44,8 @@ task<void> controller::keep_alive_watchdog() {
         auto kato = std::chrono::milliseconds(kato_ms_);
         int rc = co_await sleep(kato / 2).abort_with(stop_);
         if (rc == -ECANCELED || shut_down_) co_return;
+        // Set Features cleared KATO meanwhile: the timer is disabled.
+        if (kato_ms_ == 0) co_return;
         if (std::chrono::steady_clock::now() - last_keep_alive_ > kato) {
             spdlog::warn("controller {} of {} (host {}): keep-alive timeout ({} ms), tearing down",
                          cntlid_, subsys_->nqn(), hostnqn_, kato_ms_);
@@ -52,6 +58,8 @@ task<void> controller::keep_alive_watchdog() {
 nvme::status controller::add_io_queue(uint16_t qid, uint16_t sqsize, unsigned reactor,
                                       std::weak_ptr<queue_link> link) {
     if (!enabled()) return sc::command_sequence_error;
+    // A discovery controller has an admin queue only (NVMe-oF 1.1, 5).
+    if (is_discovery()) return sc::connect_invalid_parameters;
     std::lock_guard lock(queues_mutex_);
     uint32_t granted = num_queues_granted_ ? num_queues_granted_ : limits_.max_io_queues;
     if (qid == 0 || qid > granted) return sc::connect_invalid_parameters;
@@ -133,13 +141,16 @@ void controller::property_set(request& r) {
         csts_ |= nvme::csts_bits::rdy;
         ready_.store(true, std::memory_order_release);
     } else if (!next.en() && prev.en()) {
-        // Controller reset: the host re-creates its I/O queues afterwards.
-        csts_ &= ~nvme::csts_bits::rdy;
+        // Controller reset: CSTS is back to its reset value (RDY, CFS and
+        // SHST 0, Base 2.0 3.7.2); the host re-creates its I/O queues.
+        csts_ = 0;
         ready_.store(false, std::memory_order_release);
     }
     if (next.shn() && !prev.shn()) {
         csts_ = (csts_ & ~(3u << 2)) | nvme::csts_bits::shst_complete;
         ready_.store(false, std::memory_order_release);
+    } else if (!next.shn() && prev.shn()) {
+        csts_ &= ~(3u << 2);  // no shutdown to report any more (as Linux nvmet)
     }
 }
 
@@ -421,6 +432,7 @@ void controller::set_features(request& r) {
     case nvme::feature::keep_alive_timer:
         kato_ms_ = v;
         last_keep_alive_ = std::chrono::steady_clock::now();
+        start();  // a timer from KATO 0 (no watchdog yet); no-op when one runs
         break;
     case nvme::feature::host_identifier: return r.set(sc::command_sequence_error);
     case nvme::feature::interrupt_coalescing:

@@ -61,7 +61,8 @@ public:
     bool enabled() const { return ready_.load(std::memory_order_acquire); }
     bool is_discovery() const { return subsys_->kind() == subsystem_kind::discovery; }
 
-    // Starts the keep-alive watchdog (on home). Call once after Connect.
+    // Starts the keep-alive watchdog (on home) unless KATO is 0 or it runs.
+    // Called after Connect, and again when Set Features changes KATO.
     void start();
     // Executes an admin command (on home).
     task<void> execute_admin(request& r);
@@ -127,6 +128,7 @@ private:
 
     abort_source stop_;
     bool shut_down_ = false;
+    bool watchdog_running_ = false;  // keep_alive_watchdog() is alive (home only)
 
     // Queues (any reactor).
     std::mutex queues_mutex_;

@@ -77,7 +77,9 @@ std::vector<std::byte> target::discovery_log_page(const std::string& hostnqn) co
             e.trtype = 3;  // TCP
             e.adrfam = a.storage.ss_family == AF_INET6 ? 2 : 1;
             e.subtype = uint8_t(type);
-            e.treq = 0x2;  // secure channel not required; SQ flow control disable supported
+            // TREQ: secure channel not required (10b); bit 2: SQ flow control
+            // disable supported (the queues honour Connect CATTR bit 2).
+            e.treq = 0x2 | 0x4;
             e.portid = portid++;
             e.cntlid = 0xffff;
             e.asqsz = 32;
