@@ -37,42 +37,58 @@ void subsystem::publish(ns_table t) {
 }
 
 result<uint32_t> subsystem::add_namespace(uint32_t nsid, std::shared_ptr<bdev::bdev> dev, ns_ids ids) {
-    std::shared_ptr<ns> added;
+    if (kind_ == subsystem_kind::discovery) return error{EINVAL};
+    // The bdev's resize lock is never taken under mutex_ (a resize calls the
+    // listener, which takes mutex_, with the resize lock held): register the
+    // listener first, then publish; undo it if publishing fails.
+    auto slot = std::make_shared<std::atomic<uint32_t>>(0);  // the NSID, once known
+    uint64_t listener = dev->add_resize_listener([this, slot](uint64_t, uint64_t) {
+        // A resize is a namespace attribute change the hosts hear about.
+        uint32_t id = slot->load(std::memory_order_acquire);
+        if (id == 0) return;
+        ns_gen_.fetch_add(1, std::memory_order_release);
+        notify_namespace_changed(id);
+    });
+    error failed{};
     {
         std::lock_guard lock(mutex_);
-        if (kind_ == subsystem_kind::discovery) return error{EINVAL};
         if (nsid == 0) {
             nsid = 1;
             while (table_->count(nsid)) ++nsid;
         }
-        if (nsid > max_namespaces) return error{ENOSPC};
-        if (table_->count(nsid)) return error{EEXIST};
-        ns_table next = *table_;
-        added = std::make_shared<ns>(nsid, dev, ids);
-        next.emplace(nsid, added);
-        publish(std::move(next));
-        // A resize is a namespace attribute change the hosts hear about.
-        std::weak_ptr<ns> weak = added;
-        resize_listener_ids_[nsid] = dev->add_resize_listener([this, nsid](uint64_t, uint64_t) {
-            ns_gen_.fetch_add(1, std::memory_order_release);
-            notify_namespace_changed(nsid);
-        });
+        if (nsid > max_namespaces) failed = error{ENOSPC};
+        else if (table_->count(nsid)) failed = error{EEXIST};
+        else {
+            ns_table next = *table_;
+            next.emplace(nsid, std::make_shared<ns>(nsid, dev, ids));
+            publish(std::move(next));
+            resize_listener_ids_[nsid] = listener;
+            slot->store(nsid, std::memory_order_release);
+        }
+    }
+    if (failed.code) {
+        dev->remove_resize_listener(listener);
+        return failed;
     }
     notify_namespace_changed(nsid);
     return nsid;
 }
 
 result<void> subsystem::remove_namespace(uint32_t nsid) {
+    std::shared_ptr<ns> removed;
+    uint64_t listener = 0;
     {
         std::lock_guard lock(mutex_);
         auto it = table_->find(nsid);
         if (it == table_->end()) return error{ENOENT};
-        it->second->dev().remove_resize_listener(resize_listener_ids_[nsid]);
+        removed = it->second;
+        listener = resize_listener_ids_[nsid];
         resize_listener_ids_.erase(nsid);
         ns_table next = *table_;
         next.erase(nsid);
         publish(std::move(next));
     }
+    removed->dev().remove_resize_listener(listener);  // outside mutex_, as in add_namespace
     notify_namespace_changed(nsid);
     return {};
 }
