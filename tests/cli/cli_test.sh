@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# The `weft` binary against a real weft-engine process, one case per run:
+#   cli_test.sh WEFT ENGINE CASE
+# Cases: discover identify write_read verify perf reservation host_not_allowed
+#        wrong_nqn closed_port bad_range
+set -u
+weft=$1
+engine=$2
+case_name=$3
+source "$(dirname "$0")/engine.sh"
+
+fail() {
+  echo "FAIL ($case_name): $*"
+  [ -f "$data/engine.log" ] && { echo "--- engine log"; tail -20 "$data/engine.log"; }
+  exit 1
+}
+# run CMD...: sets $out (stdout+stderr) and $rc.
+run() {
+  out=$("$@" 2>&1)
+  rc=$?
+}
+conn() { echo -a 127.0.0.1 -s "$port" -n "$nqn" --timeout 5; }
+
+case "$case_name" in
+  discover)
+    start_engine "$engine"
+    run "$weft" nvme discover -a 127.0.0.1 -s "$disc_port"
+    [ "$rc" -eq 0 ] || fail "rc=$rc: $out"
+    grep -q "nvme .*$nqn" <<<"$out" || fail "no $nqn record: $out"
+    run "$weft" nvme discover -a 127.0.0.1 -s "$disc_port" --json
+    [ "$(jq -r '.records[] | select(.subtype == "nvme") | .subnqn' <<<"$out" | head -1)" = "$nqn" ] ||
+      fail "JSON: $out"
+    ;;
+  identify)
+    start_engine "$engine"
+    run "$weft" nvme identify $(conn) --json
+    [ "$rc" -eq 0 ] || fail "rc=$rc: $out"
+    [ "$(jq -r .controller.subnqn <<<"$out")" = "$nqn" ] || fail "subnqn: $out"
+    [ "$(jq -r '.namespaces[0].size_bytes' <<<"$out")" = $((64 << 20)) ] || fail "size: $out"
+    [ "$(jq -r '.namespaces[0].block_size' <<<"$out")" = 512 ] || fail "block size: $out"
+    run "$weft" nvme identify $(conn)
+    [ "$rc" -eq 0 ] && grep -q "64.00 MiB" <<<"$out" || fail "table: $out"
+    ;;
+  write_read)
+    start_engine "$engine"
+    head -c 3000 /dev/urandom >"$data/in.bin"
+    run "$weft" nvme write $(conn) --lba 77 --blocks 6 -i "$data/in.bin"
+    [ "$rc" -eq 0 ] || fail "write rc=$rc: $out"
+    run "$weft" nvme read $(conn) --lba 77 --blocks 6 -o "$data/out.bin"
+    [ "$rc" -eq 0 ] || fail "read rc=$rc: $out"
+    cmp -n 3000 "$data/in.bin" "$data/out.bin" || fail "read back differs"
+    [ "$(tail -c 72 "$data/out.bin" | tr -d '\0' | wc -c)" -eq 0 ] || fail "padding not zero"
+    run "$weft" nvme write $(conn) --lba 5 --blocks 1 --pattern 0xa5
+    [ "$rc" -eq 0 ] || fail "pattern write rc=$rc: $out"
+    run "$weft" nvme read $(conn) --lba 5 --blocks 1
+    [ "$rc" -eq 0 ] && grep -q "^00000a00  a5 a5 a5" <<<"$out" || fail "hex dump: $out"
+    ;;
+  verify)
+    start_engine "$engine"
+    run "$weft" nvme verify $(conn) --lba 100 --blocks 5000 --seed 9
+    [ "$rc" -eq 0 ] && grep -q "verified 5000 block" <<<"$out" || fail "rc=$rc: $out"
+    run "$weft" nvme verify $(conn) --lba 0 --blocks 8 --hdr-digest --data-digest
+    [ "$rc" -eq 0 ] || fail "with digests rc=$rc: $out"
+    ;;
+  perf)
+    start_engine "$engine"
+    run "$weft" nvme perf $(conn) --seconds 2 --qd 16 --rw randrw --io-size 4k --json
+    [ "$rc" -eq 0 ] || fail "rc=$rc: $out"
+    jq -e '.iops > 0 and .errors == 0 and .latency_us.p99 >= .latency_us.p50' <<<"$out" >/dev/null ||
+      fail "bad summary: $out"
+    run "$weft" nvme perf $(conn) --seconds 1 --rw read --io-size 128k --queues 2
+    [ "$rc" -eq 0 ] && grep -q "IOPS" <<<"$out" && grep -q "p99.9" <<<"$out" || fail "table: $out"
+    ;;
+  reservation)
+    start_engine "$engine"
+    h1=nqn.2014-08.io.weft.test:host1
+    h2=nqn.2014-08.io.weft.test:host2
+    run "$weft" nvme reservation register $(conn) --hostnqn $h1 -k 0x1234
+    [ "$rc" -eq 0 ] || fail "register rc=$rc: $out"
+    run "$weft" nvme reservation acquire $(conn) --hostnqn $h1 -k 0x1234 -t write-exclusive
+    [ "$rc" -eq 0 ] || fail "acquire rc=$rc: $out"
+    run "$weft" nvme reservation report $(conn) --json
+    [ "$rc" -eq 0 ] || fail "report rc=$rc: $out"
+    jq -e '.type == "write-exclusive" and (.registrants | length) == 1 and
+           .registrants[0].key == 4660 and .registrants[0].holds_reservation' <<<"$out" >/dev/null ||
+      fail "report: $out"
+    # Another host may not write while host1 holds write-exclusive.
+    run "$weft" nvme write $(conn) --hostnqn $h2 --lba 0 --pattern 1
+    [ "$rc" -ne 0 ] && grep -q "reservation conflict" <<<"$out" || fail "conflict: rc=$rc: $out"
+    run "$weft" nvme reservation release $(conn) --hostnqn $h1 -k 0x1234 -t write-exclusive
+    [ "$rc" -eq 0 ] || fail "release rc=$rc: $out"
+    run "$weft" nvme reservation register $(conn) --hostnqn $h1 -k 0x1234 --action unregister
+    [ "$rc" -eq 0 ] || fail "unregister rc=$rc: $out"
+    run "$weft" nvme reservation report $(conn)
+    [ "$rc" -eq 0 ] && grep -q "reservation none, 0 registrant" <<<"$out" || fail "after: $out"
+    ;;
+  host_not_allowed)
+    start_engine "$engine" --allow-host nqn.2014-08.io.weft.test:only
+    run "$weft" nvme identify $(conn) --hostnqn nqn.2014-08.io.weft.test:intruder
+    [ "$rc" -ne 0 ] || fail "connected anyway: $out"
+    grep -q "does not allow host NQN nqn.2014-08.io.weft.test:intruder to connect to $nqn" <<<"$out" ||
+      fail "sentence: $out"
+    run "$weft" nvme identify $(conn) --hostnqn nqn.2014-08.io.weft.test:only
+    [ "$rc" -eq 0 ] || fail "allowed host refused: $out"
+    ;;
+  wrong_nqn)
+    start_engine "$engine"
+    run "$weft" nvme identify -a 127.0.0.1 -s "$port" -n nqn.2026-11.io.weft:nope
+    [ "$rc" -ne 0 ] && grep -q "no subsystem nqn.2026-11.io.weft:nope on 127.0.0.1:$port" <<<"$out" ||
+      fail "rc=$rc: $out"
+    ;;
+  closed_port)
+    # A port that was just free: nothing listens there.
+    free=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    run "$weft" nvme read -a 127.0.0.1 -s "$free" -n "$nqn"
+    [ "$rc" -ne 0 ] && grep -q "nothing listens on 127.0.0.1:$free" <<<"$out" || fail "rc=$rc: $out"
+    ;;
+  bad_range)
+    start_engine "$engine"
+    run "$weft" nvme read $(conn) --lba $(((64 << 20) / 512 - 2)) --blocks 4
+    [ "$rc" -ne 0 ] && grep -q "invalid LBA range" <<<"$out" || fail "rc=$rc: $out"
+    run "$weft" nvme read $(conn) --nsid 9
+    [ "$rc" -ne 0 ] && grep -q "namespace 9 does not exist" <<<"$out" || fail "nsid: rc=$rc: $out"
+    run "$weft" nvme perf $(conn) --rw sideways
+    [ "$rc" -ne 0 ] || fail "bad --rw accepted"
+    ;;
+  *)
+    echo "unknown case $case_name"
+    exit 2
+    ;;
+esac
+echo "PASS ($case_name)"
