@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The installed /usr/bin/fio with libweft_fio.so against a real weft-engine:
+# a 4k random read/write job that verifies every block it wrote (crc32c,
+# fatal on the first mismatch), and a 128k sequential job with digests. Passes
+# only if fio exits 0 and reports err=0.
+#   fio_test.sh LIBWEFT_FIO ENGINE
+set -u
+lib=$1
+engine=$2
+source "$(dirname "$0")/../cli/engine.sh"
+command -v fio >/dev/null || { echo "fio is not installed"; exit 1; }
+DEMO_SIZE=128MiB start_engine "$engine"
+
+run_fio() {
+  local name=$1
+  shift
+  local out
+  out=$(timeout 120 fio --name="$name" --ioengine="external:$lib" "$@" 2>&1)
+  local rc=$?
+  echo "$out" | grep -E "err=|IOPS|verify" | head -5
+  if [ "$rc" -ne 0 ] || ! grep -q "err= 0" <<<"$out" || grep -q "err= [1-9]" <<<"$out"; then
+    echo "FAIL ($name): fio rc=$rc"
+    echo "$out" | tail -30
+    echo "--- engine log"
+    tail -20 "$data/engine.log"
+    exit 1
+  fi
+}
+
+# Target as engine options; fio threads.
+run_fio randrw_verify --addr=127.0.0.1 --port="$port" --nqn="$nqn" --nsid=1 --filename=weft0 \
+  --thread=1 --rw=randrw --bs=4k --iodepth=16 --size=32m \
+  --verify=crc32c --do_verify=1 --verify_fatal=1
+# Target as the file name (colons escaped for fio); fio processes; digests.
+run_fio seq_128k --filename="127.0.0.1\\:$port\\:${nqn//:/\\:}\\:1" \
+  --rw=write --bs=128k --iodepth=8 --size=64m --hdr_digest=1 --data_digest=1 \
+  --verify=crc32c --do_verify=1 --verify_fatal=1
+echo PASS
