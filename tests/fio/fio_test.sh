@@ -15,7 +15,8 @@ run_fio() {
   local name=$1
   shift
   local out
-  out=$(timeout 120 fio --name="$name" --ioengine="external:$lib" "$@" 2>&1)
+  # verify_state_save=0: no state files left in the working directory.
+  out=$(timeout 120 fio --name="$name" --ioengine="external:$lib" --verify_state_save=0 "$@" 2>&1)
   local rc=$?
   echo "$out" | grep -E "err=|IOPS|verify" | head -5
   if [ "$rc" -ne 0 ] || ! grep -q "err= 0" <<<"$out" || grep -q "err= [1-9]" <<<"$out"; then
