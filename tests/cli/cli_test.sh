@@ -110,8 +110,10 @@ case "$case_name" in
       fail "rc=$rc: $out"
     ;;
   closed_port)
-    # A port that was just free: nothing listens there.
-    free=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    # The port of an engine that just stopped: nothing listens there now.
+    start_engine "$engine"
+    free=$port
+    stop_engine
     run "$weft" nvme read -a 127.0.0.1 -s "$free" -n "$nqn"
     [ "$rc" -ne 0 ] && grep -q "nothing listens on 127.0.0.1:$free" <<<"$out" || fail "rc=$rc: $out"
     ;;
