@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# The benchmark suite in one command: builds weft-nvmf-bench (release),
+# installs gnuplot if missing, runs the suite and writes
+#   bench/out/report.md   figures, ratios to the ceilings, the machine
+#   bench/out/iops.png    4 KiB random read/write IOPS vs QD, weft vs ceilings
+#   bench/out/results.json, bench/out/bench.log
+# Extra arguments go to weft-nvmf-bench (e.g. --seconds 1 --target-cpu 2).
+# Figures are ratios measured side by side in one run (docs: DESIGN.md 2, 5),
+# never pass/fail thresholds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=bench/out
+mkdir -p "$out"
+# The output is generated: keep it out of git whatever the top-level .gitignore says.
+[ -f "$out/.gitignore" ] || printf '*\n' >"$out/.gitignore"
+
+nice scripts/build.sh release weft-nvmf-bench weft-rr-bench
+
+if ! command -v gnuplot >/dev/null; then
+    echo "installing gnuplot-nox (Debian package) for the chart"
+    sudo_cmd=()
+    [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+    "${sudo_cmd[@]}" apt-get install -y -q gnuplot-nox >/dev/null ||
+        { "${sudo_cmd[@]}" apt-get update -q >/dev/null &&
+          "${sudo_cmd[@]}" apt-get install -y -q gnuplot-nox >/dev/null; }
+fi
+
+# Default: 10 cases x 3 systems x 2 rounds x 2.3 s, about 2.5 minutes.
+args=("$@")
+[ $# -gt 0 ] || args=(--seconds 2 --warmup 0.3)
+build/release/bench/weft-nvmf-bench --json "$out/results.json" --markdown "$out/tables.md" \
+    --plot-data "$out/iops.dat" "${args[@]}" | tee "$out/bench.log"
+
+# The chart: one panel per direction, log2 QD on x, log IOPS on y (equal
+# ratios look like equal gaps, and the device ceiling does not flatten the rest).
+gnuplot <<EOF
+set terminal pngcairo size 1200,520 font "sans,11"
+set output "$out/iops.png"
+set multiplot layout 1,2 title "weft NVMe/TCP, 4 KiB random I/O, one target core"
+set logscale x 2
+set logscale y 10
+set xrange [0.8:160]
+set yrange [20:10000]
+set xlabel "queue depth"
+set ylabel "IOPS (thousands, log scale)"
+set grid
+set key bottom right box opaque
+set xtics ("1" 1, "8" 8, "32" 32, "128" 128)
+set title "random read"
+plot "$out/iops.dat" using 1:(\$2/1000) with linespoints lw 2 pt 7 title "weft target", \
+     "" using 1:(\$3/1000) with linespoints lw 2 pt 5 title "min. responder (network ceiling)", \
+     "" using 1:(\$4/1000) with linespoints lw 2 pt 9 title "bdev alone (device ceiling)"
+set title "random write"
+plot "$out/iops.dat" using 1:(\$5/1000) with linespoints lw 2 pt 7 title "weft target", \
+     "" using 1:(\$6/1000) with linespoints lw 2 pt 5 title "min. responder (network ceiling)", \
+     "" using 1:(\$7/1000) with linespoints lw 2 pt 9 title "bdev alone (device ceiling)"
+unset multiplot
+EOF
+
+cpu_model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+commit=$(git rev-parse --short HEAD)
+git diff --quiet HEAD -- src bench 2>/dev/null || commit="$commit (with uncommitted changes)"
+{
+    echo "# weft benchmark report"
+    echo
+    echo "| machine | |"
+    echo "|---|---|"
+    echo "| CPU | ${cpu_model:-unknown} |"
+    echo "| cores | $(nproc) online ($(nproc --all) total) |"
+    echo "| memory | $(free -g | awk '/^Mem:/ {print $2}') GiB |"
+    echo "| kernel | $(uname -sr) |"
+    echo "| date | $(date -u '+%Y-%m-%d %H:%M UTC') |"
+    echo "| git commit | $commit |"
+    echo "| command | \`weft-nvmf-bench ${args[*]}\` |"
+    echo
+    echo "Three systems per case, run back to back: **weft** (the NVMe/TCP target, one reactor),"
+    echo "**responder** (bench/min_responder: canned answers, no I/O, the network and kernel"
+    echo "alone) and **device** (the namespace's bdev driven directly on the target core, no"
+    echo "network). The client is weft's initiator on the other core. Ratios compare figures"
+    echo "of the same run; absolute figures depend on what else the machine was doing."
+    echo
+    echo "![4 KiB random IOPS vs queue depth](iops.png)"
+    echo
+    cat "$out/tables.md"
+} >"$out/report.md"
+echo "wrote $out/report.md and $out/iops.png"
