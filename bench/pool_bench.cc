@@ -10,8 +10,8 @@
 //   thin-over  the same thin volume once its clusters are mapped
 #include <fmt/core.h>
 
-#include <CLI/CLI.hpp>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <chrono>
 #include <cstring>
@@ -20,8 +20,8 @@
 
 #include "bdev/bdev.h"
 #include "bdev/uring/uring_bdev.h"
-#include "runtime/buffer_pool.h"
 #include "pool/pool.h"
+#include "runtime/buffer_pool.h"
 #include "runtime/gate.h"
 #include "runtime/runtime.h"
 
@@ -37,7 +37,8 @@ struct figures {
 
 // QD workers issue 4 KiB I/Os at random block-aligned offsets for `secs`
 // (or, with `sequential_once`, each block once, for first-write costs).
-task<figures> run_case(bdev::bdev& dev, bool write, unsigned qd, double secs, bool sequential_once) {
+task<figures> run_case(bdev::bdev& dev, bool write, unsigned qd, double secs,
+                       bool sequential_once) {
     auto ch = std::shared_ptr<bdev::channel>(dev.open_channel());
     const uint32_t nblocks = 4096 / dev.block_size();
     const uint64_t slots = dev.num_blocks() / nblocks;
@@ -47,31 +48,31 @@ task<figures> run_case(bdev::bdev& dev, bool write, unsigned qd, double secs, bo
     auto t0 = clock_type::now();
     gate g;
     for (unsigned w = 0; w < qd; ++w) {
-        reactor::local().spawn(g.hold([](std::shared_ptr<bdev::channel> ch, bool write, uint32_t nblocks,
-                                         uint64_t slots, clock_type::time_point deadline, bool once,
-                                         uint64_t* next, uint64_t* done, uint64_t* errors,
-                                         unsigned seed) -> task<void> {
-            buffer b = buffer_pool::local().get(4096);
-            std::memset(b.data(), int(seed), 4096);
-            iovec iov{b.data(), 4096};
-            std::mt19937_64 rng(seed);
-            for (;;) {
-                uint64_t slot;
-                if (once) {
-                    if (*next >= slots) break;
-                    slot = (*next)++;
-                } else {
-                    if ((*done & 63) == 0 && clock_type::now() >= deadline) break;
-                    slot = rng() % slots;
+        reactor::local().spawn(
+            g.hold([](std::shared_ptr<bdev::channel> ch, bool write, uint32_t nblocks,
+                      uint64_t slots, clock_type::time_point deadline, bool once, uint64_t* next,
+                      uint64_t* done, uint64_t* errors, unsigned seed) -> task<void> {
+                buffer b = buffer_pool::local().get(4096);
+                std::memset(b.data(), int(seed), 4096);
+                iovec iov{b.data(), 4096};
+                std::mt19937_64 rng(seed);
+                for (;;) {
+                    uint64_t slot;
+                    if (once) {
+                        if (*next >= slots) break;
+                        slot = (*next)++;
+                    } else {
+                        if ((*done & 63) == 0 && clock_type::now() >= deadline) break;
+                        slot = rng() % slots;
+                    }
+                    int rc = write ? co_await ch->write(slot * nblocks, nblocks, {&iov, 1}, false)
+                                   : co_await ch->read(slot * nblocks, nblocks, {&iov, 1});
+                    if (rc < 0) ++*errors;
+                    ++*done;
+                    // Synchronous completions (malloc) would otherwise never yield.
+                    if ((*done & 31) == 0) co_await yield{};
                 }
-                int rc = write ? co_await ch->write(slot * nblocks, nblocks, {&iov, 1}, false)
-                               : co_await ch->read(slot * nblocks, nblocks, {&iov, 1});
-                if (rc < 0) ++*errors;
-                ++*done;
-                // Synchronous completions (malloc) would otherwise never yield.
-                if ((*done & 31) == 0) co_await yield{};
-            }
-        }(ch, write, nblocks, slots, deadline, sequential_once, &next, &done, &errors, w + 1)));
+            }(ch, write, nblocks, slots, deadline, sequential_once, &next, &done, &errors, w + 1)));
     }
     co_await g.close();
     double elapsed = std::chrono::duration<double>(clock_type::now() - t0).count();
@@ -81,7 +82,8 @@ task<figures> run_case(bdev::bdev& dev, bool write, unsigned qd, double secs, bo
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"weft-pool-bench: 4 KiB random IOPS of thick and thin pool volumes against the raw bdev"};
+    CLI::App app{
+        "weft-pool-bench: 4 KiB random IOPS of thick and thin pool volumes against the raw bdev"};
     double secs = 2;
     unsigned qd = 32;
     std::string size = "256";
@@ -91,7 +93,8 @@ int main(int argc, char** argv) {
     std::string dir = "/var/tmp";
     app.add_option("--seconds", secs, "duration of each timed case")->capture_default_str();
     app.add_option("--qd", qd, "I/Os in flight")->capture_default_str();
-    app.add_option("--size-mib", size, "size of each volume (and of the raw case), MiB")->capture_default_str();
+    app.add_option("--size-mib", size, "size of each volume (and of the raw case), MiB")
+        ->capture_default_str();
     app.add_option("--cpu", cpu, "CPU of the reactor")->capture_default_str();
     app.add_option("--cluster-kib", cluster_kib, "pool cluster size, KiB")->capture_default_str();
     app.add_option("--base", base_kind,
@@ -107,15 +110,18 @@ int main(int argc, char** argv) {
     return rt.run([&]() -> task<int> {
         // Base: room for the two volumes plus metadata.
         std::shared_ptr<bdev::bdev> base, raw;
-        std::string base_path = dir + "/weft-pool-bench-base.img", raw_path = dir + "/weft-pool-bench-raw.img";
+        std::string base_path = dir + "/weft-pool-bench-base.img",
+                    raw_path = dir + "/weft-pool-bench-raw.img";
         if (base_kind == "malloc") {
             base.reset(bdev::make_malloc_bdev("base", (3 * vol_bytes) / 512, 512).release());
             raw.reset(bdev::make_malloc_bdev("raw", vol_bytes / 512, 512).release());
         } else {
             ::unlink(base_path.c_str());
             ::unlink(raw_path.c_str());
-            auto b = bdev::open_uring_bdev("base", base_path, {.create = true, .create_bytes = 3 * vol_bytes});
-            auto r = bdev::open_uring_bdev("raw", raw_path, {.create = true, .create_bytes = vol_bytes});
+            auto b = bdev::open_uring_bdev("base", base_path,
+                                           {.create = true, .create_bytes = 3 * vol_bytes});
+            auto r =
+                bdev::open_uring_bdev("raw", raw_path, {.create = true, .create_bytes = vol_bytes});
             if (!b || !r) {
                 fmt::print(stderr, "cannot create the files under {}\n", dir);
                 co_return 1;
@@ -127,7 +133,8 @@ int main(int argc, char** argv) {
             co_await run_case(*raw, true, qd, 0, true);
         }
         std::string why;
-        auto p = co_await pool::pool::create(base, "bench", {.cluster_size = uint64_t(cluster_kib) << 10}, &why);
+        auto p = co_await pool::pool::create(base, "bench",
+                                             {.cluster_size = uint64_t(cluster_kib) << 10}, &why);
         if (!p) {
             fmt::print(stderr, "pool: {}\n", why);
             co_return 1;
@@ -141,8 +148,10 @@ int main(int argc, char** argv) {
         auto thick = p.value()->open_volume(thick_id.value()).value();
         auto thin = p.value()->open_volume(thin_id.value()).value();
 
-        fmt::print("4 KiB random I/O, QD {}, one reactor on CPU {}, {} MiB volumes, {} KiB clusters, {} base\n",
-                   qd, cpu, vol_bytes >> 20, cluster_kib, base_kind);
+        fmt::print(
+            "4 KiB random I/O, QD {}, one reactor on CPU {}, {} MiB volumes, {} KiB clusters, {} "
+            "base\n",
+            qd, cpu, vol_bytes >> 20, cluster_kib, base_kind);
         fmt::print("{:<24} {:>12} {:>10}\n", "case", "IOPS", "vs raw");
         auto raw_w = co_await run_case(*raw, true, qd, secs, false);
         auto raw_r = co_await run_case(*raw, false, qd, secs, false);

@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh || exit 1
 # The kernel interop test's QEMU, nvme-cli, fio and guest image.
 tests/interop/setup.sh || exit 1
+# Debian's fio source at the installed version, for the fio engine's headers.
+scripts/fio-source.sh >/dev/null || echo "fio source unavailable: libweft_fio.so and its test are skipped"
 jobs=$(nproc)
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:detect_stack_use_after_return=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

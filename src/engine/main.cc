@@ -141,7 +141,8 @@ task<int> serve(runtime& rt, const engine::engine_config& cfg, const options& o,
         auto r = addr ? co_await server.listen(addr.value()) : result<void>(addr.err());
         if (!r) spdlog::warn("discovery listener {} not started: {}", a, r.err().message());
     }
-    auto first = socket_address::parse(cfg.listen.front()).value();
+    // The bound address: with port 0 the kernel picked one.
+    auto first = server.addresses().front();
     std::string host = first.to_string().substr(0, first.to_string().rfind(':'));
     for (auto& s : cfg.subsystems)
         fmt::print("weft-engine: serving {}; connect with:\n  nvme connect -t tcp -a {} -s {} -n {}\n", s.nqn,
