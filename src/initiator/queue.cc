@@ -9,6 +9,7 @@
 
 #include "bdev/iov.h"
 #include "nvme/fabrics.h"
+#include "nvmf/tcp/rx_buffer.h"
 #include "runtime/reactor.h"
 #include "runtime/uring_op.h"
 
@@ -317,27 +318,19 @@ task<void> queue::recover() {
 // ---- receive side -----------------------------------------------------------
 
 task<void> queue::receiver(uint64_t gen) {
-    std::vector<std::byte> rx(64 * 1024);
-    size_t have = 0;
+    tcp::rx_buffer rx;
     while (!conn_down_ && conn_gen_ == gen) {
-        int n = co_await stream_.recv(std::span(rx).subspan(have)).abort_with(*conn_stop_);
+        int n = co_await stream_.recv(rx.free_space()).abort_with(*conn_stop_);
         if (n <= 0) {
             lost(n == 0 ? "the target closed the connection" : "receive failed");
             break;
         }
-        have += size_t(n);
-        size_t off = 0;
+        rx.filled(size_t(n));
         unsigned budget = 0;
         while (!conn_down_) {
-            auto res = tcp::parse({rx.data() + off, have - off}, rparams_);
+            auto res = tcp::parse(rx.unread(), rparams_);
             if (auto* more = std::get_if<tcp::need_more>(&res)) {
-                // Bounded by the reader: max_c2h_data plus headers.
-                if (more->total > rx.size()) {
-                    std::memmove(rx.data(), rx.data() + off, have - off);
-                    have -= off;
-                    off = 0;
-                    rx.resize(more->total);
-                }
+                rx.need(more->total);  // bounded by the reader: max_c2h_data plus headers
                 break;
             }
             if (auto* pdu = std::get_if<tcp::pdu_view>(&res)) {
@@ -349,16 +342,17 @@ task<void> queue::receiver(uint64_t gen) {
                 } else if (!handle_pdu(*pdu)) {
                     break;
                 }
-                off += pdu->size;
+                rx.consume(pdu->size);
             } else if (auto* dd = std::get_if<tcp::data_digest_error>(&res)) {
                 // The command fails with a transient transport error status.
                 spdlog::warn("initiator queue {}: data digest error (cid {})", opt_.qid, dd->cccid);
                 if (pending* p = find(dd->cccid)) p->data_error = true;
-                off += dd->pdu.size;
+                rx.consume(dd->pdu.size);
             } else {
                 auto& f = std::get<tcp::fatal_error>(res);
                 if (f.reply) {
-                    std::vector<std::byte> hdr(rx.data() + off, rx.data() + off + f.header_bytes);
+                    auto bad = rx.unread().first(f.header_bytes);
+                    std::vector<std::byte> hdr(bad.begin(), bad.end());
                     co_await fatal(f.status, f.fei, hdr);
                 } else {
                     lost("the target sent a malformed C2HTermReq");
@@ -368,8 +362,7 @@ task<void> queue::receiver(uint64_t gen) {
             // Bounded: yield now and then so other queues on this reactor run.
             if (++budget % 64 == 0) co_await yield{};
         }
-        std::memmove(rx.data(), rx.data() + off, have - off);
-        have -= off;
+        rx.compact();
     }
 }
 

@@ -1,5 +1,7 @@
 #include "nvmf/tcp_queue.h"
 
+#include "nvmf/tcp/rx_buffer.h"
+
 #include <spdlog/spdlog.h>
 
 #include <arpa/inet.h>
@@ -76,32 +78,24 @@ task<void> tcp_queue::run() {
     gate flusher_gate;
     reactor::local().spawn(flusher_gate.hold(flusher()));
     if (co_await handshake()) {
-        std::vector<std::byte> rx(64 * 1024);
-        size_t have = 0;
+        tcp::rx_buffer rx;
         while (!closed_) {
-            int n = co_await stream_.recv(std::span(rx).subspan(have)).abort_with(stop_);
+            int n = co_await stream_.recv(rx.free_space()).abort_with(stop_);
             if (n <= 0) {
                 close(n == 0 ? "host closed the connection" : "receive failed");
                 break;
             }
-            have += size_t(n);
-            size_t off = 0;
+            rx.filled(size_t(n));
             unsigned budget = 0;
             while (!closed_) {
-                auto res = tcp::parse({rx.data() + off, have - off}, rparams_);
+                auto res = tcp::parse(rx.unread(), rparams_);
                 if (auto* more = std::get_if<tcp::need_more>(&res)) {
-                    // The reader bounds `total` by the negotiated limits.
-                    if (more->total > rx.size()) {
-                        std::memmove(rx.data(), rx.data() + off, have - off);
-                        have -= off;
-                        off = 0;
-                        rx.resize(more->total);
-                    }
+                    rx.need(more->total);  // bounded by the reader's negotiated limits
                     break;
                 }
                 if (auto* pdu = std::get_if<tcp::pdu_view>(&res)) {
                     if (!handle_pdu(*pdu)) break;
-                    off += pdu->size;
+                    rx.consume(pdu->size);
                 } else if (auto* dd = std::get_if<tcp::data_digest_error>(&res)) {
                     spdlog::warn("queue {}: data digest error (cid {})", qid_, dd->cccid);
                     if (dd->pdu.type == tcp::pdu_type::capsule_cmd) {
@@ -109,18 +103,17 @@ task<void> tcp_queue::run() {
                     } else if (!accept_h2c_data(dd->pdu)) {
                         break;
                     }
-                    off += dd->pdu.size;
+                    rx.consume(dd->pdu.size);
                 } else {
                     auto& f = std::get<tcp::fatal_error>(res);
-                    if (f.reply) fatal(f.status, f.fei, {rx.data() + off, f.header_bytes});
+                    if (f.reply) fatal(f.status, f.fei, rx.unread().first(f.header_bytes));
                     else close("the host sent a TermReq");
                     break;
                 }
                 // Bounded: one busy host cannot starve the reactor's others.
                 if (++budget % 64 == 0) co_await yield{};
             }
-            std::memmove(rx.data(), rx.data() + off, have - off);
-            have -= off;
+            rx.compact();
         }
     }
     close(close_reason_ ? close_reason_ : "closed");
