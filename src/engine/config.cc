@@ -55,6 +55,43 @@ uint64_t size_of(const json& j, const char* key) {
 }
 }  // namespace
 
+std::string to_json_text(const engine_config& c) {
+    json j;
+    j["listen"] = c.listen;
+    j["discovery_listen"] = c.discovery_listen;
+    j["limits"] = {{"max_queue_depth", c.limits.max_queue_depth},
+                   {"max_io_queues", c.limits.max_io_queues},
+                   {"in_capsule_data", c.limits.in_capsule_data},
+                   {"max_transfer", c.limits.max_transfer}};
+    j["pools"] = json::array();
+    for (auto& p : c.pools) {
+        json pj = {{"name", p.name}, {"path", p.path}, {"format_if_blank", p.format_if_blank}};
+        if (p.size) pj["size"] = p.size;
+        if (p.cluster_size) pj["cluster_size"] = p.cluster_size;
+        j["pools"].push_back(pj);
+    }
+    j["subsystems"] = json::array();
+    for (auto& s : c.subsystems) {
+        json sj = {{"nqn", s.nqn}, {"model", s.model}, {"allow_any_host", s.allow_any_host}, {"hosts", s.hosts}};
+        if (!s.serial.empty()) sj["serial"] = s.serial;
+        sj["namespaces"] = json::array();
+        for (auto& n : s.namespaces) {
+            json nj = {{"nsid", n.nsid}, {"type", n.type}, {"block_size", n.block_size}};
+            if (!n.path.empty()) nj["path"] = n.path;
+            if (n.size) nj["size"] = n.size;
+            if (n.uuid) nj["uuid"] = *n.uuid;
+            if (n.type == "volume") {
+                nj["pool"] = n.pool;
+                nj["volume"] = n.volume;
+                nj["thin"] = n.thin;
+            }
+            sj["namespaces"].push_back(nj);
+        }
+        j["subsystems"].push_back(sj);
+    }
+    return j.dump(2) + "\n";
+}
+
 result<engine_config> parse_config(const std::string& text, std::string* why) {
     try {
         json j = json::parse(text);
@@ -76,6 +113,7 @@ result<engine_config> parse_config(const std::string& text, std::string* why) {
             if (pc.name.empty() || pc.path.empty()) throw bad_config("a pool needs a \"name\" and a \"path\"");
             pc.size = size_of(pj, "size");
             pc.cluster_size = size_of(pj, "cluster_size");
+            pc.format_if_blank = get<bool>(pj, "format_if_blank", true);
             c.pools.push_back(pc);
         }
         for (const json& s : get(j, "subsystems", json::array())) {

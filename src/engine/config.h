@@ -47,6 +47,9 @@ struct pool_config {
     std::string path;           // file or block device
     uint64_t size = 0;          // a file of this size is created if missing
     uint64_t cluster_size = 0;  // 0: the pool's default (4 MiB)
+    // A blank device is formatted (pools of --config). Pools the API made
+    // are persisted without it: blank there means lost, not new.
+    bool format_if_blank = true;
 };
 
 struct subsystem_config {
@@ -68,6 +71,8 @@ struct engine_config {
 
 // Parses the JSON text; on error returns EINVAL and a sentence in `why`.
 result<engine_config> parse_config(const std::string& json_text, std::string* why);
+// The JSON text parse_config() reads back (sizes as numbers of bytes).
+std::string to_json_text(const engine_config& c);
 // "1GiB", "512MiB", "4096", "10G" -> bytes.
 result<uint64_t> parse_size(const std::string& s);
 

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <set>
 
+#include "bdev/stats/stats_bdev.h"
 #include "bdev/uring/uring_bdev.h"
 
 namespace weft::engine {
@@ -84,6 +85,29 @@ result<std::shared_ptr<bdev::bdev>> make_bdev(const std::string& name, const nam
 
 }  // namespace
 
+std::vector<config_applier::served_ns> config_applier::served() const {
+    std::vector<served_ns> out;
+    for (auto& [nqn, table] : applied_)
+        for (auto& [nsid, st] : table) out.push_back({nqn, nsid, st.cfg, st.stats});
+    return out;
+}
+
+std::string config_applier::nqn_serving(const std::string& pool, const std::string& volume) const {
+    for (auto& [nqn, table] : applied_)
+        for (auto& [nsid, st] : table)
+            if (st.cfg.type == "volume" && st.cfg.pool == pool && st.cfg.volume == volume) return nqn;
+    return {};
+}
+
+std::shared_ptr<pool::pool> config_applier::find_pool(const std::string& name) const {
+    auto it = pools_.find(name);
+    return it == pools_.end() ? nullptr : it->second.p;
+}
+
+void config_applier::adopt_pool(const std::string& name, const std::string& path, std::shared_ptr<pool::pool> p) {
+    pools_[name] = {std::move(p), path};
+}
+
 task<std::vector<std::string>> config_applier::apply(const engine_config& cfg) {
     std::vector<std::string> problems;
     co_await apply_pools(cfg, problems);
@@ -139,7 +163,7 @@ task<void> config_applier::apply_pools(const engine_config& cfg, std::vector<std
         std::shared_ptr<bdev::bdev> shared(std::move(dev.value()));
         std::string why;
         auto opened = co_await pool::pool::open(shared, &why);
-        if (!opened && opened.err().code == ENODATA) {
+        if (!opened && opened.err().code == ENODATA && pc.format_if_blank) {
             // A blank device: format it.
             pool::create_options co;
             if (pc.cluster_size) co.cluster_size = pc.cluster_size;
@@ -153,7 +177,12 @@ task<void> config_applier::apply_pools(const engine_config& cfg, std::vector<std
             problems.push_back(fmt::format("pool {}: {}", pc.name, why.empty() ? opened.err().message() : why));
             continue;
         }
-        pools_[pc.name] = opened.value();
+        if (opened.value()->geo().name != pc.name) {
+            problems.push_back(fmt::format("pool {}: {} holds pool \"{}\", not \"{}\"", pc.name, pc.path,
+                                           opened.value()->geo().name, pc.name));
+            continue;
+        }
+        pools_[pc.name] = {opened.value(), pc.path};
     }
 }
 
@@ -166,7 +195,7 @@ task<result<std::shared_ptr<bdev::bdev>>> config_applier::make_device(const std:
         *why = "no pool named \"" + n.pool + "\"";
         co_return error{ENOENT};
     }
-    pool::pool& p = *it->second;
+    pool::pool& p = *it->second.p;
     auto id = p.find(n.volume);
     if (!id) {
         if (n.size == 0) {
@@ -195,8 +224,8 @@ task<void> config_applier::resize(const std::string& nqn, uint32_t nsid, ns_stat
     if (st.cfg.type == "volume") {
         auto p = pools_.find(st.cfg.pool);
         std::optional<pool::uuid> id;
-        if (p != pools_.end()) id = p->second->find(st.cfg.volume);
-        if (id) r = co_await p->second->resize_volume(*id, n.size);
+        if (p != pools_.end()) id = p->second.p->find(st.cfg.volume);
+        if (id) r = co_await p->second.p->resize_volume(*id, n.size);
         else r = error{ENOENT};
     } else {
         r = st.dev->resize(want);
@@ -241,11 +270,14 @@ task<void> config_applier::apply_subsystem(const subsystem_config& s, std::vecto
             continue;
         }
         std::string why;
-        auto dev = co_await make_device(s.nqn, n, &why);
-        if (!dev) {
+        auto raw = co_await make_device(s.nqn, n, &why);
+        if (!raw) {
             problems.push_back(fmt::format("subsystem {} namespace {}: {}", s.nqn, n.nsid, why));
             continue;
         }
+        // Every served namespace is counted (metrics, GetStats).
+        auto stats = std::make_shared<bdev::io_stats>();
+        result<std::shared_ptr<bdev::bdev>> dev = bdev::make_stats_bdev(raw.value(), stats);
         // The identifiers follow the NSID the namespace will get.
         uint32_t want_nsid = n.nsid;
         if (want_nsid == 0) {
@@ -265,7 +297,7 @@ task<void> config_applier::apply_subsystem(const subsystem_config& s, std::vecto
             continue;
         }
         keep.insert(added.value());
-        served[added.value()] = {n, dev.value()};
+        served[added.value()] = {n, dev.value(), stats};
         spdlog::info("subsystem {} namespace {}: {} {} ({} blocks of {} B)", s.nqn, added.value(), n.type,
                      n.type == "volume" ? n.pool + "/" + n.volume : n.path.empty() ? "(memory)" : n.path,
                      dev.value()->num_blocks(),

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "bdev/bdev.h"
+#include "bdev/stats/io_stats.h"
 #include "engine/config.h"
 #include "nvmf/target.h"
 #include "pool/pool.h"
@@ -27,10 +28,34 @@ public:
     // created) here and live on the calling reactor: call it on one reactor.
     task<std::vector<std::string>> apply(const engine_config& cfg);
 
+    // A namespace being served, with its I/O counters.
+    struct served_ns {
+        std::string nqn;
+        uint32_t nsid = 0;
+        namespace_config cfg;
+        std::shared_ptr<bdev::io_stats> stats;
+    };
+    std::vector<served_ns> served() const;
+    // The NQN serving pool/volume, or empty.
+    std::string nqn_serving(const std::string& pool, const std::string& volume) const;
+
+    // Open pools by name. adopt_pool() takes one opened elsewhere (the
+    // management API's create/import); a pool is closed by apply() once no
+    // configuration names it and nothing serves from it, or by drop_pool().
+    struct open_pool {
+        std::shared_ptr<pool::pool> p;
+        std::string path;
+    };
+    const std::map<std::string, open_pool>& pools() const { return pools_; }
+    std::shared_ptr<pool::pool> find_pool(const std::string& name) const;
+    void adopt_pool(const std::string& name, const std::string& path, std::shared_ptr<pool::pool> p);
+    void drop_pool(const std::string& name) { pools_.erase(name); }
+
 private:
     struct ns_state {
         namespace_config cfg;
         std::shared_ptr<bdev::bdev> dev;
+        std::shared_ptr<bdev::io_stats> stats;
     };
     task<void> apply_pools(const engine_config& cfg, std::vector<std::string>& problems);
     task<void> apply_subsystem(const subsystem_config& s, std::vector<std::string>& problems);
@@ -41,7 +66,7 @@ private:
                       std::vector<std::string>& problems);
 
     nvmf::target& target_;
-    std::map<std::string, std::shared_ptr<pool::pool>> pools_;
+    std::map<std::string, open_pool> pools_;
     // nqn -> nsid -> what is served
     std::map<std::string, std::map<uint32_t, ns_state>> applied_;
 };

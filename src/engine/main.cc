@@ -17,10 +17,12 @@
 
 #include "bdev/bdev.h"
 #include "engine/config.h"
-#include "engine/config_applier.h"
+#include "engine/api_server.h"
+#include "engine/manager.h"
 #include "nvmf/target.h"
 #include "nvmf/tcp_server.h"
 #include "runtime/cpu_list.h"
+#include "runtime/foreign_call.h"
 #include "runtime/runtime.h"
 #include "runtime/signals.h"
 #include "runtime/uring_op.h"
@@ -49,6 +51,8 @@ struct options {
     unsigned poll_us = 50;
     double run_for = 0;
     std::string log_level = "info";
+    std::string api_listen = "127.0.0.1:10124";
+    std::string metrics_listen = "127.0.0.1:9502";
 };
 
 // Builds the engine's configuration from the file and the flags.
@@ -105,7 +109,9 @@ result<engine::engine_config> build_config(const options& o, std::string* why) {
     }
     cfg.listen.insert(cfg.listen.end(), o.listen.begin(), o.listen.end());
     cfg.discovery_listen.insert(cfg.discovery_listen.end(), o.discovery_listen.begin(), o.discovery_listen.end());
-    if (cfg.listen.empty()) {
+    // With the management API a node may start empty and be told what to
+    // serve; without it there would be nothing to do.
+    if (cfg.listen.empty() && (o.api_listen.empty() || o.api_listen == "none")) {
         *why = "nothing to listen on: give --listen ADDR:PORT, a --config with \"listen\", or --demo";
         return error{EINVAL};
     }
@@ -114,39 +120,50 @@ result<engine::engine_config> build_config(const options& o, std::string* why) {
 
 task<int> serve(runtime& rt, const engine::engine_config& cfg, const options& o, sigset_t signals) {
     nvmf::target tgt(cfg.limits);
-    engine::config_applier applier(tgt);
-    auto problems = co_await applier.apply(cfg);
+    nvmf::tcp_server server(tgt, {}, rt.size());
+    engine::manager mgr(tgt, server, o.data_dir + "/engine-state.json");
+    std::string why;
+    if (!mgr.load_state(&why)) {
+        spdlog::error("{}", why);
+        co_return 1;
+    }
+    auto problems = co_await mgr.start(cfg);
+    if (problems.empty()) problems = co_await mgr.listen_all();
     if (!problems.empty()) {
         for (auto& p : problems) spdlog::error("{}", p);
+        co_await server.stop();
+        co_await mgr.shutdown();
         co_return 1;
     }
     for (auto& s : cfg.subsystems)
         spdlog::info("subsystem {}: {}", s.nqn,
                      s.allow_any_host ? "any host may connect"
                                       : fmt::format("hosts allowed: {}", fmt::join(s.hosts, ", ")));
-    nvmf::tcp_server server(tgt, {}, rt.size());
-    for (auto& a : cfg.listen) {
-        auto addr = socket_address::parse(a);
-        auto r = addr ? co_await server.listen(addr.value()) : result<void>(addr.err());
-        if (!r) {
-            spdlog::error("cannot listen on {}: {}", a,
-                          addr ? r.err().message() : "expected IP:PORT (e.g. 127.0.0.1:4420)");
+    engine::api_server api(mgr, reactor::local());
+    for (auto [flag, addr, what] : {std::tuple{"--api-listen", &o.api_listen, "management API"},
+                                    std::tuple{"--metrics-listen", &o.metrics_listen, "metrics"}}) {
+        if (addr->empty() || *addr == "none") continue;
+        auto bound = std::string(flag) == "--api-listen" ? api.start_grpc(*addr, &why) : api.start_metrics(*addr, &why);
+        if (!bound) {
+            spdlog::error("{} (change {} or give {} none)", why, flag, flag);
+            co_await in_thread([&] { api.stop(); });
             co_await server.stop();
+            co_await mgr.shutdown();
             co_return 1;
         }
-    }
-    // The standard discovery port is a convenience: warn, do not fail.
-    for (auto& a : cfg.discovery_listen) {
-        auto addr = socket_address::parse(a);
-        auto r = addr ? co_await server.listen(addr.value()) : result<void>(addr.err());
-        if (!r) spdlog::warn("discovery listener {} not started: {}", a, r.err().message());
+        if (std::string(flag) == "--api-listen")
+            fmt::print("weft-engine: {} on {} (gRPC)\n", what, bound.value());
+        else
+            fmt::print("weft-engine: {} on http://{}/metrics\n", what, bound.value());
     }
     // The bound address: with port 0 the kernel picked one.
-    auto first = server.addresses().front();
-    std::string host = first.to_string().substr(0, first.to_string().rfind(':'));
-    for (auto& s : cfg.subsystems)
-        fmt::print("weft-engine: serving {}; connect with:\n  nvme connect -t tcp -a {} -s {} -n {}\n", s.nqn,
-                   host, first.port(), s.nqn);
+    if (!server.addresses().empty()) {
+        auto first = server.addresses().front();
+        std::string host = first.to_string().substr(0, first.to_string().rfind(':'));
+        for (auto& s : cfg.subsystems)
+            fmt::print("weft-engine: serving {}; connect with:\n  nvme connect -t tcp -a {} -s {} -n {}\n", s.nqn,
+                       host, first.port(), s.nqn);
+    }
     std::fflush(stdout);
 
     abort_source stop_wait;
@@ -163,20 +180,20 @@ task<int> serve(runtime& rt, const engine::engine_config& cfg, const options& o,
             break;
         }
         // SIGHUP: re-read the configuration and apply the differences.
-        std::string why;
         auto next = build_config(o, &why);
         if (!next) {
             spdlog::error("reload: {}; keeping the running configuration", why);
             continue;
         }
-        auto issues = co_await applier.apply(next.value());
+        auto issues = co_await mgr.reload(next.value());
         for (auto& p : issues) spdlog::error("reload: {}", p);
         spdlog::info("reload: configuration applied{}", issues.empty() ? "" : " in part");
     }
+    // Management requests in flight finish first (they need this reactor).
+    co_await in_thread([&] { api.stop(); });
     co_await server.stop();
     // Namespaces go before the bdevs they hold; the queues are gone.
-    engine::engine_config none;
-    co_await applier.apply(none);
+    co_await mgr.shutdown();
     co_return 0;
 }
 
@@ -192,7 +209,17 @@ int main(int argc, char** argv) {
     app.add_option("--discovery-listen", o.discovery_listen,
                    "extra listener, e.g. the standard discovery port 127.0.0.1:8009 (repeatable)");
     app.add_flag("--demo", o.demo, "serve a demo namespace (a file under --data-dir) to any host");
-    app.add_option("--data-dir", o.data_dir, "where --demo keeps its volume file")->capture_default_str();
+    app.add_option("--data-dir", o.data_dir,
+                   "where the engine keeps its state (engine-state.json: the pools, shares and listeners the "
+                   "API asked for) and --demo its volume file")
+        ->capture_default_str();
+    app.add_option("--api-listen", o.api_listen,
+                   "address of the gRPC management API (for weft pool|volume|snapshot and the control plane); "
+                   "none to disable")
+        ->capture_default_str();
+    app.add_option("--metrics-listen", o.metrics_listen,
+                   "address of the Prometheus metrics page (http://ADDR/metrics); none to disable")
+        ->capture_default_str();
     app.add_option("--demo-size", o.demo_size, "size of the demo volume (created on first start)")
         ->capture_default_str();
     app.add_option("--allow-host", o.allow_hosts,

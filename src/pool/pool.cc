@@ -151,21 +151,21 @@ task<result<std::shared_ptr<pool>>> pool::open(std::shared_ptr<bdev::bdev> dev, 
 }
 
 // Public calls: run on home, whatever reactor calls (a self-send on home).
-task<result<uuid>> pool::create_volume(std::string name, uint64_t size_bytes, bool thin) {
-    co_return co_await on(home_,
-                          [&] { return eng_->create_volume(name, size_bytes, thin, nullptr); });
+task<result<uuid>> pool::create_volume(std::string name, uint64_t size_bytes, bool thin,
+                                       std::string* why) {
+    co_return co_await on(home_, [&] { return eng_->create_volume(name, size_bytes, thin, why); });
 }
-task<result<void>> pool::delete_volume(uuid id) {
-    co_return co_await on(home_, [&] { return eng_->delete_volume(id, nullptr); });
+task<result<void>> pool::delete_volume(uuid id, std::string* why) {
+    co_return co_await on(home_, [&] { return eng_->delete_volume(id, why); });
 }
-task<result<void>> pool::resize_volume(uuid id, uint64_t size_bytes) {
-    co_return co_await on(home_, [&] { return eng_->resize_volume(id, size_bytes, nullptr); });
+task<result<void>> pool::resize_volume(uuid id, uint64_t size_bytes, std::string* why) {
+    co_return co_await on(home_, [&] { return eng_->resize_volume(id, size_bytes, why); });
 }
-task<result<uuid>> pool::snapshot(uuid id, std::string name) {
-    co_return co_await on(home_, [&] { return eng_->snapshot(id, name, nullptr); });
+task<result<uuid>> pool::snapshot(uuid id, std::string name, std::string* why) {
+    co_return co_await on(home_, [&] { return eng_->snapshot(id, name, why); });
 }
-task<result<uuid>> pool::clone(uuid snapshot_id, std::string name) {
-    co_return co_await on(home_, [&] { return eng_->clone(snapshot_id, name, nullptr); });
+task<result<uuid>> pool::clone(uuid snapshot_id, std::string name, std::string* why) {
+    co_return co_await on(home_, [&] { return eng_->clone(snapshot_id, name, why); });
 }
 
 task<std::vector<volume_info>> pool::list() {

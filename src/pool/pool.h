@@ -90,15 +90,16 @@ class pool : public std::enable_shared_from_this<pool> {
     unsigned home() const { return home_; }
     const std::shared_ptr<bdev::bdev>& device() const { return dev_; }
 
-    task<result<uuid>> create_volume(std::string name, uint64_t size_bytes, bool thin);
+    task<result<uuid>> create_volume(std::string name, uint64_t size_bytes, bool thin,
+                                     std::string* why = nullptr);
     // EBUSY when clones of it exist (delete them first).
-    task<result<void>> delete_volume(uuid id);
+    task<result<void>> delete_volume(uuid id, std::string* why = nullptr);
     // Grows, or shrinks when no cluster wholly past the new end is mapped.
-    task<result<void>> resize_volume(uuid id, uint64_t size_bytes);
+    task<result<void>> resize_volume(uuid id, uint64_t size_bytes, std::string* why = nullptr);
     // A read-only point-in-time copy of `id`, taken while I/O continues.
-    task<result<uuid>> snapshot(uuid id, std::string name);
+    task<result<uuid>> snapshot(uuid id, std::string name, std::string* why = nullptr);
     // A writable thin volume starting as `snapshot_id`'s contents.
-    task<result<uuid>> clone(uuid snapshot_id, std::string name);
+    task<result<uuid>> clone(uuid snapshot_id, std::string name, std::string* why = nullptr);
     task<std::vector<volume_info>> list();
     task<pool_stats> stats();
     // requires: on home. ENOENT for an unknown volume.

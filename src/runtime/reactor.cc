@@ -245,19 +245,47 @@ bool reactor::run_ready() {
     return n != 0;
 }
 
+void reactor::post(work_item w) {
+    {
+        std::lock_guard lock(foreign_mutex_);
+        foreign_.push_back(w);
+    }
+    // Pairs with the fence in sleep_in_kernel(): either the reactor sees the
+    // flag before sleeping, or we see it sleeping and wake it.
+    foreign_pending_.store(true);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (sleeping_.load(std::memory_order_relaxed) && sleeping_.exchange(false)) {
+        uint64_t one = 1;
+        [[maybe_unused]] ssize_t r = ::write(wake_fd_, &one, sizeof one);
+    }
+}
+
+bool reactor::drain_foreign() {
+    if (!foreign_pending_.load(std::memory_order_relaxed)) return false;
+    std::vector<work_item> mine;
+    {
+        std::lock_guard lock(foreign_mutex_);
+        foreign_pending_.store(false, std::memory_order_relaxed);
+        mine.swap(foreign_);
+    }
+    for (auto& w : mine) w.fn(w.arg);
+    return !mine.empty();
+}
+
 bool reactor::drain_messages() {
+    bool foreign = drain_foreign();
     if (!rt_) {
         std::deque<work_item> mine;
         mine.swap(backlog_[0]);
         for (auto& w : mine) w.fn(w.arg);
-        return !mine.empty();
+        return foreign || !mine.empty();
     }
     size_t total = 0;
     for (unsigned src = 0; src < rt_->size(); ++src) {
         total += rt_->ring(src, id()).drain(256, [](work_item w) { w.fn(w.arg); });
     }
     stats_.messages_in += total;
-    return total != 0;
+    return foreign || total != 0;
 }
 
 bool reactor::reap() {
@@ -293,7 +321,7 @@ bool reactor::messages_waiting() const {
 void reactor::sleep_in_kernel() {
     sleeping_.store(true, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (messages_waiting() || stop_requested_) {
+    if (messages_waiting() || foreign_pending_.load(std::memory_order_relaxed) || stop_requested_) {
         sleeping_.store(false, std::memory_order_relaxed);
         return;
     }

@@ -10,6 +10,7 @@
 #include <liburing.h>
 
 #include <atomic>
+#include <mutex>
 #include <chrono>
 #include <coroutine>
 #include <cstdint>
@@ -103,9 +104,14 @@ class reactor {
     // Called by another thread: makes a sleeping reactor look at its rings.
     void wake();
 
+    // From any thread, reactor or not (gRPC and HTTP handler threads): queues
+    // `w` to run on this reactor's loop. A mutex, not a ring: rare calls.
+    void post(work_item w);
+
   private:
     bool run_ready();
     bool drain_messages();
+    bool drain_foreign();
     void flush_outgoing();
     bool reap();
     void submit_pending();
@@ -129,6 +135,10 @@ class reactor {
     uint64_t wake_buf_ = 0;
     completion wake_completion_;
     alignas(64) std::atomic<bool> sleeping_{false};
+
+    std::mutex foreign_mutex_;
+    std::vector<work_item> foreign_;  // from post(), under foreign_mutex_
+    alignas(64) std::atomic<bool> foreign_pending_{false};
 
     std::vector<std::deque<work_item>> backlog_;  // per destination, when its ring is full
     std::vector<bool> needs_wake_;                // per destination

@@ -7,7 +7,8 @@ data=$(mktemp -d)
 trap 'rm -rf "$data"' EXIT
 for sig in TERM INT; do
   log=$(mktemp)
-  "$engine" --demo --demo-size 16MiB --data-dir "$data" --listen 127.0.0.1:0 --cores 0 >"$log" 2>&1 &
+  "$engine" --demo --demo-size 16MiB --data-dir "$data" --listen 127.0.0.1:0 --cores 0 \
+    --api-listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 >"$log" 2>&1 &
   pid=$!
   for _ in $(seq 100); do grep -q "nvme connect" "$log" && break; sleep 0.05; done
   grep -q "nvme connect" "$log" || { echo "engine did not start"; cat "$log"; exit 1; }
@@ -23,7 +24,7 @@ done
 out=$("$engine" --cores 0-x 2>&1); rc=$?
 [ "$rc" -eq 2 ] && [[ "$out" == *"not a CPU range"* ]] || { echo "bad --cores: rc=$rc: $out"; exit 1; }
 # Nothing to serve is an error that says what to do.
-out=$("$engine" --cores 0 2>&1); rc=$?
+out=$("$engine" --cores 0 --api-listen none 2>&1); rc=$?
 [ "$rc" -eq 2 ] && [[ "$out" == *"nothing to listen on"* ]] || { echo "no listener: rc=$rc: $out"; exit 1; }
 # A bad configuration file is refused before anything starts.
 echo '{"subsystems": [{"nqn": 5}]}' > "$data/bad.json"

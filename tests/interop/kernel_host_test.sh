@@ -40,7 +40,7 @@ set -u -o pipefail
 #   nvme connect -t tcp -a 127.0.0.1 -s 4420 -n nqn.2026-11.io.weft:demo
 # from which the subsystem NQN is taken.
 ENGINE_LISTEN_ADDR=127.0.0.1
-ENGINE_FLAGS_FIXED=(--demo --cores 0,1)
+ENGINE_FLAGS_FIXED=(--demo --cores 0,1 --api-listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0)
 ENGINE_FLAG_LISTEN=--listen          # value: ADDR:PORT
 ENGINE_FLAG_DATA_DIR=--data-dir      # value: directory (kept across the restart)
 ENGINE_FLAG_ALLOW_HOST=--allow-host  # value: host NQN; repeatable

@@ -1,0 +1,141 @@
+#include "engine/api_server.h"
+
+#include <grpcpp/grpcpp.h>
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include <thread>
+
+#include "engine/metrics_text.h"
+#include "runtime/foreign_call.h"
+#include "runtime/net.h"
+#include "weft/engine/v1/engine.grpc.pb.h"
+
+namespace weft::engine {
+
+namespace {
+
+using grpc::ServerContext;
+using grpc::Status;
+
+// Each RPC: the manager's coroutine, run on reactor 0, this thread waiting.
+class service final : public v1::Engine::Service {
+  public:
+    service(manager& m, reactor& home) : m_(m), home_(home) {}
+
+#define WEFT_RPC(Name, Req, Rep, call)                                            \
+    Status Name(ServerContext*, const v1::Req* req, v1::Rep* rep) override {     \
+        (void)req;                                                                \
+        (void)rep;                                                                \
+        return call_on_reactor(home_, [&]() -> task<Status> { return m_.call; }); \
+    }
+    WEFT_RPC(CreatePool, CreatePoolRequest, Pool, create_pool(*req, rep))
+    WEFT_RPC(ImportPool, ImportPoolRequest, Pool, import_pool(*req, rep))
+    WEFT_RPC(DestroyPool, DestroyPoolRequest, Empty, destroy_pool(*req))
+    WEFT_RPC(ListPools, ListPoolsRequest, ListPoolsReply, list_pools(rep))
+    WEFT_RPC(CreateVolume, CreateVolumeRequest, Volume, create_volume(*req, rep))
+    WEFT_RPC(DestroyVolume, DestroyVolumeRequest, Empty, destroy_volume(*req))
+    WEFT_RPC(ResizeVolume, ResizeVolumeRequest, Volume, resize_volume(*req, rep))
+    WEFT_RPC(ListVolumes, ListVolumesRequest, ListVolumesReply, list_volumes(*req, rep))
+    WEFT_RPC(CreateSnapshot, CreateSnapshotRequest, Volume, create_snapshot(*req, rep))
+    WEFT_RPC(CreateClone, CreateCloneRequest, Volume, create_clone(*req, rep))
+    WEFT_RPC(ShareVolume, ShareVolumeRequest, Share, share_volume(*req, rep))
+    WEFT_RPC(UnshareVolume, UnshareVolumeRequest, Empty, unshare_volume(*req))
+    WEFT_RPC(ListShares, ListSharesRequest, ListSharesReply, list_shares(rep))
+    WEFT_RPC(AddListener, AddListenerRequest, Listener, add_listener(*req, rep))
+    WEFT_RPC(ListListeners, ListListenersRequest, ListListenersReply, list_listeners(rep))
+    WEFT_RPC(GetStats, GetStatsRequest, Stats, get_stats(rep))
+#undef WEFT_RPC
+
+  private:
+    manager& m_;
+    reactor& home_;
+};
+
+}  // namespace
+
+struct api_server::impl {
+    impl(manager& mm, reactor& h) : m(mm), home(h) {}
+    manager& m;
+    reactor& home;
+    service svc{m, home};
+    std::unique_ptr<grpc::Server> grpc;
+    httplib::Server http;
+    std::thread http_thread;
+};
+
+api_server::api_server(manager& m, reactor& home) : impl_(std::make_unique<impl>(m, home)) {}
+
+api_server::~api_server() { stop(); }
+
+result<std::string> api_server::start_grpc(const std::string& addr, std::string* why) {
+    auto parsed = socket_address::parse(addr);
+    if (!parsed) {
+        *why = "--api-listen " + addr + ": expected IP:PORT (e.g. 127.0.0.1:10124)";
+        return error{EINVAL};
+    }
+    grpc::ServerBuilder b;
+    int port = 0;
+    b.AddListeningPort(addr, grpc::InsecureServerCredentials(), &port);
+    // Without this gRPC binds with SO_REUSEPORT: a second engine would share
+    // the port silently instead of failing.
+    b.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+    // Handler threads poll their queue with this timeout; shutdown waits it.
+    b.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::CQ_TIMEOUT_MSEC, 100);
+    b.RegisterService(&impl_->svc);
+    impl_->grpc = b.BuildAndStart();
+    if (!impl_->grpc || port == 0) {
+        impl_->grpc.reset();
+        *why = "cannot serve the management API on " + addr + " (address in use?)";
+        return error{EADDRINUSE};
+    }
+    std::string host = addr.substr(0, addr.rfind(':'));
+    return host + ":" + std::to_string(port);
+}
+
+result<std::string> api_server::start_metrics(const std::string& addr, std::string* why) {
+    auto parsed = socket_address::parse(addr);
+    if (!parsed) {
+        *why = "--metrics-listen " + addr + ": expected IP:PORT (e.g. 127.0.0.1:9502)";
+        return error{EINVAL};
+    }
+    auto& s = *impl_;
+    s.http.Get("/metrics", [&s](const httplib::Request&, httplib::Response& res) {
+        auto snap = call_on_reactor(s.home, [&]() -> task<stats_snapshot> { return s.m.snapshot(); });
+        res.set_content(render_prometheus(snap), "text/plain; version=0.0.4; charset=utf-8");
+    });
+    // Scrapers keep the connection; a long idle keep-alive would hold stop().
+    s.http.set_keep_alive_timeout(1);
+    s.http.Get("/", [](const httplib::Request&, httplib::Response& res) {
+        res.set_content("weft-engine: metrics at /metrics\n", "text/plain");
+    });
+    std::string host = addr.substr(0, addr.rfind(':'));
+    int port = parsed.value().port();
+    bool ok = port == 0 ? (port = s.http.bind_to_any_port(host)) > 0 : s.http.bind_to_port(host, port);
+    if (!ok) {
+        *why = "cannot serve metrics on " + addr + " (address in use?)";
+        return error{EADDRINUSE};
+    }
+    s.http_thread = std::thread([&s] { s.http.listen_after_bind(); });
+    // stop() before the thread is in its accept loop would be lost.
+    for (int i = 0; i < 5000 && !s.http.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return host + ":" + std::to_string(port);
+}
+
+void api_server::stop() {
+    if (impl_->grpc) {
+        spdlog::debug("api: stopping gRPC");
+        // An idle client connection (a control plane's) holds Shutdown until
+        // the deadline; requests still running by then are cancelled.
+        impl_->grpc->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+        impl_->grpc.reset();
+    }
+    if (impl_->http_thread.joinable()) {
+        spdlog::debug("api: stopping HTTP");
+        impl_->http.stop();
+        impl_->http_thread.join();
+    }
+
+}
+
+}  // namespace weft::engine

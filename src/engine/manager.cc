@@ -1,0 +1,759 @@
+#include "engine/manager.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "bdev/uring/uring_bdev.h"
+#include "runtime/foreign_call.h"
+
+namespace weft::engine {
+
+using grpc::Status;
+using grpc::StatusCode;
+
+namespace {
+
+Status fail(StatusCode c, std::string msg) { return Status(c, std::move(msg)); }
+
+// 1..63 characters of [A-Za-z0-9._-], not starting with '-' or '.'.
+bool valid_name(const std::string& n) {
+    if (n.empty() || n.size() > 63 || n[0] == '-' || n[0] == '.') return false;
+    return std::all_of(n.begin(), n.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+               c == '_' || c == '-';
+    });
+}
+const char* name_rule = "1 to 63 characters of A-Z a-z 0-9 . _ -, not starting with '-' or '.'";
+
+Status bad_name(const char* what, const std::string& n) {
+    return fail(StatusCode::INVALID_ARGUMENT, fmt::format("{} name \"{}\" is not valid: {}", what, n, name_rule));
+}
+
+// A pool library errno as a gRPC status, with the library's sentence.
+Status from_errno(int code, const std::string& why) {
+    switch (code) {
+    case EINVAL: return fail(StatusCode::INVALID_ARGUMENT, why);
+    case ENOENT: return fail(StatusCode::NOT_FOUND, why);
+    case EEXIST: return fail(StatusCode::ALREADY_EXISTS, why);
+    case ENOSPC: return fail(StatusCode::RESOURCE_EXHAUSTED, why);
+    case EBUSY:
+    case ENOTEMPTY:
+    case EROFS:
+    case EUCLEAN:
+    case ENODATA: return fail(StatusCode::FAILED_PRECONDITION, why);
+    default: return fail(StatusCode::INTERNAL, why.empty() ? error{code}.message() : why);
+    }
+}
+
+std::string canonical(const std::string& path) {
+    std::error_code ec;
+    auto p = std::filesystem::weakly_canonical(path, ec);
+    return ec ? path : p.string();
+}
+
+void fill_volume(const std::string& pool, const pool::volume_info& v, const std::string& nqn, v1::Volume* out) {
+    out->set_pool(pool);
+    out->set_name(v.name);
+    out->set_uuid(pool::to_string(v.id));
+    out->set_size_bytes(v.size_bytes);
+    out->set_allocated_bytes(v.allocated_bytes);
+    out->set_thin(v.thin);
+    out->set_snapshot(v.snapshot);
+    out->set_read_only(v.read_only);
+    out->set_parent_uuid(v.parent ? pool::to_string(*v.parent) : "");
+    out->set_share_nqn(nqn);
+}
+
+void fill_io(const bdev::io_totals& t, v1::IoCounters* out) {
+    out->set_reads(t.reads);
+    out->set_writes(t.writes);
+    out->set_read_bytes(t.read_bytes);
+    out->set_write_bytes(t.write_bytes);
+    out->set_other_ops(t.other_ops);
+    out->set_errors(t.errors);
+    out->set_in_flight(uint64_t(std::max<int64_t>(0, t.in_flight)));
+    auto lat = [](const bdev::io_totals::histogram& h, v1::LatencySummary* s) {
+        s->set_count(h.count);
+        s->set_mean_us(h.count ? double(h.sum_ns) / double(h.count) / 1000 : 0);
+        s->set_p50_us(h.quantile_us(0.5));
+        s->set_p99_us(h.quantile_us(0.99));
+        s->set_max_us(double(h.max_ns) / 1000);
+    };
+    lat(t.read_latency, out->mutable_read_latency());
+    lat(t.write_latency, out->mutable_write_latency());
+}
+
+// Writes `text` to `path` so that a crash leaves the old or the new file.
+bool write_atomically(const std::string& path, const std::string& text, std::string* why) {
+    std::string tmp = path + ".tmp";
+    std::error_code ec;
+    auto parent = std::filesystem::path(path).parent_path();
+    if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        *why = tmp + ": " + std::strerror(errno);
+        return false;
+    }
+    size_t done = 0;
+    while (done < text.size()) {
+        ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            *why = tmp + ": " + std::strerror(errno);
+            ::close(fd);
+            return false;
+        }
+        done += size_t(n);
+    }
+    if (::fsync(fd) != 0 || ::close(fd) != 0) {
+        *why = tmp + ": fsync: " + std::strerror(errno);
+        return false;
+    }
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        *why = path + ": rename: " + std::strerror(errno);
+        return false;
+    }
+    std::string dir = std::filesystem::path(path).parent_path().string();
+    int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        ::fsync(dfd);
+        ::close(dfd);
+    }
+    return true;
+}
+
+}  // namespace
+
+struct manager::resolved {
+    std::string pool_name;
+    std::shared_ptr<pool::pool> p;
+    pool::volume_info info;
+};
+
+manager::manager(nvmf::target& t, nvmf::tcp_server& server, std::string state_path)
+    : target_(t), server_(server), applier_(t), state_path_(std::move(state_path)) {}
+
+result<void> manager::load_state(std::string* why) {
+    std::ifstream in(state_path_);
+    if (!in) return {};  // first start
+    std::stringstream ss;
+    ss << in.rdbuf();
+    auto parsed = parse_config(ss.str(), why);
+    if (!parsed) {
+        *why = state_path_ + " cannot be read (" + *why +
+               "); it lists the pools and shares this engine was asked to serve: repair it, or move it away "
+               "to start with none";
+        return error{EUCLEAN};
+    }
+    state_ = std::move(parsed.value());
+    for (auto& p : state_.pools) p.format_if_blank = false;
+    return {};
+}
+
+engine_config manager::merged() const {
+    engine_config m = base_;
+    for (auto& p : state_.pools)
+        if (!in_base_pool(p.name)) m.pools.push_back(p);
+    for (auto& s : state_.subsystems) {
+        bool dup = std::any_of(m.subsystems.begin(), m.subsystems.end(),
+                               [&](const subsystem_config& b) { return b.nqn == s.nqn; });
+        if (!dup) m.subsystems.push_back(s);
+    }
+    return m;
+}
+
+bool manager::in_base_pool(const std::string& name) const {
+    return std::any_of(base_.pools.begin(), base_.pools.end(), [&](const pool_config& p) { return p.name == name; });
+}
+
+task<std::string> manager::reconcile() {
+    engine_config m = merged();
+    auto problems = co_await applier_.apply(m);
+    std::string joined;
+    for (auto& p : problems) joined += (joined.empty() ? "" : "; ") + p;
+    co_return joined;
+}
+
+task<std::vector<std::string>> manager::start(engine_config base) {
+    auto g = co_await lock_.lock();
+    base_ = std::move(base);
+    auto problems = co_await applier_.apply(base_);
+    if (!problems.empty()) co_return problems;
+    std::string later = co_await reconcile();
+    if (!later.empty()) spdlog::error("restoring {}: {}", state_path_, later);
+    co_return std::vector<std::string>{};
+}
+
+task<std::vector<std::string>> manager::reload(engine_config base) {
+    auto g = co_await lock_.lock();
+    base_ = std::move(base);
+    auto problems = co_await applier_.apply(merged());
+    co_return problems;
+}
+
+task<void> manager::shutdown() {
+    auto g = co_await lock_.lock();
+    engine_config none;
+    co_await applier_.apply(none);
+}
+
+task<std::vector<std::string>> manager::listen_all() {
+    std::vector<std::string> problems;
+    for (auto& a : base_.listen) {
+        auto addr = socket_address::parse(a);
+        auto r = addr ? co_await server_.listen(addr.value()) : result<void>(addr.err());
+        if (!r)
+            problems.push_back(fmt::format("cannot listen on {}: {}", a,
+                                           addr ? r.err().message() : "expected IP:PORT (e.g. 127.0.0.1:4420)"));
+    }
+    // The standard discovery port and the state's listeners: warn, do not fail.
+    std::vector<std::string> soft = base_.discovery_listen;
+    soft.insert(soft.end(), state_.listen.begin(), state_.listen.end());
+    for (auto& a : soft) {
+        auto addr = socket_address::parse(a);
+        auto r = addr ? co_await server_.listen(addr.value()) : result<void>(addr.err());
+        if (!r) spdlog::warn("listener {} not started: {}", a, addr ? r.err().message() : "not IP:PORT");
+    }
+    co_return problems;
+}
+
+task<Status> manager::persist(const engine_config& previous) {
+    std::string text = to_json_text(state_);
+    std::string why;
+    bool ok = false;
+    std::string path = state_path_;
+    co_await in_thread([&] { ok = write_atomically(path, text, &why); });
+    if (ok) co_return Status::OK;
+    spdlog::error("cannot save the engine state: {}", why);
+    state_ = previous;
+    co_return fail(StatusCode::INTERNAL, "cannot save the engine state: " + why);
+}
+
+// ---- pools ----------------------------------------------------------------
+
+task<Status> manager::pool_reply(const std::string& name, v1::Pool* out) {
+    auto it = applier_.pools().find(name);
+    if (it == applier_.pools().end()) co_return fail(StatusCode::NOT_FOUND, "no pool named \"" + name + "\"");
+    auto p = it->second.p;
+    std::string path = it->second.path;
+    auto st = co_await p->stats();
+    auto vols = co_await p->list();
+    out->set_name(name);
+    out->set_uuid(pool::to_string(p->geo().pool_id));
+    out->set_path(path);
+    out->set_cluster_size(st.cluster_size);
+    out->set_capacity_bytes(st.total_clusters * st.cluster_size);
+    out->set_used_bytes(st.used_clusters * st.cluster_size);
+    out->set_committed_bytes(st.committed_bytes);
+    out->set_volume_count(uint32_t(vols.size()));
+    co_return Status::OK;
+}
+
+task<Status> manager::create_pool(const v1::CreatePoolRequest& req, v1::Pool* out) {
+    auto g = co_await lock_.lock();
+    if (!valid_name(req.name())) co_return bad_name("pool", req.name());
+    if (req.path().empty()) co_return fail(StatusCode::INVALID_ARGUMENT, "a pool needs a path (a device or a file)");
+    uint64_t cs = req.cluster_size() ? req.cluster_size() : pool::format::default_cluster_size;
+    if ((cs & (cs - 1)) != 0 || cs < pool::format::min_cluster_size || cs > pool::format::max_cluster_size)
+        co_return fail(StatusCode::INVALID_ARGUMENT,
+                       fmt::format("cluster size {} is not a power of two from {} to {}", cs,
+                                   pool::format::min_cluster_size, pool::format::max_cluster_size));
+    if (applier_.find_pool(req.name()))
+        co_return fail(StatusCode::ALREADY_EXISTS, "a pool named \"" + req.name() + "\" exists");
+    const std::string path = canonical(req.path());
+    for (auto& [n, op] : applier_.pools())
+        if (canonical(op.path) == path)
+            co_return fail(StatusCode::ALREADY_EXISTS, fmt::format("{} is pool \"{}\" already", req.path(), n));
+
+    std::error_code ec;
+    bool existed = std::filesystem::exists(req.path(), ec);
+    if (!existed && req.size() == 0)
+        co_return fail(StatusCode::NOT_FOUND,
+                       req.path() + " does not exist: give a size to create a file of that size");
+    if (!existed && req.size() < 4 * cs)
+        co_return fail(StatusCode::INVALID_ARGUMENT,
+                       fmt::format("size {} is too small: a pool needs room for at least a few clusters of {} bytes",
+                                   req.size(), cs));
+    bdev::uring_options opt;
+    opt.create = !existed;
+    opt.create_bytes = req.size();
+    auto dev = bdev::open_uring_bdev("pool " + req.name(), req.path(), opt);
+    if (!dev) co_return from_errno(dev.err().code, req.path() + ": " + dev.err().message());
+    std::shared_ptr<bdev::bdev> shared(std::move(dev.value()));
+    pool::create_options co;
+    co.cluster_size = cs;
+    std::string why;
+    auto made = co_await pool::pool::create(shared, req.name(), co, &why);
+    if (!made) {
+        shared.reset();
+        if (!existed) std::filesystem::remove(req.path(), ec);
+        if (made.err().code == EEXIST)
+            co_return fail(StatusCode::ALREADY_EXISTS, req.path() + " holds a pool already: import it instead");
+        co_return from_errno(made.err().code, why);
+    }
+    applier_.adopt_pool(req.name(), req.path(), made.value());
+    engine_config previous = state_;
+    state_.pools.push_back({.name = req.name(), .path = req.path(), .format_if_blank = false});
+    Status saved = co_await persist(previous);
+    if (!saved.ok()) {
+        applier_.drop_pool(req.name());
+        made = error{EIO};  // releases the pool before its device is wiped
+        // The device was blank (or new): make it blank again.
+        auto ch = shared->open_channel();
+        (void)co_await ch->write_zeroes(0, pool::format::superblock_region / shared->block_size());
+        ch.reset();
+        shared.reset();
+        if (!existed) std::filesystem::remove(req.path(), ec);
+        co_return saved;
+    }
+    spdlog::info("pool {}: created on {} (API)", req.name(), req.path());
+    co_return co_await pool_reply(req.name(), out);
+}
+
+task<Status> manager::import_pool(const v1::ImportPoolRequest& req, v1::Pool* out) {
+    auto g = co_await lock_.lock();
+    if (req.path().empty()) co_return fail(StatusCode::INVALID_ARGUMENT, "give the path of the pool's device or file");
+    const std::string path = canonical(req.path());
+    for (auto& [n, op] : applier_.pools())
+        if (canonical(op.path) == path)
+            co_return fail(StatusCode::ALREADY_EXISTS, fmt::format("{} is pool \"{}\" already", req.path(), n));
+    std::error_code ec;
+    if (!std::filesystem::exists(req.path(), ec)) co_return fail(StatusCode::NOT_FOUND, req.path() + " does not exist");
+    auto dev = bdev::open_uring_bdev("pool " + req.path(), req.path(), {});
+    if (!dev) co_return from_errno(dev.err().code, req.path() + ": " + dev.err().message());
+    std::shared_ptr<bdev::bdev> shared(std::move(dev.value()));
+    std::string why;
+    auto opened = co_await pool::pool::open(shared, &why);
+    if (!opened) {
+        if (opened.err().code == ENODATA) co_return fail(StatusCode::NOT_FOUND, "no weft pool on " + req.path());
+        if (opened.err().code == EUCLEAN)
+            co_return fail(StatusCode::FAILED_PRECONDITION,
+                           "the pool on " + req.path() + " is damaged and was not imported: " + why);
+        co_return from_errno(opened.err().code, why);
+    }
+    std::string name = opened.value()->geo().name;
+    if (applier_.find_pool(name))
+        co_return fail(StatusCode::ALREADY_EXISTS,
+                       fmt::format("{} holds pool \"{}\", and a pool of that name is loaded", req.path(), name));
+    applier_.adopt_pool(name, req.path(), opened.value());
+    engine_config previous = state_;
+    state_.pools.push_back({.name = name, .path = req.path(), .format_if_blank = false});
+    Status saved = co_await persist(previous);
+    if (!saved.ok()) {
+        applier_.drop_pool(name);
+        co_return saved;
+    }
+    spdlog::info("pool {}: imported from {} (API)", name, req.path());
+    co_return co_await pool_reply(name, out);
+}
+
+task<Status> manager::destroy_pool(const v1::DestroyPoolRequest& req) {
+    auto g = co_await lock_.lock();
+    auto p = applier_.find_pool(req.name());
+    if (!p) co_return fail(StatusCode::NOT_FOUND, "no pool named \"" + req.name() + "\"");
+    if (in_base_pool(req.name()))
+        co_return fail(StatusCode::FAILED_PRECONDITION,
+                       "pool \"" + req.name() + "\" is defined by the engine's --config; remove it there");
+    for (auto& s : applier_.served())
+        if (s.cfg.type == "volume" && s.cfg.pool == req.name())
+            co_return fail(StatusCode::FAILED_PRECONDITION,
+                           fmt::format("volume \"{}\" of pool \"{}\" is shared as {}: unshare it first", s.cfg.volume,
+                                       req.name(), s.nqn));
+    engine_config previous = state_;
+    std::erase_if(state_.pools, [&](const pool_config& pc) { return pc.name == req.name(); });
+    Status saved = co_await persist(previous);
+    if (!saved.ok()) co_return saved;
+    // Forgotten first, then wiped: a crash in between leaves a pool that can
+    // be imported again, never a state that names a blank device.
+    auto dev = p->device();
+    std::string path = applier_.pools().at(req.name()).path;
+    applier_.drop_pool(req.name());
+    p.reset();
+    auto ch = dev->open_channel();
+    int rc = co_await ch->write_zeroes(0, pool::format::superblock_region / dev->block_size());
+    int rc2 = rc;
+    if (rc == 0) rc2 = co_await ch->flush();
+    ch.reset();
+    if (rc2 != 0) {
+        spdlog::error("pool {}: wiping the superblock on {}: {}", req.name(), path, error{-rc2}.message());
+        co_return fail(StatusCode::INTERNAL, fmt::format("pool \"{}\" was removed from the engine but its superblock "
+                                                         "on {} could not be wiped: {}",
+                                                         req.name(), path, error{-rc2}.message()));
+    }
+    spdlog::info("pool {}: destroyed ({} wiped)", req.name(), path);
+    co_return Status::OK;
+}
+
+task<Status> manager::list_pools(v1::ListPoolsReply* out) {
+    auto g = co_await lock_.lock();
+    std::vector<std::string> names;
+    for (auto& [n, op] : applier_.pools()) names.push_back(n);
+    for (auto& n : names) {
+        Status s = co_await pool_reply(n, out->add_pools());
+        if (!s.ok()) co_return s;
+    }
+    co_return Status::OK;
+}
+
+// ---- volumes --------------------------------------------------------------
+
+task<Status> manager::resolve(const v1::VolumeRef& ref, resolved* out) {
+    if (ref.pool().empty()) co_return fail(StatusCode::INVALID_ARGUMENT, "which pool? (the volume's pool is missing)");
+    if (ref.name().empty() && ref.uuid().empty())
+        co_return fail(StatusCode::INVALID_ARGUMENT, "which volume? give its name or its UUID");
+    std::optional<pool::uuid> want_id;
+    if (!ref.uuid().empty()) {
+        want_id = pool::parse_uuid(ref.uuid());
+        if (!want_id) co_return fail(StatusCode::INVALID_ARGUMENT, "\"" + ref.uuid() + "\" is not a UUID");
+    }
+    auto p = applier_.find_pool(ref.pool());
+    if (!p) co_return fail(StatusCode::NOT_FOUND, "no pool named \"" + ref.pool() + "\"");
+    auto vols = co_await p->list();
+    for (auto& v : vols) {
+        bool match = want_id ? v.id == *want_id : v.name == ref.name();
+        if (!match) continue;
+        if (want_id && !ref.name().empty() && v.name != ref.name())
+            co_return fail(StatusCode::INVALID_ARGUMENT,
+                           fmt::format("volume {} is named \"{}\", not \"{}\"", ref.uuid(), v.name, ref.name()));
+        *out = {ref.pool(), p, v};
+        co_return Status::OK;
+    }
+    co_return fail(StatusCode::NOT_FOUND, fmt::format("no volume {} in pool \"{}\"",
+                                                      want_id ? ref.uuid() : "\"" + ref.name() + "\"", ref.pool()));
+}
+
+task<Status> manager::volume_reply(const std::string& pool, const pool::uuid& id, v1::Volume* out) {
+    auto p = applier_.find_pool(pool);
+    if (!p) co_return fail(StatusCode::NOT_FOUND, "no pool named \"" + pool + "\"");
+    auto vols = co_await p->list();
+    for (auto& v : vols)
+        if (v.id == id) {
+            fill_volume(pool, v, applier_.nqn_serving(pool, v.name), out);
+            co_return Status::OK;
+        }
+    co_return fail(StatusCode::NOT_FOUND, "the volume is gone");
+}
+
+task<Status> manager::create_volume(const v1::CreateVolumeRequest& req, v1::Volume* out) {
+    auto g = co_await lock_.lock();
+    if (!valid_name(req.name())) co_return bad_name("volume", req.name());
+    if (req.size_bytes() == 0 || req.size_bytes() % 512 != 0)
+        co_return fail(StatusCode::INVALID_ARGUMENT,
+                       fmt::format("volume size {} is not a non-zero multiple of 512 bytes", req.size_bytes()));
+    auto p = applier_.find_pool(req.pool());
+    if (!p) co_return fail(StatusCode::NOT_FOUND, "no pool named \"" + req.pool() + "\"");
+    std::string why;
+    std::string name = req.name();
+    auto id = co_await p->create_volume(name, req.size_bytes(), !req.thick(), &why);
+    if (!id) co_return from_errno(id.err().code, why);
+    spdlog::info("pool {}: volume {} created ({} bytes, {}) (API)", req.pool(), req.name(), req.size_bytes(),
+                 req.thick() ? "thick" : "thin");
+    co_return co_await volume_reply(req.pool(), id.value(), out);
+}
+
+task<Status> manager::destroy_volume(const v1::DestroyVolumeRequest& req) {
+    auto g = co_await lock_.lock();
+    resolved r;
+    Status s = co_await resolve(req.volume(), &r);
+    if (!s.ok()) co_return s;
+    std::string nqn = applier_.nqn_serving(r.pool_name, r.info.name);
+    if (!nqn.empty())
+        co_return fail(StatusCode::FAILED_PRECONDITION,
+                       fmt::format("volume \"{}\" is shared as {}: unshare it first", r.info.name, nqn));
+    std::string why;
+    auto d = co_await r.p->delete_volume(r.info.id, &why);
+    if (!d) {
+        if (d.err().code == EBUSY)
+            co_return fail(StatusCode::FAILED_PRECONDITION, why + ": destroy the clones first");
+        co_return from_errno(d.err().code, why);
+    }
+    spdlog::info("pool {}: volume {} destroyed (API)", r.pool_name, r.info.name);
+    co_return Status::OK;
+}
+
+task<Status> manager::resize_volume(const v1::ResizeVolumeRequest& req, v1::Volume* out) {
+    auto g = co_await lock_.lock();
+    resolved r;
+    Status s = co_await resolve(req.volume(), &r);
+    if (!s.ok()) co_return s;
+    if (req.size_bytes() == 0 || req.size_bytes() % 512 != 0)
+        co_return fail(StatusCode::INVALID_ARGUMENT,
+                       fmt::format("volume size {} is not a non-zero multiple of 512 bytes", req.size_bytes()));
+    if (r.info.snapshot) co_return fail(StatusCode::FAILED_PRECONDITION, "a snapshot cannot be resized");
+    std::string why;
+    auto d = co_await r.p->resize_volume(r.info.id, req.size_bytes(), &why);
+    if (!d) {
+        if (d.err().code == ENOTEMPTY)
+            co_return fail(StatusCode::FAILED_PRECONDITION, why.empty() ? "shrinking would drop data" : why);
+        co_return from_errno(d.err().code, why);
+    }
+    spdlog::info("pool {}: volume {} resized to {} bytes (API)", r.pool_name, r.info.name, req.size_bytes());
+    co_return co_await volume_reply(r.pool_name, r.info.id, out);
+}
+
+task<Status> manager::list_volumes(const v1::ListVolumesRequest& req, v1::ListVolumesReply* out) {
+    auto g = co_await lock_.lock();
+    if (!req.pool().empty() && !applier_.find_pool(req.pool()))
+        co_return fail(StatusCode::NOT_FOUND, "no pool named \"" + req.pool() + "\"");
+    std::vector<std::pair<std::string, std::shared_ptr<pool::pool>>> pools;
+    for (auto& [n, op] : applier_.pools())
+        if (req.pool().empty() || n == req.pool()) pools.emplace_back(n, op.p);
+    for (auto& [n, p] : pools) {
+        auto vols = co_await p->list();
+        for (auto& v : vols) fill_volume(n, v, applier_.nqn_serving(n, v.name), out->add_volumes());
+    }
+    co_return Status::OK;
+}
+
+task<Status> manager::create_snapshot(const v1::CreateSnapshotRequest& req, v1::Volume* out) {
+    auto g = co_await lock_.lock();
+    if (!valid_name(req.name())) co_return bad_name("snapshot", req.name());
+    resolved r;
+    Status s = co_await resolve(req.volume(), &r);
+    if (!s.ok()) co_return s;
+    if (r.info.snapshot)
+        co_return fail(StatusCode::FAILED_PRECONDITION, "\"" + r.info.name + "\" is a snapshot already");
+    std::string why;
+    std::string name = req.name();
+    auto id = co_await r.p->snapshot(r.info.id, name, &why);
+    if (!id) co_return from_errno(id.err().code, why);
+    spdlog::info("pool {}: snapshot {} of {} taken (API)", r.pool_name, req.name(), r.info.name);
+    co_return co_await volume_reply(r.pool_name, id.value(), out);
+}
+
+task<Status> manager::create_clone(const v1::CreateCloneRequest& req, v1::Volume* out) {
+    auto g = co_await lock_.lock();
+    if (!valid_name(req.name())) co_return bad_name("clone", req.name());
+    resolved r;
+    Status s = co_await resolve(req.snapshot(), &r);
+    if (!s.ok()) co_return s;
+    if (!r.info.snapshot)
+        co_return fail(StatusCode::FAILED_PRECONDITION,
+                       "\"" + r.info.name + "\" is not a snapshot: take a snapshot and clone that");
+    std::string why;
+    std::string name = req.name();
+    auto id = co_await r.p->clone(r.info.id, name, &why);
+    if (!id) co_return from_errno(id.err().code, why);
+    spdlog::info("pool {}: clone {} of {} made (API)", r.pool_name, req.name(), r.info.name);
+    co_return co_await volume_reply(r.pool_name, id.value(), out);
+}
+
+// ---- shares ---------------------------------------------------------------
+
+const subsystem_config* manager::find_share(const std::string& pool, const std::string& volume,
+                                            bool* in_base) const {
+    auto match = [&](const subsystem_config& s) {
+        return std::any_of(s.namespaces.begin(), s.namespaces.end(), [&](const namespace_config& n) {
+            return n.type == "volume" && n.pool == pool && n.volume == volume;
+        });
+    };
+    for (auto& s : state_.subsystems)
+        if (match(s)) {
+            *in_base = false;
+            return &s;
+        }
+    for (auto& s : base_.subsystems)
+        if (match(s)) {
+            *in_base = true;
+            return &s;
+        }
+    return nullptr;
+}
+
+void manager::share_reply(const subsystem_config& s, v1::Share* out) const {
+    out->set_nqn(s.nqn);
+    for (auto& n : s.namespaces)
+        if (n.type == "volume") {
+            out->set_pool(n.pool);
+            out->set_volume(n.volume);
+            out->set_nsid(n.nsid ? n.nsid : 1);
+            break;
+        }
+    out->set_allow_any_host(s.allow_any_host);
+    for (auto& h : s.hosts) out->add_allowed_hosts(h);
+    for (auto& a : server_.addresses()) out->add_listeners(a.to_string());
+}
+
+task<Status> manager::share_volume(const v1::ShareVolumeRequest& req, v1::Share* out) {
+    auto g = co_await lock_.lock();
+    resolved r;
+    Status s = co_await resolve(req.volume(), &r);
+    if (!s.ok()) co_return s;
+    std::string nqn = req.nqn().empty() ? fmt::format("nqn.2026-11.io.weft:{}:{}", r.pool_name, r.info.name) : req.nqn();
+    if (!nvmf::valid_nqn(nqn))
+        co_return fail(StatusCode::INVALID_ARGUMENT,
+                       "\"" + nqn + "\" is not a valid NQN (nqn.yyyy-mm.reverse.domain:name, at most 223 bytes)");
+    for (auto& h : req.allowed_hosts())
+        if (!nvmf::valid_nqn(h))
+            co_return fail(StatusCode::INVALID_ARGUMENT, "allowed host \"" + h + "\" is not a valid host NQN");
+    if (!req.allow_any_host() && req.allowed_hosts().empty())
+        co_return fail(StatusCode::INVALID_ARGUMENT,
+                       "no host could connect: list the allowed host NQNs, or allow any host");
+
+    subsystem_config want;
+    want.nqn = nqn;
+    want.model = "weft volume";
+    want.allow_any_host = req.allow_any_host();
+    want.hosts.assign(req.allowed_hosts().begin(), req.allowed_hosts().end());
+    namespace_config n;
+    n.nsid = 1;
+    n.type = "volume";
+    n.pool = r.pool_name;
+    n.volume = r.info.name;
+    want.namespaces.push_back(n);
+
+    bool in_base = false;
+    const subsystem_config* current = find_share(r.pool_name, r.info.name, &in_base);
+    if (current && current->nqn != nqn)
+        co_return fail(StatusCode::ALREADY_EXISTS,
+                       fmt::format("volume \"{}\" is shared as {} already", r.info.name, current->nqn));
+    if (current && in_base)
+        co_return fail(StatusCode::FAILED_PRECONDITION,
+                       fmt::format("volume \"{}\" is shared by the engine's --config; change it there", r.info.name));
+    if (!current) {
+        auto taken = [&](const engine_config& c) {
+            return std::any_of(c.subsystems.begin(), c.subsystems.end(),
+                               [&](const subsystem_config& x) { return x.nqn == nqn; });
+        };
+        if (taken(base_) || taken(state_) || target_.find(nqn))
+            co_return fail(StatusCode::ALREADY_EXISTS, nqn + " is in use by another subsystem");
+    }
+    engine_config previous = state_;
+    std::erase_if(state_.subsystems, [&](const subsystem_config& x) { return x.nqn == nqn; });
+    state_.subsystems.push_back(want);
+    std::string problems = co_await reconcile();
+    if (!problems.empty()) {
+        state_ = previous;
+        std::string again = co_await reconcile();
+        if (!again.empty()) spdlog::error("share rollback: {}", again);
+        co_return fail(StatusCode::INTERNAL, "cannot share: " + problems);
+    }
+    Status saved = co_await persist(previous);
+    if (!saved.ok()) {
+        (void)co_await reconcile();
+        co_return saved;
+    }
+    spdlog::info("volume {}/{} shared as {} ({})", r.pool_name, r.info.name, nqn,
+                 want.allow_any_host ? "any host" : fmt::format("hosts: {}", fmt::join(want.hosts, ", ")));
+    share_reply(want, out);
+    co_return Status::OK;
+}
+
+task<Status> manager::unshare_volume(const v1::UnshareVolumeRequest& req) {
+    auto g = co_await lock_.lock();
+    resolved r;
+    Status s = co_await resolve(req.volume(), &r);
+    if (!s.ok()) co_return s;
+    bool in_base = false;
+    const subsystem_config* current = find_share(r.pool_name, r.info.name, &in_base);
+    if (!current) co_return fail(StatusCode::NOT_FOUND, fmt::format("volume \"{}\" is not shared", r.info.name));
+    if (in_base)
+        co_return fail(StatusCode::FAILED_PRECONDITION,
+                       fmt::format("volume \"{}\" is shared by the engine's --config; change it there", r.info.name));
+    std::string nqn = current->nqn;
+    engine_config previous = state_;
+    std::erase_if(state_.subsystems, [&](const subsystem_config& x) { return x.nqn == nqn; });
+    Status saved = co_await persist(previous);
+    if (!saved.ok()) co_return saved;
+    std::string problems = co_await reconcile();
+    if (!problems.empty()) spdlog::error("unshare {}: {}", nqn, problems);
+    spdlog::info("volume {}/{} unshared ({})", r.pool_name, r.info.name, nqn);
+    co_return Status::OK;
+}
+
+task<Status> manager::list_shares(v1::ListSharesReply* out) {
+    auto g = co_await lock_.lock();
+    for (auto& s : merged().subsystems)
+        if (target_.find(s.nqn)) share_reply(s, out->add_shares());
+    co_return Status::OK;
+}
+
+// ---- listeners ------------------------------------------------------------
+
+task<Status> manager::add_listener(const v1::AddListenerRequest& req, v1::Listener* out) {
+    auto g = co_await lock_.lock();
+    auto addr = socket_address::parse(req.address());
+    if (!addr)
+        co_return fail(StatusCode::INVALID_ARGUMENT,
+                       "\"" + req.address() + "\" is not an address: IP:PORT (e.g. 127.0.0.1:4420)");
+    for (auto& a : server_.addresses())
+        if (a.to_string() == addr.value().to_string())
+            co_return fail(StatusCode::ALREADY_EXISTS, "already listening on " + a.to_string());
+    size_t before = server_.addresses().size();
+    auto r = co_await server_.listen(addr.value());
+    if (!r)
+        co_return fail(StatusCode::FAILED_PRECONDITION,
+                       fmt::format("cannot listen on {}: {}", req.address(), r.err().message()));
+    std::string bound = server_.addresses().size() > before ? server_.addresses().back().to_string() : req.address();
+    engine_config previous = state_;
+    state_.listen.push_back(bound);
+    Status saved = co_await persist(previous);
+    if (!saved.ok()) co_return saved;  // listening until the engine restarts
+    spdlog::info("listening on {} (API)", bound);
+    out->set_address(bound);
+    co_return Status::OK;
+}
+
+task<Status> manager::list_listeners(v1::ListListenersReply* out) {
+    for (auto& a : server_.addresses()) out->add_listeners()->set_address(a.to_string());
+    co_return Status::OK;
+}
+
+// ---- statistics -----------------------------------------------------------
+
+task<stats_snapshot> manager::snapshot() {
+    auto g = co_await lock_.lock();
+    stats_snapshot snap;
+    for (auto& s : applier_.served()) {
+        stats_snapshot::volume_row v{s.nqn, s.nsid, "", "", {}};
+        if (s.cfg.type == "volume") {
+            v.pool = s.cfg.pool;
+            v.name = s.cfg.volume;
+        }
+        if (s.stats) {
+            for (auto& [core, t] : s.stats->per_reactor()) {
+                v.io += t;
+                snap.reactors[core] += t;
+            }
+        }
+        snap.volumes.push_back(std::move(v));
+    }
+    std::vector<std::pair<std::string, std::shared_ptr<pool::pool>>> pools;
+    for (auto& [n, op] : applier_.pools()) pools.emplace_back(n, op.p);
+    for (auto& [n, p] : pools) {
+        stats_snapshot::pool_row ps;
+        ps.name = n;
+        ps.stats = co_await p->stats();
+        auto vols = co_await p->list();
+        ps.volumes = vols.size();
+        snap.pools.push_back(std::move(ps));
+    }
+    co_return snap;
+}
+
+task<Status> manager::get_stats(v1::Stats* out) {
+    stats_snapshot snap = co_await snapshot();
+    for (auto& v : snap.volumes) {
+        auto* o = out->add_volumes();
+        o->set_nqn(v.nqn);
+        o->set_nsid(v.nsid);
+        o->set_pool(v.pool);
+        o->set_volume(v.name);
+        fill_io(v.io, o->mutable_io());
+    }
+    for (auto& [core, t] : snap.reactors) {
+        auto* o = out->add_reactors();
+        o->set_core(core);
+        fill_io(t, o->mutable_io());
+    }
+    co_return Status::OK;
+}
+
+}  // namespace weft::engine

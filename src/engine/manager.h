@@ -1,0 +1,112 @@
+// The engine's management operations (the gRPC API's meaning): pools,
+// volumes, snapshots, clones, shares, listeners and statistics, on top of
+// the config_applier that reconciles the target with a desired state.
+//
+// Two sources make the desired state: the base (--config file and flags,
+// re-read on SIGHUP) and the API's state, which this class persists to
+// --data-dir/engine-state.json (written to a temporary file, fsynced and
+// renamed, before a call returns) and restores on start.
+//
+// Every operation runs on reactor 0 (pools live there) under one lock, so
+// requests from several gRPC threads never interleave. An operation checks
+// its input first, changes what it must, and undoes its own changes when a
+// later step fails: nothing half-made is left behind.
+#pragma once
+
+#include <grpcpp/support/status.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/config.h"
+#include "engine/config_applier.h"
+#include "nvmf/target.h"
+#include "nvmf/tcp_server.h"
+#include "pool/async_lock.h"
+#include "weft/engine/v1/engine.pb.h"
+
+namespace weft::engine {
+
+namespace v1 = weft::engine::v1;
+
+// What /metrics and GetStats report, gathered on reactor 0.
+struct stats_snapshot {
+    struct volume_row {
+        std::string nqn;
+        uint32_t nsid = 0;
+        std::string pool, name;  // empty unless a pool volume
+        bdev::io_totals io;
+    };
+    struct pool_row {
+        std::string name;
+        weft::pool::pool_stats stats;
+        size_t volumes = 0;
+    };
+    std::vector<volume_row> volumes;
+    std::map<unsigned, bdev::io_totals> reactors;
+    std::vector<pool_row> pools;
+};
+
+class manager {
+  public:
+    manager(nvmf::target& t, nvmf::tcp_server& server, std::string state_path);
+
+    // Loads the persisted state (EUCLEAN with a sentence when it cannot be
+    // read: the engine refuses to start rather than forget what it served).
+    result<void> load_state(std::string* why);
+    // Applies the base, then the base and the persisted state together.
+    // Problems of the base are returned (fatal at start); the state's are
+    // logged (a missing disk must not keep the rest from being served).
+    task<std::vector<std::string>> start(engine_config base);
+    // Listeners of the base (fatal problems returned) and of the state.
+    task<std::vector<std::string>> listen_all();
+    // SIGHUP: a new base.
+    task<std::vector<std::string>> reload(engine_config base);
+    // Removes every namespace and closes the pools (after the server stops).
+    task<void> shutdown();
+
+    task<grpc::Status> create_pool(const v1::CreatePoolRequest& req, v1::Pool* out);
+    task<grpc::Status> import_pool(const v1::ImportPoolRequest& req, v1::Pool* out);
+    task<grpc::Status> destroy_pool(const v1::DestroyPoolRequest& req);
+    task<grpc::Status> list_pools(v1::ListPoolsReply* out);
+    task<grpc::Status> create_volume(const v1::CreateVolumeRequest& req, v1::Volume* out);
+    task<grpc::Status> destroy_volume(const v1::DestroyVolumeRequest& req);
+    task<grpc::Status> resize_volume(const v1::ResizeVolumeRequest& req, v1::Volume* out);
+    task<grpc::Status> list_volumes(const v1::ListVolumesRequest& req, v1::ListVolumesReply* out);
+    task<grpc::Status> create_snapshot(const v1::CreateSnapshotRequest& req, v1::Volume* out);
+    task<grpc::Status> create_clone(const v1::CreateCloneRequest& req, v1::Volume* out);
+    task<grpc::Status> share_volume(const v1::ShareVolumeRequest& req, v1::Share* out);
+    task<grpc::Status> unshare_volume(const v1::UnshareVolumeRequest& req);
+    task<grpc::Status> list_shares(v1::ListSharesReply* out);
+    task<grpc::Status> add_listener(const v1::AddListenerRequest& req, v1::Listener* out);
+    task<grpc::Status> list_listeners(v1::ListListenersReply* out);
+    task<grpc::Status> get_stats(v1::Stats* out);
+
+    task<stats_snapshot> snapshot();
+    const engine_config& state() const { return state_; }
+
+  private:
+    struct resolved;
+    engine_config merged() const;
+    task<grpc::Status> resolve(const v1::VolumeRef& ref, resolved* out);
+    task<grpc::Status> volume_reply(const std::string& pool, const pool::uuid& id, v1::Volume* out);
+    task<grpc::Status> pool_reply(const std::string& name, v1::Pool* out);
+    void share_reply(const subsystem_config& s, v1::Share* out) const;
+    // Writes state_ to disk; on failure restores `previous` in memory.
+    task<grpc::Status> persist(const engine_config& previous);
+    // Applies base + state; the problems, joined, or empty.
+    task<std::string> reconcile();
+    bool in_base_pool(const std::string& name) const;
+    const subsystem_config* find_share(const std::string& pool, const std::string& volume, bool* in_base) const;
+
+    nvmf::target& target_;
+    nvmf::tcp_server& server_;
+    config_applier applier_;
+    std::string state_path_;
+    engine_config base_;
+    engine_config state_;
+    pool::async_lock lock_;
+};
+
+}  // namespace weft::engine
