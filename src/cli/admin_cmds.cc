@@ -6,6 +6,7 @@
 
 #include "cli/commands.h"
 #include "cli/connection.h"
+#include "cli/format.h"
 #include "initiator/discovery.h"
 #include "nvme/fabrics.h"
 
@@ -45,14 +46,6 @@ std::string hex_bytes(const uint8_t* p, size_t n) {
     std::string s;
     for (size_t i = 0; i < n; ++i) s += fmt::format("{:02x}", p[i]);
     return s;
-}
-
-std::string human_bytes(uint64_t b) {
-    const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-    double v = double(b);
-    int u = 0;
-    while (v >= 1024 && u < 5) v /= 1024, ++u;
-    return u == 0 ? fmt::format("{} B", b) : fmt::format("{:.2f} {}", v, units[u]);
 }
 
 struct discover_opts {

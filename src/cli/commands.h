@@ -1,6 +1,6 @@
-// The `weft nvme` subcommands. Each add_* registers one subcommand (its
-// options and --help text) under `nvme`; when the user picks it, its
-// callback stores in `action` what main() then runs.
+// The `weft` subcommands. Each add_* registers one subcommand (its options
+// and --help text) under `nvme`, or one group of them under `weft`; when the
+// user picks one, its callback stores in `action` what main() then runs.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -18,6 +18,12 @@ void add_identify(CLI::App& nvme, action_fn& action);
 void add_io_commands(CLI::App& nvme, action_fn& action);  // read, write, verify
 void add_perf(CLI::App& nvme, action_fn& action);
 void add_reservation(CLI::App& nvme, action_fn& action);
+
+// The commands that manage an engine over its gRPC API (cli/api_client.h).
+void add_pool_commands(CLI::App& app, action_fn& action);      // weft pool ...
+void add_volume_commands(CLI::App& app, action_fn& action);    // weft volume ...
+void add_snapshot_commands(CLI::App& app, action_fn& action);  // weft snapshot ...
+void add_listener_commands(CLI::App& app, action_fn& action);  // weft listener ...
 
 // Runs `body` on a runtime with one reactor per entry of `cpus` (-1:
 // unpinned) and returns its exit code.

@@ -194,6 +194,9 @@ std::string status_sentence(const connection_options& c, nvme::status s) {
     if (same(sc::invalid_field))
         return "the target rejected a field of the command (invalid field)";
     if (same(sc::invalid_opcode)) return "the target does not support this command";
+    if (s.type == sct::generic && s.code == 0x20)
+        return fmt::format("namespace {} of {} is write-protected (a snapshot is read-only)",
+                           c.nsid, c.nqn);
     if (same(sc::capacity_exceeded)) return "the namespace is full (capacity exceeded)";
     if (same(sc::namespace_not_ready)) return fmt::format("namespace {} is not ready", c.nsid);
     if (same(sc::write_fault)) return "the target reported a write fault";

@@ -1,6 +1,8 @@
-// weft: the command line of a weft cluster. Today its `nvme` commands talk
+// weft: the command line of a weft cluster. Its `nvme` commands talk
 // NVMe/TCP to a target through weft's initiator library (no kernel host,
 // no root needed): discover, identify, read/write/verify, perf, reservations.
+// Its `pool`, `volume`, `snapshot` and `listener` commands manage a
+// weft-engine over its gRPC management API (--api, default 127.0.0.1:10124).
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -25,8 +27,13 @@ int main(int argc, char** argv) {
     CLI::App app{"weft: block volumes over NVMe/TCP"};
     app.name("weft");
     app.require_subcommand(1);
+    app.footer(
+        "pool, volume, snapshot and listener talk to a weft-engine's management API: --api "
+        "HOST:PORT,\nor the WEFT_API environment variable (default 127.0.0.1:10124).");
     bool verbose = false;
-    app.add_flag("-v,--verbose", verbose, "log what the initiator does (connects, refusals)");
+    app.add_flag("-v,--verbose", verbose,
+                 "log what the initiator does (connects, refusals); with the management commands, "
+                 "the engine's gRPC status");
     auto* nvme = app.add_subcommand(
         "nvme", "talk to an NVMe/TCP target with weft's own host (no kernel module, no root)");
     nvme->require_subcommand(1);
@@ -36,6 +43,10 @@ int main(int argc, char** argv) {
     add_io_commands(*nvme, action);
     add_perf(*nvme, action);
     add_reservation(*nvme, action);
+    add_pool_commands(app, action);
+    add_volume_commands(app, action);
+    add_snapshot_commands(app, action);
+    add_listener_commands(app, action);
     CLI11_PARSE(app, argc, argv);
     // The library logs refusals and drops as warnings; the CLI says them as
     // sentences itself, so its log stays quiet unless asked.

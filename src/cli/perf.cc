@@ -15,6 +15,7 @@
 
 #include "cli/commands.h"
 #include "cli/connection.h"
+#include "cli/format.h"
 #include "cli/latency_histogram.h"
 #include "initiator/ns.h"
 #include "runtime/cpu_list.h"
@@ -115,20 +116,9 @@ task<void> run_remote(worker* w, unsigned qd) {
 }
 
 result<uint32_t> parse_io_size(const std::string& s) {
-    try {
-        size_t used = 0;
-        double v = std::stod(s, &used);
-        std::string unit = s.substr(used);
-        for (auto& ch : unit) ch = char(std::tolower(ch));
-        double mul = unit.empty() || unit == "b"    ? 1
-                     : unit == "k" || unit == "kib" ? 1024
-                     : unit == "m" || unit == "mib" ? 1024 * 1024
-                                                    : 0;
-        if (mul == 0 || v <= 0) return error{EINVAL};
-        return uint32_t(v * mul);
-    } catch (...) {
-        return error{EINVAL};
-    }
+    auto r = parse_size(s);
+    if (!r || r.value() == 0 || r.value() > UINT32_MAX) return error{EINVAL};
+    return uint32_t(r.value());
 }
 
 struct totals {

@@ -1,0 +1,49 @@
+// What the `weft` commands print and parse: sizes ("10GiB" <-> "10.00 GiB")
+// and tables with aligned columns.
+//
+//   auto n = parse_size("512MiB");  // 536870912
+//   table t({"name", "size"}, "lr");  // size right-aligned
+//   t.add({"v1", human_bytes(n.value())});
+//   t.print();
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "runtime/result.h"
+
+namespace weft::cli {
+
+// Bytes from "4096", "4k", "512MiB", "1G", "1.5GiB" (units k, m, g, t, p,
+// with or without "iB", any case, powers of 1024; "B" alone is bytes).
+// EINVAL for anything else or a fraction of a byte, ERANGE past 2^64-1.
+result<uint64_t> parse_size(const std::string& s);
+// What a size must look like, for error sentences.
+inline constexpr const char* size_examples = "like 10GiB, 512MiB, 1G, 4k or 4096";
+
+// parse_size for the command-line argument `name`: false after printing
+// "weft: NAME "S" is not a size (like ...)" when `s` is not one.
+bool parse_size_arg(const std::string& name, const std::string& s, uint64_t* out);
+
+// "512 B", "1.00 KiB", "10.00 GiB".
+std::string human_bytes(uint64_t b);
+
+// Rows of strings printed under a header with columns as wide as their
+// widest cell, two spaces apart. `align` has one letter per column, 'l' or
+// 'r' (default: all left).
+class table {
+  public:
+    explicit table(std::vector<std::string> header, std::string align = {});
+    void add(std::vector<std::string> row);
+    size_t size() const { return rows_.size(); }
+    void print(std::FILE* out = stdout) const;
+
+  private:
+    std::vector<std::string> header_;
+    std::string align_;
+    std::vector<std::vector<std::string>> rows_;
+};
+
+}  // namespace weft::cli

@@ -1,0 +1,429 @@
+#!/usr/bin/env bash
+# The `weft` management commands (pool, volume, snapshot, listener) against a
+# real weft-engine's gRPC API, one case per run:
+#   manage_test.sh WEFT ENGINE CASE
+# Cases: pool_lifecycle import volumes snapshot_clone share stats listener
+#        persistence no_engine
+set -u
+weft=$1
+engine=$2
+case_name=$3
+source "$(dirname "$0")/engine.sh"
+
+fail() {
+  echo "FAIL ($case_name): $*"
+  [ -f "$data/engine.log" ] && { echo "--- engine log"; tail -30 "$data/engine.log"; }
+  exit 1
+}
+# wf ARGS...: runs weft; $out its stdout, $err its stderr, $rc its exit code.
+wf() {
+  out=$("$weft" "$@" 2>"$data/stderr")
+  rc=$?
+  err=$(<"$data/stderr")
+}
+# ok ARGS...: weft ARGS must succeed.
+ok() {
+  wf "$@"
+  [ "$rc" -eq 0 ] || fail "weft $* -> rc=$rc: $err$out"
+}
+# refused CODE PATTERN ARGS...: weft ARGS must exit 1 with the engine's
+# gRPC status CODE (shown by -v) and a sentence "weft: ..." matching
+# PATTERN (an extended regex, any case; empty: any sentence).
+refused() {
+  local code=$1 pat=$2
+  shift 2
+  wf -v "$@"
+  [ "$rc" -eq 1 ] || fail "weft $* -> rc=$rc, want 1: $err$out"
+  local sentence
+  sentence=$(head -1 <<<"$err")
+  grep -qiE "^weft: .*${pat}" <<<"$sentence" || fail "weft $*: the sentence should say '$pat': $err"
+  grep -q "gRPC status $code " <<<"$err" || fail "weft $*: want status $code: $err"
+}
+# Starts the engine and points weft at its API ($WEFT_API).
+start() {
+  start_engine "$engine" "$@"
+  [ -n "$api_port" ] || fail "the engine has no --api-listen"
+  export WEFT_API=127.0.0.1:$api_port
+}
+# nvme ARGS...: weft nvme on the engine's first NVMe/TCP listener.
+nvme() {
+  local cmd=$1 sub=$2
+  shift 2
+  run_out=$("$weft" nvme "$cmd" -a 127.0.0.1 -s "$port" -n "$sub" --timeout 5 "$@" 2>&1)
+  run_rc=$?
+}
+# jqe FILTER [jq args...]: $out must satisfy FILTER.
+jqe() {
+  local filter=$1
+  shift
+  jq -e "$@" "$filter" <<<"$out" >/dev/null || fail "JSON is not $filter: $out"
+}
+
+MiB=$((1 << 20))
+h_only=nqn.2014-08.io.weft.test:only
+h_other=nqn.2014-08.io.weft.test:other
+h_intruder=nqn.2014-08.io.weft.test:intruder
+
+# A pool p on a 256 MiB file with 1 MiB clusters.
+make_pool() {
+  ok pool create p "$data/pool.img" --size 256MiB --cluster-size 1MiB
+}
+# share POOL NAME [flags]: shares it; $share_nqn.
+share() {
+  ok volume share "$@" --json
+  share_nqn=$(jq -r .nqn <<<"$out")
+  [ -n "$share_nqn" ] || fail "no nqn: $out"
+}
+
+case "$case_name" in
+  pool_lifecycle)
+    start
+    ok pool list
+    grep -q "^no pools" <<<"$out" || fail "empty list: $out"
+    ok pool list --json
+    jqe '.pools == []'
+    ok pool create p1 "$data/p1.img" --size 256MiB --cluster-size 1MiB
+    grep -q "^pool p1 created on $data/p1.img: .* in 1.00 MiB clusters" <<<"$out" ||
+      fail "create: $out"
+    [ "$(stat -c %s "$data/p1.img")" -eq $((256 * MiB)) ] || fail "file size"
+    ok pool list
+    grep -qE '^name +capacity +used +committed +cluster +volumes +path$' <<<"$out" ||
+      fail "header: $out"
+    grep -qE "^p1 +[0-9.]+ MiB +0 B +0 B +1.00 MiB +0 +$data/p1.img$" <<<"$out" ||
+      fail "row: $out"
+    ok pool list --json
+    jqe '.pools | length == 1' &&
+      jqe '.pools[0] | keys == ["capacity_bytes", "cluster_size", "committed_bytes", "name",
+                                "path", "used_bytes", "uuid", "volume_count"]'
+    jqe '.pools[0] | .name == "p1" and .path == $path and .cluster_size == 1048576 and
+         .capacity_bytes >= 200 * 1048576 and .capacity_bytes <= 256 * 1048576 and
+         .capacity_bytes % 1048576 == 0 and .used_bytes == 0 and .committed_bytes == 0 and
+         .volume_count == 0 and (.uuid | test("^[0-9a-f-]{36}$"))' --arg path "$data/p1.img"
+    # The file holds a pool: a second create on it is refused, nothing changes.
+    refused ALREADY_EXISTS "p1\\.img|pool p1" pool create p2 "$data/p1.img"
+    refused ALREADY_EXISTS "p1" pool create p1 "$data/other.img" --size 64MiB
+    refused INVALID_ARGUMENT "cluster" pool create p3 "$data/p3.img" --size 64MiB --cluster-size 3000
+    refused INVALID_ARGUMENT "name" pool create "bad/name" "$data/p4.img" --size 64MiB
+    wf pool create p5 "$data/p5.img" --size 12x
+    [ "$rc" -eq 2 ] && grep -q '^weft: --size "12x" is not a size' <<<"$err" || fail "12x: $rc $err"
+    ok pool list --json
+    jqe '[.pools[].name] == ["p1"]'
+    ok pool destroy p1
+    grep -q "^pool p1 destroyed" <<<"$out" || fail "destroy: $out"
+    ok pool list
+    grep -q "^no pools" <<<"$out" || fail "list after destroy: $out"
+    ok pool list --json
+    jqe '.pools == []'
+    refused NOT_FOUND "p1" pool destroy p1
+    # The superblock is wiped: nothing to import, and a new pool may go there.
+    wf pool import "$data/p1.img"
+    [ "$rc" -eq 1 ] && grep -q "^weft: " <<<"$err" || fail "import of a wiped pool: rc=$rc $err"
+    ok pool create p1 "$data/p1.img"
+    ;;
+  import)
+    start
+    make_pool
+    ok volume create p v1 8MiB
+    ok pool list --json
+    uuid=$(jq -r '.pools[0].uuid' <<<"$out")
+    # Another engine, with its own state: it knows no pool until told.
+    stop_engine
+    mkdir -p "$data/other"
+    engine_data_dir=$data/other start
+    ok pool list --json
+    jqe '.pools == []'
+    ok pool import "$data/pool.img"
+    grep -q "^pool p imported from $data/pool.img: .* 1 volume(s)" <<<"$out" || fail "import: $out"
+    ok pool list --json
+    jqe '.pools[0] | .name == "p" and .uuid == $u and .volume_count == 1' --arg u "$uuid"
+    ok volume list --json
+    jqe '[.volumes[] | {pool, name, size_bytes}] == [{"pool": "p", "name": "v1", "size_bytes": 8388608}]'
+    refused ALREADY_EXISTS "" pool import "$data/pool.img"
+    refused NOT_FOUND "" pool import "$data/nothing-here.img"
+    ;;
+  volumes)
+    start
+    make_pool
+    ok volume create p thin1 64MiB
+    grep -q "^volume p/thin1 created: 64.00 MiB, thin, 0 B allocated (uuid " <<<"$out" ||
+      fail "create: $out"
+    ok volume create p thick1 16MiB --thick
+    grep -q "^volume p/thick1 created: 16.00 MiB, thick, 16.00 MiB allocated" <<<"$out" ||
+      fail "create thick: $out"
+    ok volume list --json
+    jqe '.volumes | length == 2'
+    jqe '.volumes[0] | keys == ["allocated_bytes", "name", "parent_uuid", "pool", "read_only",
+                                "share_nqn", "size_bytes", "snapshot", "thin", "uuid"]'
+    jqe '.volumes[] | select(.name == "thin1") | .pool == "p" and .size_bytes == 67108864 and
+         .allocated_bytes == 0 and .thin and (.snapshot | not) and (.read_only | not) and
+         .parent_uuid == "" and .share_nqn == "" and (.uuid | length) == 36'
+    jqe '.volumes[] | select(.name == "thick1") | .size_bytes == 16777216 and
+         .allocated_bytes == 16777216 and (.thin | not)'
+    ok volume list
+    grep -qE '^pool +name +size +allocated +type +shared as$' <<<"$out" || fail "header: $out"
+    grep -qE '^p +thin1 +64.00 MiB +0 B +thin +-$' <<<"$out" || fail "thin row: $out"
+    grep -qE '^p +thick1 +16.00 MiB +16.00 MiB +thick +-$' <<<"$out" || fail "thick row: $out"
+    ok pool list --json
+    jqe '.pools[0] | .committed_bytes == 80 * 1048576 and .used_bytes >= 16 * 1048576 and
+         .volume_count == 2'
+    # Refusals.
+    refused ALREADY_EXISTS "thin1" volume create p thin1 1MiB
+    refused INVALID_ARGUMENT "512" volume create p odd 1000
+    refused INVALID_ARGUMENT "" volume create p zero 0
+    refused INVALID_ARGUMENT "name" volume create p "bad name" 1MiB
+    refused NOT_FOUND "nopool" volume create nopool v 1MiB
+    refused RESOURCE_EXHAUSTED "" volume create p huge 1GiB --thick
+    wf volume create p v 12x
+    [ "$rc" -eq 2 ] && grep -q '^weft: SIZE "12x" is not a size' <<<"$err" || fail "12x: $rc $err"
+    ok volume list --json
+    jqe '[.volumes[].name] | sort == ["thick1", "thin1"]'
+    # Grow; shrink while nothing past the new end is written.
+    ok volume resize p thin1 128MiB
+    grep -q "^volume p/thin1 resized: 128.00 MiB, thin" <<<"$out" || fail "grow: $out"
+    ok volume resize p thin1 32MiB
+    ok volume list --json
+    jqe '.volumes[] | select(.name == "thin1") | .size_bytes == 33554432'
+    # Data in the last MiB: shrinking over it is refused.
+    share p thin1 --any-host
+    nvme write "$share_nqn" --lba $((32 * MiB / 512 - 8)) --blocks 8 --pattern 0x5a
+    [ "$run_rc" -eq 0 ] || fail "write: $run_out"
+    refused FAILED_PRECONDITION "" volume resize p thin1 16MiB
+    ok volume list --json
+    jqe '.volumes[] | select(.name == "thin1") | .size_bytes == 33554432 and .allocated_bytes > 0'
+    ok volume unshare p thin1
+    ok volume destroy p thick1
+    grep -q "^volume p/thick1 destroyed" <<<"$out" || fail "destroy: $out"
+    ok volume list --json
+    jqe '[.volumes[].name] == ["thin1"]'
+    refused NOT_FOUND "nope" volume destroy p nope
+    refused NOT_FOUND "nope" volume resize p nope 1MiB
+    refused NOT_FOUND "nopool" volume destroy nopool thin1
+    ok volume destroy p thin1
+    ok volume list
+    grep -q "^no volumes" <<<"$out" || fail "empty: $out"
+    ;;
+  snapshot_clone)
+    start
+    make_pool
+    ok volume create p src 16MiB
+    ok volume list --json
+    src_uuid=$(jq -r '.volumes[] | select(.name == "src") | .uuid' <<<"$out")
+    share p src --any-host
+    src_nqn=$share_nqn
+    head -c $((64 * 512)) /dev/urandom >"$data/before.bin"
+    nvme write "$src_nqn" --lba 100 --blocks 64 -i "$data/before.bin"
+    [ "$run_rc" -eq 0 ] || fail "write: $run_out"
+    ok snapshot create p src snap1
+    grep -q "^snapshot p/snap1 of src created: 16.00 MiB" <<<"$out" || fail "snapshot: $out"
+    # The origin moves on; the snapshot keeps the old contents.
+    nvme write "$src_nqn" --lba 100 --blocks 64 --pattern 0xee
+    [ "$run_rc" -eq 0 ] || fail "write after snapshot: $run_out"
+    ok snapshot list --json
+    jqe '.snapshots | length == 1'
+    jqe '.snapshots[0] | .name == "snap1" and .pool == "p" and .snapshot and .read_only and
+         .parent_uuid == $src and .size_bytes == 16777216' --arg src "$src_uuid"
+    snap_uuid=$(jq -r '.snapshots[0].uuid' <<<"$out")
+    ok snapshot clone p snap1 c1
+    grep -q "^clone p/c1 of snapshot snap1 created: 16.00 MiB, thin" <<<"$out" || fail "clone: $out"
+    ok volume list --json
+    jqe '.volumes[] | select(.name == "c1") | .parent_uuid == $s and .thin and (.snapshot | not)
+         and (.read_only | not)' --arg s "$snap_uuid"
+    ok volume list
+    grep -qE '^p +c1 +16.00 MiB +.* +clone +-$' <<<"$out" || fail "clone row: $out"
+    grep -qE '^p +snap1 +16.00 MiB +.* +snapshot +-$' <<<"$out" || fail "snapshot row: $out"
+    ok snapshot list
+    grep -qE '^pool +name +size +allocated +origin +clones$' <<<"$out" || fail "header: $out"
+    grep -qE '^p +snap1 +16.00 MiB +.* +src +1$' <<<"$out" || fail "snapshot list row: $out"
+    share p c1 --any-host
+    [ "$share_nqn" = "nqn.2026-11.io.weft:p:c1" ] || fail "default NQN: $share_nqn"
+    c1_nqn=$share_nqn
+    nvme read "$c1_nqn" --lba 100 --blocks 64 -o "$data/clone.bin"
+    [ "$run_rc" -eq 0 ] || fail "read clone: $run_out"
+    cmp "$data/before.bin" "$data/clone.bin" || fail "the clone does not hold the snapshot's data"
+    nvme read "$src_nqn" --lba 100 --blocks 1
+    [ "$run_rc" -eq 0 ] && grep -q "^0000c800  ee ee ee" <<<"$run_out" || fail "origin: $run_out"
+    # The clone is writable and its own.
+    nvme write "$c1_nqn" --lba 0 --blocks 1 --pattern 0x11
+    [ "$run_rc" -eq 0 ] || fail "write clone: $run_out"
+    nvme read "$src_nqn" --lba 0 --blocks 1
+    [ "$run_rc" -eq 0 ] && ! grep -q "^00000000  11 11" <<<"$run_out" || fail "leak: $run_out"
+    # A shared snapshot reads as it was and refuses writes.
+    share p snap1 --any-host
+    snap_nqn=$share_nqn
+    nvme read "$snap_nqn" --lba 100 --blocks 64 -o "$data/snap.bin"
+    [ "$run_rc" -eq 0 ] && cmp "$data/before.bin" "$data/snap.bin" || fail "read snapshot: $run_out"
+    nvme write "$snap_nqn" --lba 100 --blocks 1 --pattern 0x22
+    [ "$run_rc" -ne 0 ] && grep -q "write-protected" <<<"$run_out" || fail "snapshot write: $run_out"
+    ok volume unshare p snap1
+    # A snapshot with a clone stays.
+    refused FAILED_PRECONDITION "" snapshot destroy p snap1
+    refused FAILED_PRECONDITION "" volume destroy p snap1
+    wf snapshot destroy p src
+    [ "$rc" -eq 1 ] && grep -q "^weft: p/src is a volume, not a snapshot" <<<"$err" ||
+      fail "snapshot destroy of a volume: $rc $err"
+    refused ALREADY_EXISTS "snap1" snapshot create p src snap1
+    refused NOT_FOUND "nope" snapshot create p nope snap2
+    refused NOT_FOUND "nope" snapshot clone p nope c2
+    ok volume unshare p c1
+    ok volume destroy p c1
+    ok snapshot destroy p snap1
+    grep -q "^snapshot p/snap1 destroyed" <<<"$out" || fail "destroy: $out"
+    ok snapshot list
+    grep -q "^no snapshots" <<<"$out" || fail "empty: $out"
+    ;;
+  share)
+    start
+    make_pool
+    ok volume create p v 8MiB
+    ok volume create p v2 8MiB
+    ok volume share p v --host "$h_only"
+    vnqn=nqn.2026-11.io.weft:p:v
+    grep -q "^volume p/v shared as $vnqn, namespace 1; hosts allowed: $h_only$" <<<"$out" ||
+      fail "share: $out"
+    grep -q "^  nvme connect -t tcp -a 127.0.0.1 -s $port -n $vnqn$" <<<"$out" ||
+      fail "connect line: $out"
+    nvme identify "$vnqn" --hostnqn "$h_intruder"
+    [ "$run_rc" -ne 0 ] || fail "intruder connected: $run_out"
+    grep -q "does not allow host NQN $h_intruder to connect to $vnqn" <<<"$run_out" ||
+      fail "intruder: $run_out"
+    nvme identify "$vnqn" --hostnqn "$h_only" --json
+    [ "$run_rc" -eq 0 ] || fail "allowed host refused: $run_out"
+    [ "$(jq -r '.namespaces[0].size_bytes' <<<"$run_out")" = $((8 * MiB)) ] || fail "size: $run_out"
+    ok volume list --json
+    jqe '.volumes[] | select(.name == "v") | .share_nqn == $n' --arg n "$vnqn"
+    ok volume list
+    grep -qE "^p +v +8.00 MiB +.* thin +$vnqn$" <<<"$out" || fail "row: $out"
+    # Shared: not destroyed, nor its pool.
+    refused FAILED_PRECONDITION "" volume destroy p v
+    refused FAILED_PRECONDITION "" pool destroy p
+    # Hosts see a resize.
+    ok volume resize p v 16MiB
+    nvme identify "$vnqn" --hostnqn "$h_only" --json
+    [ "$(jq -r '.namespaces[0].size_bytes' <<<"$run_out")" = $((16 * MiB)) ] ||
+      fail "size after resize: $run_out"
+    # Sharing again with the same NQN replaces the host list.
+    ok volume share p v --host "$h_other" --json
+    jqe '.nqn == $n and .pool == "p" and .volume == "v" and .nsid == 1 and
+         (.allow_any_host | not) and .allowed_hosts == [$h] and
+         (.listeners | index("127.0.0.1:" + $port)) != null' \
+      --arg n "$vnqn" --arg h "$h_other" --arg port "$port"
+    nvme identify "$vnqn" --hostnqn "$h_only"
+    [ "$run_rc" -ne 0 ] || fail "the old host still connects: $run_out"
+    nvme identify "$vnqn" --hostnqn "$h_other"
+    [ "$run_rc" -eq 0 ] || fail "the new host is refused: $run_out"
+    refused ALREADY_EXISTS "" volume share p v --nqn nqn.2026-11.io.weft:elsewhere --any-host
+    refused INVALID_ARGUMENT "" volume share p v2 --nqn not-an-nqn --any-host
+    refused NOT_FOUND "nope" volume share p nope --any-host
+    wf volume share p v2
+    [ "$rc" -eq 2 ] && grep -q "^weft: say which hosts may connect" <<<"$err" || fail "no hosts: $err"
+    # A chosen NQN, any host.
+    ok volume share p v2 --nqn nqn.2026-11.io.weft:custom --any-host
+    grep -q "any host may connect" <<<"$out" || fail "any host: $out"
+    nvme identify nqn.2026-11.io.weft:custom --hostnqn "$h_intruder"
+    [ "$run_rc" -eq 0 ] || fail "custom NQN: $run_out"
+    # Unshared: the subsystem is gone, the volume may go.
+    ok volume unshare p v
+    grep -q "^volume p/v is no longer shared" <<<"$out" || fail "unshare: $out"
+    nvme identify "$vnqn" --hostnqn "$h_other"
+    [ "$run_rc" -ne 0 ] && grep -q "no subsystem $vnqn" <<<"$run_out" || fail "after unshare: $run_out"
+    refused NOT_FOUND "" volume unshare p v
+    ok volume list --json
+    jqe '.volumes[] | select(.name == "v") | .share_nqn == ""'
+    ok volume destroy p v
+    ok volume unshare p v2
+    ok pool destroy p
+    ;;
+  stats)
+    start
+    make_pool
+    ok volume create p v 8MiB
+    share p v --any-host
+    nvme write "$share_nqn" --lba 0 --blocks 16 --pattern 0x42
+    [ "$run_rc" -eq 0 ] || fail "write: $run_out"
+    nvme read "$share_nqn" --lba 0 --blocks 8 -o "$data/r.bin"
+    [ "$run_rc" -eq 0 ] || fail "read: $run_out"
+    ok volume stats --json
+    jqe '.volumes[] | select(.nqn == $n) | .pool == "p" and .volume == "v" and .nsid == 1 and
+         .io.writes >= 1 and .io.write_bytes >= 8192 and .io.reads >= 1 and
+         .io.read_bytes >= 4096 and .io.errors == 0 and .io.write_latency.count >= 1 and
+         .io.read_latency.count >= 1' --arg n "$share_nqn"
+    jqe '(.reactors | length) >= 1 and ([.reactors[].io.writes] | add) >= 1'
+    ok volume stats
+    grep -qE "^p/v +1 +[0-9]+ +[0-9]+ .* $share_nqn$" <<<"$out" || fail "table: $out"
+    grep -qE '^core +reads +writes' <<<"$out" || fail "reactor table: $out"
+    ;;
+  listener)
+    start
+    ok listener list --json
+    jqe '[.listeners[].address] | index("127.0.0.1:" + $p) != null' --arg p "$port"
+    ok listener add 127.0.0.1:0 --json
+    added=$(jq -r .address <<<"$out")
+    [[ "$added" =~ ^127\.0\.0\.1:[1-9][0-9]*$ ]] || fail "bound address: $out"
+    ok listener list
+    grep -qx "$added" <<<"$out" || fail "list: $out"
+    make_pool
+    ok volume create p v 8MiB
+    share p v --any-host
+    jq -e --arg a "$added" '.listeners | index($a) != null' <<<"$out" >/dev/null ||
+      fail "share listeners: $out"
+    run_out=$("$weft" nvme identify -a 127.0.0.1 -s "${added##*:}" -n "$share_nqn" --timeout 5 2>&1) ||
+      fail "identify on the added listener: $run_out"
+    refused INVALID_ARGUMENT "" listener add not-an-address
+    ;;
+  persistence)
+    start
+    make_pool
+    ok volume create p v 8MiB
+    ok volume create p thick 4MiB --thick
+    share p v --host "$h_only"
+    head -c $((32 * 512)) /dev/urandom >"$data/in.bin"
+    nvme write "$share_nqn" --hostnqn "$h_only" --lba 7 --blocks 32 -i "$data/in.bin"
+    [ "$run_rc" -eq 0 ] || fail "write: $run_out"
+    ok snapshot create p v s1
+    ok listener add 127.0.0.1:0 --json
+    added=$(jq -r .address <<<"$out")
+    ok pool list --json
+    pools_before=$(jq -S . <<<"$out")
+    ok volume list --json
+    volumes_before=$(jq -S '.volumes | sort_by(.name)' <<<"$out")
+    stop_engine
+    start
+    ok pool list --json
+    [ "$(jq -S . <<<"$out")" = "$pools_before" ] ||
+      fail "pools after restart: $out; before: $pools_before"
+    ok volume list --json
+    [ "$(jq -S '.volumes | sort_by(.name)' <<<"$out")" = "$volumes_before" ] ||
+      fail "volumes after restart: $out; before: $volumes_before"
+    ok listener list --json
+    jqe '[.listeners[].address] | index($a) != null' --arg a "$added"
+    nvme read "$share_nqn" --hostnqn "$h_only" --lba 7 --blocks 32 -o "$data/out.bin"
+    [ "$run_rc" -eq 0 ] || fail "read after restart: $run_out"
+    cmp "$data/in.bin" "$data/out.bin" || fail "data differs after restart"
+    nvme identify "$share_nqn" --hostnqn "$h_intruder"
+    [ "$run_rc" -ne 0 ] || fail "the host list was lost: $run_out"
+    ;;
+  no_engine)
+    wf pool list --api 127.0.0.1:1
+    [ "$rc" -eq 1 ] || fail "rc=$rc: $err"
+    [ "$err" = "weft: no engine answers at 127.0.0.1:1 (is weft-engine running? --api ADDR)" ] ||
+      fail "sentence: $err"
+    [ -z "$out" ] || fail "stdout: $out"
+    WEFT_API=127.0.0.1:1 wf volume list --json
+    [ "$rc" -eq 1 ] && grep -q "^weft: no engine answers at 127.0.0.1:1 " <<<"$err" ||
+      fail "WEFT_API: rc=$rc $err"
+    # --api wins over WEFT_API.
+    start
+    WEFT_API=127.0.0.1:1 wf pool list --api "127.0.0.1:$api_port"
+    [ "$rc" -eq 0 ] || fail "--api over WEFT_API: rc=$rc $err"
+    # The port of an engine that stopped.
+    stop_engine
+    wf snapshot list
+    [ "$rc" -eq 1 ] && grep -q "^weft: no engine answers at 127.0.0.1:$api_port " <<<"$err" ||
+      fail "stopped engine: rc=$rc $err"
+    ;;
+  *)
+    echo "unknown case $case_name"
+    exit 2
+    ;;
+esac
+echo "PASS ($case_name)"
