@@ -14,7 +14,7 @@ mkdir -p "$out"
 # The output is generated: keep it out of git whatever the top-level .gitignore says.
 [ -f "$out/.gitignore" ] || printf '*\n' >"$out/.gitignore"
 
-nice scripts/build.sh release weft-nvmf-bench weft-rr-bench
+nice scripts/build.sh release weft-nvmf-bench weft-rr-bench weft-pool-bench
 
 if ! command -v gnuplot >/dev/null; then
     echo "installing gnuplot-nox (Debian package) for the chart"
@@ -33,6 +33,11 @@ build/release/bench/weft-nvmf-bench --json "$out/results.json" --markdown "$out/
 
 # The chart: one panel per direction, log2 QD on x, log IOPS on y (equal
 # ratios look like equal gaps, and the device ceiling does not flatten the rest).
+# Pool volumes against the bdev under them (issue: >= 95% of raw on overwrite).
+pool_args=(--seconds 1 --rounds 7 --size-mib 128)
+build/release/bench/weft-pool-bench --base file "${pool_args[@]}" 2>/dev/null | tee "$out/pool-file.txt"
+build/release/bench/weft-pool-bench --base malloc "${pool_args[@]}" 2>/dev/null | tee "$out/pool-malloc.txt"
+
 gnuplot <<EOF
 set terminal pngcairo size 1200,520 font "sans,11"
 set output "$out/iops.png"
@@ -82,5 +87,23 @@ git diff --quiet HEAD -- src bench 2>/dev/null || commit="$commit (with uncommit
     echo "![4 KiB random IOPS vs queue depth](iops.png)"
     echo
     cat "$out/tables.md"
+    echo
+    echo "## Pool volumes vs the bdev under them"
+    echo
+    echo "\`weft-pool-bench ${pool_args[*]}\`: 4 KiB random I/O at QD 32 on one reactor. *raw* is the"
+    echo "pool's own base bdev over the blocks of the thick volume's clusters; the timed cases run in"
+    echo "interleaved rounds, and the table shows medians (and the spread of the per-round ratio)."
+    echo
+    echo "O_DIRECT file base (a real device):"
+    echo
+    echo '```'
+    cat "$out/pool-file.txt"
+    echo '```'
+    echo
+    echo "malloc base (the device costs nothing: the volume layer's own CPU cost):"
+    echo
+    echo '```'
+    cat "$out/pool-malloc.txt"
+    echo '```'
 } >"$out/report.md"
 echo "wrote $out/report.md and $out/iops.png"
