@@ -47,8 +47,8 @@ struct figures {
 // QD workers issue 4 KiB I/Os at random block-aligned offsets for `secs`
 // (or, with `sequential_once`, each block once, for first-write costs).
 // `first_lba`/`span_blocks` (0: the whole bdev) restrict the I/O to a range.
-task<figures> run_case(bdev::bdev& dev, bool write, unsigned qd, double secs,
-                       bool sequential_once, uint64_t first_lba = 0, uint64_t span_blocks = 0) {
+task<figures> run_case(bdev::bdev& dev, bool write, unsigned qd, double secs, bool sequential_once,
+                       uint64_t first_lba = 0, uint64_t span_blocks = 0) {
     auto ch = std::shared_ptr<bdev::channel>(dev.open_channel());
     const uint32_t nblocks = 4096 / dev.block_size();
     const uint64_t slots = (span_blocks ? span_blocks : dev.num_blocks()) / nblocks;
@@ -58,10 +58,10 @@ task<figures> run_case(bdev::bdev& dev, bool write, unsigned qd, double secs,
     auto t0 = clock_type::now();
     gate g;
     for (unsigned w = 0; w < qd; ++w) {
-        reactor::local().spawn(
-            g.hold([](std::shared_ptr<bdev::channel> ch, bool write, uint32_t nblocks, uint64_t first,
-                      uint64_t slots, clock_type::time_point deadline, bool once, uint64_t* next,
-                      uint64_t* done, uint64_t* errors, unsigned seed) -> task<void> {
+        reactor::local().spawn(g.hold(
+            [](std::shared_ptr<bdev::channel> ch, bool write, uint32_t nblocks, uint64_t first,
+               uint64_t slots, clock_type::time_point deadline, bool once, uint64_t* next,
+               uint64_t* done, uint64_t* errors, unsigned seed) -> task<void> {
                 buffer b = buffer_pool::local().get(4096);
                 std::memset(b.data(), int(seed), 4096);
                 iovec iov{b.data(), 4096};
@@ -83,7 +83,8 @@ task<figures> run_case(bdev::bdev& dev, bool write, unsigned qd, double secs,
                     // Synchronous completions (malloc) would otherwise never yield.
                     if ((*done & 31) == 0) co_await yield{};
                 }
-            }(ch, write, nblocks, first_lba, slots, deadline, sequential_once, &next, &done, &errors, w + 1)));
+            }(ch, write, nblocks, first_lba, slots, deadline, sequential_once, &next, &done,
+                                                                &errors, w + 1)));
     }
     co_await g.close();
     double elapsed = std::chrono::duration<double>(clock_type::now() - t0).count();
@@ -105,8 +106,7 @@ int main(int argc, char** argv) {
     unsigned rounds = 5;
     app.add_option("--seconds", secs, "duration of each timed case")->capture_default_str();
     app.add_option("--qd", qd, "I/Os in flight")->capture_default_str();
-    app.add_option("--size-mib", size, "size of each volume, MiB")
-        ->capture_default_str();
+    app.add_option("--size-mib", size, "size of each volume, MiB")->capture_default_str();
     app.add_option("--cpu", cpu, "CPU of the reactor")->capture_default_str();
     app.add_option("--cluster-kib", cluster_kib, "pool cluster size, KiB")->capture_default_str();
     app.add_option("--base", base_kind,
@@ -186,7 +186,8 @@ int main(int argc, char** argv) {
         };
         fmt::print("{} interleaved rounds of {} s per case; medians\n", rounds, secs);
         fmt::print("{:<24} {:>12} {:>14} {:>10}\n", "case", "IOPS", "vs raw", "min..max");
-        auto row = [&](const char* name, const std::vector<figures>& f, const std::vector<figures>& base_f) {
+        auto row = [&](const char* name, const std::vector<figures>& f,
+                       const std::vector<figures>& base_f) {
             std::vector<double> iops, ratio;
             uint64_t errors = 0;
             for (size_t k = 0; k < f.size(); ++k) {
@@ -194,8 +195,9 @@ int main(int argc, char** argv) {
                 ratio.push_back(f[k].iops / base_f[std::min(k, base_f.size() - 1)].iops);
                 errors += f[k].errors;
             }
-            fmt::print("{:<24} {:>12.0f} {:>13.3f}x {:>5.2f}..{:.2f}{}\n", name, median(iops), median(ratio),
-                       *std::min_element(ratio.begin(), ratio.end()), *std::max_element(ratio.begin(), ratio.end()),
+            fmt::print("{:<24} {:>12.0f} {:>13.3f}x {:>5.2f}..{:.2f}{}\n", name, median(iops),
+                       median(ratio), *std::min_element(ratio.begin(), ratio.end()),
+                       *std::max_element(ratio.begin(), ratio.end()),
                        errors ? fmt::format("  ({} errors)", errors) : std::string());
         };
         row("raw write", w[0], w[0]);

@@ -30,7 +30,8 @@ struct world {
     world() {
         ss = tgt.add_subsystem("nqn.2026-11.io.weft:fuzz", "FUZZ1", "fuzz").value();
         for (uint32_t nsid = 1; nsid <= 2; ++nsid)
-            (void)ss->add_namespace(nsid, std::shared_ptr<bdev::bdev>(bdev::make_malloc_bdev("m", 2048, 512)), {});
+            (void)ss->add_namespace(
+                nsid, std::shared_ptr<bdev::bdev>(bdev::make_malloc_bdev("m", 2048, 512)), {});
         reset_controller();
     }
 
@@ -86,7 +87,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         std::memcpy(req.data.data(), data + 65, in);
         req.data_len = len;
     }
-    if (admin) w.run(w.ctrl->execute_admin(req));
-    else w.run(w.io->execute(req));
+    if (admin)
+        w.run(w.ctrl->execute_admin(req));
+    else
+        w.run(w.io->execute(req));
     return 0;
 }

@@ -24,7 +24,7 @@ class service final : public v1::Engine::Service {
     service(manager& m, reactor& home) : m_(m), home_(home) {}
 
 #define WEFT_RPC(Name, Req, Rep, call)                                            \
-    Status Name(ServerContext*, const v1::Req* req, v1::Rep* rep) override {     \
+    Status Name(ServerContext*, const v1::Req* req, v1::Rep* rep) override {      \
         (void)req;                                                                \
         (void)rep;                                                                \
         return call_on_reactor(home_, [&]() -> task<Status> { return m_.call; }); \
@@ -66,7 +66,9 @@ struct api_server::impl {
 
 api_server::api_server(manager& m, reactor& home) : impl_(std::make_unique<impl>(m, home)) {}
 
-api_server::~api_server() { stop(); }
+api_server::~api_server() {
+    stop();
+}
 
 result<std::string> api_server::start_grpc(const std::string& addr, std::string* why) {
     auto parsed = socket_address::parse(addr);
@@ -101,7 +103,8 @@ result<std::string> api_server::start_metrics(const std::string& addr, std::stri
     }
     auto& s = *impl_;
     s.http.Get("/metrics", [&s](const httplib::Request&, httplib::Response& res) {
-        auto snap = call_on_reactor(s.home, [&]() -> task<stats_snapshot> { return s.m.snapshot(); });
+        auto snap =
+            call_on_reactor(s.home, [&]() -> task<stats_snapshot> { return s.m.snapshot(); });
         res.set_content(render_prometheus(snap), "text/plain; version=0.0.4; charset=utf-8");
     });
     // Scrapers keep the connection; a long idle keep-alive would hold stop().
@@ -111,14 +114,16 @@ result<std::string> api_server::start_metrics(const std::string& addr, std::stri
     });
     std::string host = addr.substr(0, addr.rfind(':'));
     int port = parsed.value().port();
-    bool ok = port == 0 ? (port = s.http.bind_to_any_port(host)) > 0 : s.http.bind_to_port(host, port);
+    bool ok =
+        port == 0 ? (port = s.http.bind_to_any_port(host)) > 0 : s.http.bind_to_port(host, port);
     if (!ok) {
         *why = "cannot serve metrics on " + addr + " (address in use?)";
         return error{EADDRINUSE};
     }
     s.http_thread = std::thread([&s] { s.http.listen_after_bind(); });
     // stop() before the thread is in its accept loop would be lost.
-    for (int i = 0; i < 5000 && !s.http.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    for (int i = 0; i < 5000 && !s.http.is_running(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
     return host + ":" + std::to_string(port);
 }
 
@@ -135,7 +140,6 @@ void api_server::stop() {
         impl_->http.stop();
         impl_->http_thread.join();
     }
-
 }
 
 }  // namespace weft::engine

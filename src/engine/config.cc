@@ -16,12 +16,18 @@ result<uint64_t> parse_size(const std::string& s) {
     if (i == 0) return error{EINVAL};
     std::string unit = s.substr(i);
     uint64_t mult = 1;
-    if (unit.empty() || unit == "B") mult = 1;
-    else if (unit == "K" || unit == "KiB" || unit == "k") mult = 1ull << 10;
-    else if (unit == "M" || unit == "MiB") mult = 1ull << 20;
-    else if (unit == "G" || unit == "GiB") mult = 1ull << 30;
-    else if (unit == "T" || unit == "TiB") mult = 1ull << 40;
-    else return error{EINVAL};
+    if (unit.empty() || unit == "B")
+        mult = 1;
+    else if (unit == "K" || unit == "KiB" || unit == "k")
+        mult = 1ull << 10;
+    else if (unit == "M" || unit == "MiB")
+        mult = 1ull << 20;
+    else if (unit == "G" || unit == "GiB")
+        mult = 1ull << 30;
+    else if (unit == "T" || unit == "TiB")
+        mult = 1ull << 40;
+    else
+        return error{EINVAL};
     if (v > UINT64_MAX / mult) return error{ERANGE};
     return v * mult;
 }
@@ -72,7 +78,10 @@ std::string to_json_text(const engine_config& c) {
     }
     j["subsystems"] = json::array();
     for (auto& s : c.subsystems) {
-        json sj = {{"nqn", s.nqn}, {"model", s.model}, {"allow_any_host", s.allow_any_host}, {"hosts", s.hosts}};
+        json sj = {{"nqn", s.nqn},
+                   {"model", s.model},
+                   {"allow_any_host", s.allow_any_host},
+                   {"hosts", s.hosts}};
         if (!s.serial.empty()) sj["serial"] = s.serial;
         sj["namespaces"] = json::array();
         for (auto& n : s.namespaces) {
@@ -101,16 +110,19 @@ result<engine_config> parse_config(const std::string& text, std::string* why) {
         c.discovery_listen = get(j, "discovery_listen", std::vector<std::string>{});
         if (j.contains("limits")) {
             const json& l = j["limits"];
-            c.limits.max_queue_depth = get<uint16_t>(l, "max_queue_depth", c.limits.max_queue_depth);
+            c.limits.max_queue_depth =
+                get<uint16_t>(l, "max_queue_depth", c.limits.max_queue_depth);
             c.limits.max_io_queues = get<uint16_t>(l, "max_io_queues", c.limits.max_io_queues);
-            c.limits.in_capsule_data = get<uint32_t>(l, "in_capsule_data", c.limits.in_capsule_data);
+            c.limits.in_capsule_data =
+                get<uint32_t>(l, "in_capsule_data", c.limits.in_capsule_data);
             c.limits.max_transfer = get<uint32_t>(l, "max_transfer", c.limits.max_transfer);
         }
         for (const json& pj : get(j, "pools", json::array())) {
             pool_config pc;
             pc.name = get<std::string>(pj, "name", "");
             pc.path = get<std::string>(pj, "path", "");
-            if (pc.name.empty() || pc.path.empty()) throw bad_config("a pool needs a \"name\" and a \"path\"");
+            if (pc.name.empty() || pc.path.empty())
+                throw bad_config("a pool needs a \"name\" and a \"path\"");
             pc.size = size_of(pj, "size");
             pc.cluster_size = size_of(pj, "cluster_size");
             pc.format_if_blank = get<bool>(pj, "format_if_blank", true);

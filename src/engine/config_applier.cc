@@ -55,8 +55,9 @@ result<std::shared_ptr<bdev::bdev>> make_bdev(const std::string& name, const nam
             *why = "needs a \"size\" of at least one block";
             return error{EINVAL};
         }
-        std::unique_ptr<bdev::bdev> d = n.type == "malloc" ? bdev::make_malloc_bdev(name, blocks, n.block_size)
-                                                           : bdev::make_null_bdev(name, blocks, n.block_size);
+        std::unique_ptr<bdev::bdev> d = n.type == "malloc"
+                                            ? bdev::make_malloc_bdev(name, blocks, n.block_size)
+                                            : bdev::make_null_bdev(name, blocks, n.block_size);
         if (!d) {
             *why = "bad size or block size (a power of two from 512 to 65536)";
             return error{EINVAL};
@@ -95,7 +96,8 @@ std::vector<config_applier::served_ns> config_applier::served() const {
 std::string config_applier::nqn_serving(const std::string& pool, const std::string& volume) const {
     for (auto& [nqn, table] : applied_)
         for (auto& [nsid, st] : table)
-            if (st.cfg.type == "volume" && st.cfg.pool == pool && st.cfg.volume == volume) return nqn;
+            if (st.cfg.type == "volume" && st.cfg.pool == pool && st.cfg.volume == volume)
+                return nqn;
     return {};
 }
 
@@ -104,7 +106,8 @@ std::shared_ptr<pool::pool> config_applier::find_pool(const std::string& name) c
     return it == pools_.end() ? nullptr : it->second.p;
 }
 
-void config_applier::adopt_pool(const std::string& name, const std::string& path, std::shared_ptr<pool::pool> p) {
+void config_applier::adopt_pool(const std::string& name, const std::string& path,
+                                std::shared_ptr<pool::pool> p) {
     pools_[name] = {std::move(p), path};
 }
 
@@ -138,7 +141,8 @@ task<std::vector<std::string>> config_applier::apply(const engine_config& cfg) {
     for (auto it = pools_.begin(); it != pools_.end();) {
         bool used = false;
         for (auto& [nqn, served] : applied_)
-            for (auto& [nsid, st] : served) used |= st.cfg.type == "volume" && st.cfg.pool == it->first;
+            for (auto& [nsid, st] : served)
+                used |= st.cfg.type == "volume" && st.cfg.pool == it->first;
         if (!pools_wanted.count(it->first) && !used) {
             spdlog::info("pool {} closed", it->first);
             it = pools_.erase(it);
@@ -149,15 +153,17 @@ task<std::vector<std::string>> config_applier::apply(const engine_config& cfg) {
     co_return problems;
 }
 
-task<void> config_applier::apply_pools(const engine_config& cfg, std::vector<std::string>& problems) {
+task<void> config_applier::apply_pools(const engine_config& cfg,
+                                       std::vector<std::string>& problems) {
     for (auto& pc : cfg.pools) {
         if (pools_.count(pc.name)) continue;
         bdev::uring_options opt;
         opt.create = pc.size > 0;
         opt.create_bytes = pc.size;
-        auto dev = bdev::open_uring_bdev("pool " + pc.name, pc.path, opt);
+        auto dev = bdev::open_uring_bdev(pc.path, pc.path, opt);
         if (!dev) {
-            problems.push_back(fmt::format("pool {}: {}: {}", pc.name, pc.path, dev.err().message()));
+            problems.push_back(
+                fmt::format("pool {}: {}: {}", pc.name, pc.path, dev.err().message()));
             continue;
         }
         std::shared_ptr<bdev::bdev> shared(std::move(dev.value()));
@@ -174,12 +180,13 @@ task<void> config_applier::apply_pools(const engine_config& cfg, std::vector<std
             spdlog::info("pool {}: imported from {}", pc.name, pc.path);
         }
         if (!opened) {
-            problems.push_back(fmt::format("pool {}: {}", pc.name, why.empty() ? opened.err().message() : why));
+            problems.push_back(
+                fmt::format("pool {}: {}", pc.name, why.empty() ? opened.err().message() : why));
             continue;
         }
         if (opened.value()->geo().name != pc.name) {
-            problems.push_back(fmt::format("pool {}: {} holds pool \"{}\", not \"{}\"", pc.name, pc.path,
-                                           opened.value()->geo().name, pc.name));
+            problems.push_back(fmt::format("pool {}: {} holds pool \"{}\", not \"{}\"", pc.name,
+                                           pc.path, opened.value()->geo().name, pc.name));
             continue;
         }
         pools_[pc.name] = {opened.value(), pc.path};
@@ -225,29 +232,33 @@ task<void> config_applier::resize(const std::string& nqn, uint32_t nsid, ns_stat
         auto p = pools_.find(st.cfg.pool);
         std::optional<pool::uuid> id;
         if (p != pools_.end()) id = p->second.p->find(st.cfg.volume);
-        if (id) r = co_await p->second.p->resize_volume(*id, n.size);
-        else r = error{ENOENT};
+        if (id)
+            r = co_await p->second.p->resize_volume(*id, n.size);
+        else
+            r = error{ENOENT};
     } else {
         r = st.dev->resize(want);
     }
     if (!r) {
-        problems.push_back(fmt::format("subsystem {} namespace {}: resize to {} bytes: {}", nqn, nsid, n.size,
-                                       r.err().message()));
+        problems.push_back(fmt::format("subsystem {} namespace {}: resize to {} bytes: {}", nqn,
+                                       nsid, n.size, r.err().message()));
         co_return;
     }
     spdlog::info("subsystem {} namespace {}: resized to {} blocks", nqn, nsid, want);
     st.cfg.size = n.size;
 }
 
-task<void> config_applier::apply_subsystem(const subsystem_config& s, std::vector<std::string>& problems) {
+task<void> config_applier::apply_subsystem(const subsystem_config& s,
+                                           std::vector<std::string>& problems) {
     auto ss = target_.find(s.nqn);
     if (!ss) {
-        std::string serial = s.serial.empty()
-                                 ? fmt::format("WEFT{:08X}", uint32_t(std::hash<std::string>{}(s.nqn)))
-                                 : s.serial;
+        std::string serial =
+            s.serial.empty() ? fmt::format("WEFT{:08X}", uint32_t(std::hash<std::string>{}(s.nqn)))
+                             : s.serial;
         auto added = target_.add_subsystem(s.nqn, serial, s.model);
         if (!added) {
-            problems.push_back(fmt::format("subsystem {}: not a valid NQN (nqn.yyyy-mm.domain:name)", s.nqn));
+            problems.push_back(
+                fmt::format("subsystem {}: not a valid NQN (nqn.yyyy-mm.domain:name)", s.nqn));
             co_return;
         }
         ss = added.value();
@@ -287,21 +298,25 @@ task<void> config_applier::apply_subsystem(const subsystem_config& s, std::vecto
         }
         nvmf::ns_ids ids = make_ids(s.nqn, want_nsid);
         if (n.uuid && !parse_uuid(*n.uuid, ids.uuid)) {
-            problems.push_back(fmt::format("subsystem {} namespace {}: bad uuid {}", s.nqn, n.nsid, *n.uuid));
+            problems.push_back(
+                fmt::format("subsystem {} namespace {}: bad uuid {}", s.nqn, n.nsid, *n.uuid));
             continue;
         }
         auto added = ss->add_namespace(want_nsid, dev.value(), ids);
         if (!added) {
-            problems.push_back(fmt::format("subsystem {} namespace {}: {}", s.nqn, want_nsid,
-                                           added.err().code == EEXIST ? "NSID in use" : added.err().message()));
+            problems.push_back(
+                fmt::format("subsystem {} namespace {}: {}", s.nqn, want_nsid,
+                            added.err().code == EEXIST ? "NSID in use" : added.err().message()));
             continue;
         }
         keep.insert(added.value());
         served[added.value()] = {n, dev.value(), stats};
-        spdlog::info("subsystem {} namespace {}: {} {} ({} blocks of {} B)", s.nqn, added.value(), n.type,
-                     n.type == "volume" ? n.pool + "/" + n.volume : n.path.empty() ? "(memory)" : n.path,
-                     dev.value()->num_blocks(),
-                     dev.value()->block_size());
+        spdlog::info("subsystem {} namespace {}: {} {} ({} blocks of {} B)", s.nqn, added.value(),
+                     n.type,
+                     n.type == "volume" ? n.pool + "/" + n.volume
+                     : n.path.empty()   ? "(memory)"
+                                        : n.path,
+                     dev.value()->num_blocks(), dev.value()->block_size());
     }
     for (auto it = served.begin(); it != served.end();) {
         if (keep.count(it->first)) {

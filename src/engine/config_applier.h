@@ -20,7 +20,7 @@
 namespace weft::engine {
 
 class config_applier {
-public:
+  public:
     explicit config_applier(nvmf::target& t) : target_(t) {}
 
     // Applies what it can; returns the problems, one sentence each (empty:
@@ -48,10 +48,11 @@ public:
     };
     const std::map<std::string, open_pool>& pools() const { return pools_; }
     std::shared_ptr<pool::pool> find_pool(const std::string& name) const;
-    void adopt_pool(const std::string& name, const std::string& path, std::shared_ptr<pool::pool> p);
+    void adopt_pool(const std::string& name, const std::string& path,
+                    std::shared_ptr<pool::pool> p);
     void drop_pool(const std::string& name) { pools_.erase(name); }
 
-private:
+  private:
     struct ns_state {
         namespace_config cfg;
         std::shared_ptr<bdev::bdev> dev;
@@ -61,9 +62,10 @@ private:
     task<void> apply_subsystem(const subsystem_config& s, std::vector<std::string>& problems);
     // The bdev a namespace entry describes (a volume is created if missing).
     task<result<std::shared_ptr<bdev::bdev>>> make_device(const std::string& nqn,
-                                                          const namespace_config& n, std::string* why);
-    task<void> resize(const std::string& nqn, uint32_t nsid, ns_state& st, const namespace_config& n,
-                      std::vector<std::string>& problems);
+                                                          const namespace_config& n,
+                                                          std::string* why);
+    task<void> resize(const std::string& nqn, uint32_t nsid, ns_state& st,
+                      const namespace_config& n, std::vector<std::string>& problems);
 
     nvmf::target& target_;
     std::map<std::string, open_pool> pools_;

@@ -16,8 +16,8 @@
 #include <string>
 
 #include "bdev/bdev.h"
-#include "engine/config.h"
 #include "engine/api_server.h"
+#include "engine/config.h"
 #include "engine/manager.h"
 #include "nvmf/target.h"
 #include "nvmf/tcp_server.h"
@@ -108,11 +108,13 @@ result<engine::engine_config> build_config(const options& o, std::string* why) {
         }
     }
     cfg.listen.insert(cfg.listen.end(), o.listen.begin(), o.listen.end());
-    cfg.discovery_listen.insert(cfg.discovery_listen.end(), o.discovery_listen.begin(), o.discovery_listen.end());
+    cfg.discovery_listen.insert(cfg.discovery_listen.end(), o.discovery_listen.begin(),
+                                o.discovery_listen.end());
     // With the management API a node may start empty and be told what to
     // serve; without it there would be nothing to do.
     if (cfg.listen.empty() && (o.api_listen.empty() || o.api_listen == "none")) {
-        *why = "nothing to listen on: give --listen ADDR:PORT, a --config with \"listen\", or --demo";
+        *why =
+            "nothing to listen on: give --listen ADDR:PORT, a --config with \"listen\", or --demo";
         return error{EINVAL};
     }
     return cfg;
@@ -143,7 +145,8 @@ task<int> serve(runtime& rt, const engine::engine_config& cfg, const options& o,
     for (auto [flag, addr, what] : {std::tuple{"--api-listen", &o.api_listen, "management API"},
                                     std::tuple{"--metrics-listen", &o.metrics_listen, "metrics"}}) {
         if (addr->empty() || *addr == "none") continue;
-        auto bound = std::string(flag) == "--api-listen" ? api.start_grpc(*addr, &why) : api.start_metrics(*addr, &why);
+        auto bound = std::string(flag) == "--api-listen" ? api.start_grpc(*addr, &why)
+                                                         : api.start_metrics(*addr, &why);
         if (!bound) {
             spdlog::error("{} (change {} or give {} none)", why, flag, flag);
             co_await in_thread([&] { api.stop(); });
@@ -161,8 +164,9 @@ task<int> serve(runtime& rt, const engine::engine_config& cfg, const options& o,
         auto first = server.addresses().front();
         std::string host = first.to_string().substr(0, first.to_string().rfind(':'));
         for (auto& s : cfg.subsystems)
-            fmt::print("weft-engine: serving {}; connect with:\n  nvme connect -t tcp -a {} -s {} -n {}\n", s.nqn,
-                       host, first.port(), s.nqn);
+            fmt::print(
+                "weft-engine: serving {}; connect with:\n  nvme connect -t tcp -a {} -s {} -n {}\n",
+                s.nqn, host, first.port(), s.nqn);
     }
     std::fflush(stdout);
 
@@ -204,17 +208,20 @@ int main(int argc, char** argv) {
         "weft-engine: serves block volumes over NVMe/TCP from this node's disks.\n"
         "Try: weft-engine --demo   (a 1 GiB file-backed namespace on 127.0.0.1:4420)"};
     options o;
-    app.add_option("--config", o.config_path, "JSON file with listeners, limits, subsystems, namespaces");
+    app.add_option("--config", o.config_path,
+                   "JSON file with listeners, limits, subsystems, namespaces");
     app.add_option("--listen", o.listen, "address to serve NVMe/TCP on, IP:PORT (repeatable)");
     app.add_option("--discovery-listen", o.discovery_listen,
                    "extra listener, e.g. the standard discovery port 127.0.0.1:8009 (repeatable)");
     app.add_flag("--demo", o.demo, "serve a demo namespace (a file under --data-dir) to any host");
     app.add_option("--data-dir", o.data_dir,
-                   "where the engine keeps its state (engine-state.json: the pools, shares and listeners the "
+                   "where the engine keeps its state (engine-state.json: the pools, shares and "
+                   "listeners the "
                    "API asked for) and --demo its volume file")
         ->capture_default_str();
     app.add_option("--api-listen", o.api_listen,
-                   "address of the gRPC management API (for weft pool|volume|snapshot and the control plane); "
+                   "address of the gRPC management API (for weft pool|volume|snapshot and the "
+                   "control plane); "
                    "none to disable")
         ->capture_default_str();
     app.add_option("--metrics-listen", o.metrics_listen,
@@ -231,8 +238,10 @@ int main(int argc, char** argv) {
                    "how long an idle reactor keeps busy-polling before it sleeps in the "
                    "kernel, in microseconds (0 = sleep at once)")
         ->capture_default_str();
-    app.add_option("--run-for", o.run_for, "exit by itself after this many seconds (0 = until SIGINT/SIGTERM)");
-    app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error")->capture_default_str();
+    app.add_option("--run-for", o.run_for,
+                   "exit by itself after this many seconds (0 = until SIGINT/SIGTERM)");
+    app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error")
+        ->capture_default_str();
     CLI11_PARSE(app, argc, argv);
 
     spdlog::set_level(spdlog::level::from_str(o.log_level));

@@ -12,6 +12,7 @@
 
 #include "bdev/uring/uring_bdev.h"
 #include "runtime/foreign_call.h"
+#include "runtime/runtime.h"
 
 namespace weft::engine {
 
@@ -20,35 +21,44 @@ using grpc::StatusCode;
 
 namespace {
 
-Status fail(StatusCode c, std::string msg) { return Status(c, std::move(msg)); }
+Status fail(StatusCode c, std::string msg) {
+    return Status(c, std::move(msg));
+}
 
 // 1..63 characters of [A-Za-z0-9._-], not starting with '-' or '.'.
 bool valid_name(const std::string& n) {
     if (n.empty() || n.size() > 63 || n[0] == '-' || n[0] == '.') return false;
     return std::all_of(n.begin(), n.end(), [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-               c == '_' || c == '-';
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '.' || c == '_' || c == '-';
     });
 }
 const char* name_rule = "1 to 63 characters of A-Z a-z 0-9 . _ -, not starting with '-' or '.'";
 
 Status bad_name(const char* what, const std::string& n) {
-    return fail(StatusCode::INVALID_ARGUMENT, fmt::format("{} name \"{}\" is not valid: {}", what, n, name_rule));
+    return fail(StatusCode::INVALID_ARGUMENT,
+                fmt::format("{} name \"{}\" is not valid: {}", what, n, name_rule));
 }
 
 // A pool library errno as a gRPC status, with the library's sentence.
 Status from_errno(int code, const std::string& why) {
     switch (code) {
-    case EINVAL: return fail(StatusCode::INVALID_ARGUMENT, why);
-    case ENOENT: return fail(StatusCode::NOT_FOUND, why);
-    case EEXIST: return fail(StatusCode::ALREADY_EXISTS, why);
-    case ENOSPC: return fail(StatusCode::RESOURCE_EXHAUSTED, why);
-    case EBUSY:
-    case ENOTEMPTY:
-    case EROFS:
-    case EUCLEAN:
-    case ENODATA: return fail(StatusCode::FAILED_PRECONDITION, why);
-    default: return fail(StatusCode::INTERNAL, why.empty() ? error{code}.message() : why);
+        case EINVAL:
+            return fail(StatusCode::INVALID_ARGUMENT, why);
+        case ENOENT:
+            return fail(StatusCode::NOT_FOUND, why);
+        case EEXIST:
+            return fail(StatusCode::ALREADY_EXISTS, why);
+        case ENOSPC:
+            return fail(StatusCode::RESOURCE_EXHAUSTED, why);
+        case EBUSY:
+        case ENOTEMPTY:
+        case EROFS:
+        case EUCLEAN:
+        case ENODATA:
+            return fail(StatusCode::FAILED_PRECONDITION, why);
+        default:
+            return fail(StatusCode::INTERNAL, why.empty() ? error{code}.message() : why);
     }
 }
 
@@ -58,7 +68,8 @@ std::string canonical(const std::string& path) {
     return ec ? path : p.string();
 }
 
-void fill_volume(const std::string& pool, const pool::volume_info& v, const std::string& nqn, v1::Volume* out) {
+void fill_volume(const std::string& pool, const pool::volume_info& v, const std::string& nqn,
+                 v1::Volume* out) {
     out->set_pool(pool);
     out->set_name(v.name);
     out->set_uuid(pool::to_string(v.id));
@@ -148,7 +159,8 @@ result<void> manager::load_state(std::string* why) {
     auto parsed = parse_config(ss.str(), why);
     if (!parsed) {
         *why = state_path_ + " cannot be read (" + *why +
-               "); it lists the pools and shares this engine was asked to serve: repair it, or move it away "
+               "); it lists the pools and shares this engine was asked to serve: repair it, or "
+               "move it away "
                "to start with none";
         return error{EUCLEAN};
     }
@@ -170,7 +182,8 @@ engine_config manager::merged() const {
 }
 
 bool manager::in_base_pool(const std::string& name) const {
-    return std::any_of(base_.pools.begin(), base_.pools.end(), [&](const pool_config& p) { return p.name == name; });
+    return std::any_of(base_.pools.begin(), base_.pools.end(),
+                       [&](const pool_config& p) { return p.name == name; });
 }
 
 task<std::string> manager::reconcile() {
@@ -210,8 +223,9 @@ task<std::vector<std::string>> manager::listen_all() {
         auto addr = socket_address::parse(a);
         auto r = addr ? co_await server_.listen(addr.value()) : result<void>(addr.err());
         if (!r)
-            problems.push_back(fmt::format("cannot listen on {}: {}", a,
-                                           addr ? r.err().message() : "expected IP:PORT (e.g. 127.0.0.1:4420)"));
+            problems.push_back(
+                fmt::format("cannot listen on {}: {}", a,
+                            addr ? r.err().message() : "expected IP:PORT (e.g. 127.0.0.1:4420)"));
     }
     // The standard discovery port and the state's listeners: warn, do not fail.
     std::vector<std::string> soft = base_.discovery_listen;
@@ -219,7 +233,9 @@ task<std::vector<std::string>> manager::listen_all() {
     for (auto& a : soft) {
         auto addr = socket_address::parse(a);
         auto r = addr ? co_await server_.listen(addr.value()) : result<void>(addr.err());
-        if (!r) spdlog::warn("listener {} not started: {}", a, addr ? r.err().message() : "not IP:PORT");
+        if (!r)
+            spdlog::warn("listener {} not started: {}", a,
+                         addr ? r.err().message() : "not IP:PORT");
     }
     co_return problems;
 }
@@ -240,7 +256,8 @@ task<Status> manager::persist(const engine_config& previous) {
 
 task<Status> manager::pool_reply(const std::string& name, v1::Pool* out) {
     auto it = applier_.pools().find(name);
-    if (it == applier_.pools().end()) co_return fail(StatusCode::NOT_FOUND, "no pool named \"" + name + "\"");
+    if (it == applier_.pools().end())
+        co_return fail(StatusCode::NOT_FOUND, "no pool named \"" + name + "\"");
     auto p = it->second.p;
     std::string path = it->second.path;
     auto st = co_await p->stats();
@@ -259,9 +276,11 @@ task<Status> manager::pool_reply(const std::string& name, v1::Pool* out) {
 task<Status> manager::create_pool(const v1::CreatePoolRequest& req, v1::Pool* out) {
     auto g = co_await lock_.lock();
     if (!valid_name(req.name())) co_return bad_name("pool", req.name());
-    if (req.path().empty()) co_return fail(StatusCode::INVALID_ARGUMENT, "a pool needs a path (a device or a file)");
+    if (req.path().empty())
+        co_return fail(StatusCode::INVALID_ARGUMENT, "a pool needs a path (a device or a file)");
     uint64_t cs = req.cluster_size() ? req.cluster_size() : pool::format::default_cluster_size;
-    if ((cs & (cs - 1)) != 0 || cs < pool::format::min_cluster_size || cs > pool::format::max_cluster_size)
+    if ((cs & (cs - 1)) != 0 || cs < pool::format::min_cluster_size ||
+        cs > pool::format::max_cluster_size)
         co_return fail(StatusCode::INVALID_ARGUMENT,
                        fmt::format("cluster size {} is not a power of two from {} to {}", cs,
                                    pool::format::min_cluster_size, pool::format::max_cluster_size));
@@ -270,7 +289,8 @@ task<Status> manager::create_pool(const v1::CreatePoolRequest& req, v1::Pool* ou
     const std::string path = canonical(req.path());
     for (auto& [n, op] : applier_.pools())
         if (canonical(op.path) == path)
-            co_return fail(StatusCode::ALREADY_EXISTS, fmt::format("{} is pool \"{}\" already", req.path(), n));
+            co_return fail(StatusCode::ALREADY_EXISTS,
+                           fmt::format("{} is pool \"{}\" already", req.path(), n));
 
     std::error_code ec;
     bool existed = std::filesystem::exists(req.path(), ec);
@@ -278,13 +298,15 @@ task<Status> manager::create_pool(const v1::CreatePoolRequest& req, v1::Pool* ou
         co_return fail(StatusCode::NOT_FOUND,
                        req.path() + " does not exist: give a size to create a file of that size");
     if (!existed && req.size() < 4 * cs)
-        co_return fail(StatusCode::INVALID_ARGUMENT,
-                       fmt::format("size {} is too small: a pool needs room for at least a few clusters of {} bytes",
-                                   req.size(), cs));
+        co_return fail(
+            StatusCode::INVALID_ARGUMENT,
+            fmt::format(
+                "size {} is too small: a pool needs room for at least a few clusters of {} bytes",
+                req.size(), cs));
     bdev::uring_options opt;
     opt.create = !existed;
     opt.create_bytes = req.size();
-    auto dev = bdev::open_uring_bdev("pool " + req.name(), req.path(), opt);
+    auto dev = bdev::open_uring_bdev(req.path(), req.path(), opt);
     if (!dev) co_return from_errno(dev.err().code, req.path() + ": " + dev.err().message());
     std::shared_ptr<bdev::bdev> shared(std::move(dev.value()));
     pool::create_options co;
@@ -295,7 +317,8 @@ task<Status> manager::create_pool(const v1::CreatePoolRequest& req, v1::Pool* ou
         shared.reset();
         if (!existed) std::filesystem::remove(req.path(), ec);
         if (made.err().code == EEXIST)
-            co_return fail(StatusCode::ALREADY_EXISTS, req.path() + " holds a pool already: import it instead");
+            co_return fail(StatusCode::ALREADY_EXISTS,
+                           req.path() + " holds a pool already: import it instead");
         co_return from_errno(made.err().code, why);
     }
     applier_.adopt_pool(req.name(), req.path(), made.value());
@@ -319,29 +342,35 @@ task<Status> manager::create_pool(const v1::CreatePoolRequest& req, v1::Pool* ou
 
 task<Status> manager::import_pool(const v1::ImportPoolRequest& req, v1::Pool* out) {
     auto g = co_await lock_.lock();
-    if (req.path().empty()) co_return fail(StatusCode::INVALID_ARGUMENT, "give the path of the pool's device or file");
+    if (req.path().empty())
+        co_return fail(StatusCode::INVALID_ARGUMENT, "give the path of the pool's device or file");
     const std::string path = canonical(req.path());
     for (auto& [n, op] : applier_.pools())
         if (canonical(op.path) == path)
-            co_return fail(StatusCode::ALREADY_EXISTS, fmt::format("{} is pool \"{}\" already", req.path(), n));
+            co_return fail(StatusCode::ALREADY_EXISTS,
+                           fmt::format("{} is pool \"{}\" already", req.path(), n));
     std::error_code ec;
-    if (!std::filesystem::exists(req.path(), ec)) co_return fail(StatusCode::NOT_FOUND, req.path() + " does not exist");
-    auto dev = bdev::open_uring_bdev("pool " + req.path(), req.path(), {});
+    if (!std::filesystem::exists(req.path(), ec))
+        co_return fail(StatusCode::NOT_FOUND, req.path() + " does not exist");
+    auto dev = bdev::open_uring_bdev(req.path(), req.path(), {});
     if (!dev) co_return from_errno(dev.err().code, req.path() + ": " + dev.err().message());
     std::shared_ptr<bdev::bdev> shared(std::move(dev.value()));
     std::string why;
     auto opened = co_await pool::pool::open(shared, &why);
     if (!opened) {
-        if (opened.err().code == ENODATA) co_return fail(StatusCode::NOT_FOUND, "no weft pool on " + req.path());
+        if (opened.err().code == ENODATA)
+            co_return fail(StatusCode::NOT_FOUND, "no weft pool on " + req.path());
         if (opened.err().code == EUCLEAN)
-            co_return fail(StatusCode::FAILED_PRECONDITION,
-                           "the pool on " + req.path() + " is damaged and was not imported: " + why);
+            co_return fail(
+                StatusCode::FAILED_PRECONDITION,
+                "the pool on " + req.path() + " is damaged and was not imported: " + why);
         co_return from_errno(opened.err().code, why);
     }
     std::string name = opened.value()->geo().name;
     if (applier_.find_pool(name))
         co_return fail(StatusCode::ALREADY_EXISTS,
-                       fmt::format("{} holds pool \"{}\", and a pool of that name is loaded", req.path(), name));
+                       fmt::format("{} holds pool \"{}\", and a pool of that name is loaded",
+                                   req.path(), name));
     applier_.adopt_pool(name, req.path(), opened.value());
     engine_config previous = state_;
     state_.pools.push_back({.name = name, .path = req.path(), .format_if_blank = false});
@@ -359,13 +388,15 @@ task<Status> manager::destroy_pool(const v1::DestroyPoolRequest& req) {
     auto p = applier_.find_pool(req.name());
     if (!p) co_return fail(StatusCode::NOT_FOUND, "no pool named \"" + req.name() + "\"");
     if (in_base_pool(req.name()))
-        co_return fail(StatusCode::FAILED_PRECONDITION,
-                       "pool \"" + req.name() + "\" is defined by the engine's --config; remove it there");
+        co_return fail(
+            StatusCode::FAILED_PRECONDITION,
+            "pool \"" + req.name() + "\" is defined by the engine's --config; remove it there");
     for (auto& s : applier_.served())
         if (s.cfg.type == "volume" && s.cfg.pool == req.name())
-            co_return fail(StatusCode::FAILED_PRECONDITION,
-                           fmt::format("volume \"{}\" of pool \"{}\" is shared as {}: unshare it first", s.cfg.volume,
-                                       req.name(), s.nqn));
+            co_return fail(
+                StatusCode::FAILED_PRECONDITION,
+                fmt::format("volume \"{}\" of pool \"{}\" is shared as {}: unshare it first",
+                            s.cfg.volume, req.name(), s.nqn));
     engine_config previous = state_;
     std::erase_if(state_.pools, [&](const pool_config& pc) { return pc.name == req.name(); });
     Status saved = co_await persist(previous);
@@ -382,10 +413,12 @@ task<Status> manager::destroy_pool(const v1::DestroyPoolRequest& req) {
     if (rc == 0) rc2 = co_await ch->flush();
     ch.reset();
     if (rc2 != 0) {
-        spdlog::error("pool {}: wiping the superblock on {}: {}", req.name(), path, error{-rc2}.message());
-        co_return fail(StatusCode::INTERNAL, fmt::format("pool \"{}\" was removed from the engine but its superblock "
-                                                         "on {} could not be wiped: {}",
-                                                         req.name(), path, error{-rc2}.message()));
+        spdlog::error("pool {}: wiping the superblock on {}: {}", req.name(), path,
+                      error{-rc2}.message());
+        co_return fail(StatusCode::INTERNAL,
+                       fmt::format("pool \"{}\" was removed from the engine but its superblock "
+                                   "on {} could not be wiped: {}",
+                                   req.name(), path, error{-rc2}.message()));
     }
     spdlog::info("pool {}: destroyed ({} wiped)", req.name(), path);
     co_return Status::OK;
@@ -405,13 +438,15 @@ task<Status> manager::list_pools(v1::ListPoolsReply* out) {
 // ---- volumes --------------------------------------------------------------
 
 task<Status> manager::resolve(const v1::VolumeRef& ref, resolved* out) {
-    if (ref.pool().empty()) co_return fail(StatusCode::INVALID_ARGUMENT, "which pool? (the volume's pool is missing)");
+    if (ref.pool().empty())
+        co_return fail(StatusCode::INVALID_ARGUMENT, "which pool? (the volume's pool is missing)");
     if (ref.name().empty() && ref.uuid().empty())
         co_return fail(StatusCode::INVALID_ARGUMENT, "which volume? give its name or its UUID");
     std::optional<pool::uuid> want_id;
     if (!ref.uuid().empty()) {
         want_id = pool::parse_uuid(ref.uuid());
-        if (!want_id) co_return fail(StatusCode::INVALID_ARGUMENT, "\"" + ref.uuid() + "\" is not a UUID");
+        if (!want_id)
+            co_return fail(StatusCode::INVALID_ARGUMENT, "\"" + ref.uuid() + "\" is not a UUID");
     }
     auto p = applier_.find_pool(ref.pool());
     if (!p) co_return fail(StatusCode::NOT_FOUND, "no pool named \"" + ref.pool() + "\"");
@@ -421,12 +456,14 @@ task<Status> manager::resolve(const v1::VolumeRef& ref, resolved* out) {
         if (!match) continue;
         if (want_id && !ref.name().empty() && v.name != ref.name())
             co_return fail(StatusCode::INVALID_ARGUMENT,
-                           fmt::format("volume {} is named \"{}\", not \"{}\"", ref.uuid(), v.name, ref.name()));
+                           fmt::format("volume {} is named \"{}\", not \"{}\"", ref.uuid(), v.name,
+                                       ref.name()));
         *out = {ref.pool(), p, v};
         co_return Status::OK;
     }
-    co_return fail(StatusCode::NOT_FOUND, fmt::format("no volume {} in pool \"{}\"",
-                                                      want_id ? ref.uuid() : "\"" + ref.name() + "\"", ref.pool()));
+    co_return fail(StatusCode::NOT_FOUND,
+                   fmt::format("no volume {} in pool \"{}\"",
+                               want_id ? ref.uuid() : "\"" + ref.name() + "\"", ref.pool()));
 }
 
 task<Status> manager::volume_reply(const std::string& pool, const pool::uuid& id, v1::Volume* out) {
@@ -446,15 +483,27 @@ task<Status> manager::create_volume(const v1::CreateVolumeRequest& req, v1::Volu
     if (!valid_name(req.name())) co_return bad_name("volume", req.name());
     if (req.size_bytes() == 0 || req.size_bytes() % 512 != 0)
         co_return fail(StatusCode::INVALID_ARGUMENT,
-                       fmt::format("volume size {} is not a non-zero multiple of 512 bytes", req.size_bytes()));
+                       fmt::format("volume size {} is not a non-zero multiple of 512 bytes",
+                                   req.size_bytes()));
     auto p = applier_.find_pool(req.pool());
     if (!p) co_return fail(StatusCode::NOT_FOUND, "no pool named \"" + req.pool() + "\"");
     std::string why;
     std::string name = req.name();
     auto id = co_await p->create_volume(name, req.size_bytes(), !req.thick(), &why);
-    if (!id) co_return from_errno(id.err().code, why);
-    spdlog::info("pool {}: volume {} created ({} bytes, {}) (API)", req.pool(), req.name(), req.size_bytes(),
-                 req.thick() ? "thick" : "thin");
+    if (!id) {
+        if (id.err().code == EEXIST)
+            co_return fail(
+                StatusCode::ALREADY_EXISTS,
+                fmt::format("pool \"{}\" has a volume named \"{}\" already", req.pool(), name));
+        if (id.err().code == ENOSPC)
+            co_return fail(
+                StatusCode::RESOURCE_EXHAUSTED,
+                fmt::format("pool \"{}\" has no room for a thick volume of {} bytes ({})",
+                            req.pool(), req.size_bytes(), why));
+        co_return from_errno(id.err().code, why);
+    }
+    spdlog::info("pool {}: volume {} created ({} bytes, {}) (API)", req.pool(), req.name(),
+                 req.size_bytes(), req.thick() ? "thick" : "thin");
     co_return co_await volume_reply(req.pool(), id.value(), out);
 }
 
@@ -465,13 +514,13 @@ task<Status> manager::destroy_volume(const v1::DestroyVolumeRequest& req) {
     if (!s.ok()) co_return s;
     std::string nqn = applier_.nqn_serving(r.pool_name, r.info.name);
     if (!nqn.empty())
-        co_return fail(StatusCode::FAILED_PRECONDITION,
-                       fmt::format("volume \"{}\" is shared as {}: unshare it first", r.info.name, nqn));
+        co_return fail(
+            StatusCode::FAILED_PRECONDITION,
+            fmt::format("volume \"{}\" is shared as {}: unshare it first", r.info.name, nqn));
     std::string why;
     auto d = co_await r.p->delete_volume(r.info.id, &why);
     if (!d) {
-        if (d.err().code == EBUSY)
-            co_return fail(StatusCode::FAILED_PRECONDITION, why + ": destroy the clones first");
+        if (d.err().code == EBUSY) co_return fail(StatusCode::FAILED_PRECONDITION, why);
         co_return from_errno(d.err().code, why);
     }
     spdlog::info("pool {}: volume {} destroyed (API)", r.pool_name, r.info.name);
@@ -485,16 +534,20 @@ task<Status> manager::resize_volume(const v1::ResizeVolumeRequest& req, v1::Volu
     if (!s.ok()) co_return s;
     if (req.size_bytes() == 0 || req.size_bytes() % 512 != 0)
         co_return fail(StatusCode::INVALID_ARGUMENT,
-                       fmt::format("volume size {} is not a non-zero multiple of 512 bytes", req.size_bytes()));
-    if (r.info.snapshot) co_return fail(StatusCode::FAILED_PRECONDITION, "a snapshot cannot be resized");
+                       fmt::format("volume size {} is not a non-zero multiple of 512 bytes",
+                                   req.size_bytes()));
+    if (r.info.snapshot)
+        co_return fail(StatusCode::FAILED_PRECONDITION, "a snapshot cannot be resized");
     std::string why;
     auto d = co_await r.p->resize_volume(r.info.id, req.size_bytes(), &why);
     if (!d) {
         if (d.err().code == ENOTEMPTY)
-            co_return fail(StatusCode::FAILED_PRECONDITION, why.empty() ? "shrinking would drop data" : why);
+            co_return fail(StatusCode::FAILED_PRECONDITION,
+                           why.empty() ? "shrinking would drop data" : why);
         co_return from_errno(d.err().code, why);
     }
-    spdlog::info("pool {}: volume {} resized to {} bytes (API)", r.pool_name, r.info.name, req.size_bytes());
+    spdlog::info("pool {}: volume {} resized to {} bytes (API)", r.pool_name, r.info.name,
+                 req.size_bytes());
     co_return co_await volume_reply(r.pool_name, r.info.id, out);
 }
 
@@ -519,10 +572,15 @@ task<Status> manager::create_snapshot(const v1::CreateSnapshotRequest& req, v1::
     Status s = co_await resolve(req.volume(), &r);
     if (!s.ok()) co_return s;
     if (r.info.snapshot)
-        co_return fail(StatusCode::FAILED_PRECONDITION, "\"" + r.info.name + "\" is a snapshot already");
+        co_return fail(StatusCode::FAILED_PRECONDITION,
+                       "\"" + r.info.name + "\" is a snapshot already");
     std::string why;
     std::string name = req.name();
     auto id = co_await r.p->snapshot(r.info.id, name, &why);
+    if (!id && id.err().code == EEXIST)
+        co_return fail(
+            StatusCode::ALREADY_EXISTS,
+            fmt::format("pool \"{}\" has a volume named \"{}\" already", r.pool_name, name));
     if (!id) co_return from_errno(id.err().code, why);
     spdlog::info("pool {}: snapshot {} of {} taken (API)", r.pool_name, req.name(), r.info.name);
     co_return co_await volume_reply(r.pool_name, id.value(), out);
@@ -540,6 +598,10 @@ task<Status> manager::create_clone(const v1::CreateCloneRequest& req, v1::Volume
     std::string why;
     std::string name = req.name();
     auto id = co_await r.p->clone(r.info.id, name, &why);
+    if (!id && id.err().code == EEXIST)
+        co_return fail(
+            StatusCode::ALREADY_EXISTS,
+            fmt::format("pool \"{}\" has a volume named \"{}\" already", r.pool_name, name));
     if (!id) co_return from_errno(id.err().code, why);
     spdlog::info("pool {}: clone {} of {} made (API)", r.pool_name, req.name(), r.info.name);
     co_return co_await volume_reply(r.pool_name, id.value(), out);
@@ -550,9 +612,10 @@ task<Status> manager::create_clone(const v1::CreateCloneRequest& req, v1::Volume
 const subsystem_config* manager::find_share(const std::string& pool, const std::string& volume,
                                             bool* in_base) const {
     auto match = [&](const subsystem_config& s) {
-        return std::any_of(s.namespaces.begin(), s.namespaces.end(), [&](const namespace_config& n) {
-            return n.type == "volume" && n.pool == pool && n.volume == volume;
-        });
+        return std::any_of(s.namespaces.begin(), s.namespaces.end(),
+                           [&](const namespace_config& n) {
+                               return n.type == "volume" && n.pool == pool && n.volume == volume;
+                           });
     };
     for (auto& s : state_.subsystems)
         if (match(s)) {
@@ -586,13 +649,18 @@ task<Status> manager::share_volume(const v1::ShareVolumeRequest& req, v1::Share*
     resolved r;
     Status s = co_await resolve(req.volume(), &r);
     if (!s.ok()) co_return s;
-    std::string nqn = req.nqn().empty() ? fmt::format("nqn.2026-11.io.weft:{}:{}", r.pool_name, r.info.name) : req.nqn();
+    std::string nqn = req.nqn().empty()
+                          ? fmt::format("nqn.2026-11.io.weft:{}:{}", r.pool_name, r.info.name)
+                          : req.nqn();
     if (!nvmf::valid_nqn(nqn))
-        co_return fail(StatusCode::INVALID_ARGUMENT,
-                       "\"" + nqn + "\" is not a valid NQN (nqn.yyyy-mm.reverse.domain:name, at most 223 bytes)");
+        co_return fail(
+            StatusCode::INVALID_ARGUMENT,
+            "\"" + nqn +
+                "\" is not a valid NQN (nqn.yyyy-mm.reverse.domain:name, at most 223 bytes)");
     for (auto& h : req.allowed_hosts())
         if (!nvmf::valid_nqn(h))
-            co_return fail(StatusCode::INVALID_ARGUMENT, "allowed host \"" + h + "\" is not a valid host NQN");
+            co_return fail(StatusCode::INVALID_ARGUMENT,
+                           "allowed host \"" + h + "\" is not a valid host NQN");
     if (!req.allow_any_host() && req.allowed_hosts().empty())
         co_return fail(StatusCode::INVALID_ARGUMENT,
                        "no host could connect: list the allowed host NQNs, or allow any host");
@@ -612,11 +680,14 @@ task<Status> manager::share_volume(const v1::ShareVolumeRequest& req, v1::Share*
     bool in_base = false;
     const subsystem_config* current = find_share(r.pool_name, r.info.name, &in_base);
     if (current && current->nqn != nqn)
-        co_return fail(StatusCode::ALREADY_EXISTS,
-                       fmt::format("volume \"{}\" is shared as {} already", r.info.name, current->nqn));
+        co_return fail(
+            StatusCode::ALREADY_EXISTS,
+            fmt::format("volume \"{}\" is shared as {} already", r.info.name, current->nqn));
     if (current && in_base)
-        co_return fail(StatusCode::FAILED_PRECONDITION,
-                       fmt::format("volume \"{}\" is shared by the engine's --config; change it there", r.info.name));
+        co_return fail(
+            StatusCode::FAILED_PRECONDITION,
+            fmt::format("volume \"{}\" is shared by the engine's --config; change it there",
+                        r.info.name));
     if (!current) {
         auto taken = [&](const engine_config& c) {
             return std::any_of(c.subsystems.begin(), c.subsystems.end(),
@@ -640,8 +711,9 @@ task<Status> manager::share_volume(const v1::ShareVolumeRequest& req, v1::Share*
         (void)co_await reconcile();
         co_return saved;
     }
-    spdlog::info("volume {}/{} shared as {} ({})", r.pool_name, r.info.name, nqn,
-                 want.allow_any_host ? "any host" : fmt::format("hosts: {}", fmt::join(want.hosts, ", ")));
+    spdlog::info(
+        "volume {}/{} shared as {} ({})", r.pool_name, r.info.name, nqn,
+        want.allow_any_host ? "any host" : fmt::format("hosts: {}", fmt::join(want.hosts, ", ")));
     share_reply(want, out);
     co_return Status::OK;
 }
@@ -653,10 +725,14 @@ task<Status> manager::unshare_volume(const v1::UnshareVolumeRequest& req) {
     if (!s.ok()) co_return s;
     bool in_base = false;
     const subsystem_config* current = find_share(r.pool_name, r.info.name, &in_base);
-    if (!current) co_return fail(StatusCode::NOT_FOUND, fmt::format("volume \"{}\" is not shared", r.info.name));
+    if (!current)
+        co_return fail(StatusCode::NOT_FOUND,
+                       fmt::format("volume \"{}\" is not shared", r.info.name));
     if (in_base)
-        co_return fail(StatusCode::FAILED_PRECONDITION,
-                       fmt::format("volume \"{}\" is shared by the engine's --config; change it there", r.info.name));
+        co_return fail(
+            StatusCode::FAILED_PRECONDITION,
+            fmt::format("volume \"{}\" is shared by the engine's --config; change it there",
+                        r.info.name));
     std::string nqn = current->nqn;
     engine_config previous = state_;
     std::erase_if(state_.subsystems, [&](const subsystem_config& x) { return x.nqn == nqn; });
@@ -681,8 +757,9 @@ task<Status> manager::add_listener(const v1::AddListenerRequest& req, v1::Listen
     auto g = co_await lock_.lock();
     auto addr = socket_address::parse(req.address());
     if (!addr)
-        co_return fail(StatusCode::INVALID_ARGUMENT,
-                       "\"" + req.address() + "\" is not an address: IP:PORT (e.g. 127.0.0.1:4420)");
+        co_return fail(
+            StatusCode::INVALID_ARGUMENT,
+            "\"" + req.address() + "\" is not an address: IP:PORT (e.g. 127.0.0.1:4420)");
     for (auto& a : server_.addresses())
         if (a.to_string() == addr.value().to_string())
             co_return fail(StatusCode::ALREADY_EXISTS, "already listening on " + a.to_string());
@@ -691,7 +768,8 @@ task<Status> manager::add_listener(const v1::AddListenerRequest& req, v1::Listen
     if (!r)
         co_return fail(StatusCode::FAILED_PRECONDITION,
                        fmt::format("cannot listen on {}: {}", req.address(), r.err().message()));
-    std::string bound = server_.addresses().size() > before ? server_.addresses().back().to_string() : req.address();
+    std::string bound = server_.addresses().size() > before ? server_.addresses().back().to_string()
+                                                            : req.address();
     engine_config previous = state_;
     state_.listen.push_back(bound);
     Status saved = co_await persist(previous);
@@ -711,6 +789,8 @@ task<Status> manager::list_listeners(v1::ListListenersReply* out) {
 task<stats_snapshot> manager::snapshot() {
     auto g = co_await lock_.lock();
     stats_snapshot snap;
+    // Every reactor, idle ones with zeroes.
+    for (unsigned c = 0; c < reactor::local().rt().size(); ++c) snap.reactors[c];
     for (auto& s : applier_.served()) {
         stats_snapshot::volume_row v{s.nqn, s.nsid, "", "", {}};
         if (s.cfg.type == "volume") {

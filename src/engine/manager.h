@@ -98,7 +98,8 @@ class manager {
     // Applies base + state; the problems, joined, or empty.
     task<std::string> reconcile();
     bool in_base_pool(const std::string& name) const;
-    const subsystem_config* find_share(const std::string& pool, const std::string& volume, bool* in_base) const;
+    const subsystem_config* find_share(const std::string& pool, const std::string& volume,
+                                       bool* in_base) const;
 
     nvmf::target& target_;
     nvmf::tcp_server& server_;

@@ -31,7 +31,8 @@ struct writer {
     void sample(const std::string& name, const std::string& labels, uint64_t v) {
         out += fmt::format("{}{{{}}} {}\n", name, labels, v);
     }
-    void histogram(const std::string& name, const std::string& labels, const bdev::io_totals::histogram& h) {
+    void histogram(const std::string& name, const std::string& labels,
+                   const bdev::io_totals::histogram& h) {
         uint64_t cum = 0;
         for (unsigned i = 0; i + 1 < bdev::latency_buckets; ++i) {
             cum += h.buckets[i];
@@ -44,22 +45,29 @@ struct writer {
     }
 };
 
-void each_io(writer& w, const char* scope, const std::vector<std::pair<std::string, const bdev::io_totals*>>& rows) {
+void each_io(writer& w, const char* scope,
+             const std::vector<std::pair<std::string, const bdev::io_totals*>>& rows) {
     auto counter = [&](const char* what, const char* help, auto get) {
         std::string name = fmt::format("weft_{}_{}", scope, what);
         w.head(name.c_str(), "counter", help);
         for (auto& [labels, t] : rows) w.sample(name, labels, uint64_t(get(*t)));
     };
-    counter("reads_total", "Read commands completed.", [](const bdev::io_totals& t) { return t.reads; });
-    counter("writes_total", "Write commands completed.", [](const bdev::io_totals& t) { return t.writes; });
-    counter("read_bytes_total", "Bytes read.", [](const bdev::io_totals& t) { return t.read_bytes; });
-    counter("write_bytes_total", "Bytes written.", [](const bdev::io_totals& t) { return t.write_bytes; });
+    counter("reads_total", "Read commands completed.",
+            [](const bdev::io_totals& t) { return t.reads; });
+    counter("writes_total", "Write commands completed.",
+            [](const bdev::io_totals& t) { return t.writes; });
+    counter("read_bytes_total", "Bytes read.",
+            [](const bdev::io_totals& t) { return t.read_bytes; });
+    counter("write_bytes_total", "Bytes written.",
+            [](const bdev::io_totals& t) { return t.write_bytes; });
     counter("other_ops_total", "Flush, write zeroes and deallocate commands completed.",
             [](const bdev::io_totals& t) { return t.other_ops; });
-    counter("errors_total", "Commands that failed.", [](const bdev::io_totals& t) { return t.errors; });
+    counter("errors_total", "Commands that failed.",
+            [](const bdev::io_totals& t) { return t.errors; });
     std::string qd = fmt::format("weft_{}_queue_depth", scope);
     w.head(qd.c_str(), "gauge", "Commands in flight now.");
-    for (auto& [labels, t] : rows) w.sample(qd, labels, uint64_t(std::max<int64_t>(0, t->in_flight)));
+    for (auto& [labels, t] : rows)
+        w.sample(qd, labels, uint64_t(std::max<int64_t>(0, t->in_flight)));
     std::string rl = fmt::format("weft_{}_read_latency_seconds", scope);
     w.head(rl.c_str(), "histogram", "Read latency at the block layer.");
     for (auto& [labels, t] : rows) w.histogram(rl, labels, t->read_latency);
@@ -74,8 +82,8 @@ std::string render_prometheus(const stats_snapshot& s) {
     writer w;
     std::vector<std::pair<std::string, const bdev::io_totals*>> vols;
     for (auto& v : s.volumes)
-        vols.emplace_back(fmt::format("nqn=\"{}\",nsid=\"{}\",pool=\"{}\",volume=\"{}\"", esc(v.nqn), v.nsid,
-                                      esc(v.pool), esc(v.name)),
+        vols.emplace_back(fmt::format("nqn=\"{}\",nsid=\"{}\",pool=\"{}\",volume=\"{}\"",
+                                      esc(v.nqn), v.nsid, esc(v.pool), esc(v.name)),
                           &v.io);
     each_io(w, "volume", vols);
     std::vector<std::pair<std::string, const bdev::io_totals*>> cores;
@@ -84,14 +92,16 @@ std::string render_prometheus(const stats_snapshot& s) {
 
     auto pool_gauge = [&](const char* name, const char* help, auto get) {
         w.head(name, "gauge", help);
-        for (auto& p : s.pools) w.sample(name, fmt::format("pool=\"{}\"", esc(p.name)), uint64_t(get(p)));
+        for (auto& p : s.pools)
+            w.sample(name, fmt::format("pool=\"{}\"", esc(p.name)), uint64_t(get(p)));
     };
     using P = stats_snapshot::pool_row;
     pool_gauge("weft_pool_capacity_bytes", "Bytes of data clusters in the pool.",
                [](const P& p) { return p.stats.total_clusters * p.stats.cluster_size; });
     pool_gauge("weft_pool_used_bytes", "Bytes of allocated clusters.",
                [](const P& p) { return p.stats.used_clusters * p.stats.cluster_size; });
-    pool_gauge("weft_pool_committed_bytes", "Sum of the volumes' sizes (thin volumes may overcommit).",
+    pool_gauge("weft_pool_committed_bytes",
+               "Sum of the volumes' sizes (thin volumes may overcommit).",
                [](const P& p) { return p.stats.committed_bytes; });
     pool_gauge("weft_pool_volumes", "Volumes, snapshots and clones in the pool.",
                [](const P& p) { return p.volumes; });

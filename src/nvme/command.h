@@ -50,7 +50,9 @@ WEFT_CHECK_LAYOUT(command, cdw10, 40);
 WEFT_CHECK_LAYOUT(command, cdw15, 60);
 
 // Fabrics commands reuse byte 4 (the nsid position) for the fabrics type.
-inline uint8_t fctype_of(const command& c) { return uint8_t(c.nsid & 0xff); }
+inline uint8_t fctype_of(const command& c) {
+    return uint8_t(c.nsid & 0xff);
+}
 
 struct completion {
     uint32_t dw0;
@@ -110,6 +112,8 @@ enum class fabrics_type : uint8_t {
 
 // Data transfer direction, from opcode bits 1:0 (NVMe Base 3.1.x "Opcodes").
 enum class transfer { none = 0, host_to_controller = 1, controller_to_host = 2, bidirectional = 3 };
-inline transfer data_direction(uint8_t opcode) { return transfer(opcode & 3); }
+inline transfer data_direction(uint8_t opcode) {
+    return transfer(opcode & 3);
+}
 
 }  // namespace weft::nvme

@@ -27,9 +27,15 @@ struct status {
     }
 };
 
-constexpr status generic(uint8_t sc, bool dnr = true) { return {sct::generic, sc, dnr}; }
-constexpr status specific(uint8_t sc, bool dnr = true) { return {sct::command_specific, sc, dnr}; }
-constexpr status media(uint8_t sc, bool dnr = true) { return {sct::media, sc, dnr}; }
+constexpr status generic(uint8_t sc, bool dnr = true) {
+    return {sct::generic, sc, dnr};
+}
+constexpr status specific(uint8_t sc, bool dnr = true) {
+    return {sct::command_specific, sc, dnr};
+}
+constexpr status media(uint8_t sc, bool dnr = true) {
+    return {sct::media, sc, dnr};
+}
 
 namespace sc {
 inline constexpr status success{};

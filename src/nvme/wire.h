@@ -9,7 +9,8 @@
 #include <cstring>
 #include <string_view>
 
-static_assert(std::endian::native == std::endian::little, "weft's wire structs assume little-endian");
+static_assert(std::endian::native == std::endian::little,
+              "weft's wire structs assume little-endian");
 
 namespace weft::nvme {
 

@@ -19,8 +19,13 @@ using nvme::admin_opcode;
 controller::controller(target& tgt, std::shared_ptr<subsystem> ss, std::string hostnqn,
                        host_id hostid, uint32_t kato_ms, controller_limits limits,
                        unsigned home_reactor)
-    : target_(tgt), subsys_(std::move(ss)), hostnqn_(std::move(hostnqn)), hostid_(hostid),
-      limits_(limits), home_(home_reactor), kato_ms_(kato_ms),
+    : target_(tgt),
+      subsys_(std::move(ss)),
+      hostnqn_(std::move(hostnqn)),
+      hostid_(hostid),
+      limits_(limits),
+      home_(home_reactor),
+      kato_ms_(kato_ms),
       last_keep_alive_(std::chrono::steady_clock::now()) {}
 
 controller::~controller() = default;
@@ -112,14 +117,21 @@ void controller::property_get(request& r) {
     bool eight = (pc.attrib & 7) == 1;
     uint64_t v = 0;
     switch (pc.offset) {
-    case nvme::reg::cap:
-        // TO: 500 ms units; 10 s is plenty for a target that is ready at once.
-        v = nvme::make_cap(uint16_t(limits_.max_queue_depth - 1), 20);
-        break;
-    case nvme::reg::vs: v = nvme::version(1, 3); break;
-    case nvme::reg::cc: v = cc_.raw; break;
-    case nvme::reg::csts: v = csts_; break;
-    default: return r.set(sc::invalid_field);
+        case nvme::reg::cap:
+            // TO: 500 ms units; 10 s is plenty for a target that is ready at once.
+            v = nvme::make_cap(uint16_t(limits_.max_queue_depth - 1), 20);
+            break;
+        case nvme::reg::vs:
+            v = nvme::version(1, 3);
+            break;
+        case nvme::reg::cc:
+            v = cc_.raw;
+            break;
+        case nvme::reg::csts:
+            v = csts_;
+            break;
+        default:
+            return r.set(sc::invalid_field);
     }
     if (eight != (pc.offset == nvme::reg::cap)) return r.set(sc::invalid_field);
     r.cpl.dw0 = uint32_t(v);
@@ -161,10 +173,18 @@ task<void> controller::execute_admin(request& r) {
     auto op = admin_opcode(r.cmd.opcode);
     if (op == admin_opcode::fabrics) {
         switch (nvme::fabrics_type(nvme::fctype_of(r.cmd))) {
-        case nvme::fabrics_type::property_get: property_get(r); break;
-        case nvme::fabrics_type::property_set: property_set(r); break;
-        case nvme::fabrics_type::connect: r.set(sc::command_sequence_error); break;
-        default: r.set(sc::invalid_opcode); break;
+            case nvme::fabrics_type::property_get:
+                property_get(r);
+                break;
+            case nvme::fabrics_type::property_set:
+                property_set(r);
+                break;
+            case nvme::fabrics_type::connect:
+                r.set(sc::command_sequence_error);
+                break;
+            default:
+                r.set(sc::invalid_opcode);
+                break;
         }
         co_return;
     }
@@ -174,17 +194,30 @@ task<void> controller::execute_admin(request& r) {
     }
     if (op == admin_opcode::keep_alive) last_keep_alive_ = std::chrono::steady_clock::now();
     switch (op) {
-    case admin_opcode::identify: identify(r); break;
-    case admin_opcode::get_log_page: get_log_page(r); break;
-    case admin_opcode::get_features: get_features(r); break;
-    case admin_opcode::set_features: set_features(r); break;
-    case admin_opcode::keep_alive: break;
-    case admin_opcode::async_event_request: co_await async_event(r); break;
-    case admin_opcode::abort:
-        // Commands here complete promptly; report "not aborted" (dw0 bit 0).
-        r.cpl.dw0 = 1;
-        break;
-    default: r.set(sc::invalid_opcode); break;
+        case admin_opcode::identify:
+            identify(r);
+            break;
+        case admin_opcode::get_log_page:
+            get_log_page(r);
+            break;
+        case admin_opcode::get_features:
+            get_features(r);
+            break;
+        case admin_opcode::set_features:
+            set_features(r);
+            break;
+        case admin_opcode::keep_alive:
+            break;
+        case admin_opcode::async_event_request:
+            co_await async_event(r);
+            break;
+        case admin_opcode::abort:
+            // Commands here complete promptly; report "not aborted" (dw0 bit 0).
+            r.cpl.dw0 = 1;
+            break;
+        default:
+            r.set(sc::invalid_opcode);
+            break;
     }
 }
 
@@ -243,56 +276,57 @@ void controller::identify(request& r) {
     auto table = subsys_->namespaces();
     uint32_t nsid = r.cmd.nsid;
     switch (cns) {
-    case nvme::cns::namespace_data: {
-        if (nsid == 0 || (nsid > subsystem::max_namespaces && nsid != 0xffffffff))
-            return r.set(sc::invalid_namespace);
-        nvme::identify_namespace id{};
-        auto it = table->find(nsid);
-        if (it != table->end()) {
-            const ns& n = *it->second;
-            uint64_t blocks = n.dev().num_blocks();
-            id.nsze = id.ncap = id.nuse = blocks;
-            id.nlbaf = 0;
-            id.flbas = 0;
-            id.lbaf[0].lbads = uint8_t(std::countr_zero(n.dev().block_size()));
-            id.nmic = 1;       // may be attached to several controllers
-            id.rescap = 0x7e;  // all six reservation types
-            id.dlfeat = n.dev().unmap_reads_zeroes() ? 0x09 : 0x00;  // zeroes after deallocate
-            id.nows = 0;
-            std::memcpy(id.nguid, n.ids().nguid.data(), 16);
-            std::memcpy(id.eui64, n.ids().eui64.data(), 8);
+        case nvme::cns::namespace_data: {
+            if (nsid == 0 || (nsid > subsystem::max_namespaces && nsid != 0xffffffff))
+                return r.set(sc::invalid_namespace);
+            nvme::identify_namespace id{};
+            auto it = table->find(nsid);
+            if (it != table->end()) {
+                const ns& n = *it->second;
+                uint64_t blocks = n.dev().num_blocks();
+                id.nsze = id.ncap = id.nuse = blocks;
+                id.nlbaf = 0;
+                id.flbas = 0;
+                id.lbaf[0].lbads = uint8_t(std::countr_zero(n.dev().block_size()));
+                id.nmic = 1;       // may be attached to several controllers
+                id.rescap = 0x7e;  // all six reservation types
+                id.dlfeat = n.dev().unmap_reads_zeroes() ? 0x09 : 0x00;  // zeroes after deallocate
+                id.nows = 0;
+                std::memcpy(id.nguid, n.ids().nguid.data(), 16);
+                std::memcpy(id.eui64, n.ids().eui64.data(), 8);
+            }
+            // An inactive NSID in range answers zeroes, as the spec says.
+            return r.reply(&id, sizeof id);
         }
-        // An inactive NSID in range answers zeroes, as the spec says.
-        return r.reply(&id, sizeof id);
-    }
-    case nvme::cns::active_namespaces: {
-        if (nsid >= 0xfffffffe) return r.set(sc::invalid_namespace);
-        uint32_t list[1024] = {};
-        size_t n = 0;
-        for (auto it = table->upper_bound(nsid); it != table->end() && n < 1024; ++it)
-            list[n++] = it->first;
-        return r.reply(list, sizeof list);
-    }
-    case nvme::cns::namespace_descriptors: {
-        auto it = table->find(nsid);
-        if (it == table->end()) return r.set(sc::invalid_namespace);
-        const ns_ids& ids = it->second->ids();
-        std::byte out[4096] = {};
-        size_t off = 0;
-        auto add = [&](nvme::nidt type, const void* p, uint8_t len) {
-            nvme::ns_descriptor_header h{uint8_t(type), len, 0};
-            std::memcpy(out + off, &h, sizeof h);
-            std::memcpy(out + off + sizeof h, p, len);
-            off += sizeof h + len;
-        };
-        add(nvme::nidt::eui64, ids.eui64.data(), 8);
-        add(nvme::nidt::nguid, ids.nguid.data(), 16);
-        add(nvme::nidt::uuid, ids.uuid.data(), 16);
-        uint8_t csi = 0;  // NVM command set
-        add(nvme::nidt::csi, &csi, 1);
-        return r.reply(out, sizeof out);
-    }
-    default: return r.set(sc::invalid_field);
+        case nvme::cns::active_namespaces: {
+            if (nsid >= 0xfffffffe) return r.set(sc::invalid_namespace);
+            uint32_t list[1024] = {};
+            size_t n = 0;
+            for (auto it = table->upper_bound(nsid); it != table->end() && n < 1024; ++it)
+                list[n++] = it->first;
+            return r.reply(list, sizeof list);
+        }
+        case nvme::cns::namespace_descriptors: {
+            auto it = table->find(nsid);
+            if (it == table->end()) return r.set(sc::invalid_namespace);
+            const ns_ids& ids = it->second->ids();
+            std::byte out[4096] = {};
+            size_t off = 0;
+            auto add = [&](nvme::nidt type, const void* p, uint8_t len) {
+                nvme::ns_descriptor_header h{uint8_t(type), len, 0};
+                std::memcpy(out + off, &h, sizeof h);
+                std::memcpy(out + off + sizeof h, p, len);
+                off += sizeof h + len;
+            };
+            add(nvme::nidt::eui64, ids.eui64.data(), 8);
+            add(nvme::nidt::nguid, ids.nguid.data(), 16);
+            add(nvme::nidt::uuid, ids.uuid.data(), 16);
+            uint8_t csi = 0;  // NVM command set
+            add(nvme::nidt::csi, &csi, 1);
+            return r.reply(out, sizeof out);
+        }
+        default:
+            return r.set(sc::invalid_field);
     }
 }
 
@@ -322,47 +356,48 @@ void controller::get_log_page(request& r) {
         return discovery_log(r, offset);
     }
     switch (lid) {
-    case nvme::log_id::error_information: {
-        nvme::error_log_entry e{};
-        return send(&e, sizeof e);
-    }
-    case nvme::log_id::smart_health: {
-        nvme::smart_log s{};
-        s.temperature = 300;
-        s.available_spare = 100;
-        s.available_spare_threshold = 10;
-        // Data units: thousands of 512-byte units, rounded up.
-        put_u128(s.data_units_read, (blocks_read.load() + 999) / 1000);
-        put_u128(s.data_units_written, (blocks_written.load() + 999) / 1000);
-        put_u128(s.host_reads, read_cmds.load());
-        put_u128(s.host_writes, write_cmds.load());
-        put_u128(s.power_cycles, 1);
-        return send(&s, sizeof s);
-    }
-    case nvme::log_id::firmware_slot: {
-        nvme::firmware_slot_log f{};
-        f.afi = 1;
-        nvme::set_ascii(f.frs[0], "weft0.1");
-        return send(&f, sizeof f);
-    }
-    case nvme::log_id::changed_namespaces: {
-        nvme::changed_namespace_log l{};
-        if (changed_overflow_) {
-            l.nsid[0] = 0xffffffff;
-        } else {
-            std::sort(changed_nsids_.begin(), changed_nsids_.end());
-            for (size_t i = 0; i < changed_nsids_.size(); ++i) l.nsid[i] = changed_nsids_[i];
+        case nvme::log_id::error_information: {
+            nvme::error_log_entry e{};
+            return send(&e, sizeof e);
         }
-        send(&l, sizeof l);
-        if (!rae) {
-            changed_nsids_.clear();
-            changed_overflow_ = false;
-            event_masked_ = false;
-            deliver_events();
+        case nvme::log_id::smart_health: {
+            nvme::smart_log s{};
+            s.temperature = 300;
+            s.available_spare = 100;
+            s.available_spare_threshold = 10;
+            // Data units: thousands of 512-byte units, rounded up.
+            put_u128(s.data_units_read, (blocks_read.load() + 999) / 1000);
+            put_u128(s.data_units_written, (blocks_written.load() + 999) / 1000);
+            put_u128(s.host_reads, read_cmds.load());
+            put_u128(s.host_writes, write_cmds.load());
+            put_u128(s.power_cycles, 1);
+            return send(&s, sizeof s);
         }
-        return;
-    }
-    default: return r.set(sc::invalid_log_page);
+        case nvme::log_id::firmware_slot: {
+            nvme::firmware_slot_log f{};
+            f.afi = 1;
+            nvme::set_ascii(f.frs[0], "weft0.1");
+            return send(&f, sizeof f);
+        }
+        case nvme::log_id::changed_namespaces: {
+            nvme::changed_namespace_log l{};
+            if (changed_overflow_) {
+                l.nsid[0] = 0xffffffff;
+            } else {
+                std::sort(changed_nsids_.begin(), changed_nsids_.end());
+                for (size_t i = 0; i < changed_nsids_.size(); ++i) l.nsid[i] = changed_nsids_[i];
+            }
+            send(&l, sizeof l);
+            if (!rae) {
+                changed_nsids_.clear();
+                changed_overflow_ = false;
+                event_masked_ = false;
+                deliver_events();
+            }
+            return;
+        }
+        default:
+            return r.set(sc::invalid_log_page);
     }
 }
 
@@ -382,25 +417,43 @@ void controller::get_features(request& r) {
         return;
     }
     switch (fid) {
-    case nvme::feature::arbitration: r.cpl.dw0 = arbitration_; break;
-    case nvme::feature::power_management: r.cpl.dw0 = power_state_; break;
-    case nvme::feature::temperature_threshold: r.cpl.dw0 = temp_threshold_; break;
-    case nvme::feature::error_recovery: r.cpl.dw0 = error_recovery_; break;
-    case nvme::feature::volatile_write_cache: r.cpl.dw0 = vwc_enabled_ ? 1 : 0; break;
-    case nvme::feature::number_of_queues: {
-        uint32_t n = (num_queues_granted_ ? num_queues_granted_ : limits_.max_io_queues) - 1;
-        r.cpl.dw0 = n | (n << 16);
-        break;
-    }
-    case nvme::feature::interrupt_coalescing:
-    case nvme::feature::write_atomicity: r.cpl.dw0 = 0; break;
-    case nvme::feature::async_event_configuration: r.cpl.dw0 = aec_; break;
-    case nvme::feature::keep_alive_timer: r.cpl.dw0 = kato_ms_; break;
-    case nvme::feature::host_identifier:
-        if (!(r.cmd.cdw11 & 1)) return r.set(sc::invalid_field);  // fabrics: 128-bit only
-        r.reply(hostid_.data(), hostid_.size());
-        break;
-    default: r.set(sc::invalid_field); break;
+        case nvme::feature::arbitration:
+            r.cpl.dw0 = arbitration_;
+            break;
+        case nvme::feature::power_management:
+            r.cpl.dw0 = power_state_;
+            break;
+        case nvme::feature::temperature_threshold:
+            r.cpl.dw0 = temp_threshold_;
+            break;
+        case nvme::feature::error_recovery:
+            r.cpl.dw0 = error_recovery_;
+            break;
+        case nvme::feature::volatile_write_cache:
+            r.cpl.dw0 = vwc_enabled_ ? 1 : 0;
+            break;
+        case nvme::feature::number_of_queues: {
+            uint32_t n = (num_queues_granted_ ? num_queues_granted_ : limits_.max_io_queues) - 1;
+            r.cpl.dw0 = n | (n << 16);
+            break;
+        }
+        case nvme::feature::interrupt_coalescing:
+        case nvme::feature::write_atomicity:
+            r.cpl.dw0 = 0;
+            break;
+        case nvme::feature::async_event_configuration:
+            r.cpl.dw0 = aec_;
+            break;
+        case nvme::feature::keep_alive_timer:
+            r.cpl.dw0 = kato_ms_;
+            break;
+        case nvme::feature::host_identifier:
+            if (!(r.cmd.cdw11 & 1)) return r.set(sc::invalid_field);  // fabrics: 128-bit only
+            r.reply(hostid_.data(), hostid_.size());
+            break;
+        default:
+            r.set(sc::invalid_field);
+            break;
     }
 }
 
@@ -409,35 +462,48 @@ void controller::set_features(request& r) {
     if (r.cmd.cdw10 & (1u << 31)) return r.set(sc::feature_not_saveable);
     uint32_t v = r.cmd.cdw11;
     switch (fid) {
-    case nvme::feature::arbitration: arbitration_ = v; break;
-    case nvme::feature::power_management:
-        if ((v & 0x1f) != 0) return r.set(sc::invalid_field);  // one power state
-        power_state_ = v;
-        break;
-    case nvme::feature::temperature_threshold: temp_threshold_ = v & 0xffff; break;
-    case nvme::feature::error_recovery: error_recovery_ = v; break;
-    case nvme::feature::volatile_write_cache: vwc_enabled_ = v & 1; break;
-    case nvme::feature::number_of_queues: {
-        uint32_t nsqr = (v & 0xffff) + 1, ncqr = (v >> 16) + 1;
-        if ((v & 0xffff) == 0xffff || (v >> 16) == 0xffff) return r.set(sc::invalid_field);
-        // Once I/O queues exist the count may not change (Base 5.27.1.7).
-        // Under the lock: Connects on other reactors read it.
-        std::lock_guard lock(queues_mutex_);
-        if (!io_queues_.empty()) return r.set(sc::command_sequence_error);
-        num_queues_granted_ = std::min<uint32_t>({nsqr, ncqr, limits_.max_io_queues});
-        r.cpl.dw0 = (num_queues_granted_ - 1) | ((num_queues_granted_ - 1) << 16);
-        break;
-    }
-    case nvme::feature::async_event_configuration: aec_ = v; break;
-    case nvme::feature::keep_alive_timer:
-        kato_ms_ = v;
-        last_keep_alive_ = std::chrono::steady_clock::now();
-        start();  // a timer from KATO 0 (no watchdog yet); no-op when one runs
-        break;
-    case nvme::feature::host_identifier: return r.set(sc::command_sequence_error);
-    case nvme::feature::interrupt_coalescing:
-    case nvme::feature::write_atomicity: break;
-    default: return r.set(sc::invalid_field);
+        case nvme::feature::arbitration:
+            arbitration_ = v;
+            break;
+        case nvme::feature::power_management:
+            if ((v & 0x1f) != 0) return r.set(sc::invalid_field);  // one power state
+            power_state_ = v;
+            break;
+        case nvme::feature::temperature_threshold:
+            temp_threshold_ = v & 0xffff;
+            break;
+        case nvme::feature::error_recovery:
+            error_recovery_ = v;
+            break;
+        case nvme::feature::volatile_write_cache:
+            vwc_enabled_ = v & 1;
+            break;
+        case nvme::feature::number_of_queues: {
+            uint32_t nsqr = (v & 0xffff) + 1, ncqr = (v >> 16) + 1;
+            if ((v & 0xffff) == 0xffff || (v >> 16) == 0xffff) return r.set(sc::invalid_field);
+            // Once I/O queues exist the count may not change (Base 5.27.1.7).
+            // Under the lock: Connects on other reactors read it.
+            std::lock_guard lock(queues_mutex_);
+            if (!io_queues_.empty()) return r.set(sc::command_sequence_error);
+            num_queues_granted_ = std::min<uint32_t>({nsqr, ncqr, limits_.max_io_queues});
+            r.cpl.dw0 = (num_queues_granted_ - 1) | ((num_queues_granted_ - 1) << 16);
+            break;
+        }
+        case nvme::feature::async_event_configuration:
+            aec_ = v;
+            break;
+        case nvme::feature::keep_alive_timer:
+            kato_ms_ = v;
+            last_keep_alive_ = std::chrono::steady_clock::now();
+            start();  // a timer from KATO 0 (no watchdog yet); no-op when one runs
+            break;
+        case nvme::feature::host_identifier:
+            return r.set(sc::command_sequence_error);
+        case nvme::feature::interrupt_coalescing:
+        case nvme::feature::write_atomicity:
+            break;
+        default:
+            return r.set(sc::invalid_field);
     }
 }
 
@@ -450,8 +516,10 @@ void controller::namespace_changed(uint32_t nsid) {
         if (!c || c->shut_down_) return;
         auto& l = c->changed_nsids_;
         if (std::find(l.begin(), l.end(), nsid) == l.end()) {
-            if (l.size() >= 1024) c->changed_overflow_ = true;
-            else l.push_back(nsid);
+            if (l.size() >= 1024)
+                c->changed_overflow_ = true;
+            else
+                l.push_back(nsid);
         }
         if (c->aec_ & nvme::aec_namespace_attribute) {
             c->event_pending_ = true;

@@ -29,23 +29,23 @@ class target;
 
 // Limits a controller advertises; set by the target's configuration.
 struct controller_limits {
-    uint16_t max_queue_depth = 128;      // MQES + 1 and MAXCMD
-    uint16_t max_io_queues = 64;         // Number of Queues feature
-    uint32_t in_capsule_data = 8192;     // IOCCSZ = (64 + this) / 16
-    uint32_t max_transfer = 1u << 20;    // MDTS, a power of two >= 4 KiB
+    uint16_t max_queue_depth = 128;    // MQES + 1 and MAXCMD
+    uint16_t max_io_queues = 64;       // Number of Queues feature
+    uint32_t in_capsule_data = 8192;   // IOCCSZ = (64 + this) / 16
+    uint32_t max_transfer = 1u << 20;  // MDTS, a power of two >= 4 KiB
 };
 
 // A queue of the controller as the transport sees it: closed from the
 // controller when the controller goes away.
 class queue_link {
-public:
+  public:
     virtual ~queue_link() = default;
     // requires: called on the queue's own reactor.
     virtual void close_from_controller() = 0;
 };
 
 class controller : public std::enable_shared_from_this<controller> {
-public:
+  public:
     controller(target& tgt, std::shared_ptr<subsystem> ss, std::string hostnqn, host_id hostid,
                uint32_t kato_ms, controller_limits limits, unsigned home_reactor);
     ~controller();
@@ -82,7 +82,7 @@ public:
     // Counters for the SMART log, updated by I/O queues (blocks in 512 B units).
     std::atomic<uint64_t> blocks_read{0}, blocks_written{0}, read_cmds{0}, write_cmds{0};
 
-private:
+  private:
     void property_get(request& r);
     void property_set(request& r);
     void identify(request& r);

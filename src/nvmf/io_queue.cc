@@ -12,22 +12,30 @@ using nvme::io_opcode;
 namespace {
 nvme::status from_errno(int rc) {
     switch (-rc) {
-    case 0: return sc::success;
-    case ERANGE: return sc::lba_out_of_range;
-    case ENOSPC: return sc::capacity_exceeded;
-    case EINVAL: return sc::invalid_field;
-    case EROFS: return nvme::generic(0x20);  // namespace is write protected
-    default: return sc::internal_error;
+        case 0:
+            return sc::success;
+        case ERANGE:
+            return sc::lba_out_of_range;
+        case ENOSPC:
+            return sc::capacity_exceeded;
+        case EINVAL:
+            return sc::invalid_field;
+        case EROFS:
+            return nvme::generic(0x20);  // namespace is write protected
+        default:
+            return sc::internal_error;
     }
 }
 
 bool writes_media(io_opcode op) {
     switch (op) {
-    case io_opcode::write:
-    case io_opcode::write_zeroes:
-    case io_opcode::dataset_management:
-    case io_opcode::write_uncorrectable: return true;
-    default: return false;
+        case io_opcode::write:
+        case io_opcode::write_zeroes:
+        case io_opcode::dataset_management:
+        case io_opcode::write_uncorrectable:
+            return true;
+        default:
+            return false;
     }
 }
 }  // namespace
@@ -41,8 +49,11 @@ io_queue::ns_ref* io_queue::lookup(uint32_t nsid) {
         std::map<uint32_t, ns_ref> next;
         for (auto& [id, n] : *table) {
             auto old = namespaces_.find(id);
-            if (old != namespaces_.end() && old->second.n == n) next.emplace(id, std::move(old->second));
-            else next.emplace(id, ns_ref{n, std::shared_ptr<bdev::channel>(n->dev().open_channel())});
+            if (old != namespaces_.end() && old->second.n == n)
+                next.emplace(id, std::move(old->second));
+            else
+                next.emplace(id,
+                             ns_ref{n, std::shared_ptr<bdev::channel>(n->dev().open_channel())});
         }
         namespaces_.swap(next);
         gen_ = g;
@@ -69,38 +80,53 @@ task<void> io_queue::execute(request& r) {
     }
     ns& n = *ref->n;
     switch (op) {
-    case io_opcode::reservation_register:
-    case io_opcode::reservation_acquire:
-    case io_opcode::reservation_release:
-    case io_opcode::reservation_report: reservation(r, n); co_return;
-    default: break;
+        case io_opcode::reservation_register:
+        case io_opcode::reservation_acquire:
+        case io_opcode::reservation_release:
+        case io_opcode::reservation_report:
+            reservation(r, n);
+            co_return;
+        default:
+            break;
     }
     if (!n.allows(ctrl_->hostid(), writes_media(op))) {
         r.set(sc::reservation_conflict);
         co_return;
     }
     switch (op) {
-    case io_opcode::read: co_await read_write(r, *ref, false); break;
-    case io_opcode::write: co_await read_write(r, *ref, true); break;
-    case io_opcode::compare: co_await compare(r, *ref); break;
-    case io_opcode::flush: r.set(from_errno(co_await ref->ch->flush())); break;
-    case io_opcode::write_zeroes: {
-        uint64_t slba = uint64_t(r.cmd.cdw10) | (uint64_t(r.cmd.cdw11) << 32);
-        uint64_t nlb = (r.cmd.cdw12 & 0xffff) + 1;
-        auto ch = ref->ch;
-        if (int rc = n.dev().check_range(slba, nlb); rc < 0) {
+        case io_opcode::read:
+            co_await read_write(r, *ref, false);
+            break;
+        case io_opcode::write:
+            co_await read_write(r, *ref, true);
+            break;
+        case io_opcode::compare:
+            co_await compare(r, *ref);
+            break;
+        case io_opcode::flush:
+            r.set(from_errno(co_await ref->ch->flush()));
+            break;
+        case io_opcode::write_zeroes: {
+            uint64_t slba = uint64_t(r.cmd.cdw10) | (uint64_t(r.cmd.cdw11) << 32);
+            uint64_t nlb = (r.cmd.cdw12 & 0xffff) + 1;
+            auto ch = ref->ch;
+            if (int rc = n.dev().check_range(slba, nlb); rc < 0) {
+                r.set(from_errno(rc));
+                break;
+            }
+            // DEAC (bit 25) asks for deallocation where it reads back as zeroes.
+            bool deac = r.cmd.cdw12 & (1u << 25);
+            int rc = deac && n.dev().unmap_reads_zeroes() ? co_await ch->unmap(slba, nlb)
+                                                          : co_await ch->write_zeroes(slba, nlb);
             r.set(from_errno(rc));
             break;
         }
-        // DEAC (bit 25) asks for deallocation where it reads back as zeroes.
-        bool deac = r.cmd.cdw12 & (1u << 25);
-        int rc = deac && n.dev().unmap_reads_zeroes() ? co_await ch->unmap(slba, nlb)
-                                                       : co_await ch->write_zeroes(slba, nlb);
-        r.set(from_errno(rc));
-        break;
-    }
-    case io_opcode::dataset_management: co_await dataset_management(r, *ref); break;
-    default: r.set(sc::invalid_opcode); break;
+        case io_opcode::dataset_management:
+            co_await dataset_management(r, *ref);
+            break;
+        default:
+            r.set(sc::invalid_opcode);
+            break;
     }
 }
 
@@ -214,20 +240,21 @@ void io_queue::reservation(request& r, ns& n) {
     }
     nvme::status s = n.with_reservations([&](reservation_state& st) -> nvme::status {
         switch (op) {
-        case io_opcode::reservation_register:
-            return st.register_key(host, ctrl_->cntlid(), action, iekey, keys.current, keys.other);
-        case io_opcode::reservation_acquire:
-            return st.acquire(host, action, iekey, type, keys.current, keys.other);
-        case io_opcode::reservation_release:
-            return st.release(host, action, iekey, type, keys.current);
-        default: {
-            // Fabrics hosts have 128-bit host IDs: only the extended report fits.
-            if (!(r.cmd.cdw11 & 1)) return sc::host_id_inconsistent_format;
-            uint64_t len = (uint64_t(r.cmd.cdw10) + 1) * 4;
-            if (len > r.data_len) return sc::sgl_data_length_invalid;
-            st.report({r.data.data(), size_t(len)});
-            return sc::success;
-        }
+            case io_opcode::reservation_register:
+                return st.register_key(host, ctrl_->cntlid(), action, iekey, keys.current,
+                                       keys.other);
+            case io_opcode::reservation_acquire:
+                return st.acquire(host, action, iekey, type, keys.current, keys.other);
+            case io_opcode::reservation_release:
+                return st.release(host, action, iekey, type, keys.current);
+            default: {
+                // Fabrics hosts have 128-bit host IDs: only the extended report fits.
+                if (!(r.cmd.cdw11 & 1)) return sc::host_id_inconsistent_format;
+                uint64_t len = (uint64_t(r.cmd.cdw10) + 1) * 4;
+                if (len > r.data_len) return sc::sgl_data_length_invalid;
+                st.report({r.data.data(), size_t(len)});
+                return sc::success;
+            }
         }
     });
     r.set(s);

@@ -16,13 +16,13 @@
 namespace weft::nvmf {
 
 class io_queue {
-public:
+  public:
     explicit io_queue(std::shared_ptr<controller> ctrl);
 
     controller& ctrl() { return *ctrl_; }
     task<void> execute(request& r);
 
-private:
+  private:
     struct ns_ref {
         std::shared_ptr<ns> n;
         std::shared_ptr<bdev::channel> ch;  // held by each command for its duration

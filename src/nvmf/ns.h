@@ -19,7 +19,7 @@ struct ns_ids {
 };
 
 class ns {
-public:
+  public:
     ns(uint32_t nsid, std::shared_ptr<bdev::bdev> dev, ns_ids ids)
         : nsid_(nsid), dev_(std::move(dev)), ids_(ids) {}
 
@@ -39,12 +39,14 @@ public:
         std::lock_guard lock(resv_mutex_);
         struct publish {
             const ns* self;
-            ~publish() { self->reservation_held_.store(self->resv_.held(), std::memory_order_release); }
+            ~publish() {
+                self->reservation_held_.store(self->resv_.held(), std::memory_order_release);
+            }
         } p{this};
         return fn(resv_);
     }
 
-private:
+  private:
     uint32_t nsid_;
     std::shared_ptr<bdev::bdev> dev_;
     ns_ids ids_;

@@ -9,7 +9,10 @@ using nvme::reservation_type;
 namespace sc = nvme::sc;
 
 namespace {
-bool valid_type(reservation_type t) { return t >= reservation_type::write_exclusive && t <= reservation_type::exclusive_access_all_registrants; }
+bool valid_type(reservation_type t) {
+    return t >= reservation_type::write_exclusive &&
+           t <= reservation_type::exclusive_access_all_registrants;
+}
 }  // namespace
 
 reservation_state::registrant* reservation_state::find(const host_id& h) {
@@ -48,32 +51,32 @@ nvme::status reservation_state::register_key(const host_id& h, uint16_t cntlid, 
                                              bool iekey, uint64_t crkey, uint64_t nrkey) {
     registrant* r = find(h);
     switch (action) {
-    case 0:  // register
-        if (nrkey == 0) return sc::invalid_field;
-        if (r) return r->key == nrkey ? sc::success : sc::reservation_conflict;
-        regs_.push_back({h, cntlid, nrkey});
-        ++gen_;
-        return sc::success;
-    case 1:  // unregister
-        if (!r) return sc::reservation_conflict;
-        if (!iekey && r->key != crkey) return sc::reservation_conflict;
-        unregister(h);
-        ++gen_;
-        return sc::success;
-    case 2:  // replace
-        if (nrkey == 0) return sc::invalid_field;
-        if (!r) {
-            // Not registered: with IEKEY (or a zero current key) this registers.
-            if (!iekey && crkey != 0) return sc::reservation_conflict;
+        case 0:  // register
+            if (nrkey == 0) return sc::invalid_field;
+            if (r) return r->key == nrkey ? sc::success : sc::reservation_conflict;
             regs_.push_back({h, cntlid, nrkey});
-        } else {
+            ++gen_;
+            return sc::success;
+        case 1:  // unregister
+            if (!r) return sc::reservation_conflict;
             if (!iekey && r->key != crkey) return sc::reservation_conflict;
-            r->key = nrkey;
-        }
-        ++gen_;
-        return sc::success;
-    default:
-        return sc::invalid_field;
+            unregister(h);
+            ++gen_;
+            return sc::success;
+        case 2:  // replace
+            if (nrkey == 0) return sc::invalid_field;
+            if (!r) {
+                // Not registered: with IEKEY (or a zero current key) this registers.
+                if (!iekey && crkey != 0) return sc::reservation_conflict;
+                regs_.push_back({h, cntlid, nrkey});
+            } else {
+                if (!iekey && r->key != crkey) return sc::reservation_conflict;
+                r->key = nrkey;
+            }
+            ++gen_;
+            return sc::success;
+        default:
+            return sc::invalid_field;
     }
 }
 
@@ -84,58 +87,63 @@ nvme::status reservation_state::acquire(const host_id& h, unsigned action, bool 
     if (!r || r->key != crkey) return sc::reservation_conflict;
     if (!valid_type(type)) return sc::invalid_field;
     switch (action) {
-    case 0:  // acquire
-        if (!held()) {
-            type_ = type;
-            holder_ = h;
-            if (all_registrants_type()) holder_.reset();
-            return sc::success;
-        }
-        if (is_holder(h) && type_ == type) return sc::success;
-        return sc::reservation_conflict;
-    case 1:    // preempt
-    case 2: {  // preempt and abort (the abort is a best effort the host does not rely on)
-        auto drop_key = [&](uint64_t key) {
-            std::vector<host_id> victims;
-            for (auto& x : regs_)
-                if (x.key == key && x.host != h) victims.push_back(x.host);
-            for (auto& v : victims) regs_.erase(std::remove_if(regs_.begin(), regs_.end(), [&](auto& x) { return x.host == v; }), regs_.end());
-            return !victims.empty();
-        };
-        if (!held()) {
-            if (prkey == 0) return sc::invalid_field;
-            drop_key(prkey);
-            ++gen_;
-            return sc::success;
-        }
-        if (all_registrants_type()) {
-            if (prkey == 0) {
-                // Everyone else goes; the preempter holds the new type.
-                regs_.erase(std::remove_if(regs_.begin(), regs_.end(), [&](auto& x) { return x.host != h; }), regs_.end());
+        case 0:  // acquire
+            if (!held()) {
+                type_ = type;
+                holder_ = h;
+                if (all_registrants_type()) holder_.reset();
+                return sc::success;
+            }
+            if (is_holder(h) && type_ == type) return sc::success;
+            return sc::reservation_conflict;
+        case 1:    // preempt
+        case 2: {  // preempt and abort (the abort is a best effort the host does not rely on)
+            auto drop_key = [&](uint64_t key) {
+                std::vector<host_id> victims;
+                for (auto& x : regs_)
+                    if (x.key == key && x.host != h) victims.push_back(x.host);
+                for (auto& v : victims)
+                    regs_.erase(std::remove_if(regs_.begin(), regs_.end(),
+                                               [&](auto& x) { return x.host == v; }),
+                                regs_.end());
+                return !victims.empty();
+            };
+            if (!held()) {
+                if (prkey == 0) return sc::invalid_field;
+                drop_key(prkey);
+                ++gen_;
+                return sc::success;
+            }
+            if (all_registrants_type()) {
+                if (prkey == 0) {
+                    // Everyone else goes; the preempter holds the new type.
+                    regs_.erase(std::remove_if(regs_.begin(), regs_.end(),
+                                               [&](auto& x) { return x.host != h; }),
+                                regs_.end());
+                    type_ = type;
+                    holder_ = h;
+                    if (all_registrants_type()) holder_.reset();
+                } else {
+                    drop_key(prkey);
+                }
+                ++gen_;
+                return sc::success;
+            }
+            const registrant* holder = holder_ ? find(*holder_) : nullptr;
+            if (holder && holder->key == prkey) {
+                drop_key(prkey);
                 type_ = type;
                 holder_ = h;
                 if (all_registrants_type()) holder_.reset();
             } else {
+                if (prkey == 0) return sc::invalid_field;
                 drop_key(prkey);
             }
             ++gen_;
             return sc::success;
         }
-        const registrant* holder = holder_ ? find(*holder_) : nullptr;
-        if (holder && holder->key == prkey) {
-            drop_key(prkey);
-            type_ = type;
-            holder_ = h;
-            if (all_registrants_type()) holder_.reset();
-        } else {
-            if (prkey == 0) return sc::invalid_field;
-            drop_key(prkey);
-        }
-        ++gen_;
-        return sc::success;
-    }
-    default:
-        return sc::invalid_field;
+        default:
+            return sc::invalid_field;
     }
 }
 
@@ -145,20 +153,20 @@ nvme::status reservation_state::release(const host_id& h, unsigned action, bool 
     registrant* r = find(h);
     if (!r || r->key != crkey) return sc::reservation_conflict;
     switch (action) {
-    case 0:  // release
-        if (!held() || !is_holder(h)) return sc::success;  // nothing of ours to release
-        if (type != type_) return sc::invalid_field;
-        type_ = reservation_type::none;
-        holder_.reset();
-        return sc::success;
-    case 1:  // clear
-        regs_.clear();
-        type_ = reservation_type::none;
-        holder_.reset();
-        ++gen_;
-        return sc::success;
-    default:
-        return sc::invalid_field;
+        case 0:                                                // release
+            if (!held() || !is_holder(h)) return sc::success;  // nothing of ours to release
+            if (type != type_) return sc::invalid_field;
+            type_ = reservation_type::none;
+            holder_.reset();
+            return sc::success;
+        case 1:  // clear
+            regs_.clear();
+            type_ = reservation_type::none;
+            holder_.reset();
+            ++gen_;
+            return sc::success;
+        default:
+            return sc::invalid_field;
     }
 }
 
@@ -166,18 +174,18 @@ bool reservation_state::allows(const host_id& h, bool write) const {
     if (!held() || is_holder(h)) return true;
     bool registered = find(h) != nullptr;
     switch (type_) {
-    case reservation_type::write_exclusive:
-        return !write;
-    case reservation_type::exclusive_access:
-        return false;
-    case reservation_type::write_exclusive_registrants_only:
-    case reservation_type::write_exclusive_all_registrants:
-        return registered || !write;
-    case reservation_type::exclusive_access_registrants_only:
-    case reservation_type::exclusive_access_all_registrants:
-        return registered;
-    default:
-        return true;
+        case reservation_type::write_exclusive:
+            return !write;
+        case reservation_type::exclusive_access:
+            return false;
+        case reservation_type::write_exclusive_registrants_only:
+        case reservation_type::write_exclusive_all_registrants:
+            return registered || !write;
+        case reservation_type::exclusive_access_registrants_only:
+        case reservation_type::exclusive_access_all_registrants:
+            return registered;
+        default:
+            return true;
     }
 }
 

@@ -17,7 +17,7 @@ namespace weft::nvmf {
 using host_id = std::array<uint8_t, 16>;
 
 class reservation_state {
-public:
+  public:
     struct registrant {
         host_id host;
         uint16_t cntlid;  // the controller that registered, for reports
@@ -31,8 +31,8 @@ public:
     nvme::status acquire(const host_id& h, unsigned action, bool iekey, nvme::reservation_type type,
                          uint64_t crkey, uint64_t prkey);
     // Reservation Release: RRELA (0 release, 1 clear).
-    nvme::status release(const host_id& h, unsigned action, bool iekey,
-                         nvme::reservation_type type, uint64_t crkey);
+    nvme::status release(const host_id& h, unsigned action, bool iekey, nvme::reservation_type type,
+                         uint64_t crkey);
 
     // May host `h` read (write = false) or modify the media now?
     bool allows(const host_id& h, bool write) const;
@@ -46,7 +46,7 @@ public:
     // The extended Reservation Report (EDS = 1) into `out`, truncated to its size.
     void report(std::span<std::byte> out) const;
 
-private:
+  private:
     registrant* find(const host_id& h);
     const registrant* find(const host_id& h) const;
     bool all_registrants_type() const;

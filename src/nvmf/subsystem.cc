@@ -7,7 +7,10 @@
 namespace weft::nvmf {
 
 subsystem::subsystem(std::string nqn, subsystem_kind kind, std::string serial, std::string model)
-    : nqn_(std::move(nqn)), kind_(kind), serial_(std::move(serial)), model_(std::move(model)),
+    : nqn_(std::move(nqn)),
+      kind_(kind),
+      serial_(std::move(serial)),
+      model_(std::move(model)),
       table_(std::make_shared<ns_table>()) {}
 
 void subsystem::allow_any_host(bool any) {
@@ -36,7 +39,8 @@ void subsystem::publish(ns_table t) {
     ns_gen_.fetch_add(1, std::memory_order_release);
 }
 
-result<uint32_t> subsystem::add_namespace(uint32_t nsid, std::shared_ptr<bdev::bdev> dev, ns_ids ids) {
+result<uint32_t> subsystem::add_namespace(uint32_t nsid, std::shared_ptr<bdev::bdev> dev,
+                                          ns_ids ids) {
     if (kind_ == subsystem_kind::discovery) return error{EINVAL};
     // The bdev's resize lock is never taken under mutex_ (a resize calls the
     // listener, which takes mutex_, with the resize lock held): register the
@@ -56,8 +60,10 @@ result<uint32_t> subsystem::add_namespace(uint32_t nsid, std::shared_ptr<bdev::b
             nsid = 1;
             while (table_->count(nsid)) ++nsid;
         }
-        if (nsid > max_namespaces) failed = error{ENOSPC};
-        else if (table_->count(nsid)) failed = error{EEXIST};
+        if (nsid > max_namespaces)
+            failed = error{ENOSPC};
+        else if (table_->count(nsid))
+            failed = error{EEXIST};
         else {
             ns_table next = *table_;
             next.emplace(nsid, std::make_shared<ns>(nsid, dev, ids));

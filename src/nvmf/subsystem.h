@@ -28,7 +28,7 @@ enum class subsystem_kind { nvm, discovery };
 using ns_table = std::map<uint32_t, std::shared_ptr<ns>>;
 
 class subsystem {
-public:
+  public:
     static constexpr uint32_t max_namespaces = 1024;  // Identify Controller NN
 
     subsystem(std::string nqn, subsystem_kind kind, std::string serial, std::string model);
@@ -58,7 +58,7 @@ public:
     // Tells every controller that `nsid` changed (added, removed, resized).
     void notify_namespace_changed(uint32_t nsid);
 
-private:
+  private:
     void publish(ns_table t);  // requires: mutex_ held
 
     const std::string nqn_;

@@ -16,7 +16,7 @@
 namespace weft::nvmf {
 
 class target {
-public:
+  public:
     explicit target(controller_limits limits = {});
 
     const controller_limits& limits() const { return limits_; }
@@ -36,7 +36,7 @@ public:
     // admit it, one entry per listen address, plus the discovery subsystem.
     std::vector<std::byte> discovery_log_page(const std::string& hostnqn) const;
 
-private:
+  private:
     controller_limits limits_;
     mutable std::mutex mutex_;
     std::shared_ptr<subsystem> discovery_;

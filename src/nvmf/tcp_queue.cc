@@ -22,7 +22,7 @@ using namespace std::chrono_literals;
 struct tcp_queue::command {
     uint16_t slot = 0;
     request req;
-    bool preset = false;      // status decided on arrival; not executed
+    bool preset = false;     // status decided on arrival; not executed
     bool needs_r2t = false;  // host-to-controller data still to fetch
     struct r2t_range {
         uint32_t next;  // the next DATAO expected in this range
@@ -46,20 +46,26 @@ bool peer_is_loopback(int fd) {
         return (ntohl(reinterpret_cast<sockaddr_in*>(&ss)->sin_addr.s_addr) >> 24) == 127;
     if (ss.ss_family == AF_INET6) {
         auto& a = reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr;
-        return IN6_IS_ADDR_LOOPBACK(&a) ||
-               (IN6_IS_ADDR_V4MAPPED(&a) && a.s6_addr[12] == 127);
+        return IN6_IS_ADDR_LOOPBACK(&a) || (IN6_IS_ADDR_V4MAPPED(&a) && a.s6_addr[12] == 127);
     }
     return false;
 }
 
 // Connect Invalid Parameters: dword 0 locates the bad field (NVMe-oF 3.3).
-uint32_t ipo_data(size_t offset) { return (1u << 16) | uint32_t(offset); }
-uint32_t ipo_sqe(size_t offset) { return uint32_t(offset); }
+uint32_t ipo_data(size_t offset) {
+    return (1u << 16) | uint32_t(offset);
+}
+uint32_t ipo_sqe(size_t offset) {
+    return uint32_t(offset);
+}
 }  // namespace
 
 tcp_queue::tcp_queue(target& tgt, tcp_stream stream, tcp_options opt)
-    : target_(tgt), stream_(std::move(stream)), opt_(opt),
-      queued_(std::make_unique<tcp::send_batch>()), sending_(std::make_unique<tcp::send_batch>()),
+    : target_(tgt),
+      stream_(std::move(stream)),
+      opt_(opt),
+      queued_(std::make_unique<tcp::send_batch>()),
+      sending_(std::make_unique<tcp::send_batch>()),
       zero_copy_threshold_(peer_is_loopback(stream_.fd()) ? 0 : opt_.zero_copy_threshold) {
     rparams_.receiver = tcp::side::target;
     rparams_.max_data = opt_.max_h2c_data;
@@ -106,8 +112,10 @@ task<void> tcp_queue::run() {
                     rx.consume(dd->pdu.size);
                 } else {
                     auto& f = std::get<tcp::fatal_error>(res);
-                    if (f.reply) fatal(f.status, f.fei, rx.unread().first(f.header_bytes));
-                    else close("the host sent a TermReq");
+                    if (f.reply)
+                        fatal(f.status, f.fei, rx.unread().first(f.header_bytes));
+                    else
+                        close("the host sent a TermReq");
                     break;
                 }
                 // Bounded: one busy host cannot starve the reactor's others.
@@ -118,8 +126,10 @@ task<void> tcp_queue::run() {
     }
     close(close_reason_ ? close_reason_ : "closed");
     if (ctrl_) {
-        if (qid_ == 0) ctrl_->shutdown("admin queue closed");
-        else ctrl_->remove_io_queue(qid_);
+        if (qid_ == 0)
+            ctrl_->shutdown("admin queue closed");
+        else
+            ctrl_->remove_io_queue(qid_);
     }
     co_await commands_.close();
     wake_flusher();
@@ -169,8 +179,10 @@ task<bool> tcp_queue::handshake() {
             continue;
         }
         if (auto* f = std::get_if<tcp::fatal_error>(&res)) {
-            if (f->reply) fatal(f->status, f->fei, {buf, f->header_bytes});
-            else close("the host sent a TermReq");
+            if (f->reply)
+                fatal(f->status, f->fei, {buf, f->header_bytes});
+            else
+                close("the host sent a TermReq");
             co_return false;
         }
         auto* pdu = std::get_if<tcp::pdu_view>(&res);
@@ -218,17 +230,19 @@ task<bool> tcp_queue::handshake() {
 
 bool tcp_queue::handle_pdu(const tcp::pdu_view& pdu) {
     switch (pdu.type) {
-    case tcp::pdu_type::capsule_cmd: return start_command(pdu);
-    case tcp::pdu_type::h2c_data: return accept_h2c_data(pdu);
-    case tcp::pdu_type::h2c_term_req: {
-        auto& t = pdu.as<tcp::term_req>();
-        spdlog::warn("queue {}: host sent H2CTermReq, FES {:#x}", qid_, t.fes.get());
-        close("the host terminated the connection");
-        return false;
-    }
-    default:
-        fatal(tcp::fes::pdu_sequence_error, 0, {pdu.header, 8});
-        return false;
+        case tcp::pdu_type::capsule_cmd:
+            return start_command(pdu);
+        case tcp::pdu_type::h2c_data:
+            return accept_h2c_data(pdu);
+        case tcp::pdu_type::h2c_term_req: {
+            auto& t = pdu.as<tcp::term_req>();
+            spdlog::warn("queue {}: host sent H2CTermReq, FES {:#x}", qid_, t.fes.get());
+            close("the host terminated the connection");
+            return false;
+        }
+        default:
+            fatal(tcp::fes::pdu_sequence_error, 0, {pdu.header, 8});
+            return false;
     }
 }
 
@@ -252,23 +266,31 @@ bool tcp_queue::start_command(const tcp::pdu_view& pdu, bool digest_failed) {
     auto dir = nvme::data_direction(c->req.cmd.opcode);
     if (pdu.data_length > 0 || pdu.data_digest) {
         // In-capsule data: offset 0 (ICDOFF 0), length as the SGL says.
-        if (digest_failed) preset(sc::transient_transport_error);  // data withheld
-        else if (sgl.type != nvme::sgl_type::in_capsule) preset(sc::sgl_descriptor_type_invalid);
-        else if (sgl.address != 0) preset(sc::sgl_offset_invalid);
-        else if (sgl.length != pdu.data_length) preset(sc::sgl_data_length_invalid);
+        if (digest_failed)
+            preset(sc::transient_transport_error);  // data withheld
+        else if (sgl.type != nvme::sgl_type::in_capsule)
+            preset(sc::sgl_descriptor_type_invalid);
+        else if (sgl.address != 0)
+            preset(sc::sgl_offset_invalid);
+        else if (sgl.length != pdu.data_length)
+            preset(sc::sgl_data_length_invalid);
         else {
             c->req.data = buffer_pool::local().get(pdu.data_length);
             c->req.data_len = pdu.data_length;
             std::memcpy(c->req.data.data(), pdu.data.data(), pdu.data_length);
         }
     } else if (sgl.length > 0) {
-        if (sgl.type != nvme::sgl_type::transport) preset(sc::sgl_descriptor_type_invalid);
-        else if (sgl.length > target_.limits().max_transfer) preset(sc::invalid_field);
+        if (sgl.type != nvme::sgl_type::transport)
+            preset(sc::sgl_descriptor_type_invalid);
+        else if (sgl.length > target_.limits().max_transfer)
+            preset(sc::invalid_field);
         else {
             c->req.data = buffer_pool::local().get(sgl.length);
             c->req.data_len = sgl.length;
-            if (dir == nvme::transfer::host_to_controller) c->needs_r2t = true;
-            else if (qid_ == 0) std::memset(c->req.data.data(), 0, sgl.length);
+            if (dir == nvme::transfer::host_to_controller)
+                c->needs_r2t = true;
+            else if (qid_ == 0)
+                std::memset(c->req.data.data(), 0, sgl.length);
         }
     }
     command* raw = c.get();
@@ -282,16 +304,19 @@ bool tcp_queue::accept_h2c_data(const tcp::pdu_view& pdu) {
     uint16_t ttag = h.ttag.get();
     command* c = ttag < slots_.size() ? slots_[ttag].get() : nullptr;
     if (!c || !c->needs_r2t || c->r2ts.empty()) {
-        fatal(tcp::fes::invalid_header_field, offsetof(tcp::h2c_data, ttag), {pdu.header, sizeof h});
+        fatal(tcp::fes::invalid_header_field, offsetof(tcp::h2c_data, ttag),
+              {pdu.header, sizeof h});
         return false;
     }
     if (h.cccid.get() != c->req.cmd.cid) {
-        fatal(tcp::fes::invalid_header_field, offsetof(tcp::h2c_data, cccid), {pdu.header, sizeof h});
+        fatal(tcp::fes::invalid_header_field, offsetof(tcp::h2c_data, cccid),
+              {pdu.header, sizeof h});
         return false;
     }
     // Within an R2T's range the data comes in order; ranges may interleave.
     uint32_t datao = h.datao.get(), datal = h.datal.get();
-    auto range = std::find_if(c->r2ts.begin(), c->r2ts.end(), [&](auto& r) { return r.next == datao; });
+    auto range =
+        std::find_if(c->r2ts.begin(), c->r2ts.end(), [&](auto& r) { return r.next == datao; });
     if (range == c->r2ts.end()) {
         fatal(tcp::fes::data_out_of_range, offsetof(tcp::h2c_data, datao), {pdu.header, sizeof h});
         return false;
@@ -300,8 +325,10 @@ bool tcp_queue::accept_h2c_data(const tcp::pdu_view& pdu) {
         fatal(tcp::fes::data_out_of_range, offsetof(tcp::h2c_data, datal), {pdu.header, sizeof h});
         return false;
     }
-    if (pdu.data.size() == datal) std::memcpy(c->req.data.data() + datao, pdu.data.data(), datal);
-    else c->data_status = sc::transient_transport_error;  // data digest failed
+    if (pdu.data.size() == datal)
+        std::memcpy(c->req.data.data() + datao, pdu.data.data(), datal);
+    else
+        c->data_status = sc::transient_transport_error;  // data digest failed
     c->received += datal;
     range->next += datal;
     if (range->next == range->end) {
@@ -434,7 +461,8 @@ task<void> tcp_queue::connect(command* c) {
         auto st = ctrl->add_io_queue(cc.qid, cc.sqsize, here, weak_from_this());
         if (!st.ok()) {
             r.set(st);
-            if (st == sc::connect_invalid_parameters) r.cpl.dw0 = ipo_sqe(offsetof(nvme::connect_command, qid));
+            if (st == sc::connect_invalid_parameters)
+                r.cpl.dw0 = ipo_sqe(offsetof(nvme::connect_command, qid));
             co_return;
         }
         io_ = std::make_unique<io_queue>(ctrl);
@@ -451,8 +479,8 @@ task<void> tcp_queue::connect(command* c) {
         slots_.push_back(nullptr);
         free_slots_.push_back(s);
     }
-    spdlog::info("{} connected to {}: controller {}, queue {} (depth {}{}{}) on reactor {}", hostnqn,
-                 subnqn, ctrl->cntlid(), qid_, queue_size_,
+    spdlog::info("{} connected to {}: controller {}, queue {} (depth {}{}{}) on reactor {}",
+                 hostnqn, subnqn, ctrl->cntlid(), qid_, queue_size_,
                  qid_ == 0 ? fmt::format(", keep-alive {} ms", cc.kato) : std::string(),
                  sq_flow_disabled_ ? ", SQ flow control off" : "", here);
 }

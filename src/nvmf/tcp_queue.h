@@ -38,7 +38,7 @@ struct tcp_options {
 };
 
 class tcp_queue : public queue_link, public std::enable_shared_from_this<tcp_queue> {
-public:
+  public:
     tcp_queue(target& tgt, tcp_stream stream, tcp_options opt);
     ~tcp_queue() override;
 
@@ -46,7 +46,7 @@ public:
     task<void> run();
     void close_from_controller() override { close("closed by its controller"); }
 
-private:
+  private:
     struct command;  // one command in flight
 
     // receive side

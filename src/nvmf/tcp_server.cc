@@ -35,7 +35,8 @@ task<void> tcp_server::accept_loop(tcp_listener* l, per_reactor* me) {
             spdlog::warn("accept on {}: {}", l->local_address().to_string(), s.err().message());
             if (e == EBADF || e == ENOTSOCK || e == EINVAL) break;
             // Out of descriptors or memory: back off instead of spinning.
-            if (co_await sleep(std::chrono::milliseconds(100)).abort_with(me->stop) == -ECANCELED) break;
+            if (co_await sleep(std::chrono::milliseconds(100)).abort_with(me->stop) == -ECANCELED)
+                break;
             continue;
         }
         unsigned r = next_reactor_++ % unsigned(reactors_.size());
@@ -64,9 +65,8 @@ void tcp_server::start_queue(tcp_stream s) {
     auto q = std::make_shared<tcp_queue>(target_, std::move(s), opt_);
     std::erase_if(me->queues, [](auto& w) { return w.expired(); });
     me->queues.push_back(q);
-    reactor::local().spawn(me->conns.hold([](std::shared_ptr<tcp_queue> q) -> task<void> {
-        co_await q->run();
-    }(std::move(q))));
+    reactor::local().spawn(me->conns.hold(
+        [](std::shared_ptr<tcp_queue> q) -> task<void> { co_await q->run(); }(std::move(q))));
 }
 
 task<void> tcp_server::stop() {

@@ -15,7 +15,7 @@
 namespace weft::nvmf {
 
 class tcp_server {
-public:
+  public:
     tcp_server(target& tgt, tcp_options opt, unsigned reactors);
     ~tcp_server();
 
@@ -29,7 +29,7 @@ public:
     // The addresses listen() bound, with the port the kernel picked for port 0.
     const std::vector<socket_address>& addresses() const { return addresses_; }
 
-private:
+  private:
     struct per_reactor {
         abort_source stop;
         gate loops;  // accept loops

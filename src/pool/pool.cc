@@ -14,8 +14,10 @@ namespace {
 
 error fail(std::string* why, int code, std::string msg) {
     // A blank device is what a caller probes before creating a pool: not an error yet.
-    if (code == ENODATA) spdlog::info("pool: {}", msg);
-    else spdlog::error("pool: {}", msg);
+    if (code == ENODATA)
+        spdlog::info("pool: {}", msg);
+    else
+        spdlog::error("pool: {}", msg);
     if (why) *why = std::move(msg);
     return error{code};
 }

@@ -95,7 +95,9 @@ class tcp_stream {
     // Zero-copy sendmsg: completes once the kernel no longer needs the data.
     // requires: `msg` (and its iovecs) live until the op completes.
     auto sendmsg_zc(const msghdr* msg, int flags = MSG_NOSIGNAL) {
-        auto prep = [=, fd = fd()](io_uring_sqe* s) { io_uring_prep_sendmsg_zc(s, fd, msg, flags); };
+        auto prep = [=, fd = fd()](io_uring_sqe* s) {
+            io_uring_prep_sendmsg_zc(s, fd, msg, flags);
+        };
         return uring_op<decltype(prep)>(prep, /*zero_copy=*/true);
     }
 

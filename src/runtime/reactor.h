@@ -10,11 +10,11 @@
 #include <liburing.h>
 
 #include <atomic>
-#include <mutex>
 #include <chrono>
 #include <coroutine>
 #include <cstdint>
 #include <deque>
+#include <mutex>
 #include <vector>
 
 #include "runtime/message_ring.h"

@@ -36,9 +36,10 @@ class engine_process {
     // Starts it and waits for its API line; false (with the log) if it exits.
     bool start(std::vector<std::string> extra = {}) {
         log_ = data_ / "engine.log";
-        std::vector<std::string> args = {WEFT_ENGINE_BINARY, "--data-dir", data_.string(), "--cores", "0",
-                                         "--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0",
-                                         "--metrics-listen", "127.0.0.1:0"};
+        std::vector<std::string> args = {
+            WEFT_ENGINE_BINARY, "--data-dir",  data_.string(), "--cores",     "0",
+            "--listen",         "127.0.0.1:0", "--api-listen", "127.0.0.1:0", "--metrics-listen",
+            "127.0.0.1:0"};
         args.insert(args.end(), extra.begin(), extra.end());
         std::vector<char*> argv;
         for (auto& a : args) argv.push_back(a.data());
@@ -133,8 +134,8 @@ class api : public ::testing::Test {
         EXPECT_TRUE(s.ok()) << s.error_message();
         return p;
     }
-    grpc::Status make_volume(const std::string& pool, const std::string& name, uint64_t size, bool thick,
-                             v1::Volume* out = nullptr) {
+    grpc::Status make_volume(const std::string& pool, const std::string& name, uint64_t size,
+                             bool thick, v1::Volume* out = nullptr) {
         v1::CreateVolumeRequest r;
         r.set_pool(pool);
         r.set_name(name);
@@ -166,8 +167,9 @@ class api : public ::testing::Test {
         r.set_name(name);
         return r;
     }
-    grpc::Status share(const std::string& pool, const std::string& vol, std::vector<std::string> hosts,
-                       bool any = false, const std::string& nqn = "", v1::Share* out = nullptr) {
+    grpc::Status share(const std::string& pool, const std::string& vol,
+                       std::vector<std::string> hosts, bool any = false,
+                       const std::string& nqn = "", v1::Share* out = nullptr) {
         v1::ShareVolumeRequest r;
         *r.mutable_volume() = ref(pool, vol);
         r.set_nqn(nqn);
@@ -187,10 +189,12 @@ TEST_F(api, pool_lifecycle_and_input_checks) {
     r.set_name("bad name");
     r.set_path((dir / "x.img").string());
     r.set_size(64 << 20);
-    EXPECT_EQ(call(&v1::Engine::Stub::CreatePool, r, &p).error_code(), StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(call(&v1::Engine::Stub::CreatePool, r, &p).error_code(),
+              StatusCode::INVALID_ARGUMENT);
     r.set_name("p0");
     r.set_cluster_size(3000);
-    EXPECT_EQ(call(&v1::Engine::Stub::CreatePool, r, &p).error_code(), StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(call(&v1::Engine::Stub::CreatePool, r, &p).error_code(),
+              StatusCode::INVALID_ARGUMENT);
     r.set_cluster_size(0);
     r.set_size(0);  // no file and no size to make one
     EXPECT_EQ(call(&v1::Engine::Stub::CreatePool, r, &p).error_code(), StatusCode::NOT_FOUND);
@@ -224,7 +228,8 @@ TEST_F(api, pool_lifecycle_and_input_checks) {
         ir.set_path((dir / "nothing.img").string());
         EXPECT_EQ(call(&v1::Engine::Stub::ImportPool, ir, &p).error_code(), StatusCode::NOT_FOUND);
         ir.set_path((dir / "p0.img").string());
-        EXPECT_EQ(call(&v1::Engine::Stub::ImportPool, ir, &p).error_code(), StatusCode::ALREADY_EXISTS);
+        EXPECT_EQ(call(&v1::Engine::Stub::ImportPool, ir, &p).error_code(),
+                  StatusCode::ALREADY_EXISTS);
     }
     ASSERT_EQ(pools().size(), 1u);
 
@@ -270,7 +275,8 @@ TEST_F(api, volumes_snapshots_clones) {
     EXPECT_EQ(make_volume("p", "-z", 4096, false).error_code(), StatusCode::INVALID_ARGUMENT);
     EXPECT_EQ(make_volume("q", "z", 4096, false).error_code(), StatusCode::NOT_FOUND);
     // More than the pool holds, thick: refused, and nothing is left.
-    EXPECT_EQ(make_volume("p", "huge", 1ull << 30, true).error_code(), StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_EQ(make_volume("p", "huge", 1ull << 30, true).error_code(),
+              StatusCode::RESOURCE_EXHAUSTED);
     EXPECT_EQ(volumes("p").size(), 2u);
 
     // Resize: grow; a snapshot cannot; by UUID; a bad UUID; a wrong pair.
@@ -281,10 +287,12 @@ TEST_F(api, volumes_snapshots_clones) {
     EXPECT_EQ(v.size_bytes(), 32u << 20);
     rr.mutable_volume()->set_name("");
     rr.mutable_volume()->set_uuid("not-a-uuid");
-    EXPECT_EQ(call(&v1::Engine::Stub::ResizeVolume, rr, &v).error_code(), StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(call(&v1::Engine::Stub::ResizeVolume, rr, &v).error_code(),
+              StatusCode::INVALID_ARGUMENT);
     rr.mutable_volume()->set_uuid(thick_uuid);
     rr.mutable_volume()->set_name("thin");
-    EXPECT_EQ(call(&v1::Engine::Stub::ResizeVolume, rr, &v).error_code(), StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(call(&v1::Engine::Stub::ResizeVolume, rr, &v).error_code(),
+              StatusCode::INVALID_ARGUMENT);
     rr.mutable_volume()->set_name("");
     rr.set_size_bytes(12 << 20);
     ASSERT_TRUE(call(&v1::Engine::Stub::ResizeVolume, rr, &v).ok());
@@ -299,15 +307,18 @@ TEST_F(api, volumes_snapshots_clones) {
     ASSERT_TRUE(call(&v1::Engine::Stub::CreateSnapshot, sr, &snap).ok());
     EXPECT_TRUE(snap.snapshot());
     EXPECT_TRUE(snap.read_only());
-    EXPECT_EQ(call(&v1::Engine::Stub::CreateSnapshot, sr, &v).error_code(), StatusCode::ALREADY_EXISTS);
+    EXPECT_EQ(call(&v1::Engine::Stub::CreateSnapshot, sr, &v).error_code(),
+              StatusCode::ALREADY_EXISTS);
     *sr.mutable_volume() = ref("p", "snap");
     sr.set_name("snap2");
-    EXPECT_EQ(call(&v1::Engine::Stub::CreateSnapshot, sr, &v).error_code(), StatusCode::FAILED_PRECONDITION);
+    EXPECT_EQ(call(&v1::Engine::Stub::CreateSnapshot, sr, &v).error_code(),
+              StatusCode::FAILED_PRECONDITION);
 
     v1::CreateCloneRequest cr;
     *cr.mutable_snapshot() = ref("p", "thin");
     cr.set_name("clone");
-    EXPECT_EQ(call(&v1::Engine::Stub::CreateClone, cr, &v).error_code(), StatusCode::FAILED_PRECONDITION);
+    EXPECT_EQ(call(&v1::Engine::Stub::CreateClone, cr, &v).error_code(),
+              StatusCode::FAILED_PRECONDITION);
     *cr.mutable_snapshot() = ref("p", "snap");
     v1::Volume clone;
     ASSERT_TRUE(call(&v1::Engine::Stub::CreateClone, cr, &clone).ok());
@@ -316,12 +327,14 @@ TEST_F(api, volumes_snapshots_clones) {
 
     rr.mutable_volume()->set_uuid(snap.uuid());
     rr.set_size_bytes(64 << 20);
-    EXPECT_EQ(call(&v1::Engine::Stub::ResizeVolume, rr, &v).error_code(), StatusCode::FAILED_PRECONDITION);
+    EXPECT_EQ(call(&v1::Engine::Stub::ResizeVolume, rr, &v).error_code(),
+              StatusCode::FAILED_PRECONDITION);
 
     v1::DestroyVolumeRequest dr;
     v1::Empty e;
     *dr.mutable_volume() = ref("p", "snap");
-    EXPECT_EQ(call(&v1::Engine::Stub::DestroyVolume, dr, &e).error_code(), StatusCode::FAILED_PRECONDITION);
+    EXPECT_EQ(call(&v1::Engine::Stub::DestroyVolume, dr, &e).error_code(),
+              StatusCode::FAILED_PRECONDITION);
     *dr.mutable_volume() = ref("p", "clone");
     ASSERT_TRUE(call(&v1::Engine::Stub::DestroyVolume, dr, &e).ok());
     *dr.mutable_volume() = ref("p", "snap");
@@ -340,7 +353,8 @@ TEST_F(api, shares_and_their_rules) {
     ASSERT_TRUE(make_volume("p", "w", 8 << 20, false).ok());
     const std::string host = "nqn.2014-08.org.nvmexpress:uuid:11111111-2222-3333-4444-555555555555";
 
-    EXPECT_EQ(share("p", "v", {}).error_code(), StatusCode::INVALID_ARGUMENT);  // nobody could connect
+    EXPECT_EQ(share("p", "v", {}).error_code(),
+              StatusCode::INVALID_ARGUMENT);  // nobody could connect
     EXPECT_EQ(share("p", "v", {"not an nqn"}).error_code(), StatusCode::INVALID_ARGUMENT);
     EXPECT_EQ(share("p", "v", {host}, false, "bad-nqn").error_code(), StatusCode::INVALID_ARGUMENT);
     EXPECT_EQ(share("p", "nope", {host}).error_code(), StatusCode::NOT_FOUND);
@@ -356,9 +370,11 @@ TEST_F(api, shares_and_their_rules) {
     // Again with the same NQN: the host list is replaced; another NQN: no.
     ASSERT_TRUE(share("p", "v", {}, true, "nqn.2026-11.io.weft:p:v", &s).ok());
     EXPECT_TRUE(s.allow_any_host());
-    EXPECT_EQ(share("p", "v", {host}, false, "nqn.2026-11.io.weft:other").error_code(), StatusCode::ALREADY_EXISTS);
+    EXPECT_EQ(share("p", "v", {host}, false, "nqn.2026-11.io.weft:other").error_code(),
+              StatusCode::ALREADY_EXISTS);
     // Another volume cannot take the NQN.
-    EXPECT_EQ(share("p", "w", {host}, false, "nqn.2026-11.io.weft:p:v").error_code(), StatusCode::ALREADY_EXISTS);
+    EXPECT_EQ(share("p", "w", {host}, false, "nqn.2026-11.io.weft:p:v").error_code(),
+              StatusCode::ALREADY_EXISTS);
     ASSERT_EQ(shares().size(), 1u);
     EXPECT_EQ(volumes("p").at(0).share_nqn(), "nqn.2026-11.io.weft:p:v");
 
@@ -366,10 +382,12 @@ TEST_F(api, shares_and_their_rules) {
     v1::Empty e;
     v1::DestroyVolumeRequest dr;
     *dr.mutable_volume() = ref("p", "v");
-    EXPECT_EQ(call(&v1::Engine::Stub::DestroyVolume, dr, &e).error_code(), StatusCode::FAILED_PRECONDITION);
+    EXPECT_EQ(call(&v1::Engine::Stub::DestroyVolume, dr, &e).error_code(),
+              StatusCode::FAILED_PRECONDITION);
     v1::DestroyPoolRequest dp;
     dp.set_name("p");
-    EXPECT_EQ(call(&v1::Engine::Stub::DestroyPool, dp, &e).error_code(), StatusCode::FAILED_PRECONDITION);
+    EXPECT_EQ(call(&v1::Engine::Stub::DestroyPool, dp, &e).error_code(),
+              StatusCode::FAILED_PRECONDITION);
     // Resize of a shared volume reaches the served namespace.
     v1::ResizeVolumeRequest rr;
     *rr.mutable_volume() = ref("p", "v");
@@ -389,7 +407,8 @@ TEST_F(api, listeners) {
     v1::AddListenerRequest r;
     v1::Listener l;
     r.set_address("localhost");
-    EXPECT_EQ(call(&v1::Engine::Stub::AddListener, r, &l).error_code(), StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(call(&v1::Engine::Stub::AddListener, r, &l).error_code(),
+              StatusCode::INVALID_ARGUMENT);
     r.set_address("127.0.0.1:" + std::to_string(eng->nvme_port));
     EXPECT_EQ(call(&v1::Engine::Stub::AddListener, r, &l).error_code(), StatusCode::ALREADY_EXISTS);
     r.set_address("127.0.0.1:0");
@@ -457,8 +476,10 @@ TEST_F(api, concurrent_requests_are_serialised) {
     for (int i = 0; i < 8; ++i)
         ts.emplace_back([&] {
             auto s = make_volume("p", "same", 4 << 20, false);
-            if (s.ok()) ++ok;
-            else if (s.error_code() == StatusCode::ALREADY_EXISTS) ++exists;
+            if (s.ok())
+                ++ok;
+            else if (s.error_code() == StatusCode::ALREADY_EXISTS)
+                ++exists;
         });
     for (auto& t : ts) t.join();
     EXPECT_EQ(ok.load(), 1);
@@ -477,7 +498,8 @@ TEST_F(api, metrics_page) {
     const std::string& body = res->body;
     EXPECT_NE(body.find("weft_pool_capacity_bytes{pool=\"p\"}"), std::string::npos) << body;
     EXPECT_NE(body.find("weft_pool_used_bytes{pool=\"p\"} 8388608"), std::string::npos) << body;
-    EXPECT_NE(body.find("weft_volume_reads_total{nqn=\"nqn.2026-11.io.weft:p:v\",nsid=\"1\",pool=\"p\",volume=\"v\"} 0"),
+    EXPECT_NE(body.find("weft_volume_reads_total{nqn=\"nqn.2026-11.io.weft:p:v\",nsid=\"1\",pool="
+                        "\"p\",volume=\"v\"} 0"),
               std::string::npos)
         << body;
     EXPECT_NE(body.find("# TYPE weft_volume_read_latency_seconds histogram"), std::string::npos);

@@ -39,9 +39,10 @@ TEST(engine_config, parses_a_full_file) {
 }
 
 TEST(engine_config, bad_files_say_why) {
-    for (const char* bad : {"", "[1]", "{\"subsystems\": [{}]}", "{\"subsystems\": [{\"nqn\": 1}]}",
-                            "{\"subsystems\": [{\"nqn\": \"x\", \"namespaces\": [{\"size\": \"big\"}]}]}",
-                            "{\"listen\": \"127.0.0.1:1\"}"}) {
+    for (const char* bad :
+         {"", "[1]", "{\"subsystems\": [{}]}", "{\"subsystems\": [{\"nqn\": 1}]}",
+          "{\"subsystems\": [{\"nqn\": \"x\", \"namespaces\": [{\"size\": \"big\"}]}]}",
+          "{\"listen\": \"127.0.0.1:1\"}"}) {
         std::string why;
         EXPECT_FALSE(parse_config(bad, &why).ok()) << bad;
         EXPECT_FALSE(why.empty()) << bad;
@@ -50,15 +51,16 @@ TEST(engine_config, bad_files_say_why) {
 
 // The reload path: what SIGHUP applies to a running target.
 TEST(config_applier, adds_resizes_and_removes_namespaces) {
-    std::string dir = std::string(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp") + "/weft-cfg-" +
-                      std::to_string(getpid());
+    std::string dir = std::string(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp") +
+                      "/weft-cfg-" + std::to_string(getpid());
     std::filesystem::create_directories(dir);
     test::run_reactors(1, [&]() -> task<void> {
         nvmf::target tgt;
         config_applier applier(tgt);
         std::string why;
         auto v1 = parse_config(R"({"subsystems": [{"nqn": "nqn.2026-11.io.weft:r", "namespaces": [
-            {"nsid": 1, "type": "file", "path": ")" + dir + R"(/a.img", "size": "4MiB"}]}]})",
+            {"nsid": 1, "type": "file", "path": ")" +
+                                   dir + R"(/a.img", "size": "4MiB"}]}]})",
                                &why);
         CO_ASSERT_TRUE(v1.ok());
         EXPECT_TRUE((co_await applier.apply(v1.value())).empty());
@@ -68,10 +70,12 @@ TEST(config_applier, adds_resizes_and_removes_namespaces) {
         EXPECT_EQ(ss->namespaces()->at(1)->dev().num_blocks(), 8192u);
 
         // Grow nsid 1, add nsid 2, restrict hosts.
-        auto v2 = parse_config(R"({"subsystems": [{"nqn": "nqn.2026-11.io.weft:r", "hosts": ["nqn.h"], "namespaces": [
-            {"nsid": 1, "type": "file", "path": ")" + dir + R"(/a.img", "size": "8MiB"},
+        auto v2 = parse_config(
+            R"({"subsystems": [{"nqn": "nqn.2026-11.io.weft:r", "hosts": ["nqn.h"], "namespaces": [
+            {"nsid": 1, "type": "file", "path": ")" +
+                dir + R"(/a.img", "size": "8MiB"},
             {"nsid": 2, "type": "malloc", "size": "1MiB"}]}]})",
-                               &why);
+            &why);
         CO_ASSERT_TRUE(v2.ok());
         EXPECT_TRUE((co_await applier.apply(v2.value())).empty());
         auto table = ss->namespaces();
@@ -84,7 +88,8 @@ TEST(config_applier, adds_resizes_and_removes_namespaces) {
 
         // A broken entry is reported; the rest still applies (nsid 2 goes).
         auto v3 = parse_config(R"({"subsystems": [{"nqn": "nqn.2026-11.io.weft:r", "namespaces": [
-            {"nsid": 1, "type": "file", "path": ")" + dir + R"(/a.img", "size": "8MiB"},
+            {"nsid": 1, "type": "file", "path": ")" +
+                                   dir + R"(/a.img", "size": "8MiB"},
             {"nsid": 3, "type": "tape", "size": "1MiB"}]}]})",
                                &why);
         CO_ASSERT_TRUE(v3.ok());
@@ -110,8 +115,8 @@ namespace {
 // A pool file is created on first use, its volume served as a namespace,
 // grown on reload, and found again (not re-created) by a new engine.
 TEST(config_applier, pool_volumes_are_created_grown_and_imported) {
-    std::string dir = std::string(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp") + "/weft-pool-cfg-" +
-                      std::to_string(getpid());
+    std::string dir = std::string(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp") +
+                      "/weft-pool-cfg-" + std::to_string(getpid());
     std::filesystem::create_directories(dir);
     auto config = [&](const char* vol_size) {
         std::string why;

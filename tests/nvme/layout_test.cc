@@ -26,11 +26,11 @@ TEST(nvme_status, field_encoding_matches_the_spec) {
 TEST(nvme_registers, cap_and_cc) {
     uint64_t cap = make_cap(127, 20);
     EXPECT_EQ(cap & 0xffff, 127u);
-    EXPECT_TRUE(cap & (1ull << 16));          // CQR
-    EXPECT_EQ((cap >> 24) & 0xff, 20u);       // TO
-    EXPECT_TRUE(cap & (1ull << 37));          // CSS: NVM
-    EXPECT_EQ((cap >> 48) & 0xf, 0u);         // MPSMIN 4 KiB
-    cc_reg cc{0x00460001};                    // what Linux writes: EN, IOSQES 6, IOCQES 4
+    EXPECT_TRUE(cap & (1ull << 16));     // CQR
+    EXPECT_EQ((cap >> 24) & 0xff, 20u);  // TO
+    EXPECT_TRUE(cap & (1ull << 37));     // CSS: NVM
+    EXPECT_EQ((cap >> 48) & 0xf, 0u);    // MPSMIN 4 KiB
+    cc_reg cc{0x00460001};               // what Linux writes: EN, IOSQES 6, IOCQES 4
     EXPECT_TRUE(cc.en());
     EXPECT_EQ(cc.iosqes(), 6u);
     EXPECT_EQ(cc.iocqes(), 4u);

@@ -1,5 +1,7 @@
 #include "bdev/stats/io_stats.h"
 
+#include <algorithm>
+
 namespace weft::bdev {
 
 namespace {
@@ -11,7 +13,8 @@ void add(io_totals::histogram& a, const io_totals::histogram& b) {
 }
 io_totals::histogram copy(const io_slot::histogram& h) {
     io_totals::histogram out;
-    for (unsigned i = 0; i < latency_buckets; ++i) out.buckets[i] = h.buckets[i].load(std::memory_order_relaxed);
+    for (unsigned i = 0; i < latency_buckets; ++i)
+        out.buckets[i] = h.buckets[i].load(std::memory_order_relaxed);
     out.count = h.count.load(std::memory_order_relaxed);
     out.sum_ns = h.sum_ns.load(std::memory_order_relaxed);
     out.max_ns = h.max_ns.load(std::memory_order_relaxed);
@@ -27,7 +30,13 @@ double io_totals::histogram::quantile_us(double q) const {
     for (unsigned i = 0; i < latency_buckets; ++i) {
         seen += buckets[i];
         // The last bucket is open: report the largest latency seen.
-        if (seen >= want) return i + 1 < latency_buckets ? double(latency_bucket_le_us(i)) : double(max_ns) / 1000;
+        // A bucket's upper bound, never above the largest latency seen (the
+        // last bucket is open: that largest latency).
+        if (seen >= want) {
+            double max_us = double(max_ns) / 1000;
+            return i + 1 < latency_buckets ? std::min(double(latency_bucket_le_us(i)), max_us)
+                                           : max_us;
+        }
     }
     return double(max_ns) / 1000;
 }

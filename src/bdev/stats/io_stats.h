@@ -15,7 +15,9 @@ namespace weft::bdev {
 
 // Latency buckets: upper bounds 1, 2, 4, ... 2^20 microseconds, then +Inf.
 constexpr unsigned latency_buckets = 22;
-constexpr uint64_t latency_bucket_le_us(unsigned i) { return uint64_t(1) << i; }
+constexpr uint64_t latency_bucket_le_us(unsigned i) {
+    return uint64_t(1) << i;
+}
 
 // Index of the bucket a latency falls in.
 inline unsigned latency_bucket(uint64_t ns) {
@@ -47,7 +49,8 @@ struct io_slot {
         std::array<std::atomic<uint64_t>, latency_buckets> buckets{};
         std::atomic<uint64_t> count{0}, sum_ns{0}, max_ns{0};
     };
-    std::atomic<uint64_t> reads{0}, writes{0}, read_bytes{0}, write_bytes{0}, other_ops{0}, errors{0};
+    std::atomic<uint64_t> reads{0}, writes{0}, read_bytes{0}, write_bytes{0}, other_ops{0},
+        errors{0};
     std::atomic<int64_t> in_flight{0};
     histogram read_latency, write_latency;
 
@@ -58,7 +61,8 @@ struct io_slot {
         bump(h.buckets[latency_bucket(ns)]);
         bump(h.count);
         bump(h.sum_ns, ns);
-        if (ns > h.max_ns.load(std::memory_order_relaxed)) h.max_ns.store(ns, std::memory_order_relaxed);
+        if (ns > h.max_ns.load(std::memory_order_relaxed))
+            h.max_ns.store(ns, std::memory_order_relaxed);
     }
     io_totals read() const;
 };

@@ -52,12 +52,14 @@ class stats_channel final : public channel {
 
   private:
     uint64_t begin() {
-        s_.in_flight.store(s_.in_flight.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+        s_.in_flight.store(s_.in_flight.load(std::memory_order_relaxed) + 1,
+                           std::memory_order_relaxed);
         return now_ns();
     }
     void end(int rc, uint64_t t0, std::atomic<uint64_t>* ops, std::atomic<uint64_t>* bytes,
              io_slot::histogram* lat, uint64_t nbytes) {
-        s_.in_flight.store(s_.in_flight.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+        s_.in_flight.store(s_.in_flight.load(std::memory_order_relaxed) - 1,
+                           std::memory_order_relaxed);
         if (rc != 0) {
             io_slot::bump(s_.errors);
             return;
@@ -91,8 +93,8 @@ class stats_bdev final : public bdev {
 
     std::unique_ptr<channel> open_channel() override {
         auto* r = reactor::local_or_null();
-        return std::make_unique<stats_channel>(inner_->open_channel(), stats_->slot(r ? r->id() : 0),
-                                               block_size());
+        return std::make_unique<stats_channel>(inner_->open_channel(),
+                                               stats_->slot(r ? r->id() : 0), block_size());
     }
     // The inner bdev's listener publishes the new size here.
     result<void> resize(uint64_t new_num_blocks) override { return inner_->resize(new_num_blocks); }
@@ -105,7 +107,8 @@ class stats_bdev final : public bdev {
 
 }  // namespace
 
-std::shared_ptr<bdev> make_stats_bdev(std::shared_ptr<bdev> inner, std::shared_ptr<io_stats> stats) {
+std::shared_ptr<bdev> make_stats_bdev(std::shared_ptr<bdev> inner,
+                                      std::shared_ptr<io_stats> stats) {
     return std::make_shared<stats_bdev>(std::move(inner), std::move(stats));
 }
 

@@ -12,7 +12,7 @@
 namespace weft::nvmf::tcp {
 
 class rx_buffer {
-public:
+  public:
     explicit rx_buffer(size_t initial = 64 * 1024) : buf_(initial) {}
 
     // Where the next recv writes, and how much it wrote.
@@ -36,7 +36,7 @@ public:
         begin_ = 0;
     }
 
-private:
+  private:
     std::vector<std::byte> buf_;
     size_t begin_ = 0;
     size_t end_ = 0;
