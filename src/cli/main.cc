@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     app.footer(
         "pool, volume, snapshot and listener talk to a weft-engine's management API: --api "
-        "HOST:PORT,\nor the WEFT_API environment variable (default 127.0.0.1:10124).");
+        "HOST:PORT,\nor the WEFT_API environment variable (default 127.0.0.1:10124).\n");
     bool verbose = false;
     app.add_flag("-v,--verbose", verbose,
                  "log what the initiator does (connects, refusals); with the management commands, "
