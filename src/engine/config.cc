@@ -3,6 +3,8 @@
 #include <nlohmann/json.hpp>
 
 #include <cctype>
+#include <limits>
+#include <type_traits>
 
 namespace weft::engine {
 
@@ -42,10 +44,25 @@ struct bad_config : std::runtime_error {
 template <typename T>
 T get(const json& j, const char* key, T fallback) {
     if (!j.contains(key)) return fallback;
-    try {
-        return j.at(key).get<T>();
-    } catch (const json::exception&) {
-        throw bad_config(std::string("\"") + key + "\" has the wrong type");
+    const json& v = j.at(key);
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+        // nlohmann converts floats and out-of-range numbers with a plain
+        // cast (undefined for 1e30 into a uint16_t): check first.
+        bool fits = false;
+        if (v.is_number_unsigned())
+            fits = v.get<uint64_t>() <= uint64_t(std::numeric_limits<T>::max());
+        else if (v.is_number_integer())
+            fits = v.get<int64_t>() >= int64_t(std::numeric_limits<T>::min()) &&
+                   (v.get<int64_t>() < 0 ||
+                    uint64_t(v.get<int64_t>()) <= uint64_t(std::numeric_limits<T>::max()));
+        if (!fits) throw bad_config(std::string("\"") + key + "\" is not an integer in range");
+        return v.is_number_unsigned() ? T(v.get<uint64_t>()) : T(v.get<int64_t>());
+    } else {
+        try {
+            return v.get<T>();
+        } catch (const json::exception&) {
+            throw bad_config(std::string("\"") + key + "\" has the wrong type");
+        }
     }
 }
 

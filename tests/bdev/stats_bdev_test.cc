@@ -9,16 +9,16 @@ namespace {
 
 TEST(io_stats, buckets_and_quantiles) {
     EXPECT_EQ(latency_bucket(0), 0u);
-    EXPECT_EQ(latency_bucket(1000), 0u);   // 1 us
-    EXPECT_EQ(latency_bucket(1001), 1u);   // just over: (1, 2]
+    EXPECT_EQ(latency_bucket(1000), 0u);  // 1 us
+    EXPECT_EQ(latency_bucket(1001), 1u);  // just over: (1, 2]
     EXPECT_EQ(latency_bucket(2000), 1u);
-    EXPECT_EQ(latency_bucket(3000), 2u);   // (2, 4]
+    EXPECT_EQ(latency_bucket(3000), 2u);        // (2, 4]
     EXPECT_EQ(latency_bucket(1'000'000), 10u);  // 1 ms in (512, 1024] us
     EXPECT_EQ(latency_bucket(UINT64_MAX / 2), latency_buckets - 1);
 
     io_slot s;
     for (int i = 0; i < 99; ++i) io_slot::record(s.read_latency, 3000);  // 3 us
-    io_slot::record(s.read_latency, 900'000);                           // 900 us
+    io_slot::record(s.read_latency, 900'000);                            // 900 us
     auto t = s.read();
     EXPECT_EQ(t.read_latency.count, 100u);
     EXPECT_EQ(t.read_latency.max_ns, 900'000u);

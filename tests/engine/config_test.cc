@@ -20,6 +20,24 @@ TEST(engine_config, sizes) {
     EXPECT_FALSE(parse_size("99999999999T").ok());
 }
 
+TEST(engine_config, state_round_trips_through_json) {
+    std::string why;
+    auto c =
+        parse_config(R"({"listen": ["127.0.0.1:4420"], "pools": [{"name": "p", "path": "/p.img",
+        "format_if_blank": false}], "subsystems": [{"nqn": "nqn.2026-11.io.weft:p:v", "allow_any_host": false,
+        "hosts": ["nqn.2014-08.org.nvmexpress:uuid:1"], "namespaces": [{"nsid": 1, "type": "volume",
+        "pool": "p", "volume": "v"}]}]})",
+                     &why);
+    ASSERT_TRUE(c.ok()) << why;
+    std::string text = to_json_text(c.value());
+    auto again = parse_config(text, &why);
+    ASSERT_TRUE(again.ok()) << why;
+    EXPECT_EQ(to_json_text(again.value()), text);
+    EXPECT_FALSE(again.value().pools.at(0).format_if_blank);
+    EXPECT_EQ(again.value().subsystems.at(0).hosts.size(), 1u);
+    EXPECT_EQ(again.value().subsystems.at(0).namespaces.at(0).volume, "v");
+}
+
 TEST(engine_config, parses_a_full_file) {
     std::string why;
     auto c = parse_config(R"({
@@ -42,7 +60,11 @@ TEST(engine_config, bad_files_say_why) {
     for (const char* bad :
          {"", "[1]", "{\"subsystems\": [{}]}", "{\"subsystems\": [{\"nqn\": 1}]}",
           "{\"subsystems\": [{\"nqn\": \"x\", \"namespaces\": [{\"size\": \"big\"}]}]}",
-          "{\"listen\": \"127.0.0.1:1\"}"}) {
+          "{\"listen\": \"127.0.0.1:1\"}",
+          // Numbers out of their field's range, or not integers (the fuzzer's find).
+          "{\"limits\": {\"max_queue_depth\": 70000}}", "{\"limits\": {\"max_transfer\": 1e300}}",
+          "{\"limits\": {\"max_io_queues\": -1}}", "{\"limits\": {\"in_capsule_data\": 1.5}}",
+          "{\"subsystems\": [{\"nqn\": \"x\", \"namespaces\": [{\"nsid\": 4294967296}]}]}"}) {
         std::string why;
         EXPECT_FALSE(parse_config(bad, &why).ok()) << bad;
         EXPECT_FALSE(why.empty()) << bad;
