@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <vector>
 
 #include "cli/api_client.h"
 #include "cli/commands.h"
@@ -109,11 +110,22 @@ int pool_list(list_opts& o) {
         return 0;
     }
     table t({"name", "capacity", "used", "committed", "cluster", "volumes", "path"}, "lrrrrrl");
-    for (auto& p : rep.pools())
+    std::vector<const pb::Pool*> offline;
+    for (auto& p : rep.pools()) {
+        if (!p.status().empty() && p.status() != "online") {
+            offline.push_back(&p);
+            t.add({p.name(), "-", "-", "-", "-", "-", p.path()});
+            continue;
+        }
         t.add({p.name(), human_bytes(p.capacity_bytes()), human_bytes(p.used_bytes()),
                human_bytes(p.committed_bytes()), human_bytes(p.cluster_size()),
                std::to_string(p.volume_count()), p.path()});
+    }
     t.print();
+    // A pool the engine keeps but could not open: say why, and the way out.
+    for (auto* p : offline)
+        std::printf("pool %s is %s (weft pool destroy %s forgets it)\n", p->name().c_str(),
+                    p->status().c_str(), p->name().c_str());
     return 0;
 }
 

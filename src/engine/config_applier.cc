@@ -162,6 +162,7 @@ task<void> config_applier::apply_pools(const engine_config& cfg,
         opt.create_bytes = pc.size;
         auto dev = bdev::open_uring_bdev(pc.path, pc.path, opt);
         if (!dev) {
+            pool_problems_[pc.name] = pc.path + ": " + dev.err().message();
             problems.push_back(
                 fmt::format("pool {}: {}: {}", pc.name, pc.path, dev.err().message()));
             continue;
@@ -180,15 +181,19 @@ task<void> config_applier::apply_pools(const engine_config& cfg,
             spdlog::info("pool {}: imported from {}", pc.name, pc.path);
         }
         if (!opened) {
+            pool_problems_[pc.name] = why.empty() ? opened.err().message() : why;
             problems.push_back(
                 fmt::format("pool {}: {}", pc.name, why.empty() ? opened.err().message() : why));
             continue;
         }
         if (opened.value()->geo().name != pc.name) {
+            pool_problems_[pc.name] =
+                fmt::format("{} holds pool \"{}\"", pc.path, opened.value()->geo().name);
             problems.push_back(fmt::format("pool {}: {} holds pool \"{}\", not \"{}\"", pc.name,
                                            pc.path, opened.value()->geo().name, pc.name));
             continue;
         }
+        pool_problems_.erase(pc.name);
         pools_[pc.name] = {opened.value(), pc.path};
     }
 }

@@ -51,6 +51,11 @@ class config_applier {
     void adopt_pool(const std::string& name, const std::string& path,
                     std::shared_ptr<pool::pool> p);
     void drop_pool(const std::string& name) { pools_.erase(name); }
+    // Why the last apply() could not open pool `name` (empty: no problem seen).
+    std::string pool_problem(const std::string& name) const {
+        auto it = pool_problems_.find(name);
+        return it == pool_problems_.end() ? std::string() : it->second;
+    }
 
   private:
     struct ns_state {
@@ -69,6 +74,7 @@ class config_applier {
 
     nvmf::target& target_;
     std::map<std::string, open_pool> pools_;
+    std::map<std::string, std::string> pool_problems_;
     // nqn -> nsid -> what is served
     std::map<std::string, std::map<uint32_t, ns_state>> applied_;
 };

@@ -270,6 +270,7 @@ task<Status> manager::pool_reply(const std::string& name, v1::Pool* out) {
     out->set_used_bytes(st.used_clusters * st.cluster_size);
     out->set_committed_bytes(st.committed_bytes);
     out->set_volume_count(uint32_t(vols.size()));
+    out->set_status("online");
     co_return Status::OK;
 }
 
@@ -386,6 +387,18 @@ task<Status> manager::import_pool(const v1::ImportPoolRequest& req, v1::Pool* ou
 task<Status> manager::destroy_pool(const v1::DestroyPoolRequest& req) {
     auto g = co_await lock_.lock();
     auto p = applier_.find_pool(req.name());
+    bool remembered = std::any_of(state_.pools.begin(), state_.pools.end(),
+                                  [&](const pool_config& pc) { return pc.name == req.name(); });
+    if (!p && remembered && !in_base_pool(req.name())) {
+        // Saved but not loaded (its device was missing at start): forget it.
+        engine_config previous = state_;
+        std::erase_if(state_.pools, [&](const pool_config& pc) { return pc.name == req.name(); });
+        Status saved = co_await persist(previous);
+        if (!saved.ok()) co_return saved;
+        spdlog::info("pool {}: forgotten (it was not loaded; its device was not wiped)",
+                     req.name());
+        co_return Status::OK;
+    }
     if (!p) co_return fail(StatusCode::NOT_FOUND, "no pool named \"" + req.name() + "\"");
     if (in_base_pool(req.name()))
         co_return fail(
@@ -432,6 +445,15 @@ task<Status> manager::list_pools(v1::ListPoolsReply* out) {
         Status s = co_await pool_reply(n, out->add_pools());
         if (!s.ok()) co_return s;
     }
+    // Pools the engine should have but could not load: shown, so that an
+    // operator sees them (and can destroy them to forget them).
+    for (auto& pc : merged().pools)
+        if (!applier_.find_pool(pc.name)) {
+            auto* o = out->add_pools();
+            o->set_name(pc.name);
+            o->set_path(pc.path);
+            o->set_status("not loaded: " + applier_.pool_problem(pc.name));
+        }
     co_return Status::OK;
 }
 
@@ -700,12 +722,15 @@ task<Status> manager::share_volume(const v1::ShareVolumeRequest& req, v1::Share*
     std::erase_if(state_.subsystems, [&](const subsystem_config& x) { return x.nqn == nqn; });
     state_.subsystems.push_back(want);
     std::string problems = co_await reconcile();
-    if (!problems.empty()) {
+    // Problems elsewhere (a pool whose disk is missing) do not stop this one.
+    if (applier_.nqn_serving(r.pool_name, r.info.name) != nqn) {
         state_ = previous;
         std::string again = co_await reconcile();
         if (!again.empty()) spdlog::error("share rollback: {}", again);
-        co_return fail(StatusCode::INTERNAL, "cannot share: " + problems);
+        co_return fail(StatusCode::INTERNAL,
+                       "cannot share: " + (problems.empty() ? "not served" : problems));
     }
+    if (!problems.empty()) spdlog::warn("share {}: elsewhere: {}", nqn, problems);
     Status saved = co_await persist(previous);
     if (!saved.ok()) {
         (void)co_await reconcile();

@@ -448,6 +448,35 @@ TEST_F(api, state_survives_a_restart) {
     EXPECT_NE(eng->log().find("namespace 1: volume p/v"), std::string::npos) << eng->log();
 }
 
+TEST_F(api, a_pool_whose_disk_is_gone_is_shown_and_can_be_forgotten) {
+    make_pool("gone");
+    make_pool("here");
+    ASSERT_TRUE(make_volume("here", "v", 4 << 20, false).ok());
+    eng->stop();
+    fs::rename(dir / "gone.img", dir / "elsewhere.img");
+    ASSERT_TRUE(eng->start()) << eng->log();  // the rest is served
+    auto ps = pools();
+    ASSERT_EQ(ps.size(), 2u);
+    const v1::Pool& gone = ps[0].name() == "gone" ? ps[0] : ps[1];
+    const v1::Pool& here = ps[0].name() == "gone" ? ps[1] : ps[0];
+    EXPECT_EQ(here.status(), "online");
+    EXPECT_EQ(gone.status().rfind("not loaded: ", 0), 0u) << gone.status();
+    EXPECT_NE(gone.status().find("No such file"), std::string::npos) << gone.status();
+    // Shares still work while a pool is missing.
+    ASSERT_TRUE(share("here", "v", {}, true).ok());
+    v1::DestroyPoolRequest d;
+    d.set_name("gone");
+    v1::Empty e;
+    ASSERT_TRUE(call(&v1::Engine::Stub::DestroyPool, d, &e).ok());
+    EXPECT_EQ(pools().size(), 1u);
+    // The disk comes back: it still holds the pool, untouched, to import.
+    v1::ImportPoolRequest ir;
+    ir.set_path((dir / "elsewhere.img").string());
+    v1::Pool p;
+    ASSERT_TRUE(call(&v1::Engine::Stub::ImportPool, ir, &p).ok());
+    EXPECT_EQ(p.name(), "gone");
+}
+
 TEST_F(api, a_state_that_cannot_be_saved_changes_nothing) {
     make_pool("p");
     ASSERT_TRUE(make_volume("p", "v", 8 << 20, false).ok());
