@@ -94,8 +94,8 @@ case "$case_name" in
     ok pool list --json
     jqe '.pools | length == 1' &&
       jqe '.pools[0] | keys == ["capacity_bytes", "cluster_size", "committed_bytes", "name",
-                                "path", "used_bytes", "uuid", "volume_count"]'
-    jqe '.pools[0] | .name == "p1" and .path == $path and .cluster_size == 1048576 and
+                                "path", "status", "used_bytes", "uuid", "volume_count"]'
+    jqe '.pools[0] | .name == "p1" and .status == "online" and .path == $path and .cluster_size == 1048576 and
          .capacity_bytes >= 200 * 1048576 and .capacity_bytes <= 256 * 1048576 and
          .capacity_bytes % 1048576 == 0 and .used_bytes == 0 and .committed_bytes == 0 and
          .volume_count == 0 and (.uuid | test("^[0-9a-f-]{36}$"))' --arg path "$data/p1.img"
