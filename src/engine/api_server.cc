@@ -66,6 +66,8 @@ struct api_server::impl {
 
 api_server::api_server(manager& m, reactor& home) : impl_(std::make_unique<impl>(m, home)) {}
 
+// stop() must have run off the reactors (main.cc does so even when serving
+// fails with an exception); here it only catches what is left.
 api_server::~api_server() {
     stop();
 }
@@ -124,6 +126,12 @@ result<std::string> api_server::start_metrics(const std::string& addr, std::stri
     // stop() before the thread is in its accept loop would be lost.
     for (int i = 0; i < 5000 && !s.http.is_running(); ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (!s.http.is_running()) {
+        s.http.stop();
+        s.http_thread.join();
+        *why = "the metrics server on " + addr + " did not start";
+        return error{EIO};
+    }
     return host + ":" + std::to_string(port);
 }
 

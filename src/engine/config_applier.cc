@@ -93,6 +93,11 @@ std::vector<config_applier::served_ns> config_applier::served() const {
     return out;
 }
 
+void config_applier::retire(const ns_state& st) {
+    if (!st.stats) return;
+    for (auto& [core, t] : st.stats->per_reactor()) retired_[core] += t;
+}
+
 std::string config_applier::nqn_serving(const std::string& pool, const std::string& volume) const {
     for (auto& [nqn, table] : applied_)
         for (auto& [nsid, st] : table)
@@ -133,6 +138,7 @@ task<std::vector<std::string>> config_applier::apply(const engine_config& cfg) {
         }
         (void)target_.remove_subsystem(it->first);
         spdlog::info("subsystem {} removed", it->first);
+        for (auto& [nsid, st] : it->second) retire(st);
         it = applied_.erase(it);
     }
     // Pools no longer configured close once no namespace uses them.
@@ -330,6 +336,7 @@ task<void> config_applier::apply_subsystem(const subsystem_config& s,
         }
         (void)ss->remove_namespace(it->first);
         spdlog::info("subsystem {} namespace {} removed", s.nqn, it->first);
+        retire(it->second);
         it = served.erase(it);
     }
 }

@@ -36,6 +36,8 @@ class config_applier {
         std::shared_ptr<bdev::io_stats> stats;
     };
     std::vector<served_ns> served() const;
+    // Per reactor, the I/O of namespaces that were removed (counters only grow).
+    const std::map<unsigned, bdev::io_totals>& retired_io() const { return retired_; }
     // The NQN serving pool/volume, or empty.
     std::string nqn_serving(const std::string& pool, const std::string& volume) const;
 
@@ -75,6 +77,8 @@ class config_applier {
     nvmf::target& target_;
     std::map<std::string, open_pool> pools_;
     std::map<std::string, std::string> pool_problems_;
+    std::map<unsigned, bdev::io_totals> retired_;
+    void retire(const ns_state& st);
     // nqn -> nsid -> what is served
     std::map<std::string, std::map<uint32_t, ns_state>> applied_;
 };

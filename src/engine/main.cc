@@ -177,27 +177,35 @@ task<int> serve(runtime& rt, const engine::engine_config& cfg, const options& o,
             a->request_abort();
         }(o.run_for, &stop_wait));
     }
-    for (;;) {
-        int sig = co_await wait_for_signal(signals, &stop_wait);
-        if (sig != SIGHUP) {
-            spdlog::info("weft-engine: {}, stopping", sig > 0 ? strsignal(sig) : "time is up");
-            break;
+    // Whatever ends the loop, the API stops off this reactor first: its
+    // handlers may be waiting for this reactor to answer them.
+    std::exception_ptr failed;
+    try {
+        for (;;) {
+            int sig = co_await wait_for_signal(signals, &stop_wait);
+            if (sig != SIGHUP) {
+                spdlog::info("weft-engine: {}, stopping", sig > 0 ? strsignal(sig) : "time is up");
+                break;
+            }
+            // SIGHUP: re-read the configuration and apply the differences.
+            auto next = build_config(o, &why);
+            if (!next) {
+                spdlog::error("reload: {}; keeping the running configuration", why);
+                continue;
+            }
+            auto issues = co_await mgr.reload(next.value());
+            for (auto& p : issues) spdlog::error("reload: {}", p);
+            spdlog::info("reload: configuration applied{}", issues.empty() ? "" : " in part");
         }
-        // SIGHUP: re-read the configuration and apply the differences.
-        auto next = build_config(o, &why);
-        if (!next) {
-            spdlog::error("reload: {}; keeping the running configuration", why);
-            continue;
-        }
-        auto issues = co_await mgr.reload(next.value());
-        for (auto& p : issues) spdlog::error("reload: {}", p);
-        spdlog::info("reload: configuration applied{}", issues.empty() ? "" : " in part");
+    } catch (...) {
+        failed = std::current_exception();
     }
     // Management requests in flight finish first (they need this reactor).
     co_await in_thread([&] { api.stop(); });
     co_await server.stop();
     // Namespaces go before the bdevs they hold; the queues are gone.
     co_await mgr.shutdown();
+    if (failed) std::rethrow_exception(failed);
     co_return 0;
 }
 

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -51,6 +52,9 @@ Status from_errno(int code, const std::string& why) {
             return fail(StatusCode::ALREADY_EXISTS, why);
         case ENOSPC:
             return fail(StatusCode::RESOURCE_EXHAUSTED, why);
+        case EFBIG:
+        case ERANGE:
+            return fail(StatusCode::INVALID_ARGUMENT, why);
         case EBUSY:
         case ENOTEMPTY:
         case EROFS:
@@ -106,7 +110,16 @@ bool write_atomically(const std::string& path, const std::string& text, std::str
     std::string tmp = path + ".tmp";
     std::error_code ec;
     auto parent = std::filesystem::path(path).parent_path();
-    if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+    if (!parent.empty() && !std::filesystem::exists(parent, ec)) {
+        std::filesystem::create_directories(parent, ec);
+        // The new directory's own entry, durable in its parent.
+        std::string up = parent.parent_path().string();
+        int ufd = ::open(up.empty() ? "." : up.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (ufd >= 0) {
+            ::fsync(ufd);
+            ::close(ufd);
+        }
+    }
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
         *why = tmp + ": " + std::strerror(errno);
@@ -123,20 +136,25 @@ bool write_atomically(const std::string& path, const std::string& text, std::str
         }
         done += size_t(n);
     }
-    if (::fsync(fd) != 0 || ::close(fd) != 0) {
-        *why = tmp + ": fsync: " + std::strerror(errno);
+    int synced = ::fsync(fd), sync_errno = errno;
+    int closed = ::close(fd);
+    if (synced != 0 || closed != 0) {
+        *why = tmp + ": fsync: " + std::strerror(synced != 0 ? sync_errno : errno);
         return false;
     }
     if (::rename(tmp.c_str(), path.c_str()) != 0) {
         *why = path + ": rename: " + std::strerror(errno);
         return false;
     }
+    // The rename is durable once the directory is.
     std::string dir = std::filesystem::path(path).parent_path().string();
     int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        ::fsync(dfd);
-        ::close(dfd);
+    if (dfd < 0 || ::fsync(dfd) != 0) {
+        *why = (dir.empty() ? std::string(".") : dir) + ": fsync: " + std::strerror(errno);
+        if (dfd >= 0) ::close(dfd);
+        return false;
     }
+    ::close(dfd);
     return true;
 }
 
@@ -152,8 +170,19 @@ manager::manager(nvmf::target& t, nvmf::tcp_server& server, std::string state_pa
     : target_(t), server_(server), applier_(t), state_path_(std::move(state_path)) {}
 
 result<void> manager::load_state(std::string* why) {
+    struct stat st {};
+    if (::stat(state_path_.c_str(), &st) != 0) {
+        if (errno == ENOENT) return {};  // first start
+        *why = state_path_ + ": " + std::strerror(errno) +
+               "; it lists the pools and shares this engine was asked to serve";
+        return error{EUCLEAN};
+    }
     std::ifstream in(state_path_);
-    if (!in) return {};  // first start
+    if (!in) {
+        *why = state_path_ +
+               ": cannot be opened; it lists the pools and shares this engine was asked to serve";
+        return error{EUCLEAN};
+    }
     std::stringstream ss;
     ss << in.rdbuf();
     auto parsed = parse_config(ss.str(), why);
@@ -207,7 +236,8 @@ task<std::vector<std::string>> manager::start(engine_config base) {
 task<std::vector<std::string>> manager::reload(engine_config base) {
     auto g = co_await lock_.lock();
     base_ = std::move(base);
-    auto problems = co_await applier_.apply(merged());
+    engine_config m = merged();
+    auto problems = co_await applier_.apply(m);
     co_return problems;
 }
 
@@ -274,6 +304,26 @@ task<Status> manager::pool_reply(const std::string& name, v1::Pool* out) {
     co_return Status::OK;
 }
 
+// A pool named `name` on `path` (either may be empty: not checked) would
+// clash with none loaded, saved or configured.
+Status manager::check_new_pool(const std::string& name, const std::string& path) const {
+    const std::string want = path.empty() ? std::string() : canonical(path);
+    auto clash = [&](const std::string& n, const std::string& p) -> Status {
+        if (!name.empty() && n == name)
+            return fail(StatusCode::ALREADY_EXISTS, "a pool named \"" + name + "\" exists");
+        if (!want.empty() && canonical(p) == want)
+            return fail(StatusCode::ALREADY_EXISTS,
+                        fmt::format("{} is pool \"{}\" already", path, n));
+        return Status::OK;
+    };
+    for (auto& [n, op] : applier_.pools())
+        if (Status s = clash(n, op.path); !s.ok()) return s;
+    for (const engine_config* c : {&base_, &state_})
+        for (auto& pc : c->pools)
+            if (Status s = clash(pc.name, pc.path); !s.ok()) return s;
+    return Status::OK;
+}
+
 task<Status> manager::create_pool(const v1::CreatePoolRequest& req, v1::Pool* out) {
     auto g = co_await lock_.lock();
     if (!valid_name(req.name())) co_return bad_name("pool", req.name());
@@ -285,13 +335,7 @@ task<Status> manager::create_pool(const v1::CreatePoolRequest& req, v1::Pool* ou
         co_return fail(StatusCode::INVALID_ARGUMENT,
                        fmt::format("cluster size {} is not a power of two from {} to {}", cs,
                                    pool::format::min_cluster_size, pool::format::max_cluster_size));
-    if (applier_.find_pool(req.name()))
-        co_return fail(StatusCode::ALREADY_EXISTS, "a pool named \"" + req.name() + "\" exists");
-    const std::string path = canonical(req.path());
-    for (auto& [n, op] : applier_.pools())
-        if (canonical(op.path) == path)
-            co_return fail(StatusCode::ALREADY_EXISTS,
-                           fmt::format("{} is pool \"{}\" already", req.path(), n));
+    if (Status s = check_new_pool(req.name(), req.path()); !s.ok()) co_return s;
 
     std::error_code ec;
     bool existed = std::filesystem::exists(req.path(), ec);
@@ -329,12 +373,19 @@ task<Status> manager::create_pool(const v1::CreatePoolRequest& req, v1::Pool* ou
     if (!saved.ok()) {
         applier_.drop_pool(req.name());
         made = error{EIO};  // releases the pool before its device is wiped
-        // The device was blank (or new): make it blank again.
+                            // The device was blank (or new): make it blank again.
         auto ch = shared->open_channel();
-        (void)co_await ch->write_zeroes(0, pool::format::superblock_region / shared->block_size());
+        int rc =
+            co_await ch->write_zeroes(0, pool::format::superblock_region / shared->block_size());
+        if (rc == 0) rc = co_await ch->flush();
         ch.reset();
         shared.reset();
         if (!existed) std::filesystem::remove(req.path(), ec);
+        if (rc != 0 && existed)
+            co_return fail(StatusCode::INTERNAL,
+                           saved.error_message() + "; and the new pool's superblock on " +
+                               req.path() + " could not be wiped (" + error{-rc}.message() +
+                               "): import it, or recreate it");
         co_return saved;
     }
     spdlog::info("pool {}: created on {} (API)", req.name(), req.path());
@@ -345,11 +396,7 @@ task<Status> manager::import_pool(const v1::ImportPoolRequest& req, v1::Pool* ou
     auto g = co_await lock_.lock();
     if (req.path().empty())
         co_return fail(StatusCode::INVALID_ARGUMENT, "give the path of the pool's device or file");
-    const std::string path = canonical(req.path());
-    for (auto& [n, op] : applier_.pools())
-        if (canonical(op.path) == path)
-            co_return fail(StatusCode::ALREADY_EXISTS,
-                           fmt::format("{} is pool \"{}\" already", req.path(), n));
+    if (Status s = check_new_pool("", req.path()); !s.ok()) co_return s;
     std::error_code ec;
     if (!std::filesystem::exists(req.path(), ec))
         co_return fail(StatusCode::NOT_FOUND, req.path() + " does not exist");
@@ -368,10 +415,10 @@ task<Status> manager::import_pool(const v1::ImportPoolRequest& req, v1::Pool* ou
         co_return from_errno(opened.err().code, why);
     }
     std::string name = opened.value()->geo().name;
-    if (applier_.find_pool(name))
-        co_return fail(StatusCode::ALREADY_EXISTS,
-                       fmt::format("{} holds pool \"{}\", and a pool of that name is loaded",
-                                   req.path(), name));
+    if (Status s = check_new_pool(name, ""); !s.ok())
+        co_return fail(
+            StatusCode::ALREADY_EXISTS,
+            fmt::format("{} holds pool \"{}\": {}", req.path(), name, s.error_message()));
     applier_.adopt_pool(name, req.path(), opened.value());
     engine_config previous = state_;
     state_.pools.push_back({.name = name, .path = req.path(), .format_if_blank = false});
@@ -386,9 +433,28 @@ task<Status> manager::import_pool(const v1::ImportPoolRequest& req, v1::Pool* ou
 
 task<Status> manager::destroy_pool(const v1::DestroyPoolRequest& req) {
     auto g = co_await lock_.lock();
+    if (in_base_pool(req.name()))
+        co_return fail(
+            StatusCode::FAILED_PRECONDITION,
+            "pool \"" + req.name() + "\" is defined by the engine's --config; remove it there");
     auto p = applier_.find_pool(req.name());
     bool remembered = std::any_of(state_.pools.begin(), state_.pools.end(),
                                   [&](const pool_config& pc) { return pc.name == req.name(); });
+    for (auto& s : applier_.served())
+        if (s.cfg.type == "volume" && s.cfg.pool == req.name())
+            co_return fail(
+                StatusCode::FAILED_PRECONDITION,
+                fmt::format("volume \"{}\" of pool \"{}\" is shared as {}: unshare it first",
+                            s.cfg.volume, req.name(), s.nqn));
+    for (const engine_config* c : {&base_, &state_})
+        for (auto& sc : c->subsystems)
+            for (auto& n : sc.namespaces)
+                if (n.type == "volume" && n.pool == req.name())
+                    co_return fail(
+                        StatusCode::FAILED_PRECONDITION,
+                        fmt::format(
+                            "volume \"{}\" of pool \"{}\" is shared as {}: unshare it first",
+                            n.volume, req.name(), sc.nqn));
     if (!p && remembered && !in_base_pool(req.name())) {
         // Saved but not loaded (its device was missing at start): forget it.
         engine_config previous = state_;
@@ -400,16 +466,6 @@ task<Status> manager::destroy_pool(const v1::DestroyPoolRequest& req) {
         co_return Status::OK;
     }
     if (!p) co_return fail(StatusCode::NOT_FOUND, "no pool named \"" + req.name() + "\"");
-    if (in_base_pool(req.name()))
-        co_return fail(
-            StatusCode::FAILED_PRECONDITION,
-            "pool \"" + req.name() + "\" is defined by the engine's --config; remove it there");
-    for (auto& s : applier_.served())
-        if (s.cfg.type == "volume" && s.cfg.pool == req.name())
-            co_return fail(
-                StatusCode::FAILED_PRECONDITION,
-                fmt::format("volume \"{}\" of pool \"{}\" is shared as {}: unshare it first",
-                            s.cfg.volume, req.name(), s.nqn));
     engine_config previous = state_;
     std::erase_if(state_.pools, [&](const pool_config& pc) { return pc.name == req.name(); });
     Status saved = co_await persist(previous);
@@ -535,6 +591,9 @@ task<Status> manager::destroy_volume(const v1::DestroyVolumeRequest& req) {
     Status s = co_await resolve(req.volume(), &r);
     if (!s.ok()) co_return s;
     std::string nqn = applier_.nqn_serving(r.pool_name, r.info.name);
+    bool in_base = false;
+    if (nqn.empty())
+        if (auto* saved = find_share(r.pool_name, r.info.name, &in_base)) nqn = saved->nqn;
     if (!nqn.empty())
         co_return fail(
             StatusCode::FAILED_PRECONDITION,
@@ -747,7 +806,16 @@ task<Status> manager::unshare_volume(const v1::UnshareVolumeRequest& req) {
     auto g = co_await lock_.lock();
     resolved r;
     Status s = co_await resolve(req.volume(), &r);
-    if (!s.ok()) co_return s;
+    if (!s.ok() && s.error_code() == StatusCode::NOT_FOUND && !req.volume().name().empty()) {
+        // A share saved for a volume that is gone (or a pool not loaded):
+        // still removable by name.
+        r.pool_name = req.volume().pool();
+        r.info.name = req.volume().name();
+        bool b = false;
+        if (!find_share(r.pool_name, r.info.name, &b)) co_return s;
+    } else if (!s.ok()) {
+        co_return s;
+    }
     bool in_base = false;
     const subsystem_config* current = find_share(r.pool_name, r.info.name, &in_base);
     if (!current)
@@ -791,14 +859,19 @@ task<Status> manager::add_listener(const v1::AddListenerRequest& req, v1::Listen
     size_t before = server_.addresses().size();
     auto r = co_await server_.listen(addr.value());
     if (!r)
-        co_return fail(StatusCode::FAILED_PRECONDITION,
+        co_return fail(r.err().code == EADDRNOTAVAIL ? StatusCode::INVALID_ARGUMENT
+                                                     : StatusCode::FAILED_PRECONDITION,
                        fmt::format("cannot listen on {}: {}", req.address(), r.err().message()));
     std::string bound = server_.addresses().size() > before ? server_.addresses().back().to_string()
                                                             : req.address();
     engine_config previous = state_;
     state_.listen.push_back(bound);
     Status saved = co_await persist(previous);
-    if (!saved.ok()) co_return saved;  // listening until the engine restarts
+    if (!saved.ok()) {
+        auto bound_addr = socket_address::parse(bound);
+        if (bound_addr) (void)co_await server_.unlisten(bound_addr.value());
+        co_return saved;
+    }
     spdlog::info("listening on {} (API)", bound);
     out->set_address(bound);
     co_return Status::OK;
@@ -816,6 +889,9 @@ task<stats_snapshot> manager::snapshot() {
     stats_snapshot snap;
     // Every reactor, idle ones with zeroes.
     for (unsigned c = 0; c < reactor::local().rt().size(); ++c) snap.reactors[c];
+    // Namespaces no longer served still count in the reactors' counters,
+    // which must never go down.
+    for (auto& [core, t] : applier_.retired_io()) snap.reactors[core] += t;
     for (auto& s : applier_.served()) {
         stats_snapshot::volume_row v{s.nqn, s.nsid, "", "", {}};
         if (s.cfg.type == "volume") {

@@ -68,6 +68,13 @@ void target::add_listen_address(const socket_address& addr) {
     ++genctr_;
 }
 
+void target::remove_listen_address(const socket_address& addr) {
+    std::lock_guard lock(mutex_);
+    std::erase_if(addresses_,
+                  [&](const socket_address& a) { return a.to_string() == addr.to_string(); });
+    ++genctr_;
+}
+
 std::vector<std::byte> target::discovery_log_page(const std::string& hostnqn) const {
     std::lock_guard lock(mutex_);
     std::vector<nvme::discovery_log_entry> entries;

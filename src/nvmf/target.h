@@ -31,6 +31,7 @@ class target {
 
     // Addresses the target serves on, for the discovery log page.
     void add_listen_address(const socket_address& addr);
+    void remove_listen_address(const socket_address& addr);
 
     // The discovery log page as `hostnqn` may see it: only subsystems that
     // admit it, one entry per listen address, plus the discovery subsystem.

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "runtime/runtime.h"
 
 namespace weft::nvmf {
@@ -19,24 +21,44 @@ task<result<void>> tcp_server::listen(socket_address addr) {
     target_.add_listen_address(addr);
     addresses_.push_back(addr);
     per_reactor* me = reactors_[reactor::local().id()].get();
-    me->listeners.push_back(std::make_unique<tcp_listener>(std::move(l.value())));
-    reactor::local().spawn(me->loops.hold(accept_loop(me->listeners.back().get(), me)));
+    auto x = std::make_unique<listening>();
+    x->l = std::make_unique<tcp_listener>(std::move(l.value()));
+    listening* raw = x.get();
+    me->listeners.push_back(std::move(x));
+    reactor::local().spawn(raw->loop.hold(accept_loop(raw)));
     spdlog::info("NVMe/TCP listening on {} (queues spread over {} reactor(s))", addr.to_string(),
                  reactors_.size());
     co_return result<void>{};
 }
 
-task<void> tcp_server::accept_loop(tcp_listener* l, per_reactor* me) {
+task<result<void>> tcp_server::unlisten(socket_address addr) {
+    per_reactor* me = reactors_[reactor::local().id()].get();
+    const std::string want = addr.to_string();
+    auto it = std::find_if(me->listeners.begin(), me->listeners.end(),
+                           [&](auto& x) { return x->l->local_address().to_string() == want; });
+    if (it == me->listeners.end()) co_return error{ENOENT};
+    listening* x = it->get();
+    x->stop.request_abort();
+    co_await x->loop.close();
+    std::erase_if(me->listeners, [&](auto& y) { return y.get() == x; });
+    std::erase_if(addresses_, [&](const socket_address& a) { return a.to_string() == want; });
+    target_.remove_listen_address(addr);
+    spdlog::info("NVMe/TCP no longer listening on {}", want);
+    co_return result<void>{};
+}
+
+task<void> tcp_server::accept_loop(listening* x) {
+    tcp_listener* l = x->l.get();
     for (;;) {
-        auto s = co_await l->accept(&me->stop);
+        auto s = co_await l->accept(&x->stop);
         if (!s) {
             int e = s.err().code;
             if (e == ECANCELED) break;
             spdlog::warn("accept on {}: {}", l->local_address().to_string(), s.err().message());
             if (e == EBADF || e == ENOTSOCK || e == EINVAL) break;
             // Out of descriptors or memory: back off instead of spinning.
-            if (co_await sleep(std::chrono::milliseconds(100)).abort_with(me->stop) == -ECANCELED)
-                break;
+            int slept = co_await sleep(std::chrono::milliseconds(100)).abort_with(x->stop);
+            if (slept == -ECANCELED) break;
             continue;
         }
         unsigned r = next_reactor_++ % unsigned(reactors_.size());
@@ -74,7 +96,10 @@ task<void> tcp_server::stop() {
         per_reactor* me = reactors_[r].get();
         co_await on(r, [me]() -> task<void> {
             me->stop.request_abort();
-            co_await me->loops.close();
+            for (auto& x : me->listeners) {
+                x->stop.request_abort();
+                co_await x->loop.close();
+            }
             for (auto& w : me->queues)
                 if (auto q = w.lock()) q->close_from_controller();
             co_await me->conns.close();

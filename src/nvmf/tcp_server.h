@@ -22,6 +22,9 @@ class tcp_server {
     // Binds `addr`. Call on reactor 0; EADDRINUSE and the like come back as
     // errors, with nothing left listening.
     task<result<void>> listen(socket_address addr);
+    // Stops accepting on `addr` (as addresses() gives it); connections made
+    // through it stay. ENOENT when nothing listens there. Call on reactor 0.
+    task<result<void>> unlisten(socket_address addr);
     // Stops accepting, closes every connection, waits for them.
     task<void> stop();
 
@@ -30,14 +33,18 @@ class tcp_server {
     const std::vector<socket_address>& addresses() const { return addresses_; }
 
   private:
+    struct listening {
+        std::unique_ptr<tcp_listener> l;
+        abort_source stop;  // this listener's accept loop
+        gate loop;
+    };
     struct per_reactor {
         abort_source stop;
-        gate loops;  // accept loops
         gate conns;  // connections
         std::vector<std::weak_ptr<tcp_queue>> queues;
-        std::vector<std::unique_ptr<tcp_listener>> listeners;
+        std::vector<std::unique_ptr<listening>> listeners;
     };
-    task<void> accept_loop(tcp_listener* l, per_reactor* me);
+    task<void> accept_loop(listening* x);
     // Runs a connection on the calling reactor.
     void start_queue(tcp_stream s);
     unsigned next_reactor_ = 0;

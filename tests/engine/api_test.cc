@@ -452,6 +452,8 @@ TEST_F(api, a_pool_whose_disk_is_gone_is_shown_and_can_be_forgotten) {
     make_pool("gone");
     make_pool("here");
     ASSERT_TRUE(make_volume("here", "v", 4 << 20, false).ok());
+    ASSERT_TRUE(make_volume("gone", "g", 4 << 20, false).ok());
+    ASSERT_TRUE(share("gone", "g", {}, true).ok());
     eng->stop();
     fs::rename(dir / "gone.img", dir / "elsewhere.img");
     ASSERT_TRUE(eng->start()) << eng->log();  // the rest is served
@@ -464,9 +466,27 @@ TEST_F(api, a_pool_whose_disk_is_gone_is_shown_and_can_be_forgotten) {
     EXPECT_NE(gone.status().find("No such file"), std::string::npos) << gone.status();
     // Shares still work while a pool is missing.
     ASSERT_TRUE(share("here", "v", {}, true).ok());
+    // Its name and its file stay taken while the engine remembers it.
+    v1::CreatePoolRequest cr;
+    cr.set_name("gone");
+    cr.set_path((dir / "new.img").string());
+    cr.set_size(64 << 20);
+    v1::Pool np;
+    EXPECT_EQ(call(&v1::Engine::Stub::CreatePool, cr, &np).error_code(),
+              StatusCode::ALREADY_EXISTS);
+    cr.set_name("other");
+    cr.set_path((dir / "gone.img").string());
+    EXPECT_EQ(call(&v1::Engine::Stub::CreatePool, cr, &np).error_code(),
+              StatusCode::ALREADY_EXISTS);
+    // Its saved share keeps it until the share is removed, by name.
     v1::DestroyPoolRequest d;
     d.set_name("gone");
     v1::Empty e;
+    EXPECT_EQ(call(&v1::Engine::Stub::DestroyPool, d, &e).error_code(),
+              StatusCode::FAILED_PRECONDITION);
+    v1::UnshareVolumeRequest ur;
+    *ur.mutable_volume() = ref("gone", "g");
+    ASSERT_TRUE(call(&v1::Engine::Stub::UnshareVolume, ur, &e).ok());
     ASSERT_TRUE(call(&v1::Engine::Stub::DestroyPool, d, &e).ok());
     EXPECT_EQ(pools().size(), 1u);
     // The disk comes back: it still holds the pool, untouched, to import.
@@ -494,6 +514,13 @@ TEST_F(api, a_state_that_cannot_be_saved_changes_nothing) {
     EXPECT_EQ(call(&v1::Engine::Stub::CreatePool, r, &p).error_code(), StatusCode::INTERNAL);
     EXPECT_EQ(pools().size(), 1u);
     EXPECT_FALSE(fs::exists(dir / "q.img"));
+    v1::AddListenerRequest lr;
+    lr.set_address("127.0.0.1:0");
+    v1::Listener l;
+    EXPECT_EQ(call(&v1::Engine::Stub::AddListener, lr, &l).error_code(), StatusCode::INTERNAL);
+    v1::ListListenersReply all;
+    ASSERT_TRUE(call(&v1::Engine::Stub::ListListeners, v1::ListListenersRequest{}, &all).ok());
+    EXPECT_EQ(all.listeners_size(), 1);  // the new one was closed again
     fs::remove(dir / "engine-state.json.tmp");
     ASSERT_TRUE(share("p", "v", {}, true).ok());
 }
@@ -536,6 +563,18 @@ TEST_F(api, metrics_page) {
     ASSERT_TRUE(call(&v1::Engine::Stub::GetStats, v1::GetStatsRequest{}, &st).ok());
     ASSERT_EQ(st.volumes_size(), 1);
     EXPECT_EQ(st.volumes(0).volume(), "v");
+}
+
+TEST(api_process, refuses_a_state_file_it_cannot_read) {
+    char tmpl[] = "/tmp/weft-api-XXXXXX";
+    fs::path dir = mkdtemp(tmpl);
+    fs::create_directory(dir / "engine-state.json");  // EISDIR on read: not "no state"
+    engine_process e(dir);
+    EXPECT_FALSE(e.start());
+    EXPECT_EQ(e.exit_code, 1);
+    EXPECT_NE(e.log().find("engine-state.json"), std::string::npos) << e.log();
+    EXPECT_TRUE(fs::is_directory(dir / "engine-state.json"));
+    fs::remove_all(dir);
 }
 
 TEST(api_process, refuses_a_damaged_state_file) {

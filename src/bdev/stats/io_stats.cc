@@ -13,9 +13,13 @@ void add(io_totals::histogram& a, const io_totals::histogram& b) {
 }
 io_totals::histogram copy(const io_slot::histogram& h) {
     io_totals::histogram out;
-    for (unsigned i = 0; i < latency_buckets; ++i)
+    // The count is the buckets' sum, read with them: a reader racing the
+    // writer still sees a histogram whose +Inf bucket equals its count.
+    out.count = 0;
+    for (unsigned i = 0; i < latency_buckets; ++i) {
         out.buckets[i] = h.buckets[i].load(std::memory_order_relaxed);
-    out.count = h.count.load(std::memory_order_relaxed);
+        out.count += out.buckets[i];
+    }
     out.sum_ns = h.sum_ns.load(std::memory_order_relaxed);
     out.max_ns = h.max_ns.load(std::memory_order_relaxed);
     return out;
