@@ -88,7 +88,7 @@ void pool_engine::publish_all(volume_state& st) {
 
 task<void> pool_engine::freeze(volume_state& st) {
     st.frozen.store(true);
-    while (st.inflight.load() != 0) co_await sleep(std::chrono::microseconds(20));
+    while (st.inflight() != 0) co_await sleep(std::chrono::microseconds(20));
 }
 
 task<int> pool_engine::zero_physical(uint32_t p, uint64_t off, uint64_t len) {

@@ -38,6 +38,23 @@ std::vector<iovec> slice(std::span<const iovec> iov, uint64_t off, uint64_t len)
 
 }  // namespace
 
+volume_state::volume_state() {
+    reactor* r = reactor::local_or_null();
+    if (r && r->rt_or_null()) inflight_count = r->rt_or_null()->size();
+    inflight_slots = std::make_unique<inflight_slot[]>(inflight_count);
+}
+
+std::atomic<int64_t>& volume_state::inflight_here() {
+    reactor* r = reactor::local_or_null();
+    return inflight_slots[r ? r->id() % inflight_count : 0].n;
+}
+
+int64_t volume_state::inflight() const {
+    int64_t sum = 0;
+    for (unsigned i = 0; i < inflight_count; ++i) sum += inflight_slots[i].n.load();
+    return sum;
+}
+
 class volume_bdev final : public bdev::bdev {
   public:
     volume_bdev(properties p, std::shared_ptr<pool> owner, std::shared_ptr<volume_state> st)
@@ -65,7 +82,8 @@ class volume_channel final : public weft::bdev::channel {
           vshift_(unsigned(__builtin_ctzll(v->block_size()))),
           dshift_(unsigned(__builtin_ctzll(eng_.dev.block_size()))),
           cshift_(unsigned(__builtin_ctzll(eng_.cluster_size()))),
-          data_offset_(eng_.geo().data_offset) {}
+          data_offset_(eng_.geo().data_offset),
+          inflight_(v->st_->inflight_here()) {}
 
     // Reads and writes inside one cluster (nearly all of them) whose cluster
     // is mapped (and, for writes, not shared) go to the device from here,
@@ -74,7 +92,7 @@ class volume_channel final : public weft::bdev::channel {
         if (int rc = v_->check_io(lba, nblocks, iov); rc != 0) co_return rc;
         const uint64_t pos = lba << vshift_, len = uint64_t(nblocks) << vshift_;
         if (len != 0 && (pos >> cshift_) == ((pos + len - 1) >> cshift_)) {
-            fast_guard g(*v_->st_);
+            fast_guard g(*v_->st_, inflight_);
             if (g.ok()) {
                 uint64_t plba = 0;
                 int rc = 0;
@@ -91,7 +109,7 @@ class volume_channel final : public weft::bdev::channel {
         if (int rc = v_->check_io(lba, nblocks, iov); rc != 0) co_return rc;
         const uint64_t pos = lba << vshift_, len = uint64_t(nblocks) << vshift_;
         if (len != 0 && (pos >> cshift_) == ((pos + len - 1) >> cshift_)) {
-            fast_guard g(*v_->st_);
+            fast_guard g(*v_->st_, inflight_);
             if (g.ok()) {
                 uint64_t plba = 0;
                 int rc = 0;
@@ -191,7 +209,7 @@ class volume_channel final : public weft::bdev::channel {
                     bool fua) {
         volume_state& st = *v_->st_;
         {
-            fast_guard g(st);
+            fast_guard g(st, inflight_);
             if (g.ok()) {
                 uint64_t plba = 0;
                 int rc = 0;
@@ -217,6 +235,7 @@ class volume_channel final : public weft::bdev::channel {
     unsigned home_;
     unsigned vshift_, dshift_, cshift_;
     uint64_t data_offset_;
+    std::atomic<int64_t>& inflight_;  // this reactor's slot (a channel stays on its reactor)
 };
 
 std::unique_ptr<weft::bdev::channel> volume_bdev::open_channel() {

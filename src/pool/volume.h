@@ -37,11 +37,22 @@ struct volume_state {
     std::atomic<map_array*> map{nullptr};
     std::vector<std::unique_ptr<map_array>> maps;
 
-    // Fast-path I/O in flight, and the flag that turns new I/O to home while
-    // home waits for `inflight` to drain (a snapshot, unmap, resize or delete
-    // must not race with I/O that read the map before the change).
-    std::atomic<int64_t> inflight{0};
-    std::atomic<bool> frozen{false};
+    // Fast-path I/O in flight, one counter per reactor on its own cache line
+    // (reactors doing I/O on one volume never share a line), and the flag
+    // that turns new I/O to home while home waits for the sum to drain (a
+    // snapshot, unmap, resize or delete must not race with I/O that read the
+    // map before the change).
+    struct alignas(64) inflight_slot {
+        std::atomic<int64_t> n{0};
+    };
+    volume_state();
+    // The calling reactor's counter (reactors beyond the runtime's size, or
+    // none, share slots: the counters are atomic read-modify-writes).
+    std::atomic<int64_t>& inflight_here();
+    int64_t inflight() const;
+    std::unique_ptr<inflight_slot[]> inflight_slots;
+    unsigned inflight_count = 1;
+    alignas(64) std::atomic<bool> frozen{false};
     std::atomic<bool> deleted{false};
 
     std::vector<std::weak_ptr<bdev::bdev>> bdevs;  // home only: open bdevs, for resizes
@@ -50,22 +61,23 @@ struct volume_state {
 // Counts a fast-path I/O; ok() false means "go to home instead".
 class fast_guard {
   public:
-    explicit fast_guard(volume_state& st) : st_(st) {
-        // seq_cst on both sides: home stores `frozen` then reads `inflight`;
-        // we add to `inflight` then read `frozen`. One of us sees the other.
-        st_.inflight.fetch_add(1);
-        ok_ = !st_.frozen.load();
-        if (!ok_) st_.inflight.fetch_sub(1);
+    // `slot`: st.inflight_here() of the reactor doing the I/O.
+    fast_guard(volume_state& st, std::atomic<int64_t>& slot) : slot_(slot) {
+        // seq_cst on both sides: home stores `frozen` then reads the slots;
+        // we add to our slot then read `frozen`. One of us sees the other.
+        slot_.fetch_add(1);
+        ok_ = !st.frozen.load();
+        if (!ok_) slot_.fetch_sub(1);
     }
     ~fast_guard() {
-        if (ok_) st_.inflight.fetch_sub(1);
+        if (ok_) slot_.fetch_sub(1);
     }
     fast_guard(const fast_guard&) = delete;
     fast_guard& operator=(const fast_guard&) = delete;
     bool ok() const { return ok_; }
 
   private:
-    volume_state& st_;
+    std::atomic<int64_t>& slot_;
     bool ok_;
 };
 

@@ -70,6 +70,7 @@ class reactor {
 
     unsigned id() const { return cfg_.id; }
     runtime& rt() { return *rt_; }
+    runtime* rt_or_null() { return rt_; }  // null for a lone reactor (tests)
     const reactor_stats& stats() const { return stats_; }
 
     // An SQE, first making sure `room` SQEs are free so that the next

@@ -251,7 +251,9 @@ port_in_use() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
 pick_port() {
   local p i
   for i in $(seq 1 50); do
-    p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+    # Below Linux's ephemeral range (32768-60999): ports that other tests'
+    # port-0 listeners and client sockets take meanwhile cannot clash.
+    p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 12000 ))
     port_in_use "$p" || { echo "$p"; return 0; }
   done
   return 1
@@ -290,10 +292,10 @@ start_engine() {
     if [ $ready = 1 ]; then break; fi
     if ! kill -0 "$EPID" 2>/dev/null; then
       wait "$EPID"; local rc=$?; EPID=
-      if [ "$want" = any ] && grep -qi 'address already in use\|EADDRINUSE' "$err" && [ $attempt -lt 3 ]; then
+      if [ "$want" = any ] && cat "$out" "$err" | grep -qi 'address already in use\|EADDRINUSE' && [ $attempt -lt 3 ]; then
         log "$name: port $p was taken meanwhile; another one"; continue
       fi
-      record "$name/engine-start" FAIL "$(since $t)" "engine exited with code $rc before it was ready: $(tail -c 300 "$err" | tr '\n' ' ')"
+      record "$name/engine-start" FAIL "$(since $t)" "engine exited with code $rc before it was ready: $(cat "$out" "$err" | tail -c 300 | tr '\n' ' ')"
       return 1
     fi
     kill_engine
