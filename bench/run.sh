@@ -35,8 +35,8 @@ build/release/bench/weft-nvmf-bench --json "$out/results.json" --markdown "$out/
 # ratios look like equal gaps, and the device ceiling does not flatten the rest).
 # Pool volumes against the bdev under them (issue: >= 95% of raw on overwrite).
 pool_args=(--seconds 1 --rounds 7 --size-mib 128)
-build/release/bench/weft-pool-bench --base file "${pool_args[@]}" 2>/dev/null | tee "$out/pool-file.txt"
-build/release/bench/weft-pool-bench --base malloc "${pool_args[@]}" 2>/dev/null | tee "$out/pool-malloc.txt"
+build/release/bench/weft-pool-bench --base file "${pool_args[@]}" 2>/dev/null | grep -v "^\[" | tee "$out/pool-file.txt"
+build/release/bench/weft-pool-bench --base malloc "${pool_args[@]}" 2>/dev/null | grep -v "^\[" | tee "$out/pool-malloc.txt"
 
 gnuplot <<EOF
 set terminal pngcairo size 1200,520 font "sans,11"
