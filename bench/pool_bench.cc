@@ -2,7 +2,8 @@
 // under them, side by side in one run (the bar: a volume keeps at
 // least 95% of the raw bdev's IOPS on overwrite).
 //
-// One reactor, QD commands in flight, each case timed for --seconds:
+// QD commands in flight on each of --reactors reactors (one by default),
+// each case timed for --seconds:
 //   raw        the pool's base bdev itself, over the blocks of the thick
 //              volume's clusters: a malloc bdev (the device costs ~nothing,
 //              so the ratio shows the volume layer's own cost) or an O_DIRECT
@@ -91,6 +92,27 @@ task<figures> run_case(bdev::bdev& dev, bool write, unsigned qd, double secs, bo
     co_return figures{double(done) / elapsed, errors};
 }
 
+// run_case on reactors 0..n-1 at once; IOPS and errors summed.
+task<figures> run_everywhere(unsigned n, bdev::bdev& dev, bool write, unsigned qd, double secs,
+                             uint64_t first_lba, uint64_t span_blocks) {
+    std::vector<figures> each(n);
+    gate g;
+    for (unsigned r = 0; r < n; ++r)
+        reactor::local().spawn(
+            g.hold([](unsigned r, bdev::bdev* dev, bool write, unsigned qd, double secs,
+                      uint64_t first, uint64_t span, figures* out) -> task<void> {
+                *out = co_await on(
+                    r, [=]() { return run_case(*dev, write, qd, secs, false, first, span); });
+            }(r, &dev, write, qd, secs, first_lba, span_blocks, &each[r])));
+    co_await g.close();
+    figures sum;
+    for (auto& f : each) {
+        sum.iops += f.iops;
+        sum.errors += f.errors;
+    }
+    co_return sum;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -104,6 +126,7 @@ int main(int argc, char** argv) {
     std::string base_kind = "malloc";
     std::string dir = "/var/tmp";
     unsigned rounds = 5;
+    unsigned reactors = 1;
     app.add_option("--seconds", secs, "duration of each timed case")->capture_default_str();
     app.add_option("--qd", qd, "I/Os in flight")->capture_default_str();
     app.add_option("--size-mib", size, "size of each volume, MiB")->capture_default_str();
@@ -115,13 +138,20 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"malloc", "file"}))
         ->capture_default_str();
     app.add_option("--dir", dir, "where --base file puts its two files")->capture_default_str();
+    app.add_option("--reactors", reactors,
+                   "reactors (CPUs --cpu, --cpu+1, ...) driving each timed case at once, QD each; "
+                   "IOPS are their sum (shows whether the volume layer scales across cores)")
+        ->check(CLI::Range(1u, 64u))
+        ->capture_default_str();
     app.add_option("--rounds", rounds, "interleaved rounds of the timed cases (medians are shown)")
         ->check(CLI::Range(1u, 100u))
         ->capture_default_str();
     CLI11_PARSE(app, argc, argv);
     uint64_t vol_bytes = std::stoull(size) << 20;
 
-    runtime rt({.cpus = {cpu}});
+    std::vector<int> cpus;
+    for (unsigned i = 0; i < reactors; ++i) cpus.push_back(cpu + int(i));
+    runtime rt({.cpus = cpus});
     return rt.run([&]() -> task<int> {
         // Base: room for the two volumes plus metadata.
         std::shared_ptr<bdev::bdev> base;
@@ -163,9 +193,10 @@ int main(int argc, char** argv) {
         auto thin = p.value()->open_volume(thin_id.value()).value();
 
         fmt::print(
-            "4 KiB random I/O, QD {}, one reactor on CPU {}, {} MiB volumes, {} KiB clusters, {} "
+            "4 KiB random I/O, QD {} per reactor, {} reactor(s) from CPU {}, {} MiB volumes, {} "
+            "KiB clusters, {} "
             "base\n",
-            qd, cpu, vol_bytes >> 20, cluster_kib, base_kind);
+            qd, reactors, cpu, vol_bytes >> 20, cluster_kib, base_kind);
         auto thin_first = co_await run_case(*thin, true, qd, secs, true);
         // w[i], r[i]: per round, for raw, thick, thin; writes then reads.
         std::vector<figures> w[3], r[3];
@@ -173,11 +204,13 @@ int main(int argc, char** argv) {
         for (unsigned k = 0; k < rounds; ++k) {
             for (int i = 0; i < 3; ++i) {
                 uint64_t first = i == 0 ? raw_first : 0, span = i == 0 ? raw_span : 0;
-                w[i].push_back(co_await run_case(*devs[i], true, qd, secs, false, first, span));
+                w[i].push_back(
+                    co_await run_everywhere(reactors, *devs[i], true, qd, secs, first, span));
             }
             for (int i = 0; i < 3; ++i) {
                 uint64_t first = i == 0 ? raw_first : 0, span = i == 0 ? raw_span : 0;
-                r[i].push_back(co_await run_case(*devs[i], false, qd, secs, false, first, span));
+                r[i].push_back(
+                    co_await run_everywhere(reactors, *devs[i], false, qd, secs, first, span));
             }
         }
         auto median = [](std::vector<double> v) {

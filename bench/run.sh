@@ -37,6 +37,8 @@ build/release/bench/weft-nvmf-bench --json "$out/results.json" --markdown "$out/
 pool_args=(--seconds 1 --rounds 7 --size-mib 128)
 build/release/bench/weft-pool-bench --base file "${pool_args[@]}" 2>/dev/null | grep -v "^\[" | tee "$out/pool-file.txt"
 build/release/bench/weft-pool-bench --base malloc "${pool_args[@]}" 2>/dev/null | grep -v "^\[" | tee "$out/pool-malloc.txt"
+build/release/bench/weft-pool-bench --base malloc --reactors 2 "${pool_args[@]}" 2>/dev/null | grep -v "^\[" |
+    tee "$out/pool-malloc-2.txt"
 
 gnuplot <<EOF
 set terminal pngcairo size 1200,520 font "sans,11"
@@ -104,6 +106,12 @@ git diff --quiet HEAD -- src bench 2>/dev/null || commit="$commit (with uncommit
     echo
     echo '```'
     cat "$out/pool-malloc.txt"
+    echo '```'
+    echo
+    echo "malloc base, two reactors on one volume at once (does the layer scale across cores?):"
+    echo
+    echo '```'
+    cat "$out/pool-malloc-2.txt"
     echo '```'
 } >"$out/report.md"
 echo "wrote $out/report.md and $out/iops.png"
