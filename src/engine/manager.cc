@@ -440,12 +440,6 @@ task<Status> manager::destroy_pool(const v1::DestroyPoolRequest& req) {
     auto p = applier_.find_pool(req.name());
     bool remembered = std::any_of(state_.pools.begin(), state_.pools.end(),
                                   [&](const pool_config& pc) { return pc.name == req.name(); });
-    for (auto& s : applier_.served())
-        if (s.cfg.type == "volume" && s.cfg.pool == req.name())
-            co_return fail(
-                StatusCode::FAILED_PRECONDITION,
-                fmt::format("volume \"{}\" of pool \"{}\" is shared as {}: unshare it first",
-                            s.cfg.volume, req.name(), s.nqn));
     for (const engine_config* c : {&base_, &state_})
         for (auto& sc : c->subsystems)
             for (auto& n : sc.namespaces)
@@ -455,7 +449,7 @@ task<Status> manager::destroy_pool(const v1::DestroyPoolRequest& req) {
                         fmt::format(
                             "volume \"{}\" of pool \"{}\" is shared as {}: unshare it first",
                             n.volume, req.name(), sc.nqn));
-    if (!p && remembered && !in_base_pool(req.name())) {
+    if (!p && remembered) {
         // Saved but not loaded (its device was missing at start): forget it.
         engine_config previous = state_;
         std::erase_if(state_.pools, [&](const pool_config& pc) { return pc.name == req.name(); });
@@ -556,6 +550,13 @@ task<Status> manager::volume_reply(const std::string& pool, const pool::uuid& id
     co_return fail(StatusCode::NOT_FOUND, "the volume is gone");
 }
 
+namespace {
+Status name_taken(const std::string& pool, const std::string& name) {
+    return fail(StatusCode::ALREADY_EXISTS,
+                fmt::format("pool \"{}\" has a volume named \"{}\" already", pool, name));
+}
+}  // namespace
+
 task<Status> manager::create_volume(const v1::CreateVolumeRequest& req, v1::Volume* out) {
     auto g = co_await lock_.lock();
     if (!valid_name(req.name())) co_return bad_name("volume", req.name());
@@ -569,10 +570,7 @@ task<Status> manager::create_volume(const v1::CreateVolumeRequest& req, v1::Volu
     std::string name = req.name();
     auto id = co_await p->create_volume(name, req.size_bytes(), !req.thick(), &why);
     if (!id) {
-        if (id.err().code == EEXIST)
-            co_return fail(
-                StatusCode::ALREADY_EXISTS,
-                fmt::format("pool \"{}\" has a volume named \"{}\" already", req.pool(), name));
+        if (id.err().code == EEXIST) co_return name_taken(req.pool(), name);
         if (id.err().code == ENOSPC)
             co_return fail(
                 StatusCode::RESOURCE_EXHAUSTED,
@@ -590,14 +588,13 @@ task<Status> manager::destroy_volume(const v1::DestroyVolumeRequest& req) {
     resolved r;
     Status s = co_await resolve(req.volume(), &r);
     if (!s.ok()) co_return s;
-    std::string nqn = applier_.nqn_serving(r.pool_name, r.info.name);
+    // Every served namespace comes from a saved or configured share, so this
+    // also covers shares that are saved but not served now.
     bool in_base = false;
-    if (nqn.empty())
-        if (auto* saved = find_share(r.pool_name, r.info.name, &in_base)) nqn = saved->nqn;
-    if (!nqn.empty())
-        co_return fail(
-            StatusCode::FAILED_PRECONDITION,
-            fmt::format("volume \"{}\" is shared as {}: unshare it first", r.info.name, nqn));
+    if (auto* share = find_share(r.pool_name, r.info.name, &in_base))
+        co_return fail(StatusCode::FAILED_PRECONDITION,
+                       fmt::format("volume \"{}\" is shared as {}: unshare it first", r.info.name,
+                                   share->nqn));
     std::string why;
     auto d = co_await r.p->delete_volume(r.info.id, &why);
     if (!d) {
@@ -658,10 +655,7 @@ task<Status> manager::create_snapshot(const v1::CreateSnapshotRequest& req, v1::
     std::string why;
     std::string name = req.name();
     auto id = co_await r.p->snapshot(r.info.id, name, &why);
-    if (!id && id.err().code == EEXIST)
-        co_return fail(
-            StatusCode::ALREADY_EXISTS,
-            fmt::format("pool \"{}\" has a volume named \"{}\" already", r.pool_name, name));
+    if (!id && id.err().code == EEXIST) co_return name_taken(r.pool_name, name);
     if (!id) co_return from_errno(id.err().code, why);
     spdlog::info("pool {}: snapshot {} of {} taken (API)", r.pool_name, req.name(), r.info.name);
     co_return co_await volume_reply(r.pool_name, id.value(), out);
@@ -679,10 +673,7 @@ task<Status> manager::create_clone(const v1::CreateCloneRequest& req, v1::Volume
     std::string why;
     std::string name = req.name();
     auto id = co_await r.p->clone(r.info.id, name, &why);
-    if (!id && id.err().code == EEXIST)
-        co_return fail(
-            StatusCode::ALREADY_EXISTS,
-            fmt::format("pool \"{}\" has a volume named \"{}\" already", r.pool_name, name));
+    if (!id && id.err().code == EEXIST) co_return name_taken(r.pool_name, name);
     if (!id) co_return from_errno(id.err().code, why);
     spdlog::info("pool {}: clone {} of {} made (API)", r.pool_name, req.name(), r.info.name);
     co_return co_await volume_reply(r.pool_name, id.value(), out);

@@ -85,41 +85,12 @@ class volume_channel final : public weft::bdev::channel {
           data_offset_(eng_.geo().data_offset),
           inflight_(v->st_->inflight_here()) {}
 
-    // Reads and writes inside one cluster (nearly all of them) whose cluster
-    // is mapped (and, for writes, not shared) go to the device from here,
-    // with one coroutine frame; the rest take the general path.
+    // Not coroutines: the task io() returns is the only frame.
     task<int> read(uint64_t lba, uint32_t nblocks, std::span<const iovec> iov) override {
-        if (int rc = v_->check_io(lba, nblocks, iov); rc != 0) co_return rc;
-        const uint64_t pos = lba << vshift_, len = uint64_t(nblocks) << vshift_;
-        if (len != 0 && (pos >> cshift_) == ((pos + len - 1) >> cshift_)) {
-            fast_guard g(*v_->st_, inflight_);
-            if (g.ok()) {
-                uint64_t plba = 0;
-                int rc = 0;
-                route r = classify(false, pos >> cshift_, pos & cmask(), iov, &plba, &rc);
-                if (r == route::done) co_return rc;
-                if (r == route::device)
-                    co_return co_await base_->read(plba, uint32_t(len >> dshift_), iov);
-            }
-        }
-        co_return co_await rw(false, lba, nblocks, iov, false);
+        return io(false, lba, nblocks, iov, false);
     }
     task<int> write(uint64_t lba, uint32_t nblocks, std::span<const iovec> iov, bool fua) override {
-        if (v_->read_only()) co_return -EROFS;
-        if (int rc = v_->check_io(lba, nblocks, iov); rc != 0) co_return rc;
-        const uint64_t pos = lba << vshift_, len = uint64_t(nblocks) << vshift_;
-        if (len != 0 && (pos >> cshift_) == ((pos + len - 1) >> cshift_)) {
-            fast_guard g(*v_->st_, inflight_);
-            if (g.ok()) {
-                uint64_t plba = 0;
-                int rc = 0;
-                route r = classify(true, pos >> cshift_, pos & cmask(), iov, &plba, &rc);
-                if (r == route::done) co_return rc;
-                if (r == route::device)
-                    co_return co_await base_->write(plba, uint32_t(len >> dshift_), iov, fua);
-            }
-        }
-        co_return co_await rw(true, lba, nblocks, iov, fua);
+        return io(true, lba, nblocks, iov, fua);
     }
     task<int> flush() override { co_return co_await base_->flush(); }
     task<int> write_zeroes(uint64_t lba, uint64_t nblocks) override {
@@ -150,6 +121,28 @@ class volume_channel final : public weft::bdev::channel {
 
   private:
     enum class route { done, device, home };
+
+    // Reads and writes inside one cluster (nearly all of them) whose cluster
+    // is mapped (and, for writes, not shared) go to the device from here,
+    // in this one coroutine frame; the rest take the general path.
+    task<int> io(bool write, uint64_t lba, uint32_t nblocks, std::span<const iovec> iov, bool fua) {
+        if (write && v_->read_only()) co_return -EROFS;
+        if (int rc = v_->check_io(lba, nblocks, iov); rc != 0) co_return rc;
+        const uint64_t pos = lba << vshift_, len = uint64_t(nblocks) << vshift_;
+        if (len != 0 && (pos >> cshift_) == ((pos + len - 1) >> cshift_)) {
+            fast_guard g(*v_->st_, inflight_);
+            if (g.ok()) {
+                uint64_t plba = 0;
+                int rc = 0;
+                route r = classify(write, pos >> cshift_, pos & cmask(), iov, &plba, &rc);
+                if (r == route::done) co_return rc;
+                const uint32_t nb = uint32_t(len >> dshift_);
+                if (r == route::device && !write) co_return co_await base_->read(plba, nb, iov);
+                if (r == route::device) co_return co_await base_->write(plba, nb, iov, fua);
+            }
+        }
+        co_return co_await rw(write, lba, nblocks, iov, fua);
+    }
 
     uint64_t cmask() const { return (uint64_t(1) << cshift_) - 1; }
 

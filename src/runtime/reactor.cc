@@ -254,10 +254,7 @@ void reactor::post(work_item w) {
     // flag before sleeping, or we see it sleeping and wake it.
     foreign_pending_.store(true);
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (sleeping_.load(std::memory_order_relaxed) && sleeping_.exchange(false)) {
-        uint64_t one = 1;
-        [[maybe_unused]] ssize_t r = ::write(wake_fd_, &one, sizeof one);
-    }
+    wake();
 }
 
 bool reactor::drain_foreign() {
