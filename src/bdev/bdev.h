@@ -33,8 +33,10 @@ namespace weft::bdev {
 // I/O results are 0 or -errno: -EIO media error, -EINVAL bad argument (iovecs
 // that do not hold exactly nblocks * block_size bytes, a null iov_base),
 // -ERANGE lba + nblocks beyond num_blocks(), -ENOSPC no space left in the
-// backing store, -EROFS write to a read-only bdev. A backend may pass other
-// errnos from the kernel through. nblocks == 0 is a successful no-op (when lba
+// backing store, -EROFS write to a read-only bdev, -EACCES a reservation
+// held by another host (a fenced remote disk), -ESTALE a mirror another one
+// has superseded (use another path). A backend may pass other errnos from
+// the kernel through. nblocks == 0 is a successful no-op (when lba
 // is in range).
 class channel {
   public:
@@ -52,6 +54,20 @@ class channel {
     virtual task<int> write_zeroes(uint64_t lba, uint64_t nblocks) = 0;
     // Deallocates; later reads return zeroes when bdev::unmap_reads_zeroes().
     virtual task<int> unmap(uint64_t lba, uint64_t nblocks) = 0;
+
+    // Which blocks of [lba, lba + nblocks) may hold data, for copies that
+    // skip what a thin backend never wrote: `runs` gets the allocated runs in
+    // order ({lba, nblocks}, possibly rounded out to the backend's
+    // allocation unit and clipped to the range); the blocks outside them
+    // read as zeroes. -ENOTSUP (the default) when the backend cannot tell.
+    struct block_run {
+        uint64_t lba;
+        uint64_t nblocks;
+    };
+    virtual task<int> allocated(uint64_t lba, uint64_t nblocks, std::vector<block_run>* runs) {
+        (void)lba, (void)nblocks, (void)runs;
+        co_return -ENOTSUP;
+    }
 };
 
 // Called after a size change, on the thread that called resize().

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 
 namespace weft::cli {
 
@@ -64,6 +65,26 @@ std::string human_bytes(uint64_t b) {
     int u = 0;
     while (v >= 1024 && u < 6) v /= 1024, ++u;
     return u == 0 ? fmt::format("{} B", b) : fmt::format("{:.2f} {}", v, units[u]);
+}
+
+std::string human_rate(double bytes_per_s) {
+    if (!(bytes_per_s > 0)) return "0 B/s";
+    return human_bytes(uint64_t(bytes_per_s)) + "/s";
+}
+
+std::string human_duration(double seconds) {
+    if (!(seconds > 0)) return "0s";
+    uint64_t s = std::max<uint64_t>(1, uint64_t(std::llround(std::min(seconds, 1e12))));
+    if (s < 60) return fmt::format("{}s", s);
+    if (s < 3600) return fmt::format("{}m{:02}s", s / 60, s % 60);
+    return fmt::format("{}h{:02}m", s / 3600, s / 60 % 60);
+}
+
+std::string human_ms(int64_t ms) {
+    if (ms < 0) ms = 0;
+    if (ms < 1000) return fmt::format("{} ms", ms);
+    if (ms < 60000) return fmt::format("{:.1f} s", double(ms) / 1000);
+    return human_duration(double(ms) / 1000);
 }
 
 table::table(std::vector<std::string> header, std::string align)

@@ -1,5 +1,5 @@
-// What the `weft` commands print and parse: sizes ("10GiB" <-> "10.00 GiB")
-// and tables with aligned columns.
+// What the `weft` commands print and parse: sizes ("10GiB" <-> "10.00 GiB"),
+// rates and durations, and tables with aligned columns.
 //
 //   auto n = parse_size("512MiB");  // 536870912
 //   table t({"name", "size"}, "lr");  // size right-aligned
@@ -29,6 +29,13 @@ bool parse_size_arg(const std::string& name, const std::string& s, uint64_t* out
 
 // "512 B", "1.00 KiB", "10.00 GiB".
 std::string human_bytes(uint64_t b);
+// A rate in bytes per second: "120.00 MiB/s".
+std::string human_rate(double bytes_per_s);
+// A duration in whole seconds (at least 1 when not zero): "0s", "3s",
+// "2m05s", "1h02m".
+std::string human_duration(double seconds);
+// Milliseconds that something took: "350 ms", "1.2 s", "2m05s".
+std::string human_ms(int64_t ms);
 
 // Rows of strings printed under a header with columns as wide as their
 // widest cell, two spaces apart. `align` has one letter per column, 'l' or

@@ -1,7 +1,7 @@
 // weft: the command line of a weft cluster. Its `nvme` commands talk
 // NVMe/TCP to a target through weft's initiator library (no kernel host,
 // no root needed): discover, identify, read/write/verify, perf, reservations.
-// Its `pool`, `volume`, `snapshot` and `listener` commands manage a
+// Its `pool`, `volume`, `snapshot`, `listener` and `nexus` commands manage a
 // weft-engine over its gRPC management API (--api, default 127.0.0.1:10124).
 #include <spdlog/spdlog.h>
 
@@ -28,7 +28,7 @@ int main(int argc, char** argv) {
     app.name("weft");
     app.require_subcommand(1);
     app.footer(
-        "pool, volume, snapshot and listener talk to a weft-engine's management API: --api "
+        "pool, volume, snapshot, listener and nexus talk to a weft-engine's management API: --api "
         "HOST:PORT,\nor the WEFT_API environment variable (default 127.0.0.1:10124).\n");
     bool verbose = false;
     app.add_flag("-v,--verbose", verbose,
@@ -47,6 +47,8 @@ int main(int argc, char** argv) {
     add_volume_commands(app, action);
     add_snapshot_commands(app, action);
     add_listener_commands(app, action);
+    add_nexus_commands(app, action);
+    add_inject_fault(app, action);
     CLI11_PARSE(app, argc, argv);
     // The library logs refusals and drops as warnings; the CLI says them as
     // sentences itself, so its log stays quiet unless asked.

@@ -45,6 +45,19 @@ class service final : public v1::Engine::Service {
     WEFT_RPC(AddListener, AddListenerRequest, Listener, add_listener(*req, rep))
     WEFT_RPC(ListListeners, ListListenersRequest, ListListenersReply, list_listeners(rep))
     WEFT_RPC(GetStats, GetStatsRequest, Stats, get_stats(rep))
+    WEFT_RPC(CreateNexus, CreateNexusRequest, Nexus, create_nexus(*req, rep))
+    WEFT_RPC(DestroyNexus, DestroyNexusRequest, Empty, destroy_nexus(*req))
+    WEFT_RPC(ListNexuses, ListNexusesRequest, ListNexusesReply, list_nexuses(rep))
+    WEFT_RPC(GetNexus, GetNexusRequest, Nexus, get_nexus(*req, rep))
+    WEFT_RPC(AddChild, AddChildRequest, Nexus, add_child(*req, rep))
+    WEFT_RPC(RemoveChild, RemoveChildRequest, Nexus, remove_child(*req, rep))
+    WEFT_RPC(FaultChild, FaultChildRequest, Nexus, fault_child(*req, rep))
+    WEFT_RPC(OnlineChild, OnlineChildRequest, Nexus, online_child(*req, rep))
+    WEFT_RPC(ArbitrateNexus, ArbitrateNexusRequest, Nexus, arbitrate_nexus(*req, rep))
+    WEFT_RPC(ShareNexus, ShareNexusRequest, Share, share_nexus(*req, rep))
+    WEFT_RPC(UnshareNexus, UnshareNexusRequest, Empty, unshare_nexus(*req))
+    WEFT_RPC(ReadChildLabel, ReadChildLabelRequest, ChildLabel, read_child_label(*req, rep))
+    WEFT_RPC(InjectFault, InjectFaultRequest, Empty, inject_fault(*req))
 #undef WEFT_RPC
 
   private:

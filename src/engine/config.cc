@@ -93,6 +93,22 @@ std::string to_json_text(const engine_config& c) {
         if (p.cluster_size) pj["cluster_size"] = p.cluster_size;
         j["pools"].push_back(pj);
     }
+    j["nexuses"] = json::array();
+    for (auto& x : c.nexuses) {
+        json xj = {{"uuid", x.uuid},
+                   {"minority_policy", x.minority_policy},
+                   {"auto_rebuild", x.auto_rebuild}};
+        if (x.size) xj["size"] = x.size;
+        if (x.io_timeout_ms) xj["io_timeout_ms"] = x.io_timeout_ms;
+        if (x.rebuild_rate) xj["rebuild_rate"] = x.rebuild_rate;
+        xj["children"] = json::array();
+        for (auto& ch : x.children) {
+            json cj = {{"uri", ch.uri}};
+            if (!ch.uuid.empty()) cj["uuid"] = ch.uuid;
+            xj["children"].push_back(cj);
+        }
+        j["nexuses"].push_back(xj);
+    }
     j["subsystems"] = json::array();
     for (auto& s : c.subsystems) {
         json sj = {{"nqn", s.nqn},
@@ -111,6 +127,7 @@ std::string to_json_text(const engine_config& c) {
                 nj["volume"] = n.volume;
                 nj["thin"] = n.thin;
             }
+            if (n.type == "nexus") nj["nexus"] = n.nexus;
             sj["namespaces"].push_back(nj);
         }
         j["subsystems"].push_back(sj);
@@ -145,6 +162,27 @@ result<engine_config> parse_config(const std::string& text, std::string* why) {
             pc.format_if_blank = get<bool>(pj, "format_if_blank", true);
             c.pools.push_back(pc);
         }
+        for (const json& xj : get(j, "nexuses", json::array())) {
+            nexus_config x;
+            x.uuid = get<std::string>(xj, "uuid", "");
+            if (x.uuid.empty()) throw bad_config("a nexus needs a \"uuid\"");
+            x.size = size_of(xj, "size");
+            x.io_timeout_ms = get<uint32_t>(xj, "io_timeout_ms", 0);
+            x.rebuild_rate = size_of(xj, "rebuild_rate");
+            x.minority_policy = get<std::string>(xj, "minority_policy", "wait");
+            if (x.minority_policy != "wait" && x.minority_policy != "proceed")
+                throw bad_config("a nexus's \"minority_policy\" is \"wait\" or \"proceed\"");
+            x.auto_rebuild = get<bool>(xj, "auto_rebuild", true);
+            for (const json& cj : get(xj, "children", json::array())) {
+                nexus_child_config ch;
+                ch.uri = get<std::string>(cj, "uri", "");
+                if (ch.uri.empty()) throw bad_config("a nexus child needs a \"uri\"");
+                ch.uuid = get<std::string>(cj, "uuid", "");
+                x.children.push_back(ch);
+            }
+            if (x.children.empty()) throw bad_config("a nexus needs \"children\"");
+            c.nexuses.push_back(std::move(x));
+        }
         for (const json& s : get(j, "subsystems", json::array())) {
             subsystem_config sc;
             sc.nqn = get<std::string>(s, "nqn", "");
@@ -166,6 +204,9 @@ result<engine_config> parse_config(const std::string& text, std::string* why) {
                 nc.thin = get<bool>(n, "thin", true);
                 if (nc.type == "volume" && (nc.pool.empty() || nc.volume.empty()))
                     throw bad_config("a \"volume\" namespace needs \"pool\" and \"volume\"");
+                nc.nexus = get<std::string>(n, "nexus", "");
+                if (nc.type == "nexus" && nc.nexus.empty())
+                    throw bad_config("a \"nexus\" namespace needs \"nexus\" (its UUID)");
                 sc.namespaces.push_back(nc);
             }
             c.subsystems.push_back(std::move(sc));

@@ -18,6 +18,11 @@
 //   "pools": [{"name": "p0", "path": "/var/lib/weft/p0.img", "size": "100GiB",
 //              "cluster_size": "4MiB"}],
 //   ... {"nsid": 3, "type": "volume", "pool": "p0", "volume": "vol3", "size": "10GiB"}
+// and "nexus" (a volume mirrored over children, see src/nexus/nexus.h):
+//   "nexuses": [{"uuid": "...", "size": "10GiB",
+//                "children": [{"uri": "pool://p0/r1"}, {"uri": "nvmf://10.0.0.2:4420/nqn...", "uuid": "..."}],
+//                "io_timeout_ms": 5000, "rebuild_rate": "256MiB", "minority_policy": "wait"}],
+//   ... {"nsid": 1, "type": "nexus", "nexus": "<uuid>"}
 #pragma once
 
 #include <cstdint>
@@ -40,6 +45,22 @@ struct namespace_config {
     std::string pool;    // type "volume"
     std::string volume;  // type "volume": the volume's name
     bool thin = true;    // type "volume", when it is created
+    std::string nexus;   // type "nexus": its UUID
+};
+
+struct nexus_child_config {
+    std::string uri;
+    std::string uuid;  // its place in the nexus (may be empty for a new child)
+};
+
+struct nexus_config {
+    std::string uuid;
+    uint64_t size = 0;  // bytes; 0: from the children's labels
+    std::vector<nexus_child_config> children;
+    uint32_t io_timeout_ms = 0;  // 0: the nexus's default
+    uint64_t rebuild_rate = 0;   // bytes/s; 0: the default
+    std::string minority_policy = "wait";
+    bool auto_rebuild = true;
 };
 
 struct pool_config {
@@ -66,6 +87,7 @@ struct engine_config {
     std::vector<std::string> discovery_listen;
     nvmf::controller_limits limits;
     std::vector<pool_config> pools;
+    std::vector<nexus_config> nexuses;
     std::vector<subsystem_config> subsystems;
 };
 

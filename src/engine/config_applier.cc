@@ -6,8 +6,10 @@
 #include <cstring>
 #include <set>
 
+#include "bdev/error/error_bdev.h"
 #include "bdev/stats/stats_bdev.h"
 #include "bdev/uring/uring_bdev.h"
+#include "nexus/child_uri.h"
 
 namespace weft::engine {
 
@@ -106,6 +108,89 @@ std::string config_applier::nqn_serving(const std::string& pool, const std::stri
     return {};
 }
 
+std::string config_applier::nqn_serving_nexus(const std::string& uuid) const {
+    for (auto& [nqn, table] : applied_)
+        for (auto& [nsid, st] : table)
+            if (st.cfg.type == "nexus" && st.cfg.nexus == uuid) return nqn;
+    return {};
+}
+
+std::string config_applier::nexus_using(const std::string& pool, const std::string& volume) const {
+    std::string want = "pool://" + pool + "/" + volume;
+    for (auto& [id, n] : nexuses_)
+        for (auto& u : n->child_uris())
+            if (u == want) return id;
+    return {};
+}
+
+std::shared_ptr<nexus::nexus> config_applier::find_nexus(const std::string& uuid) const {
+    auto it = nexuses_.find(uuid);
+    return it == nexuses_.end() ? nullptr : it->second;
+}
+
+task<void> config_applier::drop_nexus(const std::string& uuid) {
+    auto it = nexuses_.find(uuid);
+    if (it == nexuses_.end()) co_return;
+    auto n = it->second;
+    nexuses_.erase(it);
+    co_await n->close();
+}
+
+std::shared_ptr<bdev::fault_control> config_applier::faults(const std::string& pool,
+                                                            const std::string& volume) {
+    auto& f = faults_[pool + "/" + volume];
+    if (!f) f = std::make_shared<bdev::fault_control>();
+    return f;
+}
+
+nexus::child_factory config_applier::child_factory(std::chrono::milliseconds io_timeout) {
+    child_sources src;
+    src.find_pool = [this](const std::string& name) { return find_pool(name); };
+    src.faults = [this](const std::string& p, const std::string& v) { return faults(p, v); };
+    src.host = host_;
+    return make_child_factory(std::move(src), io_timeout);
+}
+
+nexus::options config_applier::nexus_options(const nexus_config& c) {
+    nexus::options o;
+    if (c.io_timeout_ms) o.io_timeout = std::chrono::milliseconds(c.io_timeout_ms);
+    if (c.rebuild_rate) o.rebuild_rate = c.rebuild_rate;
+    o.minority = c.minority_policy == "proceed" ? nexus::options::minority_policy::proceed
+                                                : nexus::options::minority_policy::wait;
+    o.auto_rebuild = c.auto_rebuild;
+    return o;
+}
+
+task<void> config_applier::apply_nexuses(const engine_config& cfg,
+                                         std::vector<std::string>& problems) {
+    for (auto& x : cfg.nexuses) {
+        if (nexuses_.count(x.uuid)) continue;
+        nexus::nexus::params p;
+        auto id = pool::parse_uuid(x.uuid);
+        if (!id) {
+            problems.push_back(fmt::format("nexus {}: not a UUID", x.uuid));
+            continue;
+        }
+        p.id = *id;
+        p.size_bytes = x.size;
+        for (auto& ch : x.children) {
+            p.children.push_back(ch.uri);
+            auto cid = pool::parse_uuid(ch.uuid);
+            p.known_ids.push_back(cid ? *cid : pool::uuid{});
+        }
+        p.opt = nexus_options(x);
+        std::string why;
+        auto n = co_await nexus::nexus::open(p, child_factory(p.opt.io_timeout), &why);
+        if (!n) {
+            nexus_problems_[x.uuid] = why;
+            problems.push_back(fmt::format("nexus {}: {}", x.uuid, why));
+            continue;
+        }
+        nexus_problems_.erase(x.uuid);
+        nexuses_[x.uuid] = n.value();
+    }
+}
+
 std::shared_ptr<pool::pool> config_applier::find_pool(const std::string& name) const {
     auto it = pools_.find(name);
     return it == pools_.end() ? nullptr : it->second.p;
@@ -119,6 +204,7 @@ void config_applier::adopt_pool(const std::string& name, const std::string& path
 task<std::vector<std::string>> config_applier::apply(const engine_config& cfg) {
     std::vector<std::string> problems;
     co_await apply_pools(cfg, problems);
+    co_await apply_nexuses(cfg, problems);
     std::set<std::string> wanted;
     for (auto& s : cfg.subsystems) {
         if (!wanted.insert(s.nqn).second) {
@@ -141,7 +227,17 @@ task<std::vector<std::string>> config_applier::apply(const engine_config& cfg) {
         for (auto& [nsid, st] : it->second) retire(st);
         it = applied_.erase(it);
     }
-    // Pools no longer configured close once no namespace uses them.
+    // Nexuses no longer configured close once no namespace serves them.
+    std::set<std::string> nexuses_wanted;
+    for (auto& x : cfg.nexuses) nexuses_wanted.insert(x.uuid);
+    std::vector<std::string> gone;
+    for (auto& [id, n] : nexuses_)
+        if (!nexuses_wanted.count(id) && nqn_serving_nexus(id).empty()) gone.push_back(id);
+    for (auto& id : gone) {
+        co_await drop_nexus(id);
+        spdlog::info("nexus {} closed", id);
+    }
+    // Pools no longer configured close once no namespace or nexus uses them.
     std::set<std::string> pools_wanted;
     for (auto& p : cfg.pools) pools_wanted.insert(p.name);
     for (auto it = pools_.begin(); it != pools_.end();) {
@@ -149,6 +245,8 @@ task<std::vector<std::string>> config_applier::apply(const engine_config& cfg) {
         for (auto& [nqn, served] : applied_)
             for (auto& [nsid, st] : served)
                 used |= st.cfg.type == "volume" && st.cfg.pool == it->first;
+        for (auto& [id, n] : nexuses_)
+            for (auto& u : n->child_uris()) used |= u.starts_with("pool://" + it->first + "/");
         if (!pools_wanted.count(it->first) && !used) {
             spdlog::info("pool {} closed", it->first);
             it = pools_.erase(it);
@@ -207,6 +305,16 @@ task<void> config_applier::apply_pools(const engine_config& cfg,
 task<result<std::shared_ptr<bdev::bdev>>> config_applier::make_device(const std::string& nqn,
                                                                       const namespace_config& n,
                                                                       std::string* why) {
+    if (n.type == "nexus") {
+        auto x = find_nexus(n.nexus);
+        if (!x) {
+            *why = "no nexus " + n.nexus + (nexus_problem(n.nexus).empty()
+                                                 ? std::string()
+                                                 : " (" + nexus_problem(n.nexus) + ")");
+            co_return error{ENOENT};
+        }
+        co_return x->bdev();
+    }
     if (n.type != "volume") co_return make_bdev(nqn + "/" + std::to_string(n.nsid), n, why);
     auto it = pools_.find(n.pool);
     if (it == pools_.end()) {
@@ -230,8 +338,11 @@ task<result<std::shared_ptr<bdev::bdev>>> config_applier::make_device(const std:
         id = created.value();
     }
     auto dev = p.open_volume(*id);
-    if (!dev) *why = "opening volume " + n.volume + ": " + dev.err().message();
-    co_return dev;
+    if (!dev) {
+        *why = "opening volume " + n.volume + ": " + dev.err().message();
+        co_return dev;
+    }
+    co_return bdev::make_error_bdev(dev.value(), faults(n.pool, n.volume));
 }
 
 task<void> config_applier::resize(const std::string& nqn, uint32_t nsid, ns_state& st,
@@ -324,9 +435,10 @@ task<void> config_applier::apply_subsystem(const subsystem_config& s,
         served[added.value()] = {n, dev.value(), stats};
         spdlog::info("subsystem {} namespace {}: {} {} ({} blocks of {} B)", s.nqn, added.value(),
                      n.type,
-                     n.type == "volume" ? n.pool + "/" + n.volume
-                     : n.path.empty()   ? "(memory)"
-                                        : n.path,
+                     n.type == "volume"  ? n.pool + "/" + n.volume
+                     : n.type == "nexus" ? n.nexus
+                     : n.path.empty()    ? "(memory)"
+                                         : n.path,
                      dev.value()->num_blocks(), dev.value()->block_size());
     }
     for (auto it = served.begin(); it != served.end();) {

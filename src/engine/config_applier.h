@@ -13,6 +13,8 @@
 #include "bdev/bdev.h"
 #include "bdev/stats/io_stats.h"
 #include "engine/config.h"
+#include "engine/nexus_children.h"
+#include "nexus/nexus.h"
 #include "nvmf/target.h"
 #include "pool/pool.h"
 #include "runtime/task.h"
@@ -59,6 +61,33 @@ class config_applier {
         return it == pool_problems_.end() ? std::string() : it->second;
     }
 
+    // Nexuses by UUID. apply() opens (re-creates from their children's
+    // labels) those configured and not open, and closes those no longer
+    // configured once nothing serves them. adopt_nexus() takes one the API
+    // created; drop_nexus() closes one.
+    std::shared_ptr<nexus::nexus> find_nexus(const std::string& uuid) const;
+    const std::map<std::string, std::shared_ptr<nexus::nexus>>& nexuses() const { return nexuses_; }
+    void adopt_nexus(const std::string& uuid, std::shared_ptr<nexus::nexus> n) {
+        nexuses_[uuid] = std::move(n);
+    }
+    task<void> drop_nexus(const std::string& uuid);
+    std::string nexus_problem(const std::string& uuid) const {
+        auto it = nexus_problems_.find(uuid);
+        return it == nexus_problems_.end() ? std::string() : it->second;
+    }
+    // The NQN serving a nexus, or empty.
+    std::string nqn_serving_nexus(const std::string& uuid) const;
+    // The nexus that has pool/volume as a local child, or empty.
+    std::string nexus_using(const std::string& pool, const std::string& volume) const;
+
+    // How nexuses reach their children (the host identity is set at start).
+    void set_host(host_identity h) { host_ = std::move(h); }
+    const host_identity& host() const { return host_; }
+    nexus::child_factory child_factory(std::chrono::milliseconds io_timeout);
+    static nexus::options nexus_options(const nexus_config& c);
+    // The fault switch of a pool volume (served or a nexus child).
+    std::shared_ptr<bdev::fault_control> faults(const std::string& pool, const std::string& volume);
+
   private:
     struct ns_state {
         namespace_config cfg;
@@ -66,6 +95,7 @@ class config_applier {
         std::shared_ptr<bdev::io_stats> stats;
     };
     task<void> apply_pools(const engine_config& cfg, std::vector<std::string>& problems);
+    task<void> apply_nexuses(const engine_config& cfg, std::vector<std::string>& problems);
     task<void> apply_subsystem(const subsystem_config& s, std::vector<std::string>& problems);
     // The bdev a namespace entry describes (a volume is created if missing).
     task<result<std::shared_ptr<bdev::bdev>>> make_device(const std::string& nqn,
@@ -77,6 +107,10 @@ class config_applier {
     nvmf::target& target_;
     std::map<std::string, open_pool> pools_;
     std::map<std::string, std::string> pool_problems_;
+    std::map<std::string, std::shared_ptr<nexus::nexus>> nexuses_;
+    std::map<std::string, std::string> nexus_problems_;
+    std::map<std::string, std::shared_ptr<bdev::fault_control>> faults_;  // "pool/volume"
+    host_identity host_;
     std::map<unsigned, bdev::io_totals> retired_;
     void retire(const ns_state& st);
     // nqn -> nsid -> what is served

@@ -53,6 +53,7 @@ struct options {
     std::string log_level = "info";
     std::string api_listen = "127.0.0.1:10124";
     std::string metrics_listen = "127.0.0.1:9502";
+    std::string host_nqn;
 };
 
 // Builds the engine's configuration from the file and the flags.
@@ -125,6 +126,13 @@ task<int> serve(runtime& rt, const engine::engine_config& cfg, const options& o,
     nvmf::tcp_server server(tgt, {}, rt.size());
     engine::manager mgr(tgt, server, o.data_dir + "/engine-state.json");
     std::string why;
+    auto host = engine::load_host_identity(o.data_dir, o.host_nqn, &why);
+    if (!host) {
+        spdlog::error("host NQN: {}", why);
+        co_return 1;
+    }
+    spdlog::info("weft-engine: host NQN {} (for remote nexus children)", host.value().nqn);
+    mgr.set_host(host.value());
     if (!mgr.load_state(&why)) {
         spdlog::error("{}", why);
         co_return 1;
@@ -235,6 +243,10 @@ int main(int argc, char** argv) {
     app.add_option("--metrics-listen", o.metrics_listen,
                    "address of the Prometheus metrics page (http://ADDR/metrics); none to disable")
         ->capture_default_str();
+    app.add_option("--host-nqn", o.host_nqn,
+                   "the NQN this engine connects to other engines with (a nexus's remote "
+                   "children allow it on their shares); default: kept in --data-dir/host-nqn, "
+                   "made on first start");
     app.add_option("--demo-size", o.demo_size, "size of the demo volume (created on first start)")
         ->capture_default_str();
     app.add_option("--allow-host", o.allow_hosts,

@@ -160,12 +160,6 @@ bool write_atomically(const std::string& path, const std::string& text, std::str
 
 }  // namespace
 
-struct manager::resolved {
-    std::string pool_name;
-    std::shared_ptr<pool::pool> p;
-    pool::volume_info info;
-};
-
 manager::manager(nvmf::target& t, nvmf::tcp_server& server, std::string state_path)
     : target_(t), server_(server), applier_(t), state_path_(std::move(state_path)) {}
 
@@ -202,6 +196,8 @@ engine_config manager::merged() const {
     engine_config m = base_;
     for (auto& p : state_.pools)
         if (!in_base_pool(p.name)) m.pools.push_back(p);
+    for (auto& x : state_.nexuses)
+        if (!in_base_nexus(x.uuid)) m.nexuses.push_back(x);
     for (auto& s : state_.subsystems) {
         bool dup = std::any_of(m.subsystems.begin(), m.subsystems.end(),
                                [&](const subsystem_config& b) { return b.nqn == s.nqn; });
@@ -449,6 +445,13 @@ task<Status> manager::destroy_pool(const v1::DestroyPoolRequest& req) {
                         fmt::format(
                             "volume \"{}\" of pool \"{}\" is shared as {}: unshare it first",
                             n.volume, req.name(), sc.nqn));
+    for (auto& [id, n] : applier_.nexuses())
+        for (auto& u : n->child_uris())
+            if (u.starts_with("pool://" + req.name() + "/"))
+                co_return fail(StatusCode::FAILED_PRECONDITION,
+                               fmt::format("{} is a child of nexus {}: remove it from the nexus "
+                                           "first",
+                                           u, id));
     if (!p && remembered) {
         // Saved but not loaded (its device was missing at start): forget it.
         engine_config previous = state_;
@@ -595,6 +598,11 @@ task<Status> manager::destroy_volume(const v1::DestroyVolumeRequest& req) {
         co_return fail(StatusCode::FAILED_PRECONDITION,
                        fmt::format("volume \"{}\" is shared as {}: unshare it first", r.info.name,
                                    share->nqn));
+    if (auto nx = applier_.nexus_using(r.pool_name, r.info.name); !nx.empty())
+        co_return fail(StatusCode::FAILED_PRECONDITION,
+                       fmt::format("volume \"{}\" is a child of nexus {}: remove it from the "
+                                   "nexus first",
+                                   r.info.name, nx));
     std::string why;
     auto d = co_await r.p->delete_volume(r.info.id, &why);
     if (!d) {
@@ -736,6 +744,13 @@ task<Status> manager::share_volume(const v1::ShareVolumeRequest& req, v1::Share*
     if (!req.allow_any_host() && req.allowed_hosts().empty())
         co_return fail(StatusCode::INVALID_ARGUMENT,
                        "no host could connect: list the allowed host NQNs, or allow any host");
+    // A local child written by a nexus here must not also be written by
+    // others over the wire (it cannot be fenced from the nexus's side).
+    if (auto nx = applier_.nexus_using(r.pool_name, r.info.name); !nx.empty())
+        co_return fail(StatusCode::FAILED_PRECONDITION,
+                       fmt::format("volume \"{}\" is a child of nexus {} on this engine: share "
+                                   "the nexus instead, or remove the child first",
+                                   r.info.name, nx));
 
     subsystem_config want;
     want.nqn = nqn;
@@ -897,6 +912,7 @@ task<stats_snapshot> manager::snapshot() {
         }
         snap.volumes.push_back(std::move(v));
     }
+    for (auto& [id, n] : applier_.nexuses()) snap.nexuses.push_back(n->status());
     std::vector<std::pair<std::string, std::shared_ptr<pool::pool>>> pools;
     for (auto& [n, op] : applier_.pools()) pools.emplace_back(n, op.p);
     for (auto& [n, p] : pools) {

@@ -44,6 +44,7 @@ struct stats_snapshot {
         size_t volumes = 0;
     };
     std::vector<volume_row> volumes;
+    std::vector<nexus::nexus_status> nexuses;
     std::map<unsigned, bdev::io_totals> reactors;
     std::vector<pool_row> pools;
 };
@@ -83,11 +84,33 @@ class manager {
     task<grpc::Status> list_listeners(v1::ListListenersReply* out);
     task<grpc::Status> get_stats(v1::Stats* out);
 
+    // Nexuses (manager_nexus.cc).
+    task<grpc::Status> create_nexus(const v1::CreateNexusRequest& req, v1::Nexus* out);
+    task<grpc::Status> destroy_nexus(const v1::DestroyNexusRequest& req);
+    task<grpc::Status> list_nexuses(v1::ListNexusesReply* out);
+    task<grpc::Status> get_nexus(const v1::GetNexusRequest& req, v1::Nexus* out);
+    task<grpc::Status> add_child(const v1::AddChildRequest& req, v1::Nexus* out);
+    task<grpc::Status> remove_child(const v1::RemoveChildRequest& req, v1::Nexus* out);
+    task<grpc::Status> fault_child(const v1::FaultChildRequest& req, v1::Nexus* out);
+    task<grpc::Status> online_child(const v1::OnlineChildRequest& req, v1::Nexus* out);
+    task<grpc::Status> arbitrate_nexus(const v1::ArbitrateNexusRequest& req, v1::Nexus* out);
+    task<grpc::Status> share_nexus(const v1::ShareNexusRequest& req, v1::Share* out);
+    task<grpc::Status> unshare_nexus(const v1::UnshareNexusRequest& req);
+    task<grpc::Status> read_child_label(const v1::ReadChildLabelRequest& req, v1::ChildLabel* out);
+    task<grpc::Status> inject_fault(const v1::InjectFaultRequest& req);
+
+    // The host NQN this engine connects to remote children with.
+    void set_host(host_identity h) { applier_.set_host(std::move(h)); }
+
     task<stats_snapshot> snapshot();
     const engine_config& state() const { return state_; }
 
   private:
-    struct resolved;
+    struct resolved {
+        std::string pool_name;
+        std::shared_ptr<pool::pool> p;
+        pool::volume_info info;
+    };
     engine_config merged() const;
     task<grpc::Status> resolve(const v1::VolumeRef& ref, resolved* out);
     task<grpc::Status> volume_reply(const std::string& pool, const pool::uuid& id, v1::Volume* out);
@@ -101,6 +124,13 @@ class manager {
     grpc::Status check_new_pool(const std::string& name, const std::string& path) const;
     const subsystem_config* find_share(const std::string& pool, const std::string& volume,
                                        bool* in_base) const;
+    const subsystem_config* find_nexus_share(const std::string& uuid, bool* in_base) const;
+    nexus_config* state_nexus(const std::string& uuid);
+    bool in_base_nexus(const std::string& uuid) const;
+    void nexus_reply(const nexus::nexus& n, v1::Nexus* out) const;
+    grpc::Status nexus_of(const std::string& uuid, std::shared_ptr<nexus::nexus>* out) const;
+    // Records the nexus's children (URIs and UUIDs) in the saved state.
+    task<grpc::Status> save_children(const std::string& uuid, const nexus::nexus& n);
 
     nvmf::target& target_;
     nvmf::tcp_server& server_;

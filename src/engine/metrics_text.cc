@@ -105,6 +105,61 @@ std::string render_prometheus(const stats_snapshot& s) {
                [](const P& p) { return p.stats.committed_bytes; });
     pool_gauge("weft_pool_volumes", "Volumes, snapshots and clones in the pool.",
                [](const P& p) { return p.volumes; });
+
+    // Nexuses: one series per state (1 for the current one), as Prometheus
+    // state sets go, so an alert can say "degraded for 5 minutes".
+    using nexus::nexus_state;
+    w.head("weft_nexus_state", "gauge", "1 for the nexus's current state.");
+    for (auto& n : s.nexuses)
+        for (auto st : {nexus_state::online, nexus_state::degraded, nexus_state::waiting,
+                        nexus_state::superseded, nexus_state::faulted})
+            w.sample("weft_nexus_state",
+                     fmt::format("nexus=\"{}\",state=\"{}\"", pool::to_string(n.id),
+                                 nexus::to_string(st)),
+                     uint64_t(n.state == st));
+    auto nexus_value = [&](const char* name, const char* type, const char* help, auto get) {
+        w.head(name, type, help);
+        for (auto& n : s.nexuses)
+            w.sample(name, fmt::format("nexus=\"{}\"", pool::to_string(n.id)), uint64_t(get(n)));
+    };
+    using N = nexus::nexus_status;
+    nexus_value("weft_nexus_generation", "gauge", "Membership generation on the children.",
+                [](const N& n) { return n.generation; });
+    nexus_value("weft_nexus_dirty_regions", "gauge",
+                "Write-intent bitmap regions set (regions that may differ between children).",
+                [](const N& n) { return n.dirty_regions; });
+    nexus_value("weft_nexus_rebuilt_bytes_total", "counter", "Bytes copied by rebuilds.",
+                [](const N& n) { return n.rebuilt_bytes; });
+    nexus_value("weft_nexus_retirements_total", "counter", "Children retired after failures.",
+                [](const N& n) { return n.retirements; });
+    w.head("weft_nexus_child_state", "gauge", "1 for each child's current state.");
+    for (auto& n : s.nexuses)
+        for (auto& c : n.children)
+            for (auto st : {nexus::child_state::online, nexus::child_state::rebuilding,
+                            nexus::child_state::faulted})
+                w.sample("weft_nexus_child_state",
+                         fmt::format("nexus=\"{}\",child=\"{}\",state=\"{}\"",
+                                     pool::to_string(n.id), esc(c.uri), nexus::to_string(st)),
+                         uint64_t(c.state == st));
+    w.head("weft_nexus_child_io_errors_total", "counter", "I/O errors of each child.");
+    for (auto& n : s.nexuses)
+        for (auto& c : n.children)
+            w.sample("weft_nexus_child_io_errors_total",
+                     fmt::format("nexus=\"{}\",child=\"{}\"", pool::to_string(n.id), esc(c.uri)),
+                     c.io_errors);
+    auto rebuild_gauge = [&](const char* name, const char* help, bool done) {
+        w.head(name, "gauge", help);
+        for (auto& n : s.nexuses)
+            for (auto& c : n.children)
+                if (c.rebuild)
+                    w.sample(name,
+                             fmt::format("nexus=\"{}\",child=\"{}\",kind=\"{}\"",
+                                         pool::to_string(n.id), esc(c.uri), c.rebuild->kind),
+                             done ? c.rebuild->bytes_done : c.rebuild->bytes_total);
+    };
+    rebuild_gauge("weft_nexus_rebuild_done_bytes", "Bytes copied by the running rebuild.", true);
+    rebuild_gauge("weft_nexus_rebuild_total_bytes", "Bytes the running rebuild copies in all.",
+                  false);
     return w.out;
 }
 

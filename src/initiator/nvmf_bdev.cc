@@ -11,6 +11,8 @@ int to_errno(const result<nvme::status>& r) {
     const nvme::status& s = r.value();
     if (s.ok()) return 0;
     if (s == nvme::sc::lba_out_of_range) return -ERANGE;
+    if (s.type == nvme::sct::generic && s.code == nvme::sc::reservation_conflict.code)
+        return -EACCES;  // another host holds a reservation
     if (s == nvme::sc::invalid_field) return -EINVAL;
     if (s.type == nvme::sct::command_specific && s.code == 0x82) return -EROFS;  // write protected
     return -EIO;

@@ -4,7 +4,8 @@
 //
 // Errors: the queue's transport errors pass through as -errno (-ENOTCONN,
 // -ECONNRESET, -ETIMEDOUT); a failed NVMe status becomes -ERANGE (LBA out of
-// range), -EROFS (write protected), -EINVAL (invalid field) or -EIO.
+// range), -EROFS (write protected), -EINVAL (invalid field), -EACCES
+// (reservation conflict: another host holds the namespace) or -EIO.
 #pragma once
 
 #include <memory>

@@ -199,7 +199,7 @@ task<result<void>> queue::ic_exchange() {
 
 task<result<void>> queue::establish() {
     ++conn_gen_;
-    auto s = co_await tcp_stream::connect(opt_.address);
+    auto s = co_await tcp_stream::connect(opt_.address, opt_.connect_timeout);
     if (!s) co_return s.err();
     stream_ = std::move(s.value());
     if (auto r = co_await ic_exchange(); !r) {

@@ -22,6 +22,12 @@ nvme::status from_errno(int rc) {
             return sc::invalid_field;
         case EROFS:
             return nvme::generic(0x20);  // namespace is write protected
+        case EACCES:
+            return sc::reservation_conflict;
+        case ESTALE:
+            // A nexus another one has superseded: this path is no good, the
+            // host should use another (path-related status, retryable).
+            return {nvme::sct::path, 0x00, false};
         default:
             return sc::internal_error;
     }

@@ -9,6 +9,7 @@
 // takes a lock or allocates on the common case of a single-cluster I/O.
 #include "pool/volume.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "bdev/iov.h"
@@ -115,6 +116,26 @@ class volume_channel final : public weft::bdev::channel {
             uint64_t len = std::min(cs - off, end - pos);
             if (int rc = co_await piece(true, l, off, len, {}, false); rc != 0) co_return rc;
             pos += len;
+        }
+        co_return 0;
+    }
+
+    // Mapped clusters hold data; unmapped ones read as zeroes.
+    task<int> allocated(uint64_t lba, uint64_t nblocks,
+                        std::vector<weft::bdev::channel::block_run>* runs) override {
+        if (int rc = v_->check_range(lba, nblocks); rc != 0) co_return rc;
+        runs->clear();
+        if (nblocks == 0) co_return 0;
+        map_array* a = v_->st_->map.load(std::memory_order_acquire);
+        const uint64_t cblocks = eng_.cluster_size() >> vshift_;
+        const uint64_t end = lba + nblocks;
+        for (uint64_t l = lba / cblocks; l * cblocks < end && l < a->len; ++l) {
+            if (a->e[l].load(std::memory_order_acquire) == unmapped) continue;
+            uint64_t b0 = std::max(lba, l * cblocks), b1 = std::min(end, (l + 1) * cblocks);
+            if (!runs->empty() && runs->back().lba + runs->back().nblocks == b0)
+                runs->back().nblocks += b1 - b0;
+            else
+                runs->push_back({b0, b1 - b0});
         }
         co_return 0;
     }

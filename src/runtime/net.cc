@@ -94,13 +94,14 @@ void set_nodelay(int fd) {
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-task<result<tcp_stream>> tcp_stream::connect(socket_address addr) {
+task<result<tcp_stream>> tcp_stream::connect(socket_address addr,
+                                             std::chrono::milliseconds timeout) {
     int fd = ::socket(addr.storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) co_return error{errno};
     fd_handle h(fd);
     set_nodelay(fd);
-    int rc = co_await make_op(
-        [&](io_uring_sqe* s) { io_uring_prep_connect(s, fd, addr.sa(), addr.len); });
+    auto op = make_op([&](io_uring_sqe* s) { io_uring_prep_connect(s, fd, addr.sa(), addr.len); });
+    int rc = timeout.count() > 0 ? co_await std::move(op).timeout(timeout) : co_await op;
     if (rc < 0) co_return error::from_res(rc);
     co_return tcp_stream(std::move(h));
 }

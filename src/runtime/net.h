@@ -56,7 +56,10 @@ class tcp_stream {
     explicit tcp_stream(fd_handle fd) : fd_(std::move(fd)) {}
 
     // Connects to `addr` (TCP_NODELAY set). -errno on failure.
-    static task<result<tcp_stream>> connect(socket_address addr);
+    // timeout > 0: ETIMEDOUT when the handshake takes longer (SYNs dropped
+    // by a partition are otherwise retried by the kernel for minutes).
+    static task<result<tcp_stream>> connect(socket_address addr,
+                                            std::chrono::milliseconds timeout = {});
 
     int fd() const { return fd_.get(); }
     bool is_open() const { return bool(fd_); }

@@ -50,6 +50,10 @@ class stats_channel final : public channel {
         co_return rc;
     }
 
+    task<int> allocated(uint64_t lba, uint64_t n, std::vector<block_run>* runs) override {
+        return inner_->allocated(lba, n, runs);
+    }
+
   private:
     uint64_t begin() {
         s_.in_flight.store(s_.in_flight.load(std::memory_order_relaxed) + 1,
