@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <arpa/inet.h>
+
 #include <charconv>
 
 namespace weft::nexus {
@@ -31,12 +33,27 @@ bool valid_name(std::string_view n) {
     return true;
 }
 
+bool valid_ip(const std::string& h, bool v6) {
+    unsigned char buf[16];
+    return ::inet_pton(v6 ? AF_INET6 : AF_INET, h.c_str(), buf) == 1;
+}
+
+// Printable ASCII without spaces or '/' (which would end it in a URI).
+bool valid_nqn_chars(std::string_view n) {
+    for (char c : n)
+        if (c <= ' ' || c > '~' || c == '/') return false;
+    return true;
+}
+
 }  // namespace
 
 result<child_uri> parse_child_uri(const std::string& s, std::string* why) {
     const std::string usage =
         "a child is pool://POOL/VOLUME or nvmf://HOST:PORT/SUBNQN[/NSID]";
     child_uri u;
+    for (char c : s)
+        if (c <= ' ' || c > '~')
+            return bad(why, "a child URI is printable ASCII without spaces; " + usage);
     std::string_view v = s;
     if (v.starts_with("pool://")) {
         v.remove_prefix(7);
@@ -62,7 +79,8 @@ result<child_uri> parse_child_uri(const std::string& s, std::string* why) {
         hostport = v.substr(0, slash);
         v.remove_prefix(slash + 1);
         size_t colon;
-        if (hostport.starts_with("[")) {
+        bool v6 = hostport.starts_with("[");
+        if (v6) {
             auto close = hostport.find(']');
             if (close == std::string_view::npos || close + 1 >= hostport.size() ||
                 hostport[close + 1] != ':')
@@ -75,6 +93,9 @@ result<child_uri> parse_child_uri(const std::string& s, std::string* why) {
                 return bad(why, fmt::format("\"{}\": no port; {}", s, usage));
             u.host = std::string(hostport.substr(0, colon));
         }
+        if (!valid_ip(u.host, v6))
+            return bad(why, fmt::format("\"{}\": the host is not an IP{} address", s,
+                                        v6 ? "v6" : "v4 (IPv6 goes in [brackets])"));
         uint64_t port = 0;
         if (u.host.empty() || !parse_uint(hostport.substr(colon + 1), 65535, &port) || port == 0)
             return bad(why, fmt::format("\"{}\": expected HOST:PORT with a port of 1..65535", s));
@@ -89,7 +110,8 @@ result<child_uri> parse_child_uri(const std::string& s, std::string* why) {
         }
         u.nsid = uint32_t(nsid);
         u.nqn = std::string(v);
-        if (u.nqn.size() < 5 || u.nqn.size() > 223 || !u.nqn.starts_with("nqn."))
+        if (u.nqn.size() < 5 || u.nqn.size() > 223 || !u.nqn.starts_with("nqn.") ||
+            !valid_nqn_chars(u.nqn))
             return bad(why, fmt::format("\"{}\": \"{}\" is not an NQN", s, u.nqn));
         return u;
     }

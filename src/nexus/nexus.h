@@ -60,6 +60,9 @@ struct options {
     std::chrono::milliseconds retry_interval{1000};
     // Largest copy of a full rebuild (partial rebuilds copy whole regions).
     uint64_t copy_segment = 1ull << 20;
+    // How often a full rebuild records its progress on the children (a
+    // rebuild cut short resumes from there, even after a crash).
+    std::chrono::milliseconds checkpoint_interval{5000};
 };
 
 enum class child_state { online, rebuilding, faulted };

@@ -264,7 +264,7 @@ task<result<void>> nexus_impl::rebuild(child* t, std::string* outcome) {
         t->progress->eta_seconds =
             t->progress->rate > 0 ? double(total - done) / t->progress->rate : 0;
         // Checkpoint the full part now and then: a restart resumes from here.
-        if (a >= from && (now - last_ckpt > 5s) && b < size_bytes_) {
+        if (a >= from && (now - last_ckpt > opt_.checkpoint_interval) && b < size_bytes_) {
             t->rebuild_from = b;
             std::string w;
             (void)co_await commit(in_sync_mask(), false, false, &w);

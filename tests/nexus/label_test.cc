@@ -170,7 +170,11 @@ TEST(ChildUri, ParsesBothKinds) {
     for (const char* bad : {"", "file:///tmp/x", "pool://p0", "pool:///v", "pool://p0/a/b",
                             "nvmf://host/nqn.x", "nvmf://h:0/nqn.2026-11.io.weft:x",
                             "nvmf://h:99999/nqn.x.y", "nvmf://h:1/notannqn", "nvmf://h:1/nqn.a.b:c/0",
-                            "nvmf://:4420/nqn.2026-11.io.weft:x"}) {
+                            "nvmf://:4420/nqn.2026-11.io.weft:x",
+                            "nvmf://example.com:4420/nqn.2026-11.io.weft:x",
+                            "nvmf://10.0.0:4420/nqn.2026-11.io.weft:x",
+                            "nvmf://[10.0.0.1]:4420/nqn.2026-11.io.weft:x",
+                            "nvmf://10.0.0.2:4420/nqn.2026-11.io.weft:a b"}) {
         auto r = parse_child_uri(bad, &why);
         EXPECT_FALSE(r) << bad;
         if (!r) {

@@ -424,6 +424,48 @@ TEST(Nexus, RecreatedFromLabelsNeverTrustsAStaleChild) {
     });
 }
 
+// A full rebuild cut short by a crash resumes from its last checkpoint.
+TEST(Nexus, FullRebuildResumesFromItsCheckpoint) {
+    run_reactors(1, []() -> task<void> {
+        mem_rig rig;
+        for (auto n : names("a", "n")) rig.add(n, child_bytes);
+        options o = fast_options();
+        o.rebuild_rate = 8ull << 20;  // 2 s for the 16 MiB
+        o.checkpoint_interval = 100ms;
+        auto nx = co_await make(rig, names("a"), uuid{}, nexus_bytes, o);
+        CO_ASSERT_TRUE(nx);
+        uuid id = nx->id();
+        std::string why;
+        CO_ASSERT_TRUE(co_await nx->add_child(mem_rig::uri("n"), &why));
+        CO_ASSERT_TRUE(co_await eventually([&] {
+            auto st = nx->status();
+            auto& c = child_of(st, "n");
+            return c.rebuild && c.rebuild->bytes_done > nexus_bytes / 2;
+        }));
+        co_await nx->close(/*clean=*/false);
+        auto l = co_await label_of(rig, "a");
+        CO_ASSERT_TRUE(l);
+        const member_info* m = nullptr;
+        for (auto& x : l->members)
+            if (!x.in_sync()) m = &x;
+        CO_ASSERT_TRUE(m != nullptr);
+        EXPECT_GT(m->rebuild_from, 0u) << "no checkpoint recorded";
+        uint64_t resumed_at = m->rebuild_from;
+        o.rebuild_rate = 0;
+        auto nx2 = co_await make(rig, names("a", "n"), id, 0, o);
+        CO_ASSERT_TRUE(nx2);
+        CO_ASSERT_TRUE(co_await eventually([&] {
+            return child_of(nx2->status(), "n").state == child_state::online;
+        }));
+        auto st = nx2->status();
+        CO_ASSERT_TRUE(!st.history.empty());
+        EXPECT_EQ(st.history.back().outcome, "done");
+        EXPECT_LE(st.history.back().bytes, nexus_bytes - resumed_at + (st.dirty_regions + 1) * st.region_size);
+        CO_ASSERT_TRUE(co_await same_data(disks(rig, "a", "n")));
+        co_await nx2->close();
+    });
+}
+
 TEST(Nexus, RecreationNeedsAMajorityOfTheInSyncChildren) {
     run_reactors(1, []() -> task<void> {
         mem_rig rig;
