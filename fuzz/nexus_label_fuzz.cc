@@ -21,7 +21,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto l = pick_label(area, &why);
     if (l) {
         std::vector<std::byte> slot(format::slot_bytes);
-        encode_label(l.value(), std::span<std::byte, format::slot_bytes>(slot.data(), format::slot_bytes));
+        encode_label(l.value(),
+                     std::span<std::byte, format::slot_bytes>(slot.data(), format::slot_bytes));
         auto again = decode_label(slot, &why);
         if (!again) __builtin_trap();
         if (again->generation != l->generation || again->members.size() != l->members.size() ||

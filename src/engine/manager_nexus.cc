@@ -74,9 +74,9 @@ nexus_config* manager::state_nexus(const std::string& uuid) {
 
 const subsystem_config* manager::find_nexus_share(const std::string& uuid, bool* in_base) const {
     auto match = [&](const subsystem_config& s) {
-        return std::any_of(s.namespaces.begin(), s.namespaces.end(), [&](const namespace_config& n) {
-            return n.type == "nexus" && n.nexus == uuid;
-        });
+        return std::any_of(
+            s.namespaces.begin(), s.namespaces.end(),
+            [&](const namespace_config& n) { return n.type == "nexus" && n.nexus == uuid; });
     };
     for (auto& s : state_.subsystems)
         if (match(s)) {
@@ -164,7 +164,8 @@ task<Status> manager::create_nexus(const v1::CreateNexusRequest& req, v1::Nexus*
     nexus::nexus::params p;
     if (!req.uuid().empty()) {
         auto id = pool::parse_uuid(req.uuid());
-        if (!id) co_return fail(StatusCode::INVALID_ARGUMENT, "\"" + req.uuid() + "\" is not a UUID");
+        if (!id)
+            co_return fail(StatusCode::INVALID_ARGUMENT, "\"" + req.uuid() + "\" is not a UUID");
         p.id = *id;
     } else {
         p.id = pool::random_uuid();
@@ -173,8 +174,9 @@ task<Status> manager::create_nexus(const v1::CreateNexusRequest& req, v1::Nexus*
     if (applier_.find_nexus(id) || in_base_nexus(id) || state_nexus(id))
         co_return fail(StatusCode::ALREADY_EXISTS, "nexus " + id + " exists on this engine");
     if (req.size_bytes() % 512 != 0)
-        co_return fail(StatusCode::INVALID_ARGUMENT,
-                       fmt::format("nexus size {} is not a multiple of 512 bytes", req.size_bytes()));
+        co_return fail(
+            StatusCode::INVALID_ARGUMENT,
+            fmt::format("nexus size {} is not a multiple of 512 bytes", req.size_bytes()));
     if (req.children().empty())
         co_return fail(StatusCode::INVALID_ARGUMENT, "a nexus needs at least one child (a URI)");
     if (req.child_uuids_size() > req.children_size())
@@ -191,9 +193,9 @@ task<Status> manager::create_nexus(const v1::CreateNexusRequest& req, v1::Nexus*
                                            "written by others too; unshare it first",
                                            req.children(i), s->nqn));
             if (auto other = applier_.nexus_using(u->pool, u->volume); !other.empty())
-                co_return fail(StatusCode::FAILED_PRECONDITION,
-                               fmt::format("{} is a child of nexus {} already", req.children(i),
-                                           other));
+                co_return fail(
+                    StatusCode::FAILED_PRECONDITION,
+                    fmt::format("{} is a child of nexus {} already", req.children(i), other));
         }
         p.children.push_back(req.children(i));
         pool::uuid cid{};
@@ -230,7 +232,8 @@ task<Status> manager::create_nexus(const v1::CreateNexusRequest& req, v1::Nexus*
     cfg.size = n.value()->size_bytes();
     auto uris = n.value()->child_uris();
     auto ids = n.value()->child_ids();
-    for (size_t i = 0; i < uris.size(); ++i) cfg.children.push_back({uris[i], pool::to_string(ids[i])});
+    for (size_t i = 0; i < uris.size(); ++i)
+        cfg.children.push_back({uris[i], pool::to_string(ids[i])});
     state_.nexuses.push_back(cfg);
     Status saved = co_await persist(previous);
     if (!saved.ok()) {
@@ -307,8 +310,9 @@ task<Status> manager::add_child(const v1::AddChildRequest& req, v1::Nexus* out) 
     if (u->k == nexus::child_uri::kind::pool) {
         bool b = false;
         if (auto* sh = find_share(u->pool, u->volume, &b))
-            co_return fail(StatusCode::FAILED_PRECONDITION,
-                           fmt::format("{} is shared as {}: unshare it first", req.child(), sh->nqn));
+            co_return fail(
+                StatusCode::FAILED_PRECONDITION,
+                fmt::format("{} is shared as {}: unshare it first", req.child(), sh->nqn));
         if (auto other = applier_.nexus_using(u->pool, u->volume); !other.empty())
             co_return fail(StatusCode::FAILED_PRECONDITION,
                            fmt::format("{} is a child of nexus {} already", req.child(), other));
@@ -447,7 +451,8 @@ task<Status> manager::share_nexus(const v1::ShareNexusRequest& req, v1::Share* o
 task<Status> manager::unshare_nexus(const v1::UnshareNexusRequest& req) {
     auto g = co_await lock_.lock();
     auto parsed = pool::parse_uuid(req.uuid());
-    if (!parsed) co_return fail(StatusCode::INVALID_ARGUMENT, "\"" + req.uuid() + "\" is not a UUID");
+    if (!parsed)
+        co_return fail(StatusCode::INVALID_ARGUMENT, "\"" + req.uuid() + "\" is not a UUID");
     std::string id = pool::to_string(*parsed);
     bool in_base = false;
     const subsystem_config* current = find_nexus_share(id, &in_base);
@@ -473,9 +478,10 @@ task<Status> manager::read_child_label(const v1::ReadChildLabelRequest& req, v1:
     if (!u) co_return fail(StatusCode::INVALID_ARGUMENT, why);
     if (u->k == nexus::child_uri::kind::pool) {
         if (auto other = applier_.nexus_using(u->pool, u->volume); !other.empty())
-            co_return fail(StatusCode::FAILED_PRECONDITION,
-                           fmt::format("{} is a child of nexus {} here: its state is in the nexus's status", req.child(),
-                                       other));
+            co_return fail(
+                StatusCode::FAILED_PRECONDITION,
+                fmt::format("{} is a child of nexus {} here: its state is in the nexus's status",
+                            req.child(), other));
     }
     auto dev = applier_.child_factory(std::chrono::milliseconds(5000))(req.child(), &why);
     if (!dev) co_return nexus_error(dev.err().code, why);

@@ -100,7 +100,8 @@ result<host_identity> load_host_identity(const std::string& data_dir, const std:
         }
     }
     auto pos = h.nqn.find(":uuid:");
-    if (pos == std::string::npos || !parse_hex_uuid(std::string_view(h.nqn).substr(pos + 6), h.id)) {
+    if (pos == std::string::npos ||
+        !parse_hex_uuid(std::string_view(h.nqn).substr(pos + 6), h.id)) {
         uint64_t a = 1469598103934665603ull, b = 0x9E3779B97F4A7C15ull;
         for (unsigned char ch : h.nqn) {
             a = (a ^ ch) * 1099511628211ull;

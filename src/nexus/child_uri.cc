@@ -48,8 +48,7 @@ bool valid_nqn_chars(std::string_view n) {
 }  // namespace
 
 result<child_uri> parse_child_uri(const std::string& s, std::string* why) {
-    const std::string usage =
-        "a child is pool://POOL/VOLUME or nvmf://HOST:PORT/SUBNQN[/NSID]";
+    const std::string usage = "a child is pool://POOL/VOLUME or nvmf://HOST:PORT/SUBNQN[/NSID]";
     child_uri u;
     for (char c : s)
         if (c <= ' ' || c > '~')

@@ -39,9 +39,9 @@ enum class member_state : uint8_t {
 
 struct member {
     uint8_t uuid[16];
-    uint8_t state;         // member_state
-    uint8_t reserved[7];   // zero
-    uint64_t rebuild_from; // stale: bytes from here to the end need a full copy
+    uint8_t state;          // member_state
+    uint8_t reserved[7];    // zero
+    uint64_t rebuild_from;  // stale: bytes from here to the end need a full copy
 };
 static_assert(sizeof(member) == 32);
 static_assert(offsetof(member, state) == 16);
@@ -65,8 +65,8 @@ struct label {
     uint64_t fence_key;      // the reservation key of the nexus that wrote it
     uint8_t reserved1[16];   // zero
     member members[max_members];
-    uint8_t reserved2[2944]; // zero
-    uint32_t reserved3;      // zero
+    uint8_t reserved2[2944];  // zero
+    uint32_t reserved3;       // zero
     uint32_t crc;
 };
 static_assert(sizeof(label) == 4096);

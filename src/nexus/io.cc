@@ -157,7 +157,6 @@ class nexus_channel final : public bdev::channel {
     std::array<bdev::bdev*, max_slots> devs_{};
 };
 
-
 task<int> nexus_channel::read(uint64_t lba, uint32_t nblocks, std::span<const iovec> iov) {
     if (int rc = self_.check_io(lba, nblocks, iov)) co_return rc;
     if (nblocks == 0) co_return 0;
@@ -268,7 +267,8 @@ namespace {
 // after its namespace went away may outlive the nexus object itself.
 class nexus_bdev final : public bdev::bdev {
   public:
-    nexus_bdev(properties p, std::shared_ptr<nexus_impl> nx) : bdev(std::move(p)), nx_(std::move(nx)) {}
+    nexus_bdev(properties p, std::shared_ptr<nexus_impl> nx)
+        : bdev(std::move(p)), nx_(std::move(nx)) {}
     std::unique_ptr<weft::bdev::channel> open_channel() override {
         return std::make_unique<nexus_channel>(*nx_, *this);
     }

@@ -107,8 +107,8 @@ result<label_info> decode_label(std::span<const std::byte> slot, std::string* wh
         return corrupt(why, fmt::format("label version {} is not supported (expected {})",
                                         w.version, format::version));
     if (w.label_bytes != sizeof(format::label))
-        return corrupt(why, fmt::format("label size {} is not {}", w.label_bytes,
-                                        sizeof(format::label)));
+        return corrupt(
+            why, fmt::format("label size {} is not {}", w.label_bytes, sizeof(format::label)));
     if (slot_crc(w) != w.crc) return corrupt(why, "label checksum mismatch");
     label_info l;
     l.seq = w.seq;
@@ -126,14 +126,13 @@ result<label_info> decode_label(std::span<const std::byte> slot, std::string* wh
         return corrupt(why, fmt::format("label has unknown flags {:#x}", w.flags));
     if (!is_pow2(l.block_size) || l.block_size < 512 || l.block_size > 4096)
         return corrupt(why, fmt::format("label block size {} is not 512..4096", l.block_size));
-    if (l.size_bytes == 0 || l.size_bytes % l.block_size != 0 ||
-        l.size_bytes > (uint64_t(1) << 56))
+    if (l.size_bytes == 0 || l.size_bytes % l.block_size != 0 || l.size_bytes > (uint64_t(1) << 56))
         return corrupt(why, fmt::format("label size {} is not a positive multiple of {}",
                                         l.size_bytes, l.block_size));
     if (!is_pow2(l.region_size) || l.region_size < format::min_region_size ||
         region_count(l.size_bytes, l.region_size) > format::bitmap_max_bytes * 8)
-        return corrupt(why, fmt::format("label region size {} does not fit the bitmap",
-                                        l.region_size));
+        return corrupt(why,
+                       fmt::format("label region size {} does not fit the bitmap", l.region_size));
     if (w.member_count == 0 || w.member_count > format::max_members)
         return corrupt(why, fmt::format("label member count {} is not 1..{}", w.member_count,
                                         format::max_members));
@@ -157,8 +156,7 @@ result<label_info> decode_label(std::span<const std::byte> slot, std::string* wh
     return l;
 }
 
-result<label_info> pick_label(std::span<const std::byte> slots, std::string* why,
-                              unsigned* which) {
+result<label_info> pick_label(std::span<const std::byte> slots, std::string* why, unsigned* which) {
     if (slots.size() < 2 * format::slot_bytes) return corrupt(why, "label area is truncated");
     std::string why0, why1;
     auto a = decode_label(slots.first(format::slot_bytes), &why0);

@@ -1,7 +1,8 @@
 // The nexus: one volume mirrored over N children (replicas), as a bdev.
 //
 //   auto nx = co_await nexus::open({.id = vol, .size_bytes = 10 << 30,
-//                                   .children = {"pool://p0/r1", "nvmf://10.0.0.2:4420/nqn...:r2"}},
+//                                   .children = {"pool://p0/r1",
+//                                   "nvmf://10.0.0.2:4420/nqn...:r2"}},
 //                                  factory, &why);
 //   target.add_namespace(nqn, nx.value()->bdev());   // hosts see one disk
 //
@@ -120,7 +121,7 @@ class nexus_impl;
 class nexus {
   public:
     struct params {
-        uuid id{};            // nil: a new nexus with a random UUID
+        uuid id{};                // nil: a new nexus with a random UUID
         uint64_t size_bytes = 0;  // 0 on re-creation: the children's label says
         std::vector<std::string> children;
         // Optional, by position: each child's UUID in the nexus, so that a

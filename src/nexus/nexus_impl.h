@@ -40,8 +40,8 @@ inline uint32_t bit(unsigned slot) {
 struct view {
     uint64_t version = 0;
     std::array<std::shared_ptr<bdev::bdev>, max_slots> dev;  // by slot; null: none
-    std::array<uint8_t, max_slots> writers{};  // in sync or rebuilding
-    std::array<uint8_t, max_slots> readers{};  // in sync
+    std::array<uint8_t, max_slots> writers{};                // in sync or rebuilding
+    std::array<uint8_t, max_slots> readers{};                // in sync
     uint8_t nwriters = 0;
     uint8_t nreaders = 0;
     int preferred = -1;        // a local in-sync child, read first
@@ -49,7 +49,7 @@ struct view {
     // No majority: this nexus may have been taken over elsewhere, so reads
     // wait too (they could return data the other side has overwritten).
     bool hold_reads = false;
-    int fail_all = 0;          // -errno for every I/O (superseded, closed)
+    int fail_all = 0;  // -errno for every I/O (superseded, closed)
     // After an unclean close: regions whose bit is set may differ between
     // the in-sync children until resynced; reads of them go to this one.
     int resync_source = -1;
@@ -71,9 +71,9 @@ struct child {
     uint64_t rebuild_from = 0;
     uint64_t label_seq = 0;  // of the label last written (or read) on it
     bool reconnecting = false;
-    bool removed = false;     // taken out of the nexus (background tasks let go)
-    bool queued = false;      // waiting in the rebuild queue
-    uint64_t failures = 0;    // failures reported: a rebuild checks its source had none
+    bool removed = false;   // taken out of the nexus (background tasks let go)
+    bool queued = false;    // waiting in the rebuild queue
+    uint64_t failures = 0;  // failures reported: a rebuild checks its source had none
     uint64_t io_errors = 0;
     int last_error = 0;  // of its last failed label write (-errno)
     // Its own bitmap as read when it came back: regions it may hold that the
@@ -82,7 +82,9 @@ struct child {
     std::optional<rebuild_progress> progress;
 
     bool local() const { return dev && dev->local(); }
-    bool writable() const { return state == child_state::online || state == child_state::rebuilding; }
+    bool writable() const {
+        return state == child_state::online || state == child_state::rebuilding;
+    }
 };
 
 // Per-reactor count of I/O in flight, split by epoch parity so that home can
@@ -94,10 +96,39 @@ struct alignas(64) io_slot {
 
 class nexus_channel;
 
+// ---- helpers shared by the nexus's files (util in nexus.cc) ----
+error fail(std::string* why, int code, std::string msg);
+std::string short_id(const uuid& u);
+// Why a child failed, as the API shows it ("timeout", "unreachable", ...).
+std::string reason_of(int rc);
+uint16_t random_tag();
+// Reads / writes (FUA) whole blocks at byte offset `off` of a child's channel.
+task<int> read_bytes(bdev::channel& ch, uint32_t bs, uint64_t off, std::span<std::byte> out);
+task<int> write_bytes(bdev::channel& ch, uint32_t bs, uint64_t off, std::span<const std::byte> in);
+
+// A child device opened and its label read (open, add_child).
+struct probe {
+    std::string uri;
+    uuid known{};
+    std::unique_ptr<child_device> dev;
+    std::shared_ptr<bdev::bdev> bd;
+    std::string open_error;
+    int open_err = 0;
+    std::optional<label_info> label;
+    int label_err = 0;  // ENODATA: blank; EUCLEAN: damaged; other: read error
+    std::string label_why;
+};
+task<void> probe_child(probe& pr);
+
+// io.cc
+std::shared_ptr<bdev::bdev> make_nexus_bdev(std::shared_ptr<nexus_impl> nx, std::string name,
+                                            bool volatile_cache, bool unmap_zeroes);
+void drop_child_channel(nexus_channel* c, unsigned slot);
+
 class nexus_impl {
   public:
-    nexus_impl(uuid id, uint64_t size_bytes, uint32_t block_size, uint64_t region_size,
-               options opt, child_factory f);
+    nexus_impl(uuid id, uint64_t size_bytes, uint32_t block_size, uint64_t region_size, options opt,
+               child_factory f);
     ~nexus_impl();
 
     // ---- shared with the I/O path (any reactor) ----
@@ -234,7 +265,7 @@ class nexus_impl {
     bool closing_ = false;
     bool closed_ = false;
     std::string superseded_why_;
-    std::string waiting_;   // writes held, and why
+    std::string waiting_;  // writes held, and why
     bool arbiter_yes_ = false;
     wait_list arbiter_changed_;
     wait_list unblocked_;  // the window moved or writes were released

@@ -56,9 +56,10 @@ class nvmf_child final : public child_device {
         if (!c) {
             int e = c.err().code;
             if (e == EACCES)
-                *why = fmt::format("{}: the target refuses this engine's host NQN {} (allow it on "
-                                   "the replica's share)",
-                                   uri_, o_.hostnqn);
+                *why = fmt::format(
+                    "{}: the target refuses this engine's host NQN {} (allow it on "
+                    "the replica's share)",
+                    uri_, o_.hostnqn);
             else if (e == EINVAL)
                 *why = fmt::format("{}: the target has no subsystem {}", uri_, u_.nqn);
             else
@@ -140,7 +141,8 @@ class nvmf_child final : public child_device {
         }
         for (uint64_t k : others) {
             if (k == holder) continue;
-            st = co_await disk.reservation_acquire(reservation_acquire_action::preempt, wero, key, k);
+            st = co_await disk.reservation_acquire(reservation_acquire_action::preempt, wero, key,
+                                                   k);
             if (!st || !st->ok())
                 spdlog::warn("nexus child {}: removing an older registration failed", uri_);
         }
@@ -150,8 +152,8 @@ class nvmf_child final : public child_device {
     task<void> unfence(uint64_t key) override {
         if (!ctrl_) co_return;
         initiator::ns disk(*ctrl_, u_.nsid);
-        (void)co_await disk.reservation_release(initiator::reservation_release_action::release, wero,
-                                                key);
+        (void)co_await disk.reservation_release(initiator::reservation_release_action::release,
+                                                wero, key);
         (void)co_await disk.reservation_register(reservation_register_action::unregister, key, 0);
     }
 

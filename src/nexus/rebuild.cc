@@ -29,10 +29,6 @@ int64_t unix_ms() {
         .count();
 }
 
-std::string short_id(const uuid& u) {
-    return pool::to_string(u).substr(0, 8);
-}
-
 constexpr uint64_t copy_chunk = 1ull << 20;  // one read + write of a copy
 
 }  // namespace
@@ -72,7 +68,9 @@ task<void> nexus_impl::rebuild_worker() {
         }
         rebuild_record rec;
         rec.child = c->uri;
-        rec.kind = c->rebuild_from == 0 ? "full" : c->rebuild_from < size_bytes_ ? "full" : "partial";
+        rec.kind = c->rebuild_from == 0            ? "full"
+                   : c->rebuild_from < size_bytes_ ? "full"
+                                                   : "partial";
         rec.start_unix_ms = unix_ms();
         uint64_t before = rebuilt_bytes_;
         auto r = co_await rebuild(c.get(), &outcome);
@@ -197,7 +195,8 @@ task<result<void>> nexus_impl::rebuild(child* t, std::string* outcome) {
             plan.push_back({a, b});
     };
     for (uint64_t r = 0; r < regions && r * region_size_ < from; ++r) {
-        bool dirty = durable_->test(r) || pending_->test(r) || (t->own_bits && t->own_bits->test(r));
+        bool dirty =
+            durable_->test(r) || pending_->test(r) || (t->own_bits && t->own_bits->test(r));
         if (dirty) add(r * region_size_, std::min({(r + 1) * region_size_, from, size_bytes_}));
     }
     const uint64_t seg = std::max(opt_.copy_segment / region_size_, uint64_t(1)) * region_size_;

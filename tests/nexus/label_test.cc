@@ -92,14 +92,16 @@ TEST(NexusLabel, ImpossibleValuesAreRefusedWithAReason) {
     };
     bad([](label_info& l) { l.members.clear(); });
     bad([](label_info& l) { l.members[0].state = format::member_state::stale; });  // none in sync
-    bad([](label_info& l) { l.members[1].id = l.members[0].id; });               // twice
+    bad([](label_info& l) { l.members[1].id = l.members[0].id; });                 // twice
     bad([](label_info& l) { l.members[1].rebuild_from = l.size_bytes + 512; });
     bad([](label_info& l) { l.block_size = 1000; });
     bad([](label_info& l) { l.size_bytes = 1000; });
     bad([](label_info& l) { l.region_size = 4096; });
     bad([](label_info& l) { l.nexus_id = {}; });
-    EXPECT_NE(bad([](label_info& l) { l.region_size = format::min_region_size; l.size_bytes = 1ull << 50; })
-                  .find("region"),
+    EXPECT_NE(bad([](label_info& l) {
+                  l.region_size = format::min_region_size;
+                  l.size_bytes = 1ull << 50;
+              }).find("region"),
               std::string::npos);
 }
 
@@ -167,14 +169,14 @@ TEST(ChildUri, ParsesBothKinds) {
     EXPECT_EQ(n2->host, "::1");
     EXPECT_EQ(n2->nsid, 3u);
     EXPECT_EQ(to_string(n2.value()), "nvmf://[::1]:4420/nqn.2026-11.io.weft:x/3");
-    for (const char* bad : {"", "file:///tmp/x", "pool://p0", "pool:///v", "pool://p0/a/b",
-                            "nvmf://host/nqn.x", "nvmf://h:0/nqn.2026-11.io.weft:x",
-                            "nvmf://h:99999/nqn.x.y", "nvmf://h:1/notannqn", "nvmf://h:1/nqn.a.b:c/0",
-                            "nvmf://:4420/nqn.2026-11.io.weft:x",
-                            "nvmf://example.com:4420/nqn.2026-11.io.weft:x",
-                            "nvmf://10.0.0:4420/nqn.2026-11.io.weft:x",
-                            "nvmf://[10.0.0.1]:4420/nqn.2026-11.io.weft:x",
-                            "nvmf://10.0.0.2:4420/nqn.2026-11.io.weft:a b"}) {
+    for (const char* bad :
+         {"", "file:///tmp/x", "pool://p0", "pool:///v", "pool://p0/a/b", "nvmf://host/nqn.x",
+          "nvmf://h:0/nqn.2026-11.io.weft:x", "nvmf://h:99999/nqn.x.y", "nvmf://h:1/notannqn",
+          "nvmf://h:1/nqn.a.b:c/0", "nvmf://:4420/nqn.2026-11.io.weft:x",
+          "nvmf://example.com:4420/nqn.2026-11.io.weft:x",
+          "nvmf://10.0.0:4420/nqn.2026-11.io.weft:x",
+          "nvmf://[10.0.0.1]:4420/nqn.2026-11.io.weft:x",
+          "nvmf://10.0.0.2:4420/nqn.2026-11.io.weft:a b"}) {
         auto r = parse_child_uri(bad, &why);
         EXPECT_FALSE(r) << bad;
         if (!r) {

@@ -176,11 +176,11 @@ TEST(Nexus, AFailedChildIsRetiredAndWritesGoOn) {
         EXPECT_EQ(la->in_sync_count(), 2u);
         EXPECT_FALSE(la->find(child_of(st, "b").id)->in_sync());
         // Reads fail over too: a read error on the preferred child.
-        rig.at("a")->faults->inject(bdev::fault{.ops = bdev::fault_ops::read, .err = EIO, .count = 1});
+        rig.at("a")->faults->inject(
+            bdev::fault{.ops = bdev::fault_ops::read, .err = EIO, .count = 1});
         EXPECT_EQ(co_await x.check(0, 8, 1), 0);
-        CO_ASSERT_TRUE(co_await eventually([&] {
-            return child_of(nx->status(), "a").state == child_state::faulted;
-        }));
+        CO_ASSERT_TRUE(co_await eventually(
+            [&] { return child_of(nx->status(), "a").state == child_state::faulted; }));
         // c is the last in-sync child: its errors go to the host, it stays.
         rig.at("c")->faults->inject(bdev::fault{.ops = bdev::fault_ops::write, .err = EIO});
         EXPECT_EQ(co_await x.write(200, 8, 3), -EIO);
@@ -209,7 +209,8 @@ TEST(Nexus, NoMajorityHoldsWritesUntilTheArbiterSaysYes) {
             rc = co_await x.write(16, 8, 2);
             done = true;
         }(x, rc, done));
-        CO_ASSERT_TRUE(co_await eventually([&] { return nx->status().state == nexus_state::waiting; }));
+        CO_ASSERT_TRUE(
+            co_await eventually([&] { return nx->status().state == nexus_state::waiting; }));
         co_await sleep(200ms);
         EXPECT_FALSE(done) << "a write was acknowledged without a majority";
         EXPECT_NE(nx->status().waiting.find("majority"), std::string::npos);
@@ -240,7 +241,8 @@ TEST(Nexus, NoMajorityThenTheChildComesBack) {
             rc = co_await x.write(16, 8, 2);
             done = true;
         }(x, rc, done));
-        CO_ASSERT_TRUE(co_await eventually([&] { return nx->status().state == nexus_state::waiting; }));
+        CO_ASSERT_TRUE(
+            co_await eventually([&] { return nx->status().state == nexus_state::waiting; }));
         EXPECT_FALSE(done);
         // b answers again (label writes work): the retirement lands on both.
         rig.at("b")->faults->clear();
@@ -264,7 +266,8 @@ TEST(Nexus, PartialRebuildCopiesOnlyWhatWasMissed) {
         auto nx = co_await make(rig, names("a", "b", "c"), uuid{}, nexus_bytes, o);
         CO_ASSERT_TRUE(nx);
         io x(*nx);
-        for (uint64_t lba = 0; lba < nexus_bytes / 512; lba += 2048) CO_ASSERT_EQ(co_await x.write(lba, 16, 1), 0);
+        for (uint64_t lba = 0; lba < nexus_bytes / 512; lba += 2048)
+            CO_ASSERT_EQ(co_await x.write(lba, 16, 1), 0);
         std::string why;
         CO_ASSERT_TRUE(co_await nx->fault_child(mem_rig::uri("b"), &why));
         EXPECT_EQ(child_of(nx->status(), "b").reason, "faulted by request");
@@ -277,9 +280,8 @@ TEST(Nexus, PartialRebuildCopiesOnlyWhatWasMissed) {
         EXPECT_FALSE(ok) << "a child is named by its URI or UUID";
         ok = co_await nx->online_child(mem_rig::uri("b"), &why);
         EXPECT_TRUE(ok) << why;
-        CO_ASSERT_TRUE(co_await eventually([&] {
-            return child_of(nx->status(), "b").state == child_state::online;
-        }));
+        CO_ASSERT_TRUE(co_await eventually(
+            [&] { return child_of(nx->status(), "b").state == child_state::online; }));
         auto st = nx->status();
         uint64_t copied = st.rebuilt_bytes - before;
         CO_ASSERT_TRUE(!st.history.empty());
@@ -346,7 +348,8 @@ TEST(Nexus, FullRebuildUnderConcurrentWrites) {
         CO_ASSERT_TRUE(nx);
         {
             io x(*nx);
-            for (uint64_t lba = 0; lba < nexus_bytes / 512; lba += 256) CO_ASSERT_EQ(co_await x.write(lba, 256, 7), 0);
+            for (uint64_t lba = 0; lba < nexus_bytes / 512; lba += 256)
+                CO_ASSERT_EQ(co_await x.write(lba, 256, 7), 0);
         }
         writers w;
         w.nx = nx.get();
@@ -356,9 +359,8 @@ TEST(Nexus, FullRebuildUnderConcurrentWrites) {
         std::string why;
         auto r = co_await nx->add_child(mem_rig::uri("n"), &why);
         EXPECT_TRUE(r) << why;
-        CO_ASSERT_TRUE(co_await eventually([&] {
-            return child_of(nx->status(), "n").state == child_state::online;
-        }, 20000ms));
+        CO_ASSERT_TRUE(co_await eventually(
+            [&] { return child_of(nx->status(), "n").state == child_state::online; }, 20000ms));
         co_await sleep(20ms);
         w.stop = true;
         CO_ASSERT_TRUE(co_await eventually([&] { return w.done == 2; }));
@@ -405,9 +407,8 @@ TEST(Nexus, RecreatedFromLabelsNeverTrustsAStaleChild) {
         auto st = nx2->status();
         EXPECT_EQ(child_of(st, "a").state, child_state::online);
         EXPECT_EQ(child_of(st, "c").state, child_state::online);
-        CO_ASSERT_TRUE(co_await eventually([&] {
-            return child_of(nx2->status(), "b").state == child_state::online;
-        }));
+        CO_ASSERT_TRUE(co_await eventually(
+            [&] { return child_of(nx2->status(), "b").state == child_state::online; }));
         st = nx2->status();
         EXPECT_EQ(st.history.back().kind, "partial");
         {
@@ -454,13 +455,13 @@ TEST(Nexus, FullRebuildResumesFromItsCheckpoint) {
         o.rebuild_rate = 0;
         auto nx2 = co_await make(rig, names("a", "n"), id, 0, o);
         CO_ASSERT_TRUE(nx2);
-        CO_ASSERT_TRUE(co_await eventually([&] {
-            return child_of(nx2->status(), "n").state == child_state::online;
-        }));
+        CO_ASSERT_TRUE(co_await eventually(
+            [&] { return child_of(nx2->status(), "n").state == child_state::online; }));
         auto st = nx2->status();
         CO_ASSERT_TRUE(!st.history.empty());
         EXPECT_EQ(st.history.back().outcome, "done");
-        EXPECT_LE(st.history.back().bytes, nexus_bytes - resumed_at + (st.dirty_regions + 1) * st.region_size);
+        EXPECT_LE(st.history.back().bytes,
+                  nexus_bytes - resumed_at + (st.dirty_regions + 1) * st.region_size);
         CO_ASSERT_TRUE(co_await same_data(disks(rig, "a", "n")));
         co_await nx2->close();
     });

@@ -8,8 +8,8 @@
 #include <string>
 
 #include "bdev/bdev.h"
-#include "bdev/error/error_bdev.h"
 #include "bdev/bdev_test_util.h"
+#include "bdev/error/error_bdev.h"
 #include "nexus/nexus.h"
 #include "runtime/test_util.h"
 
@@ -29,7 +29,8 @@ struct mem_disk {
 
 class mem_device final : public child_device {
   public:
-    mem_device(std::string uri, std::shared_ptr<mem_disk> d) : uri_(std::move(uri)), d_(std::move(d)) {}
+    mem_device(std::string uri, std::shared_ptr<mem_disk> d)
+        : uri_(std::move(uri)), d_(std::move(d)) {}
     const std::string& uri() const override { return uri_; }
     bool local() const override { return d_->local; }
     task<result<std::shared_ptr<bdev::bdev>>> open(std::string* why) override {
@@ -60,7 +61,8 @@ class mem_rig {
     }
     static std::string uri(const std::string& name) { return "pool://t/" + name; }
     child_factory factory() {
-        return [this](const std::string& u, std::string* why) -> result<std::unique_ptr<child_device>> {
+        return [this](const std::string& u,
+                      std::string* why) -> result<std::unique_ptr<child_device>> {
             auto it = disks_.find(u);
             if (it == disks_.end()) {
                 if (why) *why = "no volume " + u;

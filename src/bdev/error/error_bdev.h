@@ -18,15 +18,15 @@ namespace weft::bdev {
 
 namespace fault_ops {
 constexpr uint32_t read = 1u << 0;
-constexpr uint32_t write = 1u << 1;   // write, write zeroes, unmap
+constexpr uint32_t write = 1u << 1;  // write, write zeroes, unmap
 constexpr uint32_t flush = 1u << 2;
 constexpr uint32_t any = read | write | flush;
 }  // namespace fault_ops
 
 struct fault {
-    uint32_t ops = 0;     // fault_ops bits; 0 clears
-    int err = EIO;        // positive errno the operations fail with
-    uint32_t count = 0;   // fail this many, then pass again (0: until cleared)
+    uint32_t ops = 0;    // fault_ops bits; 0 clears
+    int err = EIO;       // positive errno the operations fail with
+    uint32_t count = 0;  // fail this many, then pass again (0: until cleared)
 };
 
 // Shared by every channel of the error bdevs it is given to (any reactor).

@@ -1,0 +1,261 @@
+// Children that come and go: reconnecting a retired remote child, and the
+// management calls (add, remove, fault, online, arbitrate).
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <bit>
+
+#include "nexus/child_uri.h"
+#include "nexus/nexus_impl.h"
+#include "runtime/buffer_pool.h"
+#include "runtime/runtime.h"
+#include "runtime/uring_op.h"
+#include "runtime/when_all.h"
+
+namespace weft::nexus {
+
+using namespace std::chrono_literals;
+
+task<void> nexus_impl::close_child(child* c) {
+    if (c->bd) {
+        publish();
+        co_await drop_channels(c->slot);
+    }
+    c->ch.reset();
+    c->bd.reset();
+    if (c->dev) co_await c->dev->close();
+}
+
+// A retired remote child: closes its connection and reconnects with backoff;
+// once it answers and is still ours, it is rebuilt (auto_rebuild).
+task<void> nexus_impl::reopen_loop(std::shared_ptr<child> cp) {
+    child* c = cp.get();
+    if (c->reconnecting) co_return;
+    c->reconnecting = true;
+    co_await close_child(c);
+    auto delay = 250ms;
+    while (!closing_ && !superseded_ && !c->removed && c->state == child_state::faulted) {
+        std::string why;
+        auto bd = co_await c->dev->open(&why);
+        if (bd) {
+            auto ch = bd.value()->open_channel();
+            buffer b = buffer_pool::local().get(2 * format::slot_bytes);
+            int rc =
+                co_await read_bytes(*ch, block_size_, 0, b.span().first(2 * format::slot_bytes));
+            std::string lwhy;
+            auto l = rc ? result<label_info>(error{-rc})
+                        : pick_label(b.span().first(2 * format::slot_bytes), &lwhy);
+            if (l && (l->nexus_id != id_ || l->child_id != c->id)) {
+                c->reason = "not this nexus's child any more";
+                spdlog::error("nexus {}: {} came back with another label: not used", short_id(id_),
+                              c->uri);
+                ch.reset();
+                co_await c->dev->close();
+                break;
+            }
+            if (l && fence_generation(l->fence_key) > fence_generation(fence_key_)) {
+                supersede(fmt::format("{} was written by a newer nexus (generation {})", c->uri,
+                                      l->generation));
+                ch.reset();
+                co_await c->dev->close();
+                break;
+            }
+            auto fenced = co_await c->dev->fence(fence_key_, &why);
+            if (!fenced && fenced.err().code == EACCES) {
+                supersede(why);
+                ch.reset();
+                co_await c->dev->close();
+                break;
+            }
+            if (fenced && (l || l.err().code == ENODATA)) {
+                c->bd = bd.value();
+                c->ch = std::move(ch);
+                c->label_seq = l ? l->seq : 0;
+                c->own_bits = std::make_unique<region_bitmap>(durable_->size());
+                if (l)
+                    (void)co_await read_bitmap(*c, *c->own_bits, &why);
+                else
+                    c->rebuild_from = 0;  // its label is gone: copy it all
+                spdlog::info("nexus {}: child {} is back", short_id(id_), c->uri);
+                c->reconnecting = false;
+                if (opt_.auto_rebuild) queue_rebuild(c);
+                co_return;
+            }
+            spdlog::warn("nexus {}: child {} answered but {}", short_id(id_), c->uri,
+                         fenced ? lwhy : why);
+            ch.reset();
+            co_await c->dev->close();
+        }
+        int rc = co_await sleep(delay).abort_with(stop_);
+        if (rc == -ECANCELED) break;
+        delay = std::min<std::chrono::milliseconds>(delay * 2, 5000ms);
+    }
+    c->reconnecting = false;
+}
+
+task<result<void>> nexus_impl::add_child(const std::string& uri, std::string* why) {
+    if (superseded_) co_return fail(why, EACCES, superseded_why_);
+    auto u = parse_child_uri(uri, why);
+    if (!u) co_return u.err();
+    std::string norm = to_string(u.value());
+    if (find_child(norm)) co_return fail(why, EEXIST, norm + " is a child of this nexus already");
+    if (children_.size() >= max_slots)
+        co_return fail(why, EINVAL, fmt::format("a nexus has at most {} children", max_slots));
+    auto d = factory_(norm, why);
+    if (!d) co_return d.err();
+    probe pr;
+    pr.uri = norm;
+    pr.dev = std::move(d.value());
+    co_await probe_child(pr);
+    if (!pr.bd)
+        co_return fail(why, pr.open_err == ENOENT ? ENOENT : ENODEV,
+                       "cannot open the child: " + pr.open_error);
+    auto give_up = [&](int code, std::string msg) -> task<error> {
+        pr.bd.reset();
+        co_await pr.dev->close();
+        if (why) *why = std::move(msg);
+        co_return error{code};
+    };
+    if (pr.bd->block_size() != block_size_)
+        co_return co_await give_up(EINVAL, fmt::format("{} has {}-byte blocks, the nexus {}", norm,
+                                                       pr.bd->block_size(), block_size_));
+    if (pr.bd->size_bytes() < format::metadata_bytes + size_bytes_)
+        co_return co_await give_up(
+            EINVAL, fmt::format("{} holds {} bytes; a child of this nexus needs {} (its {} "
+                                "bytes and 1 MiB for the label and bitmap)",
+                                norm, pr.bd->size_bytes(), format::metadata_bytes + size_bytes_,
+                                size_bytes_));
+    if (pr.label && pr.label->nexus_id != id_)
+        co_return co_await give_up(
+            EINVAL, fmt::format("{} belongs to nexus {}: destroy that nexus or wipe the child's "
+                                "first MiB",
+                                norm, pool::to_string(pr.label->nexus_id)));
+    std::string w;
+    auto fenced = co_await pr.dev->fence(fence_key_, &w);
+    if (!fenced && fenced.err().code == EACCES)
+        co_return co_await give_up(EACCES, fmt::format("{} is held by another nexus: {}", norm, w));
+    uint32_t used = 0;
+    for (auto& c : children_) used |= bit(c->slot);
+    auto c = std::make_shared<child>();
+    c->slot = unsigned(std::countr_one(used));
+    c->uri = norm;
+    c->dev = std::move(pr.dev);
+    c->bd = pr.bd;
+    c->ch = c->bd->open_channel();
+    c->id = pool::random_uuid();
+    // A child that was a member before gets a partial rebuild if it still
+    // holds its place; anything else is copied in full.
+    c->mstate = format::member_state::stale;
+    c->rebuild_from = 0;
+    if (pr.label) {
+        c->label_seq = pr.label->seq;
+    }
+    c->state = child_state::faulted;
+    c->reason = "stale";
+    children_.push_back(c);
+    auto r = co_await commit(in_sync_mask(), false, false, why);
+    if (!r) {
+        children_.pop_back();
+        c->ch.reset();
+        c->bd.reset();
+        co_await c->dev->close();
+        co_return r;
+    }
+    spdlog::info("nexus {}: child {} added; rebuilding it", short_id(id_), norm);
+    queue_rebuild(c.get());
+    co_return result<void>{};
+}
+
+task<result<void>> nexus_impl::remove_child(const std::string& ref, std::string* why) {
+    child* c = find_child(ref);
+    if (!c) co_return fail(why, ENOENT, fmt::format("{} is not a child of this nexus", ref));
+    if (c->state == child_state::online && std::popcount(in_sync_mask()) <= 1)
+        co_return fail(why, EBUSY,
+                       fmt::format("{} is the last in-sync child: add another and let it "
+                                   "rebuild first",
+                                   c->uri));
+    std::shared_ptr<child> keep = shared(c);
+    // An in-sync child is retired first (the majority rule applies), so that
+    // its own label says it is out of sync; then it leaves the membership.
+    if (c->writable()) {
+        auto r = co_await retire(just(c), "removed", /*may_wait=*/false, why);
+        if (!r) co_return r;
+    }
+    c->removed = true;
+    c->reason = "removed";
+    if (c == rebuild_target_) cancel_rebuild_ = true;
+    while (rebuild_target_ == c) co_await rebuild_changed_.wait();
+    std::erase_if(rebuild_queue_, [&](auto& q) { return q.get() == c; });
+    std::erase_if(children_, [&](auto& sp) { return sp.get() == c; });
+    std::string w;
+    if (c->ch) {
+        // Its last label lists the others without it: never a member again.
+        int conflict = 0;
+        ++generation_;
+        (void)co_await write_labels(just(c), &conflict);
+    }
+    auto r = co_await commit(in_sync_mask(), false, false, &w);
+    if (!r) spdlog::warn("nexus {}: removing {}: {}", short_id(id_), c->uri, w);
+    co_await close_child(c);
+    spdlog::info("nexus {}: child {} removed", short_id(id_), c->uri);
+    co_return result<void>{};
+}
+
+task<result<void>> nexus_impl::fault_child(const std::string& ref, std::string* why) {
+    child* c = find_child(ref);
+    if (!c) co_return fail(why, ENOENT, fmt::format("{} is not a child of this nexus", ref));
+    if (c->state == child_state::faulted)
+        co_return fail(why, EINVAL, fmt::format("{} is faulted already ({})", c->uri, c->reason));
+    if (c->state == child_state::online && std::popcount(in_sync_mask()) <= 1)
+        co_return fail(why, EBUSY, fmt::format("{} is the last in-sync child", c->uri));
+    auto r = co_await retire(just(c), "faulted by request", /*may_wait=*/false, why);
+    if (!r) co_return r;
+    if (superseded_) co_return fail(why, EACCES, superseded_why_);
+    co_return result<void>{};
+}
+
+task<result<void>> nexus_impl::online_child(const std::string& ref, std::string* why) {
+    if (superseded_) co_return fail(why, EACCES, superseded_why_);
+    child* c = find_child(ref);
+    if (!c) co_return fail(why, ENOENT, fmt::format("{} is not a child of this nexus", ref));
+    if (c->state != child_state::faulted)
+        co_return fail(why, EINVAL, fmt::format("{} is {} already", c->uri, to_string(c->state)));
+    if (c->queued) co_return result<void>{};
+    if (!c->bd) {
+        if (c->reconnecting)
+            co_return fail(why, EAGAIN,
+                           fmt::format("{} does not answer yet; it is being reconnected and will "
+                                       "be rebuilt when it answers",
+                                       c->uri));
+        auto bd = co_await c->dev->open(why);
+        if (!bd) co_return bd.err();
+        auto fenced = co_await c->dev->fence(fence_key_, why);
+        if (!fenced && fenced.err().code == EACCES) {
+            co_await c->dev->close();
+            co_return fenced.err();
+        }
+        c->bd = bd.value();
+        c->ch = c->bd->open_channel();
+    }
+    if (!c->own_bits && c->rebuild_from > 0) {
+        c->own_bits = std::make_unique<region_bitmap>(durable_->size());
+        std::string w;
+        (void)co_await read_bitmap(*c, *c->own_bits, &w);
+    }
+    c->reason = "stale";
+    queue_rebuild(c);
+    co_return result<void>{};
+}
+
+task<result<void>> nexus_impl::arbitrate(bool allow, std::string* why) {
+    if (waiting_.empty()) co_return fail(why, EINVAL, "the nexus is not waiting for an arbiter");
+    if (allow) {
+        arbiter_yes_ = true;
+        arbiter_changed_.notify_all();
+        spdlog::warn("nexus {}: the arbiter allows going on without a majority", short_id(id_));
+    }
+    co_return result<void>{};
+}
+
+}  // namespace weft::nexus
