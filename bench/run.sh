@@ -14,7 +14,7 @@ mkdir -p "$out"
 # The output is generated: keep it out of git whatever the top-level .gitignore says.
 [ -f "$out/.gitignore" ] || printf '*\n' >"$out/.gitignore"
 
-nice scripts/build.sh release weft-nvmf-bench weft-rr-bench weft-pool-bench
+nice scripts/build.sh release weft-nvmf-bench weft-rr-bench weft-pool-bench weft-nexus-bench
 
 if ! command -v gnuplot >/dev/null; then
     echo "installing gnuplot-nox (Debian package) for the chart"
@@ -39,6 +39,9 @@ build/release/bench/weft-pool-bench --base file "${pool_args[@]}" 2>/dev/null | 
 build/release/bench/weft-pool-bench --base malloc "${pool_args[@]}" 2>/dev/null | grep -v "^\[" | tee "$out/pool-malloc.txt"
 build/release/bench/weft-pool-bench --base malloc --reactors 2 "${pool_args[@]}" 2>/dev/null | grep -v "^\[" |
     tee "$out/pool-malloc-2.txt"
+# The nexus against the bare volume, remote children, rebuild rate (defaults: about 2 minutes).
+nexus_args=()
+build/release/bench/weft-nexus-bench "${nexus_args[@]}" 2>/dev/null | grep -v "^\[" | tee "$out/nexus.txt"
 
 gnuplot <<EOF
 set terminal pngcairo size 1200,520 font "sans,11"
@@ -112,6 +115,18 @@ git diff --quiet HEAD -- src bench 2>/dev/null || commit="$commit (with uncommit
     echo
     echo '```'
     cat "$out/pool-malloc-2.txt"
+    echo '```'
+    echo
+    echo "## The nexus"
+    echo
+    echo "\`weft-nexus-bench ${nexus_args[*]}\`: the nexus over a malloc pool's volumes, in one process:"
+    echo "one local child vs the bare volume (goal: >= 0.97), three children (two over loopback"
+    echo "NVMe/TCP to an in-process target) vs one, the rebuild rate vs a plain copy of the same"
+    echo "bytes (goal: >= 0.8), and application IOPS during a throttled rebuild. Interleaved rounds,"
+    echo "medians; \`--help\` explains each case."
+    echo
+    echo '```'
+    cat "$out/nexus.txt"
     echo '```'
 } >"$out/report.md"
 echo "wrote $out/report.md and $out/iops.png"

@@ -27,6 +27,12 @@
 // Remote children are fenced with an NVMe reservation: a nexus that finds a
 // newer one's key stops serving ("superseded") instead of diverging.
 //
+// Limits: the I/O timeout bounds remote children (the initiator tears a
+// connection down when a command outlives it); a local child's I/O is the
+// kernel's and is waited for. The replicas' targets keep reservations in
+// memory: a replica engine that restarts forgets who fenced it, so a nexus
+// re-fences every child it reconnects and checks its label first.
+//
 // Threading: the nexus belongs to its home reactor (the one that opened it):
 // every management call, membership change, bitmap write and rebuild runs
 // there. The I/O path runs on any reactor without locks: it reads an

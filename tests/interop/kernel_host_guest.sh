@@ -4,6 +4,15 @@
 # is a block of W_* assignments (written by the host script) followed by this
 # file. Not meant to be run by hand on a real machine.
 #
+# The restart plan ends with the nexus steps (when W_NEXUS_NQN is set): the
+# host has built a nexus on the engine over a local volume and the volumes of
+# two more engines (replicas) and shared it to this host; the guest connects
+# to it (nexus/connect), runs a 4k random write with crc32c verify
+# (nexus/fio-verify-replica-killed) during which the host SIGKILLs one
+# replica engine - the guest prints WEFT-NEXUS-FIO-RUNNING once fio's writes
+# flow, which is the host's cue - and fio must end without an error, then
+# disconnects (nexus/disconnect).
+#
 # Every check is a step that prints one machine-readable line
 #     WEFT-STEP <pass>/<name> PASS|FAIL|SKIP <seconds>s <note>
 # The host script turns those into its summary table. Before the first step
@@ -25,6 +34,12 @@
 #   W_PAT_OFF_MB W_PAT_MB              raw persistence pattern (after the fs)
 #   W_EXPECT_PAT_SHA W_EXPECT_FILE_SHA (restart) values printed by main
 #   W_CONNECT_EXTRA                    extra `nvme connect` options
+#   W_NEXUS_NQN    (restart) the nexus's subsystem on W_ADDR:W_PORT; empty =
+#                  the nexus steps are SKIPPED (external target, no --cli)
+#   W_NEXUS_MB     the nexus's size (MiB; the block device must have it)
+#   W_NEXUS_FIO_SIZE W_NEXUS_FIO_WRITE_IOPS  the nexus fio job: bytes written
+#                  (from offset 0) and its write rate cap (IOPS), which sets
+#                  how long the writes last (the host kills a replica during them)
 # shellcheck disable=SC1007  # `A= B=` assigns empty strings on purpose
 set -u
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
@@ -186,9 +201,12 @@ fio_job() {  # fio args...
   local rc
   tmo 300 fio --filename="/dev/$NSDEV" --ioengine=libaio --direct=1 --group_reporting \
       --eta=never --verify_fatal=1 --do_verify=1 --verify_state_save=0 "$@" > /tmp/fio.out 2>&1
-  rc=$?
+  fio_check $?
+}
+fio_check() {  # RC: fio's exit code and /tmp/fio.out -> the step's result
+  local rc=$1
   cat /tmp/fio.out
-  [ $rc -eq 0 ] || { note "fio failed (rc=$rc): $(grep -m1 -iE 'verify|error|bad' /tmp/fio.out)"; return 1; }
+  [ "$rc" -eq 0 ] || { note "fio failed (rc=$rc): $(grep -m1 -iE 'verify|error|bad' /tmp/fio.out)"; return 1; }
   grep -q 'err= 0' /tmp/fio.out || { note "fio reported errors"; return 1; }
   note "$(grep -E '^ *(read|write) *:' /tmp/fio.out | sed 's/^ *//; s/ *(.*//; s/,.*BW=/ BW=/' | tr '\n' ' ')"
 }
@@ -335,6 +353,64 @@ deny_connect() {  # a host that is not allowed must be refused
   note "refused as expected: $(tail -1 /tmp/deny.out)"
 }
 
+# ------------------------------------------------------------ the nexus ----
+
+nexus_connect() {  # the nexus's subsystem (W_NQN is W_NEXUS_NQN by now)
+  local want=$((W_NEXUS_MB * 1048576)) have
+  connect_as "$W_HOSTNQN" "$W_HOSTID" --nr-io-queues="$W_NR_IO_QUEUES" || return 1
+  have=$(dev_bytes)
+  [ "$have" = "$want" ] || { note "the nexus's /dev/$NSDEV has $have bytes, expected $want ($W_NEXUS_MB MiB)"; return 1; }
+  note "/dev/$CTRL live, the nexus is /dev/$NSDEV ($W_NEXUS_MB MiB)"
+}
+
+nexus_writes() {  # write requests completed on the namespace (multipath head or its paths)
+  local f w max=0
+  for f in /sys/block/"$NSDEV"/stat /sys/class/nvme/"$CTRL"/nvme*c*n*/stat; do
+    [ -r "$f" ] || continue
+    w=$(awk '{print $5}' "$f")
+    [ "${w:-0}" -gt "$max" ] && max=$w
+  done
+  echo "$max"
+}
+
+# fio 4k random writes with crc32c verify on the nexus; once its writes flow
+# the WEFT-NEXUS-FIO-RUNNING line tells the host to SIGKILL a replica engine.
+# The nexus retires that child and goes on: fio must see no error and read
+# back every block it wrote; the kernel must log no I/O error on the nexus.
+nexus_fio() {
+  local pid rc w0 w i=0 how= d0 new ioerr other n
+  d0=$(dmesg | wc -l)
+  w0=$(nexus_writes)
+  tmo 300 fio --filename="/dev/$NSDEV" --ioengine=libaio --direct=1 --group_reporting \
+      --eta=never --verify_fatal=1 --do_verify=1 --verify_state_save=0 \
+      --name=weft-nexus --rw=randwrite --bs=4k --iodepth=16 --numjobs=1 --offset=0 \
+      --size="$W_NEXUS_FIO_SIZE" --rate_iops=,"$W_NEXUS_FIO_WRITE_IOPS" --verify=crc32c \
+      > /tmp/fio.out 2>&1 &
+  pid=$!
+  # 1024 writes (4 MiB) done; or 4 s without any write counted (no block
+  # layer statistics for this device), or 15 s whatever the count
+  while kill -0 $pid 2>/dev/null; do
+    w=$(( $(nexus_writes) - w0 ))
+    if [ $w -ge 1024 ]; then how="$w writes done"; break; fi
+    if [ $i -ge 40 ] && [ $w -eq 0 ]; then how="fio running for 4 s (no write counted in sysfs)"; break; fi
+    if [ $i -ge 150 ]; then how="fio running for 15 s ($w writes counted)"; break; fi
+    i=$((i+1)); sleep 0.1
+  done
+  if [ -n "$how" ]; then echo "WEFT-NEXUS-FIO-RUNNING $how"
+  else echo "fio ended before its writes got going"; fi
+  wait $pid; rc=$?
+  new=$(dmesg | wc -l)
+  dmesg | tail -n +$((d0 + 1)) | grep -E "$CTRL|$NSDEV" > /tmp/nexus-dmesg.out
+  n=$((new - d0))
+  echo "kernel messages about $CTRL/$NSDEV during fio (of $n new lines):"; cat /tmp/nexus-dmesg.out
+  fio_check $rc || return 1
+  ioerr=$(grep -c 'I/O error' /tmp/nexus-dmesg.out)
+  other=$(grep -vc 'I/O error' /tmp/nexus-dmesg.out)
+  [ "$ioerr" -eq 0 ] || { note "fio passed, but the kernel logged $ioerr I/O error(s) on $NSDEV: $(grep -m1 'I/O error' /tmp/nexus-dmesg.out)"; return 1; }
+  [ -n "$how" ] || { note "fio ended before the replica could be killed ($NOTE)"; return 1; }
+  note "${NOTE% }; $W_NEXUS_FIO_SIZE at <= $W_NEXUS_FIO_WRITE_IOPS write IOPS, verified; no I/O error in dmesg$([ "$other" -eq 0 ] || echo " ($other other line(s) about $CTRL: $(head -1 /tmp/nexus-dmesg.out | cut -c1-80))")"
+}
+
 # ----------------------------------------------------------- the passes ----
 
 PASS_STEPS="discover connect io-queues list id-ctrl id-ns fio-randrw-4k fio-seq-128k ext4 reservations disconnect"
@@ -378,7 +454,8 @@ plan() {  # announce every step id of this plan, in order
         done
       done ;;
     restart)
-      out=" restart/deny-host restart/connect restart/persist-raw restart/persist-ext4 restart/disconnect" ;;
+      out=" restart/deny-host restart/connect restart/persist-raw restart/persist-ext4 restart/disconnect"
+      out="$out nexus/connect nexus/fio-verify-replica-killed nexus/disconnect" ;;
   esac
   echo "WEFT-PLAN$out"
 }
@@ -402,6 +479,21 @@ case $W_PLAN in
       step restart/disconnect do_disconnect
     else
       for s in persist-raw persist-ext4 disconnect; do skip_step "restart/$s" "connect failed"; done
+    fi
+    # the nexus on the same engine (address, port and host identity)
+    if [ -z "${W_NEXUS_NQN:-}" ]; then
+      for s in connect fio-verify-replica-killed disconnect; do
+        skip_step "nexus/$s" "no nexus to test (external target, no --cli, or the host could not build it)"
+      done
+    else
+      W_NQN=$W_NEXUS_NQN CTRL= NSDEV=
+      if step nexus/connect nexus_connect; then
+        step nexus/fio-verify-replica-killed nexus_fio
+        step nexus/disconnect do_disconnect
+      else
+        for s in fio-verify-replica-killed disconnect; do skip_step "nexus/$s" "connect failed"; done
+        CTRL=$(find_ctrl) && nvme disconnect -n "$W_NQN"
+      fi
     fi
     ;;
   *) echo "unknown W_PLAN=$W_PLAN"; FAILS=1 ;;

@@ -3,7 +3,7 @@
 # kernel_host_test.sh - weft's NVMe/TCP target against the Linux kernel's own
 # NVMe/TCP host (Debian's 6.1 kernel in QEMU, nvme-cli 2.3, fio 3.33, ext4).
 #
-#   kernel_host_test.sh [OPTIONS] ENGINE_BINARY
+#   kernel_host_test.sh [OPTIONS] [--cli WEFT_CLI] ENGINE_BINARY
 #   kernel_host_test.sh [OPTIONS] --against-external-target PORT NQN \
 #                                 [--external-allowed-host HOSTNQN]
 #
@@ -19,13 +19,30 @@
 # SIGTERM (must exit 0) and started again on the same --data-dir with
 # --allow-host: a second VM checks that another host NQN is refused, that the
 # allowed one connects, and that the pattern and the ext4 file read back
-# identically. Exit 0 only if every step passed; a summary table is printed.
+# identically.
+#
+# The same second VM then tests a nexus (with --cli, the `weft` CLI): before
+# it boots, two more engines (replicas) each share a pool volume, and the
+# restarted engine builds a nexus over a local volume and those two
+# (nvmf://127.0.0.1:PORT/NQN children), shared to the VM's host NQN. The VM
+# connects to it and runs fio 4k random writes with crc32c verify; when it
+# prints WEFT-NEXUS-FIO-RUNNING this script SIGKILLs replica 1. fio must end
+# without an error. Then: the nexus shows that child faulted and the others
+# online; replica 1 starts again (same --data-dir) and the nexus must rebuild
+# it by itself (partial rebuild, done, every child online, within 60 s); the
+# two replicas' data areas (from 1 MiB) and the nexus read through its share
+# (`weft nvme read`) must be identical. The replicas get SIGTERM at the end.
+# Without --cli the nexus steps are SKIPPED (which fails a run against an
+# engine, where no step may be skipped).
+#
+# Exit 0 only if every step passed; a summary table is printed.
 #
 # --against-external-target skips the engine: the VMs run against a target
 # already listening on 127.0.0.1:PORT (e.g. `kernel-nvme-vm target`, the
 # kernel's nvmet), to validate the guest side. Reservations are then SKIPPED if
-# the target does not advertise them, and the deny-host check runs only with
-# --external-allowed-host (the one host NQN the target allows).
+# the target does not advertise them, the deny-host check runs only with
+# --external-allowed-host (the one host NQN the target allows), and there is
+# no nexus (its guest steps are SKIPPED).
 #
 # Needs root (QEMU, apt for a first build) and tests/interop/setup.sh's
 # packages. Everything talks to 127.0.0.1 only (QEMU user networking).
@@ -52,6 +69,13 @@ engine_command() {  # PORT DATA_DIR [ALLOWED_HOSTNQN...] -> ENGINE_CMD
               "$ENGINE_FLAG_DATA_DIR" "$dir")
   for h in "$@"; do ENGINE_CMD+=("$ENGINE_FLAG_ALLOW_HOST" "$h"); done
 }
+# The nexus's replicas: plain engines (no --demo) that the CLI gives a pool
+# and a shared volume; they print "management API on ADDR:PORT" on stdout.
+REPLICA_FLAGS_FIXED=(--api-listen 127.0.0.1:0 --metrics-listen none --cores 0 --poll-us 0)
+replica_command() {  # PORT DATA_DIR -> ENGINE_CMD
+  ENGINE_CMD=("$ENGINE" "${REPLICA_FLAGS_FIXED[@]}" "$ENGINE_FLAG_LISTEN" "$ENGINE_LISTEN_ADDR:$1"
+              "$ENGINE_FLAG_DATA_DIR" "$2")
+}
 # ------------------------------------------------------------------------
 
 # Sizes (TCG emulation: keep them small). The namespace must hold at least
@@ -62,6 +86,17 @@ FS_MB=48
 PAT_OFF_MB=56
 PAT_MB=4
 NR_IO_QUEUES=2
+# The nexus: NEXUS_MB over a local volume and one on each replica engine
+# (NEXUS_MB + 1 MiB each: label and bitmap), in pools of POOL_MB files. The
+# VM's fio writes NEXUS_FIO_SIZE at most NEXUS_FIO_WRITE_IOPS (4k), ~16 s,
+# then verifies; replica NEXUS_KILLED is killed during the writes.
+NEXUS_MB=64
+NEXUS_POOL_MB=256
+NEXUS_IO_TIMEOUT_MS=2000
+NEXUS_FIO_SIZE=${WEFT_INTEROP_NEXUS_FIO_SIZE:-32m}
+NEXUS_FIO_WRITE_IOPS=${WEFT_INTEROP_NEXUS_FIO_WRITE_IOPS:-500}
+NEXUS_KILLED=1
+NEXUS_REBUILD_WAIT=60   # s: the killed replica is back -> rebuilt, every child online
 CONNECT_EXTRA="--ctrl-loss-tmo=30 --reconnect-delay=2"   # bound hangs if the target dies
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -71,10 +106,12 @@ TOTAL_TIMEOUT=${WEFT_INTEROP_TIMEOUT:-600}
 LOCK_WAIT=${WEFT_INTEROP_LOCK_WAIT:-600}
 SMP=2
 MAIN_VM_CAP=480
-RESTART_VM_CAP=240
+RESTART_VM_CAP=300   # its nexus fio takes 25-45 s under TCG
 
 usage() { sed -n '3,/^set -u/{/^set -u/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; cat <<'EOF'
 Options:
+  --cli PATH         the `weft` CLI (builds the nexus; without it the nexus steps
+                     are SKIPPED, which fails a run against an engine)
   --against-external-target PORT NQN   no engine; use the target on 127.0.0.1:PORT
   --external-allowed-host HOSTNQN      (external) the only host NQN the target
                                        allows: enables the deny-host check
@@ -86,6 +123,7 @@ Options:
   --verbose          stream the whole guest output (default: step lines only)
 Environment: KNVM_CACHE (harness cache; default ~/.cache/weft/kernel-nvme-vm),
 WEFT_INTEROP_FIO_RAND_SIZE (32m), WEFT_INTEROP_FIO_SEQ_SIZE (16m),
+WEFT_INTEROP_NEXUS_FIO_SIZE (32m), WEFT_INTEROP_NEXUS_FIO_WRITE_IOPS (500),
 WEFT_INTEROP_LOCK_WAIT (s to wait for another interop run, default 600).
 Exit status: 0 all steps passed, 1 a step failed, 2 usage, 124 timed out.
 EOF
@@ -94,13 +132,14 @@ EOF
 die_usage() { echo "kernel_host_test: $*" >&2; echo "see: $0 --help" >&2; exit 2; }
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
-MODE=weft ENGINE= EXT_PORT= EXT_NQN= EXT_ALLOWED= WORK= KEEP=0 VERBOSE=0
+MODE=weft ENGINE= EXT_PORT= EXT_NQN= EXT_ALLOWED= WORK= KEEP=0 VERBOSE=0 CLI=
 while [ $# -gt 0 ]; do
   case $1 in
     --against-external-target)
       [ $# -ge 3 ] || die_usage "--against-external-target needs PORT NQN"
       MODE=external EXT_PORT=$2 EXT_NQN=$3; shift 3; continue ;;
     --external-allowed-host) [ $# -ge 2 ] || die_usage "$1 needs a value"; EXT_ALLOWED=$2; shift ;;
+    --cli) [ $# -ge 2 ] || die_usage "$1 needs a value"; CLI=$2; shift ;;
     --work-dir) [ $# -ge 2 ] || die_usage "$1 needs a value"; WORK=$2; shift ;;
     --timeout) [ $# -ge 2 ] || die_usage "$1 needs a value"; TOTAL_TIMEOUT=$2; shift ;;
     --smp) [ $# -ge 2 ] || die_usage "$1 needs a value"; SMP=$2; shift ;;
@@ -124,6 +163,12 @@ else
   [ -x "$ENGINE" ] || { echo "kernel_host_test: engine binary '$ENGINE' is not executable" >&2; exit 2; }
   ENGINE=$(readlink -f "$ENGINE")
 fi
+if [ $MODE = external ]; then
+  CLI=   # no nexus on an external target
+elif [ -n "$CLI" ]; then
+  [ -x "$CLI" ] || { echo "kernel_host_test: weft CLI '$CLI' is not executable" >&2; exit 2; }
+  CLI=$(readlink -f "$CLI")
+fi
 [ -x "$KNVM" ] || { echo "kernel_host_test: harness $KNVM missing" >&2; exit 2; }
 [ -r "$GUEST_SCRIPT" ] || { echo "kernel_host_test: $GUEST_SCRIPT missing" >&2; exit 2; }
 for t in flock ss setsid timeout; do
@@ -134,7 +179,7 @@ done
 R_ID=() R_RES=() R_TIME=() R_NOTE=() QUIET_RECORD=0
 record() {  # ID PASS|FAIL|SKIP TIME NOTE (printed now, unless streamed already)
   R_ID+=("$1") R_RES+=("$2") R_TIME+=("$3") R_NOTE+=("$4")
-  [ $QUIET_RECORD = 1 ] || printf '  %-4s %-28s %7s  %s\n' "$2" "$1" "$3" "$4"
+  [ $QUIET_RECORD = 1 ] || printf '  %-4s %-32s %7s  %s\n' "$2" "$1" "$3" "$4"
 }
 T0=$SECONDS
 since() { echo "$((SECONDS - $1))s"; }
@@ -144,9 +189,9 @@ summary() {
   local i pass=0 fail=0 skip=0 ok=1
   echo
   echo "==== weft kernel-host interop: summary (mode=$MODE, total $((SECONDS - T0)) s) ===="
-  printf '%-28s %-6s %7s  %s\n' STEP RESULT TIME NOTE
+  printf '%-32s %-6s %7s  %s\n' STEP RESULT TIME NOTE
   for i in "${!R_ID[@]}"; do
-    printf '%-28s %-6s %7s  %s\n' "${R_ID[$i]}" "${R_RES[$i]}" "${R_TIME[$i]}" "${R_NOTE[$i]}"
+    printf '%-32s %-6s %7s  %s\n' "${R_ID[$i]}" "${R_RES[$i]}" "${R_TIME[$i]}" "${R_NOTE[$i]}"
     case ${R_RES[$i]} in
       PASS) pass=$((pass+1)) ;;
       SKIP) skip=$((skip+1)); [ $MODE = external ] || ok=0 ;;
@@ -161,6 +206,20 @@ summary() {
 
 # --------------------------------------------------------------- cleanup ----
 EPID= HPID= TPID= WDPID=
+RP_PID=([1]='' [2]='') RP_PORT=([1]='' [2]='') RP_API=([1]='' [2]='') RP_NQN=([1]='' [2]='') RP_DIR=([1]='' [2]='')
+kill_replicas() {  # the replica engines: SIGTERM, SIGKILL after 10 s
+  local i
+  for i in 1 2; do
+    [ -n "${RP_PID[$i]}" ] || continue
+    if kill -0 "${RP_PID[$i]}" 2>/dev/null; then
+      kill -TERM "${RP_PID[$i]}" 2>/dev/null
+      for _ in $(seq 1 20); do kill -0 "${RP_PID[$i]}" 2>/dev/null || break; sleep 0.5; done
+      kill -KILL "${RP_PID[$i]}" 2>/dev/null
+    fi
+    wait "${RP_PID[$i]}" 2>/dev/null
+    RP_PID[i]=
+  done
+}
 kill_engine() {
   [ -n "$EPID" ] || return 0
   if kill -0 "$EPID" 2>/dev/null; then
@@ -177,18 +236,18 @@ stop_vm() {
   HPID= TPID=
 }
 on_exit() {
-  stop_vm; kill_engine
+  stop_vm; kill_engine; kill_replicas
   [ -n "$WDPID" ] && kill "$WDPID" 2>/dev/null
 }
 on_timeout() {
   trap - TERM
   echo "kernel_host_test: SIGTERM (hard timeout of ${TOTAL_TIMEOUT}s, or from outside): stopping everything" >&2
-  stop_vm; kill_engine
+  stop_vm; kill_engine; kill_replicas
   record "test/timeout" FAIL "$(since "$T0")" "stopped by SIGTERM: the whole test took over ${TOTAL_TIMEOUT}s (--timeout), or was killed"
   summary
   exit 124
 }
-on_signal() { echo "kernel_host_test: interrupted" >&2; stop_vm; kill_engine; exit 130; }
+on_signal() { echo "kernel_host_test: interrupted" >&2; stop_vm; kill_engine; kill_replicas; exit 130; }
 trap on_exit EXIT
 trap on_signal INT HUP
 
@@ -357,7 +416,8 @@ run_vm() {
     echo "# generated by kernel_host_test.sh"
     for v in W_PLAN W_MODE W_ADDR W_PORT W_NQN W_HOSTNQN W_HOSTID W_DENIED_HOSTNQN W_DENIED_HOSTID \
              W_NR_IO_QUEUES W_FIO_RAND_SIZE W_FIO_SEQ_SIZE W_FS_MB W_PAT_OFF_MB W_PAT_MB \
-             W_EXPECT_PAT_SHA W_EXPECT_FILE_SHA W_CONNECT_EXTRA; do
+             W_EXPECT_PAT_SHA W_EXPECT_FILE_SHA W_CONNECT_EXTRA \
+             W_NEXUS_NQN W_NEXUS_MB W_NEXUS_FIO_SIZE W_NEXUS_FIO_WRITE_IOPS; do
       printf "%s='%s'\n" "$v" "${!v//\'/}"
     done
     cat "$GUEST_SCRIPT"
@@ -375,6 +435,10 @@ run_vm() {
       | sed -u 's/^/    | /' &
   fi
   TPID=$!
+  if [ $NX_WATCH = 1 ]; then   # the guest's cue to kill a replica (nexus_watch)
+    while kill -0 "$HPID" 2>/dev/null; do nexus_watch "$run/results.log"; sleep 0.2; done
+    nexus_watch "$run/results.log"
+  fi
   wait "$HPID"; rc=$?; HPID=
   sleep 0.3; kill "$TPID" 2>/dev/null; wait "$TPID" 2>/dev/null; TPID=
 
@@ -416,12 +480,253 @@ run_vm() {
   return 0
 }
 
+# ----------------------------------------------------------------- nexus ----
+# The restarted engine's nexus over a local volume and one volume on each of
+# two replica engines (RP_* by replica number, 1 and 2). Rows nexus/*.
+NX_API= NX_UUID= NX_NQN= NX_WATCH=0 NX_KILL_AT= NX_KILL_NOTE= NX_CHILD=()
+wcli() {  # ARGS...: the weft CLI, bounded; $out (stdout), $err (stderr, one line), $rc
+  out=$(timeout 60 "$CLI" "$@" 2> "$WORK/cli.stderr" < /dev/null 9>&-); rc=$?
+  err=$(tr '\n' ' ' < "$WORK/cli.stderr" | cut -c1-300)
+}
+api_from_log() {  # FILES...: the address of a "management API on ADDR:PORT" line
+  cat "$@" 2>/dev/null | grep -o -m1 'management API on [0-9.]*:[0-9]*' | awk '{print $NF}'
+}
+# start_replica I any|PORT NAME: sets RP_PID[I] RP_PORT[I] RP_API[I]; RNOTE says
+# what happened (logs $WORK/NAME-engine.std{out,err})
+start_replica() {
+  local i=$1 want=$2 name=$3 attempt p out err api deadline rc
+  RNOTE=
+  for attempt in 1 2 3; do
+    if [ "$want" = any ]; then p=$(pick_port) || { RNOTE="no free port found"; return 1; }
+    else p=$want; fi
+    replica_command "$p" "${RP_DIR[$i]}"
+    out="$WORK/$name-engine.stdout" err="$WORK/$name-engine.stderr"
+    printf '%q ' "${ENGINE_CMD[@]}" > "$WORK/$name-engine.cmd"; echo >> "$WORK/$name-engine.cmd"
+    log "$name: starting $(cat "$WORK/$name-engine.cmd")"
+    "${ENGINE_CMD[@]}" > "$out" 2> "$err" < /dev/null 9>&- &
+    RP_PID[i]=$!
+    deadline=$((SECONDS + ENGINE_READY_TIMEOUT)) api=
+    while [ $SECONDS -lt $deadline ] && kill -0 "${RP_PID[$i]}" 2>/dev/null; do
+      [ -n "$api" ] || api=$(api_from_log "$out" "$err")
+      [ -n "$api" ] && port_in_use "$p" && break
+      sleep 0.2
+    done
+    if [ -n "$api" ] && port_in_use "$p" && kill -0 "${RP_PID[$i]}" 2>/dev/null; then
+      RP_PORT[i]=$p RP_API[i]=$api
+      RNOTE="pid ${RP_PID[$i]} on $ENGINE_LISTEN_ADDR:$p, API $api"
+      return 0
+    fi
+    if ! kill -0 "${RP_PID[$i]}" 2>/dev/null; then
+      wait "${RP_PID[$i]}"; rc=$?; RP_PID[i]=
+      if [ "$want" = any ] && cat "$out" "$err" | grep -qi 'address already in use\|EADDRINUSE' && [ $attempt -lt 3 ]; then
+        log "$name: port $p was taken meanwhile; another one"; continue
+      fi
+      RNOTE="exited with code $rc before it was ready: $(cat "$out" "$err" | tail -c 300 | tr '\n' ' ')"
+      return 1
+    fi
+    kill -KILL "${RP_PID[$i]}"; wait "${RP_PID[$i]}" 2>/dev/null; RP_PID[i]=
+    RNOTE="not ready within ${ENGINE_READY_TIMEOUT}s (API line: ${api:-none}, listening on $p: $(port_in_use "$p" && echo yes || echo no)); see $out"
+    return 1
+  done
+}
+# cli_or_fail ID T WHAT ARGS...: runs weft ARGS; on failure records ID FAIL
+cli_or_fail() {
+  local id=$1 t=$2 what=$3; shift 3
+  wcli "$@"
+  [ $rc -eq 0 ] && return 0
+  record "$id" FAIL "$(since "$t")" "$what: weft $1 $2 ... exit $rc: $err$(head -c 200 <<< "$out" | tr '\n' ' ')"
+  return 1
+}
+nexus_get() {  # -> $out: the nexus as JSON (0), or 1
+  wcli nexus get "$NX_UUID" --json --api "$NX_API"
+  [ $rc -eq 0 ] && jq -e .uuid <<< "$out" > /dev/null 2>&1
+}
+# nexus_setup: on the restarted engine (its API from its stdout); sets
+# W_NEXUS_NQN for the VM when everything is in place.
+nexus_setup() {
+  local t=$SECONDS i pool
+  if [ -z "$CLI" ]; then
+    record nexus/setup SKIP 0s "no --cli WEFT_CLI: no nexus (the restart VM skips its nexus steps)"
+    return 1
+  fi
+  command -v jq > /dev/null || { record nexus/setup FAIL 0s "'jq' not found (run tests/interop/setup.sh)"; return 1; }
+  for _ in $(seq 1 50); do
+    NX_API=$(api_from_log "$WORK/run2-engine.stdout" "$WORK/run2-engine.stderr")
+    [ -n "$NX_API" ] && break; sleep 0.2
+  done
+  [ -n "$NX_API" ] || { record nexus/setup FAIL "$(since $t)" "no 'management API on ADDR:PORT' line from the run-2 engine (see $WORK/run2-engine.stdout)"; return 1; }
+  for i in 1 2; do
+    t=$SECONDS pool=r$i
+    RP_DIR[i]="$WORK/replica$i-data"
+    mkdir -p "${RP_DIR[$i]}"
+    start_replica $i any replica$i || { record "nexus/replica$i-start" FAIL "$(since $t)" "$RNOTE"; return 1; }
+    cli_or_fail "nexus/replica$i-start" $t "pool" pool create $pool "${RP_DIR[$i]}/pool.img" \
+      --size ${NEXUS_POOL_MB}MiB --api "${RP_API[$i]}" || return 1
+    cli_or_fail "nexus/replica$i-start" $t "volume" volume create $pool replica $((NEXUS_MB + 1))MiB \
+      --api "${RP_API[$i]}" || return 1
+    cli_or_fail "nexus/replica$i-start" $t "share" volume share $pool replica --any-host --json \
+      --api "${RP_API[$i]}" || return 1
+    RP_NQN[i]=$(jq -r '.nqn // empty' <<< "$out")
+    [ -n "${RP_NQN[$i]}" ] || { record "nexus/replica$i-start" FAIL "$(since $t)" "no .nqn in the share's JSON: $out"; return 1; }
+    record "nexus/replica$i-start" PASS "$(since $t)" "$RNOTE; $pool/replica ($((NEXUS_MB + 1)) MiB) shared to any host as ${RP_NQN[$i]}"
+  done
+  t=$SECONDS
+  cli_or_fail nexus/create $t "pool" pool create nx "$DATA_DIR/nexus-pool.img" --size ${NEXUS_POOL_MB}MiB --api "$NX_API" || return 1
+  cli_or_fail nexus/create $t "volume" volume create nx local $((NEXUS_MB + 1))MiB --api "$NX_API" || return 1
+  NX_CHILD=(pool://nx/local "nvmf://127.0.0.1:${RP_PORT[1]}/${RP_NQN[1]}" "nvmf://127.0.0.1:${RP_PORT[2]}/${RP_NQN[2]}")
+  cli_or_fail nexus/create $t "create" nexus create --size ${NEXUS_MB}MiB --io-timeout-ms $NEXUS_IO_TIMEOUT_MS \
+    --child "${NX_CHILD[0]}" --child "${NX_CHILD[1]}" --child "${NX_CHILD[2]}" --json --api "$NX_API" || return 1
+  NX_UUID=$(jq -r '.uuid // empty' <<< "$out")
+  if ! jq -e --argjson c "$(printf '%s\n' "${NX_CHILD[@]}" | jq -R . | jq -s .)" \
+       '.state == "online" and [.children[].uri] == $c and all(.children[]; .state == "online")' <<< "$out" > /dev/null; then
+    record nexus/create FAIL "$(since $t)" "the new nexus is not online with its 3 children online: $(jq -c '{state, children: [.children[] | {uri, state, reason}]}' <<< "$out" 2>&1 | head -c 400)"
+    return 1
+  fi
+  cli_or_fail nexus/create $t "share" nexus share "$NX_UUID" --allow-host "$HOSTNQN" --json --api "$NX_API" || return 1
+  NX_NQN=$(jq -r '.nqn // empty' <<< "$out")
+  [ -n "$NX_NQN" ] || { record nexus/create FAIL "$(since $t)" "no .nqn in the share's JSON: $out"; return 1; }
+  record nexus/create PASS "$(since $t)" "nexus $NX_UUID ($NEXUS_MB MiB, I/O timeout $NEXUS_IO_TIMEOUT_MS ms) over ${NX_CHILD[*]}, online; shared as $NX_NQN to $HOSTNQN"
+  W_NEXUS_NQN=$NX_NQN NX_WATCH=1
+}
+# nexus_watch RESULTS_LOG: while the restart VM runs; once the guest says
+# fio is writing to the nexus, SIGKILL replica NEXUS_KILLED (once).
+nexus_watch() {
+  local k=$NEXUS_KILLED res=$1 done_line now
+  [ $NX_WATCH = 1 ] || return 0
+  done_line=$(grep -a -m1 '^WEFT-STEP nexus/fio-verify-replica-killed ' "$res" 2>/dev/null)
+  if [ -z "$NX_KILL_AT" ]; then
+    grep -aq '^WEFT-NEXUS-FIO-RUNNING' "$res" 2>/dev/null || { [ -z "$done_line" ] || NX_WATCH=0; return 0; }
+    if [ -n "$done_line" ]; then
+      NX_KILL_NOTE="fio had finished before the host saw its cue: no replica was killed during it"; NX_WATCH=0; return 0
+    fi
+    NX_KILL_AT=$(date +%s.%N)
+    if [ -n "${RP_PID[$k]}" ] && kill -KILL "${RP_PID[$k]}" 2>/dev/null; then
+      wait "${RP_PID[$k]}" 2>/dev/null
+      log "nexus: the guest's fio is writing ($(tr -d '\r' < "$res" | grep -a -m1 '^WEFT-NEXUS-FIO-RUNNING' | cut -d' ' -f2-)): SIGKILL replica$k (pid ${RP_PID[$k]})"
+      NX_KILL_NOTE="SIGKILL replica$k (pid ${RP_PID[$k]}) once fio wrote to the nexus"
+    else
+      NX_KILL_NOTE="replica$k (pid ${RP_PID[$k]:-none}) was not running when fio started"
+      NX_KILL_AT=failed
+    fi
+    RP_PID[k]=
+    return 0
+  fi
+  if [ -n "$done_line" ]; then
+    now=$(date +%s.%N)
+    [ "$NX_KILL_AT" = failed ] || NX_KILL_NOTE="$NX_KILL_NOTE; fio went on for $(awk -v a="$NX_KILL_AT" -v b="$now" 'BEGIN{printf "%.1f", b-a}')s after it"
+    NX_WATCH=0
+  fi
+}
+# nexus_after_vm: the kill, the faulted child, its restart and rebuild, the data
+nexus_after_vm() {
+  local k=$NEXUS_KILLED t=$SECONDS want kuri i f bad= sums=() note
+  kuri=${NX_CHILD[$k]}
+  case $NX_KILL_AT in
+    ''|failed) record nexus/replica-kill FAIL 0s "${NX_KILL_NOTE:-the guest never printed WEFT-NEXUS-FIO-RUNNING: no replica was killed}"; return 1 ;;
+  esac
+  [ $NX_WATCH = 0 ] || NX_KILL_NOTE="$NX_KILL_NOTE; the VM ended before fio did"
+  record nexus/replica-kill PASS 0s "$NX_KILL_NOTE"
+
+  # the nexus retired the killed child; the other two are in sync
+  t=$SECONDS
+  if ! nexus_get; then
+    record nexus/child-faulted FAIL "$(since $t)" "weft nexus get: exit $rc: $err"
+  else
+    note=$(jq -c '{state, children: [.children[] | [.uri, .state, .reason] | join(" ")]}' <<< "$out")
+    if jq -e --argjson k "$k" '.children as $c | $c[$k].state == "faulted" and
+         ([range(0; $c | length)] - [$k] | all(.[]; $c[.].state == "online"))' <<< "$out" > /dev/null; then
+      record nexus/child-faulted PASS "$(since $t)" "$kuri faulted ($(jq -r --argjson k "$k" '.children[$k].reason' <<< "$out")), the other two online; nexus $(jq -r .state <<< "$out")"
+    else
+      record nexus/child-faulted FAIL "$(since $t)" "expected $kuri faulted and the others online: $note"
+    fi
+  fi
+
+  # the killed replica comes back (same data dir: pool and share); the nexus
+  # reconnects and rebuilds it by itself
+  t=$SECONDS
+  if ! start_replica $k "${RP_PORT[$k]}" replica$k-restart; then
+    record nexus/replica-restart FAIL "$(since $t)" "$RNOTE"; return 1
+  fi
+  record nexus/replica-restart PASS "$(since $t)" "$RNOTE (same --data-dir)"
+  t=$SECONDS
+  local deadline=$((SECONDS + NEXUS_REBUILD_WAIT)) okr=0 rebuilt
+  while :; do
+    if nexus_get && jq -e --arg u "$kuri" 'all(.children[]; .state == "online") and
+         any(.rebuild_history[]; .child == $u and .outcome == "done")' <<< "$out" > /dev/null; then okr=1; break; fi
+    [ $SECONDS -lt $deadline ] || break
+    sleep 1
+  done
+  if [ $okr = 0 ]; then
+    record nexus/rebuild FAIL "$(since $t)" "after ${NEXUS_REBUILD_WAIT}s not every child online with a finished rebuild of $kuri: $(jq -c '{state, children: [.children[] | [.uri, .state, .reason] | join(" ")], rebuild_history}' <<< "$out" 2>/dev/null | head -c 600)"
+  else
+    rebuilt=$(jq -c --arg u "$kuri" '[.rebuild_history[] | select(.child == $u and .outcome == "done")] | last' <<< "$out")
+    note="$(jq -r '"\(.kind) rebuild, done: \(.bytes) bytes in \(.end_unix_ms - .start_unix_ms) ms"' <<< "$rebuilt"); every child online, nexus $(jq -r .state <<< "$out")"
+    if [ "$(jq -r .kind <<< "$rebuilt")" = partial ]; then
+      record nexus/rebuild PASS "$(since $t)" "$note"
+    else
+      record nexus/rebuild FAIL "$(since $t)" "$note; expected a partial rebuild (the write-intent bitmap knows what it missed)"
+    fi
+  fi
+
+  # the same bytes: each replica's data area (after its 1 MiB of label and
+  # bitmap) and the nexus read through its share
+  t=$SECONDS
+  local blocks=$((NEXUS_MB * 2048)) names=(replica1 replica2 nexus)
+  local reads=("-s ${RP_PORT[1]} -n ${RP_NQN[1]} --lba 2048" "-s ${RP_PORT[2]} -n ${RP_NQN[2]} --lba 2048"
+               "-s $PORT -n $NX_NQN --lba 0 --hostnqn $HOSTNQN")
+  for i in 0 1 2; do
+    f="$WORK/nexus-data-${names[$i]}.bin"
+    # shellcheck disable=SC2086  # the read's options
+    wcli nvme read -a 127.0.0.1 ${reads[$i]} --blocks $blocks --timeout 30 -o "$f"
+    if [ $rc -ne 0 ] || [ "$(stat -c %s "$f" 2>/dev/null)" != $((NEXUS_MB << 20)) ]; then
+      bad="weft nvme read of ${names[$i]} ($((NEXUS_MB << 20)) bytes): exit $rc: $err"; break
+    fi
+    sums[i]=$(sha256sum < "$f" | cut -d' ' -f1)
+    rm -f "$f"
+  done
+  if [ -z "$bad" ]; then
+    local zero; zero=$(head -c $((NEXUS_MB << 20)) /dev/zero | sha256sum | cut -d' ' -f1)
+    if [ "${sums[0]}" != "${sums[2]}" ] || [ "${sums[1]}" != "${sums[2]}" ]; then
+      bad="they differ: replica1 ${sums[0]:0:12}, replica2 ${sums[1]:0:12}, nexus ${sums[2]:0:12}"
+    elif [ "${sums[2]}" = "$zero" ]; then
+      bad="all three are zeros: the guest's writes are not there"
+    fi
+  fi
+  if [ -n "$bad" ]; then record nexus/data-compare FAIL "$(since $t)" "$bad"
+  else record nexus/data-compare PASS "$(since $t)" "replica1, replica2 (from 1 MiB) and the nexus: $NEXUS_MB MiB identical (sha256 ${sums[2]:0:12}...)"; fi
+}
+# nexus_stop_replicas: SIGTERM, each must exit 0 (after the nexus's engine stopped)
+nexus_stop_replicas() {
+  local t=$SECONDS i rc bad=() deadline
+  for i in 1 2; do
+    [ -n "${RP_PID[$i]}" ] || { [ -z "${RP_DIR[$i]}" ] || bad+=("replica$i was not running"); continue; }
+    if ! kill -0 "${RP_PID[$i]}" 2>/dev/null; then
+      wait "${RP_PID[$i]}"; rc=$?; RP_PID[i]=; bad+=("replica$i had exited (code $rc)"); continue
+    fi
+    kill -TERM "${RP_PID[$i]}"
+  done
+  for i in 1 2; do
+    [ -n "${RP_PID[$i]}" ] || continue
+    deadline=$((SECONDS + ENGINE_STOP_TIMEOUT))
+    while kill -0 "${RP_PID[$i]}" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
+    if kill -0 "${RP_PID[$i]}" 2>/dev/null; then
+      kill -KILL "${RP_PID[$i]}"; wait "${RP_PID[$i]}" 2>/dev/null; bad+=("replica$i still running ${ENGINE_STOP_TIMEOUT}s after SIGTERM (killed)")
+    else
+      wait "${RP_PID[$i]}"; rc=$?; [ $rc = 0 ] || bad+=("replica$i: SIGTERM -> exit code $rc")
+    fi
+    RP_PID[i]=
+  done
+  if [ ${#bad[@]} -gt 0 ]; then record nexus/replicas-stop FAIL "$(since $t)" "$(IFS=';'; echo "${bad[*]}")"
+  else record nexus/replicas-stop PASS "$(since $t)" "SIGTERM: both exit 0"; fi
+}
+
 # ----------------------------------------------------------------- run it ----
 W_ADDR=10.0.2.2                      # the host's 127.0.0.1, as the guest sees it
 W_HOSTNQN=$HOSTNQN W_HOSTID=$HOSTID
 W_NR_IO_QUEUES=$NR_IO_QUEUES W_FIO_RAND_SIZE=$FIO_RAND_SIZE W_FIO_SEQ_SIZE=$FIO_SEQ_SIZE
 W_FS_MB=$FS_MB W_PAT_OFF_MB=$PAT_OFF_MB W_PAT_MB=$PAT_MB W_CONNECT_EXTRA=$CONNECT_EXTRA
 W_MODE=$MODE W_EXPECT_PAT_SHA= W_EXPECT_FILE_SHA= W_DENIED_HOSTNQN= W_DENIED_HOSTID=
+W_NEXUS_NQN= W_NEXUS_MB=$NEXUS_MB W_NEXUS_FIO_SIZE=$NEXUS_FIO_SIZE W_NEXUS_FIO_WRITE_IOPS=$NEXUS_FIO_WRITE_IOPS
 DATA_DIR="$WORK/data"
 mkdir -p "$DATA_DIR"
 
@@ -451,17 +756,24 @@ if [ $ok1 = 1 ]; then
     record run2/engine-start SKIP 0s "external target: not restarted, so persistence is only checked across VM boots"
   fi
   if [ $ok2 = 1 ]; then
+    # the nexus (weft mode): replicas, nexus, share; the restart VM tests it
+    nx=0
+    if [ $MODE = weft ]; then nexus_setup && nx=1; fi
     W_PLAN=restart W_PORT=$PORT W_NQN=$NQN
     W_DENIED_HOSTNQN=$DENIED_HOSTNQN W_DENIED_HOSTID=$DENIED_HOSTID
     W_EXPECT_PAT_SHA=${VALUES[digest.pattern_sha]:-} W_EXPECT_FILE_SHA=${VALUES[digest.file_sha]:-}
     run_vm restart $RESTART_VM_CAP
+    NX_WATCH=0
+    [ $nx = 0 ] || nexus_after_vm
     if [ $MODE = weft ]; then stop_engine run2; else record run2/engine-stop SKIP 0s "external target: not stopped"; fi
+    # the replicas after the nexus's engine (it leaves a clean label on them)
+    if [ $nx = 1 ]; then nexus_stop_replicas; else kill_replicas; fi
   fi
 fi
 
 if summary; then
   rc=0
-  if [ $AUTO_WORK = 1 ] && [ $KEEP = 0 ]; then rm -rf "$WORK"; else rm -rf "$DATA_DIR"; fi
+  if [ $AUTO_WORK = 1 ] && [ $KEEP = 0 ]; then rm -rf "$WORK"; else rm -rf "$DATA_DIR" "$WORK"/replica*-data; fi
 else
   rc=1
   echo "kept for diagnosis: $WORK (engine logs *-engine.std*, VM logs *-vm/, *-vm.log)"
