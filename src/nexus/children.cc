@@ -18,26 +18,66 @@ namespace weft::nexus {
 using namespace std::chrono_literals;
 
 task<void> nexus_impl::close_child(child* c) {
+    while (c->busy > 0) co_await busy_changed_.wait();
     if (c->bd) {
         publish();
         co_await drop_channels(c->slot);
     }
+    auto g = co_await md_lock_.lock();  // no label or bitmap write on its channel
     c->ch.reset();
     c->bd.reset();
     if (c->dev) co_await c->dev->close();
 }
 
-// A retired remote child: closes its connection and reconnects with backoff;
-// once it answers and is still ours, it is rebuilt (auto_rebuild).
+// The connection a child had before it was reconnected: closed once nothing
+// can use it any more (the I/O path after a grace period, labels and bitmaps
+// under the metadata lock, a rebuild or resync that had it busy).
+task<void> nexus_impl::close_old_device(std::shared_ptr<child> c, std::unique_ptr<child_device> dev,
+                                        std::shared_ptr<bdev::bdev> bd,
+                                        std::unique_ptr<bdev::channel> ch) {
+    co_await grace();
+    bdev::bdev* old = bd.get();
+    if (old)
+        for (unsigned r = 0; r < nslots_; ++r)
+            co_await on(r, [this, r, slot = c->slot, old] {
+                for (nexus_channel* x : channels_[r]) drop_child_channel_if(x, slot, old);
+            });
+    while (c->busy > 0) co_await busy_changed_.wait();
+    {
+        auto g = co_await md_lock_.lock();
+        ch.reset();
+    }
+    bd.reset();
+    if (dev) co_await dev->close();
+}
+
+// A retired remote child: reconnects it with backoff, on a new connection
+// (the old one is closed in the background once nothing uses it); once it
+// answers, still carries this nexus's label and takes our reservation, it is
+// rebuilt (auto_rebuild). A child that fails again soon after coming back
+// waits longer each time, so a replica that accepts connections but fails
+// its writes does not cause a storm of reconnects and rebuilds.
 task<void> nexus_impl::reopen_loop(std::shared_ptr<child> cp) {
     child* c = cp.get();
     if (c->reconnecting) co_return;
     c->reconnecting = true;
-    co_await close_child(c);
+    auto now = std::chrono::steady_clock::now();
+    if (c->back_at != std::chrono::steady_clock::time_point{} && now - c->back_at < 60s)
+        c->backoff = std::min<std::chrono::milliseconds>(std::max(c->backoff * 2, 500ms), 30000ms);
+    else
+        c->backoff = 0ms;
+    if (c->backoff > 0ms) {
+        spdlog::info("nexus {}: {} failed again soon after it came back: reconnecting in {} ms",
+                     short_id(id_), c->uri, c->backoff.count());
+        (void)co_await sleep(c->backoff).abort_with(stop_);
+    }
     auto delay = 250ms;
     while (!closing_ && !superseded_ && !c->removed && c->state == child_state::faulted) {
         std::string why;
-        auto bd = co_await c->dev->open(&why);
+        auto d = factory_(c->uri, &why);
+        if (!d) break;
+        std::unique_ptr<child_device> dev = std::move(d.value());
+        auto bd = co_await dev->open(&why);
         if (bd) {
             auto ch = bd.value()->open_channel();
             buffer b = buffer_pool::local().get(2 * format::slot_bytes);
@@ -46,46 +86,60 @@ task<void> nexus_impl::reopen_loop(std::shared_ptr<child> cp) {
             std::string lwhy;
             auto l = rc ? result<label_info>(error{-rc})
                         : pick_label(b.span().first(2 * format::slot_bytes), &lwhy);
+            bool stop = false;
+            result<void> fenced = error{EIO};
             if (l && (l->nexus_id != id_ || l->child_id != c->id)) {
                 c->reason = "not this nexus's child any more";
                 spdlog::error("nexus {}: {} came back with another label: not used", short_id(id_),
                               c->uri);
-                ch.reset();
-                co_await c->dev->close();
-                break;
-            }
-            if (l && fence_generation(l->fence_key) > fence_generation(fence_key_)) {
+                stop = true;
+            } else if (l && fence_generation(l->fence_key) > fence_generation(fence_key_)) {
                 supersede(fmt::format("{} was written by a newer nexus (generation {})", c->uri,
                                       l->generation));
-                ch.reset();
-                co_await c->dev->close();
-                break;
+                stop = true;
+            } else {
+                fenced = co_await dev->fence(fence_key_, &why);
+                if (!fenced && fenced.err().code == EACCES) {
+                    supersede(why);
+                    stop = true;
+                }
             }
-            auto fenced = co_await c->dev->fence(fence_key_, &why);
-            if (!fenced && fenced.err().code == EACCES) {
-                supersede(why);
-                ch.reset();
-                co_await c->dev->close();
-                break;
-            }
-            if (fenced && (l || l.err().code == ENODATA)) {
+            if (!stop && fenced && (l || l.err().code == ENODATA) && !c->removed && !closing_) {
+                auto fresh = std::make_unique<region_bitmap>(durable_->size());
+                if (l) {
+                    uint64_t bytes = bitmap_bytes(size_bytes_, region_size_);
+                    buffer bm = buffer_pool::local().get(bytes);
+                    if (co_await read_bytes(*ch, block_size_, format::bitmap_offset,
+                                            bm.span().first(bytes)) == 0)
+                        fresh->merge_bytes(bm.span().first(bytes));
+                } else {
+                    c->rebuild_from = 0;  // its label is gone: copy it all
+                }
+                // The new connection takes the child's place.
+                auto old_dev = std::move(c->dev);
+                auto old_bd = c->bd;
+                auto old_ch = std::move(c->ch);
+                c->dev = std::move(dev);
                 c->bd = bd.value();
                 c->ch = std::move(ch);
                 c->label_seq = l ? l->seq : 0;
-                c->own_bits = std::make_unique<region_bitmap>(durable_->size());
-                if (l)
-                    (void)co_await read_bitmap(*c, *c->own_bits, &why);
-                else
-                    c->rebuild_from = 0;  // its label is gone: copy it all
+                c->own_bits = std::move(fresh);
+                c->back_at = std::chrono::steady_clock::now();
+                if (old_dev || old_bd)
+                    reactor::local().spawn(bg_.hold(close_old_device(
+                        cp, std::move(old_dev), std::move(old_bd), std::move(old_ch))));
                 spdlog::info("nexus {}: child {} is back", short_id(id_), c->uri);
                 c->reconnecting = false;
                 if (opt_.auto_rebuild) queue_rebuild(c);
                 co_return;
             }
-            spdlog::warn("nexus {}: child {} answered but {}", short_id(id_), c->uri,
-                         fenced ? lwhy : why);
+            if (!stop)
+                spdlog::warn("nexus {}: child {} answered but {}", short_id(id_), c->uri,
+                             fenced ? lwhy : why);
             ch.reset();
-            co_await c->dev->close();
+            bd.value().reset();
+            co_await dev->close();
+            if (stop) break;
         }
         int rc = co_await sleep(delay).abort_with(stop_);
         if (rc == -ECANCELED) break;
@@ -154,7 +208,7 @@ task<result<void>> nexus_impl::add_child(const std::string& uri, std::string* wh
     c->state = child_state::faulted;
     c->reason = "stale";
     children_.push_back(c);
-    auto r = co_await commit(in_sync_mask(), false, false, why);
+    auto r = co_await commit(in_sync_mask(), false, why);
     if (!r) {
         children_.pop_back();
         c->ch.reset();
@@ -195,7 +249,7 @@ task<result<void>> nexus_impl::remove_child(const std::string& ref, std::string*
         ++generation_;
         (void)co_await write_labels(just(c), &conflict);
     }
-    auto r = co_await commit(in_sync_mask(), false, false, &w);
+    auto r = co_await commit(in_sync_mask(), false, &w);
     if (!r) spdlog::warn("nexus {}: removing {}: {}", short_id(id_), c->uri, w);
     co_await close_child(c);
     spdlog::info("nexus {}: child {} removed", short_id(id_), c->uri);

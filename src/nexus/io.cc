@@ -78,6 +78,9 @@ class nexus_channel final : public bdev::channel {
         ch_[slot].reset();
         devs_[slot] = nullptr;
     }
+    void drop_if(unsigned slot, const bdev::bdev* dev) {
+        if (devs_[slot] == dev) drop(slot);
+    }
 
   private:
     static task<int> ready(int rc) { co_return rc; }
@@ -294,6 +297,10 @@ std::shared_ptr<bdev::bdev> make_nexus_bdev(std::shared_ptr<nexus_impl> nx, std:
 
 void drop_child_channel(nexus_channel* c, unsigned slot) {
     c->drop(slot);
+}
+
+void drop_child_channel_if(nexus_channel* c, unsigned slot, const bdev::bdev* dev) {
+    c->drop_if(slot, dev);
 }
 
 }  // namespace weft::nexus

@@ -66,14 +66,11 @@ task<uint32_t> nexus_impl::write_labels(std::vector<child*> targets, int* confli
     co_return ok;
 }
 
-task<result<void>> nexus_impl::commit(uint32_t prev_in_sync, bool hold, bool may_wait,
-                                      std::string* why, unsigned prev_total) {
+task<result<void>> nexus_impl::commit(uint32_t prev_in_sync, bool may_wait, std::string* why,
+                                      unsigned prev_total) {
     auto g = co_await md_lock_.lock();
-    if (hold && !hold_writes_) {
-        hold_writes_ = true;
-        publish();
-    }
     const unsigned prev_n = prev_total ? prev_total : unsigned(std::popcount(prev_in_sync));
+    bool holding = false;  // this commit retired someone: writes wait for it
     result<void> out;
     for (unsigned attempt = 0;; ++attempt) {
         if (superseded_) {
@@ -92,22 +89,21 @@ task<result<void>> nexus_impl::commit(uint32_t prev_in_sync, bool hold, bool may
             break;
         }
         // An in-sync child that missed the new label failed: it leaves the
-        // in-sync set too (never the last one).
+        // in-sync set too (never the last one), and writes wait until that
+        // is durable as well.
         bool changed = false;
         for (auto& c : children_) {
             if (c->mstate != format::member_state::in_sync || (ok & bit(c->slot))) continue;
             if (std::popcount(in_sync_mask()) <= 1) break;
             spdlog::warn("nexus {}: child {} missed the label write: retired", short_id(id_),
                          c->uri);
-            c->mstate = format::member_state::stale;
-            c->rebuild_from = size_bytes_;
-            c->state = child_state::faulted;
-            c->reason = c->bd ? reason_of(c->last_error ? c->last_error : -EIO) : "unreachable";
-            ++c->failures;
-            ++retirements_;
+            if (!holding) {
+                holding = true;
+                ++retiring_;
+            }
+            mark_retired(*c, c->bd ? reason_of(c->last_error ? c->last_error : -EIO)
+                                   : "unreachable");
             changed = true;
-            if (!c->local() && !closing_ && opened_)
-                reactor::local().spawn(bg_.hold(reopen_loop(c)));
         }
         if (changed && attempt < max_slots) {
             publish();
@@ -142,24 +138,47 @@ task<result<void>> nexus_impl::commit(uint32_t prev_in_sync, bool hold, bool may
             "only {} of the {} children in sync before the change answered; a majority is "
             "needed before writes go on: waiting for the children to answer or for an arbiter",
             got, prev_n);
-        bool first = waiting_.empty();
-        if (waiting_ != w) spdlog::error("nexus {}: {}", short_id(id_), w);
-        waiting_ = w;
-        if (!hold_writes_ || first) {
-            hold_writes_ = true;
-            publish();
+        if (waiting_ != w) {
+            spdlog::error("nexus {}: {}", short_id(id_), w);
+            waiting_ = w;
+            publish();  // reads wait too now
         }
-        // Retry after a while, or at once when the arbiter answers.
+        // The children that did not answer are being reconnected (their
+        // retirement started it); retry after a while, or at once when the
+        // arbiter answers.
         auto deadline = std::chrono::steady_clock::now() + opt_.retry_interval;
-        while (!arbiter_yes_ && !closing_ && std::chrono::steady_clock::now() < deadline)
+        while (!arbiter_yes_ && !closing_ && !superseded_ &&
+               std::chrono::steady_clock::now() < deadline)
             co_await sleep(20ms);
     }
-    waiting_.clear();
-    if (hold_writes_) {
-        hold_writes_ = false;
+    if (!waiting_.empty()) {
+        waiting_.clear();
         publish();
     }
+    if (holding) end_retiring();
     co_return out;
+}
+
+void nexus_impl::mark_retired(child& c, const std::string& reason) {
+    if (c.state == child_state::online) {
+        c.mstate = format::member_state::stale;
+        c.rebuild_from = size_bytes_;
+    }
+    if (&c == rebuild_target_) cancel_rebuild_ = true;
+    c.state = child_state::faulted;
+    c.reason = reason;
+    c.progress.reset();
+    ++c.failures;
+    ++retirements_;
+    // A remote child is reconnected meanwhile: a commit waiting for a
+    // majority may need it to answer.
+    if (!c.local() && !closing_ && !superseded_ && opened_)
+        if (auto sp = shared(&c)) reactor::local().spawn(bg_.hold(reopen_loop(sp)));
+}
+
+void nexus_impl::end_retiring() {
+    if (--retiring_ == 0) publish();
+    retired_.notify_all();
 }
 
 void nexus_impl::supersede(const std::string& why) {
@@ -189,35 +208,27 @@ task<result<void>> nexus_impl::retire(std::vector<child*> cs, std::string reason
         uint64_t rebuild_from;
     };
     std::vector<before> undo;
-    std::vector<child*> now;
     for (child* c : cs) {
         if (!c->writable()) continue;
-        if (c->state == child_state::online) {
-            if (std::popcount(in_sync_mask()) <= 1) {
-                spdlog::error("nexus {}: {} failed ({}) but is the last in-sync child: kept",
-                              short_id(id_), c->uri, reason);
-                continue;
-            }
-            c->mstate = format::member_state::stale;
-            c->rebuild_from = size_bytes_;
+        if (c->state == child_state::online && std::popcount(in_sync_mask()) <= 1) {
+            spdlog::error("nexus {}: {} failed ({}) but is the last in-sync child: kept",
+                          short_id(id_), c->uri, reason);
+            continue;
         }
         undo.push_back({c, c->state, c->reason, c->mstate, c->rebuild_from});
-        if (c->state == child_state::online) {
-            c->mstate = format::member_state::stale;
-            c->rebuild_from = size_bytes_;
+        if (undo.size() == 1) {
+            // From here until the commit is durable, no write may be
+            // acknowledged without the retired children (they would be
+            // taken for in sync after a crash).
+            ++retiring_;
         }
-        if (c == rebuild_target_) cancel_rebuild_ = true;
-        c->state = child_state::faulted;
-        c->reason = reason;
-        c->progress.reset();
-        ++c->failures;
-        ++retirements_;
-        now.push_back(c);
+        mark_retired(*c, reason);
         spdlog::warn("nexus {}: child {} retired: {}", short_id(id_), c->uri, reason);
     }
-    if (now.empty()) co_return result<void>{};
+    if (undo.empty()) co_return result<void>{};
+    publish();
     std::string w;
-    auto r = co_await commit(prev, /*hold=*/true, may_wait, &w);
+    auto r = co_await commit(prev, may_wait, &w);
     if (!r && r.err().code == EAGAIN && !may_wait) {
         // A request without a majority: put things back as they were.
         for (auto& b : undo) {
@@ -227,15 +238,13 @@ task<result<void>> nexus_impl::retire(std::vector<child*> cs, std::string reason
             b.c->rebuild_from = b.rebuild_from;
         }
         std::string w2;
-        (void)co_await commit(in_sync_mask(), false, false, &w2);
-        publish();
+        (void)co_await commit(in_sync_mask(), false, &w2);
+        end_retiring();
         if (why) *why = w;
         co_return r;
     }
+    end_retiring();
     if (!r) spdlog::error("nexus {}: retiring: {}", short_id(id_), w);
-    for (child* c : now)
-        if (!c->local() && !closing_ && !superseded_)
-            if (auto sp = shared(c)) reactor::local().spawn(bg_.hold(reopen_loop(sp)));
     if (!r && why) *why = w;
     co_return r;
 }
@@ -283,21 +292,23 @@ task<int> nexus_impl::resolve_write(uint32_t sent, uint32_t ok, std::span<const 
         }
         if (c->writable()) (void)co_await retire(just(c), reason_of(f.rc));
     }
-    // Wait for retirements other writes started (this write's failures may
-    // be theirs too): holding writes means not durable yet.
-    while (hold_writes_ && !superseded_) co_await unblocked_.wait();
-    const view* v = view_.load();
-    if (v->fail_all) co_return v->fail_all;
-    if (v->nreaders == 0) co_return fs.empty() ? -EIO : fs[0].rc;
-    for (unsigned i = 0; i < v->nreaders; ++i) {
-        unsigned s = v->readers[i];
-        if ((sent & bit(s)) && !(ok & bit(s))) {
-            for (const failure& f : fs)
-                if (f.slot == s) co_return f.rc;
-            co_return -EIO;
-        }
+    // Another write may have started the retirement of the same children:
+    // wait until every retirement under way is durable.
+    while (retiring_ > 0 && !superseded_ && !closed_) co_await retired_.wait();
+    if (superseded_) co_return -ESTALE;
+    // Acknowledged only if every child still in sync has it (a failed child
+    // kept as the last in-sync one passes its error on).
+    uint32_t in_sync = 0;
+    for (auto& c : children_)
+        if (c->state == child_state::online) in_sync |= bit(c->slot);
+    if (in_sync == 0) co_return fs.empty() ? -EIO : fs[0].rc;
+    uint32_t missing = sent & in_sync & ~ok;
+    if (missing) {
+        for (const failure& f : fs)
+            if (missing & bit(f.slot)) co_return f.rc;
+        co_return -EIO;
     }
-    co_return 0;
+    co_return (ok & in_sync) ? 0 : -EIO;
 }
 
 task<void> nexus_impl::wait_unblocked(uint64_t r0, uint64_t r1, bool read) {

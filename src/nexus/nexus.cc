@@ -180,8 +180,8 @@ void nexus_impl::publish() {
             if (v->preferred < 0 && c->local()) v->preferred = int(c->slot);
         }
     }
-    v->hold_writes = hold_writes_;
-    v->hold_reads = hold_writes_ && !waiting_.empty();
+    v->hold_writes = retiring_ > 0;
+    v->hold_reads = !waiting_.empty();
     if (superseded_) v->fail_all = -ESTALE;
     if (closed_) v->fail_all = -ENODEV;
     if (resync_pending_ && resync_source_ >= 0) {

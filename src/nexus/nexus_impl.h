@@ -71,6 +71,13 @@ struct child {
     uint64_t rebuild_from = 0;
     uint64_t label_seq = 0;  // of the label last written (or read) on it
     bool reconnecting = false;
+    // Reconnect backoff: when it last came back, and how long its next
+    // reconnect waits if it fails again soon (reopen_loop).
+    std::chrono::steady_clock::time_point back_at{};
+    std::chrono::milliseconds backoff{0};
+    // A rebuild or resync is using its home channel (a connection it had
+    // before a reconnect is closed only once that is over).
+    unsigned busy = 0;
     bool removed = false;   // taken out of the nexus (background tasks let go)
     bool queued = false;    // waiting in the rebuild queue
     uint64_t failures = 0;  // failures reported: a rebuild checks its source had none
@@ -124,6 +131,8 @@ task<void> probe_child(probe& pr);
 std::shared_ptr<bdev::bdev> make_nexus_bdev(std::shared_ptr<nexus_impl> nx, std::string name,
                                             bool volatile_cache, bool unmap_zeroes);
 void drop_child_channel(nexus_channel* c, unsigned slot);
+// The same, only when the channel is of `dev` (a reconnected child's old one).
+void drop_child_channel_if(nexus_channel* c, unsigned slot, const bdev::bdev* dev);
 
 class nexus_impl {
   public:
@@ -209,8 +218,12 @@ class nexus_impl {
     // slot (re-creation drops members not given); 0: popcount(prev_in_sync).
     // may_wait: without a majority, hold writes and retry (a failure the
     // nexus found itself); otherwise give up with EAGAIN (a request).
-    task<result<void>> commit(uint32_t prev_in_sync, bool hold, bool may_wait, std::string* why,
+    task<result<void>> commit(uint32_t prev_in_sync, bool may_wait, std::string* why,
                               unsigned prev_total = 0);
+    // A child leaves the in-sync set (in memory; the caller commits, with
+    // retiring_ counted so that writes wait for the commit).
+    void mark_retired(child& c, const std::string& reason);
+    void end_retiring();
     uint32_t in_sync_mask() const;
     // Marks children stale and commits; never retires the last in-sync one.
     // With may_wait false (a request) and no majority, nothing changes: EAGAIN.
@@ -229,6 +242,20 @@ class nexus_impl {
     child* find_child(const std::string& ref);
     child* at_slot(unsigned slot);
     task<void> reopen_loop(std::shared_ptr<child> c);
+    task<void> close_old_device(std::shared_ptr<child> c, std::unique_ptr<child_device> dev,
+                                std::shared_ptr<bdev::bdev> bd, std::unique_ptr<bdev::channel> ch);
+    wait_list busy_changed_;
+    // Counts a rebuild or resync using a child for as long as it lives.
+    struct busy_hold {
+        busy_hold(nexus_impl& nx, child* c) : nx(nx), c(c) { ++c->busy; }
+        ~busy_hold() {
+            if (--c->busy == 0) nx.busy_changed_.notify_all();
+        }
+        busy_hold(const busy_hold&) = delete;
+        busy_hold& operator=(const busy_hold&) = delete;
+        nexus_impl& nx;
+        child* c;
+    };
     task<void> close_child(child* c);
 
     // rebuild (rebuild.cc)
@@ -259,7 +286,8 @@ class nexus_impl {
     bool clean_at_open_ = true;
     bool resync_pending_ = false;
     int resync_source_ = -1;
-    bool hold_writes_ = false;
+    unsigned retiring_ = 0;  // retirements whose commit is not durable yet: writes wait
+    wait_list retired_;      // a retirement's commit finished
     bool superseded_ = false;
     bool opened_ = false;  // open() finished: background tasks may start
     bool closing_ = false;

@@ -48,7 +48,10 @@ class nvmf_child final : public child_device {
         co.queue_depth = o_.queue_depth;
         co.command_timeout = o_.io_timeout;
         co.connect_timeout = o_.io_timeout;
-        co.kato_ms = uint32_t(std::max<int64_t>(o_.io_timeout.count() * 2, 2000));
+        // Generous: a slow link must not cost the controller right after a
+        // slow bring-up (keep-alives start once it is up); dead children
+        // are found by I/O timeouts, not by the target's keep-alive.
+        co.kato_ms = uint32_t(std::max<int64_t>(o_.io_timeout.count() * 4, 15000));
         // The nexus retires and reconnects the child itself: a queue that
         // drops fails its commands at once instead of retrying.
         co.reconnect_attempts = 0;

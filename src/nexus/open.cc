@@ -306,7 +306,7 @@ task<result<std::shared_ptr<nexus>>> nexus::open(params p, child_factory f, std:
     std::string w;
     uint32_t prev_mask = nx.in_sync_mask();
     // No waiting while opening: a minority is refused here.
-    auto committed = co_await nx.commit(prev_mask, false, false, &w, prev_total);
+    auto committed = co_await nx.commit(prev_mask, false, &w, prev_total);
     nx.opt_.minority = p.opt.minority;
     if (!committed) {
         co_await undo();

@@ -222,6 +222,7 @@ task<result<void>> nexus_impl::rebuild(child* t, std::string* outcome) {
     spdlog::info("nexus {}: {} rebuild of {} from {}: {} bytes", short_id(id_), kind, t->uri,
                  src->uri, total);
     const uint64_t src_failures = src->failures;
+    busy_hold hold_t(*this, t), hold_src(*this, src);
     auto started = std::chrono::steady_clock::now();
     auto last_ckpt = started;
     uint64_t done = 0, copied = 0;
@@ -266,7 +267,7 @@ task<result<void>> nexus_impl::rebuild(child* t, std::string* outcome) {
         if (a >= from && (now - last_ckpt > opt_.checkpoint_interval) && b < size_bytes_) {
             t->rebuild_from = b;
             std::string w;
-            (void)co_await commit(in_sync_mask(), false, false, &w);
+            (void)co_await commit(in_sync_mask(), false, &w);
             last_ckpt = now;
         }
     }
@@ -284,7 +285,7 @@ task<result<void>> nexus_impl::rebuild(child* t, std::string* outcome) {
         t->mstate = format::member_state::in_sync;
         t->rebuild_from = 0;
         std::string w;
-        auto r = co_await commit(prev, false, false, &w);
+        auto r = co_await commit(prev, false, &w);
         if (!r) {
             t->state = child_state::faulted;
             t->mstate = format::member_state::stale;
@@ -346,7 +347,11 @@ task<result<void>> nexus_impl::resync(std::string* outcome) {
         co_await grace();
         uint64_t a = r0 * region_size_, b = std::min(r1 * region_size_, size_bytes_);
         child* who = nullptr;
+        std::vector<std::unique_ptr<busy_hold>> holds;
+        holds.push_back(std::make_unique<busy_hold>(*this, src));
+        for (child* d : dsts) holds.push_back(std::make_unique<busy_hold>(*this, d));
         int rc = co_await copy_range(*src, dsts, a, b - a, &copied, &who);
+        holds.clear();
         clear_window();
         if (rc) {
             if (who) (void)co_await retire(just(who), "io error");
