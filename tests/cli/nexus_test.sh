@@ -212,6 +212,16 @@ case "$case_name" in
     check "$nqn" 8192 "$data/in.bin"
     rand last.bin 64
     put "$nqn" $((32 * MiB / 512 - 128)) "$data/last.bin"
+    # The nexus on the metrics page: its state, each child's, the bitmap.
+    if [ -n "${metrics_port:-}" ]; then
+      m=$(curl -s "http://127.0.0.1:$metrics_port/metrics")
+      grep -qx "weft_nexus_state{nexus=\"$uuid\",state=\"online\"} 1" <<<"$m" ||
+        fail "metrics: no online weft_nexus_state for $uuid"
+      grep -qx "weft_nexus_child_state{nexus=\"$uuid\",child=\"pool://p/b\",state=\"online\"} 1" \
+        <<<"$m" || fail "metrics: no child state"
+      grep -qE "^weft_nexus_dirty_regions\{nexus=\"$uuid\"\} [1-9]" <<<"$m" ||
+        fail "metrics: no dirty regions after writes"
+    fi
 
     ok nexus unshare "$uuid"
     grep -qx "nexus $uuid is no longer shared" <<<"$out" || fail "unshare: $out"
