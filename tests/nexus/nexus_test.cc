@@ -10,6 +10,7 @@
 #include "nexus/nexus_test_util.h"
 #include "runtime/runtime.h"
 #include "runtime/uring_op.h"
+#include "runtime/when_all.h"
 
 namespace weft::nexus {
 namespace {
@@ -152,6 +153,26 @@ TEST(Nexus, MirrorsWritesAndCreatesLabels) {
             EXPECT_TRUE(l->clean);
             EXPECT_EQ(l->in_sync_count(), 3u);
         }
+    });
+}
+
+// Many first writes to fresh regions at once: their bits are set in batched
+// bitmap writes, and none may be answered before its bits are durable.
+TEST(Nexus, ConcurrentFirstWritesToFreshRegions) {
+    run_reactors(1, []() -> task<void> {
+        mem_rig rig;
+        rig.add("a", child_bytes);
+        auto nx = co_await make(rig, names("a"));
+        CO_ASSERT_TRUE(nx);
+        io x(*nx);
+        std::vector<task<int>> ts;
+        for (uint64_t r = 0; r < 32; ++r) ts.push_back(x.write(r * 128 * 3, 8, uint8_t(r)));
+        auto rcs = co_await when_all(std::move(ts));
+        for (size_t i = 0; i < rcs.size(); ++i) EXPECT_EQ(rcs[i], 0) << "write " << i;
+        for (uint64_t r = 0; r < 32; ++r) EXPECT_EQ(co_await x.check(r * 128 * 3, 8, uint8_t(r)), 0);
+        EXPECT_GE(nx->status().dirty_regions, 32u);
+        x.ch.reset();
+        co_await nx->close();
     });
 }
 
