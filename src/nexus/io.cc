@@ -11,30 +11,25 @@
 namespace weft::nexus {
 namespace {
 
-// Counts an I/O in its reactor's slot under the current epoch (see
-// nexus_impl::grace: the epoch is read again after counting so that a grace
-// period that flipped it in between cannot miss this I/O).
+// Counts an I/O in its reactor's slot under the slot's current parity (see
+// nexus_impl::grace), and wakes a grace period waiting for that parity when
+// it was the last one.
 class io_guard {
   public:
-    io_guard(nexus_impl& nx, io_slot& s) {
-        for (;;) {
-            uint64_t e = nx.epoch_.load();
-            c_ = &s.n[e & 1];
-            c_->fetch_add(1);
-            if (nx.epoch_.load() == e) break;
-            c_->fetch_sub(1);
-        }
-    }
+    io_guard(nexus_impl&, io_slot& s) : s_(&s), p_(s.parity) { ++s.n[p_]; }
     ~io_guard() { release(); }
     io_guard(const io_guard&) = delete;
     io_guard& operator=(const io_guard&) = delete;
     void release() {
-        if (c_) c_->fetch_sub(1);
-        c_ = nullptr;
+        if (!s_) return;
+        if (--s_->n[p_] == 0 && p_ != s_->parity && s_->drained)
+            reactor::local().schedule(std::exchange(s_->drained, {}));
+        s_ = nullptr;
     }
 
   private:
-    std::atomic<int64_t>* c_ = nullptr;
+    io_slot* s_;
+    unsigned p_;
 };
 
 enum class op { read, write, zeroes, unmap, flush };

@@ -101,8 +101,8 @@ task<result<void>> nexus_impl::commit(uint32_t prev_in_sync, bool may_wait, std:
                 holding = true;
                 ++retiring_;
             }
-            mark_retired(*c, c->bd ? reason_of(c->last_error ? c->last_error : -EIO)
-                                   : "unreachable");
+            mark_retired(*c,
+                         c->bd ? reason_of(c->last_error ? c->last_error : -EIO) : "unreachable");
             changed = true;
         }
         if (changed && attempt < max_slots) {

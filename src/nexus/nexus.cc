@@ -197,16 +197,36 @@ void nexus_impl::publish() {
     unblocked_.notify_all();
 }
 
+namespace {
+// On the slot's own reactor: new I/O counts in the other parity from now on;
+// resumes when the I/O of the old one has finished.
+task<void> flip_and_drain(io_slot& s) {
+    unsigned old = s.parity;
+    s.parity ^= 1;
+    if (s.n[old] == 0) co_return;
+    struct awaiter {
+        io_slot& s;
+        bool await_ready() const noexcept { return false; }
+        void await_suspend(std::coroutine_handle<> h) noexcept { s.drained = h; }
+        void await_resume() const noexcept {}
+    };
+    co_await awaiter{s};
+}
+}  // namespace
+
 // Waits until every I/O that started before the call has finished. I/O that
-// starts meanwhile counts in the other parity and is not waited for.
+// starts meanwhile counts in the other parity and is not waited for. What
+// home stored before the call (a window, a cleared bit, a new view) is seen
+// by the I/O that starts on each reactor after the flip there: the message
+// that flips it carries that ordering.
 task<void> nexus_impl::grace() {
     auto g = co_await grace_lock_.lock();
-    uint64_t old = epoch_.fetch_add(1);
-    for (unsigned spins = 0;; ++spins) {
-        int64_t sum = 0;
-        for (unsigned i = 0; i < nslots_; ++i) sum += slots_[i].n[old & 1].load();
-        if (sum == 0) break;
-        co_await sleep(spins < 50 ? 20us : 1ms);
+    reactor& here = reactor::local();
+    for (unsigned r = 0; r < nslots_; ++r) {
+        if (!here.rt_or_null() || r == here.id())
+            co_await flip_and_drain(slots_[r]);
+        else
+            co_await on(r, [this, r] { return flip_and_drain(slots_[r]); });
     }
 }
 

@@ -94,11 +94,15 @@ struct child {
     }
 };
 
-// Per-reactor count of I/O in flight, split by epoch parity so that home can
-// wait for the I/O that started before a point (a grace period) while new
-// I/O goes on counting in the other parity.
+// One reactor's count of the nexus's I/O in flight, split by parity so that
+// home can wait for the I/O that started before a point (a grace period)
+// while new I/O goes on counting in the other parity. Only its own reactor
+// touches it (plain integers, no locked instruction on the I/O path): a
+// grace period flips the parity there, by a message, and waits there.
 struct alignas(64) io_slot {
-    std::atomic<int64_t> n[2] = {0, 0};
+    int64_t n[2] = {0, 0};
+    unsigned parity = 0;
+    std::coroutine_handle<> drained;  // a grace period waiting for n[parity ^ 1] == 0
 };
 
 class nexus_channel;
@@ -142,7 +146,6 @@ class nexus_impl {
 
     // ---- shared with the I/O path (any reactor) ----
     std::atomic<view*> view_{nullptr};
-    std::atomic<uint64_t> epoch_{0};
     // The regions [r0, r1) a rebuild is copying, as (r0 << 32 | r1); 0: none.
     std::atomic<uint64_t> window_{0};
     std::unique_ptr<io_slot[]> slots_;

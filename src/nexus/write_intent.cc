@@ -123,7 +123,8 @@ task<void> nexus_impl::clear_loop() {
         bool all_in_sync = std::all_of(children_.begin(), children_.end(), [](auto& c) {
             return c->mstate == format::member_state::in_sync && c->state == child_state::online;
         });
-        if (!all_in_sync || rebuilding_ || resync_pending_ || superseded_ || retiring_ > 0) continue;
+        if (!all_in_sync || rebuilding_ || resync_pending_ || superseded_ || retiring_ > 0)
+            continue;
         std::vector<uint64_t> cleared;
         for (uint64_t w = 0; w < durable_->words(); ++w) {
             uint64_t v = durable_->word(w) & ~touched_->word(w);

@@ -169,7 +169,8 @@ TEST(Nexus, ConcurrentFirstWritesToFreshRegions) {
         for (uint64_t r = 0; r < 32; ++r) ts.push_back(x.write(r * 128 * 3, 8, uint8_t(r)));
         auto rcs = co_await when_all(std::move(ts));
         for (size_t i = 0; i < rcs.size(); ++i) EXPECT_EQ(rcs[i], 0) << "write " << i;
-        for (uint64_t r = 0; r < 32; ++r) EXPECT_EQ(co_await x.check(r * 128 * 3, 8, uint8_t(r)), 0);
+        for (uint64_t r = 0; r < 32; ++r)
+            EXPECT_EQ(co_await x.check(r * 128 * 3, 8, uint8_t(r)), 0);
         EXPECT_GE(nx->status().dirty_regions, 32u);
         x.ch.reset();
         co_await nx->close();
