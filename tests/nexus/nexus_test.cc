@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "nexus/nexus.h"
+#include "pool/pool.h"
 #include "nexus/nexus_test_util.h"
 #include "runtime/runtime.h"
 #include "runtime/uring_op.h"
@@ -486,6 +487,43 @@ TEST(Nexus, FullRebuildResumesFromItsCheckpoint) {
                   nexus_bytes - resumed_at + (st.dirty_regions + 1) * st.region_size);
         CO_ASSERT_TRUE(co_await same_data(disks(rig, "a", "n")));
         co_await nx2->close();
+    });
+}
+
+// A full rebuild from a thin pool volume copies what it holds, not its size.
+TEST(Nexus, FullRebuildFromAThinSourceCopiesOnlyWhatItHolds) {
+    run_reactors(1, []() -> task<void> {
+        auto dev = std::shared_ptr<bdev::bdev>(bdev::make_malloc_bdev("pooldev", (64 * MiB) / 512, 512));
+        pool::create_options co;
+        co.cluster_size = 256 << 10;
+        auto p = co_await pool::pool::create(dev, "t", co);
+        CO_ASSERT_TRUE(p);
+        auto id = co_await p.value()->create_volume("src", child_bytes, /*thin=*/true);
+        CO_ASSERT_TRUE(id);
+        auto vol = p.value()->open_volume(id.value());
+        CO_ASSERT_TRUE(vol);
+        mem_rig rig;
+        rig.add_volume("src", vol.value());
+        rig.add("n", child_bytes);
+        auto nx = co_await make(rig, names("src"));
+        CO_ASSERT_TRUE(nx);
+        {
+            io x(*nx);  // 3 x 8 KiB: at most 3 clusters (plus the label's) allocated
+            CO_ASSERT_EQ(co_await x.write(0, 16, 1), 0);
+            CO_ASSERT_EQ(co_await x.write(10000, 16, 2), 0);
+            CO_ASSERT_EQ(co_await x.write(30000, 16, 3), 0);
+        }
+        std::string why;
+        CO_ASSERT_TRUE(co_await nx->add_child(mem_rig::uri("n"), &why));
+        CO_ASSERT_TRUE(co_await eventually([&] {
+            return child_of(nx->status(), "n").state == child_state::online;
+        }));
+        auto st = nx->status();
+        EXPECT_EQ(st.history.back().kind, "full");
+        EXPECT_LE(st.history.back().bytes, 4u * (256 << 10)) << "copied the unallocated space";
+        EXPECT_GT(st.history.back().bytes, 0u);
+        CO_ASSERT_TRUE(co_await same_data(disks(rig, "src", "n")));
+        co_await nx->close();
     });
 }
 

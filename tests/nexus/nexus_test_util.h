@@ -50,6 +50,15 @@ class mem_device final : public child_device {
 
 class mem_rig {
   public:
+    // A thin pool volume (a pool on a RAM disk) as pool://t/<name>: a source
+    // that can tell which blocks it holds (bdev::channel::allocated).
+    std::shared_ptr<mem_disk> add_volume(const std::string& name, std::shared_ptr<bdev::bdev> vol) {
+        auto d = std::make_shared<mem_disk>();
+        d->raw = vol;
+        d->dev = bdev::make_error_bdev(d->raw, d->faults);
+        disks_[uri(name)] = d;
+        return d;
+    }
     // A RAM disk of `bytes` as pool://t/<name>.
     std::shared_ptr<mem_disk> add(const std::string& name, uint64_t bytes, bool local = true) {
         auto d = std::make_shared<mem_disk>();
