@@ -41,4 +41,21 @@ int bdev::check_io(uint64_t lba, uint32_t nblocks, std::span<const iovec> iov) c
     return 0;
 }
 
+wrapper_bdev::wrapper_bdev(std::shared_ptr<bdev> inner)
+    : bdev(properties{.name = inner->name(),
+                      .block_size = inner->block_size(),
+                      .num_blocks = inner->num_blocks(),
+                      .volatile_write_cache = inner->volatile_write_cache(),
+                      .unmap_reads_zeroes = inner->unmap_reads_zeroes(),
+                      .read_only = inner->read_only()}),
+      inner_(std::move(inner)) {
+    listener_ = inner_->add_resize_listener([this](uint64_t, uint64_t n) {
+        (void)apply_resize(n, [](uint64_t, uint64_t) { return result<void>{}; });
+    });
+}
+
+wrapper_bdev::~wrapper_bdev() {
+    inner_->remove_resize_listener(listener_);
+}
+
 }  // namespace weft::bdev

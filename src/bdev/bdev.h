@@ -160,6 +160,23 @@ class bdev {
     uint64_t next_listener_id_ = 1;
 };
 
+// A layer over another bdev (stats/, error/): the same block size, size,
+// cache and deallocation behaviour, following the inner bdev's resizes.
+class wrapper_bdev : public bdev {
+  public:
+    explicit wrapper_bdev(std::shared_ptr<bdev> inner);
+    ~wrapper_bdev() override;
+    // The inner bdev's listener publishes the new size here.
+    result<void> resize(uint64_t new_num_blocks) override { return inner_->resize(new_num_blocks); }
+
+  protected:
+    const std::shared_ptr<bdev>& inner() const { return inner_; }
+
+  private:
+    std::shared_ptr<bdev> inner_;
+    uint64_t listener_ = 0;
+};
+
 // RAM. Data is shared by every channel; concurrent I/O to different blocks
 // from several reactors is safe, and so is resize() while I/O runs (the
 // memory is one reserved address range that never moves; see malloc/).

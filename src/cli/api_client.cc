@@ -167,4 +167,34 @@ std::string volume_kind(const pb::Volume& v) {
     return v.thin() ? "thin" : "thick";
 }
 
+namespace {
+// "IP:PORT" or "[IPv6]:PORT" -> host (without brackets), port.
+std::pair<std::string, std::string> split_address(const std::string& a) {
+    auto colon = a.rfind(':');
+    if (colon == std::string::npos) return {a, "4420"};
+    std::string host = a.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+        host = host.substr(1, host.size() - 2);
+    return {host, a.substr(colon + 1)};
+}
+}  // namespace
+
+void print_share(const pb::Share& sh, const std::string& what) {
+    std::string who = sh.allow_any_host()
+                          ? "any host may connect"
+                          : fmt::format("hosts allowed: {}", fmt::join(sh.allowed_hosts(), ", "));
+    std::printf("%s shared as %s, namespace %u; %s\n", what.c_str(), sh.nqn().c_str(), sh.nsid(),
+                who.c_str());
+    if (sh.listeners().empty()) {
+        std::printf("no NVMe/TCP listener yet: add one with weft listener add IP:PORT\n");
+        return;
+    }
+    std::printf("connect with:\n");
+    for (auto& l : sh.listeners()) {
+        auto [host, port] = split_address(l);
+        std::printf("  nvme connect -t tcp -a %s -s %s -n %s\n", host.c_str(), port.c_str(),
+                    sh.nqn().c_str());
+    }
+}
+
 }  // namespace weft::cli

@@ -76,6 +76,10 @@ ordered_json message_json(const google::protobuf::Message& m);
 // Prints `j` indented, with a newline.
 void print_json(const ordered_json& j);
 
+// After a share: "<what> shared as NQN, namespace N; who may connect", then
+// the nvme connect line for every listener (or how to add one).
+void print_share(const pb::Share& sh, const std::string& what);
+
 // A volume of a pool by name.
 pb::VolumeRef volume_ref(const std::string& pool, const std::string& name);
 // "thin", "thick", "snapshot" or "clone" (a volume made from a snapshot).

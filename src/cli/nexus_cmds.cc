@@ -213,15 +213,6 @@ int print_after(const pb::Nexus& n, bool as_json, const std::string& sentence) {
 }
 
 // "IP:PORT" or "[IPv6]:PORT" as nvme connect's -a and -s.
-std::pair<std::string, std::string> split_address(const std::string& a) {
-    auto colon = a.rfind(':');
-    if (colon == std::string::npos) return {a, "4420"};
-    std::string host = a.substr(0, colon);
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-        host = host.substr(1, host.size() - 2);
-    return {host, a.substr(colon + 1)};
-}
-
 // A child reference as the user typed it: a UUID any case (the engine
 // compares them in lower case), or a URI.
 std::string child_ref(const std::string& s) {
@@ -450,21 +441,7 @@ int nexus_share(share_opts& o) {
         print_json(message_json(sh));
         return 0;
     }
-    std::string who = sh.allow_any_host()
-                          ? "any host may connect"
-                          : fmt::format("hosts allowed: {}", fmt::join(sh.allowed_hosts(), ", "));
-    std::printf("nexus %s shared as %s, namespace %u; %s\n", sh.nexus().c_str(), sh.nqn().c_str(),
-                sh.nsid(), who.c_str());
-    if (sh.listeners().empty()) {
-        std::printf("no NVMe/TCP listener yet: add one with weft listener add IP:PORT\n");
-        return 0;
-    }
-    std::printf("connect with:\n");
-    for (auto& l : sh.listeners()) {
-        auto [host, port] = split_address(l);
-        std::printf("  nvme connect -t tcp -a %s -s %s -n %s\n", host.c_str(), port.c_str(),
-                    sh.nqn().c_str());
-    }
+    print_share(sh, "nexus " + sh.nexus());
     return 0;
 }
 

@@ -137,15 +137,6 @@ int volume_list(list_opts& o) {
 }
 
 // "IP:PORT" or "[IPv6]:PORT" as nvme connect's -a and -s.
-std::pair<std::string, std::string> split_address(const std::string& a) {
-    auto colon = a.rfind(':');
-    if (colon == std::string::npos) return {a, "4420"};
-    std::string host = a.substr(0, colon);
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-        host = host.substr(1, host.size() - 2);
-    return {host, a.substr(colon + 1)};
-}
-
 int volume_share(share_opts& o) {
     if (o.hosts.empty() && !o.any_host) {
         fail("say which hosts may connect: --host HOSTNQN (repeatable) or --any-host");
@@ -164,21 +155,7 @@ int volume_share(share_opts& o) {
         print_json(message_json(sh));
         return 0;
     }
-    std::string who = sh.allow_any_host()
-                          ? "any host may connect"
-                          : fmt::format("hosts allowed: {}", fmt::join(sh.allowed_hosts(), ", "));
-    std::printf("volume %s/%s shared as %s, namespace %u; %s\n", sh.pool().c_str(),
-                sh.volume().c_str(), sh.nqn().c_str(), sh.nsid(), who.c_str());
-    if (sh.listeners().empty()) {
-        std::printf("no NVMe/TCP listener yet: add one with weft listener add IP:PORT\n");
-        return 0;
-    }
-    std::printf("connect with:\n");
-    for (auto& l : sh.listeners()) {
-        auto [host, port] = split_address(l);
-        std::printf("  nvme connect -t tcp -a %s -s %s -n %s\n", host.c_str(), port.c_str(),
-                    sh.nqn().c_str());
-    }
+    print_share(sh, fmt::format("volume {}/{}", sh.pool(), sh.volume()));
     return 0;
 }
 

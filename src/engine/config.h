@@ -20,8 +20,9 @@
 //   ... {"nsid": 3, "type": "volume", "pool": "p0", "volume": "vol3", "size": "10GiB"}
 // and "nexus" (a volume mirrored over children, see src/nexus/nexus.h):
 //   "nexuses": [{"uuid": "...", "size": "10GiB",
-//                "children": [{"uri": "pool://p0/r1"}, {"uri": "nvmf://10.0.0.2:4420/nqn...", "uuid": "..."}],
-//                "io_timeout_ms": 5000, "rebuild_rate": "256MiB", "minority_policy": "wait"}],
+//                "children": [{"uri": "pool://p0/r1"}, {"uri": "nvmf://10.0.0.2:4420/nqn...",
+//                "uuid": "..."}], "io_timeout_ms": 5000, "rebuild_rate": "256MiB",
+//                "minority_policy": "wait"}],
 //   ... {"nsid": 1, "type": "nexus", "nexus": "<uuid>"}
 #pragma once
 

@@ -308,9 +308,9 @@ task<result<std::shared_ptr<bdev::bdev>>> config_applier::make_device(const std:
     if (n.type == "nexus") {
         auto x = find_nexus(n.nexus);
         if (!x) {
-            *why = "no nexus " + n.nexus + (nexus_problem(n.nexus).empty()
-                                                 ? std::string()
-                                                 : " (" + nexus_problem(n.nexus) + ")");
+            *why = "no nexus " + n.nexus +
+                   (nexus_problem(n.nexus).empty() ? std::string()
+                                                   : " (" + nexus_problem(n.nexus) + ")");
             co_return error{ENOENT};
         }
         co_return x->bdev();

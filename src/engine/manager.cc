@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "bdev/uring/uring_bdev.h"
+#include "engine/api_status.h"
 #include "runtime/foreign_call.h"
 #include "runtime/runtime.h"
 
@@ -21,10 +22,6 @@ using grpc::Status;
 using grpc::StatusCode;
 
 namespace {
-
-Status fail(StatusCode c, std::string msg) {
-    return Status(c, std::move(msg));
-}
 
 // 1..63 characters of [A-Za-z0-9._-], not starting with '-' or '.'.
 bool valid_name(const std::string& n) {
@@ -39,31 +36,6 @@ const char* name_rule = "1 to 63 characters of A-Z a-z 0-9 . _ -, not starting w
 Status bad_name(const char* what, const std::string& n) {
     return fail(StatusCode::INVALID_ARGUMENT,
                 fmt::format("{} name \"{}\" is not valid: {}", what, n, name_rule));
-}
-
-// A pool library errno as a gRPC status, with the library's sentence.
-Status from_errno(int code, const std::string& why) {
-    switch (code) {
-        case EINVAL:
-            return fail(StatusCode::INVALID_ARGUMENT, why);
-        case ENOENT:
-            return fail(StatusCode::NOT_FOUND, why);
-        case EEXIST:
-            return fail(StatusCode::ALREADY_EXISTS, why);
-        case ENOSPC:
-            return fail(StatusCode::RESOURCE_EXHAUSTED, why);
-        case EFBIG:
-        case ERANGE:
-            return fail(StatusCode::INVALID_ARGUMENT, why);
-        case EBUSY:
-        case ENOTEMPTY:
-        case EROFS:
-        case EUCLEAN:
-        case ENODATA:
-            return fail(StatusCode::FAILED_PRECONDITION, why);
-        default:
-            return fail(StatusCode::INTERNAL, why.empty() ? error{code}.message() : why);
-    }
 }
 
 std::string canonical(const std::string& path) {
@@ -689,33 +661,100 @@ task<Status> manager::create_clone(const v1::CreateCloneRequest& req, v1::Volume
 
 // ---- shares ---------------------------------------------------------------
 
-const subsystem_config* manager::find_share(const std::string& pool, const std::string& volume,
-                                            bool* in_base) const {
-    auto match = [&](const subsystem_config& s) {
-        return std::any_of(s.namespaces.begin(), s.namespaces.end(),
-                           [&](const namespace_config& n) {
-                               return n.type == "volume" && n.pool == pool && n.volume == volume;
-                           });
+Status manager::check_share(const std::string& nqn,
+                            const google::protobuf::RepeatedPtrField<std::string>& hosts,
+                            bool any_host) {
+    if (!nvmf::valid_nqn(nqn))
+        return fail(
+            StatusCode::INVALID_ARGUMENT,
+            "\"" + nqn +
+                "\" is not a valid NQN (nqn.yyyy-mm.reverse.domain:name, at most 223 bytes)");
+    for (auto& h : hosts)
+        if (!nvmf::valid_nqn(h))
+            return fail(StatusCode::INVALID_ARGUMENT,
+                        "allowed host \"" + h + "\" is not a valid host NQN");
+    if (!any_host && hosts.empty())
+        return fail(StatusCode::INVALID_ARGUMENT,
+                    "no host could connect: list the allowed host NQNs, or allow any host");
+    return Status::OK;
+}
+
+const subsystem_config* manager::find_serving(
+    const std::function<bool(const namespace_config&)>& match, bool* in_base) const {
+    auto has = [&](const subsystem_config& s) {
+        return std::any_of(s.namespaces.begin(), s.namespaces.end(), match);
     };
     for (auto& s : state_.subsystems)
-        if (match(s)) {
+        if (has(s)) {
             *in_base = false;
             return &s;
         }
     for (auto& s : base_.subsystems)
-        if (match(s)) {
+        if (has(s)) {
             *in_base = true;
             return &s;
         }
     return nullptr;
 }
 
+const subsystem_config* manager::find_share(const std::string& pool, const std::string& volume,
+                                            bool* in_base) const {
+    return find_serving(
+        [&](const namespace_config& n) {
+            return n.type == "volume" && n.pool == pool && n.volume == volume;
+        },
+        in_base);
+}
+
+task<Status> manager::apply_share(const subsystem_config& want, const subsystem_config* current,
+                                  bool in_base, const std::string& what,
+                                  std::function<bool()> served) {
+    const std::string& nqn = want.nqn;
+    if (current && current->nqn != nqn)
+        co_return fail(StatusCode::ALREADY_EXISTS,
+                       fmt::format("{} is shared as {} already", what, current->nqn));
+    if (current && in_base)
+        co_return fail(StatusCode::FAILED_PRECONDITION,
+                       fmt::format("{} is shared by the engine's --config; change it there", what));
+    if (!current) {
+        auto taken = [&](const engine_config& c) {
+            return std::any_of(c.subsystems.begin(), c.subsystems.end(),
+                               [&](const subsystem_config& x) { return x.nqn == nqn; });
+        };
+        if (taken(base_) || taken(state_) || target_.find(nqn))
+            co_return fail(StatusCode::ALREADY_EXISTS, nqn + " is in use by another subsystem");
+    }
+    engine_config previous = state_;
+    std::erase_if(state_.subsystems, [&](const subsystem_config& x) { return x.nqn == nqn; });
+    state_.subsystems.push_back(want);
+    std::string problems = co_await reconcile();
+    // Problems elsewhere (a pool whose disk is missing) do not stop this one.
+    if (!served()) {
+        state_ = previous;
+        std::string again = co_await reconcile();
+        if (!again.empty()) spdlog::error("share rollback: {}", again);
+        co_return fail(StatusCode::INTERNAL,
+                       "cannot share: " + (problems.empty() ? "not served" : problems));
+    }
+    if (!problems.empty()) spdlog::warn("share {}: elsewhere: {}", nqn, problems);
+    Status saved = co_await persist(previous);
+    if (!saved.ok()) {
+        (void)co_await reconcile();
+        co_return saved;
+    }
+    spdlog::info(
+        "{} shared as {} ({})", what, nqn,
+        want.allow_any_host ? "any host" : fmt::format("hosts: {}", fmt::join(want.hosts, ", ")));
+    co_return Status::OK;
+}
+
 void manager::share_reply(const subsystem_config& s, v1::Share* out) const {
     out->set_nqn(s.nqn);
     for (auto& n : s.namespaces)
-        if (n.type == "volume") {
+        if (n.type == "volume" || n.type == "nexus") {
             out->set_pool(n.pool);
             out->set_volume(n.volume);
+            out->set_nexus(n.nexus);
             out->set_nsid(n.nsid ? n.nsid : 1);
             break;
         }
@@ -732,18 +771,8 @@ task<Status> manager::share_volume(const v1::ShareVolumeRequest& req, v1::Share*
     std::string nqn = req.nqn().empty()
                           ? fmt::format("nqn.2026-11.io.weft:{}:{}", r.pool_name, r.info.name)
                           : req.nqn();
-    if (!nvmf::valid_nqn(nqn))
-        co_return fail(
-            StatusCode::INVALID_ARGUMENT,
-            "\"" + nqn +
-                "\" is not a valid NQN (nqn.yyyy-mm.reverse.domain:name, at most 223 bytes)");
-    for (auto& h : req.allowed_hosts())
-        if (!nvmf::valid_nqn(h))
-            co_return fail(StatusCode::INVALID_ARGUMENT,
-                           "allowed host \"" + h + "\" is not a valid host NQN");
-    if (!req.allow_any_host() && req.allowed_hosts().empty())
-        co_return fail(StatusCode::INVALID_ARGUMENT,
-                       "no host could connect: list the allowed host NQNs, or allow any host");
+    if (Status bad = check_share(nqn, req.allowed_hosts(), req.allow_any_host()); !bad.ok())
+        co_return bad;
     // A local child written by a nexus here must not also be written by
     // others over the wire (it cannot be fenced from the nexus's side).
     if (auto nx = applier_.nexus_using(r.pool_name, r.info.name); !nx.empty())
@@ -766,44 +795,11 @@ task<Status> manager::share_volume(const v1::ShareVolumeRequest& req, v1::Share*
 
     bool in_base = false;
     const subsystem_config* current = find_share(r.pool_name, r.info.name, &in_base);
-    if (current && current->nqn != nqn)
-        co_return fail(
-            StatusCode::ALREADY_EXISTS,
-            fmt::format("volume \"{}\" is shared as {} already", r.info.name, current->nqn));
-    if (current && in_base)
-        co_return fail(
-            StatusCode::FAILED_PRECONDITION,
-            fmt::format("volume \"{}\" is shared by the engine's --config; change it there",
-                        r.info.name));
-    if (!current) {
-        auto taken = [&](const engine_config& c) {
-            return std::any_of(c.subsystems.begin(), c.subsystems.end(),
-                               [&](const subsystem_config& x) { return x.nqn == nqn; });
-        };
-        if (taken(base_) || taken(state_) || target_.find(nqn))
-            co_return fail(StatusCode::ALREADY_EXISTS, nqn + " is in use by another subsystem");
-    }
-    engine_config previous = state_;
-    std::erase_if(state_.subsystems, [&](const subsystem_config& x) { return x.nqn == nqn; });
-    state_.subsystems.push_back(want);
-    std::string problems = co_await reconcile();
-    // Problems elsewhere (a pool whose disk is missing) do not stop this one.
-    if (applier_.nqn_serving(r.pool_name, r.info.name) != nqn) {
-        state_ = previous;
-        std::string again = co_await reconcile();
-        if (!again.empty()) spdlog::error("share rollback: {}", again);
-        co_return fail(StatusCode::INTERNAL,
-                       "cannot share: " + (problems.empty() ? "not served" : problems));
-    }
-    if (!problems.empty()) spdlog::warn("share {}: elsewhere: {}", nqn, problems);
-    Status saved = co_await persist(previous);
-    if (!saved.ok()) {
-        (void)co_await reconcile();
-        co_return saved;
-    }
-    spdlog::info(
-        "volume {}/{} shared as {} ({})", r.pool_name, r.info.name, nqn,
-        want.allow_any_host ? "any host" : fmt::format("hosts: {}", fmt::join(want.hosts, ", ")));
+    Status applied =
+        co_await apply_share(want, current, in_base,
+                             fmt::format("volume \"{}\" of pool \"{}\"", r.info.name, r.pool_name),
+                             [&] { return applier_.nqn_serving(r.pool_name, r.info.name) == nqn; });
+    if (!applied.ok()) co_return applied;
     share_reply(want, out);
     co_return Status::OK;
 }

@@ -15,12 +15,14 @@
 
 #include <grpcpp/support/status.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "engine/config.h"
 #include "engine/config_applier.h"
+#include "nexus/child_uri.h"
 #include "nvmf/target.h"
 #include "nvmf/tcp_server.h"
 #include "pool/async_lock.h"
@@ -125,6 +127,28 @@ class manager {
     const subsystem_config* find_share(const std::string& pool, const std::string& volume,
                                        bool* in_base) const;
     const subsystem_config* find_nexus_share(const std::string& uuid, bool* in_base) const;
+    // The subsystem (saved or configured) serving a namespace that matches,
+    // or null; *in_base: from --config.
+    const subsystem_config* find_serving(const std::function<bool(const namespace_config&)>& match,
+                                         bool* in_base) const;
+    // Serves `want` (one namespace under want.nqn) for `what` ("volume ...",
+    // "nexus ..."), in place of `current` (its share so far, or null): refuses
+    // an NQN clash or a share of --config, then reconciles and persists,
+    // undoing both when a step fails; `served()` says whether it is served.
+    task<grpc::Status> apply_share(const subsystem_config& want, const subsystem_config* current,
+                                   bool in_base, const std::string& what,
+                                   std::function<bool()> served);
+    // The checks every share request gets: a valid NQN and host NQNs, and
+    // some host that may connect.
+    static grpc::Status check_share(const std::string& nqn,
+                                    const google::protobuf::RepeatedPtrField<std::string>& hosts,
+                                    bool any_host);
+    // A call on one nexus under the lock, answered with the nexus.
+    // save: record the children in the saved state afterwards.
+    task<grpc::Status> child_call(
+        const std::string& uuid, v1::Nexus* out,
+        std::function<task<result<void>>(nexus::nexus&, std::string*)> call, bool save = false);
+    grpc::Status check_local_child(const std::string& text, const nexus::child_uri& u) const;
     nexus_config* state_nexus(const std::string& uuid);
     bool in_base_nexus(const std::string& uuid) const;
     void nexus_reply(const nexus::nexus& n, v1::Nexus* out) const;

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "engine/api_status.h"
 #include "engine/manager.h"
 #include "nexus/child_uri.h"
 
@@ -15,38 +16,6 @@ using grpc::Status;
 using grpc::StatusCode;
 
 namespace {
-
-Status fail(StatusCode c, std::string msg) {
-    return Status(c, std::move(msg));
-}
-
-// A nexus library errno as a gRPC status, with the library's sentence.
-Status nexus_error(int code, const std::string& why) {
-    switch (code) {
-        case EINVAL:
-            return fail(StatusCode::INVALID_ARGUMENT, why);
-        case ENOENT:
-            return fail(StatusCode::NOT_FOUND, why);
-        case EEXIST:
-            return fail(StatusCode::ALREADY_EXISTS, why);
-        case EBUSY:
-        case EAGAIN:
-        case ENODEV:
-        case EROFS:
-            return fail(StatusCode::FAILED_PRECONDITION, why);
-        case EACCES:
-            return fail(StatusCode::PERMISSION_DENIED, why);
-        case ECONNREFUSED:
-        case ETIMEDOUT:
-        case EHOSTUNREACH:
-        case ENETUNREACH:
-        case ENOTCONN:
-        case ECONNRESET:
-            return fail(StatusCode::UNAVAILABLE, why);
-        default:
-            return fail(StatusCode::INTERNAL, why.empty() ? error{code}.message() : why);
-    }
-}
 
 const char* minority_name(nexus::options::minority_policy p) {
     return p == nexus::options::minority_policy::proceed ? "proceed" : "wait";
@@ -73,22 +42,8 @@ nexus_config* manager::state_nexus(const std::string& uuid) {
 }
 
 const subsystem_config* manager::find_nexus_share(const std::string& uuid, bool* in_base) const {
-    auto match = [&](const subsystem_config& s) {
-        return std::any_of(
-            s.namespaces.begin(), s.namespaces.end(),
-            [&](const namespace_config& n) { return n.type == "nexus" && n.nexus == uuid; });
-    };
-    for (auto& s : state_.subsystems)
-        if (match(s)) {
-            *in_base = false;
-            return &s;
-        }
-    for (auto& s : base_.subsystems)
-        if (match(s)) {
-            *in_base = true;
-            return &s;
-        }
-    return nullptr;
+    return find_serving(
+        [&](const namespace_config& n) { return n.type == "nexus" && n.nexus == uuid; }, in_base);
 }
 
 Status manager::nexus_of(const std::string& uuid, std::shared_ptr<nexus::nexus>* out) const {
@@ -159,6 +114,22 @@ task<Status> manager::save_children(const std::string& uuid, const nexus::nexus&
     co_return co_await persist(previous);
 }
 
+// A pool:// child must not be shared (others would write it unfenced) nor
+// be a child of another nexus here.
+Status manager::check_local_child(const std::string& text, const nexus::child_uri& u) const {
+    if (u.k != nexus::child_uri::kind::pool) return Status::OK;
+    bool b = false;
+    if (auto* s = find_share(u.pool, u.volume, &b))
+        return fail(StatusCode::FAILED_PRECONDITION,
+                    fmt::format("{} is shared as {}: a local child must not be written by others "
+                                "too; unshare it first",
+                                text, s->nqn));
+    if (auto other = applier_.nexus_using(u.pool, u.volume); !other.empty())
+        return fail(StatusCode::FAILED_PRECONDITION,
+                    fmt::format("{} is a child of nexus {} already", text, other));
+    return Status::OK;
+}
+
 task<Status> manager::create_nexus(const v1::CreateNexusRequest& req, v1::Nexus* out) {
     auto g = co_await lock_.lock();
     nexus::nexus::params p;
@@ -185,18 +156,7 @@ task<Status> manager::create_nexus(const v1::CreateNexusRequest& req, v1::Nexus*
         std::string why;
         auto u = nexus::parse_child_uri(req.children(i), &why);
         if (!u) co_return fail(StatusCode::INVALID_ARGUMENT, why);
-        if (u->k == nexus::child_uri::kind::pool) {
-            bool b = false;
-            if (auto* s = find_share(u->pool, u->volume, &b))
-                co_return fail(StatusCode::FAILED_PRECONDITION,
-                               fmt::format("{} is shared as {}: a local child must not be "
-                                           "written by others too; unshare it first",
-                                           req.children(i), s->nqn));
-            if (auto other = applier_.nexus_using(u->pool, u->volume); !other.empty())
-                co_return fail(
-                    StatusCode::FAILED_PRECONDITION,
-                    fmt::format("{} is a child of nexus {} already", req.children(i), other));
-        }
+        if (Status bad = check_local_child(req.children(i), u.value()); !bad.ok()) co_return bad;
         p.children.push_back(req.children(i));
         pool::uuid cid{};
         if (i < req.child_uuids_size() && !req.child_uuids(i).empty()) {
@@ -226,7 +186,7 @@ task<Status> manager::create_nexus(const v1::CreateNexusRequest& req, v1::Nexus*
     p.allow_minority = req.allow_minority();
     std::string why;
     auto n = co_await nexus::nexus::open(p, applier_.child_factory(p.opt.io_timeout), &why);
-    if (!n) co_return nexus_error(n.err().code, why);
+    if (!n) co_return from_errno(n.err().code, why);
     applier_.adopt_nexus(id, n.value());
     engine_config previous = state_;
     cfg.size = n.value()->size_bytes();
@@ -307,18 +267,9 @@ task<Status> manager::add_child(const v1::AddChildRequest& req, v1::Nexus* out) 
     std::string why;
     auto u = nexus::parse_child_uri(req.child(), &why);
     if (!u) co_return fail(StatusCode::INVALID_ARGUMENT, why);
-    if (u->k == nexus::child_uri::kind::pool) {
-        bool b = false;
-        if (auto* sh = find_share(u->pool, u->volume, &b))
-            co_return fail(
-                StatusCode::FAILED_PRECONDITION,
-                fmt::format("{} is shared as {}: unshare it first", req.child(), sh->nqn));
-        if (auto other = applier_.nexus_using(u->pool, u->volume); !other.empty())
-            co_return fail(StatusCode::FAILED_PRECONDITION,
-                           fmt::format("{} is a child of nexus {} already", req.child(), other));
-    }
+    if (Status bad = check_local_child(req.child(), u.value()); !bad.ok()) co_return bad;
     auto r = co_await n->add_child(req.child(), &why);
-    if (!r) co_return nexus_error(r.err().code, why);
+    if (!r) co_return from_errno(r.err().code, why);
     Status saved = co_await save_children(pool::to_string(n->id()), *n);
     if (!saved.ok()) {
         std::string w;
@@ -330,41 +281,40 @@ task<Status> manager::add_child(const v1::AddChildRequest& req, v1::Nexus* out) 
 }
 
 task<Status> manager::remove_child(const v1::RemoveChildRequest& req, v1::Nexus* out) {
+    co_return co_await child_call(
+        req.uuid(), out,
+        [&](nexus::nexus& n, std::string* why) { return n.remove_child(req.child(), why); },
+        /*save=*/true);
+}
+
+task<Status> manager::child_call(
+    const std::string& uuid, v1::Nexus* out,
+    std::function<task<result<void>>(nexus::nexus&, std::string*)> call, bool save) {
     auto g = co_await lock_.lock();
     std::shared_ptr<nexus::nexus> n;
-    Status s = nexus_of(req.uuid(), &n);
+    Status s = nexus_of(uuid, &n);
     if (!s.ok()) co_return s;
     std::string why;
-    auto r = co_await n->remove_child(req.child(), &why);
-    if (!r) co_return nexus_error(r.err().code, why);
-    Status saved = co_await save_children(pool::to_string(n->id()), *n);
-    if (!saved.ok()) co_return saved;
+    auto r = co_await call(*n, &why);
+    if (!r) co_return from_errno(r.err().code, why);
+    if (save) {
+        Status saved = co_await save_children(pool::to_string(n->id()), *n);
+        if (!saved.ok()) co_return saved;
+    }
     nexus_reply(*n, out);
     co_return Status::OK;
 }
 
 task<Status> manager::fault_child(const v1::FaultChildRequest& req, v1::Nexus* out) {
-    auto g = co_await lock_.lock();
-    std::shared_ptr<nexus::nexus> n;
-    Status s = nexus_of(req.uuid(), &n);
-    if (!s.ok()) co_return s;
-    std::string why;
-    auto r = co_await n->fault_child(req.child(), &why);
-    if (!r) co_return nexus_error(r.err().code, why);
-    nexus_reply(*n, out);
-    co_return Status::OK;
+    co_return co_await child_call(req.uuid(), out, [&](nexus::nexus& n, std::string* why) {
+        return n.fault_child(req.child(), why);
+    });
 }
 
 task<Status> manager::online_child(const v1::OnlineChildRequest& req, v1::Nexus* out) {
-    auto g = co_await lock_.lock();
-    std::shared_ptr<nexus::nexus> n;
-    Status s = nexus_of(req.uuid(), &n);
-    if (!s.ok()) co_return s;
-    std::string why;
-    auto r = co_await n->online_child(req.child(), &why);
-    if (!r) co_return nexus_error(r.err().code, why);
-    nexus_reply(*n, out);
-    co_return Status::OK;
+    co_return co_await child_call(req.uuid(), out, [&](nexus::nexus& n, std::string* why) {
+        return n.online_child(req.child(), why);
+    });
 }
 
 task<Status> manager::arbitrate_nexus(const v1::ArbitrateNexusRequest& req, v1::Nexus* out) {
@@ -387,64 +337,24 @@ task<Status> manager::share_nexus(const v1::ShareNexusRequest& req, v1::Share* o
     if (!s.ok()) co_return s;
     std::string id = pool::to_string(n->id());
     std::string nqn = req.nqn().empty() ? "nqn.2026-11.io.weft:nexus:" + id : req.nqn();
-    if (!nvmf::valid_nqn(nqn))
-        co_return fail(StatusCode::INVALID_ARGUMENT, "\"" + nqn + "\" is not a valid NQN");
-    for (auto& h : req.allowed_hosts())
-        if (!nvmf::valid_nqn(h))
-            co_return fail(StatusCode::INVALID_ARGUMENT,
-                           "allowed host \"" + h + "\" is not a valid host NQN");
-    if (!req.allow_any_host() && req.allowed_hosts().empty())
-        co_return fail(StatusCode::INVALID_ARGUMENT,
-                       "no host could connect: list the allowed host NQNs, or allow any host");
-    bool in_base = false;
-    const subsystem_config* current = find_nexus_share(id, &in_base);
-    if (current && current->nqn != nqn)
-        co_return fail(StatusCode::ALREADY_EXISTS,
-                       fmt::format("nexus {} is shared as {} already", id, current->nqn));
-    if (current && in_base)
-        co_return fail(StatusCode::FAILED_PRECONDITION,
-                       "nexus " + id + " is shared by the engine's --config; change it there");
-    if (!current) {
-        auto taken = [&](const engine_config& c) {
-            return std::any_of(c.subsystems.begin(), c.subsystems.end(),
-                               [&](const subsystem_config& x) { return x.nqn == nqn; });
-        };
-        if (taken(base_) || taken(state_) || target_.find(nqn))
-            co_return fail(StatusCode::ALREADY_EXISTS, nqn + " is in use by another subsystem");
-    }
+    if (Status bad = check_share(nqn, req.allowed_hosts(), req.allow_any_host()); !bad.ok())
+        co_return bad;
+    namespace_config ns;
+    ns.nsid = 1;
+    ns.type = "nexus";
+    ns.nexus = id;
     subsystem_config want;
     want.nqn = nqn;
     want.model = "weft replicated volume";
     want.allow_any_host = req.allow_any_host();
     want.hosts.assign(req.allowed_hosts().begin(), req.allowed_hosts().end());
-    namespace_config ns;
-    ns.nsid = 1;
-    ns.type = "nexus";
-    ns.nexus = id;
     want.namespaces.push_back(ns);
-    engine_config previous = state_;
-    std::erase_if(state_.subsystems, [&](const subsystem_config& x) { return x.nqn == nqn; });
-    state_.subsystems.push_back(want);
-    std::string problems = co_await reconcile();
-    if (applier_.nqn_serving_nexus(id) != nqn) {
-        state_ = previous;
-        std::string again = co_await reconcile();
-        if (!again.empty()) spdlog::error("share rollback: {}", again);
-        co_return fail(StatusCode::INTERNAL,
-                       "cannot share: " + (problems.empty() ? "not served" : problems));
-    }
-    Status saved = co_await persist(previous);
-    if (!saved.ok()) {
-        (void)co_await reconcile();
-        co_return saved;
-    }
-    spdlog::info("nexus {} shared as {}", id, nqn);
-    out->set_nqn(nqn);
-    out->set_nexus(id);
-    out->set_nsid(1);
-    out->set_allow_any_host(want.allow_any_host);
-    for (auto& h : want.hosts) out->add_allowed_hosts(h);
-    for (auto& a : server_.addresses()) out->add_listeners(a.to_string());
+    bool in_base = false;
+    const subsystem_config* current = find_nexus_share(id, &in_base);
+    Status applied = co_await apply_share(want, current, in_base, "nexus " + id,
+                                          [&] { return applier_.nqn_serving_nexus(id) == nqn; });
+    if (!applied.ok()) co_return applied;
+    share_reply(want, out);
     co_return Status::OK;
 }
 
@@ -484,7 +394,7 @@ task<Status> manager::read_child_label(const v1::ReadChildLabelRequest& req, v1:
                             req.child(), other));
     }
     auto dev = applier_.child_factory(std::chrono::milliseconds(5000))(req.child(), &why);
-    if (!dev) co_return nexus_error(dev.err().code, why);
+    if (!dev) co_return from_errno(dev.err().code, why);
     uint64_t dirty = 0;
     auto l = co_await nexus::read_child_label(*dev.value(), &dirty, &why);
     if (!l && l.err().code == ENODATA) {
@@ -493,7 +403,7 @@ task<Status> manager::read_child_label(const v1::ReadChildLabelRequest& req, v1:
     }
     if (!l && l.err().code == EUCLEAN)
         co_return fail(StatusCode::DATA_LOSS, req.child() + ": damaged nexus label: " + why);
-    if (!l) co_return nexus_error(l.err().code, why);
+    if (!l) co_return from_errno(l.err().code, why);
     out->set_present(true);
     out->set_nexus_uuid(pool::to_string(l->nexus_id));
     out->set_child_uuid(pool::to_string(l->child_id));

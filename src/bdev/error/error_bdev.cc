@@ -60,32 +60,17 @@ class error_channel final : public channel {
     fault_control& f_;
 };
 
-class error_bdev final : public bdev {
+class error_bdev final : public wrapper_bdev {
   public:
     error_bdev(std::shared_ptr<bdev> inner, std::shared_ptr<fault_control> f)
-        : bdev(properties{.name = inner->name(),
-                          .block_size = inner->block_size(),
-                          .num_blocks = inner->num_blocks(),
-                          .volatile_write_cache = inner->volatile_write_cache(),
-                          .unmap_reads_zeroes = inner->unmap_reads_zeroes(),
-                          .read_only = inner->read_only()}),
-          inner_(std::move(inner)),
-          f_(std::move(f)) {
-        listener_ = inner_->add_resize_listener([this](uint64_t, uint64_t n) {
-            (void)apply_resize(n, [](uint64_t, uint64_t) { return result<void>{}; });
-        });
-    }
-    ~error_bdev() override { inner_->remove_resize_listener(listener_); }
+        : wrapper_bdev(std::move(inner)), f_(std::move(f)) {}
 
     std::unique_ptr<channel> open_channel() override {
-        return std::make_unique<error_channel>(inner_->open_channel(), *f_);
+        return std::make_unique<error_channel>(inner()->open_channel(), *f_);
     }
-    result<void> resize(uint64_t n) override { return inner_->resize(n); }
 
   private:
-    std::shared_ptr<bdev> inner_;
     std::shared_ptr<fault_control> f_;
-    uint64_t listener_ = 0;
 };
 
 }  // namespace

@@ -78,35 +78,19 @@ class stats_channel final : public channel {
     uint32_t block_size_;
 };
 
-class stats_bdev final : public bdev {
+class stats_bdev final : public wrapper_bdev {
   public:
     stats_bdev(std::shared_ptr<bdev> inner, std::shared_ptr<io_stats> stats)
-        : bdev(properties{.name = inner->name(),
-                          .block_size = inner->block_size(),
-                          .num_blocks = inner->num_blocks(),
-                          .volatile_write_cache = inner->volatile_write_cache(),
-                          .unmap_reads_zeroes = inner->unmap_reads_zeroes(),
-                          .read_only = inner->read_only()}),
-          inner_(std::move(inner)),
-          stats_(std::move(stats)) {
-        listener_ = inner_->add_resize_listener([this](uint64_t, uint64_t n) {
-            (void)apply_resize(n, [](uint64_t, uint64_t) { return result<void>{}; });
-        });
-    }
-    ~stats_bdev() override { inner_->remove_resize_listener(listener_); }
+        : wrapper_bdev(std::move(inner)), stats_(std::move(stats)) {}
 
     std::unique_ptr<channel> open_channel() override {
         auto* r = reactor::local_or_null();
-        return std::make_unique<stats_channel>(inner_->open_channel(),
+        return std::make_unique<stats_channel>(inner()->open_channel(),
                                                stats_->slot(r ? r->id() : 0), block_size());
     }
-    // The inner bdev's listener publishes the new size here.
-    result<void> resize(uint64_t new_num_blocks) override { return inner_->resize(new_num_blocks); }
 
   private:
-    std::shared_ptr<bdev> inner_;
     std::shared_ptr<io_stats> stats_;
-    uint64_t listener_ = 0;
 };
 
 }  // namespace
