@@ -53,12 +53,15 @@ class region_bitmap {
     }
 
     // On-disk form (LSB first in each byte), for bitmap block `b` of 4096
-    // bytes, with the extra bits of `add` (may be null) ORed in.
-    void block_bytes(uint64_t b, std::span<std::byte> out, const region_bitmap* add) const {
+    // bytes, with the extra bits of `add` and `add2` (either may be null)
+    // ORed in.
+    void block_bytes(uint64_t b, std::span<std::byte> out, const region_bitmap* add,
+                     const region_bitmap* add2 = nullptr) const {
         for (size_t i = 0; i < out.size() / 8; ++i) {
             uint64_t wi = b * (out.size() / 8) + i;
             uint64_t v = wi < nwords_ ? w_[wi].load() : 0;
             if (add && wi < add->nwords_) v |= add->w_[wi].load();
+            if (add2 && wi < add2->nwords_) v |= add2->w_[wi].load();
             for (int k = 0; k < 8; ++k) out[i * 8 + k] = std::byte(uint8_t(v >> (8 * k)));
         }
     }

@@ -39,7 +39,7 @@ class child_device {
 
     // Takes the device for the nexus holding reservation key `key`: an NVMe
     // reservation Write Exclusive - Registrants Only, preempting holders and
-    // registrants whose key is older (fence_generation(k) < ours), so a
+    // registrants whose key is older (smaller: generation, then tag), so a
     // superseded nexus still running somewhere gets Reservation Conflict on
     // every write. EACCES when a newer key holds the device (this nexus has
     // been superseded). A local device has nothing to fence: success.

@@ -88,12 +88,19 @@ task<void> nexus_impl::reopen_loop(std::shared_ptr<child> cp) {
                         : pick_label(b.span().first(2 * format::slot_bytes), &lwhy);
             bool stop = false;
             result<void> fenced = error{EIO};
-            if (l && (l->nexus_id != id_ || l->child_id != c->id)) {
+            if (bd.value()->block_size() != block_size_ ||
+                bd.value()->size_bytes() < format::metadata_bytes + size_bytes_) {
+                c->reason = "came back too small or with another block size";
+                spdlog::error("nexus {}: {} came back with {} bytes of {}-byte blocks: not used",
+                              short_id(id_), c->uri, bd.value()->size_bytes(),
+                              bd.value()->block_size());
+                stop = true;
+            } else if (l && (l->nexus_id != id_ || l->child_id != c->id)) {
                 c->reason = "not this nexus's child any more";
                 spdlog::error("nexus {}: {} came back with another label: not used", short_id(id_),
                               c->uri);
                 stop = true;
-            } else if (l && fence_generation(l->fence_key) > fence_generation(fence_key_)) {
+            } else if (l && l->fence_key > fence_key_) {
                 supersede(fmt::format("{} was written by a newer nexus (generation {})", c->uri,
                                       l->generation));
                 stop = true;
@@ -112,6 +119,8 @@ task<void> nexus_impl::reopen_loop(std::shared_ptr<child> cp) {
                     if (co_await read_bytes(*ch, block_size_, format::bitmap_offset,
                                             bm.span().first(bytes)) == 0)
                         fresh->merge_bytes(bm.span().first(bytes));
+                    else
+                        c->rebuild_from = 0;  // what it holds is unknown: copy it all
                 } else {
                     c->rebuild_from = 0;  // its label is gone: copy it all
                 }
@@ -180,6 +189,13 @@ task<result<void>> nexus_impl::add_child(const std::string& uri, std::string* wh
                                 "bytes and 1 MiB for the label and bitmap)",
                                 norm, pr.bd->size_bytes(), format::metadata_bytes + size_bytes_,
                                 size_bytes_));
+    if (pr.label_err == EUCLEAN)
+        co_return co_await give_up(
+            EINVAL, fmt::format("{} has a damaged nexus label ({}): wipe its first MiB to use it",
+                                norm, pr.label_why));
+    if (pr.label_err && pr.label_err != ENODATA)
+        co_return co_await give_up(pr.label_err,
+                                   fmt::format("{}: reading its label: {}", norm, pr.label_why));
     if (pr.label && pr.label->nexus_id != id_)
         co_return co_await give_up(
             EINVAL, fmt::format("{} belongs to nexus {}: destroy that nexus or wipe the child's "
@@ -187,8 +203,12 @@ task<result<void>> nexus_impl::add_child(const std::string& uri, std::string* wh
                                 norm, pool::to_string(pr.label->nexus_id)));
     std::string w;
     auto fenced = co_await pr.dev->fence(fence_key_, &w);
-    if (!fenced && fenced.err().code == EACCES)
-        co_return co_await give_up(EACCES, fmt::format("{} is held by another nexus: {}", norm, w));
+    if (!fenced)
+        co_return co_await give_up(
+            fenced.err().code,
+            fenced.err().code == EACCES
+                ? fmt::format("{} is held by another nexus: {}", norm, w)
+                : fmt::format("{} could not be fenced for this nexus: {}", norm, w));
     uint32_t used = 0;
     for (auto& c : children_) used |= bit(c->slot);
     auto c = std::make_shared<child>();
@@ -197,20 +217,19 @@ task<result<void>> nexus_impl::add_child(const std::string& uri, std::string* wh
     c->dev = std::move(pr.dev);
     c->bd = pr.bd;
     c->ch = c->bd->open_channel();
+    // A new member, whatever it held before (even a label of this nexus
+    // from a time it was removed): copied in full.
     c->id = pool::random_uuid();
-    // A child that was a member before gets a partial rebuild if it still
-    // holds its place; anything else is copied in full.
     c->mstate = format::member_state::stale;
     c->rebuild_from = 0;
-    if (pr.label) {
-        c->label_seq = pr.label->seq;
-    }
+    if (pr.label) c->label_seq = pr.label->seq;
     c->state = child_state::faulted;
     c->reason = "stale";
     children_.push_back(c);
-    auto r = co_await commit(in_sync_mask(), false, why);
+    auto r = co_await commit(false, why);
     if (!r) {
-        children_.pop_back();
+        std::erase_if(children_, [&](auto& x) { return x == c; });
+        co_await c->dev->unfence(fence_key_);
         c->ch.reset();
         c->bd.reset();
         co_await c->dev->close();
@@ -224,7 +243,7 @@ task<result<void>> nexus_impl::add_child(const std::string& uri, std::string* wh
 task<result<void>> nexus_impl::remove_child(const std::string& ref, std::string* why) {
     child* c = find_child(ref);
     if (!c) co_return fail(why, ENOENT, fmt::format("{} is not a child of this nexus", ref));
-    if (c->state == child_state::online && std::popcount(in_sync_mask()) <= 1)
+    if (c->state == child_state::online && durably_in_sync() <= 1)
         co_return fail(why, EBUSY,
                        fmt::format("{} is the last in-sync child: add another and let it "
                                    "rebuild first",
@@ -249,7 +268,7 @@ task<result<void>> nexus_impl::remove_child(const std::string& ref, std::string*
         ++generation_;
         (void)co_await write_labels(just(c), &conflict);
     }
-    auto r = co_await commit(in_sync_mask(), false, &w);
+    auto r = co_await commit(false, &w);
     if (!r) spdlog::warn("nexus {}: removing {}: {}", short_id(id_), c->uri, w);
     co_await close_child(c);
     spdlog::info("nexus {}: child {} removed", short_id(id_), c->uri);
@@ -261,7 +280,7 @@ task<result<void>> nexus_impl::fault_child(const std::string& ref, std::string* 
     if (!c) co_return fail(why, ENOENT, fmt::format("{} is not a child of this nexus", ref));
     if (c->state == child_state::faulted)
         co_return fail(why, EINVAL, fmt::format("{} is faulted already ({})", c->uri, c->reason));
-    if (c->state == child_state::online && std::popcount(in_sync_mask()) <= 1)
+    if (c->state == child_state::online && durably_in_sync() <= 1)
         co_return fail(why, EBUSY, fmt::format("{} is the last in-sync child", c->uri));
     auto r = co_await retire(just(c), "faulted by request", /*may_wait=*/false, why);
     if (!r) co_return r;
@@ -295,7 +314,7 @@ task<result<void>> nexus_impl::online_child(const std::string& ref, std::string*
     if (!c->own_bits && c->rebuild_from > 0) {
         c->own_bits = std::make_unique<region_bitmap>(durable_->size());
         std::string w;
-        (void)co_await read_bitmap(*c, *c->own_bits, &w);
+        if (!co_await read_bitmap(*c, *c->own_bits, &w)) c->rebuild_from = 0;
     }
     c->reason = "stale";
     queue_rebuild(c);

@@ -34,11 +34,6 @@ class io_guard {
 
 enum class op { read, write, zeroes, unmap, flush };
 
-// Errors that are the request's, not the child's: no child is blamed.
-bool request_error(int rc) {
-    return rc == -EINVAL || rc == -ERANGE;
-}
-
 }  // namespace
 
 class nexus_channel final : public bdev::channel {
@@ -72,9 +67,14 @@ class nexus_channel final : public bdev::channel {
     void drop(unsigned slot) {
         ch_[slot].reset();
         devs_[slot] = nullptr;
+        std::erase_if(old_, [&](const old_channel& o) { return o.slot == slot; });
     }
     void drop_if(unsigned slot, const bdev::bdev* dev) {
-        if (devs_[slot] == dev) drop(slot);
+        if (devs_[slot] == dev) {
+            ch_[slot].reset();
+            devs_[slot] = nullptr;
+        }
+        std::erase_if(old_, [&](const old_channel& o) { return o.slot == slot && o.dev == dev; });
     }
 
   private:
@@ -83,8 +83,10 @@ class nexus_channel final : public bdev::channel {
     bdev::channel* child_channel(const view& v, unsigned s) {
         bdev::bdev* d = v.dev[s].get();
         if (devs_[s] != d || !ch_[s]) {
-            // A slot gets a new device only after home dropped the old one's
-            // channels on every reactor, so nothing of ours is in flight here.
+            // A reconnected child: I/O of ours may still be in flight on its
+            // old connection's channel, which lives until home, after a
+            // grace period, says it may go (drop_if).
+            if (ch_[s]) old_.push_back({s, devs_[s], std::move(ch_[s])});
             ch_[s] = d->open_channel();
             devs_[s] = d;
         }
@@ -153,6 +155,12 @@ class nexus_channel final : public bdev::channel {
     unsigned rr_ = 0;
     std::array<std::unique_ptr<bdev::channel>, max_slots> ch_;
     std::array<bdev::bdev*, max_slots> devs_{};
+    struct old_channel {
+        unsigned slot;
+        bdev::bdev* dev;
+        std::unique_ptr<bdev::channel> ch;
+    };
+    std::vector<old_channel> old_;
 };
 
 task<int> nexus_channel::read(uint64_t lba, uint32_t nblocks, std::span<const iovec> iov) {
@@ -173,7 +181,7 @@ task<int> nexus_channel::read(uint64_t lba, uint32_t nblocks, std::span<const io
         unsigned s = pick_reader(*v, lba, nblocks);
         for (;;) {
             int rc = co_await one(op::read, *v, s, lba, nblocks, iov, false);
-            if (rc == 0 || request_error(rc)) co_return rc;
+            if (rc == 0) co_return 0;
             // Another in-sync child has the same data: try it, and let home
             // retire this one meanwhile.
             tried |= bit(s);
@@ -222,7 +230,7 @@ task<int> nexus_channel::modify(op o, uint64_t lba, uint64_t n, std::span<const 
         int rcs[max_slots];
         if (nw == 1) {
             rcs[0] = co_await one(o, *v, v->writers[0], lba, n, iov, fua);
-            if (rcs[0] == 0 || request_error(rcs[0])) co_return rcs[0];
+            if (rcs[0] == 0) co_return 0;
         } else {
             join j;
             j.pending = nw;
@@ -233,21 +241,20 @@ task<int> nexus_channel::modify(op o, uint64_t lba, uint64_t n, std::span<const 
             j.done();
             co_await j.wait();
         }
+        // The request was checked against the nexus: a child that refuses it
+        // (even EINVAL or ERANGE) is a child that fails.
         uint32_t sent = 0, ok = 0;
         nexus_impl::failure failed[max_slots];
         unsigned nf = 0;
-        int request_rc = 0;
         for (unsigned i = 0; i < nw; ++i) {
             unsigned s = v->writers[i];
             sent |= bit(s);
             if (rcs[i] == 0)
                 ok |= bit(s);
-            else if (request_error(rcs[i]))
-                request_rc = rcs[i];
             else
                 failed[nf++] = {s, rcs[i]};
         }
-        if (nf == 0) co_return request_rc;
+        if (nf == 0) co_return 0;
         // Some children failed: home retires them (durably) before this
         // write is acknowledged. The count stays held: home never waits for
         // a grace period while it resolves a write.

@@ -34,8 +34,9 @@ uint32_t slot_crc(const format::label& l) {
 }  // namespace
 
 bool label_info::newer_than(const label_info& o) const {
-    uint64_t a = fence_key >> 16, b = o.fence_key >> 16;
-    if (a != b) return a > b;
+    // The whole key: two instances that opened at one generation are still
+    // ordered (by their random tags), so every child agrees which won.
+    if (fence_key != o.fence_key) return fence_key > o.fence_key;
     return generation > o.generation;
 }
 

@@ -40,9 +40,9 @@ struct label_info {
     uint64_t fence_key = 0;
     std::vector<member_info> members;
 
-    // Labels are ordered by the nexus instance that wrote them first (the
-    // generation in its fence key: a newer instance opened above every
-    // generation it saw), then by generation. So two instances that both
+    // Labels are ordered by the nexus instance that wrote them first (its
+    // fence key: the generation it opened at, above every generation it saw,
+    // then a random tag), then by generation. So two instances that both
     // wrote "generation g + 1" on different sides of a partition are never
     // confused: the newer instance's labels win.
     bool newer_than(const label_info& o) const;

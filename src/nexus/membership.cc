@@ -66,9 +66,9 @@ task<uint32_t> nexus_impl::write_labels(std::vector<child*> targets, int* confli
     co_return ok;
 }
 
-task<result<void>> nexus_impl::commit(uint32_t prev_in_sync, bool may_wait, std::string* why,
-                                      unsigned prev_total) {
+task<result<void>> nexus_impl::commit(bool may_wait, std::string* why, unsigned prev_total) {
     auto g = co_await md_lock_.lock();
+    const uint32_t prev_in_sync = durable_in_sync_;
     const unsigned prev_n = prev_total ? prev_total : unsigned(std::popcount(prev_in_sync));
     bool holding = false;  // this commit retired someone: writes wait for it
     result<void> out;
@@ -94,7 +94,7 @@ task<result<void>> nexus_impl::commit(uint32_t prev_in_sync, bool may_wait, std:
         bool changed = false;
         for (auto& c : children_) {
             if (c->mstate != format::member_state::in_sync || (ok & bit(c->slot))) continue;
-            if (std::popcount(in_sync_mask()) <= 1) break;
+            if (durably_in_sync() <= 1) break;
             spdlog::warn("nexus {}: child {} missed the label write: retired", short_id(id_),
                          c->uri);
             if (!holding) {
@@ -127,7 +127,10 @@ task<result<void>> nexus_impl::commit(uint32_t prev_in_sync, bool may_wait, std:
                 short_id(id_), generation_, got, prev_n);
             break;
         }
-        if (closing_ || !may_wait) {
+        // A request gives up (EAGAIN), and so does an open (nothing was
+        // acknowledged yet); but children this commit retired itself must be
+        // retired durably before writes go on: then it waits like a failure.
+        if (closing_ || !opened_ || (!may_wait && !holding)) {
             out = fail(why, EAGAIN,
                        fmt::format("only {} of the {} children in sync before the change "
                                    "answered; a majority is needed",
@@ -151,6 +154,7 @@ task<result<void>> nexus_impl::commit(uint32_t prev_in_sync, bool may_wait, std:
                std::chrono::steady_clock::now() < deadline)
             co_await sleep(20ms);
     }
+    if (out) durable_in_sync_ = in_sync_mask();
     if (!waiting_.empty()) {
         waiting_.clear();
         publish();
@@ -199,7 +203,6 @@ std::shared_ptr<child> nexus_impl::shared(child* c) const {
 
 task<result<void>> nexus_impl::retire(std::vector<child*> cs, std::string reason, bool may_wait,
                                       std::string* why) {
-    uint32_t prev = in_sync_mask();
     struct before {
         child* c;
         child_state state;
@@ -210,7 +213,7 @@ task<result<void>> nexus_impl::retire(std::vector<child*> cs, std::string reason
     std::vector<before> undo;
     for (child* c : cs) {
         if (!c->writable()) continue;
-        if (c->state == child_state::online && std::popcount(in_sync_mask()) <= 1) {
+        if (c->state == child_state::online && durably_in_sync() <= 1) {
             spdlog::error("nexus {}: {} failed ({}) but is the last in-sync child: kept",
                           short_id(id_), c->uri, reason);
             continue;
@@ -228,7 +231,7 @@ task<result<void>> nexus_impl::retire(std::vector<child*> cs, std::string reason
     if (undo.empty()) co_return result<void>{};
     publish();
     std::string w;
-    auto r = co_await commit(prev, may_wait, &w);
+    auto r = co_await commit(may_wait, &w);
     if (!r && r.err().code == EAGAIN && !may_wait) {
         // A request without a majority: put things back as they were.
         for (auto& b : undo) {
@@ -238,7 +241,7 @@ task<result<void>> nexus_impl::retire(std::vector<child*> cs, std::string reason
             b.c->rebuild_from = b.rebuild_from;
         }
         std::string w2;
-        (void)co_await commit(in_sync_mask(), false, &w2);
+        (void)co_await commit(false, &w2);
         end_retiring();
         if (why) *why = w;
         co_return r;
@@ -290,7 +293,12 @@ task<int> nexus_impl::resolve_write(uint32_t sent, uint32_t ok, std::span<const 
             supersede(fmt::format("child {} answered a write with a reservation conflict", c->uri));
             continue;
         }
-        if (c->writable()) (void)co_await retire(just(c), reason_of(f.rc));
+        if (c->writable()) {
+            auto r = co_await retire(just(c), reason_of(f.rc));
+            // Not durable (the nexus is closing): the write is not
+            // acknowledged without it.
+            if (!r) co_return f.rc;
+        }
     }
     // Another write may have started the retirement of the same children:
     // wait until every retirement under way is durable.

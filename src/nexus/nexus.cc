@@ -121,6 +121,7 @@ nexus_impl::nexus_impl(uuid id, uint64_t size_bytes, uint32_t block_size, uint64
     durable_ = std::make_unique<region_bitmap>(regions);
     touched_ = std::make_unique<region_bitmap>(regions);
     pending_ = std::make_unique<region_bitmap>(regions);
+    clearing_ = std::make_unique<region_bitmap>(regions);
 }
 
 nexus_impl::~nexus_impl() {
@@ -184,9 +185,15 @@ void nexus_impl::publish() {
     v->hold_reads = !waiting_.empty();
     if (superseded_) v->fail_all = -ESTALE;
     if (closed_) v->fail_all = -ENODEV;
-    if (resync_pending_ && resync_source_ >= 0) {
-        child* s = at_slot(unsigned(resync_source_));
-        if (s && s->state == child_state::online) v->resync_source = resync_source_;
+    if (resync_pending_) {
+        // The source of the post-crash resync is the one copy dirty regions
+        // are read from: a new one at once if it failed.
+        child* s = resync_source_ >= 0 ? at_slot(unsigned(resync_source_)) : nullptr;
+        if (!s || s->state != child_state::online) {
+            s = pick_source(nullptr);
+            resync_source_ = s ? int(s->slot) : -1;
+        }
+        v->resync_source = resync_source_;
     }
     view* old = view_.exchange(v);
     if (old) {
@@ -255,73 +262,94 @@ task<void> nexus_impl::drop_channels(unsigned slot) {
 
 task<void> nexus_impl::close(bool clean) {
     if (closed_) co_return;
+    // No new I/O from here (fail_all), and whatever waits wakes up to see it.
     closing_ = true;
+    closed_ = true;
     cancel_rebuild_ = true;
     stop_.request_abort();
+    publish();
     arbiter_changed_.notify_all();
     unblocked_.notify_all();
     flushed_.notify_all();
+    retired_.notify_all();
     while (reports_in_flight_.load() > 0) co_await yield{};
-    co_await bg_.close();
-    {
-        auto g = co_await md_lock_.lock();
-        bool all_in_sync = std::all_of(children_.begin(), children_.end(), [](auto& c) {
-            return c->mstate == format::member_state::in_sync && c->ch;
-        });
-        if (!superseded_ && clean) {
-            // No I/O is left: the in-sync children are identical, and with no
-            // stale member the bitmap has nothing left to say.
-            if (all_in_sync && durable_->count() > 0) {
-                std::vector<uint64_t> blocks;
-                for (uint64_t b = 0; b * format::bitmap_block * 8 < durable_->size(); ++b)
-                    blocks.push_back(b);
-                durable_->clear_all();
-                (void)co_await write_bitmap_blocks(blocks, nullptr);
-            }
-            ++generation_;
-            std::vector<child*> targets;
-            for (auto& c : children_)
-                if (c->ch) targets.push_back(c.get());
-            std::vector<task<int>> ts;
-            std::vector<buffer> bufs;
-            for (child* c : targets) {
-                label_info l = label_for(*c);
-                l.clean = true;
-                buffer b = buffer_pool::local().get(format::slot_bytes);
-                encode_label(
-                    l, std::span<std::byte, format::slot_bytes>(b.data(), format::slot_bytes));
-                ts.push_back(write_bytes(*c->ch, block_size_, (l.seq & 1) * format::slot_bytes,
-                                         b.span().first(format::slot_bytes)));
-                bufs.push_back(std::move(b));
-            }
-            auto rcs = co_await when_all(std::move(ts));
-            for (size_t i = 0; i < targets.size(); ++i)
-                if (rcs[i] == 0) targets[i]->label_seq++;
-        }
-    }
-    closed_ = true;
-    publish();
+    // The I/O in flight finishes (a write whose child fails now is not
+    // acknowledged: its retirement cannot be committed any more), then the
+    // background work.
     co_await grace();
+    co_await bg_.close();
     for (view* v : retired_views_) delete v;
     retired_views_.clear();
-    // Channels of the nexus may outlive it in idle host queues: they let go
-    // of the children's channels now, before the children close.
-    for (auto& c : children_)
-        for (unsigned r = 0; r < nslots_; ++r)
-            co_await on(r, [this, r, slot = c->slot] {
-                for (nexus_channel* ch : channels_[r]) drop_child_channel(ch, slot);
-            });
-    for (auto& c : children_) {
-        if (!c->bd) continue;
-        if (!superseded_ && clean) co_await c->dev->unfence(fence_key_);
-        c->ch.reset();
-        c->bd.reset();
-        co_await c->dev->close();
+    {
+        auto g = co_await md_lock_.lock();
+        if (!superseded_ && clean) co_await close_cleanly();
+        // Channels of the nexus may outlive it in idle host queues: they let
+        // go of the children's channels now, before the children close.
+        for (auto& c : children_)
+            for (unsigned r = 0; r < nslots_; ++r)
+                co_await on(r, [this, r, slot = c->slot] {
+                    for (nexus_channel* ch : channels_[r]) drop_child_channel(ch, slot);
+                });
+        for (auto& c : children_) {
+            if (!c->bd) continue;
+            if (!superseded_ && clean) co_await c->dev->unfence(fence_key_);
+            c->ch.reset();
+            c->bd.reset();
+            co_await c->dev->close();
+        }
     }
     spdlog::info("nexus {}: closed{}", short_id(id_),
                  superseded_ ? " (superseded)"
-                 : clean     ? " cleanly"
+                 : clean     ? (clean_closed_ ? " cleanly" : " (not marked clean: see above)")
                              : " without marking it clean");
+}
+
+// With no I/O left and md_lock_ held: everything on stable media, the
+// bitmap emptied when no member needs it, and clean labels -- unless a resync
+// is still owed (the next open must do it) or a flush failed.
+task<void> nexus_impl::close_cleanly() {
+    if (!co_await flush_writable()) {
+        spdlog::warn("nexus {}: a child could not be flushed: its labels stay unclean",
+                     short_id(id_));
+        co_return;
+    }
+    if (resync_pending_) {
+        spdlog::warn(
+            "nexus {}: the resync after the last unclean stop did not finish: the "
+            "labels stay unclean so that the next open does it",
+            short_id(id_));
+        co_return;
+    }
+    bool all_in_sync = std::all_of(children_.begin(), children_.end(), [](auto& c) {
+        return c->mstate == format::member_state::in_sync && c->ch;
+    });
+    if (all_in_sync && durable_->count() > 0) {
+        std::vector<uint64_t> blocks;
+        for (uint64_t b = 0; b * format::bitmap_block * 8 < durable_->size(); ++b)
+            blocks.push_back(b);
+        durable_->clear_all();
+        clearing_->clear_all();
+        if (co_await write_bitmap_blocks(blocks, nullptr, true) != 0) co_return;
+    }
+    ++generation_;
+    std::vector<child*> targets;
+    for (auto& c : children_)
+        if (c->ch) targets.push_back(c.get());
+    std::vector<task<int>> ts;
+    std::vector<buffer> bufs;
+    for (child* c : targets) {
+        label_info l = label_for(*c);
+        l.clean = true;
+        buffer b = buffer_pool::local().get(format::slot_bytes);
+        encode_label(l, std::span<std::byte, format::slot_bytes>(b.data(), format::slot_bytes));
+        ts.push_back(write_bytes(*c->ch, block_size_, (l.seq & 1) * format::slot_bytes,
+                                 b.span().first(format::slot_bytes)));
+        bufs.push_back(std::move(b));
+    }
+    auto rcs = co_await when_all(std::move(ts));
+    for (size_t i = 0; i < targets.size(); ++i)
+        if (rcs[i] == 0) targets[i]->label_seq++;
+    clean_closed_ = true;
 }
 
 // ---- status and management -------------------------------------------------------
@@ -343,13 +371,17 @@ nexus_status nexus_impl::status() const {
         child_status cs;
         cs.uri = c->uri;
         cs.id = c->id;
-        cs.state = c->state;
+        // A rebuilt child reads as online inside the nexus while its in-sync
+        // label is written; outside, it is online once that is durable.
+        cs.state = c.get() == rebuild_target_ && c->state == child_state::online
+                       ? child_state::rebuilding
+                       : c->state;
         cs.reason = c->reason;
         cs.local = c->local();
         cs.reconnecting = c->reconnecting;
         cs.rebuild = c->progress;
         cs.io_errors = c->io_errors;
-        if (c->state == child_state::online) ++online;
+        if (cs.state == child_state::online) ++online;
         s.children.push_back(std::move(cs));
     }
     if (superseded_) {

@@ -80,6 +80,7 @@ struct child {
     unsigned busy = 0;
     bool removed = false;   // taken out of the nexus (background tasks let go)
     bool queued = false;    // waiting in the rebuild queue
+    bool requeue = false;   // came back while its rebuild was ending
     uint64_t failures = 0;  // failures reported: a rebuild checks its source had none
     uint64_t io_errors = 0;
     int last_error = 0;  // of its last failed label write (-errno)
@@ -150,8 +151,9 @@ class nexus_impl {
     std::atomic<uint64_t> window_{0};
     std::unique_ptr<io_slot[]> slots_;
     unsigned nslots_ = 1;
-    std::unique_ptr<region_bitmap> durable_;  // on the children's bitmaps
-    std::unique_ptr<region_bitmap> touched_;  // written since the last clear pass
+    std::unique_ptr<region_bitmap> durable_;   // on the children's bitmaps
+    std::unique_ptr<region_bitmap> touched_;   // written since the last clear pass
+    std::unique_ptr<region_bitmap> clearing_;  // cleared in memory, not yet on disk
     const uuid id_;
     const uint64_t size_bytes_;
     const uint32_t block_size_;
@@ -190,6 +192,8 @@ class nexus_impl {
 
     // ---- home ----
     task<void> close(bool clean);
+    task<void> close_cleanly();
+    bool clean_closed_ = false;
     nexus_status status() const;
     task<result<void>> add_child(const std::string& uri, std::string* why);
     task<result<void>> remove_child(const std::string& ref, std::string* why);
@@ -214,15 +218,17 @@ class nexus_impl {
     label_info label_for(const child& c) const;
     task<uint32_t> write_labels(std::vector<child*> targets, int* conflict);
     // Commits the in-memory membership (generation + 1) on every open child.
-    // `prev_in_sync`: the slots in sync before the change; the commit must
-    // reach a majority of them (or the policy or arbiter allows less).
-    // hold: writes wait until it is durable (a retirement).
-    // `prev_total`: how many members were in sync, counting those without a
-    // slot (re-creation drops members not given); 0: popcount(prev_in_sync).
-    // may_wait: without a majority, hold writes and retry (a failure the
-    // nexus found itself); otherwise give up with EAGAIN (a request).
-    task<result<void>> commit(uint32_t prev_in_sync, bool may_wait, std::string* why,
-                              unsigned prev_total = 0);
+    // It must reach a majority of durable_in_sync_ (`prev_total`: their
+    // number counting members without a slot, at open), or the policy or the
+    // arbiter allows less. may_wait: without a majority, hold writes and
+    // retry (a failure the nexus found itself); otherwise give up with
+    // EAGAIN (a request) -- unless this commit retired children itself.
+    task<result<void>> commit(bool may_wait, std::string* why, unsigned prev_total = 0);
+    // In sync now and at the last commit: the children the "never retire
+    // the last in-sync child" rule counts.
+    unsigned durably_in_sync() const {
+        return unsigned(std::popcount(in_sync_mask() & durable_in_sync_));
+    }
     // A child leaves the in-sync set (in memory; the caller commits, with
     // retiring_ counted so that writes wait for the commit).
     void mark_retired(child& c, const std::string& reason);
@@ -236,7 +242,9 @@ class nexus_impl {
     task<void> retire_in_background(unsigned slot, int rc);
 
     // bitmap
-    task<int> write_bitmap_blocks(std::vector<uint64_t> blocks, const region_bitmap* add);
+    task<int> write_bitmap_blocks(std::vector<uint64_t> blocks, const region_bitmap* add,
+                                  bool clearing = false);
+    task<bool> flush_writable();
     task<void> flush_bits();
     task<void> clear_loop();
     task<result<void>> read_bitmap(child& c, region_bitmap& into, std::string* why);
@@ -285,6 +293,7 @@ class nexus_impl {
     uint64_t next_view_ = 1;
 
     uint64_t generation_ = 0;
+    uint32_t durable_in_sync_ = 0;  // the in-sync set of the last commit
     uint64_t fence_key_ = 0;
     bool clean_at_open_ = true;
     bool resync_pending_ = false;

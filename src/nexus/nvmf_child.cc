@@ -121,7 +121,9 @@ class nvmf_child final : public child_device {
             nvme::registered_controller_ext r;
             std::memcpy(&r, buf.data() + sizeof h + i * sizeof r, sizeof r);
             if (r.rkey == key) continue;
-            if (fence_generation(r.rkey) > fence_generation(key)) {
+            // Keys order nexus instances (generation, then tag): only an
+            // older key is preempted, so two instances never take turns.
+            if (r.rkey > key) {
                 *why = fmt::format("{} is held by a newer nexus (key generation {} > {})", uri_,
                                    fence_generation(r.rkey), fence_generation(key));
                 co_return error{EACCES};

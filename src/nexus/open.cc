@@ -165,6 +165,22 @@ task<result<std::shared_ptr<nexus>>> nexus::open(params p, child_factory f, std:
     unsigned prev_total = 0;
     if (latest) prev_total = unsigned(latest->in_sync_count());
 
+    // Closes what is open so far: the children made, and the probes from
+    // `next` on that no child took yet.
+    auto close_opened = [&](size_t next) -> task<void> {
+        for (auto& cc : nx.children_)
+            if (cc->bd) {
+                cc->ch.reset();
+                cc->bd.reset();
+                co_await cc->dev->close();
+            }
+        for (size_t k = next; k < probes.size(); ++k)
+            if (probes[k].bd) {
+                probes[k].bd.reset();
+                co_await probes[k].dev->close();
+            }
+    };
+
     // Members: each child gets its place from its label (or the known id).
     std::vector<uuid> seen;
     for (size_t i = 0; i < probes.size(); ++i) {
@@ -183,13 +199,8 @@ task<result<std::shared_ptr<nexus>>> nexus::open(params p, child_factory f, std:
             m = latest->find(pr.known);
         }
         if (!c->bd && !m && latest) {
-            nx.children_.push_back(c);  // so close_all below sees its device
-            for (auto& cc : nx.children_)
-                if (cc->bd) {
-                    cc->ch.reset();
-                    cc->bd.reset();
-                    co_await cc->dev->close();
-                }
+            nx.children_.push_back(c);
+            co_await close_opened(i + 1);
             co_return fail(why, ENODEV,
                            fmt::format("cannot open {} ({}), and its place in nexus {} is "
                                        "unknown: give its UUID, or leave it out",
@@ -201,7 +212,8 @@ task<result<std::shared_ptr<nexus>>> nexus::open(params p, child_factory f, std:
             c->state = child_state::online;
         } else if (m) {
             c->id = m->id;
-            bool current = pr.label && pr.label->generation == latest->generation;
+            bool current = pr.label && pr.label->generation == latest->generation &&
+                           pr.label->fence_key == latest->fence_key;
             if (m->in_sync() && current && c->bd) {
                 c->mstate = format::member_state::in_sync;
                 c->state = child_state::online;
@@ -221,12 +233,7 @@ task<result<std::shared_ptr<nexus>>> nexus::open(params p, child_factory f, std:
         }
         if (std::find(seen.begin(), seen.end(), c->id) != seen.end()) {
             nx.children_.push_back(c);
-            for (auto& cc : nx.children_)
-                if (cc->bd) {
-                    cc->ch.reset();
-                    cc->bd.reset();
-                    co_await cc->dev->close();
-                }
+            co_await close_opened(i + 1);
             co_return fail(why, EEXIST,
                            fmt::format("{} is the same child as another one given", pr.uri));
         }
@@ -282,7 +289,7 @@ task<result<std::shared_ptr<nexus>>> nexus::open(params p, child_factory f, std:
             }
         } else if (c->rebuild_from > 0) {
             c->own_bits = std::make_unique<region_bitmap>(nx.durable_->size());
-            (void)co_await nx.read_bitmap(*c, *c->own_bits, &w);
+            if (!co_await nx.read_bitmap(*c, *c->own_bits, &w)) c->rebuild_from = 0;
         }
     }
     bool unclean = latest && !latest->clean;
@@ -299,14 +306,25 @@ task<result<std::shared_ptr<nexus>>> nexus::open(params p, child_factory f, std:
                 why, EACCES,
                 fmt::format("{} is held by a newer nexus ({}): this one is superseded", c->uri, w));
         }
-        if (!r) spdlog::warn("nexus {}: fencing {}: {}", short_id(id), c->uri, w);
+        if (!r) {
+            // Not fenced, not used: an older nexus might still write it. It
+            // is reconnected (and fenced) once the nexus is open.
+            spdlog::warn("nexus {}: fencing {}: {}; not used for now", short_id(id), c->uri, w);
+            if (c->mstate == format::member_state::in_sync) c->rebuild_from = size;
+            c->mstate = format::member_state::stale;
+            c->state = child_state::faulted;
+            c->reason = "unreachable";
+            c->ch.reset();
+            c->bd.reset();
+            co_await c->dev->close();
+        }
     }
     nx.opt_.minority = p.allow_minority ? options::minority_policy::proceed : nx.opt_.minority;
     nx.publish();
     std::string w;
-    uint32_t prev_mask = nx.in_sync_mask();
+    nx.durable_in_sync_ = nx.in_sync_mask();
     // No waiting while opening: a minority is refused here.
-    auto committed = co_await nx.commit(prev_mask, false, &w, prev_total);
+    auto committed = co_await nx.commit(false, &w, prev_total);
     nx.opt_.minority = p.opt.minority;
     if (!committed) {
         co_await undo();

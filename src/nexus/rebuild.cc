@@ -37,7 +37,11 @@ void nexus_impl::queue_rebuild(child* c) {
     std::shared_ptr<child> sp;
     if (c) {
         sp = shared(c);
-        if (!sp || c->queued || c->removed || c == rebuild_target_) return;
+        if (c == rebuild_target_) {
+            c->requeue = true;  // its rebuild is ending: again once it has
+            return;
+        }
+        if (!sp || c->queued || c->removed) return;
         c->queued = true;
         rebuild_progress p;
         p.kind = c->rebuild_from == 0 ? "full" : c->rebuild_from < size_bytes_ ? "full" : "partial";
@@ -82,7 +86,8 @@ task<void> nexus_impl::rebuild_worker() {
         spdlog::info("nexus {}: {} rebuild of {}: {} ({} bytes copied in {} ms)", short_id(id_),
                      rec.kind, rec.child, rec.outcome, rec.bytes,
                      rec.end_unix_ms - rec.start_unix_ms);
-        if (!r && outcome.starts_with("restarted")) queue_rebuild(c.get());
+        if (!r && (outcome.starts_with("restarted") || c->requeue)) queue_rebuild(c.get());
+        c->requeue = false;
     }
     rebuilding_ = false;
     rebuild_changed_.notify_all();
@@ -265,9 +270,16 @@ task<result<void>> nexus_impl::rebuild(child* t, std::string* outcome) {
             t->progress->rate > 0 ? double(total - done) / t->progress->rate : 0;
         // Checkpoint the full part now and then: a restart resumes from here.
         if (a >= from && (now - last_ckpt > opt_.checkpoint_interval) && b < size_bytes_) {
+            // What was copied must be on stable media before the label says so.
+            int frc = co_await t->ch->flush();
+            if (frc) {
+                (void)co_await retire(just(t), reason_of(frc));
+                out = fail("failed: flushing " + t->uri + ": " + error{-frc}.message());
+                break;
+            }
             t->rebuild_from = b;
             std::string w;
-            (void)co_await commit(in_sync_mask(), false, &w);
+            (void)co_await commit(false, &w);
             last_ckpt = now;
         }
     }
@@ -280,12 +292,11 @@ task<result<void>> nexus_impl::rebuild(child* t, std::string* outcome) {
         }
     }
     if (out && t->state == child_state::rebuilding) {
-        uint32_t prev = in_sync_mask();
         t->state = child_state::online;
         t->mstate = format::member_state::in_sync;
         t->rebuild_from = 0;
         std::string w;
-        auto r = co_await commit(prev, false, &w);
+        auto r = co_await commit(false, &w);
         if (!r) {
             t->state = child_state::faulted;
             t->mstate = format::member_state::stale;
@@ -360,6 +371,11 @@ task<result<void>> nexus_impl::resync(std::string* outcome) {
         i = j;
     }
     rebuilt_bytes_ += copied;
+    // The copies on stable media before the bits that cover them may go.
+    if (!co_await flush_writable()) {
+        *outcome = "flushing the resynced children failed";
+        co_return error{EIO};
+    }
     resync_pending_ = false;
     resync_source_ = -1;
     publish();

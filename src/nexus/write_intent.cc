@@ -17,18 +17,21 @@ namespace weft::nexus {
 
 using namespace std::chrono_literals;
 
-// Writes bitmap blocks (the durable bits, with `add`'s ORed in) to every
+// Writes bitmap blocks (the durable bits, with `add`'s ORed in, and the bits
+// a clear pass is waiting to clear unless this is its write) to every
 // writable child; retires those that fail. 0 when at least one in-sync
 // child has them. requires: md_lock_ held.
-task<int> nexus_impl::write_bitmap_blocks(std::vector<uint64_t> blocks, const region_bitmap* add) {
+task<int> nexus_impl::write_bitmap_blocks(std::vector<uint64_t> blocks, const region_bitmap* add,
+                                          bool clearing) {
     std::vector<child*> targets;
     for (auto& c : children_)
         if (c->ch && c->writable()) targets.push_back(c.get());
     if (targets.empty()) co_return -EIO;
     buffer b = buffer_pool::local().get(format::bitmap_block * blocks.size());
     for (size_t i = 0; i < blocks.size(); ++i)
-        durable_->block_bytes(
-            blocks[i], b.span().subspan(i * format::bitmap_block, format::bitmap_block), add);
+        durable_->block_bytes(blocks[i],
+                              b.span().subspan(i * format::bitmap_block, format::bitmap_block), add,
+                              clearing ? nullptr : clearing_.get());
     std::vector<task<int>> ts;
     for (child* c : targets) {
         ts.push_back([](nexus_impl* nx, child* c, std::vector<uint64_t> blocks,
@@ -55,7 +58,12 @@ task<int> nexus_impl::write_bitmap_blocks(std::vector<uint64_t> blocks, const re
                                   targets[i]->uri));
             co_return -ESTALE;
         }
-        // retire() commits under md_lock_ (held by our caller): later.
+        // retire() commits under md_lock_ (held by our caller): later. A
+        // closing nexus writes its own last labels (retired in memory).
+        if (closing_) {
+            mark_retired(*targets[i], reason_of(rcs[i]));
+            continue;
+        }
         reactor::local().spawn(bg_.hold([](nexus_impl* nx, child* c, int rc) -> task<void> {
             (void)co_await nx->retire(just(c), reason_of(rc));
         }(this, targets[i], rcs[i])));
@@ -68,6 +76,7 @@ task<int> nexus_impl::set_bits(uint64_t r0, uint64_t r1) {
     for (uint64_t r = r0; r < r1; ++r) pending_->mark(r);
     pending_any_ = true;
     uint64_t want = flush_round_ + 1;
+    if (closing_) co_return -ENODEV;
     if (!flushing_) {
         // Set here, not when the task starts: two callers in one pass must
         // not start two flushers.
@@ -133,17 +142,60 @@ task<void> nexus_impl::clear_loop() {
         }
         touched_->clear_all();
         if (cleared.empty()) continue;
-        for (uint64_t r : cleared) durable_->clear(r);
+        const uint64_t retirements = retirements_;
+        for (uint64_t r : cleared) {
+            durable_->clear(r);
+            clearing_->set(r);  // bitmap writes meanwhile keep them set on disk
+        }
         // A write that saw the bit set may still be in flight: wait for it.
         co_await grace();
+        auto g = co_await md_lock_.lock();
+        auto put_back = [&] {
+            for (uint64_t r : cleared) durable_->set(r);
+            clearing_->clear_all();
+        };
+        // A child that failed meanwhile needs those regions: keep them.
+        bool still = std::all_of(children_.begin(), children_.end(), [](auto& c) {
+            return c->mstate == format::member_state::in_sync && c->state == child_state::online;
+        });
+        if (!still || retirements_ != retirements || rebuilding_ || resync_pending_ ||
+            superseded_ || retiring_ > 0 || closing_) {
+            put_back();
+            continue;
+        }
+        // What the cleared regions got must be on stable media everywhere
+        // before the bits that cover it go.
+        if (!co_await flush_writable()) {
+            put_back();
+            continue;
+        }
         std::vector<uint64_t> blocks;
         for (uint64_t r : cleared) {
             uint64_t blk = r / (format::bitmap_block * 8);
             if (blocks.empty() || blocks.back() != blk) blocks.push_back(blk);
         }
-        auto g = co_await md_lock_.lock();
-        (void)co_await write_bitmap_blocks(blocks, nullptr);
+        int wrc = co_await write_bitmap_blocks(blocks, nullptr, /*clearing=*/true);
+        clearing_->clear_all();
+        if (wrc) put_back();
     }
+}
+
+// Flushes every writable child (volatile caches): true when all succeeded.
+task<bool> nexus_impl::flush_writable() {
+    std::vector<child*> targets;
+    for (auto& c : children_)
+        if (c->ch && c->writable()) targets.push_back(c.get());
+    std::vector<task<int>> ts;
+    for (child* c : targets) ts.push_back(c->ch->flush());
+    auto rcs = co_await when_all(std::move(ts));
+    bool ok = true;
+    for (size_t i = 0; i < targets.size(); ++i)
+        if (rcs[i]) {
+            ok = false;
+            spdlog::warn("nexus {}: flushing {} failed: {}", short_id(id_), targets[i]->uri,
+                         error{-rcs[i]}.message());
+        }
+    co_return ok;
 }
 
 task<result<void>> nexus_impl::read_bitmap(child& c, region_bitmap& into, std::string* why) {

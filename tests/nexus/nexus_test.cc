@@ -204,6 +204,9 @@ TEST(Nexus, AFailedChildIsRetiredAndWritesGoOn) {
         EXPECT_EQ(co_await x.check(0, 8, 1), 0);
         CO_ASSERT_TRUE(co_await eventually(
             [&] { return child_of(nx->status(), "a").state == child_state::faulted; }));
+        // A write waits until a's retirement is durable (on a and c): only
+        // then may c start failing, or c's error would leave 1 of 2.
+        EXPECT_EQ(co_await x.write(300, 8, 4), 0);
         // c is the last in-sync child: its errors go to the host, it stays.
         rig.at("c")->faults->inject(bdev::fault{.ops = bdev::fault_ops::write, .err = EIO});
         EXPECT_EQ(co_await x.write(200, 8, 3), -EIO);
