@@ -12,6 +12,10 @@ packages=(
   jq dpkg-dev fio gnuplot-nox nftables iproute2
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libcpp-httplib-dev curl
 )
+# npx runs the OpenAPI validator (tests/control/openapi_validate.sh); Debian's
+# nodejs and npm only when there is no npx yet, so as not to replace another
+# install (nodesource's, say).
+command -v npx >/dev/null || packages+=(nodejs npm)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -6,6 +6,7 @@
 // SIGINT/SIGTERM stop it cleanly.
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <chrono>
@@ -18,6 +19,7 @@
 #include "bdev/bdev.h"
 #include "engine/api_server.h"
 #include "engine/config.h"
+#include "engine/control_heartbeat.h"
 #include "engine/manager.h"
 #include "nvmf/target.h"
 #include "nvmf/tcp_server.h"
@@ -54,6 +56,11 @@ struct options {
     std::string api_listen = "127.0.0.1:10124";
     std::string metrics_listen = "127.0.0.1:9502";
     std::string host_nqn;
+    std::string control;  // http://HOST:PORT of weft-control
+    std::string node_id;
+    std::vector<std::string> node_labels;  // KEY=VALUE
+    std::string advertise;                 // the IP others reach this node at
+    unsigned heartbeat_ms = 2000;
 };
 
 // Builds the engine's configuration from the file and the flags.
@@ -121,6 +128,62 @@ result<engine::engine_config> build_config(const options& o, std::string* why) {
     return cfg;
 }
 
+// What the engine tells the control plane about itself. Addresses bound to
+// 0.0.0.0 (or ::) mean nothing to others: --advertise says what they use.
+result<engine::registration> make_registration(const options& o, const std::string& host_nqn,
+                                               const std::string& api_bound,
+                                               const nvmf::tcp_server& server, std::string* why) {
+    engine::registration r;
+    r.control_url = o.control.find("://") == std::string::npos ? "http://" + o.control : o.control;
+    r.node_id = o.node_id;
+    if (r.node_id.empty()) {
+        char h[256] = {};
+        ::gethostname(h, sizeof h - 1);
+        r.node_id = h;
+    }
+    if (api_bound.empty()) {
+        *why = "the control plane reaches engines through their API: give --api-listen";
+        return error{EINVAL};
+    }
+    auto host_of = [&](const std::string& ep) { return ep.substr(0, ep.rfind(':')); };
+    auto port_of = [&](const std::string& ep) { return ep.substr(ep.rfind(':') + 1); };
+    auto unspecified = [](const std::string& h) {
+        return h == "0.0.0.0" || h == "[::]" || h == "::";
+    };
+    for (auto& a : server.addresses()) {
+        std::string ep = a.to_string();
+        if (!o.advertise.empty())
+            ep = o.advertise + ":" + port_of(ep);
+        else if (unspecified(host_of(ep))) {
+            *why = ep + " is not an address others can reach: give --advertise IP";
+            return error{EINVAL};
+        }
+        r.nvmf.push_back(ep);
+    }
+    if (r.nvmf.empty()) {
+        *why = "the engine has no NVMe/TCP listener to register";
+        return error{EINVAL};
+    }
+    r.api = api_bound;
+    if (!o.advertise.empty())
+        r.api = o.advertise + ":" + port_of(api_bound);
+    else if (unspecified(host_of(r.api))) {
+        *why = r.api + " is not an address others can reach: give --advertise IP";
+        return error{EINVAL};
+    }
+    r.host_nqn = host_nqn;
+    for (auto& kv : o.node_labels) {
+        auto eq = kv.find('=');
+        if (eq == std::string::npos || eq == 0) {
+            *why = "--node-label " + kv + ": expected KEY=VALUE";
+            return error{EINVAL};
+        }
+        r.labels[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
+    r.interval = std::chrono::milliseconds(o.heartbeat_ms);
+    return r;
+}
+
 task<int> serve(runtime& rt, const engine::engine_config& cfg, const options& o, sigset_t signals) {
     nvmf::target tgt(cfg.limits);
     nvmf::tcp_server server(tgt, {}, rt.size());
@@ -150,6 +213,7 @@ task<int> serve(runtime& rt, const engine::engine_config& cfg, const options& o,
                      s.allow_any_host ? "any host may connect"
                                       : fmt::format("hosts allowed: {}", fmt::join(s.hosts, ", ")));
     engine::api_server api(mgr, reactor::local());
+    std::string api_bound;
     for (auto [flag, addr, what] : {std::tuple{"--api-listen", &o.api_listen, "management API"},
                                     std::tuple{"--metrics-listen", &o.metrics_listen, "metrics"}}) {
         if (addr->empty() || *addr == "none") continue;
@@ -162,9 +226,10 @@ task<int> serve(runtime& rt, const engine::engine_config& cfg, const options& o,
             co_await mgr.shutdown();
             co_return 1;
         }
-        if (std::string(flag) == "--api-listen")
+        if (std::string(flag) == "--api-listen") {
+            api_bound = bound.value();
             fmt::print("weft-engine: {} on {} (gRPC)\n", what, bound.value());
-        else
+        } else
             fmt::print("weft-engine: {} on http://{}/metrics\n", what, bound.value());
     }
     // The bound address: with port 0 the kernel picked one.
@@ -177,6 +242,19 @@ task<int> serve(runtime& rt, const engine::engine_config& cfg, const options& o,
                 s.nqn, host, first.port(), s.nqn);
     }
     std::fflush(stdout);
+
+    std::unique_ptr<engine::control_heartbeat> beat;
+    if (!o.control.empty()) {
+        auto reg = make_registration(o, host.value().nqn, api_bound, server, &why);
+        if (!reg) {
+            spdlog::error("--control: {}", why);
+            co_await in_thread([&] { api.stop(); });
+            co_await server.stop();
+            co_await mgr.shutdown();
+            co_return 1;
+        }
+        beat = std::make_unique<engine::control_heartbeat>(std::move(reg.value()));
+    }
 
     abort_source stop_wait;
     if (o.run_for > 0) {
@@ -208,7 +286,9 @@ task<int> serve(runtime& rt, const engine::engine_config& cfg, const options& o,
     } catch (...) {
         failed = std::current_exception();
     }
-    // Management requests in flight finish first (they need this reactor).
+    // The control plane hears no more beats (the node goes offline there);
+    // management requests in flight finish first (they need this reactor).
+    co_await in_thread([&] { beat.reset(); });
     co_await in_thread([&] { api.stop(); });
     co_await server.stop();
     // Namespaces go before the bdevs they hold; the queues are gone.
@@ -262,6 +342,19 @@ int main(int argc, char** argv) {
                    "exit by itself after this many seconds (0 = until SIGINT/SIGTERM)");
     app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error")
         ->capture_default_str();
+    app.add_option("--control", o.control,
+                   "register with the control plane at this URL (http://HOST:PORT) and "
+                   "heartbeat to it");
+    app.add_option("--node-id", o.node_id,
+                   "this node's id in the control plane (default: hostname)");
+    app.add_option("--node-label", o.node_labels,
+                   "a label of this node for placement, KEY=VALUE, e.g. zone=a (repeatable)");
+    app.add_option("--advertise", o.advertise,
+                   "the IP address other nodes and hosts reach this engine at (default: the "
+                   "address of its first listener)");
+    app.add_option("--heartbeat-ms", o.heartbeat_ms, "how often to heartbeat to --control")
+        ->capture_default_str()
+        ->check(CLI::Range(100u, 600000u));
     CLI11_PARSE(app, argc, argv);
 
     spdlog::set_level(spdlog::level::from_str(o.log_level));

@@ -1,0 +1,102 @@
+// weft-control: the control plane's process. Keeps the desired state in a
+// store (SQLite by default), places and publishes volumes on the engines
+// that register with it, and serves the REST API (openapi.json).
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <CLI/CLI.hpp>
+#include <filesystem>
+#include <iostream>
+
+#include "control/rest_server.h"
+#include "control/service.h"
+#include "control/store.h"
+
+using namespace weft::control;
+
+int main(int argc, char** argv) {
+    CLI::App app{
+        "weft-control: the weft control plane.\n"
+        "Engines register with it (weft-engine --control URL); users and the CLI ask it for\n"
+        "volumes (weft volume create --size 10GiB --replicas 3) over its REST API."};
+    std::string listen = "127.0.0.1:10130";
+    std::string data_dir = "/var/lib/weft/control";
+    std::string store_spec;
+    service_options so;
+    double deadline_s = 10;
+    std::string log_level = "info";
+    bool print_routes = false;
+    app.add_option("--listen", listen, "address to serve the REST API on, IP:PORT")
+        ->capture_default_str();
+    app.add_option("--data-dir", data_dir, "where the embedded store lives (control.db)")
+        ->capture_default_str();
+    app.add_option("--store", store_spec,
+                   "the store: sqlite:PATH (default: sqlite:DATA-DIR/control.db)");
+    app.add_option("--missed-beats", so.missed_beats,
+                   "a node is offline after this many missed heartbeats")
+        ->capture_default_str()
+        ->check(CLI::Range(1u, 100u));
+    app.add_option("--overcommit", so.overcommit,
+                   "thin volumes may commit up to a pool's capacity times this")
+        ->capture_default_str()
+        ->check(CLI::Range(1.0, 100.0));
+    app.add_option("--engine-timeout", deadline_s, "seconds an engine has to answer a call")
+        ->capture_default_str()
+        ->check(CLI::Range(0.1, 600.0));
+    app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+        ->capture_default_str();
+    app.add_flag("--print-routes", print_routes, "print every route of the API and exit");
+    CLI11_PARSE(app, argc, argv);
+    if (print_routes) {
+        for (auto& r : rest_server::routes()) std::cout << r << "\n";
+        return 0;
+    }
+    spdlog::set_level(spdlog::level::from_str(log_level));
+    so.engine_deadline = std::chrono::milliseconds(int64_t(deadline_s * 1000));
+
+    if (store_spec.empty()) {
+        std::error_code ec;
+        std::filesystem::create_directories(data_dir, ec);
+        if (ec) {
+            std::cerr << "weft-control: cannot create " << data_dir << ": " << ec.message() << "\n";
+            return 1;
+        }
+        ::chmod(data_dir.c_str(), 0700);
+        store_spec = "sqlite:" + data_dir + "/control.db";
+    }
+    if (!store_spec.starts_with("sqlite:")) {
+        std::cerr << "weft-control: --store " << store_spec
+                  << ": only sqlite:PATH is supported so far\n";
+        return 2;
+    }
+    std::unique_ptr<store> st;
+    try {
+        st = open_sqlite_store(store_spec.substr(7));
+    } catch (const store_error& e) {
+        std::cerr << "weft-control: " << e.what() << "\n";
+        return 1;
+    }
+
+    sigset_t stop;
+    sigemptyset(&stop);
+    for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&stop, s);
+    pthread_sigmask(SIG_BLOCK, &stop, nullptr);  // before any thread starts
+
+    service svc(*st, so);
+    rest_server rest(svc);
+    std::string bound;
+    try {
+        bound = rest.start(listen);
+    } catch (const std::exception& e) {
+        std::cerr << "weft-control: " << e.what() << "\n";
+        return 1;
+    }
+    spdlog::info("weft-control: serving http://{} (store {})", bound, st->describe());
+    std::cout << "listening " << bound << std::endl;  // for scripts that start it on port 0
+    int sig = 0;
+    sigwait(&stop, &sig);
+    spdlog::info("weft-control: signal {}: stopping", sig);
+    rest.stop();
+    return 0;
+}

@@ -1,0 +1,295 @@
+#include "control/model.h"
+
+#include <sys/random.h>
+
+#include <chrono>
+#include <cstring>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "control/api_error.h"
+
+namespace weft::control {
+
+int64_t now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+std::string random_uuid() {
+    uint8_t b[16];
+    size_t got = 0;
+    while (got < sizeof b) {
+        ssize_t n = getrandom(b + got, sizeof b - got, 0);
+        if (n > 0) got += size_t(n);
+    }
+    b[6] = uint8_t((b[6] & 0x0f) | 0x40);
+    b[8] = uint8_t((b[8] & 0x3f) | 0x80);
+    return fmt::format(
+        "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-"
+        "{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
+        b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+        b[14], b[15]);
+}
+
+bool is_uuid(const std::string& s) {
+    if (s.size() != 36) return false;
+    for (size_t i = 0; i < s.size(); ++i) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash != (s[i] == '-')) return false;
+        if (!dash && !std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
+    }
+    return true;
+}
+
+bool is_name(const std::string& s) {
+    if (s.empty() || s.size() > 63 || !std::isalnum(static_cast<unsigned char>(s[0]))) return false;
+    for (char c : s)
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-')
+            return false;
+    return true;
+}
+
+// ---- store documents -----------------------------------------------------------
+
+json to_json(const node_rec& n) {
+    return {{"id", n.id},
+            {"api", n.api},
+            {"nvmf", n.nvmf},
+            {"host_nqn", n.host_nqn},
+            {"labels", n.node_labels},
+            {"heartbeat_ms", n.heartbeat_ms},
+            {"registered_ms", n.registered_ms},
+            {"last_seen_ms", n.last_seen_ms}};
+}
+
+json to_json(const pool_rec& p) {
+    return {{"name", p.name},
+            {"node", p.node},
+            {"disk", p.disk},
+            {"size", p.size},
+            {"cluster_size", p.cluster_size}};
+}
+
+json to_json(const volume_spec& s) {
+    return {{"size_bytes", s.size_bytes},
+            {"replicas", s.replicas},
+            {"thin", s.thin},
+            {"selector", s.selector}};
+}
+
+json to_json(const publication& p) {
+    return {{"host_nqn", p.host_nqn},    {"node", p.node},       {"nqn", p.nqn},
+            {"transport", "tcp"},        {"address", p.address}, {"port", p.port},
+            {"connect", connect_line(p)}};
+}
+
+json to_json(const volume_rec& v) {
+    json reps = json::array();
+    for (auto& r : v.replicas) reps.push_back({{"id", r.id}, {"node", r.node}, {"pool", r.pool}});
+    return {{"id", v.id},
+            {"spec", to_json(v.spec)},
+            {"phase", v.phase},
+            {"replicas", reps},
+            {"published", v.published ? to_json(*v.published) : json(nullptr)},
+            {"created_ms", v.created_ms}};
+}
+
+json to_json(const event_rec& e) {
+    return {{"seq", e.seq},
+            {"time_ms", e.time_ms},
+            {"kind", e.kind},
+            {"object", e.object},
+            {"message", e.message}};
+}
+
+node_rec node_from_json(const json& j) {
+    node_rec n;
+    n.id = j.at("id");
+    n.api = j.at("api");
+    n.nvmf = j.at("nvmf").get<std::vector<std::string>>();
+    n.host_nqn = j.at("host_nqn");
+    n.node_labels = j.at("labels").get<labels>();
+    n.heartbeat_ms = j.at("heartbeat_ms");
+    n.registered_ms = j.at("registered_ms");
+    n.last_seen_ms = j.at("last_seen_ms");
+    return n;
+}
+
+pool_rec pool_from_json(const json& j) {
+    return pool_rec{j.at("name"), j.at("node"), j.at("disk"), j.at("size"), j.at("cluster_size")};
+}
+
+static volume_spec spec_from_json(const json& j) {
+    volume_spec s;
+    s.size_bytes = j.at("size_bytes");
+    s.replicas = j.at("replicas");
+    s.thin = j.at("thin");
+    s.selector = j.at("selector").get<labels>();
+    return s;
+}
+
+volume_rec volume_from_json(const json& j) {
+    volume_rec v;
+    v.id = j.at("id");
+    v.spec = spec_from_json(j.at("spec"));
+    v.phase = j.at("phase");
+    for (auto& r : j.at("replicas")) v.replicas.push_back({r.at("id"), r.at("node"), r.at("pool")});
+    if (auto& p = j.at("published"); !p.is_null())
+        v.published =
+            publication{p.at("host_nqn"), p.at("node"), p.at("nqn"), p.at("address"), p.at("port")};
+    v.created_ms = j.at("created_ms");
+    return v;
+}
+
+event_rec event_from_json(const json& j) {
+    return event_rec{j.at("seq"), j.at("time_ms"), j.at("kind"), j.at("object"), j.at("message")};
+}
+
+// ---- user input ------------------------------------------------------------------
+
+namespace {
+
+void only(const json& j, std::initializer_list<const char*> allowed) {
+    if (!j.is_object()) throw bad_request("the request body must be a JSON object");
+    std::set<std::string> ok(allowed.begin(), allowed.end());
+    for (auto& [k, v] : j.items())
+        if (!ok.contains(k)) throw bad_request(fmt::format("unknown field \"{}\"", k));
+}
+
+std::string str(const json& j, const char* key, bool required) {
+    if (!j.contains(key)) {
+        if (required) throw bad_request(fmt::format("\"{}\" is required", key));
+        return {};
+    }
+    if (!j[key].is_string()) throw bad_request(fmt::format("\"{}\" must be a string", key));
+    std::string s = j[key];
+    if (required && s.empty()) throw bad_request(fmt::format("\"{}\" must not be empty", key));
+    return s;
+}
+
+std::optional<uint64_t> uint(const json& j, const char* key) {
+    if (!j.contains(key)) return std::nullopt;
+    if (!j[key].is_number_unsigned())
+        throw bad_request(fmt::format("\"{}\" must be a non-negative integer", key));
+    return j[key].get<uint64_t>();
+}
+
+labels label_map(const json& j, const char* key) {
+    labels out;
+    if (!j.contains(key)) return out;
+    if (!j[key].is_object()) throw bad_request(fmt::format("\"{}\" must be an object", key));
+    for (auto& [k, v] : j[key].items()) {
+        if (!v.is_string())
+            throw bad_request(fmt::format("\"{}\": the value of \"{}\" must be a string", key, k));
+        if (k.empty() || k.size() > 253)
+            throw bad_request(
+                fmt::format("\"{}\": a label name must have 1 to 253 characters", key));
+        out[k] = v.get<std::string>();
+    }
+    return out;
+}
+
+void check_endpoint(const std::string& field, const std::string& ep) {
+    auto colon = ep.rfind(':');
+    bool ok = colon != std::string::npos && colon > 0 && colon + 1 < ep.size();
+    if (ok) {
+        for (size_t i = colon + 1; i < ep.size(); ++i)
+            if (!std::isdigit(static_cast<unsigned char>(ep[i]))) ok = false;
+        if (ok && std::stoul(ep.substr(colon + 1)) > 65535) ok = false;
+    }
+    if (!ok) throw bad_request(fmt::format("\"{}\": \"{}\" is not HOST:PORT", field, ep));
+}
+
+}  // namespace
+
+json parse_body(const std::string& body) {
+    auto j = json::parse(body, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded()) throw bad_request("the request body is not valid JSON");
+    if (!j.is_object()) throw bad_request("the request body must be a JSON object");
+    return j;
+}
+
+node_rec parse_node_registration(const std::string& id, const json& j) {
+    if (!is_name(id))
+        throw bad_request(
+            fmt::format("\"{}\" is not a node id (1 to 63 letters, digits, '.', '_' or '-')", id));
+    only(j, {"api", "nvmf", "host_nqn", "labels", "heartbeat_ms"});
+    node_rec n;
+    n.id = id;
+    n.api = str(j, "api", true);
+    check_endpoint("api", n.api);
+    if (!j.contains("nvmf") || !j["nvmf"].is_array() || j["nvmf"].empty())
+        throw bad_request("\"nvmf\" must be a non-empty array of HOST:PORT");
+    for (auto& e : j["nvmf"]) {
+        if (!e.is_string()) throw bad_request("\"nvmf\" must be a non-empty array of HOST:PORT");
+        check_endpoint("nvmf", e);
+        n.nvmf.push_back(e);
+    }
+    n.host_nqn = str(j, "host_nqn", true);
+    if (!n.host_nqn.starts_with("nqn.") || n.host_nqn.size() > 223)
+        throw bad_request(fmt::format("\"host_nqn\": \"{}\" is not an NQN", n.host_nqn));
+    n.node_labels = label_map(j, "labels");
+    if (auto hb = uint(j, "heartbeat_ms")) {
+        if (*hb < 100 || *hb > 600000)
+            throw bad_request("\"heartbeat_ms\" must be from 100 to 600000");
+        n.heartbeat_ms = int64_t(*hb);
+    }
+    return n;
+}
+
+pool_rec parse_pool_spec(const std::string& name, const json& j) {
+    if (!is_name(name))
+        throw bad_request(fmt::format(
+            "\"{}\" is not a pool name (1 to 63 letters, digits, '.', '_' or '-')", name));
+    only(j, {"node", "disk", "size", "cluster_size"});
+    pool_rec p;
+    p.name = name;
+    p.node = str(j, "node", true);
+    p.disk = str(j, "disk", true);
+    if (!p.disk.starts_with("/")) throw bad_request("\"disk\" must be an absolute path");
+    p.size = uint(j, "size").value_or(0);
+    p.cluster_size = uint(j, "cluster_size").value_or(0);
+    if (p.cluster_size && (p.cluster_size & (p.cluster_size - 1)))
+        throw bad_request("\"cluster_size\" must be a power of two");
+    return p;
+}
+
+volume_spec parse_volume_spec(const json& j) {
+    only(j, {"size_bytes", "replicas", "thin", "selector"});
+    volume_spec s;
+    auto size = uint(j, "size_bytes");
+    if (!size) throw bad_request("\"size_bytes\" is required");
+    if (*size < (1u << 20)) throw bad_request("\"size_bytes\" must be at least 1 MiB (1048576)");
+    if (*size % 4096) throw bad_request("\"size_bytes\" must be a multiple of 4096");
+    s.size_bytes = *size;
+    if (auto r = uint(j, "replicas")) {
+        if (*r < 1 || *r > 5) throw bad_request("\"replicas\" must be from 1 to 5");
+        s.replicas = unsigned(*r);
+    }
+    if (j.contains("thin")) {
+        if (!j["thin"].is_boolean()) throw bad_request("\"thin\" must be true or false");
+        s.thin = j["thin"];
+    }
+    s.selector = label_map(j, "selector");
+    return s;
+}
+
+publish_request parse_publish_request(const json& j) {
+    only(j, {"host_nqn", "node"});
+    publish_request r;
+    r.host_nqn = str(j, "host_nqn", true);
+    if (!r.host_nqn.starts_with("nqn.") || r.host_nqn.size() > 223)
+        throw bad_request(fmt::format("\"host_nqn\": \"{}\" is not an NQN", r.host_nqn));
+    r.node = str(j, "node", false);
+    return r;
+}
+
+std::string connect_line(const publication& p) {
+    return fmt::format("nvme connect -t tcp -a {} -s {} -n {} --hostnqn {}", p.address, p.port,
+                       p.nqn, p.host_nqn);
+}
+
+}  // namespace weft::control

@@ -1,0 +1,108 @@
+// The control plane's records: what the store keeps (as JSON documents under
+// "nodes/", "pools/", "volumes/", "events/") and what the REST API shows.
+// Parsing of user input is strict: unknown fields and bad values throw
+// api_error 400 with a sentence naming the field.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace weft::control {
+
+using json = nlohmann::json;
+using labels = std::map<std::string, std::string>;
+
+int64_t now_ms();
+std::string random_uuid();
+bool is_uuid(const std::string& s);
+bool is_name(const std::string& s);  // node and pool names
+
+struct node_rec {
+    std::string id;
+    std::string api;                // the engine's gRPC endpoint, host:port
+    std::vector<std::string> nvmf;  // its NVMe/TCP listeners, host:port
+    std::string host_nqn;           // what it connects to remote replicas as
+    labels node_labels;
+    int64_t heartbeat_ms = 2000;
+    int64_t registered_ms = 0;
+    int64_t last_seen_ms = 0;
+};
+
+struct pool_rec {
+    std::string name;
+    std::string node;
+    std::string disk;
+    uint64_t size = 0;
+    uint64_t cluster_size = 0;
+};
+
+struct replica_rec {
+    std::string id;  // UUID; also its volume's name in the pool
+    std::string node;
+    std::string pool;
+};
+
+struct volume_spec {
+    uint64_t size_bytes = 0;
+    unsigned replicas = 3;
+    bool thin = true;
+    labels selector;
+    bool operator==(const volume_spec&) const = default;
+};
+
+struct publication {
+    std::string host_nqn;
+    std::string node;  // the nexus's node
+    std::string nqn;
+    std::string address;
+    unsigned port = 0;
+};
+
+struct volume_rec {
+    std::string id;
+    volume_spec spec;
+    std::string phase = "creating";  // creating, ready, deleting
+    std::vector<replica_rec> replicas;
+    std::optional<publication> published;
+    int64_t created_ms = 0;
+};
+
+struct event_rec {
+    int64_t seq = 0;
+    int64_t time_ms = 0;
+    std::string kind;
+    std::string object;
+    std::string message;
+};
+
+// Store documents (trusted: written by us).
+json to_json(const node_rec&);
+json to_json(const pool_rec&);
+json to_json(const volume_rec&);
+json to_json(const event_rec&);
+json to_json(const volume_spec&);
+json to_json(const publication&);
+node_rec node_from_json(const json&);
+pool_rec pool_from_json(const json&);
+volume_rec volume_from_json(const json&);
+event_rec event_from_json(const json&);
+
+// User input (untrusted): strict.
+json parse_body(const std::string& body);
+node_rec parse_node_registration(const std::string& id, const json&);
+pool_rec parse_pool_spec(const std::string& name, const json&);
+volume_spec parse_volume_spec(const json&);
+struct publish_request {
+    std::string host_nqn;
+    std::string node;
+};
+publish_request parse_publish_request(const json&);
+
+// "nvme connect" for a publication.
+std::string connect_line(const publication& p);
+
+}  // namespace weft::control

@@ -1,0 +1,679 @@
+#include "control/service.h"
+
+#include <spdlog/spdlog.h>
+
+#include <fmt/format.h>
+#include <algorithm>
+
+#include "control/api_error.h"
+#include "control/scheduler.h"
+
+namespace weft::control {
+
+namespace {
+
+constexpr uint64_t replica_overhead = 1ull << 20;  // the nexus's metadata area on each child
+const char* const replica_nqn_prefix = "nqn.2026-11.io.weft:replica:";
+
+std::string key_node(const std::string& id) {
+    return "nodes/" + id;
+}
+std::string key_pool(const std::string& n) {
+    return "pools/" + n;
+}
+std::string key_volume(const std::string& id) {
+    return "volumes/" + id;
+}
+
+json parse_doc(const kv& e) {
+    return json::parse(e.value);
+}
+
+// host:port -> (host, port)
+std::pair<std::string, unsigned> split_endpoint(const std::string& ep) {
+    auto c = ep.rfind(':');
+    return {ep.substr(0, c), unsigned(std::stoul(ep.substr(c + 1)))};
+}
+
+std::string replica_uri_local(const replica_rec& r) {
+    return "pool://" + r.pool + "/" + r.id;
+}
+
+}  // namespace
+
+struct service::facts {
+    service& s;
+    int64_t now = now_ms();
+    std::map<std::string, node_rec> nodes;
+    std::map<std::string, std::optional<pb::ListPoolsReply>> pools;
+    std::map<std::string, std::optional<pb::ListNexusesReply>> nexuses;
+
+    explicit facts(service& s) : s(s) {
+        for (auto& e : s.st_.list("nodes/")) {
+            auto n = node_from_json(parse_doc(e));
+            nodes[n.id] = n;
+        }
+    }
+    const node_rec* node(const std::string& id) const {
+        auto it = nodes.find(id);
+        return it == nodes.end() ? nullptr : &it->second;
+    }
+    bool online(const std::string& id) const {
+        auto n = node(id);
+        return n && s.online(*n, now);
+    }
+    const pb::ListPoolsReply* pools_of(const std::string& id) {
+        auto it = pools.find(id);
+        if (it == pools.end()) {
+            std::optional<pb::ListPoolsReply> r;
+            if (online(id)) {
+                pb::ListPoolsReply rep;
+                auto st = s.engines_.call(
+                    node(id)->api,
+                    [&](auto& stub, auto* ctx) { return stub.ListPools(ctx, {}, &rep); }, 1);
+                if (st.ok()) r = rep;
+            }
+            it = pools.emplace(id, std::move(r)).first;
+        }
+        return it->second ? &*it->second : nullptr;
+    }
+    const pb::ListNexusesReply* nexuses_of(const std::string& id) {
+        auto it = nexuses.find(id);
+        if (it == nexuses.end()) {
+            std::optional<pb::ListNexusesReply> r;
+            if (online(id)) {
+                pb::ListNexusesReply rep;
+                auto st = s.engines_.call(
+                    node(id)->api,
+                    [&](auto& stub, auto* ctx) { return stub.ListNexuses(ctx, {}, &rep); }, 1);
+                if (st.ok()) r = rep;
+            }
+            it = nexuses.emplace(id, std::move(r)).first;
+        }
+        return it->second ? &*it->second : nullptr;
+    }
+    // Runs one engine call on node `id`; throws 503 with a sentence if the
+    // node is unknown, offline, or the call fails (unless `ok` accepts the code).
+    template <typename F>
+    void call(const std::string& id, const std::string& doing, F&& rpc,
+              std::initializer_list<grpc::StatusCode> ok = {}) {
+        const node_rec* n = node(id);
+        if (!n) throw unavailable(fmt::format("{}: node {} is not registered", doing, id));
+        if (!online(id)) throw unavailable(fmt::format("{}: node {} is offline", doing, id));
+        auto st = s.engines_.call(n->api, rpc);
+        if (st.ok() || std::find(ok.begin(), ok.end(), st.error_code()) != ok.end()) return;
+        int code = st.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED ? 507 : 503;
+        throw api_error(code, code == 507 ? "Insufficient Storage" : "Service Unavailable",
+                        doing + ": " + sentence(id, n->api, st));
+    }
+};
+
+service::service(store& st, service_options o) : st_(st), opt_(o), engines_(o.engine_deadline) {}
+
+bool service::online(const node_rec& n, int64_t now) const {
+    return now - n.last_seen_ms <= n.heartbeat_ms * int64_t(opt_.missed_beats);
+}
+
+json service::status() {
+    return {{"version", "0.1.0"},
+            {"store", st_.describe()},
+            {"revision", st_.revision()},
+            {"leader", true}};
+}
+
+// ---- nodes -----------------------------------------------------------------------
+
+static json node_view(const node_rec& n, bool online) {
+    json j = to_json(n);
+    j["state"] = online ? "online" : "offline";
+    return j;
+}
+
+std::pair<int, json> service::put_node(const std::string& id, const json& body) {
+    node_rec n = parse_node_registration(id, body);
+    for (;;) {
+        auto cur = st_.get(key_node(id));
+        int64_t now = now_ms();
+        n.last_seen_ms = now;
+        n.registered_ms = now;
+        bool was_online = false;
+        if (cur) {
+            node_rec old = node_from_json(parse_doc(*cur));
+            n.registered_ms = old.registered_ms;
+            was_online = online(old, now);
+            if (old.api != n.api || old.nvmf != n.nvmf || old.host_nqn != n.host_nqn ||
+                old.node_labels != n.node_labels)
+                n.registered_ms = now;  // a new registration, not a beat
+        }
+        if (!st_.commit(txn()
+                            .expect(key_node(id), cur ? cur->revision : 0)
+                            .put(key_node(id), to_json(n).dump())))
+            continue;  // a concurrent beat: read again
+        if (!cur)
+            record_event("node-registered", "node/" + id, "node " + id + " registered at " + n.api);
+        else if (!was_online)
+            record_event("node-online", "node/" + id, "node " + id + " is back online");
+        return {cur ? 200 : 201, node_view(n, true)};
+    }
+}
+
+json service::list_nodes() {
+    int64_t now = now_ms();
+    json out = json::array();
+    for (auto& e : st_.list("nodes/")) {
+        auto n = node_from_json(parse_doc(e));
+        out.push_back(node_view(n, online(n, now)));
+    }
+    return {{"nodes", out}};
+}
+
+node_rec service::need_node(const std::string& id) {
+    auto e = st_.get(key_node(id));
+    if (!e) throw not_found("no node " + id);
+    return node_from_json(parse_doc(*e));
+}
+
+json service::get_node(const std::string& id) {
+    auto n = need_node(id);
+    return node_view(n, online(n, now_ms()));
+}
+
+void service::delete_node(const std::string& id) {
+    std::lock_guard g(ops_);
+    auto e = st_.get(key_node(id));
+    if (!e) throw not_found("no node " + id);
+    for (auto& p : st_.list("pools/"))
+        if (pool_from_json(parse_doc(p)).node == id)
+            throw conflict(fmt::format("node {} still holds pool {}: delete it first", id,
+                                       pool_from_json(parse_doc(p)).name));
+    if (!st_.commit(txn().expect(key_node(id), e->revision).del(key_node(id))))
+        throw conflict("node " + id + " changed meanwhile: try again");
+    record_event("node-removed", "node/" + id, "node " + id + " removed");
+}
+
+// ---- pools -----------------------------------------------------------------------
+
+json service::pool_view(const pool_rec& p, facts& f) {
+    json j = to_json(p);
+    j["state"] = "unknown";
+    j["capacity_bytes"] = 0;
+    j["used_bytes"] = 0;
+    j["committed_bytes"] = 0;
+    j["volume_count"] = 0;
+    if (auto l = f.pools_of(p.node)) {
+        j["state"] = "missing";
+        for (auto& x : l->pools())
+            if (x.name() == p.name) {
+                j["state"] = x.status() == "online" ? "online" : x.status();
+                j["capacity_bytes"] = x.capacity_bytes();
+                j["used_bytes"] = x.used_bytes();
+                j["committed_bytes"] = x.committed_bytes();
+                j["volume_count"] = x.volume_count();
+            }
+    }
+    return j;
+}
+
+std::pair<int, json> service::put_pool(const std::string& name, const json& body) {
+    pool_rec p = parse_pool_spec(name, body);
+    std::lock_guard g(ops_);
+    facts f(*this);
+    if (!f.node(p.node)) throw not_found("no node " + p.node);
+    auto cur = st_.get(key_pool(name));
+    if (cur) {
+        pool_rec old = pool_from_json(parse_doc(*cur));
+        if (old.node != p.node || old.disk != p.disk)
+            throw conflict(
+                fmt::format("pool {} exists on node {} with disk {}", name, old.node, old.disk));
+    }
+    // On the engine: created, or there already (a retry, or an engine that
+    // kept it across a control-plane restart).
+    const pb::ListPoolsReply* l = f.pools_of(p.node);
+    if (!l) throw unavailable(fmt::format("node {} is offline or does not answer", p.node));
+    bool there = false;
+    for (auto& x : l->pools())
+        if (x.name() == name) {
+            if (x.path() != p.disk)
+                throw conflict(
+                    fmt::format("node {} has a pool {} on {} already", p.node, name, x.path()));
+            there = true;
+        }
+    if (!there) {
+        pb::CreatePoolRequest req;
+        req.set_name(name);
+        req.set_path(p.disk);
+        req.set_size(p.size);
+        req.set_cluster_size(p.cluster_size);
+        pb::Pool out;
+        f.call(p.node, "creating pool " + name,
+               [&](auto& stub, auto* ctx) { return stub.CreatePool(ctx, req, &out); });
+        f.pools.erase(p.node);
+    }
+    if (!cur) {
+        if (!st_.commit(txn().expect(key_pool(name), 0).put(key_pool(name), to_json(p).dump())))
+            throw conflict("pool " + name + " was created meanwhile");
+        record_event("pool-created", "pool/" + name,
+                     fmt::format("pool {} on node {} ({})", name, p.node, p.disk));
+    }
+    return {cur ? 200 : 201, pool_view(cur ? pool_from_json(parse_doc(*cur)) : p, f)};
+}
+
+json service::list_pools() {
+    facts f(*this);
+    json out = json::array();
+    for (auto& e : st_.list("pools/")) out.push_back(pool_view(pool_from_json(parse_doc(e)), f));
+    return {{"pools", out}};
+}
+
+json service::get_pool(const std::string& name) {
+    auto e = st_.get(key_pool(name));
+    if (!e) throw not_found("no pool " + name);
+    facts f(*this);
+    return pool_view(pool_from_json(parse_doc(*e)), f);
+}
+
+void service::delete_pool(const std::string& name) {
+    std::lock_guard g(ops_);
+    auto e = st_.get(key_pool(name));
+    if (!e) throw not_found("no pool " + name);
+    pool_rec p = pool_from_json(parse_doc(*e));
+    for (auto& v : st_.list("volumes/"))
+        for (auto& r : volume_from_json(parse_doc(v)).replicas)
+            if (r.pool == name)
+                throw conflict(fmt::format("pool {} holds a replica of volume {}: delete it first",
+                                           name, volume_from_json(parse_doc(v)).id));
+    facts f(*this);
+    pb::DestroyPoolRequest req;
+    req.set_name(name);
+    pb::Empty out;
+    f.call(p.node, "destroying pool " + name,
+           [&](auto& stub, auto* ctx) { return stub.DestroyPool(ctx, req, &out); },
+           {grpc::StatusCode::NOT_FOUND});
+    if (!st_.commit(txn().expect(key_pool(name), e->revision).del(key_pool(name))))
+        throw conflict("pool " + name + " changed meanwhile: try again");
+    record_event("pool-destroyed", "pool/" + name, "pool " + name + " destroyed");
+}
+
+// ---- volumes ---------------------------------------------------------------------
+
+std::optional<std::pair<volume_rec, int64_t>> service::load_volume(const std::string& id) {
+    auto e = st_.get(key_volume(id));
+    if (!e) return std::nullopt;
+    return std::make_pair(volume_from_json(parse_doc(*e)), e->revision);
+}
+
+void service::save_volume(const volume_rec& v, int64_t& revision) {
+    auto r = st_.commit(
+        txn().expect(key_volume(v.id), revision).put(key_volume(v.id), to_json(v).dump()));
+    if (!r) throw conflict("volume " + v.id + " changed meanwhile: try again");
+    revision = *r;
+}
+
+json service::view(const volume_rec& v, facts& f) {
+    json j;
+    j["id"] = v.id;
+    j["spec"] = to_json(v.spec);
+    j["created_ms"] = v.created_ms;
+    j["published"] = v.published ? to_json(*v.published) : json(nullptr);
+    j["nexus"] = nullptr;
+    // The nexus, when there is one, knows the truth about the replicas.
+    const pb::Nexus* nx = nullptr;
+    if (v.published)
+        if (auto l = f.nexuses_of(v.published->node))
+            for (auto& x : l->nexuses())
+                if (x.uuid() == v.id) nx = &x;
+    json reps = json::array();
+    unsigned healthy = 0;
+    uint64_t done = 0, total = 0;
+    bool rebuilding = false;
+    for (auto& r : v.replicas) {
+        json rj = {{"id", r.id}, {"node", r.node}, {"pool", r.pool}};
+        std::string state = f.online(r.node) ? "online" : "unknown";
+        if (nx) {
+            state = "missing";
+            for (auto& c : nx->children())
+                if (c.uri().find(r.id) != std::string::npos) {
+                    state = c.state();
+                    if (!c.reason().empty()) rj["reason"] = c.reason();
+                    if (c.has_rebuild()) {
+                        done += c.rebuild().bytes_done();
+                        total += c.rebuild().bytes_total();
+                    }
+                }
+        }
+        if (state == "online") ++healthy;
+        if (state == "rebuilding") rebuilding = true;
+        rj["state"] = state;
+        reps.push_back(rj);
+    }
+    j["replicas"] = reps;
+    std::string state;
+    if (v.phase != "ready") {
+        state = v.phase;
+    } else if (v.published && !nx) {
+        state = "unknown";  // its nexus's node does not answer
+    } else if (nx && (nx->state() == "waiting" || nx->state() == "superseded" ||
+                      nx->state() == "faulted")) {
+        state = "faulted";
+    } else if (healthy == v.replicas.size()) {
+        state = "online";
+    } else if (rebuilding) {
+        state = "rebuilding";
+    } else {
+        state = healthy ? "degraded" : "faulted";
+    }
+    j["state"] = state;
+    if (rebuilding && total) j["rebuild_percent"] = 100.0 * double(done) / double(total);
+    if (nx)
+        j["nexus"] = {
+            {"node", v.published->node}, {"state", nx->state()}, {"generation", nx->generation()}};
+    return j;
+}
+
+void service::destroy_replica(const replica_rec& r, facts& f) {
+    pb::DestroyVolumeRequest req;
+    req.mutable_volume()->set_pool(r.pool);
+    req.mutable_volume()->set_name(r.id);
+    pb::Empty out;
+    // A replica shared for a nexus that is gone: unshare first.
+    pb::UnshareVolumeRequest un;
+    *un.mutable_volume() = req.volume();
+    f.call(r.node, "unsharing replica " + r.id,
+           [&](auto& stub, auto* ctx) { return stub.UnshareVolume(ctx, un, &out); },
+           {grpc::StatusCode::NOT_FOUND, grpc::StatusCode::FAILED_PRECONDITION});
+    f.call(r.node, "destroying replica " + r.id,
+           [&](auto& stub, auto* ctx) { return stub.DestroyVolume(ctx, req, &out); },
+           {grpc::StatusCode::NOT_FOUND});
+}
+
+void service::create_replicas(volume_rec& v, int64_t& revision, facts& f) {
+    std::vector<replica_rec> made;
+    try {
+        for (auto& r : v.replicas) {
+            pb::CreateVolumeRequest req;
+            req.set_pool(r.pool);
+            req.set_name(r.id);
+            req.set_size_bytes(v.spec.size_bytes + replica_overhead);
+            req.set_thick(!v.spec.thin);
+            pb::Volume out;
+            // ALREADY_EXISTS: a retry after a crash made it already.
+            f.call(r.node, fmt::format("creating replica {} on pool {}", r.id, r.pool),
+                   [&](auto& stub, auto* ctx) { return stub.CreateVolume(ctx, req, &out); },
+                   {grpc::StatusCode::ALREADY_EXISTS});
+            made.push_back(r);
+        }
+    } catch (const api_error& e) {
+        // Undo: nothing half-made stays.
+        for (auto& r : made) {
+            try {
+                destroy_replica(r, f);
+            } catch (const api_error& e2) {
+                spdlog::warn("volume {}: undoing replica {}: {}", v.id, r.id, e2.what());
+            }
+        }
+        st_.commit(txn().expect(key_volume(v.id), revision).del(key_volume(v.id)));
+        record_event("volume-create-failed", "volume/" + v.id, e.what());
+        throw;
+    }
+    v.phase = "ready";
+    save_volume(v, revision);
+}
+
+std::pair<int, json> service::put_volume(const std::string& id, const json& body) {
+    if (!is_uuid(id)) throw bad_request(fmt::format("\"{}\" is not a UUID", id));
+    volume_spec spec = parse_volume_spec(body);
+    std::lock_guard g(ops_);
+    facts f(*this);
+    if (auto cur = load_volume(id)) {
+        auto& [v, rev] = *cur;
+        if (!(v.spec == spec))
+            throw conflict(fmt::format("volume {} exists with another spec ({} bytes, {} replicas)",
+                                       id, v.spec.size_bytes, v.spec.replicas));
+        if (v.phase == "deleting") throw conflict("volume " + id + " is being deleted");
+        if (v.phase == "creating") create_replicas(v, rev, f);  // finish a crashed create
+        return {200, view(v, f)};
+    }
+    // Place: every pool's facts from its engine now.
+    std::vector<node_facts> nodes;
+    for (auto& [nid, n] : f.nodes) nodes.push_back({nid, f.online(nid), n.node_labels, 0});
+    std::vector<pool_facts> pools;
+    for (auto& e : st_.list("pools/")) {
+        pool_rec p = pool_from_json(parse_doc(e));
+        pool_facts pf{p.name, p.node, false, 0, 0, 0};
+        if (auto l = f.pools_of(p.node))
+            for (auto& x : l->pools())
+                if (x.name() == p.name) {
+                    pf.online = x.status() == "online";
+                    pf.capacity = x.capacity_bytes();
+                    pf.used = x.used_bytes();
+                    pf.committed = x.committed_bytes();
+                }
+        pools.push_back(pf);
+    }
+    placement_request pr;
+    pr.bytes = spec.size_bytes + replica_overhead;
+    pr.replicas = spec.replicas;
+    pr.thin = spec.thin;
+    pr.selector = spec.selector;
+    pr.overcommit = opt_.overcommit;
+    // Volumes being made now are not in the engines' figures yet: none, as
+    // ops_ serializes creation and creation waits for the engines.
+    auto pl = place_replicas(pr, nodes, pools);
+    if (!pl) throw no_room(pl.error);
+    volume_rec v;
+    v.id = id;
+    v.spec = spec;
+    v.created_ms = now_ms();
+    for (auto& pool : pl.pools) {
+        auto it = std::find_if(pools.begin(), pools.end(), [&](auto& p) { return p.name == pool; });
+        v.replicas.push_back({random_uuid(), it->node, pool});
+    }
+    auto r = st_.commit(txn().expect(key_volume(id), 0).put(key_volume(id), to_json(v).dump()));
+    if (!r) throw conflict("volume " + id + " was created meanwhile");
+    int64_t rev = *r;
+    create_replicas(v, rev, f);
+    std::string where;
+    for (auto& x : v.replicas) where += (where.empty() ? "" : ", ") + x.node + "/" + x.pool;
+    record_event("volume-created", "volume/" + id,
+                 fmt::format("volume {}: {} bytes, {} replicas on {}", id, spec.size_bytes,
+                             spec.replicas, where));
+    return {201, view(v, f)};
+}
+
+json service::list_volumes() {
+    facts f(*this);
+    json out = json::array();
+    for (auto& e : st_.list("volumes/")) out.push_back(view(volume_from_json(parse_doc(e)), f));
+    return {{"volumes", out}};
+}
+
+json service::get_volume(const std::string& id) {
+    auto cur = load_volume(id);
+    if (!cur) throw not_found("no volume " + id);
+    facts f(*this);
+    return view(cur->first, f);
+}
+
+void service::delete_volume(const std::string& id) {
+    std::lock_guard g(ops_);
+    auto cur = load_volume(id);
+    if (!cur) throw not_found("no volume " + id);
+    auto& [v, rev] = *cur;
+    if (v.published)
+        throw conflict(fmt::format("volume {} is published to {}: unpublish it first", id,
+                                   v.published->host_nqn));
+    facts f(*this);
+    if (v.phase != "deleting") {
+        v.phase = "deleting";
+        save_volume(v, rev);
+    }
+    // One replica at a time, each removed from the record once gone: a
+    // failure leaves the volume "deleting" with what is left, and a retry
+    // goes on from there.
+    while (!v.replicas.empty()) {
+        destroy_replica(v.replicas.back(), f);
+        v.replicas.pop_back();
+        save_volume(v, rev);
+    }
+    if (!st_.commit(txn().expect(key_volume(id), rev).del(key_volume(id))))
+        throw conflict("volume " + id + " changed meanwhile: try again");
+    record_event("volume-deleted", "volume/" + id, "volume " + id + " deleted");
+}
+
+void service::teardown_publication(const volume_rec& v, facts& f) {
+    if (!v.published) return;
+    const std::string& nn = v.published->node;
+    pb::UnshareNexusRequest un;
+    un.set_uuid(v.id);
+    pb::DestroyNexusRequest dn;
+    dn.set_uuid(v.id);
+    pb::Empty out;
+    f.call(nn, "unsharing the nexus of " + v.id,
+           [&](auto& stub, auto* ctx) { return stub.UnshareNexus(ctx, un, &out); },
+           {grpc::StatusCode::NOT_FOUND, grpc::StatusCode::FAILED_PRECONDITION});
+    f.call(nn, "destroying the nexus of " + v.id,
+           [&](auto& stub, auto* ctx) { return stub.DestroyNexus(ctx, dn, &out); },
+           {grpc::StatusCode::NOT_FOUND});
+    for (auto& r : v.replicas) {
+        if (r.node == nn || !f.online(r.node)) continue;
+        pb::UnshareVolumeRequest ur;
+        ur.mutable_volume()->set_pool(r.pool);
+        ur.mutable_volume()->set_name(r.id);
+        f.call(r.node, "unsharing replica " + r.id,
+               [&](auto& stub, auto* ctx) { return stub.UnshareVolume(ctx, ur, &out); },
+               {grpc::StatusCode::NOT_FOUND, grpc::StatusCode::FAILED_PRECONDITION});
+    }
+}
+
+json service::publish(const std::string& id, const json& body) {
+    publish_request req = parse_publish_request(body);
+    std::lock_guard g(ops_);
+    auto cur = load_volume(id);
+    if (!cur) throw not_found("no volume " + id);
+    auto& [v, rev] = *cur;
+    if (v.published) {
+        if (v.published->host_nqn == req.host_nqn) return to_json(*v.published);
+        throw conflict(fmt::format("volume {} is published to {}", id, v.published->host_nqn));
+    }
+    if (v.phase != "ready") throw conflict(fmt::format("volume {} is {}", id, v.phase));
+    facts f(*this);
+    if (!req.node.empty() && !f.node(req.node)) throw not_found("no node " + req.node);
+    std::vector<node_facts> nodes;
+    for (auto& [nid, n] : f.nodes) {
+        unsigned load = 0;
+        for (auto& e : st_.list("volumes/")) {
+            auto o = volume_from_json(parse_doc(e));
+            if (o.published && o.published->node == nid) ++load;
+        }
+        nodes.push_back({nid, f.online(nid), n.node_labels, load});
+    }
+    std::vector<std::string> replica_nodes;
+    for (auto& r : v.replicas) replica_nodes.push_back(r.node);
+    std::string nn = place_nexus(req.node, replica_nodes, nodes);
+    if (nn.empty()) throw unavailable("no node is online to hold the nexus of " + id);
+    const node_rec& nexus_node = *f.node(nn);
+
+    publication p;
+    p.host_nqn = req.host_nqn;
+    p.node = nn;
+    std::tie(p.address, p.port) = split_endpoint(nexus_node.nvmf.front());
+    v.published = p;  // recorded before the engines are asked: a crash can be undone
+    save_volume(v, rev);
+    try {
+        pb::CreateNexusRequest cn;
+        cn.set_uuid(id);
+        cn.set_size_bytes(v.spec.size_bytes);
+        for (auto& r : v.replicas) {
+            if (r.node == nn) {
+                cn.add_children(replica_uri_local(r));
+                continue;
+            }
+            if (!f.online(r.node)) continue;  // added back when it returns
+            const node_rec& rn = *f.node(r.node);
+            pb::ShareVolumeRequest sr;
+            sr.mutable_volume()->set_pool(r.pool);
+            sr.mutable_volume()->set_name(r.id);
+            sr.set_nqn(replica_nqn_prefix + r.id);
+            sr.add_allowed_hosts(nexus_node.host_nqn);
+            pb::Share share;
+            f.call(r.node, "sharing replica " + r.id,
+                   [&](auto& stub, auto* ctx) { return stub.ShareVolume(ctx, sr, &share); });
+            cn.add_children("nvmf://" + rn.nvmf.front() + "/" + share.nqn());
+        }
+        if (cn.children().empty()) throw unavailable("no replica of " + id + " is reachable");
+        pb::Nexus nx;
+        f.call(nn, "creating the nexus of " + id,
+               [&](auto& stub, auto* ctx) { return stub.CreateNexus(ctx, cn, &nx); },
+               {grpc::StatusCode::ALREADY_EXISTS});
+        pb::ShareNexusRequest sn;
+        sn.set_uuid(id);
+        sn.add_allowed_hosts(req.host_nqn);
+        pb::Share share;
+        f.call(nn, "sharing the nexus of " + id,
+               [&](auto& stub, auto* ctx) { return stub.ShareNexus(ctx, sn, &share); });
+        v.published->nqn = share.nqn();
+        save_volume(v, rev);
+    } catch (const api_error&) {
+        try {
+            teardown_publication(v, f);
+        } catch (const api_error& e2) {
+            spdlog::warn("volume {}: undoing a publication: {}", id, e2.what());
+        }
+        v.published.reset();
+        save_volume(v, rev);
+        throw;
+    }
+    record_event("volume-published", "volume/" + id,
+                 fmt::format("volume {} published to {} through node {}", id, req.host_nqn, nn));
+    return to_json(*v.published);
+}
+
+void service::unpublish(const std::string& id) {
+    std::lock_guard g(ops_);
+    auto cur = load_volume(id);
+    if (!cur) throw not_found("no volume " + id);
+    auto& [v, rev] = *cur;
+    if (!v.published) return;
+    facts f(*this);
+    teardown_publication(v, f);
+    std::string host = v.published->host_nqn;
+    v.published.reset();
+    save_volume(v, rev);
+    record_event("volume-unpublished", "volume/" + id,
+                 fmt::format("volume {} unpublished from {}", id, host));
+}
+
+// ---- events ----------------------------------------------------------------------
+
+void service::record_event(const std::string& kind, const std::string& object,
+                           const std::string& message) {
+    spdlog::info("event {}: {}", kind, message);
+    try {
+        for (unsigned attempt = 0; attempt < 16; ++attempt) {
+            auto seq_kv = st_.get("meta/event_seq");
+            int64_t seq = seq_kv ? std::stoll(seq_kv->value) + 1 : 1;
+            event_rec e{seq, now_ms(), kind, object, message};
+            txn t;
+            t.expect("meta/event_seq", seq_kv ? seq_kv->revision : 0)
+                .put("meta/event_seq", std::to_string(seq))
+                .put(fmt::format("events/{:016}", seq), to_json(e).dump());
+            if (seq > 1000) t.del(fmt::format("events/{:016}", seq - 1000));  // keep the last 1000
+            if (st_.commit(t)) return;
+        }
+    } catch (const store_error& e) {
+        spdlog::warn("event {} not recorded: {}", kind, e.what());
+    }
+}
+
+json service::events(int64_t since, unsigned limit) {
+    json out = json::array();
+    for (auto& e : st_.list("events/")) {
+        auto ev = event_from_json(parse_doc(e));
+        if (ev.seq <= since) continue;
+        out.push_back(to_json(ev));
+        if (out.size() >= limit) break;
+    }
+    return {{"events", out}};
+}
+
+}  // namespace weft::control

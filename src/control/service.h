@@ -1,0 +1,82 @@
+// weft-control's operations, independent of HTTP: each takes the parsed
+// request and returns the JSON to answer, or throws api_error (a status and
+// a sentence). The REST server (rest_server.h) maps routes onto these.
+//
+// Contract:
+//  - The store is the only state; the service keeps nothing that a restart
+//    would need (engine channels are a cache).
+//  - Creates are idempotent by id: the same spec again answers 200 with what
+//    exists; another spec is 409. A volume is written to the store (phase
+//    "creating", its placement chosen) before any engine is asked, so a
+//    crash half-way leaves a record that a retry completes; a step that fails
+//    undoes the steps before it (nothing half-made stays on the engines).
+//  - Mutating volume and pool operations run one at a time (ops_ mutex):
+//    simple and correct at this scale; node heartbeats do not wait for them.
+//  - Engines are reached under a deadline; an engine that does not answer
+//    makes the operation fail with 503 and a sentence naming the node.
+#pragma once
+
+#include <chrono>
+#include <mutex>
+#include <string>
+#include <utility>
+
+#include "control/engine_client.h"
+#include "control/model.h"
+#include "control/store.h"
+
+namespace weft::control {
+
+struct service_options {
+    unsigned missed_beats = 3;  // a node is offline after this many heartbeats missed
+    double overcommit = 4.0;    // thin volumes: committed bytes up to capacity x this
+    std::chrono::milliseconds engine_deadline{10000};
+};
+
+class service {
+  public:
+    service(store& st, service_options o);
+
+    json status();
+
+    std::pair<int, json> put_node(const std::string& id, const json& body);
+    json list_nodes();
+    json get_node(const std::string& id);
+    void delete_node(const std::string& id);
+
+    std::pair<int, json> put_pool(const std::string& name, const json& body);
+    json list_pools();
+    json get_pool(const std::string& name);
+    void delete_pool(const std::string& name);
+
+    std::pair<int, json> put_volume(const std::string& id, const json& body);
+    json list_volumes();
+    json get_volume(const std::string& id);
+    void delete_volume(const std::string& id);
+    json publish(const std::string& id, const json& body);
+    void unpublish(const std::string& id);
+
+    json events(int64_t since, unsigned limit);
+    void record_event(const std::string& kind, const std::string& object,
+                      const std::string& message);
+
+  private:
+    struct facts;  // what the engines say now, gathered once per operation
+
+    bool online(const node_rec& n, int64_t now) const;
+    node_rec need_node(const std::string& id);
+    std::optional<std::pair<volume_rec, int64_t>> load_volume(const std::string& id);
+    void save_volume(const volume_rec& v, int64_t& revision);
+    json view(const volume_rec& v, facts& f);
+    json pool_view(const pool_rec& p, facts& f);
+    void create_replicas(volume_rec& v, int64_t& revision, facts& f);
+    void destroy_replica(const replica_rec& r, facts& f);
+    void teardown_publication(const volume_rec& v, facts& f);
+
+    store& st_;
+    service_options opt_;
+    engine_client engines_;
+    std::mutex ops_;
+};
+
+}  // namespace weft::control

@@ -1,0 +1,303 @@
+#!/usr/bin/env bash
+# weft-control against real engines on loopback, one case per run:
+#   control_test.sh WEFT ENGINE CONTROL CASE
+# Cases:
+#   api       every route of the server is in openapi.json and the other way
+#             round; each answers with a status its operation documents;
+#             errors are application/problem+json with a sentence
+#   volumes   three engines register; pools; a 3-replica volume created
+#             (idempotent; refusals leave nothing), published to a host:
+#             data written and read back through the nexus over NVMe/TCP; a
+#             replica's engine killed: I/O goes on and the volume shows
+#             degraded; unpublish, delete: nothing left on the engines
+#   restart   weft-control restarted on its SQLite file: the same nodes,
+#             pools and volumes; engines restarted: the volume publishes
+#             again with the data written before
+set -u
+weft=$1
+engine=$2
+control=$3
+case_name=$4
+here=$(cd "$(dirname "$0")" && pwd)
+doc=$here/../../src/control/openapi.json
+data=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+  rm -rf "$data"
+}
+trap cleanup EXIT
+fail() {
+  echo "FAIL ($case_name): $*"
+  for f in "$data"/*.log; do
+    [ -f "$f" ] && { echo "--- $f"; tail -25 "$f"; }
+  done
+  exit 1
+}
+
+# start_control: weft-control on an ephemeral port; $url.
+control_pid=
+start_control() {
+  "$control" --listen 127.0.0.1:0 --data-dir "$data/control" --missed-beats 3 \
+    --engine-timeout 5 >>"$data/control.log" 2>&1 &
+  control_pid=$!
+  pids+=("$control_pid")
+  local port=
+  for _ in $(seq 100); do
+    port=$(grep -o 'listening 127.0.0.1:[0-9]*' "$data/control.log" | tail -1 | sed 's/.*://')
+    [ -n "$port" ] && curl -sf "http://127.0.0.1:$port/v1/status" >/dev/null && break
+    kill -0 "$control_pid" 2>/dev/null || fail "weft-control did not start"
+    sleep 0.1
+  done
+  [ -n "$port" ] || fail "weft-control did not start"
+  url=http://127.0.0.1:$port
+}
+stop_control() {
+  kill -TERM "$control_pid"
+  wait "$control_pid" 2>/dev/null
+  : >"$data/control.log"
+}
+
+# start_node I: engine nI with its own data dir, registering with $url.
+# A restarted engine listens on the ports it had (the first start lets the
+# kernel pick them): remote children are reached at the address they had.
+declare -A engine_pid nvmf_port api_port
+start_node() {
+  local i=$1 log=$data/engine$1.log
+  mkdir -p "$data/e$i"
+  "$engine" --data-dir "$data/e$i" --cores 0 --listen "127.0.0.1:${nvmf_port[$i]:-0}" \
+    --api-listen "127.0.0.1:${api_port[$i]:-0}" \
+    --metrics-listen none --control "$url" --node-id "n$i" --node-label "zone=z$i" \
+    --heartbeat-ms 300 >"$log" 2>&1 &
+  engine_pid[$i]=$!
+  pids+=("${engine_pid[$i]}")
+  for _ in $(seq 100); do
+    grep -q 'management API on' "$log" && grep -q 'listening on' "$log" && break
+    sleep 0.1
+  done
+  nvmf_port[$i]=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$log" | head -1 | sed 's/.*://')
+  api_port[$i]=$(grep -o 'management API on 127.0.0.1:[0-9]*' "$log" | head -1 | sed 's/.*://')
+  [ -n "${nvmf_port[$i]}" ] && [ -n "${api_port[$i]}" ] || fail "engine n$i did not start"
+}
+kill_node() {
+  kill -KILL "${engine_pid[$1]}" 2>/dev/null
+  wait "${engine_pid[$1]}" 2>/dev/null
+}
+api_of() { grep -o 'management API on 127.0.0.1:[0-9]*' "$data/engine$1.log" | tail -1 | sed 's/.*on //'; }
+
+# req METHOD PATH [BODY]: $code, $body, $ctype.
+req() {
+  local m=$1 p=$2 b=${3:-}
+  local args=(-s -o "$data/body" -w '%{http_code} %{content_type}' -X "$m" "$url$p")
+  [ -n "$b" ] && args+=(-H 'Content-Type: application/json' --data "$b")
+  local r
+  r=$(curl "${args[@]}") || fail "curl $m $p failed"
+  code=${r%% *}
+  ctype=${r#* }
+  body=$(<"$data/body")
+}
+# expect CODE METHOD PATH [BODY]
+expect() {
+  local want=$1
+  shift
+  req "$@"
+  [ "$code" = "$want" ] || fail "$1 $2 -> $code, want $want: $body"
+  if [ "$code" -ge 400 ]; then
+    [[ $ctype == application/problem+json* ]] || fail "$1 $2: $code as $ctype, not a problem"
+    jq -e '.detail | length > 0' <<<"$body" >/dev/null || fail "$1 $2: no sentence: $body"
+  fi
+}
+wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
+  local secs=$1 what=$2
+  shift 2
+  for _ in $(seq $((secs * 10))); do
+    "$@" && return 0
+    sleep 0.1
+  done
+  fail "timed out waiting for $what"
+}
+nodes_online() {
+  req GET /v1/nodes
+  [ "$(jq '[.nodes[] | select(.state == "online")] | length' <<<"$body")" = "$1" ]
+}
+volume_state() {
+  req GET "/v1/volumes/$1"
+  [ "$(jq -r .state <<<"$body")" = "$2" ]
+}
+
+host=nqn.2014-08.org.nvmexpress:uuid:11111111-2222-3333-4444-555555555555
+vol=6c1f4a1e-0d2b-4f57-9a53-3f7e2b1c9d01
+MiB=$((1 << 20))
+
+three_nodes_with_pools() {
+  for i in 1 2 3; do start_node $i; done
+  wait_for 30 "3 nodes online" nodes_online 3
+  for i in 1 2 3; do
+    expect 201 PUT /v1/pools/p$i "{\"node\":\"n$i\",\"disk\":\"$data/pool$i.img\",\"size\":$((128 * MiB))}"
+  done
+}
+# io CMD ARGS...: weft nvme CMD on the publication in $pub.
+io() {
+  local cmd=$1
+  shift
+  run_out=$(timeout 60 "$weft" nvme "$cmd" -a "$(jq -r .address <<<"$pub")" \
+    -s "$(jq -r .port <<<"$pub")" -n "$(jq -r .nqn <<<"$pub")" --hostnqn "$host" \
+    --timeout 10 "$@" 2>&1)
+  run_rc=$?
+}
+
+case $case_name in
+api)
+  start_control
+  # The server's routes and the document's, both ways.
+  "$control" --print-routes | sort >"$data/server.routes"
+  jq -r '.paths | to_entries[] | .key as $p | .value | keys[] |
+         select(. != "parameters") | "\(ascii_upcase) \($p)"' "$doc" | sort >"$data/doc.routes"
+  diff "$data/server.routes" "$data/doc.routes" >"$data/diff" ||
+    fail "routes differ (< server, > document): $(cat "$data/diff")"
+  # The document served is the repository's.
+  expect 200 GET /v1/openapi.json
+  jq -S . <<<"$body" >"$data/served.json"
+  jq -S . "$doc" | cmp -s - "$data/served.json" || fail "/v1/openapi.json is not src/control/openapi.json"
+  # Every route answers with a status its operation documents.
+  while read -r m p; do
+    path=${p//\{id\}/6c1f4a1e-0d2b-4f57-9a53-3f7e2b1c9d99}
+    [[ $p == /v1/pools/* ]] && path=${p//\{name\}/nopool}
+    [[ $p == /v1/nodes/* ]] && path=${p//\{id\}/nonode}
+    b=
+    [ "$m" = PUT ] && b='{}'
+    req "$m" "$path" "$b"
+    lm=$(tr '[:upper:]' '[:lower:]' <<<"$m")
+    jq -e --arg p "$p" --arg m "$lm" --arg c "$code" '.paths[$p][$m].responses | has($c)' "$doc" \
+      >/dev/null || fail "$m $path -> $code, not documented for $m $p: $body"
+    if [ "$code" -ge 400 ]; then
+      [[ $ctype == application/problem+json* ]] || fail "$m $path: $code as $ctype"
+    fi
+  done <"$data/server.routes"
+  # Refusals, each a problem with a sentence.
+  expect 404 GET /v1/nothing
+  expect 405 POST /v1/volumes '{}'
+  expect 400 PUT /v1/volumes/not-a-uuid '{"size_bytes":1048576}'
+  expect 400 PUT /v1/volumes/$vol '{"size_bytes":1048576,"colour":"red"}'
+  grep -q colour <<<"$body" || fail "the unknown field is not named: $body"
+  expect 400 PUT /v1/volumes/$vol '{"size_bytes":1048576,'
+  expect 400 PUT /v1/volumes/$vol '{"size_bytes":-5}'
+  expect 400 PUT /v1/volumes/$vol '{"size_bytes":1048576,"replicas":9}'
+  expect 400 PUT /v1/volumes/$vol '[1,2]'
+  expect 400 PUT /v1/nodes/n1 '{"api":"nowhere","nvmf":["127.0.0.1:4420"],"host_nqn":"nqn.x"}'
+  expect 400 PUT /v1/nodes/bad%20id '{"api":"127.0.0.1:1","nvmf":["127.0.0.1:4420"],"host_nqn":"nqn.x"}'
+  expect 400 GET '/v1/events?limit=0'
+  # No room anywhere: 507, and no volume left behind.
+  expect 507 PUT /v1/volumes/$vol '{"size_bytes":1048576}'
+  expect 404 GET /v1/volumes/$vol
+  expect 200 GET /v1/status
+  jq -e '.store | startswith("sqlite:")' <<<"$body" >/dev/null || fail "status: $body"
+  ;;
+
+volumes)
+  start_control
+  three_nodes_with_pools
+  expect 200 PUT /v1/pools/p1 "{\"node\":\"n1\",\"disk\":\"$data/pool1.img\",\"size\":$((128 * MiB))}"
+  expect 409 PUT /v1/pools/p1 "{\"node\":\"n2\",\"disk\":\"$data/other.img\",\"size\":$((128 * MiB))}"
+  expect 200 GET /v1/pools/p2
+  jq -e '.state == "online" and .capacity_bytes > 0' <<<"$body" >/dev/null || fail "pool: $body"
+  # Too many replicas for three nodes: refused, nothing made.
+  expect 507 PUT /v1/volumes/$vol '{"size_bytes":33554432,"replicas":4}'
+  grep -q "4 replicas need 4 nodes" <<<"$body" || fail "507 sentence: $body"
+  expect 404 GET /v1/volumes/$vol
+  for i in 1 2 3; do
+    n=$("$weft" volume list --api "$(api_of $i)" --json | jq '.volumes | length')
+    [ "$n" = 0 ] || fail "a refused volume left $n volumes on n$i"
+  done
+  spec='{"size_bytes":33554432,"replicas":3,"thin":true}'
+  expect 201 PUT /v1/volumes/$vol "$spec"
+  jq -e '[.replicas[].node] | sort == ["n1","n2","n3"]' <<<"$body" >/dev/null ||
+    fail "replicas not on three nodes: $body"
+  expect 200 PUT /v1/volumes/$vol "$spec"
+  expect 409 PUT /v1/volumes/$vol '{"size_bytes":67108864,"replicas":3}'
+  expect 200 GET /v1/volumes
+  [ "$(jq '.volumes | length' <<<"$body")" = 1 ] || fail "list: $body"
+  # Publish: the nexus goes to the host's node when it holds a replica.
+  expect 200 PUT /v1/volumes/$vol/publish "{\"host_nqn\":\"$host\",\"node\":\"n2\"}"
+  pub=$body
+  [ "$(jq -r .node <<<"$pub")" = n2 ] || fail "nexus not on the host's node: $pub"
+  jq -e '.connect | startswith("nvme connect -t tcp")' <<<"$pub" >/dev/null || fail "connect: $pub"
+  expect 200 PUT /v1/volumes/$vol/publish "{\"host_nqn\":\"$host\",\"node\":\"n2\"}"
+  expect 409 PUT /v1/volumes/$vol/publish '{"host_nqn":"nqn.2014-08.org.nvmexpress:other"}'
+  expect 409 DELETE /v1/volumes/$vol
+  wait_for 20 "volume online" volume_state $vol online
+  jq -e '.nexus.node == "n2" and .nexus.generation >= 1' <<<"$body" >/dev/null || fail "nexus: $body"
+  io verify --lba 0 --blocks 2048 --seed 3
+  [ "$run_rc" -eq 0 ] || fail "verify through the nexus: $run_out"
+  # Only the published host may connect.
+  run_out=$(timeout 30 "$weft" nvme identify -a "$(jq -r .address <<<"$pub")" \
+    -s "$(jq -r .port <<<"$pub")" -n "$(jq -r .nqn <<<"$pub")" \
+    --hostnqn nqn.2014-08.org.nvmexpress:intruder --timeout 5 2>&1) &&
+    fail "another host connected: $run_out"
+  # A replica's engine dies: I/O goes on, the volume is degraded.
+  kill_node 3
+  io verify --lba 4096 --blocks 512 --seed 4
+  [ "$run_rc" -eq 0 ] || fail "verify with a replica gone: $run_out"
+  wait_for 20 "volume degraded" volume_state $vol degraded
+  jq -e '[.replicas[] | select(.node == "n3")][0].state != "online"' <<<"$body" >/dev/null ||
+    fail "n3's replica still online: $body"
+  wait_for 20 "n3 offline" nodes_online 2
+  start_node 3
+  wait_for 30 "n3 back" nodes_online 3
+  wait_for 60 "volume online again (rebuilt)" volume_state $vol online
+  io read --lba 4096 --blocks 1 >/dev/null
+  [ "$run_rc" -eq 0 ] || fail "read after the rebuild: $run_out"
+  expect 204 DELETE /v1/volumes/$vol/publish
+  expect 204 DELETE /v1/volumes/$vol/publish
+  expect 204 DELETE /v1/volumes/$vol
+  expect 404 GET /v1/volumes/$vol
+  for i in 1 2 3; do
+    n=$("$weft" volume list --api "$(api_of $i)" --json | jq '.volumes | length')
+    [ "$n" = 0 ] || fail "delete left $n volumes on n$i"
+    n=$("$weft" nexus list --api "$(api_of $i)" --json | jq '.nexuses | length')
+    [ "$n" = 0 ] || fail "unpublish left $n nexuses on n$i"
+  done
+  expect 409 DELETE /v1/nodes/n1
+  expect 200 GET /v1/events
+  for k in node-registered pool-created volume-created volume-published volume-unpublished volume-deleted; do
+    jq -e --arg k $k '[.events[].kind] | index($k)' <<<"$body" >/dev/null || fail "no $k event: $body"
+  done
+  ;;
+
+restart)
+  start_control
+  three_nodes_with_pools
+  expect 201 PUT /v1/volumes/$vol '{"size_bytes":16777216,"replicas":3}'
+  expect 200 PUT /v1/volumes/$vol/publish "{\"host_nqn\":\"$host\"}"
+  pub=$body
+  io write --lba 100 --blocks 8 --pattern 0x5a
+  [ "$run_rc" -eq 0 ] || fail "write: $run_out"
+  expect 204 DELETE /v1/volumes/$vol/publish
+  stop_control
+  start_control
+  expect 200 GET /v1/volumes/$vol
+  [ "$(jq -r '.spec.replicas' <<<"$body")" = 3 ] || fail "volume after restart: $body"
+  wait_for 30 "nodes back" nodes_online 3
+  # Every engine restarted too: pools come back, the volume publishes again
+  # with its data.
+  for i in 1 2 3; do kill_node $i; done
+  for i in 1 2 3; do start_node $i; done
+  wait_for 30 "nodes after their restart" nodes_online 3
+  expect 200 GET /v1/pools/p1
+  [ "$(jq -r .state <<<"$body")" = online ] || fail "pool after restart: $body"
+  expect 200 PUT /v1/volumes/$vol/publish "{\"host_nqn\":\"$host\"}"
+  pub=$body
+  io read --lba 100 --blocks 8 -o "$data/back.bin"
+  [ "$run_rc" -eq 0 ] || fail "read after restarts: $run_out"
+  head -c 4096 /dev/zero | tr '\0' '\132' | cmp -s - "$data/back.bin" ||
+    fail "the data written before the restarts is not there"
+  expect 204 DELETE /v1/volumes/$vol/publish
+  expect 204 DELETE /v1/volumes/$vol
+  ;;
+*)
+  echo "unknown case $case_name"
+  exit 2
+  ;;
+esac
+echo "ok ($case_name)"
