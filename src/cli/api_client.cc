@@ -186,7 +186,7 @@ void print_share(const pb::Share& sh, const std::string& what) {
     std::printf("%s shared as %s, namespace %u; %s\n", what.c_str(), sh.nqn().c_str(), sh.nsid(),
                 who.c_str());
     if (sh.listeners().empty()) {
-        std::printf("no NVMe/TCP listener yet: add one with weft listener add IP:PORT\n");
+        std::printf("no NVMe/TCP listener yet: add one with weft engine listener add IP:PORT\n");
         return;
     }
     std::printf("connect with:\n");

@@ -1,8 +1,9 @@
 // weft: the command line of a weft cluster. Its `nvme` commands talk
 // NVMe/TCP to a target through weft's initiator library (no kernel host,
 // no root needed): discover, identify, read/write/verify, perf, reservations.
-// Its `pool`, `volume`, `snapshot`, `listener` and `nexus` commands manage a
-// weft-engine over its gRPC management API (--api, default 127.0.0.1:10124).
+// Its `volume`, `pool`, `node` and `events` commands ask the control plane
+// (weft-control's REST API); `engine pool|volume|snapshot|listener|nexus`
+// manage one weft-engine directly over its gRPC API (--api).
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -28,8 +29,10 @@ int main(int argc, char** argv) {
     app.name("weft");
     app.require_subcommand(1);
     app.footer(
-        "pool, volume, snapshot, listener and nexus talk to a weft-engine's management API: --api "
-        "HOST:PORT,\nor the WEFT_API environment variable (default 127.0.0.1:10124).\n");
+        "volume, pool, node and events talk to the control plane (weft-control): --control URL,\n"
+        "or the WEFT_CONTROL environment variable (default http://127.0.0.1:10130).\n"
+        "engine ... talks to one weft-engine's management API: --api HOST:PORT, or the WEFT_API\n"
+        "environment variable (default 127.0.0.1:10124).\n");
     bool verbose = false;
     app.add_flag("-v,--verbose", verbose,
                  "log what the initiator does (connects, refusals); with the management commands, "
@@ -43,12 +46,20 @@ int main(int argc, char** argv) {
     add_io_commands(*nvme, action);
     add_perf(*nvme, action);
     add_reservation(*nvme, action);
-    add_pool_commands(app, action);
-    add_volume_commands(app, action);
-    add_snapshot_commands(app, action);
-    add_listener_commands(app, action);
-    add_nexus_commands(app, action);
-    add_inject_fault(app, action);
+    // The cluster, through weft-control's REST API.
+    add_cluster_commands(app, action);
+    // One engine, directly through its gRPC API: kept apart under `engine`.
+    auto* engine = app.add_subcommand(
+        "engine",
+        "manage one weft-engine directly over its gRPC API (--api): its pools, volumes, "
+        "snapshots, listeners and nexuses, below what the control plane does");
+    engine->require_subcommand(1);
+    add_pool_commands(*engine, action);
+    add_volume_commands(*engine, action);
+    add_snapshot_commands(*engine, action);
+    add_listener_commands(*engine, action);
+    add_nexus_commands(*engine, action);
+    add_inject_fault(*engine, action);
     CLI11_PARSE(app, argc, argv);
     // The library logs refusals and drops as warnings; the CLI says them as
     // sentences itself, so its log stays quiet unless asked.

@@ -1,5 +1,5 @@
-// `weft nexus create|destroy|list|get|add-child|remove-child|fault-child|
-// online-child|rebuild|arbitrate|share|unshare|label` and `weft volume
+// `weft engine nexus create|destroy|list|get|add-child|remove-child|fault-child|
+// online-child|rebuild|arbitrate|share|unshare|label` and `weft engine volume
 // inject-fault`: an engine's replicated volumes (a nexus mirrors one volume
 // over children, local pool volumes or remote NVMe/TCP namespaces), over its
 // management API.
@@ -290,7 +290,8 @@ int nexus_destroy(uuid_opts& o) {
     if (!api.call([&](auto& s, auto* ctx) { return s.DestroyNexus(ctx, req, &e); }))
         return exit_failed;
     std::printf(
-        "nexus %s destroyed: its children keep their data and label (weft nexus create --uuid "
+        "nexus %s destroyed: its children keep their data and label (weft engine nexus create "
+        "--uuid "
         "%s --child URI ... brings it back)\n",
         o.uuid.c_str(), o.uuid.c_str());
     return 0;
@@ -307,7 +308,8 @@ int nexus_list(list_opts& o) {
         return 0;
     }
     if (rep.nexuses().empty()) {
-        std::printf("no nexuses (create one: weft nexus create --size SIZE --child URI ...)\n");
+        std::printf(
+            "no nexuses (create one: weft engine nexus create --size SIZE --child URI ...)\n");
         return 0;
     }
     table t({"uuid", "size", "state", "generation", "children", "shared as", "rebuild"}, "lrlrrll");
@@ -749,8 +751,8 @@ int nexus_rebuild(rebuild_opts& o) {
     if (!get_nexus(api, o.uuid, &n)) return exit_failed;
     const pb::NexusChild* c = find_child(n, o.child);
     if (!c) {
-        fail(fmt::format("{} is not a child of nexus {} (weft nexus get {} lists them)", o.child,
-                         o.uuid, o.uuid));
+        fail(fmt::format("{} is not a child of nexus {} (weft engine nexus get {} lists them)",
+                         o.child, o.uuid, o.uuid));
         return exit_failed;
     }
     std::string uri = c->uri();
@@ -787,7 +789,7 @@ int nexus_rebuild(rebuild_opts& o) {
             return 0;
         }
         std::printf(
-            "%s of nexus %s is being rebuilt (follow it: weft nexus rebuild %s %s "
+            "%s of nexus %s is being rebuilt (follow it: weft engine nexus rebuild %s %s "
             "--watch)\n",
             uri.c_str(), o.uuid.c_str(), o.uuid.c_str(), uri.c_str());
         return 0;
@@ -798,7 +800,7 @@ int nexus_rebuild(rebuild_opts& o) {
 // ---- registration -------------------------------------------------------------------
 
 void add_uuid(CLI::App* sub, std::string& uuid) {
-    sub->add_option("UUID", uuid, "the nexus (weft nexus list shows them)")->required();
+    sub->add_option("UUID", uuid, "the nexus (weft engine nexus list shows them)")->required();
 }
 
 void add_child_cmd(CLI::App* nx, action_fn& action, const char* name, const char* help,
@@ -847,9 +849,10 @@ void add_nexus_commands(CLI::App& app, action_fn& action) {
                      "nexus's UUID to re-create it from its children")
         ->type_name("UUID");
     create
-        ->add_option("--child-uuid", c->child_uuids,
-                     "by position, each child's UUID in the nexus (weft nexus label URI), so that "
-                     "a child that does not answer now keeps its place")
+        ->add_option(
+            "--child-uuid", c->child_uuids,
+            "by position, each child's UUID in the nexus (weft engine nexus label URI), so that "
+            "a child that does not answer now keeps its place")
         ->allow_extra_args(false)
         ->type_name("UUID");
     create
@@ -863,7 +866,7 @@ void add_nexus_commands(CLI::App& app, action_fn& action) {
     create
         ->add_option("--minority-policy", c->minority,
                      "when a failed child cannot be retired by a majority of the in-sync "
-                     "children: wait (hold writes until they answer or weft nexus arbitrate "
+                     "children: wait (hold writes until they answer or weft engine nexus arbitrate "
                      "--allow; the default) or proceed (go on: availability before safety)")
         ->check(CLI::IsMember({"wait", "proceed"}));
     create->add_flag("--no-auto-rebuild", c->no_auto_rebuild,
@@ -915,7 +918,7 @@ void add_nexus_commands(CLI::App& app, action_fn& action) {
                   "the child: its URI or its UUID in the nexus", child_op::fault);
     add_child_cmd(nx, action, "online-child",
                   "bring a faulted child back: reconnect it and rebuild what it missed, without "
-                  "waiting (weft nexus rebuild waits and shows the progress)",
+                  "waiting (weft engine nexus rebuild waits and shows the progress)",
                   "the child: its URI or its UUID in the nexus", child_op::online);
 
     auto r = std::make_shared<rebuild_opts>();

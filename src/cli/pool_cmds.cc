@@ -1,4 +1,4 @@
-// `weft pool create|import|destroy|list`: the pools of an engine, over its
+// `weft engine pool create|import|destroy|list`: the pools of an engine, over its
 // management API.
 #include <fmt/format.h>
 
@@ -106,7 +106,7 @@ int pool_list(list_opts& o) {
         return 0;
     }
     if (rep.pools().empty()) {
-        std::printf("no pools (create one: weft pool create NAME PATH)\n");
+        std::printf("no pools (create one: weft engine pool create NAME PATH)\n");
         return 0;
     }
     table t({"name", "capacity", "used", "committed", "cluster", "volumes", "path"}, "lrrrrrl");
@@ -124,7 +124,7 @@ int pool_list(list_opts& o) {
     t.print();
     // A pool the engine keeps but could not open: say why, and the way out.
     for (auto* p : offline)
-        std::printf("pool %s is %s (weft pool destroy %s forgets it)\n", p->name().c_str(),
+        std::printf("pool %s is %s (weft engine pool destroy %s forgets it)\n", p->name().c_str(),
                     p->status().c_str(), p->name().c_str());
     return 0;
 }
@@ -156,30 +156,29 @@ void add_pool_commands(CLI::App& app, action_fn& action) {
     add_api_options(create, c->api);
     create->callback([c, &action] { action = [c] { return pool_create(*c); }; });
 
+    // Not named `import`: clang-format takes that for a C++20 module import.
     auto i = std::make_shared<import_opts>();
-    auto* import = pool->add_subcommand(
+    auto* imp = pool->add_subcommand(
         "import", "load the pool a device or file holds, with its volumes (e.g. moved disks)");
-    import->add_option("PATH", i->path, "block device or file holding a pool")->required();
-    import->add_flag("--json", i->as_json, "print the pool as JSON");
-    add_api_options(import, i->api);
-    import->callback([i, &action] { action = [i] { return pool_import(*i);
-};
-}  // namespace weft::cli
-);
+    imp->add_option("PATH", i->path, "block device or file holding a pool")->required();
+    imp->add_flag("--json", i->as_json, "print the pool as JSON");
+    add_api_options(imp, i->api);
+    imp->callback([i, &action] { action = [i] { return pool_import(*i); }; });
 
-auto d = std::make_shared<destroy_opts>();
-auto* destroy = pool->add_subcommand(
-    "destroy", "delete a pool's volumes and wipe its superblock; refused while a volume is shared");
-destroy->add_option("NAME", d->name, "the pool")->required();
-add_api_options(destroy, d->api);
-destroy->callback([d, &action] { action = [d] { return pool_destroy(*d); }; });
+    auto d = std::make_shared<destroy_opts>();
+    auto* destroy = pool->add_subcommand(
+        "destroy",
+        "delete a pool's volumes and wipe its superblock; refused while a volume is shared");
+    destroy->add_option("NAME", d->name, "the pool")->required();
+    add_api_options(destroy, d->api);
+    destroy->callback([d, &action] { action = [d] { return pool_destroy(*d); }; });
 
-auto l = std::make_shared<list_opts>();
-auto* list = pool->add_subcommand(
-    "list", "show the pools: capacity, space used by data, space promised to volumes");
-list->add_flag("--json", l->as_json, "print {\"pools\": [...]} with the API's field names");
-add_api_options(list, l->api);
-list->callback([l, &action] { action = [l] { return pool_list(*l); }; });
+    auto l = std::make_shared<list_opts>();
+    auto* list = pool->add_subcommand(
+        "list", "show the pools: capacity, space used by data, space promised to volumes");
+    list->add_flag("--json", l->as_json, "print {\"pools\": [...]} with the API's field names");
+    add_api_options(list, l->api);
+    list->callback([l, &action] { action = [l] { return pool_list(*l); }; });
 }
 
 }  // namespace weft::cli

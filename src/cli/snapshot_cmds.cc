@@ -1,4 +1,4 @@
-// `weft snapshot create|list|clone|destroy`: point-in-time copies of volumes
+// `weft engine snapshot create|list|clone|destroy`: point-in-time copies of volumes
 // and the writable clones made from them, over the engine's management API.
 #include <fmt/format.h>
 
@@ -128,8 +128,9 @@ int snapshot_destroy(destroy_opts& o) {
         return exit_failed;
     }
     if (!snap->snapshot()) {
-        fail(fmt::format("{}/{} is a volume, not a snapshot (weft volume destroy deletes volumes)",
-                         o.pool, o.name));
+        fail(fmt::format(
+            "{}/{} is a volume, not a snapshot (weft engine volume destroy deletes volumes)",
+            o.pool, o.name));
         return exit_failed;
     }
     pb::DestroyVolumeRequest req;

@@ -1,5 +1,5 @@
-// `weft volume create|destroy|resize|list|share|unshare|stats` and
-// `weft listener add|list`: an engine's volumes and how hosts reach them,
+// `weft engine volume create|destroy|resize|list|share|unshare|stats` and
+// `weft engine listener add|list`: an engine's volumes and how hosts reach them,
 // over its management API.
 #include <fmt/format.h>
 
@@ -257,7 +257,7 @@ int listener_list(json_opts& o) {
         return 0;
     }
     if (rep.listeners().empty()) {
-        std::printf("no listeners (add one: weft listener add IP:PORT)\n");
+        std::printf("no listeners (add one: weft engine listener add IP:PORT)\n");
         return 0;
     }
     table t({"address"});

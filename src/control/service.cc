@@ -63,32 +63,30 @@ struct service::facts {
         return n && s.online(*n, now);
     }
     const pb::ListPoolsReply* pools_of(const std::string& id) {
-        auto it = pools.find(id);
-        if (it == pools.end()) {
-            std::optional<pb::ListPoolsReply> r;
-            if (online(id)) {
-                pb::ListPoolsReply rep;
-                auto st = s.engines_.call(
-                    node(id)->api,
-                    [&](auto& stub, auto* ctx) { return stub.ListPools(ctx, {}, &rep); }, 1);
-                if (st.ok()) r = rep;
-            }
-            it = pools.emplace(id, std::move(r)).first;
-        }
-        return it->second ? &*it->second : nullptr;
+        return cached(pools, id, [](auto& stub, auto* ctx, auto* rep) {
+            return stub.ListPools(ctx, {}, rep);
+        });
     }
     const pb::ListNexusesReply* nexuses_of(const std::string& id) {
-        auto it = nexuses.find(id);
-        if (it == nexuses.end()) {
-            std::optional<pb::ListNexusesReply> r;
+        return cached(nexuses, id, [](auto& stub, auto* ctx, auto* rep) {
+            return stub.ListNexuses(ctx, {}, rep);
+        });
+    }
+    // One listing per node and operation; null when the node is offline or
+    // does not answer (one attempt: a listing must not wait on a dead node).
+    template <typename Reply, typename F>
+    const Reply* cached(std::map<std::string, std::optional<Reply>>& cache, const std::string& id,
+                        F&& rpc) {
+        auto it = cache.find(id);
+        if (it == cache.end()) {
+            std::optional<Reply> r;
             if (online(id)) {
-                pb::ListNexusesReply rep;
+                Reply rep;
                 auto st = s.engines_.call(
-                    node(id)->api,
-                    [&](auto& stub, auto* ctx) { return stub.ListNexuses(ctx, {}, &rep); }, 1);
-                if (st.ok()) r = rep;
+                    node(id)->api, [&](auto& stub, auto* ctx) { return rpc(stub, ctx, &rep); }, 1);
+                if (st.ok()) r = std::move(rep);
             }
-            it = nexuses.emplace(id, std::move(r)).first;
+            it = cache.emplace(id, std::move(r)).first;
         }
         return it->second ? &*it->second : nullptr;
     }

@@ -316,7 +316,7 @@ int main(int argc, char** argv) {
                    "API asked for) and --demo its volume file")
         ->capture_default_str();
     app.add_option("--api-listen", o.api_listen,
-                   "address of the gRPC management API (for weft pool|volume|snapshot and the "
+                   "address of the gRPC management API (for weft engine ... and the "
                    "control plane); "
                    "none to disable")
         ->capture_default_str();

@@ -80,3 +80,5 @@ start_engine() {
     fi
   fi
 }
+
+source "$(dirname "${BASH_SOURCE[0]}")/../engine_args.sh"

@@ -17,7 +17,8 @@ fail() {
 }
 # wf ARGS...: runs weft; $out its stdout, $err its stderr, $rc its exit code.
 wf() {
-  out=$("$weft" "$@" 2>"$data/stderr")
+  engine_args "$@"
+  out=$("$weft" "${args[@]}" 2>"$data/stderr")
   rc=$?
   err=$(<"$data/stderr")
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The `weft nexus` commands (and `weft volume inject-fault`) against real
+# The `weft engine nexus` commands (and `weft engine volume inject-fault`) against real
 # weft-engine processes and their gRPC API, with data through NVMe/TCP, one
 # case per run:
 #   nexus_test.sh WEFT ENGINE CASE
@@ -37,7 +37,8 @@ wrong() {
 }
 # wf ARGS...: runs weft (bounded); $out its stdout, $err its stderr, $rc its exit code.
 wf() {
-  out=$(timeout 60 "$weft" "$@" 2>"$data/stderr")
+  engine_args "$@"
+  out=$(timeout 60 "$weft" "${args[@]}" 2>"$data/stderr")
   rc=$?
   err=$(<"$data/stderr")
 }
@@ -343,14 +344,14 @@ case "$case_name" in
     grep -q "^pool://p/a of nexus $uuid is faulted" <<<"$out" || fail "fault-child: $out"
     grep -qE "^pool://p/a +$uuid_re +faulted +faulted by request +local +-$" <<<"$out" ||
       fail "fault-child table: $out"
-    b_id=$(jq -r '.children[1].uuid' <<<"$(timeout 30 "$weft" nexus get "$uuid" --json)")
+    b_id=$(jq -r '.children[1].uuid' <<<"$(timeout 30 "$weft" engine nexus get "$uuid" --json)")
     ok nexus fault-child "$uuid" "${b_id^^}"  # the child's UUID, any case
     check "$nqn" 0 "$data/in1.bin"
     check "$nqn" 8192 "$data/in2.bin"
     ok nexus online-child "$uuid" pool://p/a
     grep -q "^pool://p/a of nexus $uuid is coming back" <<<"$out" || fail "online-child: $out"
     ok nexus rebuild "$uuid" "$b_id" --no-wait
-    grep -qx "pool://p/b of nexus $uuid is being rebuilt (follow it: weft nexus rebuild $uuid pool://p/b --watch)" \
+    grep -qx "pool://p/b of nexus $uuid is being rebuilt (follow it: weft engine nexus rebuild $uuid pool://p/b --watch)" \
       <<<"$out" || fail "no-wait: $out"
     ok nexus rebuild "$uuid" --watch
     ok nexus get "$uuid" --json

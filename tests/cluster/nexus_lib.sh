@@ -64,7 +64,7 @@ fail() {
   if [ -n "$nx_uuid" ] && [ -n "${rig_id:-}" ]; then
     for i in $(seq "$rig_n"); do
       rig_alive "$i" 2>/dev/null || continue
-      echo "--- node $i: weft nexus get $nx_uuid"
+      echo "--- node $i: weft engine nexus get $nx_uuid"
       CLI_LIMIT=10 cli "$i" nexus get "$nx_uuid" --timeout 5
       echo "$out$err" | head -40
     done
@@ -88,8 +88,9 @@ fail() {
 cli() {
   local i=$1
   shift
+  engine_args "$@"
   out=$(rig_client timeout -k 2 "${CLI_LIMIT:-40}" env WEFT_API="$(rig_ip "$i"):10124" \
-    "$WEFT_CLI" "$@" 2>"$rig_dir/cli.err")
+    "$WEFT_CLI" "${args[@]}" 2>"$rig_dir/cli.err")
   rc=$?
   err=$(<"$rig_dir/cli.err")
 }

@@ -117,8 +117,8 @@ case_replica_slow() {
 }
 
 # ---- replica_errors ---------------------------------------------------------------------
-# Node 2's volume fails every write (weft volume inject-fault) while fio
-# writes: the child is retired ("io error"); the fault cleared, `weft nexus
+# Node 2's volume fails every write (weft engine volume inject-fault) while fio
+# writes: the child is retired ("io error"); the fault cleared, `weft engine nexus
 # rebuild` brings it back with a partial rebuild.
 case_replica_errors() {
   nx_setup
@@ -141,7 +141,7 @@ case_replica_errors() {
     wrong "node 2's child, failing every write, was reconnected and rebuilt $backs times in a few seconds (no backoff between failed rebuilds)"
   ok 1 nexus rebuild "$nx_uuid" "${uri_of[2]}"
   grep -q "^${uri_of[2]} is online (in sync)" <<<"$out" ||
-    fail "weft nexus rebuild should end with the child in sync: $out"
+    fail "weft engine nexus rebuild should end with the child in sync: $out"
   nx_hot_finish 2
 }
 
@@ -307,7 +307,7 @@ case_partition_heals() {
 # ---- two_way_minority -------------------------------------------------------------------
 # A nexus of two children (node 1's local volume and node 2's) loses node
 # 2: one of two is no majority, so the nexus holds writes (state
-# "waiting"; fio stalls) until the arbiter says it may go on (weft nexus
+# "waiting"; fio stalls) until the arbiter says it may go on (weft engine nexus
 # arbitrate --allow); then fio completes without an error, and node 2's
 # child, back, is rebuilt partially.
 case_two_way_minority() {

@@ -211,7 +211,8 @@ rig_cli() {
   local api
   api=$(rig_ip "$1"):10124
   shift
-  rig_client env WEFT_API="$api" "${WEFT_CLI:?set WEFT_CLI to the weft binary}" "$@"
+  engine_args "$@"
+  rig_client env WEFT_API="$api" "${WEFT_CLI:?set WEFT_CLI to the weft binary}" "${args[@]}"
 }
 
 # rig_start_engine I [FLAGS...]: starts node I's engine with the rig's flags
@@ -491,3 +492,5 @@ rig_cleanup() {
   rig_dir=
   return 0
 }
+
+source "$(dirname "${BASH_SOURCE[0]}")/../engine_args.sh"

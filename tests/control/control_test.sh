@@ -10,6 +10,8 @@
 #             data written and read back through the nexus over NVMe/TCP; a
 #             replica's engine killed: I/O goes on and the volume shows
 #             degraded; unpublish, delete: nothing left on the engines
+#   cli       the same through `weft volume|pool|node|events` (tables, --json,
+#             exit 1 with the control plane's sentence)
 #   restart   weft-control restarted on its SQLite file: the same nodes,
 #             pools and volumes; engines restarted: the volume publishes
 #             again with the data written before
@@ -36,10 +38,12 @@ fail() {
   exit 1
 }
 
-# start_control: weft-control on an ephemeral port; $url.
+# start_control: weft-control on an ephemeral port (the same one again on a
+# restart: the engines beat to it); $url.
 control_pid=
+control_port=0
 start_control() {
-  "$control" --listen 127.0.0.1:0 --data-dir "$data/control" --missed-beats 3 \
+  "$control" --listen "127.0.0.1:$control_port" --data-dir "$data/control" --missed-beats 3 \
     --engine-timeout 5 >>"$data/control.log" 2>&1 &
   control_pid=$!
   pids+=("$control_pid")
@@ -51,6 +55,7 @@ start_control() {
     sleep 0.1
   done
   [ -n "$port" ] || fail "weft-control did not start"
+  control_port=$port
   url=http://127.0.0.1:$port
 }
 stop_control() {
@@ -207,7 +212,7 @@ volumes)
   grep -q "4 replicas need 4 nodes" <<<"$body" || fail "507 sentence: $body"
   expect 404 GET /v1/volumes/$vol
   for i in 1 2 3; do
-    n=$("$weft" volume list --api "$(api_of $i)" --json | jq '.volumes | length')
+    n=$("$weft" engine volume list --api "$(api_of $i)" --json | jq '.volumes | length')
     [ "$n" = 0 ] || fail "a refused volume left $n volumes on n$i"
   done
   spec='{"size_bytes":33554432,"replicas":3,"thin":true}'
@@ -253,9 +258,9 @@ volumes)
   expect 204 DELETE /v1/volumes/$vol
   expect 404 GET /v1/volumes/$vol
   for i in 1 2 3; do
-    n=$("$weft" volume list --api "$(api_of $i)" --json | jq '.volumes | length')
+    n=$("$weft" engine volume list --api "$(api_of $i)" --json | jq '.volumes | length')
     [ "$n" = 0 ] || fail "delete left $n volumes on n$i"
-    n=$("$weft" nexus list --api "$(api_of $i)" --json | jq '.nexuses | length')
+    n=$("$weft" engine nexus list --api "$(api_of $i)" --json | jq '.nexuses | length')
     [ "$n" = 0 ] || fail "unpublish left $n nexuses on n$i"
   done
   expect 409 DELETE /v1/nodes/n1
@@ -263,6 +268,62 @@ volumes)
   for k in node-registered pool-created volume-created volume-published volume-unpublished volume-deleted; do
     jq -e --arg k $k '[.events[].kind] | index($k)' <<<"$body" >/dev/null || fail "no $k event: $body"
   done
+  ;;
+
+cli)
+  start_control
+  export WEFT_CONTROL=$url
+  # wc ARGS...: weft ARGS; $out, $err, $rc.
+  wc() {
+    out=$(timeout 60 "$weft" "$@" 2>"$data/stderr")
+    rc=$?
+    err=$(<"$data/stderr")
+  }
+  wc node list
+  [ "$rc" = 0 ] && grep -q "no nodes" <<<"$out" || fail "node list, empty: $rc $out $err"
+  for i in 1 2 3; do start_node $i; done
+  wait_for 30 "3 nodes online" nodes_online 3
+  wc node list
+  [ "$(grep -c ' online ' <<<"$out")" = 3 ] || fail "node list: $out"
+  for i in 1 2 3; do
+    wc pool create p$i --node n$i --disk "$data/pool$i.img" --size 64MiB
+    [ "$rc" = 0 ] && grep -q "pool p$i created on node n$i" <<<"$out" || fail "pool create: $rc $out $err"
+  done
+  wc pool create p9 --node n9 --disk "$data/pool9.img" --size 64MiB
+  [ "$rc" = 1 ] && grep -q "^weft: no node n9" <<<"$err" || fail "pool on an unknown node: $rc $out $err"
+  wc pool list --json
+  [ "$(jq '[.pools[] | select(.state == "online")] | length' <<<"$out")" = 3 ] || fail "pool list: $out"
+  wc volume create --size 8MiB --replicas 3 --json
+  [ "$rc" = 0 ] || fail "volume create: $out $err"
+  id=$(jq -r .id <<<"$out")
+  wc volume create --size 8MiB --replicas 3 --id "$id"
+  [ "$rc" = 0 ] && grep -q "exists already" <<<"$out" || fail "create again: $rc $out $err"
+  wc volume create --size 8MiB --replicas 4
+  [ "$rc" = 1 ] && grep -q "^weft: not enough room: 4 replicas need 4 nodes" <<<"$err" ||
+    fail "4 replicas on 3 nodes: $rc $out $err"
+  wc volume create --size lots
+  [ "$rc" = 2 ] || fail "a bad size should be a usage error: $rc $out $err"
+  wc volume list
+  grep -qE "^$id +8.00 MiB +online +3/3 online +- +-" <<<"$out" || fail "volume list: $out"
+  wc volume publish "$id" --host-nqn "$host"
+  [ "$rc" = 0 ] && grep -q "nvme connect -t tcp -a 127.0.0.1" <<<"$out" || fail "publish: $rc $out $err"
+  wc volume get "$id" --watch
+  [ "$rc" = 0 ] && grep -q "online" <<<"$out" || fail "get --watch: $rc $out $err"
+  wc volume get "$id"
+  grep -q "^published to $host" <<<"$out" || fail "volume get: $out"
+  wc volume delete "$id"
+  [ "$rc" = 1 ] && grep -q "unpublish it first" <<<"$err" || fail "delete while published: $rc $err"
+  wc volume unpublish "$id"
+  [ "$rc" = 0 ] || fail "unpublish: $err"
+  wc volume delete "$id"
+  [ "$rc" = 0 ] || fail "delete: $err"
+  wc volume get "$id"
+  [ "$rc" = 1 ] && grep -q "^weft: no volume $id" <<<"$err" || fail "get after delete: $rc $err"
+  wc events
+  grep -q "volume-deleted" <<<"$out" || fail "events: $out"
+  wc volume list --control http://127.0.0.1:1
+  [ "$rc" = 1 ] && grep -q "^weft: no control plane answered at http://127.0.0.1:1" <<<"$err" ||
+    fail "no control plane: $rc $err"
   ;;
 
 restart)
@@ -278,6 +339,9 @@ restart)
   start_control
   expect 200 GET /v1/volumes/$vol
   [ "$(jq -r '.spec.replicas' <<<"$body")" = 3 ] || fail "volume after restart: $body"
+  # The nodes beat to the new process: still online after their records
+  # from before the restart are stale (3 beats of 300 ms).
+  sleep 1.5
   wait_for 30 "nodes back" nodes_online 3
   # Every engine restarted too: pools come back, the volume publishes again
   # with its data.

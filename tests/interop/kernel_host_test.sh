@@ -484,8 +484,10 @@ run_vm() {
 # The restarted engine's nexus over a local volume and one volume on each of
 # two replica engines (RP_* by replica number, 1 and 2). Rows nexus/*.
 NX_API= NX_UUID= NX_NQN= NX_WATCH=0 NX_KILL_AT= NX_KILL_NOTE= NX_CHILD=()
+source "$(dirname "${BASH_SOURCE[0]}")/../engine_args.sh"
 wcli() {  # ARGS...: the weft CLI, bounded; $out (stdout), $err (stderr, one line), $rc
-  out=$(timeout 60 "$CLI" "$@" 2> "$WORK/cli.stderr" < /dev/null 9>&-); rc=$?
+  engine_args "$@"
+  out=$(timeout 60 "$CLI" "${args[@]}" 2> "$WORK/cli.stderr" < /dev/null 9>&-); rc=$?
   err=$(tr '\n' ' ' < "$WORK/cli.stderr" | cut -c1-300)
 }
 api_from_log() {  # FILES...: the address of a "management API on ADDR:PORT" line
@@ -630,7 +632,7 @@ nexus_after_vm() {
   # the nexus retired the killed child; the other two are in sync
   t=$SECONDS
   if ! nexus_get; then
-    record nexus/child-faulted FAIL "$(since $t)" "weft nexus get: exit $rc: $err"
+    record nexus/child-faulted FAIL "$(since $t)" "weft engine nexus get: exit $rc: $err"
   else
     note=$(jq -c '{state, children: [.children[] | [.uri, .state, .reason] | join(" ")]}' <<< "$out")
     if jq -e --argjson k "$k" '.children as $c | $c[$k].state == "faulted" and
