@@ -9,7 +9,7 @@ packages=(
   libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format clang-14 libclang-rt-14-dev
-  jq dpkg-dev fio gnuplot-nox nftables iproute2
+  jq bc dpkg-dev fio gnuplot-nox nftables iproute2
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libcpp-httplib-dev curl
 )
 # npx runs the OpenAPI validator (tests/control/openapi_validate.sh); Debian's
