@@ -118,7 +118,14 @@ int volume_create(const vol_opts& o) {
     std::string id = o.id.empty() ? fresh_uuid() : o.id;
     int status = 0;
     auto v = control_client(o.c).request("PUT", "/v1/volumes/" + id, &body, &status);
-    if (!v) return exit_failed;
+    if (!v) {
+        if (o.id.empty())
+            std::fprintf(stderr,
+                         "weft: (the volume's id was %s: retry with --id %s, so that a volume "
+                         "made meanwhile is not made twice)\n",
+                         id.c_str(), id.c_str());
+        return exit_failed;
+    }
     if (o.as_json) {
         print(*v);
         return 0;

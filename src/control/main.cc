@@ -6,8 +6,11 @@
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
+#include <condition_variable>
 #include <filesystem>
 #include <iostream>
+#include <mutex>
+#include <thread>
 
 #include "control/rest_server.h"
 #include "control/service.h"
@@ -25,6 +28,7 @@ int main(int argc, char** argv) {
     std::string store_spec;
     service_options so;
     double deadline_s = 10;
+    double reconcile_s = 2, replace_after_s = 60;
     std::string log_level = "info";
     bool print_routes = false;
     app.add_option("--listen", listen, "address to serve the REST API on, IP:PORT")
@@ -44,6 +48,19 @@ int main(int argc, char** argv) {
     app.add_option("--engine-timeout", deadline_s, "seconds an engine has to answer a call")
         ->capture_default_str()
         ->check(CLI::Range(0.1, 600.0));
+    app.add_option("--reconcile-interval", reconcile_s,
+                   "seconds between passes of the reconciler (repairs)")
+        ->capture_default_str()
+        ->check(CLI::Range(0.1, 3600.0));
+    app.add_option("--replace-after", replace_after_s,
+                   "seconds a replica may be away (its node offline, or its nexus child not in "
+                   "sync) before a new one replaces it")
+        ->capture_default_str()
+        ->check(CLI::Range(0.0, 86400.0));
+    app.add_option("--max-repairs", so.max_repairs_per_minute,
+                   "at most this many replica replacements a minute, over the cluster")
+        ->capture_default_str()
+        ->check(CLI::Range(1u, 10000u));
     app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
         ->capture_default_str();
     app.add_flag("--print-routes", print_routes, "print every route of the API and exit");
@@ -54,6 +71,7 @@ int main(int argc, char** argv) {
     }
     spdlog::set_level(spdlog::level::from_str(log_level));
     so.engine_deadline = std::chrono::milliseconds(int64_t(deadline_s * 1000));
+    so.replace_after = std::chrono::milliseconds(int64_t(replace_after_s * 1000));
 
     if (store_spec.empty()) {
         std::error_code ec;
@@ -94,9 +112,33 @@ int main(int argc, char** argv) {
     }
     spdlog::info("weft-control: serving http://{} (store {})", bound, st->describe());
     std::cout << "listening " << bound << std::endl;  // for scripts that start it on port 0
+    // The reconciler: a pass every --reconcile-interval, on its own thread.
+    std::mutex mu;
+    std::condition_variable cv;
+    bool stopping = false;
+    std::thread reconciler([&] {
+        std::unique_lock lk(mu);
+        while (!stopping) {
+            lk.unlock();
+            try {
+                svc.reconcile();
+            } catch (const std::exception& e) {
+                spdlog::warn("reconcile: {}", e.what());
+            }
+            lk.lock();
+            cv.wait_for(lk, std::chrono::milliseconds(int64_t(reconcile_s * 1000)),
+                        [&] { return stopping; });
+        }
+    });
     int sig = 0;
     sigwait(&stop, &sig);
     spdlog::info("weft-control: signal {}: stopping", sig);
+    {
+        std::lock_guard g(mu);
+        stopping = true;
+    }
+    cv.notify_all();
+    reconciler.join();
     rest.stop();
     return 0;
 }

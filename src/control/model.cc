@@ -39,7 +39,9 @@ bool is_uuid(const std::string& s) {
     for (size_t i = 0; i < s.size(); ++i) {
         bool dash = i == 8 || i == 13 || i == 18 || i == 23;
         if (dash != (s[i] == '-')) return false;
-        if (!dash && !std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
+        if (!dash &&
+            !(std::isdigit(static_cast<unsigned char>(s[i])) || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
     }
     return true;
 }
@@ -86,13 +88,29 @@ json to_json(const publication& p) {
             {"connect", connect_line(p)}};
 }
 
+static json replicas_json(const std::vector<replica_rec>& rs) {
+    json out = json::array();
+    for (auto& r : rs) {
+        json j = {{"id", r.id}, {"node", r.node}, {"pool", r.pool}};
+        if (!r.replaces.empty()) j["replaces"] = r.replaces;
+        out.push_back(j);
+    }
+    return out;
+}
+
+static std::vector<replica_rec> replicas_from_json(const json& j) {
+    std::vector<replica_rec> out;
+    for (auto& r : j)
+        out.push_back({r.at("id"), r.at("node"), r.at("pool"), r.value("replaces", "")});
+    return out;
+}
+
 json to_json(const volume_rec& v) {
-    json reps = json::array();
-    for (auto& r : v.replicas) reps.push_back({{"id", r.id}, {"node", r.node}, {"pool", r.pool}});
     return {{"id", v.id},
             {"spec", to_json(v.spec)},
             {"phase", v.phase},
-            {"replicas", reps},
+            {"replicas", replicas_json(v.replicas)},
+            {"orphans", replicas_json(v.orphans)},
             {"published", v.published ? to_json(*v.published) : json(nullptr)},
             {"created_ms", v.created_ms}};
 }
@@ -136,7 +154,8 @@ volume_rec volume_from_json(const json& j) {
     v.id = j.at("id");
     v.spec = spec_from_json(j.at("spec"));
     v.phase = j.at("phase");
-    for (auto& r : j.at("replicas")) v.replicas.push_back({r.at("id"), r.at("node"), r.at("pool")});
+    v.replicas = replicas_from_json(j.at("replicas"));
+    if (j.contains("orphans")) v.orphans = replicas_from_json(j.at("orphans"));
     if (auto& p = j.at("published"); !p.is_null())
         v.published =
             publication{p.at("host_nqn"), p.at("node"), p.at("nqn"), p.at("address"), p.at("port")};
@@ -151,6 +170,17 @@ event_rec event_from_json(const json& j) {
 // ---- user input ------------------------------------------------------------------
 
 namespace {
+
+// NQN characters: what NVMe names use, and nothing a shell would act on in
+// the printed nvme connect line.
+bool nqn_ok(const std::string& s) {
+    if (!s.starts_with("nqn.") || s.size() > 223) return false;
+    for (char c : s)
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != ':' && c != '-' &&
+            c != '_')
+            return false;
+    return true;
+}
 
 void only(const json& j, std::initializer_list<const char*> allowed) {
     if (!j.is_object()) throw bad_request("the request body must be a JSON object");
@@ -195,6 +225,7 @@ labels label_map(const json& j, const char* key) {
 void check_endpoint(const std::string& field, const std::string& ep) {
     auto colon = ep.rfind(':');
     bool ok = colon != std::string::npos && colon > 0 && colon + 1 < ep.size();
+    if (ok && ep.size() - colon - 1 > 5) ok = false;
     if (ok) {
         for (size_t i = colon + 1; i < ep.size(); ++i)
             if (!std::isdigit(static_cast<unsigned char>(ep[i]))) ok = false;
@@ -229,7 +260,7 @@ node_rec parse_node_registration(const std::string& id, const json& j) {
         n.nvmf.push_back(e);
     }
     n.host_nqn = str(j, "host_nqn", true);
-    if (!n.host_nqn.starts_with("nqn.") || n.host_nqn.size() > 223)
+    if (!nqn_ok(n.host_nqn))
         throw bad_request(fmt::format("\"host_nqn\": \"{}\" is not an NQN", n.host_nqn));
     n.node_labels = label_map(j, "labels");
     if (auto hb = uint(j, "heartbeat_ms")) {
@@ -264,6 +295,7 @@ volume_spec parse_volume_spec(const json& j) {
     if (!size) throw bad_request("\"size_bytes\" is required");
     if (*size < (1u << 20)) throw bad_request("\"size_bytes\" must be at least 1 MiB (1048576)");
     if (*size % 4096) throw bad_request("\"size_bytes\" must be a multiple of 4096");
+    if (*size > (1ull << 60)) throw bad_request("\"size_bytes\" must be at most 2^60 (1 EiB)");
     s.size_bytes = *size;
     if (auto r = uint(j, "replicas")) {
         if (*r < 1 || *r > 5) throw bad_request("\"replicas\" must be from 1 to 5");
@@ -281,7 +313,7 @@ publish_request parse_publish_request(const json& j) {
     only(j, {"host_nqn", "node"});
     publish_request r;
     r.host_nqn = str(j, "host_nqn", true);
-    if (!r.host_nqn.starts_with("nqn.") || r.host_nqn.size() > 223)
+    if (!nqn_ok(r.host_nqn))
         throw bad_request(fmt::format("\"host_nqn\": \"{}\" is not an NQN", r.host_nqn));
     r.node = str(j, "node", false);
     return r;

@@ -44,6 +44,7 @@ struct replica_rec {
     std::string id;  // UUID; also its volume's name in the pool
     std::string node;
     std::string pool;
+    std::string replaces;  // a replacement being rebuilt: the replica it replaces
 };
 
 struct volume_spec {
@@ -69,6 +70,9 @@ struct volume_rec {
     std::vector<replica_rec> replicas;
     std::optional<publication> published;
     int64_t created_ms = 0;
+    // Replicas taken out of the volume whose node did not answer when they
+    // were to be destroyed: destroyed when it does.
+    std::vector<replica_rec> orphans;
 };
 
 struct event_rec {

@@ -170,6 +170,9 @@ struct rest_server::impl {
         http.Delete(".*", h);
         http.Patch(".*", h);
         http.set_payload_max_length(1 << 20);
+        // Mutating requests wait for one another (and for engines): enough
+        // threads that engines' heartbeats still get through meanwhile.
+        http.new_task_queue = [] { return new httplib::ThreadPool(32); };
         // What the HTTP library refuses by itself (a body too large, a
         // request it cannot parse) is a problem too.
         http.set_error_handler([](const httplib::Request&, httplib::Response& res) {

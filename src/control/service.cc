@@ -39,6 +39,35 @@ std::string replica_uri_local(const replica_rec& r) {
     return "pool://" + r.pool + "/" + r.id;
 }
 
+// Volume ids are UUIDs in lower case: the engines compare them as numbers,
+// the store as strings, so one spelling only.
+void check_volume_id(const std::string& id) {
+    if (!is_uuid(id))
+        throw bad_request(
+            fmt::format("\"{}\" is not a volume id (a UUID in lower case, like "
+                        "6c1f4a1e-0d2b-4f57-9a53-3f7e2b1c9d01)",
+                        id));
+}
+
+// What an engine's refusal means to the API's caller: their request was bad
+// (400), it clashes with what is there (409), there is no room (507), or the
+// engine could not do it now (503: worth retrying).
+api_error engine_refusal(const std::string& sentence, grpc::StatusCode code) {
+    switch (code) {
+        case grpc::StatusCode::INVALID_ARGUMENT:
+        case grpc::StatusCode::OUT_OF_RANGE:
+            return bad_request(sentence);
+        case grpc::StatusCode::ALREADY_EXISTS:
+        case grpc::StatusCode::FAILED_PRECONDITION:
+        case grpc::StatusCode::NOT_FOUND:
+            return conflict(sentence);
+        case grpc::StatusCode::RESOURCE_EXHAUSTED:
+            return no_room(sentence);
+        default:
+            return unavailable(sentence);
+    }
+}
+
 }  // namespace
 
 struct service::facts {
@@ -100,9 +129,7 @@ struct service::facts {
         if (!online(id)) throw unavailable(fmt::format("{}: node {} is offline", doing, id));
         auto st = s.engines_.call(n->api, rpc);
         if (st.ok() || std::find(ok.begin(), ok.end(), st.error_code()) != ok.end()) return;
-        int code = st.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED ? 507 : 503;
-        throw api_error(code, code == 507 ? "Insufficient Storage" : "Service Unavailable",
-                        doing + ": " + sentence(id, n->api, st));
+        throw engine_refusal(doing + ": " + sentence(id, n->api, st), st.error_code());
     }
 };
 
@@ -140,8 +167,16 @@ std::pair<int, json> service::put_node(const std::string& id, const json& body) 
             n.registered_ms = old.registered_ms;
             was_online = online(old, now);
             if (old.api != n.api || old.nvmf != n.nvmf || old.host_nqn != n.host_nqn ||
-                old.node_labels != n.node_labels)
+                old.node_labels != n.node_labels) {
+                // Another engine with the same id while this one beats: two
+                // nodes under one name would lose replicas.
+                if (was_online && (old.api != n.api || old.host_nqn != n.host_nqn))
+                    throw conflict(fmt::format(
+                        "node {} is registered by the engine at {} (host NQN {}), which is "
+                        "online: give this engine another --node-id",
+                        id, old.api, old.host_nqn));
                 n.registered_ms = now;  // a new registration, not a beat
+            }
         }
         if (!st_.commit(txn()
                             .expect(key_node(id), cur ? cur->revision : 0)
@@ -193,6 +228,8 @@ void service::delete_node(const std::string& id) {
 
 json service::pool_view(const pool_rec& p, facts& f) {
     json j = to_json(p);
+    if (!p.size) j.erase("size");  // not given
+    if (!p.cluster_size) j.erase("cluster_size");
     j["state"] = "unknown";
     j["capacity_bytes"] = 0;
     j["used_bytes"] = 0;
@@ -202,7 +239,12 @@ json service::pool_view(const pool_rec& p, facts& f) {
         j["state"] = "missing";
         for (auto& x : l->pools())
             if (x.name() == p.name) {
-                j["state"] = x.status() == "online" ? "online" : x.status();
+                if (x.status() == "online") {
+                    j["state"] = "online";
+                } else {
+                    j["state"] = "unavailable";
+                    j["reason"] = x.status();
+                }
                 j["capacity_bytes"] = x.capacity_bytes();
                 j["used_bytes"] = x.used_bytes();
                 j["committed_bytes"] = x.committed_bytes();
@@ -281,6 +323,15 @@ void service::delete_pool(const std::string& name) {
                 throw conflict(fmt::format("pool {} holds a replica of volume {}: delete it first",
                                            name, volume_from_json(parse_doc(v)).id));
     facts f(*this);
+    // The engine destroys a pool with its volumes: refuse when it holds
+    // volumes (made by hand, or left behind), whatever the store says.
+    if (auto l = f.pools_of(p.node))
+        for (auto& x : l->pools())
+            if (x.name() == name && x.volume_count() > 0)
+                throw conflict(fmt::format(
+                    "pool {} holds {} volume(s) on node {}: delete them first (weft engine volume "
+                    "list --api {})",
+                    name, x.volume_count(), p.node, f.node(p.node)->api));
     pb::DestroyPoolRequest req;
     req.set_name(name);
     pb::Empty out;
@@ -385,7 +436,6 @@ void service::destroy_replica(const replica_rec& r, facts& f) {
 }
 
 void service::create_replicas(volume_rec& v, int64_t& revision, facts& f) {
-    std::vector<replica_rec> made;
     try {
         for (auto& r : v.replicas) {
             pb::CreateVolumeRequest req;
@@ -398,18 +448,28 @@ void service::create_replicas(volume_rec& v, int64_t& revision, facts& f) {
             f.call(r.node, fmt::format("creating replica {} on pool {}", r.id, r.pool),
                    [&](auto& stub, auto* ctx) { return stub.CreateVolume(ctx, req, &out); },
                    {grpc::StatusCode::ALREADY_EXISTS});
-            made.push_back(r);
         }
     } catch (const api_error& e) {
-        // Undo: nothing half-made stays.
-        for (auto& r : made) {
+        // Undo: nothing half-made stays. Every replica of the record, not
+        // only those made now: a call that timed out may have made one, and
+        // a crashed attempt others. One that cannot be destroyed keeps the
+        // record (phase deleting) so that a delete finishes the job.
+        bool all_gone = true;
+        for (auto& r : v.replicas) {
             try {
                 destroy_replica(r, f);
             } catch (const api_error& e2) {
+                all_gone = false;
                 spdlog::warn("volume {}: undoing replica {}: {}", v.id, r.id, e2.what());
             }
         }
-        st_.commit(txn().expect(key_volume(v.id), revision).del(key_volume(v.id)));
+        if (all_gone) {
+            st_.commit(txn().expect(key_volume(v.id), revision).del(key_volume(v.id)));
+        } else {
+            v.phase = "deleting";
+            st_.commit(
+                txn().expect(key_volume(v.id), revision).put(key_volume(v.id), to_json(v).dump()));
+        }
         record_event("volume-create-failed", "volume/" + v.id, e.what());
         throw;
     }
@@ -418,7 +478,7 @@ void service::create_replicas(volume_rec& v, int64_t& revision, facts& f) {
 }
 
 std::pair<int, json> service::put_volume(const std::string& id, const json& body) {
-    if (!is_uuid(id)) throw bad_request(fmt::format("\"{}\" is not a UUID", id));
+    check_volume_id(id);
     volume_spec spec = parse_volume_spec(body);
     std::lock_guard g(ops_);
     facts f(*this);
@@ -464,7 +524,7 @@ std::pair<int, json> service::put_volume(const std::string& id, const json& body
     v.created_ms = now_ms();
     for (auto& pool : pl.pools) {
         auto it = std::find_if(pools.begin(), pools.end(), [&](auto& p) { return p.name == pool; });
-        v.replicas.push_back({random_uuid(), it->node, pool});
+        v.replicas.push_back({random_uuid(), it->node, pool, ""});
     }
     auto r = st_.commit(txn().expect(key_volume(id), 0).put(key_volume(id), to_json(v).dump()));
     if (!r) throw conflict("volume " + id + " was created meanwhile");
@@ -486,6 +546,7 @@ json service::list_volumes() {
 }
 
 json service::get_volume(const std::string& id) {
+    check_volume_id(id);
     auto cur = load_volume(id);
     if (!cur) throw not_found("no volume " + id);
     facts f(*this);
@@ -493,6 +554,7 @@ json service::get_volume(const std::string& id) {
 }
 
 void service::delete_volume(const std::string& id) {
+    check_volume_id(id);
     std::lock_guard g(ops_);
     auto cur = load_volume(id);
     if (!cur) throw not_found("no volume " + id);
@@ -508,11 +570,12 @@ void service::delete_volume(const std::string& id) {
     // One replica at a time, each removed from the record once gone: a
     // failure leaves the volume "deleting" with what is left, and a retry
     // goes on from there.
-    while (!v.replicas.empty()) {
-        destroy_replica(v.replicas.back(), f);
-        v.replicas.pop_back();
-        save_volume(v, rev);
-    }
+    for (auto* list : {&v.replicas, &v.orphans})
+        while (!list->empty()) {
+            destroy_replica(list->back(), f);
+            list->pop_back();
+            save_volume(v, rev);
+        }
     if (!st_.commit(txn().expect(key_volume(id), rev).del(key_volume(id))))
         throw conflict("volume " + id + " changed meanwhile: try again");
     record_event("volume-deleted", "volume/" + id, "volume " + id + " deleted");
@@ -543,18 +606,63 @@ void service::teardown_publication(const volume_rec& v, facts& f) {
     }
 }
 
+// The URI the nexus on `nexus_node` reaches replica r at: the pool volume
+// itself on the same node, else its share, made now and allowed only to the
+// nexus node's engine.
+std::string service::child_uri(const replica_rec& r, const node_rec& nexus_node, facts& f) {
+    if (r.node == nexus_node.id) {
+        // Shared for an earlier nexus elsewhere: a local child is not shared.
+        pb::UnshareVolumeRequest un;
+        un.mutable_volume()->set_pool(r.pool);
+        un.mutable_volume()->set_name(r.id);
+        pb::Empty out;
+        f.call(r.node, "unsharing replica " + r.id,
+               [&](auto& stub, auto* ctx) { return stub.UnshareVolume(ctx, un, &out); },
+               {grpc::StatusCode::NOT_FOUND, grpc::StatusCode::FAILED_PRECONDITION});
+        return replica_uri_local(r);
+    }
+    const node_rec* rn = f.node(r.node);
+    if (!rn) throw unavailable("node " + r.node + " is not registered");
+    pb::ShareVolumeRequest sr;
+    sr.mutable_volume()->set_pool(r.pool);
+    sr.mutable_volume()->set_name(r.id);
+    sr.set_nqn(replica_nqn_prefix + r.id);
+    sr.add_allowed_hosts(nexus_node.host_nqn);
+    pb::Share share;
+    f.call(r.node, "sharing replica " + r.id,
+           [&](auto& stub, auto* ctx) { return stub.ShareVolume(ctx, sr, &share); });
+    return "nvmf://" + rn->nvmf.front() + "/" + share.nqn();
+}
+
 json service::publish(const std::string& id, const json& body) {
+    check_volume_id(id);
     publish_request req = parse_publish_request(body);
     std::lock_guard g(ops_);
     auto cur = load_volume(id);
     if (!cur) throw not_found("no volume " + id);
     auto& [v, rev] = *cur;
+    facts f(*this);
     if (v.published) {
-        if (v.published->host_nqn == req.host_nqn) return to_json(*v.published);
-        throw conflict(fmt::format("volume {} is published to {}", id, v.published->host_nqn));
+        if (v.published->host_nqn != req.host_nqn)
+            throw conflict(fmt::format("volume {} is published to {}", id, v.published->host_nqn));
+        if (!v.published->nqn.empty()) return to_json(*v.published);
+        // A publication a crash (or a failed undo) left half made: undone,
+        // then made again.
+        teardown_publication(v, f);
+        v.published.reset();
+        save_volume(v, rev);
     }
     if (v.phase != "ready") throw conflict(fmt::format("volume {} is {}", id, v.phase));
-    facts f(*this);
+    // Every replica must answer: a nexus made over some of them could take
+    // replicas that never saw the data for the volume (the others hold it).
+    // A replica whose node stays away is replaced while the volume is
+    // published; an unpublished volume waits for its nodes.
+    for (auto& r : v.replicas)
+        if (!f.online(r.node))
+            throw unavailable(fmt::format(
+                "replica {} of volume {} is on node {}, which is offline: a volume is published "
+                "with every replica reachable",
+                r.id, id, r.node));
     if (!req.node.empty() && !f.node(req.node)) throw not_found("no node " + req.node);
     std::vector<node_facts> nodes;
     for (auto& [nid, n] : f.nodes) {
@@ -581,23 +689,7 @@ json service::publish(const std::string& id, const json& body) {
         pb::CreateNexusRequest cn;
         cn.set_uuid(id);
         cn.set_size_bytes(v.spec.size_bytes);
-        for (auto& r : v.replicas) {
-            if (r.node == nn) {
-                cn.add_children(replica_uri_local(r));
-                continue;
-            }
-            if (!f.online(r.node)) continue;  // added back when it returns
-            const node_rec& rn = *f.node(r.node);
-            pb::ShareVolumeRequest sr;
-            sr.mutable_volume()->set_pool(r.pool);
-            sr.mutable_volume()->set_name(r.id);
-            sr.set_nqn(replica_nqn_prefix + r.id);
-            sr.add_allowed_hosts(nexus_node.host_nqn);
-            pb::Share share;
-            f.call(r.node, "sharing replica " + r.id,
-                   [&](auto& stub, auto* ctx) { return stub.ShareVolume(ctx, sr, &share); });
-            cn.add_children("nvmf://" + rn.nvmf.front() + "/" + share.nqn());
-        }
+        for (auto& r : v.replicas) cn.add_children(child_uri(r, nexus_node, f));
         if (cn.children().empty()) throw unavailable("no replica of " + id + " is reachable");
         pb::Nexus nx;
         f.call(nn, "creating the nexus of " + id,
@@ -614,10 +706,13 @@ json service::publish(const std::string& id, const json& body) {
     } catch (const api_error&) {
         try {
             teardown_publication(v, f);
+            v.published.reset();
         } catch (const api_error& e2) {
+            // Kept (without its NQN): unpublish or publish again finishes
+            // the undo; a nexus left on an engine must not be forgotten.
             spdlog::warn("volume {}: undoing a publication: {}", id, e2.what());
+            v.published->nqn.clear();
         }
-        v.published.reset();
         save_volume(v, rev);
         throw;
     }
@@ -627,6 +722,7 @@ json service::publish(const std::string& id, const json& body) {
 }
 
 void service::unpublish(const std::string& id) {
+    check_volume_id(id);
     std::lock_guard g(ops_);
     auto cur = load_volume(id);
     if (!cur) throw not_found("no volume " + id);
@@ -639,6 +735,228 @@ void service::unpublish(const std::string& id) {
     save_volume(v, rev);
     record_event("volume-unpublished", "volume/" + id,
                  fmt::format("volume {} unpublished from {}", id, host));
+}
+
+// ---- the reconciler --------------------------------------------------------------
+
+bool service::take_repair_token() {
+    int64_t now = now_ms();
+    std::erase_if(repairs_, [&](int64_t t) { return now - t > 60000; });
+    if (repairs_.size() >= opt_.max_repairs_per_minute) return false;
+    repairs_.push_back(now);
+    return true;
+}
+
+void service::reconcile() {
+    std::lock_guard g(ops_);
+    facts f(*this);
+    for (auto& e : st_.list("volumes/")) {
+        volume_rec v = volume_from_json(parse_doc(e));
+        int64_t rev = e.revision;
+        try {
+            reconcile_volume(v, rev, f);
+        } catch (const api_error& err) {
+            spdlog::warn("reconcile volume {}: {}", v.id, err.what());
+        }
+    }
+}
+
+void service::reconcile_volume(volume_rec& v, int64_t& rev, facts& f) {
+    // Orphans whose node answers again are destroyed.
+    for (size_t i = 0; i < v.orphans.size();) {
+        if (!f.online(v.orphans[i].node)) {
+            ++i;
+            continue;
+        }
+        replica_rec o = v.orphans[i];
+        destroy_replica(o, f);
+        v.orphans.erase(v.orphans.begin() + long(i));
+        save_volume(v, rev);
+        record_event("replica-destroyed", "volume/" + v.id,
+                     fmt::format("volume {}: replica {} on node {} (replaced while its node was "
+                                 "away) destroyed",
+                                 v.id, o.id, o.node));
+    }
+    // Only a published volume has a nexus to rebuild a replacement from.
+    if (v.phase != "ready" || !v.published) return;
+    const std::string& nn = v.published->node;
+    auto l = f.nexuses_of(nn);
+    if (!l) return;  // its nexus's node does not answer: not ours to repair here
+    const pb::Nexus* nx = nullptr;
+    for (auto& x : l->nexuses())
+        if (x.uuid() == v.id) nx = &x;
+    if (!nx) return;
+    auto child_of = [&](const replica_rec& r) -> const pb::NexusChild* {
+        for (auto& c : nx->children())
+            if (c.uri().find(r.id) != std::string::npos) return &c;
+        return nullptr;
+    };
+    const node_rec& nexus_node = *f.node(nn);
+    int64_t now = f.now;
+
+    // A replacement in sync: the replica it replaces leaves the nexus and
+    // is destroyed (or kept as an orphan until its node answers).
+    for (auto& r : v.replicas) {
+        if (r.replaces.empty()) continue;
+        auto c = child_of(r);
+        if (!c || c->state() != "online") continue;
+        auto old = std::find_if(v.replicas.begin(), v.replicas.end(),
+                                [&](const replica_rec& x) { return x.id == r.replaces; });
+        std::string old_id = r.replaces;
+        r.replaces.clear();
+        if (old != v.replicas.end()) {
+            replica_rec o = *old;
+            if (auto oc = child_of(o)) {
+                pb::RemoveChildRequest rc;
+                rc.set_uuid(v.id);
+                rc.set_child(oc->uri());
+                pb::Nexus out;
+                f.call(nn, "removing replica " + o.id + " from the nexus of " + v.id,
+                       [&](auto& stub, auto* ctx) { return stub.RemoveChild(ctx, rc, &out); },
+                       {grpc::StatusCode::NOT_FOUND});
+            }
+            v.replicas.erase(old);
+            v.orphans.push_back(o);
+            unhealthy_since_.erase(o.id);
+        }
+        save_volume(v, rev);
+        record_event("replica-replaced", "volume/" + v.id,
+                     fmt::format("volume {}: replica {} is in sync; replica {} removed", v.id, r.id,
+                                 old_id));
+        return;  // the rest next pass, from fresh facts
+    }
+
+    // Which replicas have not been online for too long.
+    bool replacing = std::any_of(v.replicas.begin(), v.replicas.end(),
+                                 [](const replica_rec& r) { return !r.replaces.empty(); });
+    for (auto& r : v.replicas) {
+        auto c = child_of(r);
+        bool healthy = c && (c->state() == "online" || c->state() == "rebuilding");
+        if (healthy) {
+            unhealthy_since_.erase(r.id);
+            continue;
+        }
+        auto [it, fresh] = unhealthy_since_.emplace(r.id, now);
+        // A node offline since its last beat counts from then.
+        if (const node_rec* n = f.node(r.node); n && !f.online(r.node))
+            it->second = std::min(it->second, n->last_seen_ms);
+        if (now - it->second < opt_.replace_after.count()) continue;
+        if (!r.replaces.empty()) {
+            // A replacement that never came online: given up, and the
+            // replica it replaces is replaced again on the next pass.
+            replica_rec gone = r;
+            if (c) {
+                pb::RemoveChildRequest rc;
+                rc.set_uuid(v.id);
+                rc.set_child(c->uri());
+                pb::Nexus out;
+                f.call(nn, "removing replica " + gone.id + " from the nexus of " + v.id,
+                       [&](auto& stub, auto* ctx) { return stub.RemoveChild(ctx, rc, &out); },
+                       {grpc::StatusCode::NOT_FOUND});
+            }
+            std::erase_if(v.replicas, [&](const replica_rec& x) { return x.id == gone.id; });
+            gone.replaces.clear();
+            v.orphans.push_back(gone);
+            unhealthy_since_.erase(gone.id);
+            save_volume(v, rev);
+            record_event("replica-replace-failed", "volume/" + v.id,
+                         fmt::format("volume {}: replacement replica {} on node {} was not in "
+                                     "sync after {} s; given up",
+                                     v.id, gone.id, gone.node, (now - it->second) / 1000));
+            return;
+        }
+        if (replacing) continue;
+        bool is_replaced = std::any_of(v.replicas.begin(), v.replicas.end(),
+                                       [&](const replica_rec& x) { return x.replaces == r.id; });
+        if (is_replaced) continue;
+        if (!take_repair_token()) {
+            spdlog::warn(
+                "volume {}: replica {} needs replacing; waiting (at most {} repairs a "
+                "minute)",
+                v.id, r.id, opt_.max_repairs_per_minute);
+            return;
+        }
+        // A new replica on a node the volume does not use yet.
+        std::vector<node_facts> nodes;
+        for (auto& [nid, n] : f.nodes) nodes.push_back({nid, f.online(nid), n.node_labels, 0});
+        std::vector<pool_facts> pools;
+        for (auto& pe : st_.list("pools/")) {
+            pool_rec p = pool_from_json(parse_doc(pe));
+            pool_facts pf{p.name, p.node, false, 0, 0, 0};
+            if (auto pl = f.pools_of(p.node))
+                for (auto& x : pl->pools())
+                    if (x.name() == p.name) {
+                        pf.online = x.status() == "online";
+                        pf.capacity = x.capacity_bytes();
+                        pf.used = x.used_bytes();
+                        pf.committed = x.committed_bytes();
+                    }
+            pools.push_back(pf);
+        }
+        placement_request pr;
+        pr.bytes = v.spec.size_bytes + replica_overhead;
+        pr.replicas = 1;
+        pr.thin = v.spec.thin;
+        pr.selector = v.spec.selector;
+        pr.overcommit = opt_.overcommit;
+        for (auto& x : v.replicas) {
+            pr.exclude_nodes.insert(x.node);
+            if (auto n = f.node(x.node); n && x.id != r.id && n->node_labels.contains("zone"))
+                pr.used_zones.insert(n->node_labels.at("zone"));
+        }
+        auto pl = place_replicas(pr, nodes, pools);
+        if (!pl) {
+            record_event("replica-replace-failed", "volume/" + v.id,
+                         fmt::format("volume {}: replica {} on node {} has been {} for {} s; no "
+                                     "room for a replacement: {}",
+                                     v.id, r.id, r.node, c ? c->state() : "missing",
+                                     (now - it->second) / 1000, pl.error));
+            return;
+        }
+        auto pit = std::find_if(pools.begin(), pools.end(),
+                                [&](auto& p) { return p.name == pl.pools.front(); });
+        replica_rec nr{random_uuid(), pit->node, pit->name, r.id};
+        // Recorded first: a crash leaves a replica the next pass knows of.
+        v.replicas.push_back(nr);
+        save_volume(v, rev);
+        try {
+            add_replacement(v, nr, nexus_node, f);
+        } catch (const api_error&) {
+            // Not made, or made and not added: out of the volume, destroyed
+            // when its node answers.
+            std::erase_if(v.replicas, [&](const replica_rec& x) { return x.id == nr.id; });
+            nr.replaces.clear();
+            v.orphans.push_back(nr);
+            save_volume(v, rev);
+            throw;
+        }
+        record_event("replica-replacing", "volume/" + v.id,
+                     fmt::format("volume {}: replica {} on node {} has been {} for {} s; a new "
+                                 "replica {} on node {} is being rebuilt",
+                                 v.id, r.id, r.node, c ? c->state() : "missing",
+                                 (now - it->second) / 1000, nr.id, nr.node));
+        return;
+    }
+}
+
+void service::add_replacement(const volume_rec& v, const replica_rec& nr,
+                              const node_rec& nexus_node, facts& f) {
+    pb::CreateVolumeRequest cv;
+    cv.set_pool(nr.pool);
+    cv.set_name(nr.id);
+    cv.set_size_bytes(v.spec.size_bytes + replica_overhead);
+    cv.set_thick(!v.spec.thin);
+    pb::Volume made;
+    f.call(nr.node, "creating replica " + nr.id,
+           [&](auto& stub, auto* ctx) { return stub.CreateVolume(ctx, cv, &made); },
+           {grpc::StatusCode::ALREADY_EXISTS});
+    pb::AddChildRequest ac;
+    ac.set_uuid(v.id);
+    ac.set_child(child_uri(nr, nexus_node, f));
+    pb::Nexus out;
+    f.call(nexus_node.id, "adding replica " + nr.id + " to the nexus of " + v.id,
+           [&](auto& stub, auto* ctx) { return stub.AddChild(ctx, ac, &out); },
+           {grpc::StatusCode::ALREADY_EXISTS});
 }
 
 // ---- events ----------------------------------------------------------------------

@@ -17,9 +17,11 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <mutex>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "control/engine_client.h"
 #include "control/model.h"
@@ -31,6 +33,10 @@ struct service_options {
     unsigned missed_beats = 3;  // a node is offline after this many heartbeats missed
     double overcommit = 4.0;    // thin volumes: committed bytes up to capacity x this
     std::chrono::milliseconds engine_deadline{10000};
+    // A replica whose node has been offline, or whose nexus child has not
+    // been online, this long is replaced by a new one on another node.
+    std::chrono::milliseconds replace_after{60000};
+    unsigned max_repairs_per_minute = 10;  // over the whole cluster: no storms
 };
 
 class service {
@@ -56,6 +62,13 @@ class service {
     json publish(const std::string& id, const json& body);
     void unpublish(const std::string& id);
 
+    // One pass of the reconciler (weft-control runs it every few seconds):
+    // replaces replicas lost for longer than replace_after in published
+    // volumes (a new replica placed on another node, added to the nexus,
+    // rebuilt, then the old one removed and destroyed), and destroys
+    // orphaned replicas whose node came back. Each repair is an event.
+    void reconcile();
+
     json events(int64_t since, unsigned limit);
     void record_event(const std::string& kind, const std::string& object,
                       const std::string& message);
@@ -73,8 +86,16 @@ class service {
     void destroy_replica(const replica_rec& r, facts& f);
     void teardown_publication(const volume_rec& v, facts& f);
 
+    void reconcile_volume(volume_rec& v, int64_t& rev, facts& f);
+    bool take_repair_token();
+    void add_replacement(const volume_rec& v, const replica_rec& nr, const node_rec& nexus_node,
+                         facts& f);
+    std::string child_uri(const replica_rec& r, const node_rec& nexus_node, facts& f);
+
     store& st_;
     service_options opt_;
+    std::map<std::string, int64_t> unhealthy_since_;  // replica id -> first seen not online
+    std::vector<int64_t> repairs_;                    // when the last repairs started
     engine_client engines_;
     std::mutex ops_;
 };

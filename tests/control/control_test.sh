@@ -12,6 +12,10 @@
 #             degraded; unpublish, delete: nothing left on the engines
 #   cli       the same through `weft volume|pool|node|events` (tables, --json,
 #             exit 1 with the control plane's sentence)
+#   repair    a replica's node stays away: the reconciler places a new
+#             replica on the fourth node, the nexus rebuilds it, the old one
+#             leaves the volume; the data reads back; when the old node
+#             returns, its orphaned replica is destroyed
 #   restart   weft-control restarted on its SQLite file: the same nodes,
 #             pools and volumes; engines restarted: the volume publishes
 #             again with the data written before
@@ -44,7 +48,7 @@ control_pid=
 control_port=0
 start_control() {
   "$control" --listen "127.0.0.1:$control_port" --data-dir "$data/control" --missed-beats 3 \
-    --engine-timeout 5 >>"$data/control.log" 2>&1 &
+    --engine-timeout 5 ${CONTROL_FLAGS:-} >>"$data/control.log" 2>&1 &
   control_pid=$!
   pids+=("$control_pid")
   local port=
@@ -324,6 +328,50 @@ cli)
   wc volume list --control http://127.0.0.1:1
   [ "$rc" = 1 ] && grep -q "^weft: no control plane answered at http://127.0.0.1:1" <<<"$err" ||
     fail "no control plane: $rc $err"
+  ;;
+
+repair)
+  CONTROL_FLAGS="--replace-after 2 --reconcile-interval 0.3"
+  start_control
+  three_nodes_with_pools
+  start_node 4
+  wait_for 30 "4 nodes online" nodes_online 4
+  expect 201 PUT /v1/pools/p4 "{\"node\":\"n4\",\"disk\":\"$data/pool4.img\",\"size\":$((128 * MiB))}"
+  expect 201 PUT /v1/volumes/$vol '{"size_bytes":16777216,"replicas":3}'
+  used=$(jq -r '[.replicas[].node] | sort | join(" ")' <<<"$body")
+  spare=$(comm -23 <(printf 'n1\nn2\nn3\nn4\n') <(tr ' ' '\n' <<<"$used"))
+  first=$(jq -r '.replicas[0].node' <<<"$body")
+  expect 200 PUT /v1/volumes/$vol/publish "{\"host_nqn\":\"$host\",\"node\":\"$first\"}"
+  pub=$body
+  io verify --lba 0 --blocks 4096 --seed 11
+  [ "$run_rc" -eq 0 ] || fail "verify: $run_out"
+  # A replica node other than the nexus's goes away for good.
+  victim=$(jq -r --arg f "$first" '[.replicas[].node | select(. != $f)][0]' <<<"$(curl -s "$url/v1/volumes/$vol")")
+  kill_node "${victim#n}"
+  io write --lba 8192 --blocks 64 --pattern 0x3c
+  [ "$run_rc" -eq 0 ] || fail "write with a replica gone: $run_out"
+  replaced() {
+    req GET "/v1/volumes/$vol"
+    jq -e --arg v "$victim" --arg s "$spare" '.state == "online" and ([.replicas[].node] | index($v) == null)
+      and ([.replicas[].node] | index($s) != null) and (.replicas | length == 3)' <<<"$body" >/dev/null
+  }
+  wait_for 90 "replica on $victim replaced on $spare" replaced
+  io read --lba 8192 --blocks 64 -o "$data/back.bin"
+  [ "$run_rc" -eq 0 ] || fail "read after the repair: $run_out"
+  head -c $((64 * 512)) /dev/zero | tr '\0' '\074' | cmp -s - "$data/back.bin" ||
+    fail "the data written while the replica was away is not there"
+  expect 200 GET /v1/events
+  for k in replica-replacing replica-replaced; do
+    jq -e --arg k $k '[.events[].kind] | index($k)' <<<"$body" >/dev/null || fail "no $k event: $body"
+  done
+  # The old node returns: its replica (an orphan now) is destroyed.
+  start_node "${victim#n}"
+  orphan_gone() {
+    [ "$("$weft" engine volume list --api "$(api_of "${victim#n}")" --json | jq '.volumes | length')" = 0 ]
+  }
+  wait_for 30 "the orphaned replica on $victim destroyed" orphan_gone
+  expect 204 DELETE /v1/volumes/$vol/publish
+  expect 204 DELETE /v1/volumes/$vol
   ;;
 
 restart)
