@@ -72,10 +72,8 @@ done
 t1=$(now)
 lat=()
 for _ in 1 2 3 4 5; do
-  s=$(now)
-  curl -sf "$url/v1/volumes" >"$work/list.json"
-  e=$(now)
-  lat+=("$(echo "($e - $s) * 1000" | bc -l)")
+  t=$(curl -sf -o "$work/list.json" -w '%{time_total}' "$url/v1/volumes")
+  lat+=("$(echo "$t * 1000" | bc -l)")
 done
 listed=$(jq '.volumes | length' "$work/list.json")
 rss_kib=$(awk '/VmRSS/ {print $2}' /proc/$control_pid/status)
@@ -86,7 +84,7 @@ create=$(echo "($t1 - $t0) / $n" | bc -l)
 delete=$(echo "($t3 - $t2) / $n" | bc -l)
 median=$(printf '%s\n' "${lat[@]}" | sort -n | sed -n 3p)
 printf 'control plane at scale: %d volumes x 3 replicas, 3 engines, SQLite store (%s)\n' "$n" "$(nproc) CPUs"
-printf '  create: %.1f ms per volume over REST; baseline (3 replica creates over gRPC by weft engine): %.1f ms; ratio %.2fx\n' \
+printf '  create: %.1f ms per volume over REST; baseline (3 `weft engine volume create` processes, each a gRPC call): %.1f ms; ratio %.2fx\n' \
   "$(echo "$create * 1000" | bc -l)" "$(echo "$base_create * 1000" | bc -l)" "$(echo "$create / $base_create" | bc -l)"
 printf '  delete: %.1f ms per volume over REST; baseline: %.1f ms; ratio %.2fx\n' \
   "$(echo "$delete * 1000" | bc -l)" "$(echo "$base_delete * 1000" | bc -l)" "$(echo "$delete / $base_delete" | bc -l)"

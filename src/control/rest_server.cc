@@ -173,6 +173,9 @@ struct rest_server::impl {
         // Mutating requests wait for one another (and for engines): enough
         // threads that engines' heartbeats still get through meanwhile.
         http.new_task_queue = [] { return new httplib::ThreadPool(32); };
+        // Answers are written in pieces (headers, body): without this, Nagle
+        // and the client's delayed ACK add tens of milliseconds to each.
+        http.set_tcp_nodelay(true);
         // What the HTTP library refuses by itself (a body too large, a
         // request it cannot parse) is a problem too.
         http.set_error_handler([](const httplib::Request&, httplib::Response& res) {

@@ -1,6 +1,7 @@
 // The embedded store: one SQLite file in WAL mode, synchronous=FULL so that
-// a change the API acknowledged survives a power cut. One connection behind a
-// mutex: the control plane's writes are few and small.
+// a change the API acknowledged survives a power cut. Two connections, each
+// behind its mutex: one writes, one reads, so that reads do not wait for a
+// commit's fsync (WAL lets a reader go on while a writer commits).
 #include <sqlite3.h>
 
 #include <mutex>
@@ -33,21 +34,32 @@ class sqlite_store final : public store {
             "revision INTEGER NOT NULL) WITHOUT ROWID");
         exec("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)");
         exec("INSERT OR IGNORE INTO meta VALUES ('revision', 0)");
+        if (sqlite3_open_v2(path.c_str(), &rdb_, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX,
+                            nullptr) != SQLITE_OK) {
+            std::string msg = rdb_ ? sqlite3_errmsg(rdb_) : "cannot open";
+            sqlite3_close(rdb_);
+            sqlite3_close(db_);
+            throw store_error(fmt::format("cannot open the store {} to read: {}", path, msg));
+        }
+        sqlite3_busy_timeout(rdb_, 5000);
     }
-    ~sqlite_store() override { sqlite3_close(db_); }
+    ~sqlite_store() override {
+        sqlite3_close(rdb_);
+        sqlite3_close(db_);
+    }
 
     std::optional<kv> get(const std::string& key) override {
-        std::lock_guard g(mu_);
-        stmt s(*this, "SELECT value, revision FROM kv WHERE key = ?1");
+        std::lock_guard g(rmu_);
+        stmt s(*this, rdb_, "SELECT value, revision FROM kv WHERE key = ?1");
         s.bind(1, key);
         if (!s.step()) return std::nullopt;
         return kv{key, s.text(0), s.i64(1)};
     }
 
     std::vector<kv> list(const std::string& prefix) override {
-        std::lock_guard g(mu_);
+        std::lock_guard g(rmu_);
         // A range scan: [prefix, prefix + 0xff) covers every key under it.
-        stmt s(*this,
+        stmt s(*this, rdb_,
                "SELECT key, value, revision FROM kv WHERE key >= ?1 AND key < ?2 ORDER BY key");
         s.bind(1, prefix);
         s.bind(2, prefix + "\xff");
@@ -61,7 +73,7 @@ class sqlite_store final : public store {
         exec("BEGIN IMMEDIATE");
         try {
             for (auto& c : t.compares) {
-                stmt s(*this, "SELECT revision FROM kv WHERE key = ?1");
+                stmt s(*this, db_, "SELECT revision FROM kv WHERE key = ?1");
                 s.bind(1, c.key);
                 int64_t rev = s.step() ? s.i64(0) : 0;
                 if (rev != c.revision) {
@@ -69,20 +81,20 @@ class sqlite_store final : public store {
                     return std::nullopt;
                 }
             }
-            int64_t rev = revision_locked() + 1;
+            int64_t rev = revision_of(db_) + 1;
             for (auto& [k, v] : t.puts) {
-                stmt s(*this, "INSERT OR REPLACE INTO kv VALUES (?1, ?2, ?3)");
+                stmt s(*this, db_, "INSERT OR REPLACE INTO kv VALUES (?1, ?2, ?3)");
                 s.bind(1, k);
                 s.bind(2, v);
                 s.bind(3, rev);
                 s.step();
             }
             for (auto& k : t.deletes) {
-                stmt s(*this, "DELETE FROM kv WHERE key = ?1");
+                stmt s(*this, db_, "DELETE FROM kv WHERE key = ?1");
                 s.bind(1, k);
                 s.step();
             }
-            stmt s(*this, "UPDATE meta SET value = ?1 WHERE name = 'revision'");
+            stmt s(*this, db_, "UPDATE meta SET value = ?1 WHERE name = 'revision'");
             s.bind(1, rev);
             s.step();
             exec("COMMIT");
@@ -94,16 +106,16 @@ class sqlite_store final : public store {
     }
 
     int64_t revision() override {
-        std::lock_guard g(mu_);
-        return revision_locked();
+        std::lock_guard g(rmu_);
+        return revision_of(rdb_);
     }
 
     std::string describe() const override { return "sqlite:" + path_; }
 
   private:
     struct stmt {
-        stmt(sqlite_store& st, const char* sql) : db(st.db_) {
-            if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) != SQLITE_OK) st.fail("prepare");
+        stmt(sqlite_store& st, sqlite3* db, const char* sql) : db(db) {
+            if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) != SQLITE_OK) st.fail(db, "prepare");
         }
         ~stmt() { sqlite3_finalize(s); }
         void bind(int i, const std::string& v) {
@@ -125,8 +137,8 @@ class sqlite_store final : public store {
         sqlite3_stmt* s = nullptr;
     };
 
-    int64_t revision_locked() {
-        stmt s(*this, "SELECT value FROM meta WHERE name = 'revision'");
+    int64_t revision_of(sqlite3* db) {
+        stmt s(*this, db, "SELECT value FROM meta WHERE name = 'revision'");
         return s.step() ? s.i64(0) : 0;
     }
     void exec(const char* sql) {
@@ -137,13 +149,14 @@ class sqlite_store final : public store {
             throw store_error(fmt::format("store {}: {}: {}", path_, sql, msg));
         }
     }
-    [[noreturn]] void fail(const char* what) {
-        throw store_error(fmt::format("store {}: {}: {}", path_, what, sqlite3_errmsg(db_)));
+    [[noreturn]] void fail(sqlite3* db, const char* what) {
+        throw store_error(fmt::format("store {}: {}: {}", path_, what, sqlite3_errmsg(db)));
     }
 
     std::string path_;
-    sqlite3* db_ = nullptr;
-    std::mutex mu_;
+    sqlite3* db_ = nullptr;   // writes (commit)
+    sqlite3* rdb_ = nullptr;  // reads
+    std::mutex mu_, rmu_;
 };
 
 }  // namespace
