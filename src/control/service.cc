@@ -101,6 +101,31 @@ struct service::facts {
             return stub.ListNexuses(ctx, {}, rep);
         });
     }
+    // What the scheduler decides from: every node, every declared pool with
+    // its engine's figures now (a pool whose node does not answer is not
+    // online).
+    std::vector<node_facts> node_facts_now() const {
+        std::vector<node_facts> out;
+        for (auto& [nid, n] : nodes) out.push_back({nid, online(nid), n.node_labels, 0});
+        return out;
+    }
+    std::vector<pool_facts> pool_facts_now() {
+        std::vector<pool_facts> out;
+        for (auto& e : s.st_.list("pools/")) {
+            pool_rec p = pool_from_json(parse_doc(e));
+            pool_facts pf{p.name, p.node, false, 0, 0, 0};
+            if (auto l = pools_of(p.node))
+                for (auto& x : l->pools())
+                    if (x.name() == p.name) {
+                        pf.online = x.status() == "online";
+                        pf.capacity = x.capacity_bytes();
+                        pf.used = x.used_bytes();
+                        pf.committed = x.committed_bytes();
+                    }
+            out.push_back(pf);
+        }
+        return out;
+    }
     // One listing per node and operation; null when the node is offline or
     // does not answer (one attempt: a listing must not wait on a dead node).
     template <typename Reply, typename F>
@@ -492,22 +517,8 @@ std::pair<int, json> service::put_volume(const std::string& id, const json& body
         return {200, view(v, f)};
     }
     // Place: every pool's facts from its engine now.
-    std::vector<node_facts> nodes;
-    for (auto& [nid, n] : f.nodes) nodes.push_back({nid, f.online(nid), n.node_labels, 0});
-    std::vector<pool_facts> pools;
-    for (auto& e : st_.list("pools/")) {
-        pool_rec p = pool_from_json(parse_doc(e));
-        pool_facts pf{p.name, p.node, false, 0, 0, 0};
-        if (auto l = f.pools_of(p.node))
-            for (auto& x : l->pools())
-                if (x.name() == p.name) {
-                    pf.online = x.status() == "online";
-                    pf.capacity = x.capacity_bytes();
-                    pf.used = x.used_bytes();
-                    pf.committed = x.committed_bytes();
-                }
-        pools.push_back(pf);
-    }
+    std::vector<node_facts> nodes = f.node_facts_now();
+    std::vector<pool_facts> pools = f.pool_facts_now();
     placement_request pr;
     pr.bytes = spec.size_bytes + replica_overhead;
     pr.replicas = spec.replicas;
@@ -877,22 +888,8 @@ void service::reconcile_volume(volume_rec& v, int64_t& rev, facts& f) {
             return;
         }
         // A new replica on a node the volume does not use yet.
-        std::vector<node_facts> nodes;
-        for (auto& [nid, n] : f.nodes) nodes.push_back({nid, f.online(nid), n.node_labels, 0});
-        std::vector<pool_facts> pools;
-        for (auto& pe : st_.list("pools/")) {
-            pool_rec p = pool_from_json(parse_doc(pe));
-            pool_facts pf{p.name, p.node, false, 0, 0, 0};
-            if (auto pl = f.pools_of(p.node))
-                for (auto& x : pl->pools())
-                    if (x.name() == p.name) {
-                        pf.online = x.status() == "online";
-                        pf.capacity = x.capacity_bytes();
-                        pf.used = x.used_bytes();
-                        pf.committed = x.committed_bytes();
-                    }
-            pools.push_back(pf);
-        }
+        std::vector<node_facts> nodes = f.node_facts_now();
+        std::vector<pool_facts> pools = f.pool_facts_now();
         placement_request pr;
         pr.bytes = v.spec.size_bytes + replica_overhead;
         pr.replicas = 1;
