@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 #include <algorithm>
+#include <future>
 
 #include "control/api_error.h"
 #include "control/scheduler.h"
@@ -462,18 +463,31 @@ void service::destroy_replica(const replica_rec& r, facts& f) {
 
 void service::create_replicas(volume_rec& v, int64_t& revision, facts& f) {
     try {
-        for (auto& r : v.replicas) {
-            pb::CreateVolumeRequest req;
-            req.set_pool(r.pool);
-            req.set_name(r.id);
-            req.set_size_bytes(v.spec.size_bytes + replica_overhead);
-            req.set_thick(!v.spec.thin);
-            pb::Volume out;
-            // ALREADY_EXISTS: a retry after a crash made it already.
-            f.call(r.node, fmt::format("creating replica {} on pool {}", r.id, r.pool),
-                   [&](auto& stub, auto* ctx) { return stub.CreateVolume(ctx, req, &out); },
-                   {grpc::StatusCode::ALREADY_EXISTS});
+        // The engines make their replicas at the same time (each is on
+        // another node); the first refusal is the answer.
+        std::vector<std::future<void>> made;
+        for (auto& r : v.replicas)
+            made.push_back(std::async(std::launch::async, [&f, &v, r] {
+                pb::CreateVolumeRequest req;
+                req.set_pool(r.pool);
+                req.set_name(r.id);
+                req.set_size_bytes(v.spec.size_bytes + replica_overhead);
+                req.set_thick(!v.spec.thin);
+                pb::Volume out;
+                // ALREADY_EXISTS: a retry after a crash made it already.
+                f.call(r.node, fmt::format("creating replica {} on pool {}", r.id, r.pool),
+                       [&](auto& stub, auto* ctx) { return stub.CreateVolume(ctx, req, &out); },
+                       {grpc::StatusCode::ALREADY_EXISTS});
+            }));
+        std::optional<api_error> refused;
+        for (auto& m : made) {
+            try {
+                m.get();
+            } catch (const api_error& e) {
+                if (!refused) refused = e;
+            }
         }
+        if (refused) throw *refused;
     } catch (const api_error& e) {
         // Undo: nothing half-made stays. Every replica of the record, not
         // only those made now: a call that timed out may have made one, and
