@@ -110,7 +110,6 @@ json to_json(const volume_rec& v) {
             {"spec", to_json(v.spec)},
             {"phase", v.phase},
             {"replicas", replicas_json(v.replicas)},
-            {"orphans", replicas_json(v.orphans)},
             {"published", v.published ? to_json(*v.published) : json(nullptr)},
             {"created_ms", v.created_ms}};
 }
@@ -155,7 +154,6 @@ volume_rec volume_from_json(const json& j) {
     v.spec = spec_from_json(j.at("spec"));
     v.phase = j.at("phase");
     v.replicas = replicas_from_json(j.at("replicas"));
-    if (j.contains("orphans")) v.orphans = replicas_from_json(j.at("orphans"));
     if (auto& p = j.at("published"); !p.is_null())
         v.published =
             publication{p.at("host_nqn"), p.at("node"), p.at("nqn"), p.at("address"), p.at("port")};

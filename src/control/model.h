@@ -70,9 +70,6 @@ struct volume_rec {
     std::vector<replica_rec> replicas;
     std::optional<publication> published;
     int64_t created_ms = 0;
-    // Replicas taken out of the volume whose node did not answer when they
-    // were to be destroyed: destroyed when it does.
-    std::vector<replica_rec> orphans;
 };
 
 struct event_rec {

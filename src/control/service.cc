@@ -595,12 +595,11 @@ void service::delete_volume(const std::string& id) {
     // One replica at a time, each removed from the record once gone: a
     // failure leaves the volume "deleting" with what is left, and a retry
     // goes on from there.
-    for (auto* list : {&v.replicas, &v.orphans})
-        while (!list->empty()) {
-            destroy_replica(list->back(), f);
-            list->pop_back();
-            save_volume(v, rev);
-        }
+    while (!v.replicas.empty()) {
+        destroy_replica(v.replicas.back(), f);
+        v.replicas.pop_back();
+        save_volume(v, rev);
+    }
     if (!st_.commit(txn().expect(key_volume(id), rev).del(key_volume(id))))
         throw conflict("volume " + id + " changed meanwhile: try again");
     record_event("volume-deleted", "volume/" + id, "volume " + id + " deleted");
@@ -629,6 +628,13 @@ void service::teardown_publication(const volume_rec& v, facts& f) {
                [&](auto& stub, auto* ctx) { return stub.UnshareVolume(ctx, ur, &out); },
                {grpc::StatusCode::NOT_FOUND, grpc::StatusCode::FAILED_PRECONDITION});
     }
+}
+
+// The URI child_uri() gives, without asking any engine.
+std::string service::child_uri_of(const replica_rec& r, const node_rec& nexus_node, facts& f) {
+    if (r.node == nexus_node.id) return replica_uri_local(r);
+    const node_rec* rn = f.node(r.node);
+    return "nvmf://" + (rn ? rn->nvmf.front() : std::string("?")) + "/" + replica_nqn_prefix + r.id;
 }
 
 // The URI the nexus on `nexus_node` reaches replica r at: the pool volume
@@ -757,7 +763,15 @@ void service::unpublish(const std::string& id) {
     teardown_publication(v, f);
     std::string host = v.published->host_nqn;
     v.published.reset();
-    save_volume(v, rev);
+    for (auto& r : v.replicas) unhealthy_since_.erase(r.id);
+    // A replacement not in sync yet has no source without the nexus: it
+    // leaves the volume (the replica it replaces stays).
+    std::vector<replica_rec> unfinished;
+    for (auto& r : v.replicas)
+        if (!r.replaces.empty()) unfinished.push_back(r);
+    std::erase_if(v.replicas, [](const replica_rec& r) { return !r.replaces.empty(); });
+    if (unfinished.empty()) save_volume(v, rev);
+    for (auto& r : unfinished) orphan(v, rev, r);
     record_event("volume-unpublished", "volume/" + id,
                  fmt::format("volume {} unpublished from {}", id, host));
 }
@@ -772,36 +786,49 @@ bool service::take_repair_token() {
     return true;
 }
 
+void service::orphan(volume_rec& v, int64_t& rev, replica_rec o) {
+    o.replaces.clear();
+    json j = {{"id", o.id}, {"node", o.node}, {"pool", o.pool}, {"volume", v.id}};
+    auto r = st_.commit(txn()
+                            .expect(key_volume(v.id), rev)
+                            .put(key_volume(v.id), to_json(v).dump())
+                            .put("orphans/" + o.id, j.dump()));
+    if (!r) throw conflict("volume " + v.id + " changed meanwhile: try again");
+    rev = *r;
+}
+
 void service::reconcile() {
     std::lock_guard g(ops_);
     facts f(*this);
-    for (auto& e : st_.list("volumes/")) {
-        volume_rec v = volume_from_json(parse_doc(e));
-        int64_t rev = e.revision;
+    // Orphans whose node answers again are destroyed.
+    for (auto& e : st_.list("orphans/")) {
         try {
+            json j = parse_doc(e);
+            replica_rec o{j.at("id"), j.at("node"), j.at("pool"), ""};
+            if (!f.online(o.node)) continue;
+            destroy_replica(o, f);
+            st_.commit(txn().expect(e.key, e.revision).del(e.key));
+            record_event("replica-destroyed", "volume/" + j.value("volume", std::string()),
+                         fmt::format("replica {} on node {} (taken out of volume {}) destroyed",
+                                     o.id, o.node, j.value("volume", std::string())));
+        } catch (const std::exception& err) {
+            spdlog::warn("reconcile {}: {}", e.key, err.what());
+        }
+    }
+    for (auto& e : st_.list("volumes/")) {
+        try {
+            volume_rec v = volume_from_json(parse_doc(e));
+            int64_t rev = e.revision;
             reconcile_volume(v, rev, f);
-        } catch (const api_error& err) {
-            spdlog::warn("reconcile volume {}: {}", v.id, err.what());
+        } catch (const std::exception& err) {
+            // One volume's trouble (an engine, the store, a bad record) does
+            // not stop the others.
+            spdlog::warn("reconcile {}: {}", e.key, err.what());
         }
     }
 }
 
 void service::reconcile_volume(volume_rec& v, int64_t& rev, facts& f) {
-    // Orphans whose node answers again are destroyed.
-    for (size_t i = 0; i < v.orphans.size();) {
-        if (!f.online(v.orphans[i].node)) {
-            ++i;
-            continue;
-        }
-        replica_rec o = v.orphans[i];
-        destroy_replica(o, f);
-        v.orphans.erase(v.orphans.begin() + long(i));
-        save_volume(v, rev);
-        record_event("replica-destroyed", "volume/" + v.id,
-                     fmt::format("volume {}: replica {} on node {} (replaced while its node was "
-                                 "away) destroyed",
-                                 v.id, o.id, o.node));
-    }
     // Only a published volume has a nexus to rebuild a replacement from.
     if (v.phase != "ready" || !v.published) return;
     const std::string& nn = v.published->node;
@@ -810,7 +837,9 @@ void service::reconcile_volume(volume_rec& v, int64_t& rev, facts& f) {
     const pb::Nexus* nx = nullptr;
     for (auto& x : l->nexuses())
         if (x.uuid() == v.id) nx = &x;
-    if (!nx) return;
+    // A nexus that holds writes or was superseded: its children's states
+    // are not facts to repair from.
+    if (!nx || (nx->state() != "online" && nx->state() != "degraded")) return;
     auto child_of = [&](const replica_rec& r) -> const pb::NexusChild* {
         for (auto& c : nx->children())
             if (c.uri().find(r.id) != std::string::npos) return &c;
@@ -828,6 +857,7 @@ void service::reconcile_volume(volume_rec& v, int64_t& rev, facts& f) {
         auto old = std::find_if(v.replicas.begin(), v.replicas.end(),
                                 [&](const replica_rec& x) { return x.id == r.replaces; });
         std::string old_id = r.replaces;
+        std::string new_id = r.id;  // r is not valid after the erase below
         r.replaces.clear();
         if (old != v.replicas.end()) {
             replica_rec o = *old;
@@ -841,13 +871,14 @@ void service::reconcile_volume(volume_rec& v, int64_t& rev, facts& f) {
                        {grpc::StatusCode::NOT_FOUND});
             }
             v.replicas.erase(old);
-            v.orphans.push_back(o);
             unhealthy_since_.erase(o.id);
+            orphan(v, rev, o);
+        } else {
+            save_volume(v, rev);
         }
-        save_volume(v, rev);
         record_event("replica-replaced", "volume/" + v.id,
-                     fmt::format("volume {}: replica {} is in sync; replica {} removed", v.id, r.id,
-                                 old_id));
+                     fmt::format("volume {}: replica {} is in sync; replica {} removed", v.id,
+                                 new_id, old_id));
         return;  // the rest next pass, from fresh facts
     }
 
@@ -856,7 +887,9 @@ void service::reconcile_volume(volume_rec& v, int64_t& rev, facts& f) {
                                  [](const replica_rec& r) { return !r.replaces.empty(); });
     for (auto& r : v.replicas) {
         auto c = child_of(r);
-        bool healthy = c && (c->state() == "online" || c->state() == "rebuilding");
+        // A child waiting for its turn to be rebuilt is on its way too.
+        bool healthy =
+            c && (c->state() == "online" || c->state() == "rebuilding" || c->has_rebuild());
         if (healthy) {
             unhealthy_since_.erase(r.id);
             continue;
@@ -867,9 +900,10 @@ void service::reconcile_volume(volume_rec& v, int64_t& rev, facts& f) {
             it->second = std::min(it->second, n->last_seen_ms);
         if (now - it->second < opt_.replace_after.count()) continue;
         if (!r.replaces.empty()) {
-            // A replacement that never came online: given up, and the
-            // replica it replaces is replaced again on the next pass.
+            // A replacement that never came online: given up; the replica
+            // it replaces is tried again after another --replace-after.
             replica_rec gone = r;
+            unhealthy_since_[gone.replaces] = now;
             if (c) {
                 pb::RemoveChildRequest rc;
                 rc.set_uuid(v.id);
@@ -880,10 +914,8 @@ void service::reconcile_volume(volume_rec& v, int64_t& rev, facts& f) {
                        {grpc::StatusCode::NOT_FOUND});
             }
             std::erase_if(v.replicas, [&](const replica_rec& x) { return x.id == gone.id; });
-            gone.replaces.clear();
-            v.orphans.push_back(gone);
             unhealthy_since_.erase(gone.id);
-            save_volume(v, rev);
+            orphan(v, rev, gone);
             record_event("replica-replace-failed", "volume/" + v.id,
                          fmt::format("volume {}: replacement replica {} on node {} was not in "
                                      "sync after {} s; given up",
@@ -894,14 +926,8 @@ void service::reconcile_volume(volume_rec& v, int64_t& rev, facts& f) {
         bool is_replaced = std::any_of(v.replicas.begin(), v.replicas.end(),
                                        [&](const replica_rec& x) { return x.replaces == r.id; });
         if (is_replaced) continue;
-        if (!take_repair_token()) {
-            spdlog::warn(
-                "volume {}: replica {} needs replacing; waiting (at most {} repairs a "
-                "minute)",
-                v.id, r.id, opt_.max_repairs_per_minute);
-            return;
-        }
-        // A new replica on a node the volume does not use yet.
+        // A new replica on a node the volume does not use yet (nor one that
+        // holds an orphan of it: that node failed it before).
         std::vector<node_facts> nodes = f.node_facts_now();
         std::vector<pool_facts> pools = f.pool_facts_now();
         placement_request pr;
@@ -910,6 +936,9 @@ void service::reconcile_volume(volume_rec& v, int64_t& rev, facts& f) {
         pr.thin = v.spec.thin;
         pr.selector = v.spec.selector;
         pr.overcommit = opt_.overcommit;
+        for (auto& e : st_.list("orphans/"))
+            if (json j = parse_doc(e); j.value("volume", std::string()) == v.id)
+                pr.exclude_nodes.insert(j.value("node", std::string()));
         for (auto& x : v.replicas) {
             pr.exclude_nodes.insert(x.node);
             if (auto n = f.node(x.node); n && x.id != r.id && n->node_labels.contains("zone"))
@@ -917,11 +946,19 @@ void service::reconcile_volume(volume_rec& v, int64_t& rev, facts& f) {
         }
         auto pl = place_replicas(pr, nodes, pools);
         if (!pl) {
+            it->second = now;  // the next try (and event) after another --replace-after
             record_event("replica-replace-failed", "volume/" + v.id,
                          fmt::format("volume {}: replica {} on node {} has been {} for {} s; no "
                                      "room for a replacement: {}",
                                      v.id, r.id, r.node, c ? c->state() : "missing",
                                      (now - it->second) / 1000, pl.error));
+            return;
+        }
+        if (!take_repair_token()) {
+            spdlog::warn(
+                "volume {}: replica {} needs replacing; waiting (at most {} repairs a "
+                "minute)",
+                v.id, r.id, opt_.max_repairs_per_minute);
             return;
         }
         auto pit = std::find_if(pools.begin(), pools.end(),
@@ -933,12 +970,23 @@ void service::reconcile_volume(volume_rec& v, int64_t& rev, facts& f) {
         try {
             add_replacement(v, nr, nexus_node, f);
         } catch (const api_error&) {
-            // Not made, or made and not added: out of the volume, destroyed
-            // when its node answers.
+            // Not made, or made and perhaps added (a call that timed out):
+            // out of the nexus (best effort) and of the volume, destroyed
+            // when its node answers; the next try after --replace-after.
+            it->second = now;
+            try {
+                pb::RemoveChildRequest rc;
+                rc.set_uuid(v.id);
+                rc.set_child(child_uri_of(nr, nexus_node, f));
+                pb::Nexus out;
+                f.call(nn, "removing replica " + nr.id + " from the nexus of " + v.id,
+                       [&](auto& stub, auto* ctx) { return stub.RemoveChild(ctx, rc, &out); },
+                       {grpc::StatusCode::NOT_FOUND, grpc::StatusCode::INVALID_ARGUMENT});
+            } catch (const api_error& e2) {
+                spdlog::warn("volume {}: {}", v.id, e2.what());
+            }
             std::erase_if(v.replicas, [&](const replica_rec& x) { return x.id == nr.id; });
-            nr.replaces.clear();
-            v.orphans.push_back(nr);
-            save_volume(v, rev);
+            orphan(v, rev, nr);
             throw;
         }
         record_event("replica-replacing", "volume/" + v.id,

@@ -91,6 +91,10 @@ class service {
     void add_replacement(const volume_rec& v, const replica_rec& nr, const node_rec& nexus_node,
                          facts& f);
     std::string child_uri(const replica_rec& r, const node_rec& nexus_node, facts& f);
+    std::string child_uri_of(const replica_rec& r, const node_rec& nexus_node, facts& f);
+    // Saves v with replica o taken out of it, and o as an orphan
+    // ("orphans/<id>") that the reconciler destroys when its node answers.
+    void orphan(volume_rec& v, int64_t& rev, replica_rec o);
 
     store& st_;
     service_options opt_;
