@@ -62,6 +62,7 @@
 #include <vector>
 
 #include "bdev/bdev.h"
+#include "latency.h"
 #include "nexus/child_uri.h"
 #include "nexus/nexus.h"
 #include "nexus/nvmf_child.h"
@@ -188,12 +189,7 @@ task<void> load_worker(load_run* r, bdev::channel* ch, unsigned seed) {
     if (--r->running == 0 && r->drained) reactor::local().schedule(r->drained);
 }
 
-double percentile_us(std::vector<uint32_t>& v, double q) {
-    if (v.empty()) return 0;
-    size_t i = std::min(v.size() - 1, size_t(q * double(v.size())));
-    std::nth_element(v.begin(), v.begin() + long(i), v.end());
-    return double(v[i]) / 1000.0;
-}
+using weft::bench::percentile_us;
 
 // Runs `r` on the calling reactor: QD workers, warm-up, measured interval.
 task<figures> drive(load_run* r) {

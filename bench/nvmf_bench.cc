@@ -40,6 +40,7 @@
 #include "bdev/bdev.h"
 #include "initiator/controller.h"
 #include "initiator/ns.h"
+#include "latency.h"
 #include "min_responder.h"
 #include "nvmf/target.h"
 #include "nvmf/tcp_server.h"
@@ -209,12 +210,7 @@ task<void> load_worker(load_run* r) {
     if (--r->running == 0 && r->drained) reactor::local().schedule(r->drained);
 }
 
-double percentile_us(std::vector<uint32_t>& v, double q) {
-    if (v.empty()) return 0;
-    size_t i = std::min(v.size() - 1, size_t(q * double(v.size())));
-    std::nth_element(v.begin(), v.begin() + long(i), v.end());
-    return double(v[i]) / 1000.0;
-}
+using weft::bench::percentile_us;
 
 // Runs a case on the calling reactor: QD workers, warm-up, measured interval.
 task<void> drive(load_run* r) {

@@ -145,6 +145,16 @@ struct service::facts {
         }
         return it->second ? &*it->second : nullptr;
     }
+    // Replica r no longer shared (it was not, or is gone: fine too).
+    void unshare(const replica_rec& r) {
+        pb::UnshareVolumeRequest un;
+        un.mutable_volume()->set_pool(r.pool);
+        un.mutable_volume()->set_name(r.id);
+        pb::Empty out;
+        call(r.node, "unsharing replica " + r.id,
+             [&](auto& stub, auto* ctx) { return stub.UnshareVolume(ctx, un, &out); },
+             {grpc::StatusCode::NOT_FOUND, grpc::StatusCode::FAILED_PRECONDITION});
+    }
     // Runs one engine call on node `id`; throws 503 with a sentence if the
     // node is unknown, offline, or the call fails (unless `ok` accepts the code).
     template <typename F>
@@ -451,11 +461,7 @@ void service::destroy_replica(const replica_rec& r, facts& f) {
     req.mutable_volume()->set_name(r.id);
     pb::Empty out;
     // A replica shared for a nexus that is gone: unshare first.
-    pb::UnshareVolumeRequest un;
-    *un.mutable_volume() = req.volume();
-    f.call(r.node, "unsharing replica " + r.id,
-           [&](auto& stub, auto* ctx) { return stub.UnshareVolume(ctx, un, &out); },
-           {grpc::StatusCode::NOT_FOUND, grpc::StatusCode::FAILED_PRECONDITION});
+    f.unshare(r);
     f.call(r.node, "destroying replica " + r.id,
            [&](auto& stub, auto* ctx) { return stub.DestroyVolume(ctx, req, &out); },
            {grpc::StatusCode::NOT_FOUND});
@@ -621,12 +627,7 @@ void service::teardown_publication(const volume_rec& v, facts& f) {
            {grpc::StatusCode::NOT_FOUND});
     for (auto& r : v.replicas) {
         if (r.node == nn || !f.online(r.node)) continue;
-        pb::UnshareVolumeRequest ur;
-        ur.mutable_volume()->set_pool(r.pool);
-        ur.mutable_volume()->set_name(r.id);
-        f.call(r.node, "unsharing replica " + r.id,
-               [&](auto& stub, auto* ctx) { return stub.UnshareVolume(ctx, ur, &out); },
-               {grpc::StatusCode::NOT_FOUND, grpc::StatusCode::FAILED_PRECONDITION});
+        f.unshare(r);
     }
 }
 
@@ -643,17 +644,10 @@ std::string service::child_uri_of(const replica_rec& r, const node_rec& nexus_no
 std::string service::child_uri(const replica_rec& r, const node_rec& nexus_node, facts& f) {
     if (r.node == nexus_node.id) {
         // Shared for an earlier nexus elsewhere: a local child is not shared.
-        pb::UnshareVolumeRequest un;
-        un.mutable_volume()->set_pool(r.pool);
-        un.mutable_volume()->set_name(r.id);
-        pb::Empty out;
-        f.call(r.node, "unsharing replica " + r.id,
-               [&](auto& stub, auto* ctx) { return stub.UnshareVolume(ctx, un, &out); },
-               {grpc::StatusCode::NOT_FOUND, grpc::StatusCode::FAILED_PRECONDITION});
+        f.unshare(r);
         return replica_uri_local(r);
     }
-    const node_rec* rn = f.node(r.node);
-    if (!rn) throw unavailable("node " + r.node + " is not registered");
+    if (!f.node(r.node)) throw unavailable("node " + r.node + " is not registered");
     pb::ShareVolumeRequest sr;
     sr.mutable_volume()->set_pool(r.pool);
     sr.mutable_volume()->set_name(r.id);
@@ -662,7 +656,7 @@ std::string service::child_uri(const replica_rec& r, const node_rec& nexus_node,
     pb::Share share;
     f.call(r.node, "sharing replica " + r.id,
            [&](auto& stub, auto* ctx) { return stub.ShareVolume(ctx, sr, &share); });
-    return "nvmf://" + rn->nvmf.front() + "/" + share.nqn();
+    return child_uri_of(r, nexus_node, f);
 }
 
 json service::publish(const std::string& id, const json& body) {
@@ -695,15 +689,12 @@ json service::publish(const std::string& id, const json& body) {
                 "with every replica reachable",
                 r.id, id, r.node));
     if (!req.node.empty() && !f.node(req.node)) throw not_found("no node " + req.node);
-    std::vector<node_facts> nodes;
-    for (auto& [nid, n] : f.nodes) {
-        unsigned load = 0;
-        for (auto& e : st_.list("volumes/")) {
-            auto o = volume_from_json(parse_doc(e));
-            if (o.published && o.published->node == nid) ++load;
-        }
-        nodes.push_back({nid, f.online(nid), n.node_labels, load});
-    }
+    // A node's load: the nexuses it holds (one pass over the volumes).
+    std::map<std::string, unsigned> load;
+    for (auto& e : st_.list("volumes/"))
+        if (auto o = volume_from_json(parse_doc(e)); o.published) ++load[o.published->node];
+    std::vector<node_facts> nodes = f.node_facts_now();
+    for (auto& n : nodes) n.nexuses = load[n.id];
     std::vector<std::string> replica_nodes;
     for (auto& r : v.replicas) replica_nodes.push_back(r.node);
     std::string nn = place_nexus(req.node, replica_nodes, nodes);
