@@ -1,5 +1,5 @@
 // `weft engine volume create|destroy|resize|list|share|unshare|stats` and
-// `weft engine listener add|list`: an engine's volumes and how hosts reach them,
+// `weft engine listener add|remove|list`: an engine's volumes and how hosts reach them,
 // over its management API.
 #include <fmt/format.h>
 
@@ -245,6 +245,18 @@ int listener_add(listener_add_opts& o) {
     return 0;
 }
 
+int listener_remove(listener_add_opts& o) {
+    pb::RemoveListenerRequest req;
+    req.set_address(o.address);
+    api_client api(o.api);
+    pb::Empty e;
+    if (!api.call([&](auto& s, auto* ctx) { return s.RemoveListener(ctx, req, &e); }))
+        return exit_failed;
+    std::printf("no longer listening on %s: the connections made through it are closed\n",
+                o.address.c_str());
+    return 0;
+}
+
 int listener_list(json_opts& o) {
     api_client api(o.api);
     pb::ListListenersReply rep;
@@ -363,6 +375,17 @@ void add_listener_commands(CLI::App& app, action_fn& action) {
     add->add_flag("--json", a->as_json, "print the listener as JSON");
     add_api_options(add, a->api);
     add->callback([a, &action] { action = [a] { return listener_add(*a); }; });
+
+    auto rm = std::make_shared<listener_add_opts>();
+    auto* remove = lis->add_subcommand(
+        "remove",
+        "stop serving NVMe/TCP on an address and close the connections made through it (their "
+        "hosts reconnect or move to another path); an address from --listen or --config comes "
+        "back when the engine restarts");
+    remove->add_option("ADDRESS", rm->address, "IP:PORT, as weft engine listener list shows it")
+        ->required();
+    add_api_options(remove, rm->api);
+    remove->callback([rm, &action] { action = [rm] { return listener_remove(*rm); }; });
 
     auto l = std::make_shared<json_opts>();
     auto* list = lis->add_subcommand("list", "show the addresses the engine serves NVMe/TCP on");

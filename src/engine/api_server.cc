@@ -44,6 +44,7 @@ class service final : public v1::Engine::Service {
     WEFT_RPC(ListShares, ListSharesRequest, ListSharesReply, list_shares(rep))
     WEFT_RPC(AddListener, AddListenerRequest, Listener, add_listener(*req, rep))
     WEFT_RPC(ListListeners, ListListenersRequest, ListListenersReply, list_listeners(rep))
+    WEFT_RPC(RemoveListener, RemoveListenerRequest, Empty, remove_listener(*req))
     WEFT_RPC(GetStats, GetStatsRequest, Stats, get_stats(rep))
     WEFT_RPC(CreateNexus, CreateNexusRequest, Nexus, create_nexus(*req, rep))
     WEFT_RPC(DestroyNexus, DestroyNexusRequest, Empty, destroy_nexus(*req))

@@ -218,11 +218,13 @@ task<std::vector<std::string>> config_applier::apply(const engine_config& cfg) {
             ++it;
             continue;
         }
+        // Controllers first (their hosts see the connections end), then the
+        // namespaces: a command in between is dropped, not failed.
         if (auto ss = target_.find(it->first)) {
+            (void)target_.remove_subsystem(it->first);
             auto table = ss->namespaces();
             for (auto& [nsid, n] : *table) (void)ss->remove_namespace(nsid);
         }
-        (void)target_.remove_subsystem(it->first);
         spdlog::info("subsystem {} removed", it->first);
         for (auto& [nsid, st] : it->second) retire(st);
         it = applied_.erase(it);

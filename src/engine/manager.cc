@@ -866,6 +866,12 @@ task<Status> manager::add_listener(const v1::AddListenerRequest& req, v1::Listen
                        fmt::format("cannot listen on {}: {}", req.address(), r.err().message()));
     std::string bound = server_.addresses().size() > before ? server_.addresses().back().to_string()
                                                             : req.address();
+    if (std::find(base_.listen.begin(), base_.listen.end(), bound) != base_.listen.end()) {
+        // Back after a RemoveListener: --listen/--config bring it at start anyway.
+        spdlog::info("listening on {} again (API)", bound);
+        out->set_address(bound);
+        co_return Status::OK;
+    }
     engine_config previous = state_;
     state_.listen.push_back(bound);
     Status saved = co_await persist(previous);
@@ -876,6 +882,34 @@ task<Status> manager::add_listener(const v1::AddListenerRequest& req, v1::Listen
     }
     spdlog::info("listening on {} (API)", bound);
     out->set_address(bound);
+    co_return Status::OK;
+}
+
+task<Status> manager::remove_listener(const v1::RemoveListenerRequest& req) {
+    auto g = co_await lock_.lock();
+    auto addr = socket_address::parse(req.address());
+    if (!addr)
+        co_return fail(
+            StatusCode::INVALID_ARGUMENT,
+            "\"" + req.address() + "\" is not an address: IP:PORT (e.g. 127.0.0.1:4420)");
+    std::string want = addr.value().to_string();
+    auto saved_at = std::find(state_.listen.begin(), state_.listen.end(), want);
+    if (saved_at != state_.listen.end()) {
+        engine_config previous = state_;
+        state_.listen.erase(saved_at);
+        Status saved = co_await persist(previous);
+        if (!saved.ok()) co_return saved;
+    }
+    auto r = co_await server_.unlisten(addr.value());
+    if (!r)
+        co_return fail(StatusCode::NOT_FOUND,
+                       fmt::format("not listening on {} (weft engine listener list shows where "
+                                   "the engine listens)",
+                                   want));
+    bool from_flags =
+        std::find(base_.listen.begin(), base_.listen.end(), want) != base_.listen.end();
+    spdlog::info("no longer listening on {} (API){}", want,
+                 from_flags ? "; --listen/--config brings it back at the next start" : "");
     co_return Status::OK;
 }
 

@@ -84,6 +84,7 @@ class manager {
     task<grpc::Status> list_shares(v1::ListSharesReply* out);
     task<grpc::Status> add_listener(const v1::AddListenerRequest& req, v1::Listener* out);
     task<grpc::Status> list_listeners(v1::ListListenersReply* out);
+    task<grpc::Status> remove_listener(const v1::RemoveListenerRequest& req);
     task<grpc::Status> get_stats(v1::Stats* out);
 
     // Nexuses (manager_nexus.cc).

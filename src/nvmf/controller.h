@@ -78,6 +78,10 @@ class controller : public std::enable_shared_from_this<controller> {
     // Tears the controller down: queues closed, events and watchdog cancelled,
     // CNTLID released. Idempotent; on home.
     void shutdown(const char* why);
+    // Ended, or its subsystem removed: a command that fails now is not
+    // answered (its queue closes), since the failure is the path going away,
+    // not the data. Any reactor.
+    bool gone() const { return ended_.load(std::memory_order_acquire) || subsys_->removed(); }
 
     // Counters for the SMART log, updated by I/O queues (blocks in 512 B units).
     std::atomic<uint64_t> blocks_read{0}, blocks_written{0}, read_cmds{0}, write_cmds{0};
@@ -128,6 +132,7 @@ class controller : public std::enable_shared_from_this<controller> {
 
     abort_source stop_;
     bool shut_down_ = false;
+    std::atomic<bool> ended_{false};
     bool watchdog_running_ = false;  // keep_alive_watchdog() is alive (home only)
 
     // Queues (any reactor).

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "nvmf/controller.h"
+#include "runtime/reactor.h"
 
 namespace weft::nvmf {
 
@@ -139,6 +140,27 @@ void subsystem::notify_namespace_changed(uint32_t nsid) {
             if (auto c = w.lock()) live.push_back(std::move(c));
     }
     for (auto& c : live) c->namespace_changed(nsid);
+}
+
+void subsystem::remove() {
+    removed_.store(true, std::memory_order_release);
+    std::vector<std::shared_ptr<controller>> live;
+    {
+        std::lock_guard lock(mutex_);
+        for (auto& [id, w] : controllers_)
+            if (auto c = w.lock()) live.push_back(std::move(c));
+    }
+    // Each controller ends on its home reactor; the message holds a reference.
+    for (auto& c : live) {
+        auto* held = new std::shared_ptr<controller>(std::move(c));
+        reactor::local().send((*held)->home(),
+                              {[](void* p) {
+                                   auto* c = static_cast<std::shared_ptr<controller>*>(p);
+                                   (*c)->shutdown("its subsystem was removed");
+                                   delete c;
+                               },
+                               held});
+    }
 }
 
 }  // namespace weft::nvmf

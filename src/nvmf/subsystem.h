@@ -58,6 +58,15 @@ class subsystem {
     // Tells every controller that `nsid` changed (added, removed, resized).
     void notify_namespace_changed(uint32_t nsid);
 
+    // The subsystem is being taken away (its share removed): new Connects
+    // are refused by the target and every controller is ended, which closes
+    // its connections, as Linux nvmet does; the host then reconnects or its
+    // multipath moves to another path. A command a removed subsystem cannot
+    // serve gets no answer at all (its connection closes instead), so that no
+    // host takes an error status for lost data. requires: on a reactor.
+    void remove();
+    bool removed() const { return removed_.load(std::memory_order_acquire); }
+
   private:
     void publish(ns_table t);  // requires: mutex_ held
 
@@ -71,6 +80,7 @@ class subsystem {
     std::set<std::string> hosts_;
     std::shared_ptr<const ns_table> table_;
     std::atomic<uint64_t> ns_gen_{0};
+    std::atomic<bool> removed_{false};
     std::map<uint16_t, std::weak_ptr<controller>> controllers_;
     uint16_t next_cntlid_ = 1;
     std::map<uint32_t, uint64_t> resize_listener_ids_;

@@ -42,9 +42,16 @@ result<std::shared_ptr<subsystem>> target::add_subsystem(const std::string& nqn,
 }
 
 result<void> target::remove_subsystem(const std::string& nqn) {
-    std::lock_guard lock(mutex_);
-    if (!subsystems_.erase(nqn)) return error{ENOENT};
-    ++genctr_;
+    std::shared_ptr<subsystem> gone;
+    {
+        std::lock_guard lock(mutex_);
+        auto it = subsystems_.find(nqn);
+        if (it == subsystems_.end()) return error{ENOENT};
+        gone = std::move(it->second);
+        subsystems_.erase(it);
+        ++genctr_;
+    }
+    gone->remove();
     return {};
 }
 

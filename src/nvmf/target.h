@@ -24,6 +24,8 @@ class target {
     // Fails with EEXIST for a duplicate NQN, EINVAL for a malformed one.
     result<std::shared_ptr<subsystem>> add_subsystem(const std::string& nqn, std::string serial,
                                                      std::string model);
+    // Removes the subsystem and ends its controllers (subsystem::remove);
+    // its namespaces stay until the caller removes them. On a reactor.
     result<void> remove_subsystem(const std::string& nqn);
     // The named subsystem, or the discovery subsystem for its well-known NQN.
     std::shared_ptr<subsystem> find(const std::string& nqn) const;

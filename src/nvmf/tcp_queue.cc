@@ -379,6 +379,15 @@ task<void> tcp_queue::run_command(command* c) {
         }
     }
     if (!c->preset) co_await dispatch(c);
+    if (!c->req.status().ok() && ctrl_ && ctrl_->gone()) {
+        // The share went away under the command: no error status that a
+        // file system would take for lost data; the host sees the
+        // connection end and retries the command on another path.
+        close("its controller ended");
+        stream_.shutdown_both();
+        release(c);
+        co_return;
+    }
     uint64_t gen = co_await respond(c);
     bool disconnect = c->req.cmd.opcode == uint8_t(nvme::io_opcode::fabrics) && qid_ != 0 &&
                       nvme::fctype_of(c->req.cmd) == uint8_t(nvme::fabrics_type::disconnect);

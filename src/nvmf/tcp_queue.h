@@ -44,7 +44,14 @@ class tcp_queue : public queue_link, public std::enable_shared_from_this<tcp_que
 
     // The connection's whole life. requires: owned by a shared_ptr.
     task<void> run();
-    void close_from_controller() override { close("closed by its controller"); }
+    // The host sees the connection end at once, even with commands still in
+    // the bdev; they finish here without an answer. A queue already closing
+    // for its own reason (e.g. a C2HTermReq still to send) is left to it.
+    void close_from_controller() override {
+        if (closed_) return;
+        close("closed by its controller");
+        stream_.shutdown_both();
+    }
 
   private:
     struct command;  // one command in flight

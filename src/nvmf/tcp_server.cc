@@ -43,7 +43,21 @@ task<result<void>> tcp_server::unlisten(socket_address addr) {
     std::erase_if(me->listeners, [&](auto& y) { return y.get() == x; });
     std::erase_if(addresses_, [&](const socket_address& a) { return a.to_string() == want; });
     target_.remove_listen_address(addr);
-    spdlog::info("NVMe/TCP no longer listening on {}", want);
+    size_t closed = 0;
+    for (unsigned r = 0; r < reactors_.size(); ++r) {
+        per_reactor* pr = reactors_[r].get();
+        closed += co_await on(r, [pr, &want]() {
+            size_t n = 0;
+            for (auto& c : pr->queues)
+                if (c.via == want)
+                    if (auto q = c.q.lock()) {
+                        q->close_from_controller();
+                        ++n;
+                    }
+            return n;
+        });
+    }
+    spdlog::info("NVMe/TCP no longer listening on {} ({} connection(s) closed)", want, closed);
     co_return result<void>{};
 }
 
@@ -62,31 +76,34 @@ task<void> tcp_server::accept_loop(listening* x) {
             continue;
         }
         unsigned r = next_reactor_++ % unsigned(reactors_.size());
+        std::string via = l->local_address().to_string();
         if (r == reactor::local().id()) {
-            start_queue(std::move(s.value()));
+            start_queue(std::move(s.value()), std::move(via));
             continue;
         }
         // Hand the socket over; the queue lives on reactor r from now on.
         struct handoff {
             tcp_server* server;
             int fd;
+            std::string via;
         };
-        auto* h = new handoff{this, s.value().release()};
+        auto* h = new handoff{this, s.value().release(), std::move(via)};
         reactor::local().send(r, {[](void* p) {
                                       auto* h = static_cast<handoff*>(p);
-                                      h->server->start_queue(tcp_stream(fd_handle(h->fd)));
+                                      h->server->start_queue(tcp_stream(fd_handle(h->fd)),
+                                                             std::move(h->via));
                                       delete h;
                                   },
                                   h});
     }
 }
 
-void tcp_server::start_queue(tcp_stream s) {
+void tcp_server::start_queue(tcp_stream s, std::string via) {
     per_reactor* me = reactors_[reactor::local().id()].get();
     if (me->stop.abort_requested()) return;  // stopping: the socket closes here
     auto q = std::make_shared<tcp_queue>(target_, std::move(s), opt_);
-    std::erase_if(me->queues, [](auto& w) { return w.expired(); });
-    me->queues.push_back(q);
+    std::erase_if(me->queues, [](auto& c) { return c.q.expired(); });
+    me->queues.push_back({q, std::move(via)});
     reactor::local().spawn(me->conns.hold(
         [](std::shared_ptr<tcp_queue> q) -> task<void> { co_await q->run(); }(std::move(q))));
 }
@@ -100,8 +117,8 @@ task<void> tcp_server::stop() {
                 x->stop.request_abort();
                 co_await x->loop.close();
             }
-            for (auto& w : me->queues)
-                if (auto q = w.lock()) q->close_from_controller();
+            for (auto& c : me->queues)
+                if (auto q = c.q.lock()) q->close_from_controller();
             co_await me->conns.close();
         });
     }

@@ -22,8 +22,10 @@ class tcp_server {
     // Binds `addr`. Call on reactor 0; EADDRINUSE and the like come back as
     // errors, with nothing left listening.
     task<result<void>> listen(socket_address addr);
-    // Stops accepting on `addr` (as addresses() gives it); connections made
-    // through it stay. ENOENT when nothing listens there. Call on reactor 0.
+    // Stops accepting on `addr` (as addresses() gives it) and closes the
+    // connections made through it, as Linux nvmet does when a port goes: their
+    // hosts reconnect elsewhere. ENOENT when nothing listens there. Call on
+    // reactor 0.
     task<result<void>> unlisten(socket_address addr);
     // Stops accepting, closes every connection, waits for them.
     task<void> stop();
@@ -41,12 +43,16 @@ class tcp_server {
     struct per_reactor {
         abort_source stop;
         gate conns;  // connections
-        std::vector<std::weak_ptr<tcp_queue>> queues;
+        struct connection {
+            std::weak_ptr<tcp_queue> q;
+            std::string via;  // the listening address it came through
+        };
+        std::vector<connection> queues;
         std::vector<std::unique_ptr<listening>> listeners;
     };
     task<void> accept_loop(listening* x);
     // Runs a connection on the calling reactor.
-    void start_queue(tcp_stream s);
+    void start_queue(tcp_stream s, std::string via);
     unsigned next_reactor_ = 0;
 
     target& target_;

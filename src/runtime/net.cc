@@ -110,6 +110,10 @@ void tcp_stream::shutdown_write() {
     if (fd_) ::shutdown(fd_.get(), SHUT_WR);
 }
 
+void tcp_stream::shutdown_both() {
+    if (fd_) ::shutdown(fd_.get(), SHUT_RDWR);
+}
+
 void tcp_stream::reset() {
     if (!fd_) return;
     linger l{.l_onoff = 1, .l_linger = 0};

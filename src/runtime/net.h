@@ -68,6 +68,9 @@ class tcp_stream {
     void close() { fd_.close(); }
     // Shuts the write side down (FIN), for a clean end of a stream.
     void shutdown_write();
+    // Shuts both directions down: the peer sees the end at once, while the
+    // descriptor (and any operation still on it) stays until close().
+    void shutdown_both();
     // Closes with an RST instead of a FIN (SO_LINGER 0), as a crashing peer would.
     void reset();
 

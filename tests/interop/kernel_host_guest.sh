@@ -11,7 +11,10 @@
 # (nexus/fio-verify-replica-killed) during which the host SIGKILLs one
 # replica engine - the guest prints WEFT-NEXUS-FIO-RUNNING once fio's writes
 # flow, which is the host's cue - and fio must end without an error, then
-# disconnects (nexus/disconnect).
+# disconnects (nexus/disconnect). Then it connects again with a 1 s keep-alive
+# and runs fio while the host takes the nexus's share, then the engine's
+# listener, away and back (nexus/path-flap, cue WEFT-NEXUS-FLAP; see
+# nexus_flap) and disconnects (nexus/path-flap-disconnect).
 #
 # Every check is a step that prints one machine-readable line
 #     WEFT-STEP <pass>/<name> PASS|FAIL|SKIP <seconds>s <note>
@@ -411,6 +414,66 @@ nexus_fio() {
   note "${NOTE% }; $W_NEXUS_FIO_SIZE at <= $W_NEXUS_FIO_WRITE_IOPS write IOPS, verified; no I/O error in dmesg$([ "$other" -eq 0 ] || echo " ($other other line(s) about $CTRL: $(head -1 /tmp/nexus-dmesg.out | cut -c1-80))")"
 }
 
+# The nexus's path taken away twice during fio 4k random writes with crc32c
+# verify: first its share (the subsystem), then the engine's listener. Each
+# time the guest prints WEFT-NEXUS-FLAP share|listener; the host removes it,
+# waits 3 s and brings it back. With a 1 s keep-alive the controller must
+# leave "live" within 5 s of the cue (the target closes its connections, as
+# Linux nvmet does; blktests nvme/061) and be live again within 30 s, and the
+# application must see a pause, never an error: fio verifies every block and
+# the kernel logs no I/O error.
+nexus_flap() {
+  local pid rc w0 w i what st first down up d0 ioerr res=''
+  connect_as "$W_HOSTNQN" "$W_HOSTID" --nr-io-queues="$W_NR_IO_QUEUES" \
+      --keep-alive-tmo=1 --reconnect-delay=1 --ctrl-loss-tmo=120 || return 1
+  d0=$(dmesg | wc -l)
+  w0=$(nexus_writes)
+  tmo 300 fio --filename="/dev/$NSDEV" --ioengine=libaio --direct=1 --group_reporting \
+      --eta=never --verify_fatal=1 --do_verify=1 --verify_state_save=0 \
+      --name=weft-flap --rw=randwrite --bs=4k --iodepth=16 --numjobs=1 --offset=0 \
+      --size="$W_NEXUS_FIO_SIZE" --rate_iops=,"$W_NEXUS_FIO_WRITE_IOPS" --verify=crc32c \
+      > /tmp/fio.out 2>&1 &
+  pid=$!
+  i=0
+  while kill -0 $pid 2>/dev/null && [ $i -lt 40 ]; do
+    w=$(( $(nexus_writes) - w0 ))
+    [ $w -ge 256 ] && break
+    i=$((i+1)); sleep 0.1
+  done
+  for what in share listener; do
+    if ! kill -0 $pid 2>/dev/null; then
+      res="$res; fio ended before the $what was taken away"; break
+    fi
+    echo "WEFT-NEXUS-FLAP $what"
+    i=0 first=
+    while [ $i -lt 100 ]; do
+      st=$(cat "/sys/class/nvme/$CTRL/state" 2>/dev/null || echo gone)
+      [ "$st" != live ] && { first=$st; break; }
+      i=$((i+1)); sleep 0.1
+    done
+    if [ -z "$first" ]; then res="$res; $what removed: $CTRL still live after 10 s"; break; fi
+    down=$i
+    while [ $i -lt 400 ]; do
+      st=$(cat "/sys/class/nvme/$CTRL/state" 2>/dev/null || echo gone)
+      [ "$st" = live ] && break
+      i=$((i+1)); sleep 0.1
+    done
+    if [ "$st" != live ]; then res="$res; $what removed: $CTRL not live again 40 s after the cue ($st)"; break; fi
+    up=$i
+    echo "the $what: $CTRL $first $((down / 10)).$((down % 10)) s after the cue, live again after $((up / 10)).$((up % 10)) s"
+    [ $down -le 50 ] || res="$res; $what removed: $CTRL left live only $((down / 10)).$((down % 10)) s after the cue (> 5 s)"
+    res="$res; $what: $first after $((down / 10)).$((down % 10)) s, live after $((up / 10)).$((up % 10)) s"
+  done
+  wait $pid; rc=$?
+  dmesg | tail -n +$((d0 + 1)) | grep -E "$CTRL|$NSDEV" > /tmp/flap-dmesg.out
+  echo "kernel messages about $CTRL/$NSDEV during fio:"; cat /tmp/flap-dmesg.out
+  fio_check $rc || { note "${NOTE}${res}"; return 1; }
+  ioerr=$(grep -c 'I/O error' /tmp/flap-dmesg.out)
+  [ "$ioerr" -eq 0 ] || { note "fio passed, but the kernel logged $ioerr I/O error(s) on $NSDEV: $(grep -m1 'I/O error' /tmp/flap-dmesg.out)$res"; return 1; }
+  case $res in *removed:*|*ended\ before*) note "${res#; }"; return 1 ;; esac
+  note "${res#; }; fio verified, no I/O error"
+}
+
 # ----------------------------------------------------------- the passes ----
 
 PASS_STEPS="discover connect io-queues list id-ctrl id-ns fio-randrw-4k fio-seq-128k ext4 reservations disconnect"
@@ -455,7 +518,8 @@ plan() {  # announce every step id of this plan, in order
       done ;;
     restart)
       out=" restart/deny-host restart/connect restart/persist-raw restart/persist-ext4 restart/disconnect"
-      out="$out nexus/connect nexus/fio-verify-replica-killed nexus/disconnect" ;;
+      out="$out nexus/connect nexus/fio-verify-replica-killed nexus/disconnect"
+      out="$out nexus/path-flap nexus/path-flap-disconnect" ;;
   esac
   echo "WEFT-PLAN$out"
 }
@@ -482,7 +546,7 @@ case $W_PLAN in
     fi
     # the nexus on the same engine (address, port and host identity)
     if [ -z "${W_NEXUS_NQN:-}" ]; then
-      for s in connect fio-verify-replica-killed disconnect; do
+      for s in connect fio-verify-replica-killed disconnect path-flap path-flap-disconnect; do
         skip_step "nexus/$s" "no nexus to test (external target, no --cli, or the host could not build it)"
       done
     else
@@ -493,6 +557,12 @@ case $W_PLAN in
       else
         for s in fio-verify-replica-killed disconnect; do skip_step "nexus/$s" "connect failed"; done
         CTRL=$(find_ctrl) && nvme disconnect -n "$W_NQN"
+      fi
+      if step nexus/path-flap nexus_flap; then
+        step nexus/path-flap-disconnect do_disconnect
+      else
+        CTRL=$(find_ctrl) && tmo 60 nvme disconnect -n "$W_NQN"
+        skip_step nexus/path-flap-disconnect "the flap step failed; disconnected without checks"
       fi
     fi
     ;;

@@ -32,6 +32,10 @@
 # it by itself (partial rebuild, done, every child online, within 60 s); the
 # two replicas' data areas (from 1 MiB) and the nexus read through its share
 # (`weft nvme read`) must be identical. The replicas get SIGTERM at the end.
+# Between the two, the VM connects to the nexus again (1 s keep-alive) and
+# runs fio while this script, on the guest's cues, removes the nexus's share
+# for 3 s and then the engine's listener for 3 s: the controller must leave
+# "live" within 5 s and come back, and fio must see no error (blktests nvme/061).
 # Without --cli the nexus steps are SKIPPED (which fails a run against an
 # engine, where no step may be skipped).
 #
@@ -106,7 +110,7 @@ TOTAL_TIMEOUT=${WEFT_INTEROP_TIMEOUT:-600}
 LOCK_WAIT=${WEFT_INTEROP_LOCK_WAIT:-600}
 SMP=2
 MAIN_VM_CAP=480
-RESTART_VM_CAP=300   # its nexus fio takes 25-45 s under TCG
+RESTART_VM_CAP=420   # its two nexus fio runs take 60-100 s under TCG
 
 usage() { sed -n '3,/^set -u/{/^set -u/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; cat <<'EOF'
 Options:
@@ -435,8 +439,10 @@ run_vm() {
       | sed -u 's/^/    | /' &
   fi
   TPID=$!
-  if [ $NX_WATCH = 1 ]; then   # the guest's cue to kill a replica (nexus_watch)
-    while kill -0 "$HPID" 2>/dev/null; do nexus_watch "$run/results.log"; sleep 0.2; done
+  if [ $NX_WATCH = 1 ] || [ $FLAP_WATCH = 1 ]; then   # the guest's cues (nexus_watch, flap_watch)
+    while kill -0 "$HPID" 2>/dev/null; do
+      nexus_watch "$run/results.log"; flap_watch "$run/results.log"; sleep 0.2
+    done
     nexus_watch "$run/results.log"
   fi
   wait "$HPID"; rc=$?; HPID=
@@ -588,7 +594,7 @@ nexus_setup() {
   NX_NQN=$(jq -r '.nqn // empty' <<< "$out")
   [ -n "$NX_NQN" ] || { record nexus/create FAIL "$(since $t)" "no .nqn in the share's JSON: $out"; return 1; }
   record nexus/create PASS "$(since $t)" "nexus $NX_UUID ($NEXUS_MB MiB, I/O timeout $NEXUS_IO_TIMEOUT_MS ms) over ${NX_CHILD[*]}, online; shared as $NX_NQN to $HOSTNQN"
-  W_NEXUS_NQN=$NX_NQN NX_WATCH=1
+  W_NEXUS_NQN=$NX_NQN NX_WATCH=1 FLAP_WATCH=1
 }
 # nexus_watch RESULTS_LOG: while the restart VM runs; once the guest says
 # fio is writing to the nexus, SIGKILL replica NEXUS_KILLED (once).
@@ -722,6 +728,46 @@ nexus_stop_replicas() {
   else record nexus/replicas-stop PASS "$(since $t)" "SIGTERM: both exit 0"; fi
 }
 
+# flap_watch RESULTS_LOG: while the restart VM runs; on each WEFT-NEXUS-FLAP
+# share|listener cue, takes the nexus's share (or the engine's listener) away,
+# waits FLAP_PAUSE s and brings it back (once each). Row nexus/path-flap-host.
+flap_watch() {
+  local res=$1 what t
+  [ $FLAP_WATCH = 1 ] || return 0
+  for what in share listener; do
+    [ -z "${FLAP_DONE[$what]:-}" ] || continue
+    grep -aq "^WEFT-NEXUS-FLAP $what" "$res" 2>/dev/null || return 0
+    FLAP_DONE[$what]=1 t=$SECONDS
+    case $what in
+      share)
+        wcli nexus unshare "$NX_UUID" --api "$NX_API"
+        [ $rc -eq 0 ] || { FLAP_NOTE="$FLAP_NOTE; nexus unshare: exit $rc: $err"; FLAP_BAD=1; continue; }
+        sleep $FLAP_PAUSE
+        wcli nexus share "$NX_UUID" --allow-host "$HOSTNQN" --json --api "$NX_API"
+        if [ $rc -ne 0 ] || [ "$(jq -r .nqn <<< "$out" 2>/dev/null)" != "$NX_NQN" ]; then
+          FLAP_NOTE="$FLAP_NOTE; nexus share again: exit $rc: $err $(head -c 200 <<< "$out")"; FLAP_BAD=1; continue
+        fi ;;
+      listener)
+        wcli listener remove "$ENGINE_LISTEN_ADDR:$PORT" --api "$NX_API"
+        [ $rc -eq 0 ] || { FLAP_NOTE="$FLAP_NOTE; listener remove: exit $rc: $err"; FLAP_BAD=1; continue; }
+        sleep $FLAP_PAUSE
+        wcli listener add "$ENGINE_LISTEN_ADDR:$PORT" --api "$NX_API"
+        [ $rc -eq 0 ] || { FLAP_NOTE="$FLAP_NOTE; listener add again: exit $rc: $err"; FLAP_BAD=1; continue; }
+        ;;
+    esac
+    log "nexus: the $what taken away for ${FLAP_PAUSE}s and back (guest's cue)"
+    FLAP_NOTE="$FLAP_NOTE; $what removed for ${FLAP_PAUSE}s, back after $(since $t)"
+  done
+}
+flap_record() {
+  if [ $FLAP_BAD = 1 ]; then record nexus/path-flap-host FAIL 0s "${FLAP_NOTE#; }"
+  elif [ -z "${FLAP_DONE[listener]:-}" ]; then
+    record nexus/path-flap-host FAIL 0s "the guest never asked for both flaps${FLAP_NOTE:+ (${FLAP_NOTE#; })}"
+  else record nexus/path-flap-host PASS 0s "${FLAP_NOTE#; }"; fi
+}
+FLAP_WATCH=0 FLAP_BAD=0 FLAP_NOTE= FLAP_PAUSE=3
+declare -A FLAP_DONE=()
+
 # ----------------------------------------------------------------- run it ----
 W_ADDR=10.0.2.2                      # the host's 127.0.0.1, as the guest sees it
 W_HOSTNQN=$HOSTNQN W_HOSTID=$HOSTID
@@ -765,7 +811,8 @@ if [ $ok1 = 1 ]; then
     W_DENIED_HOSTNQN=$DENIED_HOSTNQN W_DENIED_HOSTID=$DENIED_HOSTID
     W_EXPECT_PAT_SHA=${VALUES[digest.pattern_sha]:-} W_EXPECT_FILE_SHA=${VALUES[digest.file_sha]:-}
     run_vm restart $RESTART_VM_CAP
-    NX_WATCH=0
+    NX_WATCH=0 FLAP_WATCH=0
+    [ $nx = 0 ] || flap_record
     [ $nx = 0 ] || nexus_after_vm
     if [ $MODE = weft ]; then stop_engine run2; else record run2/engine-stop SKIP 0s "external target: not stopped"; fi
     # the replicas after the nexus's engine (it leaves a clean label on them)

@@ -124,6 +124,7 @@ void run_with_target(std::function<task<void>(target_env&)> body, env_options op
             co_return;
         }
         env->addr = server.addresses().front();
+        env->server = &server;
         co_await body(*env);
         co_await server.stop();
         env.reset();

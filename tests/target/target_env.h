@@ -25,6 +25,7 @@
 #include "bdev/bdev.h"
 #include "nvmf/target.h"
 #include "nvmf/tcp_queue.h"
+#include "nvmf/tcp_server.h"
 #include "runtime/net.h"
 #include "runtime/test_util.h"
 #include "target/test_host.h"
@@ -62,6 +63,7 @@ struct target_env {
     std::shared_ptr<nvmf::subsystem> allow, open, priv;
     std::vector<std::shared_ptr<bdev::bdev>> devs;  // allow's namespaces 1 and 2
     socket_address addr;
+    nvmf::tcp_server* server = nullptr;  // serving `addr`; more listen() calls allowed
 
     // Admin-queue Connect parameters of host `h` to subsystem `nqn`.
     connect_params params(const host_identity& h, const std::string& nqn, uint32_t kato = 0) const;
