@@ -72,6 +72,10 @@ class service {
     json events(int64_t since, unsigned limit);
     void record_event(const std::string& kind, const std::string& object,
                       const std::string& message);
+    // Commits `change` and the event in one transaction (one fsync); nullopt
+    // when one of change's own compares fails.
+    std::optional<int64_t> commit_with_event(const txn& change, const std::string& kind,
+                                             const std::string& object, const std::string& message);
 
   private:
     struct facts;  // what the engines say now, gathered once per operation
