@@ -1,5 +1,5 @@
-// The etcd store beyond the contract (store_test.cc), against a real
-// 3-member etcd cluster (etcd_cluster.h).
+// The etcd store beyond the contract (store_test.cc), and the leader
+// election, against a real 3-member etcd cluster (etcd_cluster.h).
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "control/etcd_cluster.h"
+#include "control/leader.h"
 #include "control/store.h"
 
 namespace weft::control {
@@ -142,6 +143,7 @@ class Etcd : public ::testing::Test {
     etcd_cluster* cluster_ = nullptr;
 };
 class EtcdStore : public Etcd {};
+class LeaderElection : public Etcd {};
 
 TEST_F(EtcdStore, DescribesItsEndpointsAndRefusesOthers) {
     auto s = open();
@@ -265,6 +267,130 @@ TEST_F(EtcdStore, ACommitWhoseAnswerIsLostIsNeitherRepeatedNorMisreported) {
             << e.what();
     }
     EXPECT_TRUE(eventually(2s, [&] { return bool(check->get("blind")); }));
+}
+
+// --- leader election ---------------------------------------------------
+
+leader_options quick() {
+    leader_options o;
+    o.ttl = 3s;
+    o.poll = 200ms;
+    o.deadline = 1s;
+    return o;
+}
+
+TEST_F(LeaderElection, ExactlyOneLeader) {
+    leader_election a(cluster_->endpoints(), "a", test_prefix(), quick());
+    leader_election b(cluster_->endpoints(), "b", test_prefix(), quick());
+    ASSERT_TRUE(eventually(5s, [&] { return a.is_leader() || b.is_leader(); }));
+    auto& l = a.is_leader() ? a : b;
+    auto& f = a.is_leader() ? b : a;
+    EXPECT_FALSE(f.is_leader());
+    EXPECT_TRUE(eventually(2s, [&] { return f.leader_id() == l.id(); })) << f.leader_id();
+    EXPECT_EQ(l.leader_id(), l.id());
+    EXPECT_GT(l.leader_revision(), 0);
+    EXPECT_EQ(f.leader_revision(), 0);
+    // The key in etcd says so, and was created at the fencing token.
+    auto s = open();
+    auto k = s->get("leader");
+    ASSERT_TRUE(k);
+    EXPECT_EQ(k->value, l.id());
+    // Over a second of polls and keepalives, never two leaders.
+    auto until = clock_type::now() + 1s;
+    while (clock_type::now() < until) {
+        ASSERT_FALSE(a.is_leader() && b.is_leader());
+        std::this_thread::sleep_for(10ms);
+    }
+    EXPECT_TRUE(l.is_leader());
+}
+
+TEST_F(LeaderElection, ResignHandsOverWithinAPoll) {
+    leader_election a(cluster_->endpoints(), "a", test_prefix(), quick());
+    ASSERT_TRUE(eventually(5s, [&] { return a.is_leader(); }));
+    leader_election b(cluster_->endpoints(), "b", test_prefix(), quick());
+    ASSERT_TRUE(eventually(2s, [&] { return b.leader_id() == "a"; }));
+    auto t0 = clock_type::now();
+    a.resign();
+    EXPECT_FALSE(a.is_leader());
+    ASSERT_TRUE(eventually(3s, [&] { return b.is_leader(); }));
+    double took = seconds_since(t0);
+    std::printf("[ handover ] after resign: %.2f s\n", took);
+    EXPECT_LT(took, 1.5);
+    EXPECT_EQ(b.leader_id(), "b");
+}
+
+// The crash of a leader: its keepalives stop, nothing is revoked. The other
+// instance takes over once etcd expires the lease, and the old leader's
+// writes are refused from then on, by itself (its lease is over) and, should
+// it still try with its old token, by etcd.
+TEST_F(LeaderElection, CrashedLeaderIsReplacedAndFencedOff) {
+    leader_election a(cluster_->endpoints(), "a", test_prefix(), quick());
+    ASSERT_TRUE(eventually(5s, [&] { return a.is_leader(); }));
+    leader_election b(cluster_->endpoints(), "b", test_prefix(), quick());
+    auto sa = open(a.fence()), sb = open(b.fence());
+    ASSERT_TRUE(sa->commit(txn().put("x", "from a")));
+    try {
+        sb->commit(txn().put("x", "from b"));
+        ADD_FAILURE() << "a standby committed";
+    } catch (const store_error& e) {
+        EXPECT_STREQ(e.what(), "not the leader any more");
+    }
+    int64_t old_token = a.leader_revision();
+    ASSERT_GT(old_token, 0);
+
+    auto t0 = clock_type::now();
+    a.abandon();
+    ASSERT_TRUE(eventually(10s, [&] { return b.is_leader(); }));
+    double took = seconds_since(t0);
+    std::printf("[ handover ] after a crash (ttl 3 s): %.2f s\n", took);
+    EXPECT_LT(took, 3 + 3.0);
+    EXPECT_FALSE(a.is_leader());  // its lease ran out before etcd's did
+    EXPECT_GT(b.leader_revision(), old_token);
+
+    // The deposed leader's store refuses at once...
+    EXPECT_THROW(sa->commit(txn().put("x", "late a")), store_error);
+    // ...and so does etcd, for a writer still holding the old token (a
+    // leader paused across the hand-over would be one).
+    auto stale = open(commit_fence{a.key(), [old_token] { return old_token; }});
+    auto cur = stale->get("x");
+    ASSERT_TRUE(cur);
+    try {
+        stale->commit(txn().expect("x", cur->revision).put("x", "stale a").put("y", "stale a"));
+        ADD_FAILURE() << "a deposed leader's write went through";
+    } catch (const store_error& e) {
+        EXPECT_STREQ(e.what(), "not the leader any more");
+    }
+    EXPECT_EQ(sb->get("x")->value, "from a");
+    EXPECT_FALSE(sb->get("y"));
+    // The new leader writes; its own failed compares are still nullopt.
+    ASSERT_TRUE(sb->commit(txn().expect("x", cur->revision).put("x", "from b")));
+    EXPECT_FALSE(sb->commit(txn().expect("x", cur->revision).put("x", "again")));
+    EXPECT_EQ(sb->get("x")->value, "from b");
+}
+
+// Keepalives that fail for ttl (no quorum) make the leader step down before
+// etcd could expire its lease; once etcd is back it campaigns and leads again.
+TEST_F(LeaderElection, LostLeaseStepsDownThenLeadsAgain) {
+    test::restart_on_exit restart{*cluster_};
+    leader_election a(cluster_->endpoints(), "a", test_prefix(), quick());
+    ASSERT_TRUE(eventually(5s, [&] { return a.is_leader(); }));
+    int64_t old_token = a.leader_revision();
+    auto t0 = clock_type::now();
+    cluster_->kill(1);
+    cluster_->kill(2);
+    ASSERT_TRUE(eventually(8s, [&] { return !a.is_leader(); }));
+    double stepped = seconds_since(t0);
+    // ttl after the last keepalive that etcd answered; etcd's raft leader
+    // answers keepalives until it notices it lost its quorum (one or two
+    // election timeouts of 1 s).
+    EXPECT_LE(stepped, 3 + 2 + 0.5);
+    EXPECT_EQ(a.leader_revision(), 0);
+    cluster_->restart(1);
+    cluster_->restart(2);
+    ASSERT_TRUE(eventually(10s, [&] { return a.is_leader(); }));
+    std::printf("[ lease    ] stepped down after %.2f s; leading again %.2f s after quorum lost\n",
+                stepped, seconds_since(t0));
+    EXPECT_GT(a.leader_revision(), old_token);
 }
 
 }  // namespace
