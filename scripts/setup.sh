@@ -11,6 +11,7 @@ packages=(
   clang-format clang-14 libclang-rt-14-dev
   jq bc dpkg-dev fio gnuplot-nox nftables iproute2
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libcpp-httplib-dev curl
+  etcd-server
 )
 # npx runs the OpenAPI validator (tests/control/openapi_validate.sh); Debian's
 # nodejs and npm only when there is no npx yet, so as not to replace another

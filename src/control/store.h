@@ -17,7 +17,9 @@
 //  - Thread-safe: the REST server calls it from several threads.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -74,5 +76,28 @@ class store {
 
 // Creates the file (and its schema) when missing. Throws store_error.
 std::unique_ptr<store> open_sqlite_store(const std::string& path);
+
+// A leader's fence (see leader.h): every commit of a store opened with one
+// also requires that `key` exist with create revision token(), in the same
+// etcd transaction. A commit refused by the fence (or made while token() is 0,
+// i.e. not leading) throws store_error("not the leader any more") and changes
+// nothing; nullopt stays "one of the caller's own compares failed".
+struct commit_fence {
+    std::string key;  // absolute etcd key, e.g. "/weft/leader"
+    std::function<int64_t()> token;
+};
+
+// etcd v3 over gRPC (plain http only). endpoints: "http://host:port,..."; the
+// store's keys live under prefix, so that several clusters can share one etcd.
+// Each call has `deadline` per endpoint tried; an endpoint that does not
+// answer is tried last next time. A commit whose outcome is unknown (the
+// endpoint died or timed out after it was sent) is retried on another
+// endpoint only when the transaction guards a key it writes (a retry cannot
+// apply it twice); otherwise it throws store_error saying so. Throws
+// store_error on a malformed endpoint list.
+std::unique_ptr<store> open_etcd_store(
+    const std::string& endpoints, const std::string& prefix = "/weft/",
+    std::optional<commit_fence> fence = std::nullopt,
+    std::chrono::milliseconds deadline = std::chrono::seconds(5));
 
 }  // namespace weft::control

@@ -8,6 +8,8 @@
 #include <functional>
 #include <thread>
 
+#include "control/etcd_cluster.h"
+
 namespace weft::control {
 namespace {
 
@@ -15,6 +17,8 @@ struct backend {
     const char* name;
     std::function<std::unique_ptr<store>(const std::string& dir)> open;
 };
+
+void PrintTo(const backend& b, std::ostream* os) { *os << b.name; }
 
 class StoreContract : public ::testing::TestWithParam<backend> {
   protected:
@@ -79,6 +83,15 @@ TEST_P(StoreContract, BinaryValuesAndPrefixEdges) {
     EXPECT_EQ(l[0].key, "p/x");
 }
 
+TEST_P(StoreContract, LaterOpsOverrideEarlierOnes) {
+    // Puts in order, then deletes: the last put of a key wins, a delete
+    // beats a put of the same key.
+    auto s = open();
+    ASSERT_TRUE(s->commit(txn().put("a", "1").put("a", "2").put("b", "x").del("b").del("b")));
+    EXPECT_EQ(s->get("a")->value, "2");
+    EXPECT_FALSE(s->get("b"));
+}
+
 TEST_P(StoreContract, SurvivesReopen) {
     int64_t rev;
     {
@@ -117,8 +130,16 @@ TEST_P(StoreContract, ConcurrentIncrementsLoseNothing) {
 
 INSTANTIATE_TEST_SUITE_P(
     Backends, StoreContract,
-    ::testing::Values(backend{
-        "sqlite", [](const std::string& dir) { return open_sqlite_store(dir + "/control.db"); }}),
+    ::testing::Values(backend{"sqlite",
+                              [](const std::string& dir) {
+                                  return open_sqlite_store(dir + "/control.db");
+                              }},
+                      // One etcd cluster for the binary; each test its own key prefix.
+                      backend{"etcd",
+                              [](const std::string& dir) {
+                                  return open_etcd_store(test::shared_etcd().endpoints(),
+                                                         "/weft-test" + dir + "/");
+                              }}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(SqliteStore, ABadPathIsASentence) {
