@@ -6,12 +6,14 @@
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <condition_variable>
 #include <filesystem>
 #include <iostream>
 #include <mutex>
 #include <thread>
 
+#include "control/leader.h"
 #include "control/rest_server.h"
 #include "control/service.h"
 #include "control/store.h"
@@ -36,7 +38,22 @@ int main(int argc, char** argv) {
     app.add_option("--data-dir", data_dir, "where the embedded store lives (control.db)")
         ->capture_default_str();
     app.add_option("--store", store_spec,
-                   "the store: sqlite:PATH (default: sqlite:DATA-DIR/control.db)");
+                   "the store: sqlite:PATH (default: sqlite:DATA-DIR/control.db), or "
+                   "etcd:http://HOST:PORT[,...] for several weft-control instances sharing one "
+                   "etcd cluster: one leads (an etcd lease), the others stand by and forward");
+    std::string advertise, etcd_prefix = "/weft/";
+    double lease_s = 3;
+    app.add_option("--advertise", advertise,
+                   "with etcd: the URL other instances forward requests to "
+                   "(default: http://LISTEN as bound)");
+    app.add_option("--etcd-prefix", etcd_prefix,
+                   "with etcd: the key prefix of this cluster's state")
+        ->capture_default_str();
+    app.add_option("--lease", lease_s,
+                   "with etcd: seconds the leader's lease lasts without a keepalive (a dead "
+                   "leader is replaced after about this long)")
+        ->capture_default_str()
+        ->check(CLI::Range(1.0, 60.0));
     app.add_option("--missed-beats", so.missed_beats,
                    "a node is offline after this many missed heartbeats")
         ->capture_default_str()
@@ -83,17 +100,11 @@ int main(int argc, char** argv) {
         ::chmod(data_dir.c_str(), 0700);
         store_spec = "sqlite:" + data_dir + "/control.db";
     }
-    if (!store_spec.starts_with("sqlite:")) {
+    const bool etcd = store_spec.starts_with("etcd:");
+    if (!store_spec.starts_with("sqlite:") && !etcd) {
         std::cerr << "weft-control: --store " << store_spec
-                  << ": only sqlite:PATH is supported so far\n";
+                  << ": expected sqlite:PATH or etcd:http://HOST:PORT[,...]\n";
         return 2;
-    }
-    std::unique_ptr<store> st;
-    try {
-        st = open_sqlite_store(store_spec.substr(7));
-    } catch (const store_error& e) {
-        std::cerr << "weft-control: " << e.what() << "\n";
-        return 1;
     }
 
     sigset_t stop;
@@ -101,14 +112,61 @@ int main(int argc, char** argv) {
     for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&stop, s);
     pthread_sigmask(SIG_BLOCK, &stop, nullptr);  // before any thread starts
 
+    // With etcd, the store's fence and the leadership read the election,
+    // which starts once the REST server has bound (its URL is the
+    // instance's id); until then this instance is a standby without a
+    // leader: reads are served, writes refused with 503.
+    std::atomic<leader_election*> elected{nullptr};
+    std::unique_ptr<store> st;
+    try {
+        if (etcd) {
+            commit_fence fence;
+            fence.key = etcd_prefix + "leader";
+            fence.token = [&elected] {
+                auto* e = elected.load();
+                return e ? e->leader_revision() : int64_t(0);
+            };
+            st = open_etcd_store(store_spec.substr(5), etcd_prefix, fence);
+            so.lead.is_leader = [&elected] {
+                auto* e = elected.load();
+                return e && e->is_leader();
+            };
+            so.lead.leader_url = [&elected] {
+                auto* e = elected.load();
+                return e ? e->leader_id() : std::string();
+            };
+        } else {
+            st = open_sqlite_store(store_spec.substr(7));
+        }
+    } catch (const store_error& e) {
+        std::cerr << "weft-control: " << e.what() << "\n";
+        return 1;
+    }
+
     service svc(*st, so);
-    rest_server rest(svc);
+    rest_server rest(svc, so.lead);
     std::string bound;
     try {
         bound = rest.start(listen);
     } catch (const std::exception& e) {
         std::cerr << "weft-control: " << e.what() << "\n";
         return 1;
+    }
+    std::unique_ptr<leader_election> election;
+    if (etcd) {
+        if (advertise.empty()) advertise = "http://" + bound;
+        leader_options lo;
+        lo.ttl = std::chrono::seconds(int64_t(lease_s + 0.5));
+        try {
+            election =
+                std::make_unique<leader_election>(store_spec.substr(5), advertise, etcd_prefix, lo);
+        } catch (const store_error& e) {
+            std::cerr << "weft-control: " << e.what() << "\n";
+            return 1;
+        }
+        elected.store(election.get());
+        spdlog::info("weft-control: {} campaigns for the leadership (lease {} s)", advertise,
+                     lo.ttl.count());
     }
     spdlog::info("weft-control: serving http://{} (store {})", bound, st->describe());
     std::cout << "listening " << bound << std::endl;  // for scripts that start it on port 0
@@ -140,5 +198,8 @@ int main(int argc, char** argv) {
     cv.notify_all();
     reconciler.join();
     rest.stop();
+    // Resigning lets a standby take over at once instead of after the lease.
+    elected.store(nullptr);
+    election.reset();
     return 0;
 }

@@ -153,15 +153,59 @@ void dispatch(service& svc, const httplib::Request& req, httplib::Response& res)
         problem(res, 404, "Not Found", "no such path: " + req.path);
 }
 
+constexpr const char* forwarded_header = "X-Weft-Forwarded-By";
+
+// A standby's answer to a request that changes something: the leader's.
+void forward(const leadership& lead, const httplib::Request& req, httplib::Response& res) {
+    if (req.has_header(forwarded_header)) {
+        problem(res, 503, "Service Unavailable",
+                fmt::format("this weft-control is not the leader either (forwarded by {}): the "
+                            "leadership is changing, try again",
+                            req.get_header_value(forwarded_header)));
+        return;
+    }
+    std::string url = lead.leader_url();
+    if (url.empty()) {
+        problem(res, 503, "Service Unavailable",
+                "no weft-control leads yet (an election is under way): try again in a few "
+                "seconds");
+        return;
+    }
+    httplib::Client cli(url);
+    cli.set_connection_timeout(std::chrono::seconds(2));
+    cli.set_read_timeout(std::chrono::seconds(120));  // creates wait for engines
+    cli.set_write_timeout(std::chrono::seconds(10));
+    httplib::Headers h{{forwarded_header, "standby"}};
+    std::string path = req.target.empty() ? req.path : req.target;
+    httplib::Result r = req.method == "PUT"      ? cli.Put(path, h, req.body, "application/json")
+                        : req.method == "POST"   ? cli.Post(path, h, req.body, "application/json")
+                        : req.method == "PATCH"  ? cli.Patch(path, h, req.body, "application/json")
+                        : req.method == "DELETE" ? cli.Delete(path, h)
+                                                 : cli.Get(path, h);
+    if (!r) {
+        problem(res, 503, "Service Unavailable",
+                fmt::format("the leader {} did not answer ({}): try again", url,
+                            httplib::to_string(r.error())));
+        return;
+    }
+    res.status = r->status;
+    res.set_content(r->body, r->get_header_value("Content-Type"));
+}
+
 }  // namespace
 
 struct rest_server::impl {
     service& svc;
+    leadership lead;
     httplib::Server http;
     std::thread thread;
 
-    explicit impl(service& s) : svc(s) {
+    impl(service& s, leadership l) : svc(s), lead(std::move(l)) {
         auto h = [this](const httplib::Request& req, httplib::Response& res) {
+            if (req.method != "GET" && !lead.leads()) {
+                forward(lead, req, res);
+                return;
+            }
             dispatch(svc, req, res);
         };
         http.Get(".*", h);
@@ -190,7 +234,8 @@ struct rest_server::impl {
     }
 };
 
-rest_server::rest_server(service& s) : impl_(std::make_unique<impl>(s)) {}
+rest_server::rest_server(service& s, leadership lead)
+    : impl_(std::make_unique<impl>(s, std::move(lead))) {}
 
 rest_server::~rest_server() {
     stop();

@@ -4,6 +4,7 @@
 // method is 405, both as problems too.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,7 +15,11 @@ namespace weft::control {
 
 class rest_server {
   public:
-    explicit rest_server(service& s);
+    // A standby (lead.is_leader() false) serves reads and forwards every
+    // other request to the leader, once (a forwarded request that meets
+    // another standby is refused with 503): clients and engines may talk to
+    // any instance.
+    explicit rest_server(service& s, leadership lead = {});
     ~rest_server();
 
     // Binds "IP:PORT" (port 0: the kernel picks) and serves on a thread.

@@ -179,7 +179,8 @@ json service::status() {
     return {{"version", "0.1.0"},
             {"store", st_.describe()},
             {"revision", st_.revision()},
-            {"leader", true}};
+            {"leader", opt_.lead.leads()},
+            {"leader_url", opt_.lead.leader_url ? opt_.lead.leader_url() : std::string()}};
 }
 
 // ---- nodes -----------------------------------------------------------------------
@@ -806,6 +807,7 @@ void service::orphan(volume_rec& v, int64_t& rev, replica_rec o) {
 }
 
 void service::reconcile() {
+    if (!opt_.lead.leads()) return;  // a standby repairs nothing
     std::lock_guard g(ops_);
     facts f(*this);
     // Orphans whose node answers again are destroyed.

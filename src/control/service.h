@@ -17,6 +17,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -29,6 +30,16 @@
 
 namespace weft::control {
 
+// Who acts, when several weft-control instances share one store (etcd):
+// the leader serves everything and runs the reconciler; a standby serves
+// reads from the store and forwards every other request to the leader.
+// Empty functions: this instance is the only one (it always leads).
+struct leadership {
+    std::function<bool()> is_leader;
+    std::function<std::string()> leader_url;  // http://HOST:PORT, "" when unknown
+    bool leads() const { return !is_leader || is_leader(); }
+};
+
 struct service_options {
     unsigned missed_beats = 3;  // a node is offline after this many heartbeats missed
     double overcommit = 4.0;    // thin volumes: committed bytes up to capacity x this
@@ -37,6 +48,7 @@ struct service_options {
     // been online, this long is replaced by a new one on another node.
     std::chrono::milliseconds replace_after{60000};
     unsigned max_repairs_per_minute = 10;  // over the whole cluster: no storms
+    leadership lead;
 };
 
 class service {

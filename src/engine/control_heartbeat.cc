@@ -26,24 +26,31 @@ bool control_heartbeat::beat() {
                            {"host_nqn", r_.host_nqn},
                            {"labels", r_.labels},
                            {"heartbeat_ms", r_.interval.count()}};
-    httplib::Client cli(r_.control_url);
-    cli.set_connection_timeout(std::chrono::seconds(2));
-    cli.set_read_timeout(std::chrono::seconds(5));
-    auto res = cli.Put("/v1/nodes/" + r_.node_id, body.dump(), "application/json");
     static thread_local bool failing = false;
-    if (!res || res->status >= 300) {
-        if (!failing)
-            spdlog::warn("control plane {}: registration of node {} failed: {}", r_.control_url,
-                         r_.node_id,
-                         res ? std::to_string(res->status) + " " + res->body
-                             : httplib::to_string(res.error()));
-        failing = true;
-        return false;
+    std::string why;
+    for (size_t k = 0; k < r_.control_urls.size(); ++k) {
+        size_t i = (current_ + k) % r_.control_urls.size();
+        const std::string& url = r_.control_urls[i];
+        httplib::Client cli(url);
+        cli.set_connection_timeout(std::chrono::seconds(2));
+        cli.set_read_timeout(std::chrono::seconds(5));
+        auto res = cli.Put("/v1/nodes/" + r_.node_id, body.dump(), "application/json");
+        if (res && res->status < 300) {
+            if (failing || res->status == 201 || i != current_)
+                spdlog::info("control plane {}: node {} registered", url, r_.node_id);
+            current_ = i;
+            failing = false;
+            return true;
+        }
+        why += fmt::format(
+            "{}{}: {}", why.empty() ? "" : "; ", url,
+            res ? std::to_string(res->status) + " " + res->body : httplib::to_string(res.error()));
+        // A 4xx is this registration's fault: another instance would say the same.
+        if (res && res->status < 500) break;
     }
-    if (failing || res->status == 201)
-        spdlog::info("control plane {}: node {} registered", r_.control_url, r_.node_id);
-    failing = false;
-    return true;
+    if (!failing) spdlog::warn("registration of node {} failed: {}", r_.node_id, why);
+    failing = true;
+    return false;
 }
 
 void control_heartbeat::run() {

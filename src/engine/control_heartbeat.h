@@ -16,7 +16,9 @@
 namespace weft::engine {
 
 struct registration {
-    std::string control_url;  // http://HOST:PORT
+    // http://HOST:PORT; several: instances sharing one etcd, tried in turn
+    // from the last one that answered.
+    std::vector<std::string> control_urls;
     std::string node_id;
     std::string api;                // gRPC endpoint, host:port
     std::vector<std::string> nvmf;  // NVMe/TCP listeners, host:port
@@ -35,6 +37,7 @@ class control_heartbeat {
     bool beat();
 
     registration r_;
+    size_t current_ = 0;  // the URL that answered last
     std::mutex mu_;
     std::condition_variable cv_;
     bool stop_ = false;

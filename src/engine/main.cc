@@ -134,7 +134,15 @@ result<engine::registration> make_registration(const options& o, const std::stri
                                                const std::string& api_bound,
                                                const nvmf::tcp_server& server, std::string* why) {
     engine::registration r;
-    r.control_url = o.control.find("://") == std::string::npos ? "http://" + o.control : o.control;
+    // Several URLs: weft-control instances sharing one etcd (any one will do).
+    for (size_t at = 0; at <= o.control.size();) {
+        size_t comma = o.control.find(',', at);
+        if (comma == std::string::npos) comma = o.control.size();
+        std::string u = o.control.substr(at, comma - at);
+        if (!u.empty())
+            r.control_urls.push_back(u.find("://") == std::string::npos ? "http://" + u : u);
+        at = comma + 1;
+    }
     r.node_id = o.node_id;
     if (r.node_id.empty()) {
         char h[256] = {};
@@ -344,7 +352,8 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_option("--control", o.control,
                    "register with the control plane at this URL (http://HOST:PORT) and "
-                   "heartbeat to it");
+                   "heartbeat to it; several, comma-separated, for weft-control instances "
+                   "sharing one etcd (the next is tried when one does not answer)");
     app.add_option("--node-id", o.node_id,
                    "this node's id in the control plane (default: hostname)");
     app.add_option("--node-label", o.node_labels,
