@@ -119,6 +119,10 @@ struct leader_election::impl {
             next_keepalive = clock_type::now() + opt.poll;  // try again soon
             return;
         }
+        // An answer that comes after the lease ran out here is not taken:
+        // is_leader() said false already, and a leader that stepped down
+        // starts afresh rather than come back with its old token.
+        if (clock_type::now().time_since_epoch().count() >= lease_until.load()) return;
         if (resp.ttl() <= 0) {  // the lease is gone: whatever it held went too
             token = 0;
             lease = 0;

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 #include <thread>
@@ -18,14 +19,19 @@ struct backend {
     std::function<std::unique_ptr<store>(const std::string& dir)> open;
 };
 
-void PrintTo(const backend& b, std::ostream* os) { *os << b.name; }
+void PrintTo(const backend& b, std::ostream* os) {
+    *os << b.name;
+}
 
 class StoreContract : public ::testing::TestWithParam<backend> {
   protected:
     void SetUp() override {
+        // One directory per test: "Test/backend" flattened, so that
+        // TearDown removes all of it.
+        std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+        std::replace(name.begin(), name.end(), '/', '-');
         dir_ = std::filesystem::temp_directory_path() /
-               ("weft-store-" + std::to_string(::getpid()) + "-" +
-                ::testing::UnitTest::GetInstance()->current_test_info()->name());
+               ("weft-store-" + std::to_string(::getpid()) + "-" + name);
         std::filesystem::remove_all(dir_);
         std::filesystem::create_directories(dir_);
     }
