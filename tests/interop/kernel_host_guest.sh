@@ -376,6 +376,17 @@ nexus_writes() {  # write requests completed on the namespace (multipath head or
   echo "$max"
 }
 
+# nexus_fio_start NAME: fio 4k random writes (W_NEXUS_FIO_SIZE at most
+# W_NEXUS_FIO_WRITE_IOPS), then crc32c verify, in the background ($pid).
+nexus_fio_start() {
+  tmo 300 fio --filename="/dev/$NSDEV" --ioengine=libaio --direct=1 --group_reporting \
+      --eta=never --verify_fatal=1 --do_verify=1 --verify_state_save=0 \
+      --name="$1" --rw=randwrite --bs=4k --iodepth=16 --numjobs=1 --offset=0 \
+      --size="$W_NEXUS_FIO_SIZE" --rate_iops=,"$W_NEXUS_FIO_WRITE_IOPS" --verify=crc32c \
+      > /tmp/fio.out 2>&1 &
+  pid=$!
+}
+
 # fio 4k random writes with crc32c verify on the nexus; once its writes flow
 # the WEFT-NEXUS-FIO-RUNNING line tells the host to SIGKILL a replica engine.
 # The nexus retires that child and goes on: fio must see no error and read
@@ -384,12 +395,7 @@ nexus_fio() {
   local pid rc w0 w i=0 how= d0 new ioerr other n
   d0=$(dmesg | wc -l)
   w0=$(nexus_writes)
-  tmo 300 fio --filename="/dev/$NSDEV" --ioengine=libaio --direct=1 --group_reporting \
-      --eta=never --verify_fatal=1 --do_verify=1 --verify_state_save=0 \
-      --name=weft-nexus --rw=randwrite --bs=4k --iodepth=16 --numjobs=1 --offset=0 \
-      --size="$W_NEXUS_FIO_SIZE" --rate_iops=,"$W_NEXUS_FIO_WRITE_IOPS" --verify=crc32c \
-      > /tmp/fio.out 2>&1 &
-  pid=$!
+  nexus_fio_start weft-nexus
   # 1024 writes (4 MiB) done; or 4 s without any write counted (no block
   # layer statistics for this device), or 15 s whatever the count
   while kill -0 $pid 2>/dev/null; do
@@ -428,12 +434,7 @@ nexus_flap() {
       --keep-alive-tmo=1 --reconnect-delay=1 --ctrl-loss-tmo=120 || return 1
   d0=$(dmesg | wc -l)
   w0=$(nexus_writes)
-  tmo 300 fio --filename="/dev/$NSDEV" --ioengine=libaio --direct=1 --group_reporting \
-      --eta=never --verify_fatal=1 --do_verify=1 --verify_state_save=0 \
-      --name=weft-flap --rw=randwrite --bs=4k --iodepth=16 --numjobs=1 --offset=0 \
-      --size="$W_NEXUS_FIO_SIZE" --rate_iops=,"$W_NEXUS_FIO_WRITE_IOPS" --verify=crc32c \
-      > /tmp/fio.out 2>&1 &
-  pid=$!
+  nexus_fio_start weft-flap
   i=0
   while kill -0 $pid 2>/dev/null && [ $i -lt 40 ]; do
     w=$(( $(nexus_writes) - w0 ))
