@@ -1,10 +1,11 @@
-// `weft volume|pool|node|events`: the cluster as the control plane keeps it,
+// `weft volume|snapshot|pool|node|events`: the cluster as the control plane keeps it,
 // over weft-control's REST API (cli/control_client.h). Tables by default,
 // the API's JSON with --json.
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <thread>
 
 #include <fmt/format.h>
@@ -37,7 +38,8 @@ std::string short_id(const std::string& id) {
 
 struct vol_opts {
     control_options c;
-    std::string id, size, host_nqn, node;
+    std::string id, size, host_nqn, node, from_snapshot;
+    bool replicas_given = false;
     unsigned replicas = 3;
     bool thick = false, as_json = false, watch = false;
     std::vector<std::string> selector;
@@ -101,8 +103,21 @@ void print_volume(const json& v) {
 
 int volume_create(const vol_opts& o) {
     uint64_t size = 0;
-    if (!parse_size_arg("--size", o.size, &size)) return 2;
-    json body = {{"size_bytes", size}, {"replicas", o.replicas}, {"thin", !o.thick}};
+    unsigned replicas = o.replicas;
+    if (!o.from_snapshot.empty() && (o.size.empty() || !o.replicas_given)) {
+        // A clone has its snapshot's size, and as many replicas by default.
+        auto snap = control_client(o.c).request("GET", "/v1/snapshots/" + o.from_snapshot);
+        if (!snap) return exit_failed;
+        size = (*snap)["size_bytes"].get<uint64_t>();
+        if (!o.replicas_given) replicas = unsigned((*snap)["replicas"].size());
+    }
+    if (!o.size.empty() && !parse_size_arg("--size", o.size, &size)) return 2;
+    if (size == 0) {
+        std::fprintf(stderr, "weft: --size is required (unless --from-snapshot gives it)\n");
+        return 2;
+    }
+    json body = {{"size_bytes", size}, {"replicas", replicas}, {"thin", !o.thick}};
+    if (!o.from_snapshot.empty()) body["source"] = {{"snapshot", o.from_snapshot}};
     if (!o.selector.empty()) {
         json sel = json::object();
         for (auto& kv : o.selector) {
@@ -211,6 +226,128 @@ int volume_unpublish(const vol_opts& o) {
         return exit_failed;
     std::printf("volume %s unpublished\n", o.id.c_str());
     return 0;
+}
+
+// ---- snapshots --------------------------------------------------------------------
+
+struct snap_opts {
+    control_options c;
+    std::string id, volume;
+    bool as_json = false;
+};
+
+void print_snapshot(const json& s) {
+    std::printf("snapshot %s of volume %s: %s, %s, %zu replica snapshot(s)\n", str(s, "id").c_str(),
+                str(s, "volume").c_str(), human_bytes(s["size_bytes"].get<uint64_t>()).c_str(),
+                str(s, "phase").c_str(), s["replicas"].size());
+    table t({"node", "pool", "of replica"});
+    for (auto& r : s["replicas"]) t.add({str(r, "node"), str(r, "pool"), str(r, "replica")});
+    t.print();
+}
+
+int snapshot_create(const snap_opts& o) {
+    std::string id = o.id.empty() ? fresh_uuid() : o.id;
+    json body = {{"volume", o.volume}};
+    int status = 0;
+    auto s = control_client(o.c).request("PUT", "/v1/snapshots/" + id, &body, &status);
+    if (!s) {
+        if (o.id.empty())
+            std::fprintf(stderr, "weft: (the snapshot's id was %s: retry with --id %s)\n",
+                         id.c_str(), id.c_str());
+        return exit_failed;
+    }
+    if (o.as_json) {
+        print(*s);
+        return 0;
+    }
+    std::printf("%s\n", status == 201 ? "taken" : "exists already");
+    print_snapshot(*s);
+    std::printf("a volume from it: weft volume create --from-snapshot %s\n", id.c_str());
+    return 0;
+}
+
+int snapshot_list(const snap_opts& o) {
+    std::string path = "/v1/snapshots";
+    if (!o.volume.empty()) path += "?volume=" + o.volume;
+    auto l = control_client(o.c).request("GET", path);
+    if (!l) return exit_failed;
+    if (o.as_json) {
+        print(*l);
+        return 0;
+    }
+    table t({"id", "volume", "size", "phase", "replicas", "taken"});
+    for (auto& s : (*l)["snapshots"]) {
+        std::time_t when = std::time_t(s["created_ms"].get<int64_t>() / 1000);
+        char buf[32];
+        std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", std::gmtime(&when));
+        t.add({str(s, "id"), short_id(str(s, "volume")),
+               human_bytes(s["size_bytes"].get<uint64_t>()), str(s, "phase"),
+               std::to_string(s["replicas"].size()), buf});
+    }
+    t.print();
+    return 0;
+}
+
+int snapshot_get(const snap_opts& o) {
+    auto s = control_client(o.c).request("GET", "/v1/snapshots/" + o.id);
+    if (!s) return exit_failed;
+    if (o.as_json)
+        print(*s);
+    else
+        print_snapshot(*s);
+    return 0;
+}
+
+int snapshot_delete(const snap_opts& o) {
+    if (!control_client(o.c).request("DELETE", "/v1/snapshots/" + o.id)) return exit_failed;
+    std::printf("snapshot %s deleted\n", o.id.c_str());
+    return 0;
+}
+
+void add_cluster_snapshot_commands(CLI::App& app, action_fn& action) {
+    auto* snap = app.add_subcommand(
+        "snapshot",
+        "consistent snapshots of the cluster's volumes (weft volume create --from-snapshot "
+        "makes a volume of one)");
+    snap->require_subcommand(1);
+    auto reg = [&](CLI::App* sub, std::shared_ptr<snap_opts> o, int (*fn)(const snap_opts&)) {
+        add_control_options(sub, o->c);
+        sub->callback([o, fn, &action] { action = [o, fn] { return fn(*o); }; });
+    };
+    {
+        auto o = std::make_shared<snap_opts>();
+        auto* s = snap->add_subcommand(
+            "create",
+            "snapshot a volume: its writes are held at its nexus for the moment each in-sync "
+            "replica is snapshotted");
+        s->add_option("VOLUME", o->volume, "the volume's UUID")->required();
+        s->add_option("--id", o->id,
+                      "the snapshot's UUID (default: a new one); taking it again with the same "
+                      "id is a no-op");
+        s->add_flag("--json", o->as_json, "print the snapshot as the API's JSON");
+        reg(s, o, snapshot_create);
+    }
+    {
+        auto o = std::make_shared<snap_opts>();
+        auto* s = snap->add_subcommand("list", "every snapshot (or a volume's)");
+        s->add_option("--volume", o->volume, "only this volume's");
+        s->add_flag("--json", o->as_json, "print {\"snapshots\": [...]} as the API gives it");
+        reg(s, o, snapshot_list);
+    }
+    {
+        auto o = std::make_shared<snap_opts>();
+        auto* s = snap->add_subcommand("get", "one snapshot and where its replica snapshots are");
+        s->add_option("ID", o->id, "the snapshot's UUID")->required();
+        s->add_flag("--json", o->as_json, "print the API's JSON");
+        reg(s, o, snapshot_get);
+    }
+    {
+        auto o = std::make_shared<snap_opts>();
+        auto* s = snap->add_subcommand(
+            "delete", "destroy a snapshot (refused while a volume made from it exists)");
+        s->add_option("ID", o->id, "the snapshot's UUID")->required();
+        reg(s, o, snapshot_delete);
+    }
 }
 
 // ---- pools, nodes, events ---------------------------------------------------------
@@ -343,10 +480,17 @@ void add_cluster_commands(CLI::App& app, action_fn& action) {
         auto o = std::make_shared<vol_opts>();
         auto* s = vol->add_subcommand(
             "create", "a volume with its replicas placed on distinct nodes with room");
-        s->add_option("--size", o->size, "its size, e.g. 10GiB")->required()->type_name("SIZE");
-        s->add_option("--replicas", o->replicas, "how many copies, on as many nodes")
+        s->add_option("--size", o->size, "its size, e.g. 10GiB (required unless --from-snapshot)")
+            ->type_name("SIZE");
+        s->add_option("--replicas", o->replicas,
+                      "how many copies, on as many nodes (from a snapshot: as many as it has)")
             ->capture_default_str()
-            ->check(CLI::Range(1u, 5u));
+            ->check(CLI::Range(1u, 5u))
+            ->each([o](const std::string&) { o->replicas_given = true; });
+        s->add_option("--from-snapshot", o->from_snapshot,
+                      "make it from a snapshot (weft snapshot list): its replicas are clones of "
+                      "the snapshot's, on their nodes")
+            ->type_name("SNAPSHOT");
         s->add_flag("--thick", o->thick, "allocate every replica's space now (default: thin)");
         s->add_option("--selector", o->selector,
                       "a node label every replica's node must have, KEY=VALUE (repeatable)");
@@ -395,6 +539,8 @@ void add_cluster_commands(CLI::App& app, action_fn& action) {
         s->add_option("ID", o->id, "the volume's UUID")->required();
         reg(s, o, volume_unpublish);
     }
+
+    add_cluster_snapshot_commands(app, action);
 
     auto* pool = app.add_subcommand("pool", "the cluster's pools: a disk or file on a node");
     pool->require_subcommand(1);

@@ -76,10 +76,32 @@ json to_json(const pool_rec& p) {
 }
 
 json to_json(const volume_spec& s) {
-    return {{"size_bytes", s.size_bytes},
-            {"replicas", s.replicas},
-            {"thin", s.thin},
-            {"selector", s.selector}};
+    json j = {{"size_bytes", s.size_bytes},
+              {"replicas", s.replicas},
+              {"thin", s.thin},
+              {"selector", s.selector}};
+    if (!s.source_snapshot.empty()) j["source"] = {{"snapshot", s.source_snapshot}};
+    return j;
+}
+
+json to_json(const snapshot_rec& s) {
+    json reps = json::array();
+    for (auto& r : s.replicas)
+        reps.push_back({{"node", r.node}, {"pool", r.pool}, {"replica", r.replica}});
+    return {{"id", s.id},       {"volume", s.volume}, {"size_bytes", s.size_bytes},
+            {"phase", s.phase}, {"replicas", reps},   {"created_ms", s.created_ms}};
+}
+
+snapshot_rec snapshot_from_json(const json& j) {
+    snapshot_rec s;
+    s.id = j.at("id");
+    s.volume = j.at("volume");
+    s.size_bytes = j.at("size_bytes");
+    s.phase = j.at("phase");
+    for (auto& r : j.at("replicas"))
+        s.replicas.push_back({r.at("node"), r.at("pool"), r.at("replica")});
+    s.created_ms = j.at("created_ms");
+    return s;
 }
 
 json to_json(const publication& p) {
@@ -145,6 +167,7 @@ static volume_spec spec_from_json(const json& j) {
     s.replicas = j.at("replicas");
     s.thin = j.at("thin");
     s.selector = j.at("selector").get<labels>();
+    if (j.contains("source")) s.source_snapshot = j["source"].at("snapshot");
     return s;
 }
 
@@ -287,7 +310,7 @@ pool_rec parse_pool_spec(const std::string& name, const json& j) {
 }
 
 volume_spec parse_volume_spec(const json& j) {
-    only(j, {"size_bytes", "replicas", "thin", "selector"});
+    only(j, {"size_bytes", "replicas", "thin", "selector", "source"});
     volume_spec s;
     auto size = uint(j, "size_bytes");
     if (!size) throw bad_request("\"size_bytes\" is required");
@@ -304,7 +327,26 @@ volume_spec parse_volume_spec(const json& j) {
         s.thin = j["thin"];
     }
     s.selector = label_map(j, "selector");
+    if (j.contains("source")) {
+        const json& src = j["source"];
+        if (!src.is_object())
+            throw bad_request("\"source\" must be an object: {\"snapshot\": UUID}");
+        only(src, {"snapshot"});
+        std::string id = str(src, "snapshot", true);
+        if (!is_uuid(id))
+            throw bad_request(
+                fmt::format("\"source.snapshot\": \"{}\" is not a lowercase UUID", id));
+        s.source_snapshot = id;
+    }
     return s;
+}
+
+std::string parse_snapshot_request(const json& j) {
+    only(j, {"volume"});
+    std::string v = str(j, "volume", true);
+    if (!is_uuid(v))
+        throw bad_request(fmt::format("\"volume\": \"{}\" is not a lowercase UUID", v));
+    return v;
 }
 
 publish_request parse_publish_request(const json& j) {

@@ -1,5 +1,5 @@
 // The control plane's records: what the store keeps (as JSON documents under
-// "nodes/", "pools/", "volumes/", "events/") and what the REST API shows.
+// "nodes/", "pools/", "volumes/", "snapshots/", "events/") and what the REST API shows.
 // Parsing of user input is strict: unknown fields and bad values throw
 // api_error 400 with a sentence naming the field.
 #pragma once
@@ -52,6 +52,7 @@ struct volume_spec {
     unsigned replicas = 3;
     bool thin = true;
     labels selector;
+    std::string source_snapshot;  // a clone of this snapshot (its replicas' clones)
     bool operator==(const volume_spec&) const = default;
 };
 
@@ -72,6 +73,24 @@ struct volume_rec {
     int64_t created_ms = 0;
 };
 
+// A snapshot of a volume: one pool snapshot (named by the snapshot's id) of
+// each replica that was in sync when the volume's writes were paused, so all
+// hold the same data.
+struct snapshot_replica {
+    std::string node;
+    std::string pool;
+    std::string replica;  // the replica (volume in the pool) it was taken of
+};
+
+struct snapshot_rec {
+    std::string id;
+    std::string volume;
+    uint64_t size_bytes = 0;
+    std::string phase = "creating";  // creating, ready, deleting
+    std::vector<snapshot_replica> replicas;
+    int64_t created_ms = 0;
+};
+
 struct event_rec {
     int64_t seq = 0;
     int64_t time_ms = 0;
@@ -85,6 +104,8 @@ json to_json(const node_rec&);
 json to_json(const pool_rec&);
 json to_json(const volume_rec&);
 json to_json(const event_rec&);
+json to_json(const snapshot_rec&);
+snapshot_rec snapshot_from_json(const json&);
 json to_json(const volume_spec&);
 json to_json(const publication&);
 node_rec node_from_json(const json&);
@@ -102,6 +123,8 @@ struct publish_request {
     std::string node;
 };
 publish_request parse_publish_request(const json&);
+// PUT /v1/snapshots/{id}: {"volume": UUID}; returns the volume's id.
+std::string parse_snapshot_request(const json&);
 
 // "nvme connect" for a publication.
 std::string connect_line(const publication& p);

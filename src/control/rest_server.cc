@@ -115,6 +115,20 @@ const std::vector<route>& table() {
             svc.unpublish(p[0]);
             res.status = 204;
         });
+        add("GET", "/v1/snapshots", [](S svc, Q req, R res, P) {
+            std::string vol = req.has_param("volume") ? req.get_param_value("volume") : "";
+            reply(res, 200, svc.list_snapshots(vol));
+        });
+        add("PUT", "/v1/snapshots/{id}", [](S svc, Q req, R res, P p) {
+            auto [st, j] = svc.put_snapshot(p[0], parse_body(req.body));
+            reply(res, st, j);
+        });
+        add("GET", "/v1/snapshots/{id}",
+            [](S svc, Q, R res, P p) { reply(res, 200, svc.get_snapshot(p[0])); });
+        add("DELETE", "/v1/snapshots/{id}", [](S svc, Q, R res, P p) {
+            svc.delete_snapshot(p[0]);
+            res.status = 204;
+        });
         add("GET", "/v1/events", [](S svc, Q req, R res, P) {
             int64_t since = int_param(req, "since", 0, 0, INT64_MAX);
             auto limit = unsigned(int_param(req, "limit", 100, 1, 1000));

@@ -36,6 +36,14 @@ std::pair<std::string, unsigned> split_endpoint(const std::string& ep) {
     return {ep.substr(0, c), unsigned(std::stoul(ep.substr(c + 1)))};
 }
 
+std::string key_snapshot(const std::string& id) {
+    return "snapshots/" + id;
+}
+
+// How long a snapshot may hold a volume's writes (the nexus lets them go by
+// itself after this, and the snapshot then fails).
+constexpr uint32_t snapshot_pause_ms = 10000;
+
 std::string replica_uri_local(const replica_rec& r) {
     return "pool://" + r.pool + "/" + r.id;
 }
@@ -475,6 +483,27 @@ void service::create_replicas(volume_rec& v, int64_t& revision, facts& f) {
         std::vector<std::future<void>> made;
         for (auto& r : v.replicas)
             made.push_back(std::async(std::launch::async, [&f, &v, r] {
+                if (!v.spec.source_snapshot.empty()) {
+                    // A clone of the replica's snapshot on its node, made blank
+                    // for the volume's own nexus: the clones hold the same data.
+                    pb::CreateCloneRequest req;
+                    req.mutable_snapshot()->set_pool(r.pool);
+                    req.mutable_snapshot()->set_name(v.spec.source_snapshot);
+                    req.set_name(r.id);
+                    pb::Volume out;
+                    f.call(r.node,
+                           fmt::format("cloning snapshot {} on pool {} as {}",
+                                       v.spec.source_snapshot, r.pool, r.id),
+                           [&](auto& stub, auto* ctx) { return stub.CreateClone(ctx, req, &out); },
+                           {grpc::StatusCode::ALREADY_EXISTS});
+                    pb::ClearChildLabelRequest cl;
+                    cl.set_child(replica_uri_local(r));
+                    pb::Empty e;
+                    f.call(
+                        r.node, "clearing the nexus label of clone " + r.id,
+                        [&](auto& stub, auto* ctx) { return stub.ClearChildLabel(ctx, cl, &e); });
+                    return;
+                }
                 pb::CreateVolumeRequest req;
                 req.set_pool(r.pool);
                 req.set_name(r.id);
@@ -546,26 +575,49 @@ std::pair<int, json> service::put_volume(const std::string& id, const json& body
         if (v.phase == "creating") create_replicas(v, rev, f);  // finish a crashed create
         return {200, view(v, f)};
     }
-    // Place: every pool's facts from its engine now.
-    std::vector<node_facts> nodes = f.node_facts_now();
-    std::vector<pool_facts> pools = f.pool_facts_now();
-    placement_request pr;
-    pr.bytes = spec.size_bytes + replica_overhead;
-    pr.replicas = spec.replicas;
-    pr.thin = spec.thin;
-    pr.selector = spec.selector;
-    pr.overcommit = opt_.overcommit;
-    // Volumes being made now are not in the engines' figures yet: none, as
-    // ops_ serializes creation and creation waits for the engines.
-    auto pl = place_replicas(pr, nodes, pools);
-    if (!pl) throw no_room(pl.error);
     volume_rec v;
     v.id = id;
     v.spec = spec;
     v.created_ms = now_ms();
-    for (auto& pool : pl.pools) {
-        auto it = std::find_if(pools.begin(), pools.end(), [&](auto& p) { return p.name == pool; });
-        v.replicas.push_back({random_uuid(), it->node, pool, ""});
+    if (!spec.source_snapshot.empty()) {
+        // A clone: its replicas are clones of the snapshot's, on their nodes.
+        auto se = st_.get(key_snapshot(spec.source_snapshot));
+        if (!se) throw not_found("no snapshot " + spec.source_snapshot);
+        snapshot_rec snap = snapshot_from_json(parse_doc(*se));
+        if (snap.phase != "ready")
+            throw conflict(fmt::format("snapshot {} is {}", snap.id, snap.phase));
+        if (spec.size_bytes != snap.size_bytes)
+            throw bad_request(fmt::format(
+                "a volume made from snapshot {} has its size, {} bytes (not {}): resizing is "
+                "not supported yet",
+                snap.id, snap.size_bytes, spec.size_bytes));
+        if (!spec.thin) throw bad_request("a volume made from a snapshot is thin (its clones)");
+        if (spec.replicas > snap.replicas.size())
+            throw conflict(fmt::format(
+                "snapshot {} holds {} replica snapshot(s): a volume made from it has at most {} "
+                "replica(s) (clones on the same nodes)",
+                snap.id, snap.replicas.size(), snap.replicas.size()));
+        for (unsigned i = 0; i < spec.replicas; ++i)
+            v.replicas.push_back({random_uuid(), snap.replicas[i].node, snap.replicas[i].pool, ""});
+    } else {
+        // Place: every pool's facts from its engine now.
+        std::vector<node_facts> nodes = f.node_facts_now();
+        std::vector<pool_facts> pools = f.pool_facts_now();
+        placement_request pr;
+        pr.bytes = spec.size_bytes + replica_overhead;
+        pr.replicas = spec.replicas;
+        pr.thin = spec.thin;
+        pr.selector = spec.selector;
+        pr.overcommit = opt_.overcommit;
+        // Volumes being made now are not in the engines' figures yet: none, as
+        // ops_ serializes creation and creation waits for the engines.
+        auto pl = place_replicas(pr, nodes, pools);
+        if (!pl) throw no_room(pl.error);
+        for (auto& pool : pl.pools) {
+            auto it =
+                std::find_if(pools.begin(), pools.end(), [&](auto& p) { return p.name == pool; });
+            v.replicas.push_back({random_uuid(), it->node, pool, ""});
+        }
     }
     auto r = st_.commit(txn().expect(key_volume(id), 0).put(key_volume(id), to_json(v).dump()));
     if (!r) throw conflict("volume " + id + " was created meanwhile");
@@ -627,6 +679,250 @@ void service::delete_volume(const std::string& id) {
     if (!commit_with_event(txn().expect(key_volume(id), rev).del(key_volume(id)), "volume-deleted",
                            "volume/" + id, "volume " + id + " deleted"))
         throw conflict("volume " + id + " changed meanwhile: try again");
+}
+
+// ---- snapshots -------------------------------------------------------------------
+
+std::vector<snapshot_replica> service::in_sync_by_labels(const volume_rec& v, facts& f) {
+    // What each reachable replica's nexus label says. The newest generation
+    // seen is the truth only when a majority of the replicas answered: every
+    // retirement was durable on a majority, so a majority holds the newest.
+    struct seen {
+        const replica_rec* r;
+        pb::ChildLabel l;
+    };
+    std::vector<seen> got;
+    for (auto& r : v.replicas) {
+        if (!f.online(r.node)) continue;
+        pb::ReadChildLabelRequest req;
+        req.set_child(replica_uri_local(r));
+        seen x{&r, {}};
+        try {
+            f.call(r.node, "reading the label of replica " + r.id,
+                   [&](auto& stub, auto* ctx) { return stub.ReadChildLabel(ctx, req, &x.l); });
+        } catch (const api_error& e) {
+            spdlog::warn("volume {}: {}", v.id, e.what());
+            continue;
+        }
+        got.push_back(std::move(x));
+    }
+    if (got.size() * 2 <= v.replicas.size())
+        throw unavailable(fmt::format(
+            "only {} of the {} replicas of {} answered: which hold the volume's data is known "
+            "from a majority of them",
+            got.size(), v.replicas.size(), v.id));
+    std::vector<snapshot_replica> out;
+    const pb::ChildLabel* newest = nullptr;
+    for (auto& x : got)
+        if (x.l.present() && (!newest || x.l.generation() > newest->generation())) newest = &x.l;
+    for (auto& x : got) {
+        bool in_sync = !newest;  // never published: no host ever wrote to any of them
+        if (newest && x.l.present() && x.l.generation() == newest->generation())
+            for (auto& m : newest->members())
+                if (m.uuid() == x.l.child_uuid() && m.state() == "in-sync") in_sync = true;
+        if (in_sync) out.push_back({x.r->node, x.r->pool, x.r->id});
+    }
+    return out;
+}
+
+void service::destroy_snapshot_replicas(snapshot_rec& s, facts& f) {
+    std::vector<std::future<void>> gone;
+    for (auto& r : s.replicas)
+        gone.push_back(std::async(std::launch::async, [&f, &s, r] {
+            pb::DestroyVolumeRequest req;
+            req.mutable_volume()->set_pool(r.pool);
+            req.mutable_volume()->set_name(s.id);
+            pb::Empty out;
+            f.call(r.node, fmt::format("destroying the snapshot of replica {}", r.replica),
+                   [&](auto& stub, auto* ctx) { return stub.DestroyVolume(ctx, req, &out); },
+                   {grpc::StatusCode::NOT_FOUND});
+        }));
+    std::optional<api_error> refused;
+    std::vector<snapshot_replica> left;
+    for (size_t i = 0; i < gone.size(); ++i) {
+        try {
+            gone[i].get();
+        } catch (const api_error& e) {
+            if (!refused) refused = e;
+            left.push_back(s.replicas[i]);
+        }
+    }
+    s.replicas = std::move(left);
+    if (refused) throw *refused;
+}
+
+std::pair<int, json> service::put_snapshot(const std::string& id, const json& body) {
+    check_volume_id(id);
+    std::string vid = parse_snapshot_request(body);
+    std::lock_guard g(ops_);
+    facts f(*this);
+    if (auto e = st_.get(key_snapshot(id))) {
+        snapshot_rec old = snapshot_from_json(parse_doc(*e));
+        if (old.volume != vid)
+            throw conflict(fmt::format("snapshot {} exists, of volume {}", id, old.volume));
+        if (old.phase == "ready") return {200, to_json(old)};
+        if (old.phase == "deleting") throw conflict("snapshot " + id + " is being deleted");
+        // A crashed attempt: undone, then made again.
+        destroy_snapshot_replicas(old, f);
+        if (!st_.commit(txn().expect(e->key, e->revision).del(e->key)))
+            throw conflict("snapshot " + id + " changed meanwhile: try again");
+    }
+    auto cur = load_volume(vid);
+    if (!cur) throw not_found("no volume " + vid);
+    auto& [v, rev] = *cur;
+    if (v.phase != "ready") throw conflict(fmt::format("volume {} is {}", vid, v.phase));
+    snapshot_rec s;
+    s.id = id;
+    s.volume = vid;
+    s.size_bytes = v.spec.size_bytes;
+    s.created_ms = now_ms();
+    // Published: the nexus holds the writes; its in-sync children then hold
+    // the same data.
+    std::string nexus_node = v.published && !v.published->nqn.empty() ? v.published->node : "";
+    auto resume = [&]() {
+        pb::ResumeNexusRequest rr;
+        rr.set_uuid(vid);
+        pb::Nexus out;
+        f.call(nexus_node, "resuming the writes of " + vid,
+               [&](auto& stub, auto* ctx) { return stub.ResumeNexus(ctx, rr, &out); });
+    };
+    if (!nexus_node.empty()) {
+        pb::PauseNexusRequest pr;
+        pr.set_uuid(vid);
+        pr.set_timeout_ms(snapshot_pause_ms);
+        pb::Nexus nx;
+        f.call(nexus_node, "pausing the writes of " + vid,
+               [&](auto& stub, auto* ctx) { return stub.PauseNexus(ctx, pr, &nx); });
+        for (auto& r : v.replicas)
+            for (auto& c : nx.children())
+                if (c.uri().find(r.id) != std::string::npos && c.state() == "online")
+                    s.replicas.push_back({r.node, r.pool, r.id});
+    } else {
+        s.replicas = in_sync_by_labels(v, f);
+    }
+    try {
+        if (s.replicas.empty())
+            throw unavailable("no in-sync replica of " + vid + " is reachable to snapshot");
+        auto r =
+            st_.commit(txn().expect(key_snapshot(id), 0).put(key_snapshot(id), to_json(s).dump()));
+        if (!r) throw conflict("snapshot " + id + " was created meanwhile");
+        std::vector<std::future<void>> made;
+        for (auto& x : s.replicas)
+            made.push_back(std::async(std::launch::async, [&f, &s, x] {
+                pb::CreateSnapshotRequest req;
+                req.mutable_volume()->set_pool(x.pool);
+                req.mutable_volume()->set_name(x.replica);
+                req.set_name(s.id);
+                pb::Volume out;
+                f.call(x.node, fmt::format("snapshotting replica {}", x.replica),
+                       [&](auto& stub, auto* ctx) { return stub.CreateSnapshot(ctx, req, &out); },
+                       {grpc::StatusCode::ALREADY_EXISTS});
+            }));
+        std::optional<api_error> refused;
+        for (auto& m : made) {
+            try {
+                m.get();
+            } catch (const api_error& e) {
+                if (!refused) refused = e;
+            }
+        }
+        if (refused) throw *refused;
+        if (!nexus_node.empty()) {
+            try {
+                resume();
+            } catch (const api_error& e) {
+                nexus_node.clear();  // nothing left to resume
+                throw unavailable(fmt::format(
+                    "the volume's writes were held longer than {} ms, or its nexus went away, "
+                    "before every replica was snapshotted ({}): the snapshot is not "
+                    "consistent, try again",
+                    snapshot_pause_ms, e.what()));
+            }
+            nexus_node.clear();
+        }
+    } catch (const api_error& e) {
+        if (!nexus_node.empty()) {
+            try {
+                resume();
+            } catch (const api_error& e2) {
+                spdlog::warn("snapshot {}: {}", id, e2.what());
+            }
+        }
+        // Undo: nothing half-made stays (what cannot be destroyed now keeps
+        // the record, "deleting", for a delete to finish).
+        try {
+            destroy_snapshot_replicas(s, f);
+            if (auto cur2 = st_.get(key_snapshot(id)))
+                st_.commit(txn().expect(cur2->key, cur2->revision).del(cur2->key));
+        } catch (const api_error& e2) {
+            s.phase = "deleting";
+            if (auto cur2 = st_.get(key_snapshot(id)))
+                st_.commit(
+                    txn().expect(cur2->key, cur2->revision).put(cur2->key, to_json(s).dump()));
+            spdlog::warn("snapshot {}: undoing: {}", id, e2.what());
+        }
+        record_event("snapshot-create-failed", "snapshot/" + id, e.what());
+        throw;
+    }
+    s.phase = "ready";
+    auto se = st_.get(key_snapshot(id));
+    std::string where;
+    for (auto& x : s.replicas) where += (where.empty() ? "" : ", ") + x.node + "/" + x.pool;
+    if (!se ||
+        !commit_with_event(txn().expect(se->key, se->revision).put(se->key, to_json(s).dump()),
+                           "snapshot-created", "snapshot/" + id,
+                           fmt::format("snapshot {} of volume {}{}: {}", id, vid,
+                                       v.published ? " (writes paused)" : "", where)))
+        throw conflict("snapshot " + id + " changed meanwhile: try again");
+    return {201, to_json(s)};
+}
+
+json service::list_snapshots(const std::string& volume) {
+    if (!volume.empty()) check_volume_id(volume);
+    json out = json::array();
+    for (auto& e : st_.list("snapshots/")) {
+        auto s = snapshot_from_json(parse_doc(e));
+        if (volume.empty() || s.volume == volume) out.push_back(to_json(s));
+    }
+    return {{"snapshots", out}};
+}
+
+json service::get_snapshot(const std::string& id) {
+    check_volume_id(id);
+    auto e = st_.get(key_snapshot(id));
+    if (!e) throw not_found("no snapshot " + id);
+    return to_json(snapshot_from_json(parse_doc(*e)));
+}
+
+void service::delete_snapshot(const std::string& id) {
+    check_volume_id(id);
+    std::lock_guard g(ops_);
+    auto e = st_.get(key_snapshot(id));
+    if (!e) throw not_found("no snapshot " + id);
+    snapshot_rec s = snapshot_from_json(parse_doc(*e));
+    for (auto& ve : st_.list("volumes/")) {
+        auto v = volume_from_json(parse_doc(ve));
+        if (v.spec.source_snapshot == id)
+            throw conflict(
+                fmt::format("volume {} was made from snapshot {}: delete it first", v.id, id));
+    }
+    int64_t rev = e->revision;
+    if (s.phase != "deleting") {
+        s.phase = "deleting";
+        auto r = st_.commit(txn().expect(e->key, rev).put(e->key, to_json(s).dump()));
+        if (!r) throw conflict("snapshot " + id + " changed meanwhile: try again");
+        rev = *r;
+    }
+    facts f(*this);
+    try {
+        destroy_snapshot_replicas(s, f);
+    } catch (const api_error&) {
+        st_.commit(txn().expect(e->key, rev).put(e->key, to_json(s).dump()));
+        throw;
+    }
+    if (!commit_with_event(txn().expect(e->key, rev).del(e->key), "snapshot-deleted",
+                           "snapshot/" + id, "snapshot " + id + " deleted"))
+        throw conflict("snapshot " + id + " changed meanwhile: try again");
 }
 
 void service::teardown_publication(const volume_rec& v, facts& f) {

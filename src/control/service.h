@@ -71,6 +71,15 @@ class service {
     json list_volumes();
     json get_volume(const std::string& id);
     void delete_volume(const std::string& id);
+
+    // Snapshots: one pool snapshot of each in-sync replica, taken while the
+    // volume's writes are paused at its nexus (or, unpublished, of the
+    // replicas their labels say are in sync, read from a majority of them).
+    // A volume whose spec names a source snapshot is made of clones of it.
+    std::pair<int, json> put_snapshot(const std::string& id, const json& body);
+    json list_snapshots(const std::string& volume);  // "" for all
+    json get_snapshot(const std::string& id);
+    void delete_snapshot(const std::string& id);
     json publish(const std::string& id, const json& body);
     void unpublish(const std::string& id);
 
@@ -100,6 +109,10 @@ class service {
     json pool_view(const pool_rec& p, facts& f);
     void create_replicas(volume_rec& v, int64_t& revision, facts& f);
     void destroy_replica(const replica_rec& r, facts& f);
+    std::vector<snapshot_replica> in_sync_by_labels(const volume_rec& v, facts& f);
+    // Destroys the pool snapshots of s that exist (the first refusal is
+    // thrown after all were tried); those gone leave s.replicas.
+    void destroy_snapshot_replicas(snapshot_rec& s, facts& f);
     void teardown_publication(const volume_rec& v, facts& f);
 
     void reconcile_volume(volume_rec& v, int64_t& rev, facts& f);

@@ -57,6 +57,9 @@ class service final : public v1::Engine::Service {
     WEFT_RPC(ArbitrateNexus, ArbitrateNexusRequest, Nexus, arbitrate_nexus(*req, rep))
     WEFT_RPC(ShareNexus, ShareNexusRequest, Share, share_nexus(*req, rep))
     WEFT_RPC(UnshareNexus, UnshareNexusRequest, Empty, unshare_nexus(*req))
+    WEFT_RPC(PauseNexus, PauseNexusRequest, Nexus, pause_nexus(*req, rep))
+    WEFT_RPC(ResumeNexus, ResumeNexusRequest, Nexus, resume_nexus(*req, rep))
+    WEFT_RPC(ClearChildLabel, ClearChildLabelRequest, Empty, clear_child_label(*req))
     WEFT_RPC(ReadChildLabel, ReadChildLabelRequest, ChildLabel, read_child_label(*req, rep))
     WEFT_RPC(InjectFault, InjectFaultRequest, Empty, inject_fault(*req))
 #undef WEFT_RPC

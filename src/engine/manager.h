@@ -99,6 +99,9 @@ class manager {
     task<grpc::Status> arbitrate_nexus(const v1::ArbitrateNexusRequest& req, v1::Nexus* out);
     task<grpc::Status> share_nexus(const v1::ShareNexusRequest& req, v1::Share* out);
     task<grpc::Status> unshare_nexus(const v1::UnshareNexusRequest& req);
+    task<grpc::Status> pause_nexus(const v1::PauseNexusRequest& req, v1::Nexus* out);
+    task<grpc::Status> resume_nexus(const v1::ResumeNexusRequest& req, v1::Nexus* out);
+    task<grpc::Status> clear_child_label(const v1::ClearChildLabelRequest& req);
     task<grpc::Status> read_child_label(const v1::ReadChildLabelRequest& req, v1::ChildLabel* out);
     task<grpc::Status> inject_fault(const v1::InjectFaultRequest& req);
 

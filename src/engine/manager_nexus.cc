@@ -381,6 +381,54 @@ task<Status> manager::unshare_nexus(const v1::UnshareNexusRequest& req) {
     co_return Status::OK;
 }
 
+task<Status> manager::pause_nexus(const v1::PauseNexusRequest& req, v1::Nexus* out) {
+    // Not under the lock, as arbitrate: a pause must not wait for a call that
+    // waits for writes.
+    std::shared_ptr<nexus::nexus> n;
+    Status s = nexus_of(req.uuid(), &n);
+    if (!s.ok()) co_return s;
+    auto t = std::chrono::milliseconds(req.timeout_ms() ? req.timeout_ms() : 10000);
+    if (t > std::chrono::minutes(5))
+        co_return fail(StatusCode::INVALID_ARGUMENT,
+                       "timeout_ms: a pause holds the volume's writes; at most 300000");
+    co_await n->pause(t);
+    spdlog::info("nexus {}: writes paused (lapses after {} ms)", req.uuid(), t.count());
+    nexus_reply(*n, out);
+    co_return Status::OK;
+}
+
+task<Status> manager::resume_nexus(const v1::ResumeNexusRequest& req, v1::Nexus* out) {
+    std::shared_ptr<nexus::nexus> n;
+    Status s = nexus_of(req.uuid(), &n);
+    if (!s.ok()) co_return s;
+    if (!n->resume())
+        co_return fail(StatusCode::FAILED_PRECONDITION,
+                       fmt::format("nexus {} was not paused (its pause had lapsed): what was "
+                                   "done during it may not be consistent",
+                                   req.uuid()));
+    spdlog::info("nexus {}: writes resumed", req.uuid());
+    nexus_reply(*n, out);
+    co_return Status::OK;
+}
+
+task<Status> manager::clear_child_label(const v1::ClearChildLabelRequest& req) {
+    auto g = co_await lock_.lock();
+    std::string why;
+    auto u = nexus::parse_child_uri(req.child(), &why);
+    if (!u) co_return fail(StatusCode::INVALID_ARGUMENT, why);
+    if (u->k == nexus::child_uri::kind::pool) {
+        if (auto other = applier_.nexus_using(u->pool, u->volume); !other.empty())
+            co_return fail(StatusCode::FAILED_PRECONDITION,
+                           fmt::format("{} is a child of nexus {} here", req.child(), other));
+    }
+    auto dev = applier_.child_factory(std::chrono::milliseconds(5000))(req.child(), &why);
+    if (!dev) co_return from_errno(dev.err().code, why);
+    auto r = co_await nexus::clear_child_label(*dev.value(), &why);
+    if (!r) co_return from_errno(r.err().code, why);
+    spdlog::info("{}: nexus label cleared", req.child());
+    co_return Status::OK;
+}
+
 task<Status> manager::read_child_label(const v1::ReadChildLabelRequest& req, v1::ChildLabel* out) {
     auto g = co_await lock_.lock();
     std::string why;

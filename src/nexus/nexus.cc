@@ -181,7 +181,7 @@ void nexus_impl::publish() {
             if (v->preferred < 0 && c->local()) v->preferred = int(c->slot);
         }
     }
-    v->hold_writes = retiring_ > 0;
+    v->hold_writes = retiring_ > 0 || paused_;
     v->hold_reads = !waiting_.empty();
     if (superseded_) v->fail_all = -ESTALE;
     if (closed_) v->fail_all = -ENODEV;
@@ -456,6 +456,36 @@ task<result<void>> nexus::arbitrate(bool allow, std::string* why) {
     return impl_->arbitrate(allow, why);
 }
 
+task<void> nexus::pause(std::chrono::milliseconds timeout) {
+    nexus_impl& nx = *impl_;
+    uint64_t seq = ++nx.pause_seq_;
+    if (!nx.paused_) {
+        nx.paused_ = true;
+        nx.publish();
+    }
+    // The lapse, on home, unless a resume or a later pause came first.
+    reactor::local().spawn(
+        nx.bg_.hold([](nexus_impl* nx, uint64_t seq, std::chrono::milliseconds t) -> task<void> {
+            int rc = co_await sleep(t).abort_with(nx->stop_);
+            if (rc == -ECANCELED || nx->pause_seq_ != seq || !nx->paused_) co_return;
+            nx->paused_ = false;
+            nx->publish();
+            spdlog::warn("nexus {}: the pause lapsed after {} ms without a resume: writes go on",
+                         short_id(nx->id_), t.count());
+        }(&nx, seq, timeout)));
+    // Writes that started before the pause are done once a grace period is.
+    co_await nx.grace();
+}
+
+bool nexus::resume() {
+    nexus_impl& nx = *impl_;
+    ++nx.pause_seq_;
+    if (!nx.paused_) return false;
+    nx.paused_ = false;
+    nx.publish();
+    return true;
+}
+
 task<result<label_info>> read_child_label(child_device& d, uint64_t* dirty_regions,
                                           std::string* why) {
     auto bd = co_await d.open(why);
@@ -485,6 +515,28 @@ task<result<label_info>> read_child_label(child_device& d, uint64_t* dirty_regio
     bd.value().reset();
     co_await d.close();
     co_return out;
+}
+
+task<result<void>> clear_child_label(child_device& d, std::string* why) {
+    auto bd = co_await d.open(why);
+    if (!bd) co_return bd.err();
+    int rc = 0;
+    {
+        auto ch = bd.value()->open_channel();
+        uint32_t bs = bd.value()->block_size();
+        if (bd.value()->size_bytes() < format::metadata_bytes) {
+            rc = -EINVAL;
+            if (why) *why = fmt::format("{} is smaller than a nexus label and bitmap", d.uri());
+        } else {
+            rc = co_await ch->write_zeroes(0, format::metadata_bytes / bs);
+            if (rc == 0) rc = co_await ch->flush();
+            if (rc && why) *why = fmt::format("{}: {}", d.uri(), error{-rc}.message());
+        }
+    }
+    bd.value().reset();
+    co_await d.close();
+    if (rc) co_return error{-rc};
+    co_return result<void>{};
 }
 
 }  // namespace weft::nexus

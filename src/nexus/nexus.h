@@ -179,11 +179,28 @@ class nexus {
     // The arbiter's answer while writes are held (EINVAL when they are not).
     task<result<void>> arbitrate(bool allow, std::string* why);
 
+    // Holds new writes (reads go on) and returns once every write in flight
+    // has completed on the children: each in-sync child then holds the same
+    // data, so that snapshots of them taken now are one consistent snapshot.
+    // The pause lapses by itself after `timeout` (a caller that died must not
+    // freeze the volume); resume() says whether it still held (false: it had
+    // lapsed, or there was none, and what was done meanwhile may not be
+    // consistent). Pausing again while paused restarts the timeout. Home.
+    task<void> pause(std::chrono::milliseconds timeout);
+    bool resume();
+
   private:
     nexus(std::shared_ptr<nexus_impl> impl, std::shared_ptr<bdev::bdev> dev);
     std::shared_ptr<nexus_impl> impl_;
     std::shared_ptr<bdev::bdev> bdev_;
 };
+
+// Makes a device blank for a new nexus: zeroes over its label and bitmap
+// (the first format::metadata_bytes). For the clones of a nexus's children
+// taken from one consistent snapshot: their labels name the origin's nexus,
+// their data are the same, and a new nexus over blank children takes every
+// one as in sync. requires: no nexus uses the device.
+task<result<void>> clear_child_label(child_device& d, std::string* why);
 
 // Reads the label of a device (and counts its bitmap's set bits) without
 // building a nexus: ENODATA when it has none, EUCLEAN when it is damaged.

@@ -298,8 +298,10 @@ class nexus_impl {
     bool clean_at_open_ = true;
     bool resync_pending_ = false;
     int resync_source_ = -1;
-    unsigned retiring_ = 0;  // retirements whose commit is not durable yet: writes wait
-    wait_list retired_;      // a retirement's commit finished
+    unsigned retiring_ = 0;   // retirements whose commit is not durable yet: writes wait
+    bool paused_ = false;     // pause(): writes wait
+    uint64_t pause_seq_ = 0;  // which pause() a lapsing timer belongs to
+    wait_list retired_;       // a retirement's commit finished
     bool superseded_ = false;
     bool opened_ = false;  // open() finished: background tasks may start
     bool closing_ = false;

@@ -16,6 +16,12 @@
 #             replica on the fourth node, the nexus rebuilds it, the old one
 #             leaves the volume; the data reads back; when the old node
 #             returns, its orphaned replica is destroyed
+#   snapshots a published volume snapshotted (writes paused at its nexus),
+#             written again; a volume made from the snapshot holds the data
+#             of the moment; an unpublished volume snapshotted (in-sync
+#             replicas from their labels) and cloned through the CLI; a
+#             snapshot with a volume made from it is not deleted; nothing
+#             left on the engines at the end
 #   restart   weft-control restarted on its SQLite file: the same nodes,
 #             pools and volumes; engines restarted: the volume publishes
 #             again with the data written before
@@ -270,6 +276,78 @@ volumes)
   expect 409 DELETE /v1/nodes/n1
   expect 200 GET /v1/events
   for k in node-registered pool-created volume-created volume-published volume-unpublished volume-deleted; do
+    jq -e --arg k $k '[.events[].kind] | index($k)' <<<"$body" >/dev/null || fail "no $k event: $body"
+  done
+  ;;
+
+snapshots)
+  start_control
+  three_nodes_with_pools
+  expect 201 PUT /v1/volumes/$vol '{"size_bytes":33554432,"replicas":3}'
+  expect 200 PUT /v1/volumes/$vol/publish "{\"host_nqn\":\"$host\"}"
+  pub=$body
+  wait_for 20 "volume online" volume_state $vol online
+  io write --lba 0 --blocks 256 --pattern random --seed 7
+  [ "$run_rc" -eq 0 ] || fail "write A: $run_out"
+  io read --lba 0 --blocks 256 --output "$data/a.bin"
+  snap=5a9e0000-0000-4000-8000-000000000001
+  expect 400 PUT /v1/snapshots/$snap '{"volume":"nope"}'
+  expect 400 PUT /v1/snapshots/$snap "{\"volume\":\"$vol\",\"extra\":1}"
+  expect 404 PUT /v1/snapshots/$snap '{"volume":"5a9e0000-0000-4000-8000-0000000000ff"}'
+  # Published: taken with the writes paused at the nexus.
+  expect 201 PUT /v1/snapshots/$snap "{\"volume\":\"$vol\"}"
+  jq -e '.phase == "ready" and (.replicas | length) == 3' <<<"$body" >/dev/null || fail "snapshot: $body"
+  expect 200 PUT /v1/snapshots/$snap "{\"volume\":\"$vol\"}"
+  io write --lba 0 --blocks 256 --pattern random --seed 8
+  [ "$run_rc" -eq 0 ] || fail "write B: $run_out"
+  io read --lba 0 --blocks 256 --output "$data/b.bin"
+  cmp -s "$data/a.bin" "$data/b.bin" && fail "writes A and B read back the same"
+  # A volume from the snapshot: clones of the replicas' snapshots.
+  clone=5a9e0000-0000-4000-8000-000000000002
+  expect 400 PUT /v1/volumes/$clone "{\"size_bytes\":67108864,\"source\":{\"snapshot\":\"$snap\"}}"
+  expect 404 PUT /v1/volumes/$clone '{"size_bytes":33554432,"source":{"snapshot":"5a9e0000-0000-4000-8000-0000000000ff"}}'
+  expect 201 PUT /v1/volumes/$clone "{\"size_bytes\":33554432,\"source\":{\"snapshot\":\"$snap\"}}"
+  jq -e --arg s $snap '.spec.source.snapshot == $s' <<<"$body" >/dev/null || fail "clone spec: $body"
+  expect 200 PUT /v1/volumes/$clone/publish "{\"host_nqn\":\"$host\"}"
+  pub=$body
+  wait_for 20 "clone online" volume_state $clone online
+  jq -e '[.replicas[].state] == ["online","online","online"]' <<<"$body" >/dev/null ||
+    fail "the clone's replicas are not all in sync at once: $body"
+  io read --lba 0 --blocks 256 --output "$data/clone.bin"
+  cmp -s "$data/a.bin" "$data/clone.bin" || fail "the clone does not hold the data at the snapshot (A)"
+  expect 204 DELETE /v1/volumes/$clone/publish
+  # Unpublished: the in-sync replicas are known from their labels.
+  expect 204 DELETE /v1/volumes/$vol/publish
+  snap2=5a9e0000-0000-4000-8000-000000000003
+  out=$("$weft" snapshot create "$vol" --id $snap2 --control "$url") || fail "weft snapshot create: $out"
+  grep -q "3 replica snapshot" <<<"$out" || fail "weft snapshot create: $out"
+  clone2=5a9e0000-0000-4000-8000-000000000004
+  out=$("$weft" volume create --from-snapshot $snap2 --id $clone2 --control "$url") ||
+    fail "weft volume create --from-snapshot: $out"
+  expect 200 PUT /v1/volumes/$clone2/publish "{\"host_nqn\":\"$host\"}"
+  pub=$body
+  wait_for 20 "clone2 online" volume_state $clone2 online
+  io read --lba 0 --blocks 256 --output "$data/clone2.bin"
+  cmp -s "$data/b.bin" "$data/clone2.bin" || fail "the second clone does not hold B"
+  expect 204 DELETE /v1/volumes/$clone2/publish
+  out=$("$weft" snapshot list --volume "$vol" --control "$url") || fail "weft snapshot list: $out"
+  [ "$(grep -c ready <<<"$out")" = 2 ] || fail "weft snapshot list: $out"
+  # A snapshot with a volume made from it stays; the origin may go.
+  expect 409 DELETE /v1/snapshots/$snap
+  expect 204 DELETE /v1/volumes/$vol
+  expect 200 GET /v1/snapshots/$snap
+  for v in $clone $clone2; do expect 204 DELETE /v1/volumes/$v; done
+  expect 204 DELETE /v1/snapshots/$snap
+  "$weft" snapshot delete $snap2 --control "$url" >/dev/null || fail "weft snapshot delete"
+  expect 404 GET /v1/snapshots/$snap
+  expect 200 GET /v1/snapshots
+  [ "$(jq '.snapshots | length' <<<"$body")" = 0 ] || fail "snapshots left: $body"
+  for i in 1 2 3; do
+    n=$("$weft" engine volume list --api "$(api_of $i)" --json | jq '.volumes | length')
+    [ "$n" = 0 ] || fail "$n volumes left on n$i"
+  done
+  expect 200 GET /v1/events
+  for k in snapshot-created snapshot-deleted; do
     jq -e --arg k $k '[.events[].kind] | index($k)' <<<"$body" >/dev/null || fail "no $k event: $body"
   done
   ;;

@@ -253,6 +253,60 @@ TEST(Nexus, NoMajorityHoldsWritesUntilTheArbiterSaysYes) {
     });
 }
 
+TEST(Nexus, PauseHoldsWritesNotReadsAndLapses) {
+    run_reactors(1, []() -> task<void> {
+        mem_rig rig;
+        for (auto n : names("a", "b")) rig.add(n, child_bytes);
+        auto nx = co_await make(rig, names("a", "b"));
+        CO_ASSERT_TRUE(nx);
+        io x(*nx);
+        CO_ASSERT_EQ(co_await x.write(0, 8, 1), 0);
+        co_await nx->pause(5s);
+        int rc = 1;
+        bool done = false;
+        reactor::local().spawn([](io& x, int& rc, bool& done) -> task<void> {
+            rc = co_await x.write(16, 8, 2);
+            done = true;
+        }(x, rc, done));
+        co_await sleep(100ms);
+        EXPECT_FALSE(done) << "a write went through a paused nexus";
+        EXPECT_EQ(co_await x.check(0, 8, 1), 0) << "reads go on while paused";
+        // What the children hold now is the same on both (the snapshot point).
+        EXPECT_TRUE(co_await same_data(disks(rig, "a", "b")));
+        EXPECT_TRUE(nx->resume());
+        CO_ASSERT_TRUE(co_await eventually([&] { return done; }));
+        EXPECT_EQ(rc, 0);
+        EXPECT_FALSE(nx->resume()) << "resumed twice";
+        // A pause nobody resumes lapses by itself, and resume() then says so.
+        co_await nx->pause(150ms);
+        done = false;
+        reactor::local().spawn([](io& x, int& rc, bool& done) -> task<void> {
+            rc = co_await x.write(32, 8, 3);
+            done = true;
+        }(x, rc, done));
+        CO_ASSERT_TRUE(co_await eventually([&] { return done; }, 2000ms));
+        EXPECT_EQ(rc, 0);
+        EXPECT_FALSE(nx->resume()) << "a lapsed pause was taken for a held one";
+        x.ch.reset();
+        co_await nx->close();
+        // Blank again for a new nexus: the label goes, the data stays.
+        auto dev = rig.factory()(mem_rig::uri("a"), nullptr);
+        std::string why;
+        auto cleared = co_await clear_child_label(*dev.value(), &why);
+        EXPECT_TRUE(cleared) << why;
+        CO_ASSERT_TRUE(cleared);
+        auto l = co_await label_of(rig, "a");
+        EXPECT_FALSE(l);
+        EXPECT_EQ(l.err().code, ENODATA);
+        auto fresh = co_await make(rig, names("a"), uuid{}, nexus_bytes);
+        CO_ASSERT_TRUE(fresh);
+        io y(*fresh);
+        EXPECT_EQ(co_await y.check(16, 8, 2), 0);
+        y.ch.reset();
+        co_await fresh->close();
+    });
+}
+
 TEST(Nexus, NoMajorityThenTheChildComesBack) {
     run_reactors(1, []() -> task<void> {
         mem_rig rig;
