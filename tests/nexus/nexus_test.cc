@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "nexus/nexus.h"
-#include "pool/pool.h"
 #include "nexus/nexus_test_util.h"
+#include "pool/pool.h"
 #include "runtime/runtime.h"
 #include "runtime/uring_op.h"
 #include "runtime/when_all.h"
@@ -550,7 +550,8 @@ TEST(Nexus, FullRebuildResumesFromItsCheckpoint) {
 // A full rebuild from a thin pool volume copies what it holds, not its size.
 TEST(Nexus, FullRebuildFromAThinSourceCopiesOnlyWhatItHolds) {
     run_reactors(1, []() -> task<void> {
-        auto dev = std::shared_ptr<bdev::bdev>(bdev::make_malloc_bdev("pooldev", (64 * MiB) / 512, 512));
+        auto dev =
+            std::shared_ptr<bdev::bdev>(bdev::make_malloc_bdev("pooldev", (64 * MiB) / 512, 512));
         pool::create_options co;
         co.cluster_size = 256 << 10;
         auto p = co_await pool::pool::create(dev, "t", co);
@@ -572,9 +573,8 @@ TEST(Nexus, FullRebuildFromAThinSourceCopiesOnlyWhatItHolds) {
         }
         std::string why;
         CO_ASSERT_TRUE(co_await nx->add_child(mem_rig::uri("n"), &why));
-        CO_ASSERT_TRUE(co_await eventually([&] {
-            return child_of(nx->status(), "n").state == child_state::online;
-        }));
+        CO_ASSERT_TRUE(co_await eventually(
+            [&] { return child_of(nx->status(), "n").state == child_state::online; }));
         auto st = nx->status();
         EXPECT_EQ(st.history.back().kind, "full");
         EXPECT_LE(st.history.back().bytes, 4u * (256 << 10)) << "copied the unallocated space";
