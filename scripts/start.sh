@@ -28,23 +28,6 @@ export WEFT_CONTROL=http://$control
 volume_size=256MiB
 ncpu=$(nproc)
 
-# This machine's host NQN, as nvme-cli and weft's CLI find it.
-host_nqn() {
-  if [ -s /etc/nvme/hostnqn ]; then
-    head -1 /etc/nvme/hostnqn
-    return
-  fi
-  local id
-  id=$(head -1 /etc/machine-id 2>/dev/null || true)
-  if ! [[ $id =~ ^[0-9a-f]{32}$ ]]; then
-    echo nqn.2014-08.org.nvmexpress:uuid:00000000-0000-4000-8000-000000000000
-    return
-  fi
-  local v=$(((16#${id:16:1} & 3) | 8))
-  id=${id:0:12}4${id:13:3}$(printf %x $v)${id:17}
-  echo "nqn.2014-08.org.nvmexpress:uuid:${id:0:8}-${id:8:4}-${id:12:4}-${id:16:4}-${id:20:12}"
-}
-
 pids=()
 published=
 stop() {
@@ -72,13 +55,15 @@ wait_for() {  # SECONDS WHAT COMMAND...
   exit 1
 }
 
-$bin/control/weft-control --listen $control --data-dir "$data/control" >"$data/control.log" 2>&1 &
+# Each in a session of its own: Ctrl-C in the terminal reaches this script
+# only, which unpublishes first and then stops them in order.
+setsid $bin/control/weft-control --listen $control --data-dir "$data/control" >"$data/control.log" 2>&1 &
 pids+=($!)
 wait_for 20 "weft-control answering on $control" curl -sf "$WEFT_CONTROL/v1/status"
 
 for i in 1 2 3; do
   mkdir -p "$data/node$i"
-  $bin/engine/weft-engine --data-dir "$data/node$i" --cores $(((i - 1) % ncpu)) \
+  setsid $bin/engine/weft-engine --data-dir "$data/node$i" --cores $(((i - 1) % ncpu)) \
     --listen 127.0.0.1:$((4419 + i)) --api-listen 127.0.0.1:$((10130 + i)) \
     --metrics-listen 127.0.0.1:$((9501 + i)) --control "$WEFT_CONTROL" --node-id node$i \
     --node-label zone=zone$i >"$data/node$i.log" 2>&1 &
@@ -96,7 +81,7 @@ done
 [ -s "$data/volume-id" ] || cat /proc/sys/kernel/random/uuid >"$data/volume-id"
 id=$(cat "$data/volume-id")
 $bin/cli/weft volume create --id "$id" --size $volume_size --replicas 3 | head -1
-host=$(host_nqn)
+host=$($bin/cli/weft nvme hostnqn)  # as nvme-cli finds it too
 $bin/cli/weft volume publish "$id" --host-nqn "$host" --node node1 >/dev/null
 published=$id
 echo

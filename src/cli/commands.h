@@ -18,6 +18,7 @@ void add_identify(CLI::App& nvme, action_fn& action);
 void add_io_commands(CLI::App& nvme, action_fn& action);  // read, write, verify
 void add_perf(CLI::App& nvme, action_fn& action);
 void add_reservation(CLI::App& nvme, action_fn& action);
+void add_hostnqn(CLI::App& nvme, action_fn& action);  // prints the default host NQN
 
 // weft engine volume|pool|node|events: the cluster, over weft-control's REST API
 // (cli/control_client.h).

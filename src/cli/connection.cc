@@ -6,6 +6,8 @@
 #include <fstream>
 #include <iterator>
 
+#include "cli/commands.h"
+
 #include "runtime/net.h"
 
 namespace weft::cli {
@@ -84,6 +86,19 @@ std::string default_hostnqn() {
         s += fmt::format("{:02x}", u[i]);
     }
     return "nqn.2014-08.org.nvmexpress:uuid:" + s;
+}
+
+void add_hostnqn(CLI::App& nvme, action_fn& action) {
+    auto* s = nvme.add_subcommand(
+        "hostnqn",
+        "print this machine's host NQN, as weft and nvme-cli use it by default: "
+        "/etc/nvme/hostnqn, else one derived from /etc/machine-id (what to publish a volume to)");
+    s->callback([&action] {
+        action = [] {
+            std::printf("%s\n", default_hostnqn().c_str());
+            return 0;
+        };
+    });
 }
 
 initiator::host_id host_id_for(const std::string& hostnqn) {

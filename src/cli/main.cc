@@ -46,6 +46,7 @@ int main(int argc, char** argv) {
     add_io_commands(*nvme, action);
     add_perf(*nvme, action);
     add_reservation(*nvme, action);
+    add_hostnqn(*nvme, action);
     // The cluster, through weft-control's REST API.
     add_cluster_commands(app, action);
     // One engine, directly through its gRPC API: kept apart under `engine`.

@@ -26,7 +26,6 @@ bool control_heartbeat::beat() {
                            {"host_nqn", r_.host_nqn},
                            {"labels", r_.labels},
                            {"heartbeat_ms", r_.interval.count()}};
-    static thread_local bool failing = false;
     std::string why;
     for (size_t k = 0; k < r_.control_urls.size(); ++k) {
         size_t i = (current_ + k) % r_.control_urls.size();
@@ -36,10 +35,10 @@ bool control_heartbeat::beat() {
         cli.set_read_timeout(std::chrono::seconds(5));
         auto res = cli.Put("/v1/nodes/" + r_.node_id, body.dump(), "application/json");
         if (res && res->status < 300) {
-            if (failing || res->status == 201 || i != current_)
+            if (failing_ || res->status == 201 || i != current_)
                 spdlog::info("control plane {}: node {} registered", url, r_.node_id);
             current_ = i;
-            failing = false;
+            failing_ = false;
             return true;
         }
         why += fmt::format(
@@ -48,8 +47,8 @@ bool control_heartbeat::beat() {
         // A 4xx is this registration's fault: another instance would say the same.
         if (res && res->status < 500) break;
     }
-    if (!failing) spdlog::warn("registration of node {} failed: {}", r_.node_id, why);
-    failing = true;
+    if (!failing_) spdlog::warn("registration of node {} failed: {}", r_.node_id, why);
+    failing_ = true;
     return false;
 }
 

@@ -37,7 +37,8 @@ class control_heartbeat {
     bool beat();
 
     registration r_;
-    size_t current_ = 0;  // the URL that answered last
+    size_t current_ = 0;    // the URL that answered last
+    bool failing_ = false;  // one log line per outage
     std::mutex mu_;
     std::condition_variable cv_;
     bool stop_ = false;
