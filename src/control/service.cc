@@ -77,6 +77,24 @@ api_error engine_refusal(const std::string& sentence, grpc::StatusCode code) {
     }
 }
 
+// Runs fn(0..n-1) at the same time (each asks another node) and waits for
+// all; returns the first refusal, and in `failed` the indices refused.
+std::optional<api_error> all_at_once(size_t n, const std::function<void(size_t)>& fn,
+                                     std::vector<size_t>* failed = nullptr) {
+    std::vector<std::future<void>> calls;
+    for (size_t i = 0; i < n; ++i) calls.push_back(std::async(std::launch::async, fn, i));
+    std::optional<api_error> first;
+    for (size_t i = 0; i < n; ++i) {
+        try {
+            calls[i].get();
+        } catch (const api_error& e) {
+            if (!first) first = e;
+            if (failed) failed->push_back(i);
+        }
+    }
+    return first;
+}
+
 }  // namespace
 
 struct service::facts {
@@ -480,49 +498,39 @@ void service::create_replicas(volume_rec& v, int64_t& revision, facts& f) {
     try {
         // The engines make their replicas at the same time (each is on
         // another node); the first refusal is the answer.
-        std::vector<std::future<void>> made;
-        for (auto& r : v.replicas)
-            made.push_back(std::async(std::launch::async, [&f, &v, r] {
-                if (!v.spec.source_snapshot.empty()) {
-                    // A clone of the replica's snapshot on its node, made blank
-                    // for the volume's own nexus: the clones hold the same data.
-                    pb::CreateCloneRequest req;
-                    req.mutable_snapshot()->set_pool(r.pool);
-                    req.mutable_snapshot()->set_name(v.spec.source_snapshot);
-                    req.set_name(r.id);
-                    pb::Volume out;
-                    f.call(r.node,
-                           fmt::format("cloning snapshot {} on pool {} as {}",
-                                       v.spec.source_snapshot, r.pool, r.id),
-                           [&](auto& stub, auto* ctx) { return stub.CreateClone(ctx, req, &out); },
-                           {grpc::StatusCode::ALREADY_EXISTS});
-                    pb::ClearChildLabelRequest cl;
-                    cl.set_child(replica_uri_local(r));
-                    pb::Empty e;
-                    f.call(
-                        r.node, "clearing the nexus label of clone " + r.id,
-                        [&](auto& stub, auto* ctx) { return stub.ClearChildLabel(ctx, cl, &e); });
-                    return;
-                }
-                pb::CreateVolumeRequest req;
-                req.set_pool(r.pool);
+        auto refused = all_at_once(v.replicas.size(), [&f, &v](size_t i) {
+            const replica_rec& r = v.replicas[i];
+            if (!v.spec.source_snapshot.empty()) {
+                // A clone of the replica's snapshot on its node, made blank
+                // for the volume's own nexus: the clones hold the same data.
+                pb::CreateCloneRequest req;
+                req.mutable_snapshot()->set_pool(r.pool);
+                req.mutable_snapshot()->set_name(v.spec.source_snapshot);
                 req.set_name(r.id);
-                req.set_size_bytes(v.spec.size_bytes + replica_overhead);
-                req.set_thick(!v.spec.thin);
                 pb::Volume out;
-                // ALREADY_EXISTS: a retry after a crash made it already.
-                f.call(r.node, fmt::format("creating replica {} on pool {}", r.id, r.pool),
-                       [&](auto& stub, auto* ctx) { return stub.CreateVolume(ctx, req, &out); },
+                f.call(r.node,
+                       fmt::format("cloning snapshot {} on pool {} as {}", v.spec.source_snapshot,
+                                   r.pool, r.id),
+                       [&](auto& stub, auto* ctx) { return stub.CreateClone(ctx, req, &out); },
                        {grpc::StatusCode::ALREADY_EXISTS});
-            }));
-        std::optional<api_error> refused;
-        for (auto& m : made) {
-            try {
-                m.get();
-            } catch (const api_error& e) {
-                if (!refused) refused = e;
+                pb::ClearChildLabelRequest cl;
+                cl.set_child(replica_uri_local(r));
+                pb::Empty e;
+                f.call(r.node, "clearing the nexus label of clone " + r.id,
+                       [&](auto& stub, auto* ctx) { return stub.ClearChildLabel(ctx, cl, &e); });
+                return;
             }
-        }
+            pb::CreateVolumeRequest req;
+            req.set_pool(r.pool);
+            req.set_name(r.id);
+            req.set_size_bytes(v.spec.size_bytes + replica_overhead);
+            req.set_thick(!v.spec.thin);
+            pb::Volume out;
+            // ALREADY_EXISTS: a retry after a crash made it already.
+            f.call(r.node, fmt::format("creating replica {} on pool {}", r.id, r.pool),
+                   [&](auto& stub, auto* ctx) { return stub.CreateVolume(ctx, req, &out); },
+                   {grpc::StatusCode::ALREADY_EXISTS});
+        });
         if (refused) throw *refused;
     } catch (const api_error& e) {
         // Undo: nothing half-made stays. Every replica of the record, not
@@ -658,20 +666,12 @@ void service::delete_volume(const std::string& id) {
     // Every replica at once (each on its own node); those destroyed leave
     // the record, so a failure leaves the volume "deleting" with what is
     // left, and a retry goes on from there.
-    std::vector<std::future<void>> gone;
-    for (auto& r : v.replicas)
-        gone.push_back(std::async(std::launch::async, [this, &f, r] { destroy_replica(r, f); }));
-    std::optional<api_error> refused;
-    std::vector<replica_rec> left;
-    for (size_t i = 0; i < gone.size(); ++i) {
-        try {
-            gone[i].get();
-        } catch (const api_error& e) {
-            if (!refused) refused = e;
-            left.push_back(v.replicas[i]);
-        }
-    }
+    std::vector<size_t> failed;
+    auto refused = all_at_once(
+        v.replicas.size(), [&](size_t i) { destroy_replica(v.replicas[i], f); }, &failed);
     if (refused) {
+        std::vector<replica_rec> left;
+        for (size_t i : failed) left.push_back(v.replicas[i]);
         v.replicas = std::move(left);
         save_volume(v, rev);
         throw *refused;
@@ -726,9 +726,11 @@ std::vector<snapshot_replica> service::in_sync_by_labels(const volume_rec& v, fa
 }
 
 void service::destroy_snapshot_replicas(snapshot_rec& s, facts& f) {
-    std::vector<std::future<void>> gone;
-    for (auto& r : s.replicas)
-        gone.push_back(std::async(std::launch::async, [&f, &s, r] {
+    std::vector<size_t> failed;
+    auto refused = all_at_once(
+        s.replicas.size(),
+        [&f, &s](size_t i) {
+            const snapshot_replica& r = s.replicas[i];
             pb::DestroyVolumeRequest req;
             req.mutable_volume()->set_pool(r.pool);
             req.mutable_volume()->set_name(s.id);
@@ -736,17 +738,10 @@ void service::destroy_snapshot_replicas(snapshot_rec& s, facts& f) {
             f.call(r.node, fmt::format("destroying the snapshot of replica {}", r.replica),
                    [&](auto& stub, auto* ctx) { return stub.DestroyVolume(ctx, req, &out); },
                    {grpc::StatusCode::NOT_FOUND});
-        }));
-    std::optional<api_error> refused;
+        },
+        &failed);
     std::vector<snapshot_replica> left;
-    for (size_t i = 0; i < gone.size(); ++i) {
-        try {
-            gone[i].get();
-        } catch (const api_error& e) {
-            if (!refused) refused = e;
-            left.push_back(s.replicas[i]);
-        }
-    }
+    for (size_t i : failed) left.push_back(s.replicas[i]);
     s.replicas = std::move(left);
     if (refused) throw *refused;
 }
@@ -806,26 +801,17 @@ std::pair<int, json> service::put_snapshot(const std::string& id, const json& bo
         auto r =
             st_.commit(txn().expect(key_snapshot(id), 0).put(key_snapshot(id), to_json(s).dump()));
         if (!r) throw conflict("snapshot " + id + " was created meanwhile");
-        std::vector<std::future<void>> made;
-        for (auto& x : s.replicas)
-            made.push_back(std::async(std::launch::async, [&f, &s, x] {
-                pb::CreateSnapshotRequest req;
-                req.mutable_volume()->set_pool(x.pool);
-                req.mutable_volume()->set_name(x.replica);
-                req.set_name(s.id);
-                pb::Volume out;
-                f.call(x.node, fmt::format("snapshotting replica {}", x.replica),
-                       [&](auto& stub, auto* ctx) { return stub.CreateSnapshot(ctx, req, &out); },
-                       {grpc::StatusCode::ALREADY_EXISTS});
-            }));
-        std::optional<api_error> refused;
-        for (auto& m : made) {
-            try {
-                m.get();
-            } catch (const api_error& e) {
-                if (!refused) refused = e;
-            }
-        }
+        auto refused = all_at_once(s.replicas.size(), [&f, &s](size_t i) {
+            const snapshot_replica& x = s.replicas[i];
+            pb::CreateSnapshotRequest req;
+            req.mutable_volume()->set_pool(x.pool);
+            req.mutable_volume()->set_name(x.replica);
+            req.set_name(s.id);
+            pb::Volume out;
+            f.call(x.node, fmt::format("snapshotting replica {}", x.replica),
+                   [&](auto& stub, auto* ctx) { return stub.CreateSnapshot(ctx, req, &out); },
+                   {grpc::StatusCode::ALREADY_EXISTS});
+        });
         if (refused) throw *refused;
         if (!nexus_node.empty()) {
             try {
