@@ -202,11 +202,13 @@ bool service::online(const node_rec& n, int64_t now) const {
 }
 
 json service::status() {
-    return {{"version", "0.1.0"},
-            {"store", st_.describe()},
-            {"revision", st_.revision()},
-            {"leader", opt_.lead.leads()},
-            {"leader_url", opt_.lead.leader_url ? opt_.lead.leader_url() : std::string()}};
+    return {
+        {"version", "0.1.0"},
+        {"store", st_.describe()},
+        {"revision", st_.revision()},
+        {"leader", opt_.lead.leads()},
+        {"last_reconcile", {{"ms", last_pass_ms_.load()}, {"volumes", last_pass_volumes_.load()}}},
+        {"leader_url", opt_.lead.leader_url ? opt_.lead.leader_url() : std::string()}};
 }
 
 // ---- nodes -----------------------------------------------------------------------
@@ -1091,6 +1093,19 @@ void service::orphan(volume_rec& v, int64_t& rev, replica_rec o) {
 void service::reconcile() {
     if (!opt_.lead.leads()) return;  // a standby repairs nothing
     std::lock_guard g(ops_);
+    auto t0 = std::chrono::steady_clock::now();
+    size_t nvol = 0;
+    struct timed {
+        std::chrono::steady_clock::time_point t0;
+        size_t& n;
+        std::atomic<double>& ms;
+        std::atomic<size_t>& vols;
+        ~timed() {
+            ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                     .count();
+            vols = n;
+        }
+    } timing{t0, nvol, last_pass_ms_, last_pass_volumes_};
     facts f(*this);
     // Orphans whose node answers again are destroyed.
     for (auto& e : st_.list("orphans/")) {
@@ -1108,6 +1123,7 @@ void service::reconcile() {
         }
     }
     for (auto& e : st_.list("volumes/")) {
+        ++nvol;
         try {
             volume_rec v = volume_from_json(parse_doc(e));
             int64_t rev = e.revision;

@@ -16,6 +16,7 @@
 //    makes the operation fail with 503 and a sentence naming the node.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -131,6 +132,8 @@ class service {
     std::vector<int64_t> repairs_;                    // when the last repairs started
     engine_client engines_;
     std::mutex ops_;
+    std::atomic<double> last_pass_ms_{0};  // the reconciler's last pass, for /v1/status
+    std::atomic<size_t> last_pass_volumes_{0};
 };
 
 }  // namespace weft::control
