@@ -783,6 +783,22 @@ std::pair<int, json> service::put_snapshot(const std::string& id, const json& bo
         f.call(nexus_node, "resuming the writes of " + vid,
                [&](auto& stub, auto* ctx) { return stub.ResumeNexus(ctx, rr, &out); });
     };
+    // Whatever ends this call (a store error too), the writes go again now,
+    // not when the pause lapses.
+    bool nexus_paused = false;
+    struct resume_on_exit {
+        std::string& node;
+        bool& paused;
+        std::function<void()> resume;
+        ~resume_on_exit() {
+            if (!paused || node.empty()) return;
+            try {
+                resume();
+            } catch (const std::exception& e) {
+                spdlog::warn("resuming writes: {}", e.what());
+            }
+        }
+    } guard{nexus_node, nexus_paused, resume};
     if (!nexus_node.empty()) {
         pb::PauseNexusRequest pr;
         pr.set_uuid(vid);
@@ -790,6 +806,7 @@ std::pair<int, json> service::put_snapshot(const std::string& id, const json& bo
         pb::Nexus nx;
         f.call(nexus_node, "pausing the writes of " + vid,
                [&](auto& stub, auto* ctx) { return stub.PauseNexus(ctx, pr, &nx); });
+        nexus_paused = true;
         for (auto& r : v.replicas)
             for (auto& c : nx.children())
                 if (c.uri().find(r.id) != std::string::npos && c.state() == "online")
@@ -835,6 +852,7 @@ std::pair<int, json> service::put_snapshot(const std::string& id, const json& bo
             } catch (const api_error& e2) {
                 spdlog::warn("snapshot {}: {}", id, e2.what());
             }
+            nexus_node.clear();
         }
         // Undo: nothing half-made stays (what cannot be destroyed now keeps
         // the record, "deleting", for a delete to finish).
