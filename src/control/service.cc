@@ -774,31 +774,30 @@ std::pair<int, json> service::put_snapshot(const std::string& id, const json& bo
     s.size_bytes = v.spec.size_bytes;
     s.created_ms = now_ms();
     // Published: the nexus holds the writes; its in-sync children then hold
-    // the same data.
-    std::string nexus_node = v.published && !v.published->nqn.empty() ? v.published->node : "";
+    // the same data. Whatever ends this call (a store error too), the writes
+    // go again at once, not when the pause lapses.
+    const std::string nexus_node =
+        v.published && !v.published->nqn.empty() ? v.published->node : "";
+    bool paused = false;
     auto resume = [&]() {
+        if (!paused) return;
+        paused = false;
         pb::ResumeNexusRequest rr;
         rr.set_uuid(vid);
         pb::Nexus out;
         f.call(nexus_node, "resuming the writes of " + vid,
                [&](auto& stub, auto* ctx) { return stub.ResumeNexus(ctx, rr, &out); });
     };
-    // Whatever ends this call (a store error too), the writes go again now,
-    // not when the pause lapses.
-    bool nexus_paused = false;
     struct resume_on_exit {
-        std::string& node;
-        bool& paused;
-        std::function<void()> resume;
+        const std::function<void()> resume;
         ~resume_on_exit() {
-            if (!paused || node.empty()) return;
             try {
                 resume();
             } catch (const std::exception& e) {
                 spdlog::warn("resuming writes: {}", e.what());
             }
         }
-    } guard{nexus_node, nexus_paused, resume};
+    } guard{resume};
     if (!nexus_node.empty()) {
         pb::PauseNexusRequest pr;
         pr.set_uuid(vid);
@@ -806,7 +805,7 @@ std::pair<int, json> service::put_snapshot(const std::string& id, const json& bo
         pb::Nexus nx;
         f.call(nexus_node, "pausing the writes of " + vid,
                [&](auto& stub, auto* ctx) { return stub.PauseNexus(ctx, pr, &nx); });
-        nexus_paused = true;
+        paused = true;
         for (auto& r : v.replicas)
             for (auto& c : nx.children())
                 if (c.uri().find(r.id) != std::string::npos && c.state() == "online")
@@ -814,12 +813,13 @@ std::pair<int, json> service::put_snapshot(const std::string& id, const json& bo
     } else {
         s.replicas = in_sync_by_labels(v, f);
     }
+    std::optional<int64_t> srev;  // the record's revision once written
     try {
         if (s.replicas.empty())
             throw unavailable("no in-sync replica of " + vid + " is reachable to snapshot");
-        auto r =
+        srev =
             st_.commit(txn().expect(key_snapshot(id), 0).put(key_snapshot(id), to_json(s).dump()));
-        if (!r) throw conflict("snapshot " + id + " was created meanwhile");
+        if (!srev) throw conflict("snapshot " + id + " was created meanwhile");
         auto refused = all_at_once(s.replicas.size(), [&f, &s](size_t i) {
             const snapshot_replica& x = s.replicas[i];
             pb::CreateSnapshotRequest req;
@@ -832,53 +832,44 @@ std::pair<int, json> service::put_snapshot(const std::string& id, const json& bo
                    {grpc::StatusCode::ALREADY_EXISTS});
         });
         if (refused) throw *refused;
-        if (!nexus_node.empty()) {
-            try {
-                resume();
-            } catch (const api_error& e) {
-                nexus_node.clear();  // nothing left to resume
-                throw unavailable(fmt::format(
-                    "the volume's writes were held longer than {} ms, or its nexus went away, "
-                    "before every replica was snapshotted ({}): the snapshot is not "
-                    "consistent, try again",
-                    snapshot_pause_ms, e.what()));
-            }
-            nexus_node.clear();
+        try {
+            resume();
+        } catch (const api_error& e) {
+            throw unavailable(fmt::format(
+                "the volume's writes were held longer than {} ms, or its nexus went away, "
+                "before every replica was snapshotted ({}): the snapshot is not "
+                "consistent, try again",
+                snapshot_pause_ms, e.what()));
         }
     } catch (const api_error& e) {
-        if (!nexus_node.empty()) {
-            try {
-                resume();
-            } catch (const api_error& e2) {
-                spdlog::warn("snapshot {}: {}", id, e2.what());
-            }
-            nexus_node.clear();
+        try {
+            resume();  // before the undo: nothing to hold the writes for
+        } catch (const api_error& e2) {
+            spdlog::warn("snapshot {}: {}", id, e2.what());
         }
         // Undo: nothing half-made stays (what cannot be destroyed now keeps
         // the record, "deleting", for a delete to finish).
         try {
             destroy_snapshot_replicas(s, f);
-            if (auto cur2 = st_.get(key_snapshot(id)))
-                st_.commit(txn().expect(cur2->key, cur2->revision).del(cur2->key));
+            if (srev) st_.commit(txn().expect(key_snapshot(id), *srev).del(key_snapshot(id)));
         } catch (const api_error& e2) {
             s.phase = "deleting";
-            if (auto cur2 = st_.get(key_snapshot(id)))
+            if (srev)
                 st_.commit(
-                    txn().expect(cur2->key, cur2->revision).put(cur2->key, to_json(s).dump()));
+                    txn().expect(key_snapshot(id), *srev).put(key_snapshot(id), to_json(s).dump()));
             spdlog::warn("snapshot {}: undoing: {}", id, e2.what());
         }
         record_event("snapshot-create-failed", "snapshot/" + id, e.what());
         throw;
     }
     s.phase = "ready";
-    auto se = st_.get(key_snapshot(id));
     std::string where;
     for (auto& x : s.replicas) where += (where.empty() ? "" : ", ") + x.node + "/" + x.pool;
-    if (!se ||
-        !commit_with_event(txn().expect(se->key, se->revision).put(se->key, to_json(s).dump()),
-                           "snapshot-created", "snapshot/" + id,
-                           fmt::format("snapshot {} of volume {}{}: {}", id, vid,
-                                       v.published ? " (writes paused)" : "", where)))
+    if (!commit_with_event(
+            txn().expect(key_snapshot(id), *srev).put(key_snapshot(id), to_json(s).dump()),
+            "snapshot-created", "snapshot/" + id,
+            fmt::format("snapshot {} of volume {}{}: {}", id, vid,
+                        v.published ? " (writes paused)" : "", where)))
         throw conflict("snapshot " + id + " changed meanwhile: try again");
     return {201, to_json(s)};
 }

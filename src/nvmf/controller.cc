@@ -81,9 +81,7 @@ void controller::remove_io_queue(uint16_t qid) {
 }
 
 void controller::shutdown(const char* why) {
-    if (shut_down_) return;
-    shut_down_ = true;
-    ended_.store(true, std::memory_order_release);
+    if (shut_down_.exchange(true, std::memory_order_acq_rel)) return;
     ready_.store(false, std::memory_order_release);
     spdlog::info("controller {} of {} (host {}) ends: {}", cntlid_, subsys_->nqn(), hostnqn_, why);
     stop_.request_abort();

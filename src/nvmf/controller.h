@@ -81,7 +81,7 @@ class controller : public std::enable_shared_from_this<controller> {
     // Ended, or its subsystem removed: a command that fails now is not
     // answered (its queue closes), since the failure is the path going away,
     // not the data. Any reactor.
-    bool gone() const { return ended_.load(std::memory_order_acquire) || subsys_->removed(); }
+    bool gone() const { return shut_down_.load(std::memory_order_acquire) || subsys_->removed(); }
 
     // Counters for the SMART log, updated by I/O queues (blocks in 512 B units).
     std::atomic<uint64_t> blocks_read{0}, blocks_written{0}, read_cmds{0}, write_cmds{0};
@@ -131,9 +131,8 @@ class controller : public std::enable_shared_from_this<controller> {
     bool event_masked_ = false;   // reported and not yet read by Get Log Page (RAE)
 
     abort_source stop_;
-    bool shut_down_ = false;
-    std::atomic<bool> ended_{false};
-    bool watchdog_running_ = false;  // keep_alive_watchdog() is alive (home only)
+    std::atomic<bool> shut_down_{false};  // set on home, read anywhere (gone())
+    bool watchdog_running_ = false;       // keep_alive_watchdog() is alive (home only)
 
     // Queues (any reactor).
     std::mutex queues_mutex_;

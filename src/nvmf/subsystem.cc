@@ -132,26 +132,22 @@ std::shared_ptr<controller> subsystem::find_controller(uint16_t cntlid) const {
     return it == controllers_.end() ? nullptr : it->second.lock();
 }
 
-void subsystem::notify_namespace_changed(uint32_t nsid) {
+std::vector<std::shared_ptr<controller>> subsystem::live_controllers() const {
+    std::lock_guard lock(mutex_);
     std::vector<std::shared_ptr<controller>> live;
-    {
-        std::lock_guard lock(mutex_);
-        for (auto& [id, w] : controllers_)
-            if (auto c = w.lock()) live.push_back(std::move(c));
-    }
-    for (auto& c : live) c->namespace_changed(nsid);
+    for (auto& [id, w] : controllers_)
+        if (auto c = w.lock()) live.push_back(std::move(c));
+    return live;
+}
+
+void subsystem::notify_namespace_changed(uint32_t nsid) {
+    for (auto& c : live_controllers()) c->namespace_changed(nsid);
 }
 
 void subsystem::remove() {
     removed_.store(true, std::memory_order_release);
-    std::vector<std::shared_ptr<controller>> live;
-    {
-        std::lock_guard lock(mutex_);
-        for (auto& [id, w] : controllers_)
-            if (auto c = w.lock()) live.push_back(std::move(c));
-    }
     // Each controller ends on its home reactor; the message holds a reference.
-    for (auto& c : live) {
+    for (auto& c : live_controllers()) {
         auto* held = new std::shared_ptr<controller>(std::move(c));
         reactor::local().send((*held)->home(),
                               {[](void* p) {

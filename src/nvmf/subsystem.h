@@ -69,6 +69,7 @@ class subsystem {
 
   private:
     void publish(ns_table t);  // requires: mutex_ held
+    std::vector<std::shared_ptr<controller>> live_controllers() const;
 
     const std::string nqn_;
     const subsystem_kind kind_;

@@ -155,6 +155,12 @@ void tcp_queue::close(const char* why) {
     wake_flusher();
 }
 
+void tcp_queue::drop(const char* why) {
+    if (closed_) return;
+    close(why);
+    stream_.shutdown_both();
+}
+
 void tcp_queue::fatal(tcp::fes status, uint32_t fei, std::span<const std::byte> header) {
     spdlog::warn("queue {}: fatal transport error {:#x} at byte {}, sending C2HTermReq", qid_,
                  unsigned(status), fei);
@@ -383,8 +389,7 @@ task<void> tcp_queue::run_command(command* c) {
         // The share went away under the command: no error status that a
         // file system would take for lost data; the host sees the
         // connection end and retries the command on another path.
-        close("its controller ended");
-        stream_.shutdown_both();
+        drop("its controller ended");
         release(c);
         co_return;
     }

@@ -44,14 +44,7 @@ class tcp_queue : public queue_link, public std::enable_shared_from_this<tcp_que
 
     // The connection's whole life. requires: owned by a shared_ptr.
     task<void> run();
-    // The host sees the connection end at once, even with commands still in
-    // the bdev; they finish here without an answer. A queue already closing
-    // for its own reason (e.g. a C2HTermReq still to send) is left to it.
-    void close_from_controller() override {
-        if (closed_) return;
-        close("closed by its controller");
-        stream_.shutdown_both();
-    }
+    void close_from_controller() override { drop("closed by its controller"); }
 
   private:
     struct command;  // one command in flight
@@ -89,6 +82,11 @@ class tcp_queue : public queue_link, public std::enable_shared_from_this<tcp_que
     sent_awaiter wait_sent(uint64_t gen) { return {this, gen}; }
 
     void close(const char* why);
+    // Closes so that the host sees the connection end at once, even with
+    // commands still in the bdev (they finish here without an answer). A
+    // queue already closing for its own reason (e.g. a C2HTermReq still to
+    // send) is left to it.
+    void drop(const char* why);
 
     target& target_;
     tcp_stream stream_;

@@ -23,6 +23,7 @@ task<result<void>> tcp_server::listen(socket_address addr) {
     per_reactor* me = reactors_[reactor::local().id()].get();
     auto x = std::make_unique<listening>();
     x->l = std::make_unique<tcp_listener>(std::move(l.value()));
+    x->addr = addr.to_string();
     listening* raw = x.get();
     me->listeners.push_back(std::move(x));
     reactor::local().spawn(raw->loop.hold(accept_loop(raw)));
@@ -35,7 +36,7 @@ task<result<void>> tcp_server::unlisten(socket_address addr) {
     per_reactor* me = reactors_[reactor::local().id()].get();
     const std::string want = addr.to_string();
     auto it = std::find_if(me->listeners.begin(), me->listeners.end(),
-                           [&](auto& x) { return x->l->local_address().to_string() == want; });
+                           [&](auto& x) { return x->addr == want; });
     if (it == me->listeners.end()) co_return error{ENOENT};
     listening* x = it->get();
     x->stop.request_abort();
@@ -68,7 +69,7 @@ task<void> tcp_server::accept_loop(listening* x) {
         if (!s) {
             int e = s.err().code;
             if (e == ECANCELED) break;
-            spdlog::warn("accept on {}: {}", l->local_address().to_string(), s.err().message());
+            spdlog::warn("accept on {}: {}", x->addr, s.err().message());
             if (e == EBADF || e == ENOTSOCK || e == EINVAL) break;
             // Out of descriptors or memory: back off instead of spinning.
             int slept = co_await sleep(std::chrono::milliseconds(100)).abort_with(x->stop);
@@ -76,9 +77,8 @@ task<void> tcp_server::accept_loop(listening* x) {
             continue;
         }
         unsigned r = next_reactor_++ % unsigned(reactors_.size());
-        std::string via = l->local_address().to_string();
         if (r == reactor::local().id()) {
-            start_queue(std::move(s.value()), std::move(via));
+            start_queue(std::move(s.value()), x->addr);
             continue;
         }
         // Hand the socket over; the queue lives on reactor r from now on.
@@ -87,7 +87,7 @@ task<void> tcp_server::accept_loop(listening* x) {
             int fd;
             std::string via;
         };
-        auto* h = new handoff{this, s.value().release(), std::move(via)};
+        auto* h = new handoff{this, s.value().release(), x->addr};
         reactor::local().send(r, {[](void* p) {
                                       auto* h = static_cast<handoff*>(p);
                                       h->server->start_queue(tcp_stream(fd_handle(h->fd)),

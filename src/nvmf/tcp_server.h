@@ -37,6 +37,7 @@ class tcp_server {
   private:
     struct listening {
         std::unique_ptr<tcp_listener> l;
+        std::string addr;   // l's address as addresses() gives it
         abort_source stop;  // this listener's accept loop
         gate loop;
     };
