@@ -207,6 +207,39 @@ int volume_delete(const vol_opts& o) {
     return 0;
 }
 
+int volume_resize(const vol_opts& o) {
+    // "+SIZE" grows by that much.
+    const bool by = o.size.starts_with("+");
+    uint64_t size = 0;
+    if (!parse_size_arg("--size", by ? o.size.substr(1) : o.size, &size)) return 2;
+    control_client cc(o.c);
+    uint64_t old = 0;
+    if (by) {
+        auto v = cc.request("GET", "/v1/volumes/" + o.id);
+        if (!v) return exit_failed;
+        old = (*v)["spec"]["size_bytes"].get<uint64_t>();
+        size += old;
+    }
+    json body = {{"size_bytes", size}};
+    auto v = cc.request("PUT", "/v1/volumes/" + o.id + "/size", &body);
+    if (!v) return exit_failed;
+    if (o.as_json) {
+        print(*v);
+        return 0;
+    }
+    std::printf("volume %s: %s", o.id.c_str(), human_bytes(size).c_str());
+    if ((*v)["nexus"].is_object()) {
+        uint64_t seen = (*v)["nexus"].value("size_bytes", uint64_t(0));
+        if (seen < size)
+            std::printf(" (its host still sees %s: the nexus grows once its rebuild is done)",
+                        human_bytes(seen).c_str());
+        else
+            std::printf(", and so its host sees it");
+    }
+    std::printf("\n");
+    return 0;
+}
+
 int volume_publish(const vol_opts& o) {
     json body = {{"host_nqn", o.host_nqn}};
     if (!o.node.empty()) body["node"] = o.node;
@@ -470,7 +503,8 @@ int events_list(const node_opts& o) {
 void add_cluster_commands(CLI::App& app, action_fn& action) {
     auto* vol = app.add_subcommand(
         "volume",
-        "replicated volumes of the cluster: create, list, get, publish to a host, delete");
+        "replicated volumes of the cluster: create, list, get, resize, publish to a host, "
+        "delete");
     vol->require_subcommand(1);
     auto reg = [&](CLI::App* sub, std::shared_ptr<vol_opts> o, int (*fn)(const vol_opts&)) {
         add_control_options(sub, o->c);
@@ -532,6 +566,21 @@ void add_cluster_commands(CLI::App& app, action_fn& action) {
                       "the host's node: the nexus goes there when it holds a replica");
         s->add_flag("--json", o->as_json, "print the publication as JSON");
         reg(s, o, volume_publish);
+    }
+    {
+        auto o = std::make_shared<vol_opts>();
+        auto* s = vol->add_subcommand(
+            "resize",
+            "grow a volume (every replica, then its nexus: a published volume's host "
+            "sees the new size at once)");
+        s->add_option("ID", o->id, "the volume's UUID")->required();
+        s->add_option("--size", o->size,
+                      "the new size, e.g. 20GiB, or +10GiB to grow by that much (volumes do not "
+                      "shrink)")
+            ->type_name("SIZE")
+            ->required();
+        s->add_flag("--json", o->as_json, "print the volume as the API's JSON");
+        reg(s, o, volume_resize);
     }
     {
         auto o = std::make_shared<vol_opts>();

@@ -309,15 +309,26 @@ pool_rec parse_pool_spec(const std::string& name, const json& j) {
     return p;
 }
 
-volume_spec parse_volume_spec(const json& j) {
-    only(j, {"size_bytes", "replicas", "thin", "selector", "source"});
-    volume_spec s;
+namespace {
+uint64_t volume_size(const json& j) {
     auto size = uint(j, "size_bytes");
     if (!size) throw bad_request("\"size_bytes\" is required");
     if (*size < (1u << 20)) throw bad_request("\"size_bytes\" must be at least 1 MiB (1048576)");
     if (*size % 4096) throw bad_request("\"size_bytes\" must be a multiple of 4096");
     if (*size > (1ull << 60)) throw bad_request("\"size_bytes\" must be at most 2^60 (1 EiB)");
-    s.size_bytes = *size;
+    return *size;
+}
+}  // namespace
+
+uint64_t parse_volume_size(const json& j) {
+    only(j, {"size_bytes"});
+    return volume_size(j);
+}
+
+volume_spec parse_volume_spec(const json& j) {
+    only(j, {"size_bytes", "replicas", "thin", "selector", "source"});
+    volume_spec s;
+    s.size_bytes = volume_size(j);
     if (auto r = uint(j, "replicas")) {
         if (*r < 1 || *r > 5) throw bad_request("\"replicas\" must be from 1 to 5");
         s.replicas = unsigned(*r);

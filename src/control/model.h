@@ -118,6 +118,8 @@ json parse_body(const std::string& body);
 node_rec parse_node_registration(const std::string& id, const json&);
 pool_rec parse_pool_spec(const std::string& name, const json&);
 volume_spec parse_volume_spec(const json&);
+// The body of PUT /v1/volumes/{id}/size: {"size_bytes": N}.
+uint64_t parse_volume_size(const json&);
 struct publish_request {
     std::string host_nqn;
     std::string node;

@@ -108,6 +108,9 @@ const std::vector<route>& table() {
             svc.delete_volume(p[0]);
             res.status = 204;
         });
+        add("PUT", "/v1/volumes/{id}/size", [](S svc, Q req, R res, P p) {
+            reply(res, 200, svc.resize_volume(p[0], parse_body(req.body)));
+        });
         add("PUT", "/v1/volumes/{id}/publish", [](S svc, Q req, R res, P p) {
             reply(res, 200, svc.publish(p[0], parse_body(req.body)));
         });

@@ -479,8 +479,10 @@ json service::view(const volume_rec& v, facts& f) {
     j["state"] = state;
     if (rebuilding && total) j["rebuild_percent"] = 100.0 * double(done) / double(total);
     if (nx)
-        j["nexus"] = {
-            {"node", v.published->node}, {"state", nx->state()}, {"generation", nx->generation()}};
+        j["nexus"] = {{"node", v.published->node},
+                      {"state", nx->state()},
+                      {"generation", nx->generation()},
+                      {"size_bytes", nx->size_bytes()}};
     return j;
 }
 
@@ -598,8 +600,8 @@ std::pair<int, json> service::put_volume(const std::string& id, const json& body
             throw conflict(fmt::format("snapshot {} is {}", snap.id, snap.phase));
         if (spec.size_bytes != snap.size_bytes)
             throw bad_request(fmt::format(
-                "a volume made from snapshot {} has its size, {} bytes (not {}): resizing is "
-                "not supported yet",
+                "a volume made from snapshot {} has its size, {} bytes (not {}): make it at "
+                "that size, then resize it",
                 snap.id, snap.size_bytes, spec.size_bytes));
         if (!spec.thin) throw bad_request("a volume made from a snapshot is thin (its clones)");
         if (spec.replicas > snap.replicas.size())
@@ -634,6 +636,84 @@ std::pair<int, json> service::put_volume(const std::string& id, const json& body
     int64_t rev = *r;
     create_replicas(v, rev, f);
     return {201, view(v, f)};
+}
+
+void service::resize_replica(const replica_rec& r, uint64_t bytes, facts& f) {
+    pb::ResizeVolumeRequest req;
+    req.mutable_volume()->set_pool(r.pool);
+    req.mutable_volume()->set_name(r.id);
+    req.set_size_bytes(bytes);
+    pb::Volume out;
+    f.call(r.node, fmt::format("resizing replica {} to {} bytes", r.id, bytes),
+           [&](auto& stub, auto* ctx) { return stub.ResizeVolume(ctx, req, &out); });
+}
+
+// Grows the nexus of a published volume to its recorded size; false when its
+// engine refused for now (a rebuild runs: the reconciler tries again).
+bool service::grow_nexus(const volume_rec& v, facts& f) {
+    pb::ResizeNexusRequest req;
+    req.set_uuid(v.id);
+    req.set_size_bytes(v.spec.size_bytes);
+    pb::Nexus out;
+    try {
+        f.call(v.published->node, "growing the nexus of " + v.id,
+               [&](auto& stub, auto* ctx) { return stub.ResizeNexus(ctx, req, &out); });
+    } catch (const api_error& e) {
+        spdlog::warn("volume {}: {}", v.id, e.what());
+        return false;
+    }
+    return true;
+}
+
+json service::resize_volume(const std::string& id, const json& body) {
+    check_volume_id(id);
+    const uint64_t size = parse_volume_size(body);
+    std::lock_guard g(ops_);
+    facts f(*this);
+    auto cur = load_volume(id);
+    if (!cur) throw not_found("no volume " + id);
+    auto& [v, rev] = *cur;
+    if (v.phase != "ready") throw conflict(fmt::format("volume {} is {}", id, v.phase));
+    if (size < v.spec.size_bytes)
+        throw bad_request(fmt::format(
+            "volume {} holds {} bytes: a volume grows, it does not shrink (to {} bytes)", id,
+            v.spec.size_bytes, size));
+    const uint64_t old = v.spec.size_bytes;
+    if (size > old) {
+        for (auto& r : v.replicas)
+            if (!f.online(r.node))
+                throw unavailable(fmt::format(
+                    "replica {} of volume {} is on node {}, which is offline: a volume grows "
+                    "with every replica reachable",
+                    r.id, id, r.node));
+        std::vector<size_t> failed;
+        auto refused = all_at_once(
+            v.replicas.size(),
+            [&](size_t i) { resize_replica(v.replicas[i], size + replica_overhead, f); }, &failed);
+        if (refused) {
+            // Nothing half-made: the replicas that grew go back (their new
+            // space was never part of the volume).
+            for (size_t i = 0; i < v.replicas.size(); ++i) {
+                if (std::find(failed.begin(), failed.end(), i) != failed.end()) continue;
+                try {
+                    resize_replica(v.replicas[i], old + replica_overhead, f);
+                } catch (const api_error& e) {
+                    spdlog::warn("volume {}: undoing a resize: {}", id, e.what());
+                }
+            }
+            throw *refused;
+        }
+        v.spec.size_bytes = size;
+        auto r = commit_with_event(
+            txn().expect(key_volume(id), rev).put(key_volume(id), to_json(v).dump()),
+            "volume-resized", "volume/" + id,
+            fmt::format("volume {}: grown from {} to {} bytes", id, old, size));
+        if (!r) throw conflict("volume " + id + " changed meanwhile: try again");
+        rev = *r;
+    }
+    // Also for the same size again: a nexus that could not grow before.
+    if (v.published && !v.published->nqn.empty()) grow_nexus(v, f);
+    return view(v, f);
 }
 
 json service::list_volumes() {
@@ -1164,6 +1244,12 @@ void service::reconcile_volume(volume_rec& v, int64_t& rev, facts& f) {
     };
     const node_rec& nexus_node = *f.node(nn);
     int64_t now = f.now;
+
+    // A resize whose nexus could not grow then (a rebuild ran).
+    if (nx->size_bytes() < v.spec.size_bytes && grow_nexus(v, f))
+        record_event("nexus-grown", "volume/" + v.id,
+                     fmt::format("volume {}: its nexus grew from {} to {} bytes", v.id,
+                                 nx->size_bytes(), v.spec.size_bytes));
 
     // A replacement in sync: the replica it replaces leaves the nexus and
     // is destroyed (or kept as an orphan until its node answers).

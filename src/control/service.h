@@ -72,6 +72,11 @@ class service {
     json list_volumes();
     json get_volume(const std::string& id);
     void delete_volume(const std::string& id);
+    // Grows a volume: every replica first (all their nodes must answer;
+    // those grown are shrunk back when one refuses), then the size is
+    // recorded, then its nexus when published (hosts see the new size). A
+    // nexus that cannot grow now (a rebuild runs) is grown by the reconciler.
+    json resize_volume(const std::string& id, const json& body);
 
     // Snapshots: one pool snapshot of each in-sync replica, taken while the
     // volume's writes are paused at its nexus (or, unpublished, of the
@@ -114,6 +119,8 @@ class service {
     // Destroys the pool snapshots of s that exist (the first refusal is
     // thrown after all were tried); those gone leave s.replicas.
     void destroy_snapshot_replicas(snapshot_rec& s, facts& f);
+    void resize_replica(const replica_rec& r, uint64_t bytes, facts& f);
+    bool grow_nexus(const volume_rec& v, facts& f);
     void teardown_publication(const volume_rec& v, facts& f);
 
     void reconcile_volume(volume_rec& v, int64_t& rev, facts& f);

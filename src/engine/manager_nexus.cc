@@ -411,6 +411,34 @@ task<Status> manager::resume_nexus(const v1::ResumeNexusRequest& req, v1::Nexus*
     co_return Status::OK;
 }
 
+task<Status> manager::resize_nexus(const v1::ResizeNexusRequest& req, v1::Nexus* out) {
+    auto g = co_await lock_.lock();
+    std::shared_ptr<nexus::nexus> n;
+    Status s = nexus_of(req.uuid(), &n);
+    if (!s.ok()) co_return s;
+    std::string id = pool::to_string(n->id());
+    if (req.size_bytes() != n->size_bytes()) {
+        if (in_base_nexus(id))
+            co_return fail(StatusCode::FAILED_PRECONDITION,
+                           "nexus " + id + " is defined by the engine's --config; change it there");
+        // The saved size first: an engine that restarts re-creates the nexus
+        // at least as large as its labels say (and grows it if they are
+        // behind), never smaller.
+        if (nexus_config* x = state_nexus(id); x && x->size < req.size_bytes()) {
+            engine_config previous = state_;
+            state_nexus(id)->size = req.size_bytes();
+            Status saved = co_await persist(previous);
+            if (!saved.ok()) co_return saved;
+        }
+        std::string why;
+        auto r = co_await n->resize(req.size_bytes(), &why);
+        if (!r) co_return from_errno(r.err().code, why);
+        spdlog::info("nexus {}: resized to {} bytes (API)", id, req.size_bytes());
+    }
+    nexus_reply(*n, out);
+    co_return Status::OK;
+}
+
 task<Status> manager::clear_child_label(const v1::ClearChildLabelRequest& req) {
     auto g = co_await lock_.lock();
     std::string why;

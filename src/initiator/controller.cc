@@ -255,6 +255,16 @@ task<result<nvme::identify_namespace>> controller::identify_namespace(uint32_t n
     co_return *id;
 }
 
+task<result<nvme::identify_namespace>> controller::refresh_namespace(uint32_t nsid) {
+    auto it = ns_data_.find(nsid);
+    if (it == ns_data_.end()) co_return error{EINVAL};
+    auto id = co_await identify_namespace(nsid);
+    if (!id) co_return id.err();
+    // In place: the data stay where ns objects made meanwhile look for them.
+    *ns_data_[nsid] = id.value();
+    co_return id.value();
+}
+
 task<result<std::vector<uint32_t>>> controller::active_namespaces() {
     std::vector<uint32_t> list(1024);
     auto c = make_admin(nvme::admin_opcode::identify);

@@ -100,6 +100,9 @@ class controller {
                                             std::span<std::byte> out4k);
     task<result<nvme::identify_controller>> identify_controller();
     task<result<nvme::identify_namespace>> identify_namespace(uint32_t nsid);
+    // Identify Namespace again and keep the answer as namespace_data(nsid)
+    // (a namespace that grew on its target). EINVAL for an unknown nsid.
+    task<result<nvme::identify_namespace>> refresh_namespace(uint32_t nsid);
     task<result<std::vector<uint32_t>>> active_namespaces();
     // Get Log Page with an offset (LPO), `out.size()` a multiple of 4.
     task<result<nvme::completion>> get_log_page(uint8_t lid, uint64_t offset,

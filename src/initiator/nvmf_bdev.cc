@@ -102,8 +102,18 @@ class nvmf_bdev final : public weft::bdev::bdev {
     std::unique_ptr<weft::bdev::channel> open_channel() override {
         return std::make_unique<nvmf_channel>(*this, ns(ctrl_, nsid_));
     }
-    // The size is the remote namespace's; it changes there, not here.
+    // The size is the remote namespace's; it changes there, not here
+    // (rescan() learns it).
     result<void> resize(uint64_t) override { return error{ENOTSUP}; }
+
+    task<result<uint64_t>> rescan() {
+        auto id = co_await ctrl_.refresh_namespace(nsid_);
+        if (!id) co_return id.err();
+        const uint64_t n = id.value().nsze;
+        auto r = apply_resize(n, [](uint64_t, uint64_t) { return result<void>{}; });
+        if (!r) co_return r.err();
+        co_return n;
+    }
 
   private:
     controller& ctrl_;
@@ -111,6 +121,12 @@ class nvmf_bdev final : public weft::bdev::bdev {
 };
 
 }  // namespace
+
+task<result<uint64_t>> rescan(bdev::bdev& b) {
+    auto* nb = dynamic_cast<nvmf_bdev*>(&b);
+    if (!nb) co_return error{EINVAL};
+    co_return co_await nb->rescan();
+}
 
 std::unique_ptr<bdev::bdev> make_nvmf_bdev(std::string name, controller& c, uint32_t nsid) {
     const nvme::identify_namespace* id = c.namespace_data(nsid);

@@ -20,6 +20,13 @@ namespace weft::initiator {
 // (nullptr otherwise).
 std::unique_ptr<bdev::bdev> make_nvmf_bdev(std::string name, controller& c, uint32_t nsid);
 
+// Reads the namespace's size again from its target (Identify Namespace, on
+// the controller's home reactor) and gives it to the bdev, its users and its
+// resize listeners: a remote namespace grows on its target, and this is how
+// the bdev learns it. EINVAL when `b` is not an nvmf bdev, the admin
+// command's error otherwise. Returns the size in blocks.
+task<result<uint64_t>> rescan(bdev::bdev& b);
+
 // The bdev result for a namespace call's result.
 int to_errno(const result<nvme::status>& r);
 

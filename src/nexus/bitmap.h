@@ -24,6 +24,14 @@ class region_bitmap {
 
     uint64_t size() const { return regions_; }
 
+    // A copy with `regions` bits (at least size()): the nexus grew. The
+    // caller makes sure nobody sets bits in this one meanwhile.
+    std::unique_ptr<region_bitmap> grown(uint64_t regions) const {
+        auto g = std::make_unique<region_bitmap>(regions < regions_ ? regions_ : regions);
+        for (uint64_t i = 0; i < nwords_; ++i) g->w_[i].store(w_[i].load());
+        return g;
+    }
+
     bool test(uint64_t r) const {
         return (w_[r >> 6].load(std::memory_order_seq_cst) >> (r & 63)) & 1;
     }

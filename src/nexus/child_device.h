@@ -37,6 +37,14 @@ class child_device {
     // Closes what open() opened. requires: no channel of its bdev is left.
     virtual task<void> close() = 0;
 
+    // Learns the device's size again (a remote namespace that grew on its
+    // node: its bdev's size follows). A local device's bdev follows its
+    // volume by itself: success. Home only, while open.
+    virtual task<result<void>> refresh(std::string* why) {
+        (void)why;
+        co_return result<void>{};
+    }
+
     // Takes the device for the nexus holding reservation key `key`: an NVMe
     // reservation Write Exclusive - Registrants Only, preempting holders and
     // registrants whose key is older (smaller: generation, then tag), so a

@@ -277,8 +277,12 @@ class nexus_bdev final : public bdev::bdev {
     std::unique_ptr<weft::bdev::channel> open_channel() override {
         return std::make_unique<nexus_channel>(*nx_, *this);
     }
-    // Growing a nexus means growing every child first (the control plane's job).
+    // Growing a nexus means growing every child first and committing the
+    // size in the labels: nexus::resize(), which then calls publish().
     result<void> resize(uint64_t) override { return error{ENOTSUP}; }
+    void publish(uint64_t n) {
+        (void)apply_resize(n, [](uint64_t, uint64_t) { return result<void>{}; });
+    }
 
   private:
     std::shared_ptr<nexus_impl> nx_;
@@ -295,6 +299,10 @@ std::shared_ptr<bdev::bdev> make_nexus_bdev(std::shared_ptr<nexus_impl> nx, std:
     p.volatile_write_cache = volatile_cache;
     p.unmap_reads_zeroes = unmap_zeroes;
     return std::make_shared<nexus_bdev>(std::move(p), std::move(nx));
+}
+
+void publish_size(bdev::bdev& b, uint64_t num_blocks) {
+    static_cast<nexus_bdev&>(b).publish(num_blocks);
 }
 
 void drop_child_channel(nexus_channel* c, unsigned slot) {

@@ -181,8 +181,8 @@ void nexus_impl::publish() {
             if (v->preferred < 0 && c->local()) v->preferred = int(c->slot);
         }
     }
-    v->hold_writes = retiring_ > 0 || paused_;
-    v->hold_reads = !waiting_.empty();
+    v->hold_writes = retiring_ > 0 || paused_ || resizing_;
+    v->hold_reads = !waiting_.empty() || resizing_;
     if (superseded_) v->fail_all = -ESTALE;
     if (closed_) v->fail_all = -ENODEV;
     if (resync_pending_) {

@@ -127,8 +127,10 @@ class nexus_impl;
 class nexus {
   public:
     struct params {
-        uuid id{};                // nil: a new nexus with a random UUID
-        uint64_t size_bytes = 0;  // 0 on re-creation: the children's label says
+        uuid id{};  // nil: a new nexus with a random UUID
+        // 0 on re-creation: the children's label says. More than the label
+        // says: the nexus grows to it as it opens (as resize()); less: EINVAL.
+        uint64_t size_bytes = 0;
         std::vector<std::string> children;
         // Optional, by position: each child's UUID in the nexus, so that a
         // child that does not answer now keeps its place (nil: unknown; an
@@ -188,6 +190,17 @@ class nexus {
     // consistent). Pausing again while paused restarts the timeout. Home.
     task<void> pause(std::chrono::milliseconds timeout);
     bool resume();
+
+    // Grows the nexus to `size_bytes` once every open child holds it plus
+    // its metadata (grow the children first; a remote child's new size is
+    // read from its node). Every I/O waits a moment while the bitmaps grow,
+    // the size is committed in the labels (a nexus re-created from them has
+    // it), and then hosts see it through the bdev's resize listeners. The
+    // same size: nothing to do. Errors, with a sentence: EINVAL (smaller,
+    // not whole blocks, a child too small, more than the bitmap's regions
+    // cover), EBUSY (a rebuild or another resize is running: try again once
+    // it is done), EAGAIN (no majority), ESTALE, ENODEV. Home.
+    task<result<void>> resize(uint64_t size_bytes, std::string* why);
 
   private:
     nexus(std::shared_ptr<nexus_impl> impl, std::shared_ptr<bdev::bdev> dev);

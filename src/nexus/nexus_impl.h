@@ -135,6 +135,8 @@ task<void> probe_child(probe& pr);
 // io.cc
 std::shared_ptr<bdev::bdev> make_nexus_bdev(std::shared_ptr<nexus_impl> nx, std::string name,
                                             bool volatile_cache, bool unmap_zeroes);
+// Gives the nexus bdev a new size (its users and resize listeners see it).
+void publish_size(bdev::bdev& b, uint64_t num_blocks);
 void drop_child_channel(nexus_channel* c, unsigned slot);
 // The same, only when the channel is of `dev` (a reconnected child's old one).
 void drop_child_channel_if(nexus_channel* c, unsigned slot, const bdev::bdev* dev);
@@ -155,7 +157,7 @@ class nexus_impl {
     std::unique_ptr<region_bitmap> touched_;   // written since the last clear pass
     std::unique_ptr<region_bitmap> clearing_;  // cleared in memory, not yet on disk
     const uuid id_;
-    const uint64_t size_bytes_;
+    uint64_t size_bytes_;  // home (grows: resize.cc)
     const uint32_t block_size_;
     const uint64_t region_size_;
     const unsigned region_shift_;  // log2(region_size_ / block_size_): LBA -> region
@@ -202,6 +204,12 @@ class nexus_impl {
     task<result<void>> arbitrate(bool allow, std::string* why);
     std::vector<std::string> child_uris() const;
     std::vector<uuid> child_ids() const;
+    // resize.cc: grows the nexus (nexus::resize); the checks (every open
+    // child holds the new size, the bitmap covers it); and the growth itself
+    // with no I/O inside the nexus (held, or no bdev yet), committed.
+    task<result<void>> grow(uint64_t size, std::string* why);
+    task<result<void>> check_growth(uint64_t size, std::string* why);
+    task<result<void>> grow_quiet(uint64_t size, std::string* why);
 
   private:
     friend class nexus_channel;
@@ -300,6 +308,7 @@ class nexus_impl {
     int resync_source_ = -1;
     unsigned retiring_ = 0;   // retirements whose commit is not durable yet: writes wait
     bool paused_ = false;     // pause(): writes wait
+    bool resizing_ = false;   // grow(): every I/O waits
     uint64_t pause_seq_ = 0;  // which pause() a lapsing timer belongs to
     wait_list retired_;       // a retirement's commit finished
     bool superseded_ = false;

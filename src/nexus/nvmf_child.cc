@@ -93,6 +93,19 @@ class nvmf_child final : public child_device {
         }
     }
 
+    task<result<void>> refresh(std::string* why) override {
+        if (!bdev_) {
+            *why = uri_ + ": not connected";
+            co_return error{ENOTCONN};
+        }
+        auto n = co_await initiator::rescan(*bdev_);
+        if (!n) {
+            *why = fmt::format("{}: Identify Namespace: {}", uri_, n.err().message());
+            co_return n.err();
+        }
+        co_return result<void>{};
+    }
+
     task<result<void>> fence(uint64_t key, std::string* why) override {
         if (!ctrl_) {
             *why = uri_ + ": not connected";

@@ -124,10 +124,11 @@ task<result<std::shared_ptr<nexus>>> nexus::open(params p, child_factory f, std:
     uint64_t size = p.size_bytes;
     uint64_t region = 0;
     if (latest) {
-        if (size && size != latest->size_bytes)
-            co_return co_await refuse(EINVAL,
-                                      fmt::format("the children hold nexus {} of {} bytes, not {}",
-                                                  pool::to_string(id), latest->size_bytes, size));
+        if (size && size < latest->size_bytes)
+            co_return co_await refuse(
+                EINVAL, fmt::format("the children hold nexus {} of {} bytes, more than {}: a "
+                                    "nexus does not shrink",
+                                    pool::to_string(id), latest->size_bytes, size));
         size = latest->size_bytes;
         region = latest->region_size;
         if (bs && bs != latest->block_size)
@@ -337,6 +338,17 @@ task<result<std::shared_ptr<nexus>>> nexus::open(params p, child_factory f, std:
                             pool::to_string(id), w, prev_total, latest ? latest->generation : 0));
         co_return fail(why, committed.err().code, w);
     }
+    if (p.size_bytes > nx.size_bytes_) {
+        // Asked for more than the labels say (the children grew while no
+        // nexus was open): grown now, before any I/O.
+        std::string gw;
+        auto grown = co_await nx.check_growth(p.size_bytes, &gw);
+        if (grown) grown = co_await nx.grow_quiet(p.size_bytes, &gw);
+        if (!grown) {
+            co_await undo();
+            co_return fail(why, grown.err().code, gw);
+        }
+    }
     bool vwc = false, unmap_zeroes = true;
     for (auto& c : nx.children_)
         if (c->bd) {
@@ -351,7 +363,7 @@ task<result<std::shared_ptr<nexus>>> nexus::open(params p, child_factory f, std:
     }
     nx.publish();
     spdlog::info("nexus {}: {} at generation {} ({} bytes, {} children, {} in sync{})",
-                 short_id(id), latest ? "re-created" : "created", nx.generation_, size,
+                 short_id(id), latest ? "re-created" : "created", nx.generation_, nx.size_bytes_,
                  nx.children_.size(), std::popcount(nx.in_sync_mask()),
                  nx.resync_pending_ ? ", resyncing after an unclean stop" : "");
     reactor::local().spawn(nx.bg_.hold(nx.clear_loop()));

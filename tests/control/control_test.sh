@@ -352,6 +352,74 @@ snapshots)
   done
   ;;
 
+resize)
+  start_control
+  three_nodes_with_pools
+  expect 201 PUT /v1/volumes/$vol '{"size_bytes":33554432,"replicas":3}'
+  expect 200 PUT /v1/volumes/$vol/publish "{\"host_nqn\":\"$host\"}"
+  pub=$body
+  wait_for 20 "volume online" volume_state $vol online
+  io write --lba 0 --blocks 256 --pattern random --seed 7
+  [ "$run_rc" -eq 0 ] || fail "write A: $run_out"
+  io read --lba 0 --blocks 256 --output "$data/a.bin"
+  expect 400 PUT /v1/volumes/$vol/size '{"size_bytes":16777216}'
+  grep -q "does not shrink" <<<"$body" || fail "shrink: $body"
+  expect 400 PUT /v1/volumes/$vol/size '{"size_bytes":67108864,"by":1}'
+  expect 404 PUT /v1/volumes/6c1f4a1e-0d2b-4f57-9a53-3f7e2b1c9d99/size '{"size_bytes":67108864}'
+  # Grown under a host's reads: held for a moment, nothing fails (the
+  # nexus test grows under writes).
+  timeout 60 "$weft" nvme perf -a "$(jq -r .address <<<"$pub")" -s "$(jq -r .port <<<"$pub")" \
+    -n "$(jq -r .nqn <<<"$pub")" --hostnqn "$host" --rw randread --io-size 4k --qd 8 \
+    --seconds 3 >"$data/perf.out" 2>&1 &
+  perf=$!
+  sleep 1
+  out=$("$weft" volume resize $vol --size +32MiB --control "$url") || fail "weft volume resize: $out"
+  grep -q "64.00 MiB, and so its host sees it" <<<"$out" || fail "weft volume resize: $out"
+  wait $perf || fail "I/O failed across the resize: $(cat "$data/perf.out")"
+  expect 200 GET /v1/volumes/$vol
+  jq -e '.spec.size_bytes == 67108864 and .nexus.size_bytes == 67108864' <<<"$body" >/dev/null ||
+    fail "after the resize: $body"
+  io identify
+  grep -qw 131072 <<<"$run_out" || fail "the host does not see 64 MiB: $run_out"
+  tail=$((131072 - 256))
+  io write --lba $tail --blocks 256 --pattern random --seed 9
+  [ "$run_rc" -eq 0 ] || fail "write past the old end: $run_out"
+  io read --lba $tail --blocks 256 --output "$data/tail.bin"
+  io read --lba 0 --blocks 256 --output "$data/a2.bin"
+  cmp -s "$data/a.bin" "$data/a2.bin" || fail "the data before the old end changed"
+  # The same size again: nothing to do.
+  expect 200 PUT /v1/volumes/$vol/size '{"size_bytes":67108864}'
+  # Grown while unpublished: the nexus made at the next publish grows.
+  expect 204 DELETE /v1/volumes/$vol/publish
+  expect 200 PUT /v1/volumes/$vol/size '{"size_bytes":100663296}'
+  expect 200 PUT /v1/volumes/$vol/publish "{\"host_nqn\":\"$host\"}"
+  pub=$body
+  wait_for 20 "volume online" volume_state $vol online
+  jq -e '.nexus.size_bytes == 100663296' <<<"$body" >/dev/null || fail "re-published: $body"
+  io identify
+  grep -qw 196608 <<<"$run_out" || fail "the host does not see 96 MiB: $run_out"
+  io read --lba $tail --blocks 256 --output "$data/tail2.bin"
+  cmp -s "$data/tail.bin" "$data/tail2.bin" || fail "the data past the first old end changed"
+  # No room on a thick replica's pool: refused, and the others shrink back.
+  thick=6c1f4a1e-0d2b-4f57-9a53-3f7e2b1c9d02
+  expect 201 PUT /v1/volumes/$thick '{"size_bytes":8388608,"replicas":3,"thin":false}'
+  expect 507 PUT /v1/volumes/$thick/size "{\"size_bytes\":$((200 * MiB))}"
+  expect 200 GET /v1/volumes/$thick
+  jq -e '.spec.size_bytes == 8388608' <<<"$body" >/dev/null || fail "a refused resize changed: $body"
+  ids=$(jq -c '[.replicas[].id]' <<<"$body")
+  for i in 1 2 3; do
+    "$weft" engine volume list --api "$(api_of $i)" --json |
+      jq -e --argjson ids "$ids" '[.volumes[] | select(.name as $n | $ids | index($n))] |
+        length == 1 and all(.size_bytes == 9437184)' >/dev/null ||
+      fail "a replica of the refused resize stayed grown on n$i: $("$weft" engine volume list --api "$(api_of $i)" --json)"
+  done
+  expect 204 DELETE /v1/volumes/$thick
+  expect 200 GET /v1/events
+  jq -e '[.events[].kind] | index("volume-resized")' <<<"$body" >/dev/null || fail "no event: $body"
+  expect 204 DELETE /v1/volumes/$vol/publish
+  expect 204 DELETE /v1/volumes/$vol
+  ;;
+
 cli)
   start_control
   export WEFT_CONTROL=$url

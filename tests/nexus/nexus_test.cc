@@ -9,6 +9,7 @@
 #include "nexus/nexus.h"
 #include "nexus/nexus_test_util.h"
 #include "pool/pool.h"
+#include "runtime/gate.h"
 #include "runtime/runtime.h"
 #include "runtime/uring_op.h"
 #include "runtime/when_all.h"
@@ -304,6 +305,96 @@ TEST(Nexus, PauseHoldsWritesNotReadsAndLapses) {
         EXPECT_EQ(co_await y.check(16, 8, 2), 0);
         y.ch.reset();
         co_await fresh->close();
+    });
+}
+
+TEST(Nexus, GrowsOnceItsChildrenDoAndKeepsTheSizeInItsLabels) {
+    run_reactors(2, []() -> task<void> {
+        mem_rig rig;
+        for (auto n : names("a", "b")) rig.add(n, child_bytes);
+        auto nx = co_await make(rig, names("a", "b"));
+        CO_ASSERT_TRUE(nx);
+        const uuid id = nx->id();
+        io x(*nx);
+        CO_ASSERT_EQ(co_await x.write(0, 64, 1), 0);
+        uint64_t seen = 0;  // what a host would be told
+        nx->bdev()->add_resize_listener([&](uint64_t, uint64_t n) { seen = n; });
+        const uint64_t bigger = 2 * nexus_bytes;
+        std::string why;
+        auto r = co_await nx->resize(bigger, &why);
+        EXPECT_FALSE(r);
+        EXPECT_NE(why.find("grow the children first"), std::string::npos) << why;
+        r = co_await nx->resize(nexus_bytes - MiB, &why);
+        EXPECT_FALSE(r);
+        EXPECT_NE(why.find("does not shrink"), std::string::npos) << why;
+        EXPECT_EQ(nx->bdev()->size_bytes(), nexus_bytes);
+        for (auto n : names("a", "b")) CO_ASSERT_TRUE(rig.at(n)->raw->resize((bigger + MiB) / 512));
+        // Writes from the other reactor go on across the resize: held for a
+        // moment, never failed.
+        bool stop = false;
+        int writes = 0, failed = 0;
+        auto writer = [](nexus& nx, bool& stop, int& writes, int& failed) -> task<void> {
+            co_await on(1, [&]() -> task<void> {
+                io y(nx);
+                for (uint32_t i = 0; !stop; ++i) {
+                    int rc = co_await y.write(128 + (i % 64) * 8, 8, 7);
+                    ++writes;
+                    if (rc) ++failed;
+                }
+            });
+        };
+        gate g;
+        reactor::local().spawn(g.hold(writer(*nx, stop, writes, failed)));
+        CO_ASSERT_TRUE(co_await eventually([&] { return writes > 20; }));
+        r = co_await nx->resize(bigger, &why);
+        EXPECT_TRUE(r) << why;
+        const int at_resize = writes;
+        CO_ASSERT_TRUE(co_await eventually([&] { return writes > at_resize + 20; }));
+        stop = true;
+        co_await g.close();
+        EXPECT_EQ(failed, 0);
+        EXPECT_EQ(nx->bdev()->size_bytes(), bigger);
+        EXPECT_EQ(seen, bigger / 512);
+        EXPECT_EQ(nx->status().size_bytes, bigger);
+        // Past the old end: written to both children; before it: kept.
+        const uint64_t tail = bigger / 512 - 16;
+        CO_ASSERT_EQ(co_await x.write(tail, 16, 9), 0);
+        EXPECT_EQ(co_await x.check(tail, 16, 9), 0);
+        EXPECT_EQ(co_await x.check(0, 64, 1), 0);
+        // The same size again: nothing to do.
+        EXPECT_TRUE(co_await nx->resize(bigger, &why)) << why;
+        auto l = co_await label_of(rig, "a");
+        CO_ASSERT_TRUE(l);
+        EXPECT_EQ(l.value().size_bytes, bigger);
+        x.ch.reset();
+        co_await nx->close();
+        // Re-created from the labels (size 0): the grown size; a smaller
+        // size asked for is refused.
+        nexus::params p;
+        p.id = id;
+        p.children = names(mem_rig::uri("a"), mem_rig::uri("b"));
+        p.opt = fast_options();
+        p.size_bytes = nexus_bytes;
+        auto refused = co_await nexus::open(p, rig.factory(), &why);
+        EXPECT_FALSE(refused);
+        EXPECT_NE(why.find("does not shrink"), std::string::npos) << why;
+        // Children grown while no nexus was open: re-created larger at once.
+        const uint64_t biggest = 3 * nexus_bytes;
+        for (auto n : names("a", "b"))
+            CO_ASSERT_TRUE(rig.at(n)->raw->resize((biggest + MiB) / 512));
+        auto again = co_await make(rig, names("a", "b"), id, biggest);
+        CO_ASSERT_TRUE(again);
+        EXPECT_EQ(again->bdev()->size_bytes(), biggest);
+        io z(*again);
+        EXPECT_EQ(co_await z.check(tail, 16, 9), 0);
+        EXPECT_EQ(co_await z.check(0, 64, 1), 0);
+        CO_ASSERT_EQ(co_await z.write(biggest / 512 - 8, 8, 3), 0);
+        z.ch.reset();
+        co_await again->close();
+        EXPECT_TRUE(co_await same_data(disks(rig, "a", "b")));
+        auto la = co_await label_of(rig, "b");
+        CO_ASSERT_TRUE(la);
+        EXPECT_EQ(la.value().size_bytes, biggest);
     });
 }
 
