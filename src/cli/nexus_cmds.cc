@@ -81,6 +81,18 @@ struct share_opts {
     bool as_json = false;
 };
 
+struct resize_opts {
+    api_options api;
+    std::string uuid, size;
+    bool as_json = false;
+};
+
+struct ana_opts {
+    api_options api;
+    std::string nqn, state;
+    bool as_json = false;
+};
+
 struct label_opts {
     api_options api;
     std::string child;
@@ -423,6 +435,37 @@ int nexus_arbitrate(arbitrate_opts& o) {
                 : fmt::format("nexus {}: denied; it keeps holding writes until its children "
                               "answer",
                               o.uuid));
+}
+
+int nexus_resize(resize_opts& o) {
+    uint64_t size = 0;
+    if (!parse_size_arg("--size", o.size, &size)) return exit_usage;
+    pb::ResizeNexusRequest req;
+    req.set_uuid(o.uuid);
+    req.set_size_bytes(size);
+    api_client api(o.api);
+    pb::Nexus n;
+    if (!api.call([&](auto& s, auto* ctx) { return s.ResizeNexus(ctx, req, &n); }))
+        return exit_failed;
+    return print_after(n, o.as_json,
+                       fmt::format("nexus {}: {} (hosts are told)", o.uuid, human_bytes(size)));
+}
+
+int ana_set(ana_opts& o) {
+    pb::SetAnaStateRequest req;
+    req.set_nqn(o.nqn);
+    req.set_state(o.state);
+    api_client api(o.api);
+    pb::Share sh;
+    if (!api.call([&](auto& s, auto* ctx) { return s.SetAnaState(ctx, req, &sh); }))
+        return exit_failed;
+    if (o.as_json) {
+        print_json(message_json(sh));
+        return 0;
+    }
+    std::printf("%s: this engine's path is %s (connected hosts are told)\n", sh.nqn().c_str(),
+                sh.ana_state().c_str());
+    return 0;
 }
 
 int nexus_share(share_opts& o) {
@@ -976,6 +1019,33 @@ void add_nexus_commands(CLI::App& app, action_fn& action) {
     add_uuid(unshare, u->uuid);
     add_api_options(unshare, u->api);
     unshare->callback([u, &action] { action = [u] { return nexus_unshare(*u); }; });
+
+    auto rz = std::make_shared<resize_opts>();
+    auto* resize = nx->add_subcommand(
+        "resize",
+        "grow a nexus once every child holds the new size plus 1 MiB (grow the children first: "
+        "weft engine volume resize on their engines); I/O waits a moment, then hosts see it");
+    add_uuid(resize, rz->uuid);
+    resize->add_option("--size", rz->size, "the new size, e.g. 20GiB (a nexus does not shrink)")
+        ->type_name("SIZE")
+        ->required();
+    resize->add_flag("--json", rz->as_json, "print the nexus as JSON");
+    add_api_options(resize, rz->api);
+    resize->callback([rz, &action] { action = [rz] { return nexus_resize(*rz); }; });
+
+    auto an = std::make_shared<ana_opts>();
+    auto* ana = app.add_subcommand(
+        "ana",
+        "set this engine's ANA state for a share: how hosts' native multipath sees this "
+        "path to the volume");
+    ana->add_option("NQN", an->nqn, "the share's subsystem NQN")->required();
+    ana->add_option("STATE", an->state, "the path's state")
+        ->required()
+        ->check(CLI::IsMember(
+            {"optimized", "non-optimized", "inaccessible", "persistent-loss", "change"}));
+    ana->add_flag("--json", an->as_json, "print the share as JSON");
+    add_api_options(ana, an->api);
+    ana->callback([an, &action] { action = [an] { return ana_set(*an); }; });
 
     auto lb = std::make_shared<label_opts>();
     auto* label = nx->add_subcommand(

@@ -59,6 +59,7 @@ class service final : public v1::Engine::Service {
     WEFT_RPC(UnshareNexus, UnshareNexusRequest, Empty, unshare_nexus(*req))
     WEFT_RPC(PauseNexus, PauseNexusRequest, Nexus, pause_nexus(*req, rep))
     WEFT_RPC(ResizeNexus, ResizeNexusRequest, Nexus, resize_nexus(*req, rep))
+    WEFT_RPC(SetAnaState, SetAnaStateRequest, Share, set_ana_state(*req, rep))
     WEFT_RPC(ResumeNexus, ResumeNexusRequest, Nexus, resume_nexus(*req, rep))
     WEFT_RPC(ClearChildLabel, ClearChildLabelRequest, Empty, clear_child_label(*req))
     WEFT_RPC(ReadChildLabel, ReadChildLabelRequest, ChildLabel, read_child_label(*req, rep))

@@ -78,14 +78,24 @@ uint64_t size_of(const json& j, const char* key) {
 }
 }  // namespace
 
+std::optional<nvme::ana_state> parse_ana_state(const std::string& name) {
+    using nvme::ana_state;
+    if (name == "optimized") return ana_state::optimized;
+    if (name == "non-optimized") return ana_state::non_optimized;
+    if (name == "inaccessible") return ana_state::inaccessible;
+    if (name == "persistent-loss") return ana_state::persistent_loss;
+    if (name == "change") return ana_state::change;
+    return std::nullopt;
+}
+
 std::string to_json_text(const engine_config& c) {
     json j;
     j["listen"] = c.listen;
     j["discovery_listen"] = c.discovery_listen;
-    j["limits"] = {{"max_queue_depth", c.limits.max_queue_depth},
-                   {"max_io_queues", c.limits.max_io_queues},
-                   {"in_capsule_data", c.limits.in_capsule_data},
-                   {"max_transfer", c.limits.max_transfer}};
+    j["limits"] = {
+        {"max_queue_depth", c.limits.max_queue_depth}, {"max_io_queues", c.limits.max_io_queues},
+        {"in_capsule_data", c.limits.in_capsule_data}, {"max_transfer", c.limits.max_transfer},
+        {"min_cntlid", c.limits.min_cntlid},           {"max_cntlid", c.limits.max_cntlid}};
     j["pools"] = json::array();
     for (auto& p : c.pools) {
         json pj = {{"name", p.name}, {"path", p.path}, {"format_if_blank", p.format_if_blank}};
@@ -116,6 +126,7 @@ std::string to_json_text(const engine_config& c) {
                    {"allow_any_host", s.allow_any_host},
                    {"hosts", s.hosts}};
         if (!s.serial.empty()) sj["serial"] = s.serial;
+        if (s.ana_state != "optimized") sj["ana_state"] = s.ana_state;
         sj["namespaces"] = json::array();
         for (auto& n : s.namespaces) {
             json nj = {{"nsid", n.nsid}, {"type", n.type}, {"block_size", n.block_size}};
@@ -150,6 +161,11 @@ result<engine_config> parse_config(const std::string& text, std::string* why) {
             c.limits.in_capsule_data =
                 get<uint32_t>(l, "in_capsule_data", c.limits.in_capsule_data);
             c.limits.max_transfer = get<uint32_t>(l, "max_transfer", c.limits.max_transfer);
+            c.limits.min_cntlid = get<uint16_t>(l, "min_cntlid", c.limits.min_cntlid);
+            c.limits.max_cntlid = get<uint16_t>(l, "max_cntlid", c.limits.max_cntlid);
+            if (c.limits.min_cntlid < 1 || c.limits.max_cntlid > 0xffef ||
+                c.limits.min_cntlid > c.limits.max_cntlid)
+                throw bad_config("\"min_cntlid\" and \"max_cntlid\" are a range within 1-65519");
         }
         for (const json& pj : get(j, "pools", json::array())) {
             pool_config pc;
@@ -191,6 +207,11 @@ result<engine_config> parse_config(const std::string& text, std::string* why) {
             sc.model = get<std::string>(s, "model", sc.model);
             sc.hosts = get(s, "hosts", std::vector<std::string>{});
             sc.allow_any_host = get<bool>(s, "allow_any_host", sc.hosts.empty());
+            sc.ana_state = get<std::string>(s, "ana_state", sc.ana_state);
+            if (!parse_ana_state(sc.ana_state))
+                throw bad_config("subsystem " + sc.nqn + ": \"ana_state\" \"" + sc.ana_state +
+                                 "\" is not optimized, non-optimized, inaccessible, "
+                                 "persistent-loss or change");
             for (const json& n : get(s, "namespaces", json::array())) {
                 namespace_config nc;
                 nc.nsid = get<uint32_t>(n, "nsid", 0);

@@ -31,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "nvme/log_pages.h"
 #include "nvmf/controller.h"
 #include "runtime/result.h"
 
@@ -81,7 +82,14 @@ struct subsystem_config {
     bool allow_any_host = true;
     std::vector<std::string> hosts;
     std::vector<namespace_config> namespaces;
+    // This engine's ANA state for the subsystem (nvmf/subsystem.h):
+    // "optimized", "non-optimized", "inaccessible", "persistent-loss" or
+    // "change".
+    std::string ana_state = "optimized";
 };
+
+// The ANA state for a config name; nullopt for an unknown one.
+std::optional<nvme::ana_state> parse_ana_state(const std::string& name);
 
 struct engine_config {
     std::vector<std::string> listen;

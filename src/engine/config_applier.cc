@@ -389,6 +389,10 @@ task<void> config_applier::apply_subsystem(const subsystem_config& s,
         applied_[s.nqn];
     }
     ss->set_access(s.allow_any_host, std::set<std::string>(s.hosts.begin(), s.hosts.end()));
+    if (auto ana = parse_ana_state(s.ana_state); ana && *ana != ss->ana_state()) {
+        ss->set_ana_state(*ana);
+        spdlog::info("subsystem {}: ANA state {}", s.nqn, s.ana_state);
+    }
     auto& served = applied_[s.nqn];
 
     std::set<uint32_t> keep;

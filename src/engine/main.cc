@@ -49,6 +49,7 @@ struct options {
     std::string data_dir = "weft-data";
     std::string demo_size = "1GiB";
     std::vector<std::string> allow_hosts;
+    std::string cntlid_range;
     std::string cores;
     unsigned poll_us = 50;
     double run_for = 0;
@@ -114,6 +115,17 @@ result<engine::engine_config> build_config(const options& o, std::string* why) {
             s.allow_any_host = false;
             s.hosts.insert(s.hosts.end(), o.allow_hosts.begin(), o.allow_hosts.end());
         }
+    }
+    if (!o.cntlid_range.empty()) {
+        unsigned lo = 0, hi = 0;
+        char dash = 0, extra = 0;
+        if (std::sscanf(o.cntlid_range.c_str(), "%u%c%u%c", &lo, &dash, &hi, &extra) != 3 ||
+            dash != '-' || lo < 1 || hi > 0xffef || lo > hi) {
+            *why = "--cntlid-range " + o.cntlid_range + ": expected MIN-MAX within 1-65519";
+            return error{EINVAL};
+        }
+        cfg.limits.min_cntlid = uint16_t(lo);
+        cfg.limits.max_cntlid = uint16_t(hi);
     }
     cfg.listen.insert(cfg.listen.end(), o.listen.begin(), o.listen.end());
     cfg.discovery_listen.insert(cfg.discovery_listen.end(), o.discovery_listen.begin(),
@@ -339,6 +351,9 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_option("--allow-host", o.allow_hosts,
                    "host NQN allowed to connect (repeatable); without it any host may");
+    app.add_option("--cntlid-range", o.cntlid_range,
+                   "controller IDs this engine gives out, MIN-MAX (default 1-65519); engines "
+                   "serving the same volume to a host (multipath) need disjoint ranges");
     app.add_option("--cores", o.cores,
                    "CPUs to run reactors on: a list '0,1', ranges '0-3' or a mask '0x3' "
                    "(default: every CPU this process may use)");

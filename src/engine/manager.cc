@@ -761,6 +761,39 @@ void manager::share_reply(const subsystem_config& s, v1::Share* out) const {
     out->set_allow_any_host(s.allow_any_host);
     for (auto& h : s.hosts) out->add_allowed_hosts(h);
     for (auto& a : server_.addresses()) out->add_listeners(a.to_string());
+    out->set_ana_state(s.ana_state);
+}
+
+task<Status> manager::set_ana_state(const v1::SetAnaStateRequest& req, v1::Share* out) {
+    auto g = co_await lock_.lock();
+    if (!parse_ana_state(req.state()))
+        co_return fail(StatusCode::INVALID_ARGUMENT,
+                       "ANA state \"" + req.state() +
+                           "\" is not optimized, non-optimized, inaccessible, persistent-loss "
+                           "or change");
+    auto it = std::find_if(state_.subsystems.begin(), state_.subsystems.end(),
+                           [&](const subsystem_config& s) { return s.nqn == req.nqn(); });
+    if (it == state_.subsystems.end()) {
+        bool configured =
+            std::any_of(base_.subsystems.begin(), base_.subsystems.end(),
+                        [&](const subsystem_config& s) { return s.nqn == req.nqn(); });
+        if (configured)
+            co_return fail(StatusCode::FAILED_PRECONDITION,
+                           req.nqn() + " is served by the engine's --config; change it there");
+        co_return fail(StatusCode::NOT_FOUND, "no share " + req.nqn() + " on this engine");
+    }
+    if (it->ana_state != req.state()) {
+        engine_config previous = state_;
+        it->ana_state = req.state();
+        Status saved = co_await persist(previous);
+        if (!saved.ok()) co_return saved;
+        std::string problems = co_await reconcile();
+        if (!problems.empty()) spdlog::error("ANA state of {}: {}", req.nqn(), problems);
+    }
+    share_reply(*std::find_if(state_.subsystems.begin(), state_.subsystems.end(),
+                              [&](const subsystem_config& x) { return x.nqn == req.nqn(); }),
+                out);
+    co_return Status::OK;
 }
 
 task<Status> manager::share_volume(const v1::ShareVolumeRequest& req, v1::Share* out) {

@@ -101,6 +101,7 @@ class manager {
     task<grpc::Status> unshare_nexus(const v1::UnshareNexusRequest& req);
     task<grpc::Status> pause_nexus(const v1::PauseNexusRequest& req, v1::Nexus* out);
     task<grpc::Status> resume_nexus(const v1::ResumeNexusRequest& req, v1::Nexus* out);
+    task<grpc::Status> set_ana_state(const v1::SetAnaStateRequest& req, v1::Share* out);
     task<grpc::Status> resize_nexus(const v1::ResizeNexusRequest& req, v1::Nexus* out);
     task<grpc::Status> clear_child_label(const v1::ClearChildLabelRequest& req);
     task<grpc::Status> read_child_label(const v1::ReadChildLabelRequest& req, v1::ChildLabel* out);

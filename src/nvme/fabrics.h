@@ -115,5 +115,8 @@ enum class feature : uint8_t {
 // changed": type notice (2), info 00h, log page Changed Namespace List.
 inline constexpr uint32_t aen_namespace_changed = 2u | (0x00u << 8) | (0x04u << 16);
 inline constexpr uint32_t aec_namespace_attribute = 1u << 8;
+// ... for "Asymmetric Namespace Access change": info 03h, log page ANA (0Ch).
+inline constexpr uint32_t aen_ana_change = 2u | (0x03u << 8) | (0x0cu << 16);
+inline constexpr uint32_t aec_ana_change = 1u << 11;
 
 }  // namespace weft::nvme

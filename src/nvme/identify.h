@@ -143,7 +143,12 @@ WEFT_CHECK_LAYOUT(identify_controller, vs, 3072);
 // Bits of identify_controller fields weft sets.
 namespace ctrl_bits {
 inline constexpr uint8_t cmic_multi_controller = 1 << 1;
+inline constexpr uint8_t cmic_ana = 1 << 3;  // ANA reporting
 inline constexpr uint32_t oaes_namespace_attribute = 1 << 8;
+inline constexpr uint32_t oaes_ana_change = 1 << 11;
+// ANACAP: the states reported (optimized, non-optimized, inaccessible,
+// persistent loss, change), as Linux nvmet.
+inline constexpr uint8_t anacap_states = 0x1f;
 inline constexpr uint8_t lpa_extended_data = 1 << 2;  // offsets in Get Log Page
 inline constexpr uint16_t oncs_compare = 1 << 0;
 inline constexpr uint16_t oncs_dsm = 1 << 2;

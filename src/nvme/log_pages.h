@@ -10,6 +10,7 @@ enum class log_id : uint8_t {
     smart_health = 0x02,
     firmware_slot = 0x03,
     changed_namespaces = 0x04,
+    asymmetric_namespace_access = 0x0c,
     discovery = 0x70,
 };
 
@@ -73,6 +74,36 @@ struct changed_namespace_log {
     uint32_t nsid[1024];
 };
 static_assert(sizeof(changed_namespace_log) == 4096);
+
+// Asymmetric Namespace Access (Base 2.0, 5.16.1.12; 8.1.3): the state of
+// this controller's path to each ANA group's namespaces.
+enum class ana_state : uint8_t {
+    optimized = 0x1,
+    non_optimized = 0x2,
+    inaccessible = 0x3,
+    persistent_loss = 0x4,
+    change = 0xf,
+};
+
+// The ANA log: this header, then per group a descriptor followed by its
+// NNSIDS NSIDs (none with Return Groups Only, LSP bit 0).
+struct ana_log_header {
+    uint64_t chgcnt;
+    uint16_t ngrps;
+    uint8_t rsvd10[6];
+};
+static_assert(sizeof(ana_log_header) == 16);
+
+struct ana_group_descriptor {
+    uint32_t grpid;
+    uint32_t nnsids;
+    uint64_t chgcnt;
+    uint8_t state;  // ana_state
+    uint8_t rsvd17[15];
+};
+static_assert(sizeof(ana_group_descriptor) == 32);
+WEFT_CHECK_LAYOUT(ana_group_descriptor, chgcnt, 8);
+WEFT_CHECK_LAYOUT(ana_group_descriptor, state, 16);
 
 struct discovery_log_header {
     uint64_t genctr;

@@ -72,6 +72,12 @@ inline constexpr status connect_controller_busy = specific(0x81);
 inline constexpr status connect_invalid_parameters = specific(0x82);
 inline constexpr status connect_invalid_host = specific(0x84);
 
+// Path related (SCT 3h): this path cannot serve the namespace now; the host
+// retries the command on another path (not DNR).
+inline constexpr status ana_persistent_loss{sct::path, 0x01, false};
+inline constexpr status ana_inaccessible{sct::path, 0x02, false};
+inline constexpr status ana_transition{sct::path, 0x03, false};
+
 inline constexpr status write_fault = media(0x80, false);
 inline constexpr status unrecovered_read_error = media(0x81, false);
 inline constexpr status compare_failure = media(0x85);

@@ -252,8 +252,15 @@ void controller::identify_controller(request& r) {
     id.icdoff = 0;
     nvme::set_nqn(id.subnqn, subsys_->nqn());
     if (!is_discovery()) {
-        id.oaes = nvme::ctrl_bits::oaes_namespace_attribute;
+        id.oaes = nvme::ctrl_bits::oaes_namespace_attribute | nvme::ctrl_bits::oaes_ana_change;
         id.nn = subsystem::max_namespaces;
+        id.mnan = subsystem::max_namespaces;
+        // ANA: one group, this path's state in it (subsystem.h).
+        id.cmic |= nvme::ctrl_bits::cmic_ana;
+        id.anacap = nvme::ctrl_bits::anacap_states;
+        id.anatt = 10;  // seconds a path may stay in "change"
+        id.anagrpmax = 1;
+        id.nanagrpid = 1;
         id.oncs = nvme::ctrl_bits::oncs_compare | nvme::ctrl_bits::oncs_dsm |
                   nvme::ctrl_bits::oncs_write_zeroes | nvme::ctrl_bits::oncs_reservations;
         id.vwc = nvme::ctrl_bits::vwc_present | nvme::ctrl_bits::vwc_flush_broadcast;
@@ -293,6 +300,7 @@ void controller::identify(request& r) {
                 id.nows = 0;
                 std::memcpy(id.nguid, n.ids().nguid.data(), 16);
                 std::memcpy(id.eui64, n.ids().eui64.data(), 8);
+                id.anagrpid = subsystem::ana_group;
             }
             // An inactive NSID in range answers zeroes, as the spec says.
             return r.reply(&id, sizeof id);
@@ -390,13 +398,45 @@ void controller::get_log_page(request& r) {
             if (!rae) {
                 changed_nsids_.clear();
                 changed_overflow_ = false;
-                event_masked_ = false;
+                event_masked_[ev_namespace] = false;
                 deliver_events();
             }
             return;
         }
+        case nvme::log_id::asymmetric_namespace_access:
+            return ana_log(r, rae);
         default:
             return r.set(sc::invalid_log_page);
+    }
+}
+
+// One group (every namespace is in group 1) with this path's state.
+void controller::ana_log(request& r, bool rae) {
+    const bool groups_only = (r.cmd.cdw10 >> 8) & 1;  // LSP bit 0: RGO
+    const uint64_t offset = uint64_t(r.cmd.cdw12) | (uint64_t(r.cmd.cdw13) << 32);
+    auto table = subsys_->namespaces();
+    nvme::ana_log_header h{};
+    h.chgcnt = subsys_->ana_change_count();
+    h.ngrps = 1;
+    nvme::ana_group_descriptor d{};
+    d.grpid = subsystem::ana_group;
+    d.nnsids = groups_only ? 0 : uint32_t(table->size());
+    d.chgcnt = h.chgcnt;
+    d.state = uint8_t(subsys_->ana_state());
+    std::vector<std::byte> page(sizeof h + sizeof d + 4 * d.nnsids);
+    std::memcpy(page.data(), &h, sizeof h);
+    std::memcpy(page.data() + sizeof h, &d, sizeof d);
+    size_t off = sizeof h + sizeof d;
+    if (!groups_only)
+        for (auto& [nsid, n] : *table) {
+            std::memcpy(page.data() + off, &nsid, 4);
+            off += 4;
+        }
+    if (offset > page.size()) return r.set(sc::invalid_field);
+    r.reply(page.data() + offset, page.size() - offset);
+    if (!rae) {
+        event_masked_[ev_ana] = false;
+        deliver_events();
     }
 }
 
@@ -508,48 +548,69 @@ void controller::set_features(request& r) {
 
 // ---- asynchronous events ----------------------------------------------------
 
-void controller::namespace_changed(uint32_t nsid) {
-    auto weak = weak_from_this();
-    auto deliver = [](std::weak_ptr<controller> w, uint32_t nsid) {
-        auto c = w.lock();
-        if (!c || c->shut_down_) return;
-        auto& l = c->changed_nsids_;
-        if (std::find(l.begin(), l.end(), nsid) == l.end()) {
-            if (l.size() >= 1024)
-                c->changed_overflow_ = true;
-            else
-                l.push_back(nsid);
-        }
-        if (c->aec_ & nvme::aec_namespace_attribute) {
-            c->event_pending_ = true;
-            c->deliver_events();
-        }
-    };
+void controller::on_home(void (*fn)(controller&, uint32_t), uint32_t arg) {
     reactor* here = reactor::local_or_null();
-    if (here && here->id() == home_) return deliver(weak, nsid);
+    if (here && here->id() == home_) {
+        if (!shut_down_) fn(*this, arg);
+        return;
+    }
     struct msg {
         std::weak_ptr<controller> w;
-        uint32_t nsid;
-        void (*fn)(std::weak_ptr<controller>, uint32_t);
+        void (*fn)(controller&, uint32_t);
+        uint32_t arg;
     };
-    auto* m = new msg{weak, nsid, deliver};
+    auto* m = new msg{weak_from_this(), fn, arg};
     reactor::local().send(home_, {[](void* p) {
                                       auto* m = static_cast<msg*>(p);
-                                      m->fn(m->w, m->nsid);
+                                      if (auto c = m->w.lock(); c && !c->shut_down_)
+                                          m->fn(*c, m->arg);
                                       delete m;
                                   },
                                   m});
 }
 
+void controller::namespace_changed(uint32_t nsid) {
+    on_home(
+        [](controller& c, uint32_t nsid) {
+            auto& l = c.changed_nsids_;
+            if (std::find(l.begin(), l.end(), nsid) == l.end()) {
+                if (l.size() >= 1024)
+                    c.changed_overflow_ = true;
+                else
+                    l.push_back(nsid);
+            }
+            if (c.aec_ & nvme::aec_namespace_attribute) {
+                c.event_pending_[ev_namespace] = true;
+                c.deliver_events();
+            }
+        },
+        nsid);
+}
+
+void controller::ana_changed() {
+    on_home(
+        [](controller& c, uint32_t) {
+            if (c.aec_ & nvme::aec_ana_change) {
+                c.event_pending_[ev_ana] = true;
+                c.deliver_events();
+            }
+        },
+        0);
+}
+
 void controller::deliver_events() {
-    // One notice per event type until the host reads the log (Base 5.2).
-    if (!event_pending_ || event_masked_ || aers_.empty()) return;
-    aer_waiter* w = aers_.front();
-    aers_.pop_front();
-    w->dw0 = nvme::aen_namespace_changed;
-    event_pending_ = false;
-    event_masked_ = true;
-    reactor::local().schedule(w->h);
+    // One notice per event type until the host reads its log (Base 5.2).
+    static constexpr uint32_t notice[ev_kinds] = {nvme::aen_namespace_changed,
+                                                  nvme::aen_ana_change};
+    for (int k = 0; k < ev_kinds && !aers_.empty(); ++k) {
+        if (!event_pending_[k] || event_masked_[k]) continue;
+        aer_waiter* w = aers_.front();
+        aers_.pop_front();
+        w->dw0 = notice[k];
+        event_pending_[k] = false;
+        event_masked_[k] = true;
+        reactor::local().schedule(w->h);
+    }
 }
 
 task<void> controller::async_event(request& r) {

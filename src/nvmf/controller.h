@@ -8,6 +8,7 @@
 // they form a DAG.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <coroutine>
@@ -33,6 +34,11 @@ struct controller_limits {
     uint16_t max_io_queues = 64;       // Number of Queues feature
     uint32_t in_capsule_data = 8192;   // IOCCSZ = (64 + this) / 16
     uint32_t max_transfer = 1u << 20;  // MDTS, a power of two >= 4 KiB
+    // The CNTLIDs this target gives out. Engines that serve the same
+    // subsystem NQN (a volume's paths for multipath) need disjoint ranges:
+    // a host refuses a second controller with a CNTLID it already has.
+    uint16_t min_cntlid = 1;
+    uint16_t max_cntlid = 0xffef;
 };
 
 // A queue of the controller as the transport sees it: closed from the
@@ -75,6 +81,8 @@ class controller : public std::enable_shared_from_this<controller> {
 
     // From any reactor: records the change and raises an event if asked for.
     void namespace_changed(uint32_t nsid);
+    // From any reactor: the subsystem's ANA state changed (an event if asked for).
+    void ana_changed();
     // Tears the controller down: queues closed, events and watchdog cancelled,
     // CNTLID released. Idempotent; on home.
     void shutdown(const char* why);
@@ -96,6 +104,9 @@ class controller : public std::enable_shared_from_this<controller> {
     void set_features(request& r);
     task<void> async_event(request& r);
     void deliver_events();
+    // Runs fn(controller) on home, now when called there (if still alive).
+    void on_home(void (*fn)(controller&, uint32_t), uint32_t arg);
+    void ana_log(request& r, bool rae);
     void discovery_log(request& r, uint64_t offset);
     task<void> keep_alive_watchdog();
 
@@ -127,8 +138,11 @@ class controller : public std::enable_shared_from_this<controller> {
     std::deque<aer_waiter*> aers_;
     std::vector<uint32_t> changed_nsids_;  // Changed Namespace List contents
     bool changed_overflow_ = false;
-    bool event_pending_ = false;  // a notice not yet reported by an AER completion
-    bool event_masked_ = false;   // reported and not yet read by Get Log Page (RAE)
+    // Per event kind: a notice not yet reported by an AER completion, and
+    // one reported and not yet read by Get Log Page (without RAE).
+    enum event_kind { ev_namespace = 0, ev_ana = 1, ev_kinds = 2 };
+    std::array<bool, ev_kinds> event_pending_{};
+    std::array<bool, ev_kinds> event_masked_{};
 
     abort_source stop_;
     std::atomic<bool> shut_down_{false};  // set on home, read anywhere (gone())

@@ -33,6 +33,23 @@ nvme::status from_errno(int rc) {
     }
 }
 
+// A path that is not (non-)optimized serves no I/O command (Base 8.1.3.1):
+// the host retries on another path.
+nvme::status ana_status(nvme::ana_state s) {
+    switch (s) {
+        case nvme::ana_state::optimized:
+        case nvme::ana_state::non_optimized:
+            return sc::success;
+        case nvme::ana_state::inaccessible:
+            return sc::ana_inaccessible;
+        case nvme::ana_state::persistent_loss:
+            return sc::ana_persistent_loss;
+        case nvme::ana_state::change:
+            return sc::ana_transition;
+    }
+    return sc::ana_inaccessible;
+}
+
 bool writes_media(io_opcode op) {
     switch (op) {
         case io_opcode::write:
@@ -72,6 +89,10 @@ task<void> io_queue::execute(request& r) {
     r.set(sc::success);
     if (!ctrl_->enabled()) {
         r.set(sc::command_sequence_error);
+        co_return;
+    }
+    if (auto a = ana_status(ctrl_->subsys().ana_state()); !a.ok()) {
+        r.set(a);
         co_return;
     }
     auto op = io_opcode(r.cmd.opcode);

@@ -7,12 +7,16 @@
 
 namespace weft::nvmf {
 
-subsystem::subsystem(std::string nqn, subsystem_kind kind, std::string serial, std::string model)
+subsystem::subsystem(std::string nqn, subsystem_kind kind, std::string serial, std::string model,
+                     uint16_t min_cntlid, uint16_t max_cntlid)
     : nqn_(std::move(nqn)),
       kind_(kind),
       serial_(std::move(serial)),
       model_(std::move(model)),
-      table_(std::make_shared<ns_table>()) {}
+      table_(std::make_shared<ns_table>()),
+      min_cntlid_(min_cntlid ? min_cntlid : 1),
+      max_cntlid_(max_cntlid >= min_cntlid_ && max_cntlid <= 0xffef ? max_cntlid : 0xffef),
+      next_cntlid_(min_cntlid_) {}
 
 void subsystem::allow_any_host(bool any) {
     std::lock_guard lock(mutex_);
@@ -107,11 +111,12 @@ std::shared_ptr<const ns_table> subsystem::namespaces() const {
 
 uint16_t subsystem::register_controller(std::shared_ptr<controller> c) {
     std::lock_guard lock(mutex_);
-    // CNTLIDs 1..FFEFh; reuse freed ones, round-robin so a stale host does
-    // not meet a new controller under its old ID at once.
-    for (uint32_t tries = 0; tries < 0xffef; ++tries) {
+    // CNTLIDs from the target's range (at most 1..FFEFh); reuse freed ones,
+    // round-robin so a stale host does not meet a new controller under its
+    // old ID at once.
+    for (uint32_t tries = 0; tries <= uint32_t(max_cntlid_ - min_cntlid_); ++tries) {
         uint16_t id = next_cntlid_;
-        next_cntlid_ = next_cntlid_ >= 0xffef ? 1 : next_cntlid_ + 1;
+        next_cntlid_ = next_cntlid_ >= max_cntlid_ ? min_cntlid_ : next_cntlid_ + 1;
         auto it = controllers_.find(id);
         if (it == controllers_.end() || it->second.expired()) {
             controllers_[id] = c;
@@ -119,6 +124,16 @@ uint16_t subsystem::register_controller(std::shared_ptr<controller> c) {
         }
     }
     return 0;
+}
+
+void subsystem::set_ana_state(nvme::ana_state s) {
+    {
+        std::lock_guard lock(mutex_);  // one change at a time: counted once each
+        if (ana_state_.load() == s) return;
+        ana_state_.store(s, std::memory_order_release);
+        ana_chgcnt_.fetch_add(1, std::memory_order_acq_rel);
+    }
+    for (auto& c : live_controllers()) c->ana_changed();
 }
 
 void subsystem::unregister_controller(uint16_t cntlid) {

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "nvme/log_pages.h"
 #include "nvmf/ns.h"
 #include "runtime/result.h"
 
@@ -31,7 +32,8 @@ class subsystem {
   public:
     static constexpr uint32_t max_namespaces = 1024;  // Identify Controller NN
 
-    subsystem(std::string nqn, subsystem_kind kind, std::string serial, std::string model);
+    subsystem(std::string nqn, subsystem_kind kind, std::string serial, std::string model,
+              uint16_t min_cntlid = 1, uint16_t max_cntlid = 0xffef);
 
     const std::string& nqn() const { return nqn_; }
     subsystem_kind kind() const { return kind_; }
@@ -58,6 +60,18 @@ class subsystem {
     // Tells every controller that `nsid` changed (added, removed, resized).
     void notify_namespace_changed(uint32_t nsid);
 
+    // Asymmetric Namespace Access: every namespace is in ANA group 1, and
+    // this target's controllers report one state for it: the state of this
+    // path (this engine) to the subsystem; another engine serving the same
+    // NQN reports its own. A change is counted and announced to every
+    // controller (an ANA change event, Base 8.1.3); I/O through a path that
+    // is not optimized or non-optimized fails with a path status that the
+    // host retries on another path. Any reactor.
+    static constexpr uint32_t ana_group = 1;
+    void set_ana_state(nvme::ana_state s);
+    nvme::ana_state ana_state() const { return ana_state_.load(std::memory_order_acquire); }
+    uint64_t ana_change_count() const { return ana_chgcnt_.load(std::memory_order_acquire); }
+
     // The subsystem is being taken away (its share removed): new Connects
     // are refused by the target and every controller is ended, which closes
     // its connections, as Linux nvmet does; the host then reconnects or its
@@ -82,8 +96,11 @@ class subsystem {
     std::shared_ptr<const ns_table> table_;
     std::atomic<uint64_t> ns_gen_{0};
     std::atomic<bool> removed_{false};
+    std::atomic<nvme::ana_state> ana_state_{nvme::ana_state::optimized};
+    std::atomic<uint64_t> ana_chgcnt_{0};
     std::map<uint16_t, std::weak_ptr<controller>> controllers_;
-    uint16_t next_cntlid_ = 1;
+    const uint16_t min_cntlid_, max_cntlid_;
+    uint16_t next_cntlid_;
     std::map<uint32_t, uint64_t> resize_listener_ids_;
 };
 

@@ -34,8 +34,8 @@ result<std::shared_ptr<subsystem>> target::add_subsystem(const std::string& nqn,
     if (!valid_nqn(nqn) || nqn == nvme::discovery_nqn) return error{EINVAL};
     std::lock_guard lock(mutex_);
     if (subsystems_.count(nqn)) return error{EEXIST};
-    auto s =
-        std::make_shared<subsystem>(nqn, subsystem_kind::nvm, std::move(serial), std::move(model));
+    auto s = std::make_shared<subsystem>(nqn, subsystem_kind::nvm, std::move(serial),
+                                         std::move(model), limits_.min_cntlid, limits_.max_cntlid);
     subsystems_.emplace(nqn, s);
     ++genctr_;
     return s;

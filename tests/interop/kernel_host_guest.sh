@@ -356,6 +356,86 @@ deny_connect() {  # a host that is not allowed must be refused
   note "refused as expected: $(tail -1 /tmp/deny.out)"
 }
 
+# ------------------------------------------------------------------ ANA ----
+# Two engines serve W_ANA_NQN, each from a volume of its own whose first
+# 4 KiB are a different marker: engine 1's path optimized, engine 2's
+# inaccessible. Native multipath must take both controllers as paths of one
+# namespace and read engine 1's marker; on the cue WEFT-ANA-FLIP the host
+# swaps the states, and the kernel must follow (ANA change event, ANA log)
+# and read engine 2's marker, with no I/O error.
+ana_ctrl() {  # PORT: nvmeN of the ANA subsystem's controller at W_ADDR:PORT
+  local c
+  for c in /sys/class/nvme/nvme*; do
+    [ "$(cat "$c/subsysnqn" 2>/dev/null)" = "$W_ANA_NQN" ] || continue
+    case "$(cat "$c/address")" in *traddr=$W_ADDR,trsvcid=$1*) basename "$c"; return 0 ;; esac
+  done
+  return 1
+}
+ana_path_state() {  # CTRL: the ANA state of its path to the namespace
+  cat /sys/class/nvme/"$1"/nvme*c*n1/ana_state 2>/dev/null | head -1
+}
+ana_head() {  # the multipath head's block device (nvmeXnY) of W_ANA_NQN
+  local s d
+  for s in /sys/class/nvme-subsystem/nvme-subsys*; do
+    [ "$(cat "$s/subsysnqn" 2>/dev/null)" = "$W_ANA_NQN" ] || continue
+    for d in "$s"/nvme*n*; do [ -e "$d" ] && { basename "$d"; return 0; }; done
+  done
+  return 1
+}
+ana_read_sum() {  # the md5 of the head's first 4 KiB, read around the page cache
+  tmo 30 dd if=/dev/"$1" bs=4096 count=1 iflag=direct status=none | md5sum | cut -d' ' -f1
+}
+ana_connect() {
+  local p
+  for p in "$W_ANA_PORT1" "$W_ANA_PORT2"; do
+    tmo 30 nvme connect -t tcp -a "$W_ADDR" -s "$p" -n "$W_ANA_NQN" --hostnqn="$W_HOSTNQN" \
+      --hostid="$W_HOSTID" --nr-io-queues=1 > /tmp/ana-connect.out 2>&1 ||
+      { note "connect to $W_ADDR:$p: $(tail -2 /tmp/ana-connect.out | tr '\n' ' ')"; return 1; }
+  done
+  local i c1 c2 s1 s2
+  for i in $(seq 50); do
+    c1=$(ana_ctrl "$W_ANA_PORT1") && c2=$(ana_ctrl "$W_ANA_PORT2") && ANA_HEAD=$(ana_head) &&
+      s1=$(ana_path_state "$c1") && s2=$(ana_path_state "$c2") && [ -n "$s1" ] && [ -n "$s2" ] && break
+    sleep 0.2
+  done
+  [ -n "${ANA_HEAD:-}" ] || { note "no multipath head for $W_ANA_NQN: $(nvme list-subsys 2>&1 | tr '\n' ' ')"; return 1; }
+  [ "$s1" = optimized ] && [ "$s2" = inaccessible ] ||
+    { note "paths $c1: '$s1', $c2: '$s2'; expected optimized and inaccessible"; return 1; }
+  ANA_C1=$c1 ANA_C2=$c2
+  note "one namespace /dev/$ANA_HEAD over two controllers: $c1 ($W_ANA_PORT1) optimized, $c2 ($W_ANA_PORT2) inaccessible"
+}
+ana_read_optimized() {
+  local s
+  s=$(ana_read_sum "$ANA_HEAD")
+  [ "$s" = "$W_ANA_SUM1" ] || { note "read $s; engine 1's marker is $W_ANA_SUM1 (engine 2's $W_ANA_SUM2)"; return 1; }
+  note "read engine 1's marker through the optimized path"
+}
+ana_flip() {
+  local d0 i s1 s2 s t0
+  d0=$(dmesg | wc -l)
+  t0=$(now)
+  echo "WEFT-ANA-FLIP"
+  for i in $(seq 100); do
+    s1=$(ana_path_state "$ANA_C1") s2=$(ana_path_state "$ANA_C2")
+    [ "$s1" = inaccessible ] && [ "$s2" = optimized ] && break
+    sleep 0.2
+  done
+  [ "$s1" = inaccessible ] && [ "$s2" = optimized ] ||
+    { note "after 20 s: $ANA_C1 '$s1', $ANA_C2 '$s2'; expected inaccessible and optimized"; return 1; }
+  s=$(ana_read_sum "$ANA_HEAD")
+  [ "$s" = "$W_ANA_SUM2" ] || { note "read $s; engine 2's marker is $W_ANA_SUM2 (engine 1's $W_ANA_SUM1)"; return 1; }
+  if dmesg | tail -n +$((d0 + 1)) | grep -q 'I/O error'; then
+    note "the kernel logged an I/O error: $(dmesg | tail -n +$((d0 + 1)) | grep -m1 'I/O error')"; return 1
+  fi
+  note "the paths swapped within $(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}') s; read engine 2's marker"
+}
+ana_disconnect() {
+  tmo 60 nvme disconnect -n "$W_ANA_NQN" > /tmp/ana-disc.out 2>&1 ||
+    { note "nvme disconnect: $(tail -1 /tmp/ana-disc.out)"; return 1; }
+  ! ana_ctrl "$W_ANA_PORT1" > /dev/null && ! ana_ctrl "$W_ANA_PORT2" > /dev/null ||
+    { note "a controller is left after disconnect"; return 1; }
+}
+
 # ------------------------------------------------------------ the nexus ----
 
 nexus_connect() {  # the nexus's subsystem (W_NQN is W_NEXUS_NQN by now)
@@ -522,6 +602,7 @@ plan() {  # announce every step id of this plan, in order
       done ;;
     restart)
       out=" restart/deny-host restart/connect restart/persist-raw restart/persist-ext4 restart/disconnect"
+      out="$out ana/connect ana/read-optimized ana/flip ana/disconnect"
       out="$out nexus/connect nexus/fio-verify-replica-killed nexus/disconnect"
       out="$out nexus/path-flap nexus/path-flap-disconnect" ;;
   esac
@@ -547,6 +628,17 @@ case $W_PLAN in
       step restart/disconnect do_disconnect
     else
       for s in persist-raw persist-ext4 disconnect; do skip_step "restart/$s" "connect failed"; done
+    fi
+    # ANA across the two replica engines
+    if [ -z "${W_ANA_NQN:-}" ]; then
+      for s in connect read-optimized flip disconnect; do skip_step "ana/$s" "no ANA pair (external target, no --cli, or the host could not set it up)"; done
+    elif step ana/connect ana_connect; then
+      if step ana/read-optimized ana_read_optimized; then step ana/flip ana_flip
+      else skip_step ana/flip "the first read failed"; fi
+      step ana/disconnect ana_disconnect
+    else
+      for s in read-optimized flip; do skip_step "ana/$s" "connect failed"; done
+      step ana/disconnect ana_disconnect
     fi
     # the nexus on the same engine (address, port and host identity)
     if [ -z "${W_NEXUS_NQN:-}" ]; then

@@ -36,6 +36,12 @@
 # runs fio while this script, on the guest's cues, removes the nexus's share
 # for 3 s and then the engine's listener for 3 s: the controller must leave
 # "live" within 5 s and come back, and fio must see no error (blktests nvme/061).
+# Before the nexus steps, the same VM checks ANA with native multipath: both
+# replica engines serve one subsystem NQN (disjoint controller ID ranges),
+# each from a small volume with its own marker, replica 1's path optimized
+# and replica 2's inaccessible; the kernel must see one namespace over two
+# paths with those states and read replica 1's marker, then, once this
+# script swaps the states on the guest's cue, read replica 2's (rows ana/*).
 # Without --cli the nexus steps are SKIPPED (which fails a run against an
 # engine, where no step may be skipped).
 #
@@ -76,9 +82,12 @@ engine_command() {  # PORT DATA_DIR [ALLOWED_HOSTNQN...] -> ENGINE_CMD
 # The nexus's replicas: plain engines (no --demo) that the CLI gives a pool
 # and a shared volume; they print "management API on ADDR:PORT" on stdout.
 REPLICA_FLAGS_FIXED=(--api-listen 127.0.0.1:0 --metrics-listen none --cores 0 --poll-us 0)
-replica_command() {  # PORT DATA_DIR -> ENGINE_CMD
+# Replica I gives out controller IDs I*1000 to I*1000+999: the two serve the
+# same subsystem NQN to the VM for the ANA step, and a host refuses a second
+# controller with a CNTLID it already has.
+replica_command() {  # PORT DATA_DIR I -> ENGINE_CMD
   ENGINE_CMD=("$ENGINE" "${REPLICA_FLAGS_FIXED[@]}" "$ENGINE_FLAG_LISTEN" "$ENGINE_LISTEN_ADDR:$1"
-              "$ENGINE_FLAG_DATA_DIR" "$2")
+              "$ENGINE_FLAG_DATA_DIR" "$2" --cntlid-range "$(($3 * 1000))-$(($3 * 1000 + 999))")
 }
 # ------------------------------------------------------------------------
 
@@ -421,7 +430,8 @@ run_vm() {
     for v in W_PLAN W_MODE W_ADDR W_PORT W_NQN W_HOSTNQN W_HOSTID W_DENIED_HOSTNQN W_DENIED_HOSTID \
              W_NR_IO_QUEUES W_FIO_RAND_SIZE W_FIO_SEQ_SIZE W_FS_MB W_PAT_OFF_MB W_PAT_MB \
              W_EXPECT_PAT_SHA W_EXPECT_FILE_SHA W_CONNECT_EXTRA \
-             W_NEXUS_NQN W_NEXUS_MB W_NEXUS_FIO_SIZE W_NEXUS_FIO_WRITE_IOPS; do
+             W_NEXUS_NQN W_NEXUS_MB W_NEXUS_FIO_SIZE W_NEXUS_FIO_WRITE_IOPS \
+             W_ANA_NQN W_ANA_PORT1 W_ANA_PORT2 W_ANA_SUM1 W_ANA_SUM2; do
       printf "%s='%s'\n" "$v" "${!v//\'/}"
     done
     cat "$GUEST_SCRIPT"
@@ -439,9 +449,10 @@ run_vm() {
       | sed -u 's/^/    | /' &
   fi
   TPID=$!
-  if [ $NX_WATCH = 1 ] || [ $FLAP_WATCH = 1 ]; then   # the guest's cues (nexus_watch, flap_watch)
+  if [ $NX_WATCH = 1 ] || [ $FLAP_WATCH = 1 ] || [ $ANA_WATCH = 1 ]; then   # the guest's cues
     while kill -0 "$HPID" 2>/dev/null; do
-      nexus_watch "$run/results.log"; flap_watch "$run/results.log"; sleep 0.2
+      nexus_watch "$run/results.log"; flap_watch "$run/results.log"; ana_watch "$run/results.log"
+      sleep 0.2
     done
     nexus_watch "$run/results.log"
   fi
@@ -507,7 +518,7 @@ start_replica() {
   for attempt in 1 2 3; do
     if [ "$want" = any ]; then p=$(pick_port) || { RNOTE="no free port found"; return 1; }
     else p=$want; fi
-    replica_command "$p" "${RP_DIR[$i]}"
+    replica_command "$p" "${RP_DIR[$i]}" "$i"
     out="$WORK/$name-engine.stdout" err="$WORK/$name-engine.stderr"
     printf '%q ' "${ENGINE_CMD[@]}" > "$WORK/$name-engine.cmd"; echo >> "$WORK/$name-engine.cmd"
     log "$name: starting $(cat "$WORK/$name-engine.cmd")"
@@ -768,6 +779,50 @@ flap_record() {
 FLAP_WATCH=0 FLAP_BAD=0 FLAP_NOTE= FLAP_PAUSE=3
 declare -A FLAP_DONE=()
 
+# ------------------------------------------------------------------- ANA ----
+# Both replica engines serve ANA_NQN, each from a small volume of its own
+# whose first 4 KiB differ (so the guest can tell which path served a read):
+# replica 1's path optimized, replica 2's inaccessible. On the guest's cue
+# WEFT-ANA-FLIP this script swaps the two states (row ana/flip-host); the
+# guest's multipath must follow (rows ana/*). Sets W_ANA_* for the VM.
+ANA_NQN=nqn.2026-11.io.weft.test:ana ANA_WATCH=0 ANA_DONE=0 ANA_NOTE=
+ana_setup() {
+  local t=$SECONDS i
+  for i in 1 2; do
+    cli_or_fail ana/setup $t "volume" volume create r$i ana 4MiB --api "${RP_API[$i]}" || return 1
+    cli_or_fail ana/setup $t "share" volume share r$i ana --nqn "$ANA_NQN" --any-host \
+      --api "${RP_API[$i]}" || return 1
+    head -c 4096 /dev/urandom > "$WORK/ana-marker$i"
+    wcli nvme write -a 127.0.0.1 -s "${RP_PORT[$i]}" -n "$ANA_NQN" --lba 0 --blocks 8 \
+      --input "$WORK/ana-marker$i"
+    [ $rc -eq 0 ] || { record ana/setup FAIL "$(since $t)" "marking replica $i's volume: exit $rc: $err"; return 1; }
+  done
+  cli_or_fail ana/setup $t "ana" ana "$ANA_NQN" inaccessible --api "${RP_API[2]}" || return 1
+  W_ANA_NQN=$ANA_NQN W_ANA_PORT1=${RP_PORT[1]} W_ANA_PORT2=${RP_PORT[2]}
+  W_ANA_SUM1=$(md5sum < "$WORK/ana-marker1" | cut -d' ' -f1)
+  W_ANA_SUM2=$(md5sum < "$WORK/ana-marker2" | cut -d' ' -f1)
+  ANA_WATCH=1
+  record ana/setup PASS "$(since $t)" "$ANA_NQN on replica 1 (port ${RP_PORT[1]}, optimized) and replica 2 (port ${RP_PORT[2]}, inaccessible), a 4 MiB volume each with its own marker"
+}
+ana_watch() {  # RESULTS_LOG: on WEFT-ANA-FLIP, replica 1 inaccessible, replica 2 optimized
+  [ $ANA_WATCH = 1 ] && [ $ANA_DONE = 0 ] || return 0
+  grep -aq '^WEFT-ANA-FLIP' "$1" 2>/dev/null || return 0
+  ANA_DONE=1
+  wcli ana "$ANA_NQN" inaccessible --api "${RP_API[1]}"
+  [ $rc -eq 0 ] || { ANA_NOTE="replica 1 inaccessible: exit $rc: $err"; return 0; }
+  wcli ana "$ANA_NQN" optimized --api "${RP_API[2]}"
+  [ $rc -eq 0 ] || { ANA_NOTE="replica 2 optimized: exit $rc: $err"; return 0; }
+  ANA_NOTE=ok
+  log "ana: replica 1's path is inaccessible, replica 2's optimized (guest's cue)"
+}
+ana_record() {
+  case $ANA_NOTE in
+    ok) record ana/flip-host PASS 0s "replica 1's path set inaccessible, then replica 2's optimized, on the guest's cue" ;;
+    '') record ana/flip-host FAIL 0s "the guest never asked for the flip" ;;
+    *) record ana/flip-host FAIL 0s "$ANA_NOTE" ;;
+  esac
+}
+
 # ----------------------------------------------------------------- run it ----
 W_ADDR=10.0.2.2                      # the host's 127.0.0.1, as the guest sees it
 W_HOSTNQN=$HOSTNQN W_HOSTID=$HOSTID
@@ -775,6 +830,7 @@ W_NR_IO_QUEUES=$NR_IO_QUEUES W_FIO_RAND_SIZE=$FIO_RAND_SIZE W_FIO_SEQ_SIZE=$FIO_
 W_FS_MB=$FS_MB W_PAT_OFF_MB=$PAT_OFF_MB W_PAT_MB=$PAT_MB W_CONNECT_EXTRA=$CONNECT_EXTRA
 W_MODE=$MODE W_EXPECT_PAT_SHA= W_EXPECT_FILE_SHA= W_DENIED_HOSTNQN= W_DENIED_HOSTID=
 W_NEXUS_NQN= W_NEXUS_MB=$NEXUS_MB W_NEXUS_FIO_SIZE=$NEXUS_FIO_SIZE W_NEXUS_FIO_WRITE_IOPS=$NEXUS_FIO_WRITE_IOPS
+W_ANA_NQN= W_ANA_PORT1= W_ANA_PORT2= W_ANA_SUM1= W_ANA_SUM2=
 DATA_DIR="$WORK/data"
 mkdir -p "$DATA_DIR"
 
@@ -807,12 +863,15 @@ if [ $ok1 = 1 ]; then
     # the nexus (weft mode): replicas, nexus, share; the restart VM tests it
     nx=0
     if [ $MODE = weft ]; then nexus_setup && nx=1; fi
+    [ $nx = 1 ] && ana_setup
     W_PLAN=restart W_PORT=$PORT W_NQN=$NQN
     W_DENIED_HOSTNQN=$DENIED_HOSTNQN W_DENIED_HOSTID=$DENIED_HOSTID
     W_EXPECT_PAT_SHA=${VALUES[digest.pattern_sha]:-} W_EXPECT_FILE_SHA=${VALUES[digest.file_sha]:-}
     run_vm restart $RESTART_VM_CAP
     NX_WATCH=0 FLAP_WATCH=0
     [ $nx = 0 ] || flap_record
+    [ $ANA_WATCH = 0 ] || ana_record
+    ANA_WATCH=0
     [ $nx = 0 ] || nexus_after_vm
     if [ $MODE = weft ]; then stop_engine run2; else record run2/engine-stop SKIP 0s "external target: not stopped"; fi
     # the replicas after the nexus's engine (it leaves a clean label on them)

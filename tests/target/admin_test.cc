@@ -458,4 +458,135 @@ TEST(target_admin, abort) {
 }
 
 }  // namespace
+// ---- asymmetric namespace access ---------------------------------------------
+
+TEST(target_ana, identify_and_log_page) {
+    run_with_target([](target_env& t) -> task<void> {
+        session s;
+        CO_ASSERT_TRUE(co_await open_session(s, t.addr, t.params(host_a, allow_nqn)));
+        bytes buf(4096);
+        CO_ASSERT_OK(co_await s.admin.identify(nvme::cns::controller, 0, buf));
+        auto id = load<nvme::identify_controller>(buf);
+        EXPECT_TRUE(id.cmic & nvme::ctrl_bits::cmic_ana);
+        EXPECT_TRUE(id.cmic & nvme::ctrl_bits::cmic_multi_controller);
+        EXPECT_TRUE(id.oaes & nvme::ctrl_bits::oaes_ana_change);
+        EXPECT_EQ(id.anacap & 0x07, 0x07) << "optimized, non-optimized and inaccessible";
+        EXPECT_GT(id.anatt, 0);
+        EXPECT_EQ(id.anagrpmax, 1u);
+        EXPECT_EQ(id.nanagrpid, 1u);
+        // Linux needs MNAN (0 < MNAN <= NN) to size its ANA log buffer.
+        EXPECT_GT(id.mnan, 0u);
+        EXPECT_LE(id.mnan, id.nn);
+        CO_ASSERT_OK(co_await s.admin.identify(nvme::cns::namespace_data, 2, buf));
+        EXPECT_EQ(load<nvme::identify_namespace>(buf).anagrpid, 1u);
+        EXPECT_EQ(load<nvme::identify_namespace>(buf).nmic & 1, 1) << "shared namespace";
+
+        CO_ASSERT_OK(
+            co_await s.admin.get_log_page(lid(nvme::log_id::asymmetric_namespace_access), buf));
+        auto h = load<nvme::ana_log_header>(buf);
+        EXPECT_EQ(h.ngrps, 1u);
+        auto d = load<nvme::ana_group_descriptor>(buf, sizeof h);
+        EXPECT_EQ(d.grpid, 1u);
+        EXPECT_EQ(d.state, uint8_t(nvme::ana_state::optimized));
+        EXPECT_EQ(d.nnsids, 2u);
+        EXPECT_EQ(load<uint32_t>(buf, sizeof h + sizeof d), 1u);
+        EXPECT_EQ(load<uint32_t>(buf, sizeof h + sizeof d + 4), 2u);
+        // Return Groups Only (LSP bit 0): no NSIDs.
+        auto c = make_cmd(nvme::admin_opcode::get_log_page, 0xffffffff);
+        c.cdw10 = uint32_t(nvme::log_id::asymmetric_namespace_access) | (1u << 8) |
+                  ((4096 / 4 - 1) << 16);
+        std::fill(buf.begin(), buf.end(), std::byte{0xee});
+        CO_ASSERT_OK(co_await s.admin.exec(c, host_queue::data{.in = buf}));
+        EXPECT_EQ(load<nvme::ana_group_descriptor>(buf, sizeof h).nnsids, 0u);
+        // A log page offset past the page is refused.
+        EXPECT_STATUS(co_await s.admin.get_log_page(lid(nvme::log_id::asymmetric_namespace_access),
+                                                    buf, 4096),
+                      sc::invalid_field);
+    });
+}
+
+TEST(target_ana, state_change_is_announced_and_gates_io) {
+    run_with_target([](target_env& t) -> task<void> {
+        session s;
+        CO_ASSERT_TRUE(co_await open_session(s, t.addr, t.params(host_a, allow_nqn)));
+        CO_ASSERT_OK(co_await s.admin.set_features(fid(feature::async_event_configuration),
+                                                   nvme::aec_ana_change));
+        bytes buf(512);
+        CO_ASSERT_OK(co_await s.io.write(1, 0, 1, buf));
+        bytes log(4096);
+        CO_ASSERT_OK(
+            co_await s.admin.get_log_page(lid(nvme::log_id::asymmetric_namespace_access), log));
+        const uint64_t chg0 = load<nvme::ana_log_header>(log).chgcnt;
+        int aer = co_await s.admin.submit(make_cmd(admin_opcode::async_event_request));
+        CO_ASSERT_TRUE(aer >= 0);
+
+        t.allow->set_ana_state(nvme::ana_state::inaccessible);
+        auto ev = co_await s.admin.wait(aer);
+        CO_ASSERT_OK(ev);
+        EXPECT_EQ(ev.cpl.dw0, nvme::aen_ana_change);
+        CO_ASSERT_OK(
+            co_await s.admin.get_log_page(lid(nvme::log_id::asymmetric_namespace_access), log));
+        EXPECT_EQ(load<nvme::ana_log_header>(log).chgcnt, chg0 + 1);
+        auto d = load<nvme::ana_group_descriptor>(log, sizeof(nvme::ana_log_header));
+        EXPECT_EQ(d.state, uint8_t(nvme::ana_state::inaccessible));
+        EXPECT_EQ(d.chgcnt, chg0 + 1);
+        // Every I/O command fails with a path status the host may retry
+        // elsewhere (not DNR); admin commands go on.
+        auto r = co_await s.io.read(1, 0, 1, buf);
+        EXPECT_STATUS(r, sc::ana_inaccessible);
+        EXPECT_FALSE(r.status().dnr);
+        EXPECT_STATUS(co_await s.io.write(1, 0, 1, buf), sc::ana_inaccessible);
+        EXPECT_STATUS(co_await s.io.exec(make_cmd(nvme::io_opcode::flush, 0xffffffff)),
+                      sc::ana_inaccessible);
+        CO_EXPECT_OK(co_await s.admin.keep_alive());
+        // "change" (in transition) and persistent loss have their own status.
+        aer = co_await s.admin.submit(make_cmd(admin_opcode::async_event_request));
+        CO_ASSERT_TRUE(aer >= 0);
+        t.allow->set_ana_state(nvme::ana_state::change);
+        ev = co_await s.admin.wait(aer);
+        CO_ASSERT_OK(ev);
+        EXPECT_STATUS(co_await s.io.read(1, 0, 1, buf), sc::ana_transition);
+        // Not read yet: no second notice until the host reads the log.
+        aer = co_await s.admin.submit(make_cmd(admin_opcode::async_event_request));
+        CO_ASSERT_TRUE(aer >= 0);
+        t.allow->set_ana_state(nvme::ana_state::persistent_loss);
+        EXPECT_STATUS(co_await s.io.read(1, 0, 1, buf), sc::ana_persistent_loss);
+        CO_ASSERT_OK(
+            co_await s.admin.get_log_page(lid(nvme::log_id::asymmetric_namespace_access), log));
+        ev = co_await s.admin.wait(aer);
+        CO_ASSERT_OK(ev);
+        EXPECT_EQ(ev.cpl.dw0, nvme::aen_ana_change) << "the masked notice, once the log was read";
+        // Optimized again: I/O goes on; setting the same state is no change.
+        t.allow->set_ana_state(nvme::ana_state::optimized);
+        const uint64_t chg = t.allow->ana_change_count();
+        t.allow->set_ana_state(nvme::ana_state::optimized);
+        EXPECT_EQ(t.allow->ana_change_count(), chg);
+        CO_EXPECT_OK(co_await s.io.read(1, 0, 1, buf));
+        // Another subsystem's path is its own.
+        EXPECT_EQ(t.open->ana_state(), nvme::ana_state::optimized);
+    });
+}
+
+TEST(target_ana, controller_ids_come_from_the_targets_range) {
+    env_options opt;
+    opt.limits.min_cntlid = 0x100;
+    opt.limits.max_cntlid = 0x101;
+    run_with_target(
+        [](target_env& t) -> task<void> {
+            session a, b;
+            CO_ASSERT_TRUE(co_await open_session(a, t.addr, t.params(host_a, allow_nqn)));
+            CO_ASSERT_TRUE(co_await open_session(b, t.addr, t.params(host_b, allow_nqn)));
+            EXPECT_EQ(a.admin.cntlid(), 0x100);
+            EXPECT_EQ(b.admin.cntlid(), 0x101);
+            // The range is full: a third controller is refused (busy).
+            host_queue q;
+            CO_ASSERT_TRUE(co_await q.open(t.addr));
+            auto p = t.params(host_a, allow_nqn);
+            p.qid = 0;
+            p.cntlid = 0xffff;
+            EXPECT_STATUS(co_await q.connect(p), sc::connect_controller_busy);
+        },
+        opt);
+}
+
 }  // namespace weft::test
