@@ -75,6 +75,18 @@ std::string state_of(const json& v) {
     return s;
 }
 
+// The host's second path, for native multipath to move to on a switchover.
+void print_standby(const json& p) {
+    if (!p.contains("standby") || !p["standby"].is_object()) return;
+    const json& s = p["standby"];
+    if (s.value("ready", false))
+        std::printf("and its second path (node %s, taken over if node %s is lost):\n  %s\n",
+                    str(s, "node").c_str(), str(p, "node").c_str(), str(s, "connect").c_str());
+    else
+        std::printf("its second path (node %s) comes back once that node answers\n",
+                    str(s, "node").c_str());
+}
+
 void print_volume(const json& v) {
     std::printf("volume %s: %s, %s, %u replicas (%s)\n", str(v, "id").c_str(),
                 human_bytes(v["spec"]["size_bytes"].get<uint64_t>()).c_str(), state_of(v).c_str(),
@@ -95,6 +107,7 @@ void print_volume(const json& v) {
         std::printf("published to %s; connect with:\n  %s\n",
                     str(v["published"], "host_nqn").c_str(),
                     str(v["published"], "connect").c_str());
+        print_standby(v["published"]);
     } else {
         std::printf("not published (weft volume publish %s --host-nqn NQN)\n",
                     str(v, "id").c_str());
@@ -251,6 +264,7 @@ int volume_publish(const vol_opts& o) {
     }
     std::printf("volume %s published to %s through node %s; connect with:\n  %s\n", o.id.c_str(),
                 o.host_nqn.c_str(), str(*p, "node").c_str(), str(*p, "connect").c_str());
+    print_standby(*p);
     return 0;
 }
 

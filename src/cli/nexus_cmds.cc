@@ -78,6 +78,7 @@ struct share_opts {
     std::string uuid, nqn;
     std::vector<std::string> hosts;
     bool any_host = false;
+    bool standby = false;
     bool as_json = false;
 };
 
@@ -478,6 +479,7 @@ int nexus_share(share_opts& o) {
     req.set_nqn(o.nqn);
     for (auto& h : o.hosts) req.add_allowed_hosts(h);
     req.set_allow_any_host(o.any_host);
+    req.set_standby(o.standby);
     api_client api(o.api);
     pb::Share sh;
     if (!api.call([&](auto& s, auto* ctx) { return s.ShareNexus(ctx, req, &sh); }))
@@ -1009,6 +1011,10 @@ void add_nexus_commands(CLI::App& app, action_fn& action) {
         ->allow_extra_args(false)
         ->type_name("HOSTNQN");
     share->add_flag("--any-host", s->any_host, "let any host connect");
+    share->add_flag("--standby", s->standby,
+                    "the nexus is on another engine: serve its NQN here with no namespace and "
+                    "ANA inaccessible (a second path for hosts' multipath, taken over when the "
+                    "nexus is made and shared here)");
     share->add_flag("--json", s->as_json, "print the share as JSON");
     add_api_options(share, s->api);
     share->callback([s, &action] { action = [s] { return nexus_share(*s); }; });

@@ -105,9 +105,20 @@ snapshot_rec snapshot_from_json(const json& j) {
 }
 
 json to_json(const publication& p) {
-    return {{"host_nqn", p.host_nqn},    {"node", p.node},       {"nqn", p.nqn},
-            {"transport", "tcp"},        {"address", p.address}, {"port", p.port},
-            {"connect", connect_line(p)}};
+    json j = {{"host_nqn", p.host_nqn},     {"node", p.node},       {"nqn", p.nqn},
+              {"transport", "tcp"},         {"address", p.address}, {"port", p.port},
+              {"connect", connect_line(p)}, {"standby", nullptr}};
+    if (!p.standby.empty()) {
+        publication s = p;
+        s.address = p.standby_address;
+        s.port = p.standby_port;
+        j["standby"] = {{"node", p.standby},
+                        {"address", p.standby_address},
+                        {"port", p.standby_port},
+                        {"ready", p.standby_ready},
+                        {"connect", connect_line(s)}};
+    }
+    return j;
 }
 
 static json replicas_json(const std::vector<replica_rec>& rs) {
@@ -177,9 +188,20 @@ volume_rec volume_from_json(const json& j) {
     v.spec = spec_from_json(j.at("spec"));
     v.phase = j.at("phase");
     v.replicas = replicas_from_json(j.at("replicas"));
-    if (auto& p = j.at("published"); !p.is_null())
-        v.published =
-            publication{p.at("host_nqn"), p.at("node"), p.at("nqn"), p.at("address"), p.at("port")};
+    if (auto& p = j.at("published"); !p.is_null()) {
+        v.published.emplace();
+        v.published->host_nqn = p.at("host_nqn");
+        v.published->node = p.at("node");
+        v.published->nqn = p.at("nqn");
+        v.published->address = p.at("address");
+        v.published->port = p.at("port");
+        if (auto s = p.find("standby"); s != p.end() && !s->is_null()) {
+            v.published->standby = s->at("node");
+            v.published->standby_address = s->at("address");
+            v.published->standby_port = s->at("port");
+            v.published->standby_ready = s->value("ready", false);
+        }
+    }
     v.created_ms = j.at("created_ms");
     return v;
 }

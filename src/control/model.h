@@ -62,6 +62,14 @@ struct publication {
     std::string nqn;
     std::string address;
     unsigned port = 0;
+    // The host's second path: another node serving the NQN with no
+    // namespace (ANA inaccessible) until a switchover makes the nexus there.
+    // Empty: none. Not ready: to be (re)made there (the old nexus node after
+    // a switchover, once it answers again).
+    std::string standby;
+    std::string standby_address;
+    unsigned standby_port = 0;
+    bool standby_ready = false;
 };
 
 struct volume_rec {

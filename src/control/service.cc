@@ -1016,10 +1016,132 @@ void service::teardown_publication(const volume_rec& v, facts& f) {
     f.call(nn, "destroying the nexus of " + v.id,
            [&](auto& stub, auto* ctx) { return stub.DestroyNexus(ctx, dn, &out); },
            {grpc::StatusCode::NOT_FOUND});
+    // The standby path (best effort: an offline node's goes when it is
+    // told again, and a host connected to it sees no namespace anyway).
+    if (const std::string& sb = v.published->standby; !sb.empty() && f.online(sb))
+        f.call(sb, "removing the standby path of " + v.id,
+               [&](auto& stub, auto* ctx) { return stub.UnshareNexus(ctx, un, &out); },
+               {grpc::StatusCode::NOT_FOUND, grpc::StatusCode::FAILED_PRECONDITION});
     for (auto& r : v.replicas) {
         if (r.node == nn || !f.online(r.node)) continue;
         f.unshare(r);
     }
+}
+
+// A second path for the host: the volume's NQN on another online node (one
+// holding a replica first), with no namespace and ANA inaccessible, so that
+// the host's multipath already knows the node a switchover moves the nexus
+// to. Best effort: a volume without one is served all the same.
+void service::make_standby(volume_rec& v, const std::vector<std::string>& preferred, facts& f) {
+    publication& p = *v.published;
+    std::vector<std::string> candidates = preferred;
+    for (auto& [id, n] : f.nodes) candidates.push_back(id);
+    for (auto& id : candidates) {
+        if (id == p.node || !f.online(id) || f.node(id)->nvmf.empty()) continue;
+        pb::ShareNexusRequest sn;
+        sn.set_uuid(v.id);
+        sn.set_nqn(p.nqn);
+        sn.add_allowed_hosts(p.host_nqn);
+        sn.set_standby(true);
+        pb::Share share;
+        try {
+            f.call(id, "making the standby path of " + v.id + " on node " + id,
+                   [&](auto& stub, auto* ctx) { return stub.ShareNexus(ctx, sn, &share); });
+        } catch (const api_error& e) {
+            spdlog::warn("volume {}: {}", v.id, e.what());
+            continue;
+        }
+        p.standby = id;
+        std::tie(p.standby_address, p.standby_port) = split_endpoint(f.node(id)->nvmf.front());
+        p.standby_ready = true;
+        return;
+    }
+}
+
+// The nexus's node is offline: a new nexus on the standby node, from the
+// replicas that answer (their labels say which are in sync: the nexus reads
+// them; the majority rule is waived, as the arbiter would, because the new
+// nexus fences every child it takes and an old nexus still running
+// somewhere then stops at its first write), shared there in place of the
+// standby path; the old node becomes the standby once it answers again.
+void service::switch_over(volume_rec& v, int64_t& rev, facts& f) {
+    publication& p = *v.published;
+    const std::string old = p.node, to = p.standby;
+    if (to.empty() || !p.standby_ready || !f.online(to)) return;
+    if (!take_repair_token()) {
+        spdlog::warn(
+            "volume {}: its nexus's node {} is offline; waiting to switch over (at "
+            "most {} repairs a minute)",
+            v.id, old, opt_.max_repairs_per_minute);
+        return;
+    }
+    const node_rec& target = *f.node(to);
+    pb::CreateNexusRequest cn;
+    cn.set_uuid(v.id);
+    cn.set_size_bytes(v.spec.size_bytes);
+    cn.set_allow_minority(true);
+    std::vector<std::string> used;
+    for (auto& r : v.replicas) {
+        if (!f.online(r.node) || !r.replaces.empty()) continue;
+        cn.add_children(child_uri(r, target, f));
+        used.push_back(r.id);
+    }
+    if (cn.children().empty()) return;
+    // Recorded first: a crash in the middle leaves a record the next pass
+    // finishes (every step below may be repeated).
+    p.node = to;
+    std::tie(p.address, p.port) = split_endpoint(target.nvmf.front());
+    p.standby = old;
+    std::tie(p.standby_address, p.standby_port) = split_endpoint(f.node(old)->nvmf.front());
+    p.standby_ready = false;
+    save_volume(v, rev);
+    pb::Nexus nx;
+    f.call(to, "creating the nexus of " + v.id + " on node " + to,
+           [&](auto& stub, auto* ctx) { return stub.CreateNexus(ctx, cn, &nx); },
+           {grpc::StatusCode::ALREADY_EXISTS});
+    pb::ShareNexusRequest sn;
+    sn.set_uuid(v.id);
+    sn.set_nqn(p.nqn);
+    sn.add_allowed_hosts(p.host_nqn);
+    pb::Share share;
+    f.call(to, "sharing the nexus of " + v.id + " on node " + to,
+           [&](auto& stub, auto* ctx) { return stub.ShareNexus(ctx, sn, &share); });
+    record_event("nexus-switched-over", "volume/" + v.id,
+                 fmt::format("volume {}: node {} (its nexus) is offline; a new nexus on node {} "
+                             "over replicas {} serves it",
+                             v.id, old, to, fmt::join(used, ", ")));
+}
+
+// The old nexus node answers again after a switchover: its nexus (which
+// could not open there, or stopped at its first write) goes, and the node
+// becomes the host's standby path.
+void service::restore_standby(volume_rec& v, int64_t& rev, facts& f) {
+    publication& p = *v.published;
+    pb::UnshareNexusRequest un;
+    un.set_uuid(v.id);
+    pb::DestroyNexusRequest dn;
+    dn.set_uuid(v.id);
+    pb::Empty out;
+    f.call(p.standby, "unsharing the old nexus of " + v.id,
+           [&](auto& stub, auto* ctx) { return stub.UnshareNexus(ctx, un, &out); },
+           {grpc::StatusCode::NOT_FOUND});
+    f.call(p.standby, "destroying the old nexus of " + v.id,
+           [&](auto& stub, auto* ctx) { return stub.DestroyNexus(ctx, dn, &out); },
+           {grpc::StatusCode::NOT_FOUND});
+    pb::ShareNexusRequest sn;
+    sn.set_uuid(v.id);
+    sn.set_nqn(p.nqn);
+    sn.add_allowed_hosts(p.host_nqn);
+    sn.set_standby(true);
+    pb::Share share;
+    f.call(p.standby, "making the standby path of " + v.id,
+           [&](auto& stub, auto* ctx) { return stub.ShareNexus(ctx, sn, &share); });
+    p.standby_ready = true;
+    save_volume(v, rev);
+    record_event("standby-restored", "volume/" + v.id,
+                 fmt::format("volume {}: node {} is back; its old nexus is gone and it is the "
+                             "host's standby path",
+                             v.id, p.standby));
 }
 
 // The URI child_uri() gives, without asking any engine.
@@ -1115,6 +1237,7 @@ json service::publish(const std::string& id, const json& body) {
         f.call(nn, "sharing the nexus of " + id,
                [&](auto& stub, auto* ctx) { return stub.ShareNexus(ctx, sn, &share); });
         v.published->nqn = share.nqn();
+        make_standby(v, replica_nodes, f);
         save_volume(v, rev);
     } catch (const api_error&) {
         try {
@@ -1227,7 +1350,11 @@ void service::reconcile() {
 
 void service::reconcile_volume(volume_rec& v, int64_t& rev, facts& f) {
     // Only a published volume has a nexus to rebuild a replacement from.
-    if (v.phase != "ready" || !v.published) return;
+    if (v.phase != "ready" || !v.published || v.published->nqn.empty()) return;
+    if (!f.online(v.published->node)) return switch_over(v, rev, f);
+    if (!v.published->standby.empty() && !v.published->standby_ready &&
+        f.online(v.published->standby))
+        return restore_standby(v, rev, f);
     const std::string& nn = v.published->node;
     auto l = f.nexuses_of(nn);
     if (!l) return;  // its nexus's node does not answer: not ours to repair here
@@ -1283,6 +1410,29 @@ void service::reconcile_volume(volume_rec& v, int64_t& rev, facts& f) {
                      fmt::format("volume {}: replica {} is in sync; replica {} removed", v.id,
                                  new_id, old_id));
         return;  // the rest next pass, from fresh facts
+    }
+
+    // A replica its nexus lacks (left out of a switchover while its node
+    // was away) whose node answers again: added back, and rebuilt.
+    for (auto& r : v.replicas) {
+        if (child_of(r) || !r.replaces.empty() || !f.online(r.node)) continue;
+        if (std::any_of(v.replicas.begin(), v.replicas.end(),
+                        [&](const replica_rec& x) { return x.replaces == r.id; }))
+            continue;
+        if (!take_repair_token()) return;
+        pb::AddChildRequest ac;
+        ac.set_uuid(v.id);
+        ac.set_child(child_uri(r, nexus_node, f));
+        pb::Nexus out;
+        f.call(nn, "adding replica " + r.id + " back to the nexus of " + v.id,
+               [&](auto& stub, auto* ctx) { return stub.AddChild(ctx, ac, &out); },
+               {grpc::StatusCode::ALREADY_EXISTS});
+        unhealthy_since_.erase(r.id);
+        record_event("replica-readded", "volume/" + v.id,
+                     fmt::format("volume {}: replica {} on node {} answers again; added back to "
+                                 "the nexus and rebuilt",
+                                 v.id, r.id, r.node));
+        return;
     }
 
     // Which replicas have not been online for too long.

@@ -120,6 +120,9 @@ class service {
     // thrown after all were tried); those gone leave s.replicas.
     void destroy_snapshot_replicas(snapshot_rec& s, facts& f);
     void resize_replica(const replica_rec& r, uint64_t bytes, facts& f);
+    void make_standby(volume_rec& v, const std::vector<std::string>& preferred, facts& f);
+    void switch_over(volume_rec& v, int64_t& rev, facts& f);
+    void restore_standby(volume_rec& v, int64_t& rev, facts& f);
     bool grow_nexus(const volume_rec& v, facts& f);
     void teardown_publication(const volume_rec& v, facts& f);
 

@@ -127,6 +127,7 @@ std::string to_json_text(const engine_config& c) {
                    {"hosts", s.hosts}};
         if (!s.serial.empty()) sj["serial"] = s.serial;
         if (s.ana_state != "optimized") sj["ana_state"] = s.ana_state;
+        if (!s.standby_for.empty()) sj["standby_for"] = s.standby_for;
         sj["namespaces"] = json::array();
         for (auto& n : s.namespaces) {
             json nj = {{"nsid", n.nsid}, {"type", n.type}, {"block_size", n.block_size}};
@@ -208,6 +209,7 @@ result<engine_config> parse_config(const std::string& text, std::string* why) {
             sc.hosts = get(s, "hosts", std::vector<std::string>{});
             sc.allow_any_host = get<bool>(s, "allow_any_host", sc.hosts.empty());
             sc.ana_state = get<std::string>(s, "ana_state", sc.ana_state);
+            sc.standby_for = get<std::string>(s, "standby_for", "");
             if (!parse_ana_state(sc.ana_state))
                 throw bad_config("subsystem " + sc.nqn + ": \"ana_state\" \"" + sc.ana_state +
                                  "\" is not optimized, non-optimized, inaccessible, "

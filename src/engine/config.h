@@ -86,6 +86,9 @@ struct subsystem_config {
     // "optimized", "non-optimized", "inaccessible", "persistent-loss" or
     // "change".
     std::string ana_state = "optimized";
+    // A standby path for this nexus (UUID): no namespace until the nexus is
+    // made and shared here (ShareNexusRequest.standby).
+    std::string standby_for;
 };
 
 // The ANA state for a config name; nullopt for an unknown one.

@@ -389,10 +389,17 @@ task<void> config_applier::apply_subsystem(const subsystem_config& s,
         applied_[s.nqn];
     }
     ss->set_access(s.allow_any_host, std::set<std::string>(s.hosts.begin(), s.hosts.end()));
-    if (auto ana = parse_ana_state(s.ana_state); ana && *ana != ss->ana_state()) {
-        ss->set_ana_state(*ana);
-        spdlog::info("subsystem {}: ANA state {}", s.nqn, s.ana_state);
-    }
+    // A path that stops serving says so before its namespaces change; one
+    // that starts serving, once they are in place.
+    auto ana = parse_ana_state(s.ana_state);
+    const bool usable = ana == nvme::ana_state::optimized || ana == nvme::ana_state::non_optimized;
+    auto apply_ana = [&] {
+        if (ana && *ana != ss->ana_state()) {
+            ss->set_ana_state(*ana);
+            spdlog::info("subsystem {}: ANA state {}", s.nqn, s.ana_state);
+        }
+    };
+    if (!usable) apply_ana();
     auto& served = applied_[s.nqn];
 
     std::set<uint32_t> keep;
@@ -457,6 +464,7 @@ task<void> config_applier::apply_subsystem(const subsystem_config& s,
         retire(it->second);
         it = served.erase(it);
     }
+    if (usable) apply_ana();
 }
 
 }  // namespace weft::engine

@@ -762,6 +762,7 @@ void manager::share_reply(const subsystem_config& s, v1::Share* out) const {
     for (auto& h : s.hosts) out->add_allowed_hosts(h);
     for (auto& a : server_.addresses()) out->add_listeners(a.to_string());
     out->set_ana_state(s.ana_state);
+    if (!s.standby_for.empty()) out->set_nexus(s.standby_for);
 }
 
 task<Status> manager::set_ana_state(const v1::SetAnaStateRequest& req, v1::Share* out) {

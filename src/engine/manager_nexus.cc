@@ -42,8 +42,16 @@ nexus_config* manager::state_nexus(const std::string& uuid) {
 }
 
 const subsystem_config* manager::find_nexus_share(const std::string& uuid, bool* in_base) const {
-    return find_serving(
-        [&](const namespace_config& n) { return n.type == "nexus" && n.nexus == uuid; }, in_base);
+    if (auto* s = find_serving(
+            [&](const namespace_config& n) { return n.type == "nexus" && n.nexus == uuid; },
+            in_base))
+        return s;
+    for (auto& s : state_.subsystems)
+        if (s.standby_for == uuid) {
+            *in_base = false;
+            return &s;
+        }
+    return nullptr;
 }
 
 Status manager::nexus_of(const std::string& uuid, std::shared_ptr<nexus::nexus>* out) const {
@@ -334,25 +342,41 @@ task<Status> manager::share_nexus(const v1::ShareNexusRequest& req, v1::Share* o
     auto g = co_await lock_.lock();
     std::shared_ptr<nexus::nexus> n;
     Status s = nexus_of(req.uuid(), &n);
-    if (!s.ok()) co_return s;
-    std::string id = pool::to_string(n->id());
+    if (req.standby()) {
+        if (s.ok())
+            co_return fail(StatusCode::FAILED_PRECONDITION,
+                           "nexus " + req.uuid() + " is on this engine: share it, not a standby");
+        if (s.error_code() != StatusCode::NOT_FOUND) co_return s;
+    } else if (!s.ok()) {
+        co_return s;
+    }
+    std::string id = n ? pool::to_string(n->id()) : pool::to_string(*pool::parse_uuid(req.uuid()));
     std::string nqn = req.nqn().empty() ? "nqn.2026-11.io.weft:nexus:" + id : req.nqn();
     if (Status bad = check_share(nqn, req.allowed_hosts(), req.allow_any_host()); !bad.ok())
         co_return bad;
-    namespace_config ns;
-    ns.nsid = 1;
-    ns.type = "nexus";
-    ns.nexus = id;
     subsystem_config want;
     want.nqn = nqn;
     want.model = "weft replicated volume";
     want.allow_any_host = req.allow_any_host();
     want.hosts.assign(req.allowed_hosts().begin(), req.allowed_hosts().end());
-    want.namespaces.push_back(ns);
+    if (req.standby()) {
+        // The same serial and model as the nexus's share elsewhere (both
+        // follow from the NQN): hosts take the two for one subsystem.
+        want.standby_for = id;
+        want.ana_state = "inaccessible";
+    } else {
+        namespace_config ns;
+        ns.nsid = 1;
+        ns.type = "nexus";
+        ns.nexus = id;
+        want.namespaces.push_back(ns);
+    }
     bool in_base = false;
     const subsystem_config* current = find_nexus_share(id, &in_base);
-    Status applied = co_await apply_share(want, current, in_base, "nexus " + id,
-                                          [&] { return applier_.nqn_serving_nexus(id) == nqn; });
+    Status applied = co_await apply_share(want, current, in_base, "nexus " + id, [&] {
+        if (req.standby()) return target_.find(nqn) != nullptr;
+        return applier_.nqn_serving_nexus(id) == nqn;
+    });
     if (!applied.ok()) co_return applied;
     share_reply(want, out);
     co_return Status::OK;

@@ -420,6 +420,69 @@ resize)
   expect 204 DELETE /v1/volumes/$vol
   ;;
 
+switchover)
+  CONTROL_FLAGS="--reconcile-interval 0.3"
+  start_control
+  three_nodes_with_pools
+  expect 201 PUT /v1/volumes/$vol '{"size_bytes":16777216,"replicas":3}'
+  expect 200 PUT /v1/volumes/$vol/publish "{\"host_nqn\":\"$host\",\"node\":\"n1\"}"
+  pub=$body
+  jq -e '.node == "n1" and .standby.node != "n1" and .standby.ready and
+    (.standby.connect | test("nvme connect"))' <<<"$pub" >/dev/null || fail "no standby path: $pub"
+  sb=$(jq -r .standby.node <<<"$pub")
+  # The standby path: the same NQN, no namespace yet.
+  main_pub=$pub
+  pub=$(jq '{address: .standby.address, port: .standby.port, nqn: .nqn}' <<<"$main_pub")
+  io identify
+  [ "$run_rc" -eq 0 ] || fail "identify on the standby path: $run_out"
+  grep -qw 16777216 <<<"$run_out" && fail "the standby path serves a namespace already: $run_out"
+  pub=$main_pub
+  io write --lba 0 --blocks 2048 --pattern random --seed 21
+  [ "$run_rc" -eq 0 ] || fail "write: $run_out"
+  io read --lba 0 --blocks 2048 --output "$data/a.bin"
+  # The nexus's node is lost: the nexus moves to the standby node.
+  kill_node 1
+  moved() {
+    req GET "/v1/volumes/$vol"
+    jq -e --arg s "$sb" '.published.node == $s and .published.standby.node == "n1" and
+      (.published.standby.ready | not) and .nexus != null' <<<"$body" >/dev/null
+  }
+  wait_for 30 "the nexus moved to $sb" moved
+  pub=$(jq .published <<<"$body")
+  io identify
+  grep -qw 32768 <<<"$run_out" || fail "the new path does not serve the volume: $run_out"
+  io read --lba 0 --blocks 2048 --output "$data/b.bin"
+  [ "$run_rc" -eq 0 ] || fail "read after the switchover: $run_out"
+  cmp -s "$data/a.bin" "$data/b.bin" || fail "the data changed across the switchover"
+  io write --lba 4096 --blocks 64 --pattern 0x77
+  [ "$run_rc" -eq 0 ] || fail "write after the switchover: $run_out"
+  # The old node returns: the standby path again, its replica back in sync.
+  start_node 1
+  back() {
+    req GET "/v1/volumes/$vol"
+    jq -e '.published.standby.node == "n1" and .published.standby.ready and .state == "online"' \
+      <<<"$body" >/dev/null
+  }
+  wait_for 60 "n1 the standby again and the volume online" back
+  jq -e '[.replicas[].node] | sort == ["n1","n2","n3"]' <<<"$body" >/dev/null ||
+    fail "the replicas are not those of before: $body"
+  io read --lba 4096 --blocks 64 --output "$data/c.bin"
+  head -c $((64 * 512)) /dev/zero | tr '\0' '\167' | cmp -s - "$data/c.bin" ||
+    fail "the write after the switchover is not there"
+  expect 200 GET /v1/events
+  for k in nexus-switched-over standby-restored replica-readded; do
+    jq -e --arg k $k '[.events[].kind] | index($k)' <<<"$body" >/dev/null || fail "no $k event: $body"
+  done
+  expect 204 DELETE /v1/volumes/$vol/publish
+  for i in 1 2 3; do
+    n=$("$weft" engine nexus list --api "$(api_of $i)" --json | jq '.nexuses | length')
+    [ "$n" = 0 ] || fail "a nexus is left on n$i"
+    "$weft" engine volume list --api "$(api_of $i)" --json | jq -e '[.volumes[] | select(.share_nqn != "")] | length == 0' \
+      >/dev/null || fail "a share is left on n$i"
+  done
+  expect 204 DELETE /v1/volumes/$vol
+  ;;
+
 cli)
   start_control
   export WEFT_CONTROL=$url
