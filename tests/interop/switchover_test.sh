@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# switchover_test.sh - a replicated volume's nexus moves to another node while
+# the Linux kernel's own NVMe/TCP host (Debian's 6.1 in QEMU, native
+# multipath) writes to it with fio verify: no error, every block verified.
+#
+#   switchover_test.sh WEFT_CLI WEFT_ENGINE WEFT_CONTROL [--work-dir DIR] [--keep]
+#
+# weft-control (SQLite) and three engines (n1-n3, disjoint controller ID
+# ranges, 300 ms heartbeats, the control plane reconciling every 0.3 s) on
+# 127.0.0.1; a 3-replica volume published to the VM's host NQN with its
+# nexus on n1 and a standby path on another node. The guest
+# (switchover_guest.sh) connects both paths (one multipath namespace: the
+# nexus's path optimized, the standby's with no namespace yet), runs fio 4k
+# random writes with crc32c verify and prints WEFT-SWITCH-KILL once its
+# writes flow; this script then SIGKILLs n1. The control plane must move the
+# nexus to the standby node (row switchover/moved: the time from the kill),
+# the guest's fio must end without an error and the kernel log no I/O error
+# (rows switchover/* from the guest). Exit 0 only if every row passed.
+#
+# Needs root (QEMU) and tests/interop/setup.sh's packages, like
+# kernel_host_test.sh, with which it shares the per-machine interop lock.
+set -u -o pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+KNVM=${WEFT_KNVM:-$HERE/kernel-nvme-vm}
+GUEST_SCRIPT=$HERE/switchover_guest.sh
+WEFT=${1:?usage: switchover_test.sh WEFT_CLI WEFT_ENGINE WEFT_CONTROL [--work-dir DIR] [--keep]}
+ENGINE=${2:?engine}
+CONTROL=${3:?control}
+shift 3
+WORK= KEEP=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --work-dir) WORK=$2; shift ;;
+    --keep) KEEP=1 ;;
+    *) echo "switchover_test: unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+AUTO_WORK=0
+[ -n "$WORK" ] || { WORK=$(mktemp -d); AUTO_WORK=1; }
+rm -rf "$WORK"; mkdir -p "$WORK"
+TOTAL_TIMEOUT=${WEFT_INTEROP_TIMEOUT:-420}
+VOL_MB=64 FIO_SIZE=${WEFT_SWITCHOVER_FIO_SIZE:-16m} FIO_IOPS=${WEFT_SWITCHOVER_FIO_IOPS:-300}
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+R_ID=() R_RES=() R_NOTE=()
+record() {
+  R_ID+=("$1") R_RES+=("$2") R_NOTE+=("$3")
+  printf '  %-4s %-26s %s\n' "$2" "$1" "$3"
+}
+summary() {
+  local i ok=1
+  echo
+  echo "==== weft nexus switchover under the kernel host: summary ===="
+  for i in "${!R_ID[@]}"; do
+    printf '%-26s %-5s %s\n' "${R_ID[$i]}" "${R_RES[$i]}" "${R_NOTE[$i]}"
+    [ "${R_RES[$i]}" = PASS ] || ok=0
+  done
+  [ ${#R_ID[@]} -gt 0 ] || ok=0
+  echo "==== $([ $ok = 1 ] && echo PASSED || echo FAILED) ===="
+  [ $ok = 1 ]
+}
+
+PIDS=() VMPID=
+declare -A EPID EPORT EAPI
+cleanup() {
+  [ -z "$VMPID" ] || { kill -TERM "$VMPID" 2>/dev/null; wait "$VMPID" 2>/dev/null; }
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+}
+trap cleanup EXIT
+fail_setup() {
+  record "switchover/setup" FAIL "$*"
+  summary
+  echo "logs: $WORK"
+  exit 1
+}
+
+# one interop run at a time per machine (2 cores: two TCG VMs would starve)
+KCACHE=${KNVM_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/weft/kernel-nvme-vm}
+mkdir -p "$KCACHE" || exit 2
+exec 9>"$KCACHE/interop-run.lock"
+flock -w "${WEFT_INTEROP_LOCK_WAIT:-600}" 9 || { echo "switchover_test: timed out waiting for the interop lock" >&2; exit 1; }
+"$KNVM" build > "$WORK/harness-build.log" 2>&1 9>&- ||
+  fail_setup "kernel-nvme-vm build failed (run tests/interop/setup.sh as root): $(tail -1 "$WORK/harness-build.log")"
+
+# ---------------------------------------------------------------- cluster ----
+"$CONTROL" --listen 127.0.0.1:0 --data-dir "$WORK/control" --missed-beats 3 --engine-timeout 5 \
+  --reconcile-interval 0.3 > "$WORK/control.log" 2>&1 9>&- &
+PIDS+=($!)
+for _ in $(seq 100); do
+  port=$(grep -o 'listening 127.0.0.1:[0-9]*' "$WORK/control.log" | tail -1 | sed 's/.*://')
+  [ -n "$port" ] && curl -sf "http://127.0.0.1:$port/v1/status" > /dev/null && break
+  sleep 0.1
+done
+[ -n "${port:-}" ] || fail_setup "weft-control did not start: $(tail -3 "$WORK/control.log")"
+export WEFT_CONTROL=http://127.0.0.1:$port
+start_node() {
+  local i=$1 log=$WORK/engine$1.log
+  mkdir -p "$WORK/e$i"
+  "$ENGINE" --data-dir "$WORK/e$i" --cores 0 --poll-us 0 --listen 127.0.0.1:0 \
+    --api-listen 127.0.0.1:0 --metrics-listen none --control "$WEFT_CONTROL" --node-id "n$i" \
+    --cntlid-range "$((i * 1000))-$((i * 1000 + 999))" --heartbeat-ms 300 > "$log" 2>&1 9>&- &
+  EPID[$i]=$!
+  PIDS+=("${EPID[$i]}")
+  for _ in $(seq 100); do
+    grep -q 'management API on' "$log" && grep -q 'listening on' "$log" && break
+    sleep 0.1
+  done
+  EPORT[$i]=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$log" | head -1 | sed 's/.*://')
+  EAPI[$i]=$(grep -o 'management API on 127.0.0.1:[0-9]*' "$log" | head -1 | sed 's/.*on //')
+  [ -n "${EPORT[$i]}" ] && [ -n "${EAPI[$i]}" ] || fail_setup "engine n$i did not start: $(tail -3 "$log")"
+}
+for i in 1 2 3; do start_node $i; done
+online() { [ "$("$WEFT" node list --json | jq '[.nodes[] | select(.state == "online")] | length')" = 3 ]; }
+for _ in $(seq 100); do online && break; sleep 0.2; done
+online || fail_setup "the three nodes are not online: $("$WEFT" node list 2>&1 | tr '\n' ' ')"
+for i in 1 2 3; do
+  out=$("$WEFT" pool create p$i --node n$i --disk "$WORK/pool$i.img" --size 256MiB 2>&1) ||
+    fail_setup "pool create p$i: $out"
+done
+U=$(cat /proc/sys/kernel/random/uuid)
+HOSTNQN=nqn.2014-08.org.nvmexpress:uuid:$U HOSTID=$U
+VOL=$(cat /proc/sys/kernel/random/uuid)
+out=$("$WEFT" volume create --id "$VOL" --size ${VOL_MB}MiB --replicas 3 2>&1) || fail_setup "volume create: $out"
+pub=$("$WEFT" volume publish "$VOL" --host-nqn "$HOSTNQN" --node n1 --json 2>&1) || fail_setup "publish: $pub"
+NQN=$(jq -r .nqn <<< "$pub") P1=$(jq -r .port <<< "$pub") P2=$(jq -r '.standby.port // empty' <<< "$pub")
+SB=$(jq -r '.standby.node // empty' <<< "$pub")
+[ -n "$P2" ] && [ "$SB" != n1 ] || fail_setup "no standby path in the publication: $pub"
+record switchover/setup PASS "control plane $WEFT_CONTROL, 3 engines; volume $VOL (${VOL_MB} MiB, 3 replicas): nexus on n1 (port $P1), standby on $SB (port $P2)"
+
+# --------------------------------------------------------------------- VM ----
+job=$WORK/job.sh run=$WORK/vm vmlog=$WORK/vm.log
+{
+  echo "# generated by switchover_test.sh"
+  for v in W_ADDR W_NQN W_PORT1 W_PORT2 W_HOSTNQN W_HOSTID W_MB W_FIO_SIZE W_FIO_IOPS; do
+    case $v in
+      W_ADDR) val=10.0.2.2 ;; W_NQN) val=$NQN ;; W_PORT1) val=$P1 ;; W_PORT2) val=$P2 ;;
+      W_HOSTNQN) val=$HOSTNQN ;; W_HOSTID) val=$HOSTID ;; W_MB) val=$VOL_MB ;;
+      W_FIO_SIZE) val=$FIO_SIZE ;; W_FIO_IOPS) val=$FIO_IOPS ;;
+    esac
+    printf "%s='%s'\n" "$v" "$val"
+  done
+  cat "$GUEST_SCRIPT"
+} > "$job"
+log "booting the initiator VM (the volume's paths: 10.0.2.2:$P1 and 10.0.2.2:$P2, $NQN)"
+"$KNVM" initiator --port "$P1" --nqn "$NQN" --hostnqn "$HOSTNQN" --hostid "$HOSTID" --no-connect \
+  --script "$job" --smp 2 --timeout "$TOTAL_TIMEOUT" --run-dir "$run" > "$vmlog" 2>&1 9>&- &
+VMPID=$!
+killed_at= moved_note=
+while kill -0 "$VMPID" 2>/dev/null; do
+  if [ -z "$killed_at" ] && grep -aq '^WEFT-SWITCH-KILL' "$run/results.log" 2>/dev/null; then
+    kill -KILL "${EPID[1]}"
+    killed_at=$(date +%s.%N)
+    log "the guest's writes flow: SIGKILL n1 (the nexus's node)"
+  fi
+  if [ -n "$killed_at" ] && [ -z "$moved_note" ]; then
+    node=$(curl -sf "$WEFT_CONTROL/v1/volumes/$VOL" | jq -r '.published.node // empty')
+    if [ -n "$node" ] && [ "$node" != n1 ]; then
+      moved_note=$(awk -v a="$killed_at" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')
+      log "the control plane moved the nexus to $node ${moved_note} s after the kill"
+    fi
+  fi
+  sleep 0.1
+done
+wait "$VMPID"; vmrc=$?; VMPID=
+if [ -z "$killed_at" ]; then record switchover/kill FAIL "the guest never gave the cue (WEFT-SWITCH-KILL)"
+else record switchover/kill PASS "SIGKILL n1 once the guest's writes flowed"; fi
+if [ -n "$moved_note" ]; then
+  record switchover/moved PASS "the nexus on $SB ${moved_note} s after the kill ($(curl -sf "$WEFT_CONTROL/v1/events" | jq -r '[.events[] | select(.kind == "nexus-switched-over")][0].message'))"
+else
+  record switchover/moved FAIL "the publication still names n1: $(curl -sf "$WEFT_CONTROL/v1/volumes/$VOL" | jq -c .published)"
+fi
+res=$run/results.log
+planned=$(tr -d '\r' < "$res" 2>/dev/null | grep -a -m1 '^WEFT-PLAN' | cut -d' ' -f2-)
+[ -n "$planned" ] || record switchover/vm FAIL "the guest script never started (rc $vmrc; see $vmlog)"
+for id in $planned; do
+  line=$(tr -d '\r' < "$res" | grep -a "^WEFT-STEP $id " | tail -1)
+  if [ -z "$line" ]; then record "$id" FAIL "never reported (VM rc $vmrc; see $run/console.log)"; continue; fi
+  read -r _ _ r _ note <<< "$line"
+  record "$id" "$r" "$note"
+done
+if summary; then
+  [ $AUTO_WORK = 1 ] && [ $KEEP = 0 ] && rm -rf "$WORK"
+  exit 0
+fi
+echo "kept for diagnosis: $WORK (control.log, engine*.log, vm/results.log, vm/console.log)"
+exit 1
