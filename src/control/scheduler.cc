@@ -128,4 +128,22 @@ std::string place_nexus(const std::string& host_node, const std::vector<std::str
     return best ? best->id : std::string();
 }
 
+std::string takeover_risk(const std::vector<seen_label>& reach) {
+    const seen_label* newest = nullptr;
+    for (auto& l : reach)
+        if (l.present && (!newest || l.generation > newest->generation)) newest = &l;
+    if (!newest) return {};  // no nexus ever wrote them: alike
+    size_t reached = 0;
+    for (auto& m : newest->in_sync)
+        for (auto& l : reach)
+            if (l.present && l.child == m && l.generation == newest->generation) ++reached;
+    const size_t in_sync = newest->in_sync.size();
+    const size_t majority = in_sync / 2 + 1;
+    if (reached > 0 && in_sync - reached < majority) return {};
+    return fmt::format(
+        "only {} of the {} replicas in sync at generation {} answer, and the "
+        "others could have gone on without them",
+        reached, in_sync, newest->generation);
+}
+
 }  // namespace weft::control

@@ -67,4 +67,19 @@ placement place_replicas(const placement_request& r, const std::vector<node_fact
 std::string place_nexus(const std::string& host_node, const std::vector<std::string>& replica_nodes,
                         const std::vector<node_facts>& nodes);
 
+// Switchover: whether a new nexus over the replicas that answer can take
+// none of them for in sync wrongly without a majority of the in-sync ones.
+// The newest label among them names the in-sync set I; any later commit of
+// the old nexus reached a majority of I (no nexus gets a minority's yes from
+// the control plane, and every one it makes has the "wait" policy), so that
+// commit wrote a label on one of them unless I without them still holds a
+// majority. "" when safe, else why not.
+struct seen_label {
+    bool present = false;  // false: no nexus label (never written by a nexus)
+    std::string child;     // its own UUID among the members
+    uint64_t generation = 0;
+    std::vector<std::string> in_sync;  // the members its label lists in sync
+};
+std::string takeover_risk(const std::vector<seen_label>& reach);
+
 }  // namespace weft::control

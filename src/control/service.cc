@@ -1076,17 +1076,33 @@ void service::switch_over(volume_rec& v, int64_t& rev, facts& f) {
         return;
     }
     const node_rec& target = *f.node(to);
+    std::vector<const replica_rec*> reach;
+    for (auto& r : v.replicas)
+        if (f.online(r.node) && r.replaces.empty()) reach.push_back(&r);
+    if (reach.empty()) return;
+    // A retry after a crash finds the nexus made already (its children's
+    // labels are its own now): the check was done before.
+    bool made = false;
+    if (auto l = f.nexuses_of(to))
+        for (auto& x : l->nexuses()) made = made || x.uuid() == v.id;
+    if (std::string why; !made && !may_take_over(reach, f, &why)) {
+        if (switchover_waiting_.insert(v.id).second)
+            record_event("switchover-waiting", "volume/" + v.id,
+                         fmt::format("volume {}: node {} (its nexus) is offline, but {}: the "
+                                     "volume waits for node {}",
+                                     v.id, old, why, old));
+        return;
+    }
+    switchover_waiting_.erase(v.id);
     pb::CreateNexusRequest cn;
     cn.set_uuid(v.id);
     cn.set_size_bytes(v.spec.size_bytes);
     cn.set_allow_minority(true);
     std::vector<std::string> used;
-    for (auto& r : v.replicas) {
-        if (!f.online(r.node) || !r.replaces.empty()) continue;
-        cn.add_children(child_uri(r, target, f));
-        used.push_back(r.id);
+    for (auto* r : reach) {
+        cn.add_children(child_uri(*r, target, f));
+        used.push_back(r->id);
     }
-    if (cn.children().empty()) return;
     // Recorded first: a crash in the middle leaves a record the next pass
     // finishes (every step below may be repeated).
     p.node = to;
@@ -1110,6 +1126,32 @@ void service::switch_over(volume_rec& v, int64_t& rev, facts& f) {
                  fmt::format("volume {}: node {} (its nexus) is offline; a new nexus on node {} "
                              "over replicas {} serves it",
                              v.id, old, to, fmt::join(used, ", ")));
+}
+
+// Whether a nexus made now over `reach` (the replicas that answer) is safe
+// without a majority of the in-sync ones (scheduler.h: takeover_risk), from
+// their labels as their own engines read them.
+bool service::may_take_over(const std::vector<const replica_rec*>& reach, facts& f,
+                            std::string* why) {
+    std::vector<seen_label> labels;
+    for (auto* r : reach) {
+        pb::ReadChildLabelRequest req;
+        req.set_child(replica_uri_local(*r));
+        pb::ChildLabel l;
+        try {
+            f.call(r->node, "reading the label of replica " + r->id,
+                   [&](auto& stub, auto* ctx) { return stub.ReadChildLabel(ctx, req, &l); });
+        } catch (const api_error& e) {
+            *why = e.what();
+            return false;
+        }
+        seen_label s{l.present(), l.child_uuid(), l.generation(), {}};
+        for (auto& m : l.members())
+            if (m.state() == "in-sync") s.in_sync.push_back(m.uuid());
+        labels.push_back(std::move(s));
+    }
+    *why = takeover_risk(labels);
+    return why->empty();
 }
 
 // The old nexus node answers again after a switchover: its nexus (which

@@ -21,6 +21,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -122,6 +123,7 @@ class service {
     void resize_replica(const replica_rec& r, uint64_t bytes, facts& f);
     void make_standby(volume_rec& v, const std::vector<std::string>& preferred, facts& f);
     void switch_over(volume_rec& v, int64_t& rev, facts& f);
+    bool may_take_over(const std::vector<const replica_rec*>& reach, facts& f, std::string* why);
     void restore_standby(volume_rec& v, int64_t& rev, facts& f);
     bool grow_nexus(const volume_rec& v, facts& f);
     void teardown_publication(const volume_rec& v, facts& f);
@@ -139,6 +141,7 @@ class service {
     store& st_;
     service_options opt_;
     std::map<std::string, int64_t> unhealthy_since_;  // replica id -> first seen not online
+    std::set<std::string> switchover_waiting_;        // volumes told to wait (one event each)
     std::vector<int64_t> repairs_;                    // when the last repairs started
     engine_client engines_;
     std::mutex ops_;

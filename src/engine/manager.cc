@@ -334,14 +334,15 @@ task<Status> manager::create_pool(const v1::CreatePoolRequest& req, v1::Pool* ou
                            req.path() + " holds a pool already: import it instead");
         co_return from_errno(made.err().code, why);
     }
-    applier_.adopt_pool(req.name(), req.path(), made.value());
+    std::shared_ptr<pool::pool> made_pool = std::move(made.value());
+    applier_.adopt_pool(req.name(), req.path(), made_pool);
     engine_config previous = state_;
     state_.pools.push_back({.name = req.name(), .path = req.path(), .format_if_blank = false});
     Status saved = co_await persist(previous);
     if (!saved.ok()) {
         applier_.drop_pool(req.name());
-        made = error{EIO};  // releases the pool before its device is wiped
-                            // The device was blank (or new): make it blank again.
+        made_pool.reset();  // releases the pool before its device is wiped
+        // The device was blank (or new): make it blank again.
         auto ch = shared->open_channel();
         int rc =
             co_await ch->write_zeroes(0, pool::format::superblock_region / shared->block_size());

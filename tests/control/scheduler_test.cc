@@ -121,5 +121,47 @@ TEST(Scheduler, NexusGoesToTheHostsNodeWhenItHoldsAReplica) {
     EXPECT_EQ(place_nexus("", replicas, nodes), "");
 }
 
+// ---- switchover: which replicas a new nexus may go on with ----------------------------
+
+seen_label lab(std::string child, uint64_t gen, std::vector<std::string> in_sync) {
+    return seen_label{true, std::move(child), gen, std::move(in_sync)};
+}
+
+TEST(Takeover, TwoWayOneReplicaThatIsInSyncIsEnough) {
+    // The old nexus could retire r2 only with a majority of {r1, r2}: both.
+    EXPECT_EQ(takeover_risk({lab("r2", 5, {"r1", "r2"})}), "");
+}
+
+TEST(Takeover, ThreeWayOneOfThreeMayHaveMissedARetirement) {
+    // {r1, r3} could have retired r2 at generation 6 without telling it.
+    std::string why = takeover_risk({lab("r2", 5, {"r1", "r2", "r3"})});
+    EXPECT_NE(why.find("only 1 of the 3"), std::string::npos) << why;
+    // 2 of 3 answer: any majority of the three includes one of them.
+    EXPECT_EQ(takeover_risk({lab("r2", 5, {"r1", "r2", "r3"}), lab("r3", 5, {"r1", "r2", "r3"})}),
+              "");
+}
+
+TEST(Takeover, TheNewestLabelDecidesAndAStaleReplicaCountsForNothing) {
+    // r3 holds the newer label: r2 was retired; r3 alone of {r1, r3} answers.
+    EXPECT_EQ(takeover_risk({lab("r2", 5, {"r1", "r2", "r3"}), lab("r3", 6, {"r1", "r3"})}), "");
+    // Only the retired one answers, and its label says so: no.
+    EXPECT_NE(takeover_risk({lab("r2", 6, {"r1", "r3"})}), "");
+    // Listed in sync by the newest label, but its own label is older: it
+    // missed that commit, so it does not count.
+    EXPECT_NE(takeover_risk({lab("r2", 5, {"r1", "r2"}), lab("r9", 6, {"r1", "r2"})}), "");
+}
+
+TEST(Takeover, LargerSetsNeedAllButLessThanAMajority) {
+    std::vector<std::string> four{"a", "b", "c", "d"}, five{"a", "b", "c", "d", "e"};
+    EXPECT_EQ(takeover_risk({lab("a", 3, four), lab("b", 3, four)}), "") << "2 of 4";
+    EXPECT_NE(takeover_risk({lab("a", 3, four)}), "") << "1 of 4";
+    EXPECT_NE(takeover_risk({lab("a", 3, five), lab("b", 3, five)}), "") << "2 of 5";
+    EXPECT_EQ(takeover_risk({lab("a", 3, five), lab("b", 3, five), lab("c", 3, five)}), "");
+}
+
+TEST(Takeover, NoLabelAnywhereMeansNoNexusEverWrote) {
+    EXPECT_EQ(takeover_risk({seen_label{}, seen_label{}}), "");
+}
+
 }  // namespace
 }  // namespace weft::control
