@@ -108,6 +108,7 @@ json to_json(const publication& p) {
     json j = {{"host_nqn", p.host_nqn},     {"node", p.node},       {"nqn", p.nqn},
               {"transport", "tcp"},         {"address", p.address}, {"port", p.port},
               {"connect", connect_line(p)}, {"standby", nullptr}};
+    if (p.arbiter_generation) j["arbiter_generation"] = p.arbiter_generation;
     if (!p.standby.empty()) {
         publication s = p;
         s.address = p.standby_address;
@@ -195,6 +196,7 @@ volume_rec volume_from_json(const json& j) {
         v.published->nqn = p.at("nqn");
         v.published->address = p.at("address");
         v.published->port = p.at("port");
+        v.published->arbiter_generation = p.value("arbiter_generation", uint64_t(0));
         if (auto s = p.find("standby"); s != p.end() && !s->is_null()) {
             v.published->standby = s->at("node");
             v.published->standby_address = s->at("address");

@@ -70,6 +70,10 @@ struct publication {
     std::string standby_address;
     unsigned standby_port = 0;
     bool standby_ready = false;
+    // The generation of the last commit the arbiter let this publication's
+    // nexus make without a majority of its in-sync children (0: none): a
+    // switchover needs a replica whose label is at least that new.
+    uint64_t arbiter_generation = 0;
 };
 
 struct volume_rec {

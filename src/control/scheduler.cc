@@ -128,10 +128,15 @@ std::string place_nexus(const std::string& host_node, const std::vector<std::str
     return best ? best->id : std::string();
 }
 
-std::string takeover_risk(const std::vector<seen_label>& reach) {
+std::string takeover_risk(const std::vector<seen_label>& reach, uint64_t arbiter_generation) {
     const seen_label* newest = nullptr;
     for (auto& l : reach)
         if (l.present && (!newest || l.generation > newest->generation)) newest = &l;
+    if (arbiter_generation && (!newest || newest->generation < arbiter_generation))
+        return fmt::format(
+            "the arbiter let the old nexus go on without a majority at generation "
+            "{}, and no replica that answers has a label that new",
+            arbiter_generation);
     if (!newest) return {};  // no nexus ever wrote them: alike
     size_t reached = 0;
     for (auto& m : newest->in_sync)

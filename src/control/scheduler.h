@@ -73,13 +73,16 @@ std::string place_nexus(const std::string& host_node, const std::vector<std::str
 // the old nexus reached a majority of I (no nexus gets a minority's yes from
 // the control plane, and every one it makes has the "wait" policy), so that
 // commit wrote a label on one of them unless I without them still holds a
-// majority. "" when safe, else why not.
+// majority. And when the arbiter let the old nexus commit without a
+// majority (at generation `arbiter_generation`, 0: never), the newest label
+// seen must be at least that new: that commit went to some replicas only.
+// "" when safe, else why not.
 struct seen_label {
     bool present = false;  // false: no nexus label (never written by a nexus)
     std::string child;     // its own UUID among the members
     uint64_t generation = 0;
     std::vector<std::string> in_sync;  // the members its label lists in sync
 };
-std::string takeover_risk(const std::vector<seen_label>& reach);
+std::string takeover_risk(const std::vector<seen_label>& reach, uint64_t arbiter_generation = 0);
 
 }  // namespace weft::control

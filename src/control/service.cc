@@ -638,6 +638,17 @@ std::pair<int, json> service::put_volume(const std::string& id, const json& body
     return {201, view(v, f)};
 }
 
+// 503 unless every replica's node is online: a volume `doing` (grows, is
+// published) with every replica reachable.
+void service::need_every_replica(const volume_rec& v, facts& f, const char* doing) {
+    for (auto& r : v.replicas)
+        if (!f.online(r.node))
+            throw unavailable(fmt::format(
+                "replica {} of volume {} is on node {}, which is offline: a volume {} with every "
+                "replica reachable",
+                r.id, v.id, r.node, doing));
+}
+
 void service::resize_replica(const replica_rec& r, uint64_t bytes, facts& f) {
     pb::ResizeVolumeRequest req;
     req.mutable_volume()->set_pool(r.pool);
@@ -680,12 +691,7 @@ json service::resize_volume(const std::string& id, const json& body) {
             v.spec.size_bytes, size));
     const uint64_t old = v.spec.size_bytes;
     if (size > old) {
-        for (auto& r : v.replicas)
-            if (!f.online(r.node))
-                throw unavailable(fmt::format(
-                    "replica {} of volume {} is on node {}, which is offline: a volume grows "
-                    "with every replica reachable",
-                    r.id, id, r.node));
+        need_every_replica(v, f, "grows");
         std::vector<size_t> failed;
         auto refused = all_at_once(
             v.replicas.size(),
@@ -1085,7 +1091,7 @@ void service::switch_over(volume_rec& v, int64_t& rev, facts& f) {
     bool made = false;
     if (auto l = f.nexuses_of(to))
         for (auto& x : l->nexuses()) made = made || x.uuid() == v.id;
-    if (std::string why; !made && !may_take_over(reach, f, &why)) {
+    if (std::string why; !made && !may_take_over(v, reach, f, &why)) {
         if (switchover_waiting_.insert(v.id).second)
             record_event("switchover-waiting", "volume/" + v.id,
                          fmt::format("volume {}: node {} (its nexus) is offline, but {}: the "
@@ -1110,6 +1116,7 @@ void service::switch_over(volume_rec& v, int64_t& rev, facts& f) {
     p.standby = old;
     std::tie(p.standby_address, p.standby_port) = split_endpoint(f.node(old)->nvmf.front());
     p.standby_ready = false;
+    p.arbiter_generation = 0;  // the new nexus's commits start above every label it reads
     save_volume(v, rev);
     pb::Nexus nx;
     f.call(to, "creating the nexus of " + v.id + " on node " + to,
@@ -1131,8 +1138,8 @@ void service::switch_over(volume_rec& v, int64_t& rev, facts& f) {
 // Whether a nexus made now over `reach` (the replicas that answer) is safe
 // without a majority of the in-sync ones (scheduler.h: takeover_risk), from
 // their labels as their own engines read them.
-bool service::may_take_over(const std::vector<const replica_rec*>& reach, facts& f,
-                            std::string* why) {
+bool service::may_take_over(const volume_rec& v, const std::vector<const replica_rec*>& reach,
+                            facts& f, std::string* why) {
     std::vector<seen_label> labels;
     for (auto* r : reach) {
         pb::ReadChildLabelRequest req;
@@ -1150,8 +1157,35 @@ bool service::may_take_over(const std::vector<const replica_rec*>& reach, facts&
             if (m.state() == "in-sync") s.in_sync.push_back(m.uuid());
         labels.push_back(std::move(s));
     }
-    *why = takeover_risk(labels);
+    *why = takeover_risk(labels, v.published->arbiter_generation);
     return why->empty();
+}
+
+// The arbiter: the published nexus holds its writes because too few of its
+// in-sync children answer to make a retirement durable on a majority (a
+// two-way volume that lost one, a partition). Its node answers the control
+// plane, so no switchover takes the volume elsewhere meanwhile: it may go on
+// with the children it reaches. The yes is recorded before it is given
+// (arbiter_generation), so that a later switchover knows that commit went
+// to some replicas only; a nexus that is not the published one (an old one
+// behind a partition) is never answered, and an unreachable control plane
+// answers nothing: the nexus waits.
+void service::answer_arbiter(volume_rec& v, int64_t& rev, facts& f, const pb::Nexus& nx) {
+    if (!take_repair_token()) return;
+    publication& p = *v.published;
+    p.arbiter_generation = std::max(p.arbiter_generation, nx.generation());
+    save_volume(v, rev);
+    pb::ArbitrateNexusRequest req;
+    req.set_uuid(v.id);
+    req.set_allow(true);
+    pb::Nexus out;
+    f.call(p.node, "answering the nexus of " + v.id,
+           [&](auto& stub, auto* ctx) { return stub.ArbitrateNexus(ctx, req, &out); },
+           {grpc::StatusCode::INVALID_ARGUMENT});  // not waiting any more
+    record_event("arbiter-allowed", "volume/" + v.id,
+                 fmt::format("volume {}: its nexus on node {} goes on with the children it "
+                             "reaches ({})",
+                             v.id, p.node, nx.waiting()));
 }
 
 // The old nexus node answers again after a switchover: its nexus (which
@@ -1237,12 +1271,7 @@ json service::publish(const std::string& id, const json& body) {
     // replicas that never saw the data for the volume (the others hold it).
     // A replica whose node stays away is replaced while the volume is
     // published; an unpublished volume waits for its nodes.
-    for (auto& r : v.replicas)
-        if (!f.online(r.node))
-            throw unavailable(fmt::format(
-                "replica {} of volume {} is on node {}, which is offline: a volume is published "
-                "with every replica reachable",
-                r.id, id, r.node));
+    need_every_replica(v, f, "is published");
     if (!req.node.empty() && !f.node(req.node)) throw not_found("no node " + req.node);
     // A node's load: the nexuses it holds (one pass over the volumes).
     std::map<std::string, unsigned> load;
@@ -1403,6 +1432,7 @@ void service::reconcile_volume(volume_rec& v, int64_t& rev, facts& f) {
     const pb::Nexus* nx = nullptr;
     for (auto& x : l->nexuses())
         if (x.uuid() == v.id) nx = &x;
+    if (nx && nx->state() == "waiting") return answer_arbiter(v, rev, f, *nx);
     // A nexus that holds writes or was superseded: its children's states
     // are not facts to repair from.
     if (!nx || (nx->state() != "online" && nx->state() != "degraded")) return;

@@ -120,11 +120,14 @@ class service {
     // Destroys the pool snapshots of s that exist (the first refusal is
     // thrown after all were tried); those gone leave s.replicas.
     void destroy_snapshot_replicas(snapshot_rec& s, facts& f);
+    void need_every_replica(const volume_rec& v, facts& f, const char* doing);
     void resize_replica(const replica_rec& r, uint64_t bytes, facts& f);
     void make_standby(volume_rec& v, const std::vector<std::string>& preferred, facts& f);
     void switch_over(volume_rec& v, int64_t& rev, facts& f);
-    bool may_take_over(const std::vector<const replica_rec*>& reach, facts& f, std::string* why);
+    bool may_take_over(const volume_rec& v, const std::vector<const replica_rec*>& reach, facts& f,
+                       std::string* why);
     void restore_standby(volume_rec& v, int64_t& rev, facts& f);
+    void answer_arbiter(volume_rec& v, int64_t& rev, facts& f, const pb::Nexus& nx);
     bool grow_nexus(const volume_rec& v, facts& f);
     void teardown_publication(const volume_rec& v, facts& f);
 

@@ -39,7 +39,18 @@ wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
   done
   fail "timed out waiting for $what"
 }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# A free port below Linux's ephemeral range (32768 and up): the port-0
+# listeners of tests running meanwhile cannot take it before etcd binds it.
+free_port() {
+  python3 -c 'import random, socket
+for _ in range(100):
+    p = random.randrange(20000, 32000)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p)); print(p); break
+    except OSError: pass
+    finally: s.close()'
+}
 
 # etcd: three members
 declare -a cport pport

@@ -483,6 +483,50 @@ switchover)
   expect 204 DELETE /v1/volumes/$vol
   ;;
 
+arbiter)
+  CONTROL_FLAGS="--reconcile-interval 0.3"
+  start_control
+  three_nodes_with_pools
+  expect 201 PUT /v1/volumes/$vol '{"size_bytes":16777216,"replicas":2}'
+  na=$(jq -r '.replicas[0].node' <<<"$body") nb=$(jq -r '.replicas[1].node' <<<"$body")
+  rb=$(jq -r '.replicas[1].id' <<<"$body") pb=$(jq -r '.replicas[1].pool' <<<"$body")
+  expect 200 PUT /v1/volumes/$vol/publish "{\"host_nqn\":\"$host\",\"node\":\"$na\"}"
+  pub=$body
+  io write --lba 0 --blocks 64 --pattern 0x11
+  [ "$run_rc" -eq 0 ] || fail "write: $run_out"
+  # The other replica's writes fail: a two-way nexus cannot retire it on a
+  # majority; it holds the write until the control plane says it may go on.
+  "$weft" engine volume inject-fault "$pb" "$rb" --ops write --api "$(api_of "${nb#n}")" >/dev/null ||
+    fail "inject-fault"
+  io write --lba 128 --blocks 64 --pattern 0x22
+  [ "$run_rc" -eq 0 ] || fail "the write was not let through: $run_out"
+  expect 200 GET /v1/events
+  jq -e '[.events[].kind] | index("arbiter-allowed")' <<<"$body" >/dev/null || fail "no arbiter-allowed event: $body"
+  expect 200 GET /v1/volumes/$vol
+  jq -e '.published.arbiter_generation > 0 and .nexus.state == "degraded"' <<<"$body" >/dev/null ||
+    fail "after the arbiter's yes: $body"
+  # The nexus's node goes silent (SIGSTOP): its other replica missed that
+  # write, so the volume waits for it instead of switching over there.
+  kill -STOP "${engine_pid[${na#n}]}"
+  waited() {
+    req GET /v1/events
+    jq -e '[.events[].kind] | index("switchover-waiting")' <<<"$body" >/dev/null
+  }
+  wait_for 20 "the switchover refused" waited
+  grep -q "arbiter let the old nexus go on" <<<"$body" || fail "switchover-waiting: $body"
+  expect 200 GET /v1/volumes/$vol
+  jq -e --arg a "$na" '.published.node == $a' <<<"$body" >/dev/null || fail "the volume moved: $body"
+  kill -CONT "${engine_pid[${na#n}]}"
+  wait_for 20 "3 nodes online" nodes_online 3
+  io read --lba 128 --blocks 64 --output "$data/b.bin"
+  [ "$run_rc" -eq 0 ] || fail "read after the pause: $run_out"
+  head -c $((64 * 512)) /dev/zero | tr '\0' '\042' | cmp -s - "$data/b.bin" ||
+    fail "the write the arbiter let through is not there"
+  "$weft" engine volume inject-fault "$pb" "$rb" --ops none --api "$(api_of "${nb#n}")" >/dev/null
+  expect 204 DELETE /v1/volumes/$vol/publish
+  expect 204 DELETE /v1/volumes/$vol
+  ;;
+
 cli)
   start_control
   export WEFT_CONTROL=$url

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -27,21 +28,25 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A port nobody listens on now (the kernel's choice for port 0). etcd binds
-// it a moment later; another process taking it in between is unlikely.
+// A port nobody listens on now, below Linux's ephemeral range (32768 and
+// up): the port-0 listeners and client sockets of tests running meanwhile
+// cannot take it before etcd binds it. Another test picking the same one at
+// random is rare, and the cluster then starts again on other ports.
 int free_port() {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-        if (fd >= 0) ::close(fd);
-        throw std::runtime_error("no free loopback port for etcd");
+    static std::mt19937 rng(std::random_device{}());
+    for (int tries = 0; tries < 100; ++tries) {
+        int port = 20000 + int(rng() % 12000);
+        int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) break;
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a.sin_port = htons(uint16_t(port));
+        bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+        ::close(fd);
+        if (ok) return port;
     }
-    ::close(fd);
-    return ntohs(a.sin_port);
+    throw std::runtime_error("no free loopback port for etcd");
 }
 
 std::string url(int port) {
@@ -81,17 +86,27 @@ etcd_cluster::etcd_cluster(std::string etcd_binary)
     std::string tmpl = (fs::temp_directory_path() / "weft-etcd-XXXXXX").string();
     if (!::mkdtemp(tmpl.data())) throw std::runtime_error("cannot make a directory for etcd");
     dir_ = tmpl;
-    for (int i = 0; i < members; ++i) {
-        client_port_.push_back(free_port());
-        peer_port_.push_back(free_port());
-    }
-    try {
-        for (int i = 0; i < members; ++i) spawn(i);
-        wait_healthy();
-    } catch (...) {
-        for (int i = 0; i < members; ++i) kill(i);
-        fs::remove_all(dir_);
-        throw;
+    for (int attempt = 1;; ++attempt) {
+        client_port_.clear();
+        peer_port_.clear();
+        for (int i = 0; i < members; ++i) {
+            client_port_.push_back(free_port());
+            peer_port_.push_back(free_port());
+        }
+        try {
+            for (int i = 0; i < members; ++i) spawn(i);
+            wait_healthy();
+            return;
+        } catch (const std::exception& e) {
+            for (int i = 0; i < members; ++i) kill(i);
+            bool taken = std::string(e.what()).find("address already in use") != std::string::npos;
+            if (!taken || attempt == 3) {
+                fs::remove_all(dir_);
+                throw;
+            }
+            // A port was taken meanwhile: again, from blank members.
+            for (auto& entry : fs::directory_iterator(dir_)) fs::remove_all(entry.path());
+        }
     }
 }
 

@@ -159,6 +159,17 @@ TEST(Takeover, LargerSetsNeedAllButLessThanAMajority) {
     EXPECT_EQ(takeover_risk({lab("a", 3, five), lab("b", 3, five), lab("c", 3, five)}), "");
 }
 
+TEST(Takeover, AfterTheArbitersYesOnlyALabelThatNewWillDo) {
+    // The old nexus went on at generation 7 with r1 alone (r2 unreachable):
+    // r2's label (generation 6) cannot tell, so r2 alone is refused...
+    std::string why = takeover_risk({lab("r2", 6, {"r1", "r2"})}, 7);
+    EXPECT_NE(why.find("arbiter"), std::string::npos) << why;
+    EXPECT_NE(takeover_risk({seen_label{}}, 7), "");
+    // ... and a replica that got the commit of the yes (or a later one) will.
+    EXPECT_EQ(takeover_risk({lab("r2", 6, {"r1", "r2"}), lab("r1", 7, {"r1"})}, 7), "");
+    EXPECT_EQ(takeover_risk({lab("r1", 9, {"r1", "r2"})}, 7), "");
+}
+
 TEST(Takeover, NoLabelAnywhereMeansNoNexusEverWrote) {
     EXPECT_EQ(takeover_risk({seen_label{}, seen_label{}}), "");
 }

@@ -43,40 +43,13 @@
 #   W_NEXUS_FIO_SIZE W_NEXUS_FIO_WRITE_IOPS  the nexus fio job: bytes written
 #                  (from offset 0) and its write rate cap (IOPS), which sets
 #                  how long the writes last (the host kills a replica during them)
+# The job holds guest_lib.sh (step, note, tmo, ...) before this file.
 # shellcheck disable=SC1007  # `A= B=` assigns empty strings on purpose
-set -u
-export PATH=/usr/sbin:/usr/bin:/sbin:/bin
-FAILS=0
-NOTE=
 CTRL=
 NSDEV=
 ONCS=
 RESCAP=
 MNT=/mnt/weft
-SKIP_RC=77
-
-now() { cut -d' ' -f1 /proc/uptime; }
-note() { NOTE="$*"; echo "  -> $*"; }
-# tmo SECS CMD...: bound one external command (a process stuck in the kernel
-# cannot be killed; the host side bounds the whole VM as well)
-tmo() { local s=$1; shift; timeout -s KILL "$s" "$@"; }
-
-# step ID FUNC ARGS...: run one check, print its result line
-step() {
-  local id=$1 t0 rc dt res; shift
-  NOTE=
-  t0=$(now)
-  echo "----- BEGIN $id"
-  "$@"
-  rc=$?
-  dt=$(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}')
-  if [ $rc -eq 0 ]; then res=PASS
-  elif [ $rc -eq $SKIP_RC ]; then res=SKIP
-  else res=FAIL; FAILS=$((FAILS+1)); [ -n "$NOTE" ] || NOTE="rc=$rc"; fi
-  echo "WEFT-STEP $id $res ${dt}s ${NOTE:-ok}"
-  return $rc
-}
-skip_step() { echo "WEFT-STEP $1 SKIP 0.0s $2"; }
 
 # ------------------------------------------------------------- helpers ----
 
@@ -446,15 +419,7 @@ nexus_connect() {  # the nexus's subsystem (W_NQN is W_NEXUS_NQN by now)
   note "/dev/$CTRL live, the nexus is /dev/$NSDEV ($W_NEXUS_MB MiB)"
 }
 
-nexus_writes() {  # write requests completed on the namespace (multipath head or its paths)
-  local f w max=0
-  for f in /sys/block/"$NSDEV"/stat /sys/class/nvme/"$CTRL"/nvme*c*n*/stat; do
-    [ -r "$f" ] || continue
-    w=$(awk '{print $5}' "$f")
-    [ "${w:-0}" -gt "$max" ] && max=$w
-  done
-  echo "$max"
-}
+nexus_writes() { write_requests "$NSDEV" "$CTRL"; }
 
 # nexus_fio_start NAME: fio 4k random writes (W_NEXUS_FIO_SIZE at most
 # W_NEXUS_FIO_WRITE_IOPS), then crc32c verify, in the background ($pid).

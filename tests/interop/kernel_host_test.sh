@@ -434,7 +434,7 @@ run_vm() {
              W_ANA_NQN W_ANA_PORT1 W_ANA_PORT2 W_ANA_SUM1 W_ANA_SUM2; do
       printf "%s='%s'\n" "$v" "${!v//\'/}"
     done
-    cat "$GUEST_SCRIPT"
+    cat "$HERE/guest_lib.sh" "$GUEST_SCRIPT"
   } > "$job"
   log "$plan: booting the initiator VM (smp $SMP, timeout ${tmo}s) -> 10.0.2.2:$W_PORT ($W_NQN)"
   rm -rf "$run"

@@ -20,27 +20,8 @@
 # nexus's node), W_PORT2 (the standby's), W_HOSTNQN, W_HOSTID, W_MB (the
 # volume's size), W_FIO_SIZE, W_FIO_IOPS (write rate cap: how long the
 # writes last).
-set -u
-export PATH=/usr/sbin:/usr/bin:/sbin:/bin
-FAILS=0
-NOTE=
+# The job holds guest_lib.sh (step, note, tmo, ...) before this file.
 HEAD=
-
-now() { cut -d' ' -f1 /proc/uptime; }
-note() { NOTE="$*"; echo "  -> $*"; }
-tmo() { local s=$1; shift; timeout -s KILL "$s" "$@"; }
-step() {
-  local id=$1 t0 rc dt res; shift
-  NOTE=
-  t0=$(now)
-  echo "----- BEGIN $id"
-  "$@"
-  rc=$?
-  dt=$(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}')
-  if [ $rc -eq 0 ]; then res=PASS; else res=FAIL; FAILS=$((FAILS+1)); [ -n "$NOTE" ] || NOTE="rc=$rc"; fi
-  echo "WEFT-STEP $id $res ${dt}s ${NOTE:-ok}"
-  return $rc
-}
 
 ctrl_at() {  # PORT: nvmeN of the volume's controller at W_ADDR:PORT
   local c
@@ -64,15 +45,7 @@ head_dev() {  # the multipath head of W_NQN (nvmeXnY)
   done
   return 1
 }
-writes() {  # write requests completed: on the head, or (6.1 counts there) on its paths
-  local f w max=0
-  for f in /sys/block/"$HEAD"/stat /sys/class/nvme/nvme*/nvme*c*n*/stat; do
-    [ -r "$f" ] || continue
-    w=$(awk '{print $5}' "$f")
-    [ "${w:-0}" -gt "$max" ] && max=$w
-  done
-  echo "$max"
-}
+writes() { write_requests "$HEAD"; }
 
 do_connect() {
   local p i c1= c2=

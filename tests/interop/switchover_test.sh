@@ -141,7 +141,7 @@ job=$WORK/job.sh run=$WORK/vm vmlog=$WORK/vm.log
     esac
     printf "%s='%s'\n" "$v" "$val"
   done
-  cat "$GUEST_SCRIPT"
+  cat "$HERE/guest_lib.sh" "$GUEST_SCRIPT"
 } > "$job"
 log "booting the initiator VM (the volume's paths: 10.0.2.2:$P1 and 10.0.2.2:$P2, $NQN)"
 "$KNVM" initiator --port "$P1" --nqn "$NQN" --hostnqn "$HOSTNQN" --hostid "$HOSTID" --no-connect \

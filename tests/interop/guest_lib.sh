@@ -1,0 +1,47 @@
+# Helpers of the guest scripts (kernel_host_guest.sh, switchover_guest.sh):
+# the host scripts put this file into the VM's job before the guest script.
+# Busybox ash inside the initiator VM. Every check is a step that prints one
+# machine-readable line
+#     WEFT-STEP <id> PASS|FAIL|SKIP <seconds>s <note>
+set -u
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+FAILS=0
+NOTE=
+SKIP_RC=77
+
+now() { cut -d' ' -f1 /proc/uptime; }
+note() { NOTE="$*"; echo "  -> $*"; }
+# tmo SECS CMD...: bound one external command (a process stuck in the kernel
+# cannot be killed; the host side bounds the whole VM as well)
+tmo() { local s=$1; shift; timeout -s KILL "$s" "$@"; }
+
+# step ID FUNC ARGS...: run one check, print its result line
+step() {
+  local id=$1 t0 rc dt res; shift
+  NOTE=
+  t0=$(now)
+  echo "----- BEGIN $id"
+  "$@"
+  rc=$?
+  dt=$(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}')
+  if [ $rc -eq 0 ]; then res=PASS
+  elif [ $rc -eq $SKIP_RC ]; then res=SKIP
+  else res=FAIL; FAILS=$((FAILS+1)); [ -n "$NOTE" ] || NOTE="rc=$rc"; fi
+  echo "WEFT-STEP $id $res ${dt}s ${NOTE:-ok}"
+  return $rc
+}
+skip_step() { echo "WEFT-STEP $1 SKIP 0.0s $2"; }
+
+# write_requests DEV [CTRL]: write requests completed on block device DEV (a
+# multipath head) or on the paths of controller CTRL (or of any controller):
+# Debian's 6.1 counts a head's I/O on its paths.
+write_requests() {
+  local f w max=0
+  # (unquoted: the default, nvme*, is a glob)
+  for f in /sys/block/"$1"/stat /sys/class/nvme/${2:-nvme*}/nvme*c*n*/stat; do
+    [ -r "$f" ] || continue
+    w=$(awk '{print $5}' "$f")
+    [ "${w:-0}" -gt "$max" ] && max=$w
+  done
+  echo "$max"
+}
