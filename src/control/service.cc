@@ -1008,26 +1008,48 @@ void service::delete_snapshot(const std::string& id) {
         throw conflict("snapshot " + id + " changed meanwhile: try again");
 }
 
+// The volume's nexus on `node`, unshared and destroyed (what is not there
+// is fine: a standby path has no nexus, an old one may be gone already).
+void service::remove_nexus_on(const std::string& node, const std::string& id, facts& f) {
+    pb::UnshareNexusRequest un;
+    un.set_uuid(id);
+    pb::DestroyNexusRequest dn;
+    dn.set_uuid(id);
+    pb::Empty out;
+    f.call(node, "unsharing the nexus of " + id + " on node " + node,
+           [&](auto& stub, auto* ctx) { return stub.UnshareNexus(ctx, un, &out); },
+           {grpc::StatusCode::NOT_FOUND, grpc::StatusCode::FAILED_PRECONDITION});
+    f.call(node, "destroying the nexus of " + id + " on node " + node,
+           [&](auto& stub, auto* ctx) { return stub.DestroyNexus(ctx, dn, &out); },
+           {grpc::StatusCode::NOT_FOUND});
+}
+
+// Serves the volume's NQN (the default one while it has none) to its host
+// from `node`: the nexus made there, or a standby path (no namespace until
+// a nexus is made there and shared). Returns the NQN.
+std::string service::share_nexus_on(const std::string& node, const volume_rec& v, bool standby,
+                                    facts& f) {
+    pb::ShareNexusRequest sn;
+    sn.set_uuid(v.id);
+    sn.set_nqn(v.published->nqn);
+    sn.add_allowed_hosts(v.published->host_nqn);
+    sn.set_standby(standby);
+    pb::Share share;
+    f.call(node,
+           fmt::format("{} of {} on node {}",
+                       standby ? "making the standby path" : "sharing the nexus", v.id, node),
+           [&](auto& stub, auto* ctx) { return stub.ShareNexus(ctx, sn, &share); });
+    return share.nqn();
+}
+
 void service::teardown_publication(const volume_rec& v, facts& f) {
     if (!v.published) return;
     const std::string& nn = v.published->node;
-    pb::UnshareNexusRequest un;
-    un.set_uuid(v.id);
-    pb::DestroyNexusRequest dn;
-    dn.set_uuid(v.id);
-    pb::Empty out;
-    f.call(nn, "unsharing the nexus of " + v.id,
-           [&](auto& stub, auto* ctx) { return stub.UnshareNexus(ctx, un, &out); },
-           {grpc::StatusCode::NOT_FOUND, grpc::StatusCode::FAILED_PRECONDITION});
-    f.call(nn, "destroying the nexus of " + v.id,
-           [&](auto& stub, auto* ctx) { return stub.DestroyNexus(ctx, dn, &out); },
-           {grpc::StatusCode::NOT_FOUND});
+    remove_nexus_on(nn, v.id, f);
     // The standby path (best effort: an offline node's goes when it is
     // told again, and a host connected to it sees no namespace anyway).
     if (const std::string& sb = v.published->standby; !sb.empty() && f.online(sb))
-        f.call(sb, "removing the standby path of " + v.id,
-               [&](auto& stub, auto* ctx) { return stub.UnshareNexus(ctx, un, &out); },
-               {grpc::StatusCode::NOT_FOUND, grpc::StatusCode::FAILED_PRECONDITION});
+        remove_nexus_on(sb, v.id, f);
     for (auto& r : v.replicas) {
         if (r.node == nn || !f.online(r.node)) continue;
         f.unshare(r);
@@ -1044,15 +1066,8 @@ void service::make_standby(volume_rec& v, const std::vector<std::string>& prefer
     for (auto& [id, n] : f.nodes) candidates.push_back(id);
     for (auto& id : candidates) {
         if (id == p.node || !f.online(id) || f.node(id)->nvmf.empty()) continue;
-        pb::ShareNexusRequest sn;
-        sn.set_uuid(v.id);
-        sn.set_nqn(p.nqn);
-        sn.add_allowed_hosts(p.host_nqn);
-        sn.set_standby(true);
-        pb::Share share;
         try {
-            f.call(id, "making the standby path of " + v.id + " on node " + id,
-                   [&](auto& stub, auto* ctx) { return stub.ShareNexus(ctx, sn, &share); });
+            share_nexus_on(id, v, /*standby=*/true, f);
         } catch (const api_error& e) {
             spdlog::warn("volume {}: {}", v.id, e.what());
             continue;
@@ -1122,13 +1137,7 @@ void service::switch_over(volume_rec& v, int64_t& rev, facts& f) {
     f.call(to, "creating the nexus of " + v.id + " on node " + to,
            [&](auto& stub, auto* ctx) { return stub.CreateNexus(ctx, cn, &nx); },
            {grpc::StatusCode::ALREADY_EXISTS});
-    pb::ShareNexusRequest sn;
-    sn.set_uuid(v.id);
-    sn.set_nqn(p.nqn);
-    sn.add_allowed_hosts(p.host_nqn);
-    pb::Share share;
-    f.call(to, "sharing the nexus of " + v.id + " on node " + to,
-           [&](auto& stub, auto* ctx) { return stub.ShareNexus(ctx, sn, &share); });
+    share_nexus_on(to, v, /*standby=*/false, f);
     record_event("nexus-switched-over", "volume/" + v.id,
                  fmt::format("volume {}: node {} (its nexus) is offline; a new nexus on node {} "
                              "over replicas {} serves it",
@@ -1193,25 +1202,8 @@ void service::answer_arbiter(volume_rec& v, int64_t& rev, facts& f, const pb::Ne
 // becomes the host's standby path.
 void service::restore_standby(volume_rec& v, int64_t& rev, facts& f) {
     publication& p = *v.published;
-    pb::UnshareNexusRequest un;
-    un.set_uuid(v.id);
-    pb::DestroyNexusRequest dn;
-    dn.set_uuid(v.id);
-    pb::Empty out;
-    f.call(p.standby, "unsharing the old nexus of " + v.id,
-           [&](auto& stub, auto* ctx) { return stub.UnshareNexus(ctx, un, &out); },
-           {grpc::StatusCode::NOT_FOUND});
-    f.call(p.standby, "destroying the old nexus of " + v.id,
-           [&](auto& stub, auto* ctx) { return stub.DestroyNexus(ctx, dn, &out); },
-           {grpc::StatusCode::NOT_FOUND});
-    pb::ShareNexusRequest sn;
-    sn.set_uuid(v.id);
-    sn.set_nqn(p.nqn);
-    sn.add_allowed_hosts(p.host_nqn);
-    sn.set_standby(true);
-    pb::Share share;
-    f.call(p.standby, "making the standby path of " + v.id,
-           [&](auto& stub, auto* ctx) { return stub.ShareNexus(ctx, sn, &share); });
+    remove_nexus_on(p.standby, v.id, f);
+    share_nexus_on(p.standby, v, /*standby=*/true, f);
     p.standby_ready = true;
     save_volume(v, rev);
     record_event("standby-restored", "volume/" + v.id,
@@ -1301,13 +1293,7 @@ json service::publish(const std::string& id, const json& body) {
         f.call(nn, "creating the nexus of " + id,
                [&](auto& stub, auto* ctx) { return stub.CreateNexus(ctx, cn, &nx); },
                {grpc::StatusCode::ALREADY_EXISTS});
-        pb::ShareNexusRequest sn;
-        sn.set_uuid(id);
-        sn.add_allowed_hosts(req.host_nqn);
-        pb::Share share;
-        f.call(nn, "sharing the nexus of " + id,
-               [&](auto& stub, auto* ctx) { return stub.ShareNexus(ctx, sn, &share); });
-        v.published->nqn = share.nqn();
+        v.published->nqn = share_nexus_on(nn, v, /*standby=*/false, f);
         make_standby(v, replica_nodes, f);
         save_volume(v, rev);
     } catch (const api_error&) {

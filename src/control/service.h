@@ -123,6 +123,9 @@ class service {
     void need_every_replica(const volume_rec& v, facts& f, const char* doing);
     void resize_replica(const replica_rec& r, uint64_t bytes, facts& f);
     void make_standby(volume_rec& v, const std::vector<std::string>& preferred, facts& f);
+    void remove_nexus_on(const std::string& node, const std::string& id, facts& f);
+    std::string share_nexus_on(const std::string& node, const volume_rec& v, bool standby,
+                               facts& f);
     void switch_over(volume_rec& v, int64_t& rev, facts& f);
     bool may_take_over(const volume_rec& v, const std::vector<const replica_rec*>& reach, facts& f,
                        std::string* why);
