@@ -1478,13 +1478,7 @@ void service::reconcile_volume(volume_rec& v, int64_t& rev, facts& f) {
                         [&](const replica_rec& x) { return x.replaces == r.id; }))
             continue;
         if (!take_repair_token()) return;
-        pb::AddChildRequest ac;
-        ac.set_uuid(v.id);
-        ac.set_child(child_uri(r, nexus_node, f));
-        pb::Nexus out;
-        f.call(nn, "adding replica " + r.id + " back to the nexus of " + v.id,
-               [&](auto& stub, auto* ctx) { return stub.AddChild(ctx, ac, &out); },
-               {grpc::StatusCode::ALREADY_EXISTS});
+        add_child(v, r, nexus_node, f);
         unhealthy_since_.erase(r.id);
         record_event("replica-readded", "volume/" + v.id,
                      fmt::format("volume {}: replica {} on node {} answers again; added back to "
@@ -1620,11 +1614,18 @@ void service::add_replacement(const volume_rec& v, const replica_rec& nr,
     f.call(nr.node, "creating replica " + nr.id,
            [&](auto& stub, auto* ctx) { return stub.CreateVolume(ctx, cv, &made); },
            {grpc::StatusCode::ALREADY_EXISTS});
+    add_child(v, nr, nexus_node, f);
+}
+
+// Replica r into the volume's nexus on `nexus_node` (shared to it first
+// unless local); there already is fine. The nexus rebuilds it.
+void service::add_child(const volume_rec& v, const replica_rec& r, const node_rec& nexus_node,
+                        facts& f) {
     pb::AddChildRequest ac;
     ac.set_uuid(v.id);
-    ac.set_child(child_uri(nr, nexus_node, f));
+    ac.set_child(child_uri(r, nexus_node, f));
     pb::Nexus out;
-    f.call(nexus_node.id, "adding replica " + nr.id + " to the nexus of " + v.id,
+    f.call(nexus_node.id, "adding replica " + r.id + " to the nexus of " + v.id,
            [&](auto& stub, auto* ctx) { return stub.AddChild(ctx, ac, &out); },
            {grpc::StatusCode::ALREADY_EXISTS});
 }

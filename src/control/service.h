@@ -122,6 +122,7 @@ class service {
     void destroy_snapshot_replicas(snapshot_rec& s, facts& f);
     void need_every_replica(const volume_rec& v, facts& f, const char* doing);
     void resize_replica(const replica_rec& r, uint64_t bytes, facts& f);
+    void add_child(const volume_rec& v, const replica_rec& r, const node_rec& nexus_node, facts& f);
     void make_standby(volume_rec& v, const std::vector<std::string>& preferred, facts& f);
     void remove_nexus_on(const std::string& node, const std::string& id, facts& f);
     std::string share_nexus_on(const std::string& node, const volume_rec& v, bool standby,

@@ -403,17 +403,23 @@ void controller::get_log_page(request& r) {
             }
             return;
         }
-        case nvme::log_id::asymmetric_namespace_access:
-            return ana_log(r, rae);
+        case nvme::log_id::asymmetric_namespace_access: {
+            const bool groups_only = (r.cmd.cdw10 >> 8) & 1;  // LSP bit 0: RGO
+            std::vector<std::byte> page = ana_log_page(groups_only);
+            send(page.data(), page.size());
+            if (!rae) {
+                event_masked_[ev_ana] = false;
+                deliver_events();
+            }
+            return;
+        }
         default:
             return r.set(sc::invalid_log_page);
     }
 }
 
 // One group (every namespace is in group 1) with this path's state.
-void controller::ana_log(request& r, bool rae) {
-    const bool groups_only = (r.cmd.cdw10 >> 8) & 1;  // LSP bit 0: RGO
-    const uint64_t offset = uint64_t(r.cmd.cdw12) | (uint64_t(r.cmd.cdw13) << 32);
+std::vector<std::byte> controller::ana_log_page(bool groups_only) const {
     auto table = subsys_->namespaces();
     nvme::ana_log_header h{};
     h.chgcnt = subsys_->ana_change_count();
@@ -432,12 +438,7 @@ void controller::ana_log(request& r, bool rae) {
             std::memcpy(page.data() + off, &nsid, 4);
             off += 4;
         }
-    if (offset > page.size()) return r.set(sc::invalid_field);
-    r.reply(page.data() + offset, page.size() - offset);
-    if (!rae) {
-        event_masked_[ev_ana] = false;
-        deliver_events();
-    }
+    return page;
 }
 
 void controller::discovery_log(request& r, uint64_t offset) {

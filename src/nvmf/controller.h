@@ -106,7 +106,7 @@ class controller : public std::enable_shared_from_this<controller> {
     void deliver_events();
     // Runs fn(controller) on home, now when called there (if still alive).
     void on_home(void (*fn)(controller&, uint32_t), uint32_t arg);
-    void ana_log(request& r, bool rae);
+    std::vector<std::byte> ana_log_page(bool groups_only) const;
     void discovery_log(request& r, uint64_t offset);
     task<void> keep_alive_watchdog();
 

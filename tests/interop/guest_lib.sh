@@ -45,3 +45,26 @@ write_requests() {
   done
   echo "$max"
 }
+
+# Native multipath: a subsystem's controllers, paths and head.
+ctrl_at() {  # NQN PORT: nvmeN of the subsystem's controller at W_ADDR:PORT
+  local c
+  for c in /sys/class/nvme/nvme*; do
+    [ "$(cat "$c/subsysnqn" 2>/dev/null)" = "$1" ] || continue
+    case "$(cat "$c/address")" in *traddr=$W_ADDR,trsvcid=$2*) basename "$c"; return 0 ;; esac
+  done
+  return 1
+}
+path_state() {  # CTRL: the ANA state of its path to namespace 1, or "none" (no namespace)
+  local s
+  s=$(cat /sys/class/nvme/"$1"/nvme*c*n1/ana_state 2>/dev/null | head -1)
+  echo "${s:-none}"
+}
+mpath_head() {  # NQN: the subsystem's multipath head block device (nvmeXnY)
+  local s d
+  for s in /sys/class/nvme-subsystem/nvme-subsys*; do
+    [ "$(cat "$s/subsysnqn" 2>/dev/null)" = "$1" ] || continue
+    for d in "$s"/nvme*n*; do [ -e "$d" ] && { basename "$d"; return 0; }; done
+  done
+  return 1
+}

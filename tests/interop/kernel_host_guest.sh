@@ -336,25 +336,7 @@ deny_connect() {  # a host that is not allowed must be refused
 # namespace and read engine 1's marker; on the cue WEFT-ANA-FLIP the host
 # swaps the states, and the kernel must follow (ANA change event, ANA log)
 # and read engine 2's marker, with no I/O error.
-ana_ctrl() {  # PORT: nvmeN of the ANA subsystem's controller at W_ADDR:PORT
-  local c
-  for c in /sys/class/nvme/nvme*; do
-    [ "$(cat "$c/subsysnqn" 2>/dev/null)" = "$W_ANA_NQN" ] || continue
-    case "$(cat "$c/address")" in *traddr=$W_ADDR,trsvcid=$1*) basename "$c"; return 0 ;; esac
-  done
-  return 1
-}
-ana_path_state() {  # CTRL: the ANA state of its path to the namespace
-  cat /sys/class/nvme/"$1"/nvme*c*n1/ana_state 2>/dev/null | head -1
-}
-ana_head() {  # the multipath head's block device (nvmeXnY) of W_ANA_NQN
-  local s d
-  for s in /sys/class/nvme-subsystem/nvme-subsys*; do
-    [ "$(cat "$s/subsysnqn" 2>/dev/null)" = "$W_ANA_NQN" ] || continue
-    for d in "$s"/nvme*n*; do [ -e "$d" ] && { basename "$d"; return 0; }; done
-  done
-  return 1
-}
+ana_ctrl() { ctrl_at "$W_ANA_NQN" "$1"; }  # PORT
 ana_read_sum() {  # the md5 of the head's first 4 KiB, read around the page cache
   tmo 30 dd if=/dev/"$1" bs=4096 count=1 iflag=direct status=none | md5sum | cut -d' ' -f1
 }
@@ -367,8 +349,8 @@ ana_connect() {
   done
   local i c1 c2 s1 s2
   for i in $(seq 50); do
-    c1=$(ana_ctrl "$W_ANA_PORT1") && c2=$(ana_ctrl "$W_ANA_PORT2") && ANA_HEAD=$(ana_head) &&
-      s1=$(ana_path_state "$c1") && s2=$(ana_path_state "$c2") && [ -n "$s1" ] && [ -n "$s2" ] && break
+    c1=$(ana_ctrl "$W_ANA_PORT1") && c2=$(ana_ctrl "$W_ANA_PORT2") && ANA_HEAD=$(mpath_head "$W_ANA_NQN") &&
+      s1=$(path_state "$c1") && s2=$(path_state "$c2") && [ "$s1" != none ] && [ "$s2" != none ] && break
     sleep 0.2
   done
   [ -n "${ANA_HEAD:-}" ] || { note "no multipath head for $W_ANA_NQN: $(nvme list-subsys 2>&1 | tr '\n' ' ')"; return 1; }
@@ -389,7 +371,7 @@ ana_flip() {
   t0=$(now)
   echo "WEFT-ANA-FLIP"
   for i in $(seq 100); do
-    s1=$(ana_path_state "$ANA_C1") s2=$(ana_path_state "$ANA_C2")
+    s1=$(path_state "$ANA_C1") s2=$(path_state "$ANA_C2")
     [ "$s1" = inaccessible ] && [ "$s2" = optimized ] && break
     sleep 0.2
   done

@@ -23,28 +23,7 @@
 # The job holds guest_lib.sh (step, note, tmo, ...) before this file.
 HEAD=
 
-ctrl_at() {  # PORT: nvmeN of the volume's controller at W_ADDR:PORT
-  local c
-  for c in /sys/class/nvme/nvme*; do
-    [ "$(cat "$c/subsysnqn" 2>/dev/null)" = "$W_NQN" ] || continue
-    case "$(cat "$c/address")" in *traddr=$W_ADDR,trsvcid=$1*) basename "$c"; return 0 ;; esac
-  done
-  return 1
-}
-path_state() {  # CTRL: its path's ANA state, or "none" (no namespace on it)
-  local s
-  s=$(cat /sys/class/nvme/"$1"/nvme*c*n1/ana_state 2>/dev/null | head -1)
-  echo "${s:-none}"
-}
 ctrl_state() { cat /sys/class/nvme/"$1"/state 2>/dev/null || echo gone; }
-head_dev() {  # the multipath head of W_NQN (nvmeXnY)
-  local s d
-  for s in /sys/class/nvme-subsystem/nvme-subsys*; do
-    [ "$(cat "$s/subsysnqn" 2>/dev/null)" = "$W_NQN" ] || continue
-    for d in "$s"/nvme*n*; do [ -e "$d" ] && { basename "$d"; return 0; }; done
-  done
-  return 1
-}
 writes() { write_requests "$HEAD"; }
 
 do_connect() {
@@ -58,7 +37,7 @@ do_connect() {
       { note "connect to $W_ADDR:$p: $(tail -2 /tmp/connect.out | tr '\n' ' ')"; return 1; }
   done
   for i in $(seq 50); do
-    c1=$(ctrl_at "$W_PORT1") && c2=$(ctrl_at "$W_PORT2") && HEAD=$(head_dev) &&
+    c1=$(ctrl_at "$W_NQN" "$W_PORT1") && c2=$(ctrl_at "$W_NQN" "$W_PORT2") && HEAD=$(mpath_head "$W_NQN") &&
       [ -b "/dev/$HEAD" ] && [ "$(path_state "$c1")" = optimized ] && break
     sleep 0.2
   done
