@@ -12,6 +12,8 @@ packages=(
   jq bc dpkg-dev fio gnuplot-nox nftables iproute2
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libcpp-httplib-dev curl
   etcd-server
+  # userspace attach (FUSE, loop devices) and the file systems it is tested with
+  libfuse3-dev fuse3 xfsprogs e2fsprogs util-linux
 )
 # npx runs the OpenAPI validator (tests/control/openapi_validate.sh); Debian's
 # nodejs and npm only when there is no npx yet, so as not to replace another

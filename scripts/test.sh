@@ -4,6 +4,7 @@
 # between the sanitizer build and its tests. Ends with ctest's summary.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+echo "=== setup ($(date +%T))"
 scripts/setup.sh || exit 1
 # The kernel interop test's QEMU, nvme-cli, fio and guest image.
 tests/interop/setup.sh || exit 1
@@ -15,13 +16,14 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 status=0
 for flavour in release asan; do
-  echo "=== $flavour: build"
+  echo "=== $flavour: build ($(date +%T))"
   scripts/build.sh "$flavour" || exit 1
   if [ "$flavour" = asan ]; then
-    echo "=== fuzz"
+    echo "=== fuzz ($(date +%T))"
     scripts/fuzz.sh 20 || status=1
   fi
-  echo "=== $flavour: test"
+  echo "=== $flavour: test ($(date +%T))"
   ctest --test-dir "build/$flavour" --output-on-failure -j "$jobs" --timeout 600 || status=1
 done
+echo "=== done ($(date +%T))"
 exit $status

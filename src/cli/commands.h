@@ -20,6 +20,10 @@ void add_perf(CLI::App& nvme, action_fn& action);
 void add_reservation(CLI::App& nvme, action_fn& action);
 void add_hostnqn(CLI::App& nvme, action_fn& action);  // prints the default host NQN
 
+// weft attach / attached / detach / rescan: a namespace as a local block
+// device through FUSE and a loop device (userspace attach).
+void add_attach_commands(CLI::App& app, action_fn& action);
+
 // weft engine volume|pool|node|events: the cluster, over weft-control's REST API
 // (cli/control_client.h).
 void add_cluster_commands(CLI::App& app, action_fn& action);

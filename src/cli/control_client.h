@@ -14,9 +14,11 @@
 #include <optional>
 #include <string>
 
+#include "control/rest_client.h"
+
 namespace weft::cli {
 
-inline constexpr const char* default_control_url = "http://127.0.0.1:10130";
+using control::default_control_url;
 
 struct control_options {
     std::string url = default_control_url;

@@ -47,6 +47,8 @@ int main(int argc, char** argv) {
     add_perf(*nvme, action);
     add_reservation(*nvme, action);
     add_hostnqn(*nvme, action);
+    // A namespace as a block device of this machine, through FUSE.
+    add_attach_commands(app, action);
     // The cluster, through weft-control's REST API.
     add_cluster_commands(app, action);
     // One engine, directly through its gRPC API: kept apart under `engine`.

@@ -220,7 +220,9 @@ task<result<void>> queue::establish() {
     cc.opcode = uint8_t(nvme::admin_opcode::fabrics);
     cc.fctype = uint8_t(nvme::fabrics_type::connect);
     cc.qid = opt_.qid;
-    cc.sqsize = uint16_t(opt_.depth - 1);
+    // SQSIZE 0 (a queue of one entry) is invalid: depth 1 asks for two
+    // entries and keeps one command in flight.
+    cc.sqsize = uint16_t(std::max<uint16_t>(opt_.depth, 2) - 1);
     cc.kato = opt_.qid == 0 ? opt_.kato_ms : 0;
     nvme::connect_data cd{};
     std::memcpy(cd.hostid, opt_.hostid.data(), 16);

@@ -1,0 +1,354 @@
+#include "csi/node_service.h"
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "attach/loop_device.h"
+#include "csi/capabilities.h"
+#include "csi/run_command.h"
+
+namespace weft::csi {
+
+namespace v1 = ::csi::v1;
+namespace fs = std::filesystem;
+using grpc::Status;
+using grpc::StatusCode;
+using json = nlohmann::json;
+
+namespace {
+
+Status bad(const std::string& why) {
+    return {StatusCode::INVALID_ARGUMENT, why};
+}
+Status busy(const std::string& id) {
+    return {StatusCode::ABORTED, "an operation on volume " + id + " is in flight: try again"};
+}
+Status internal(const std::string& why) {
+    return {StatusCode::INTERNAL, why};
+}
+
+std::optional<json> read_json(const std::string& path) {
+    std::ifstream f(path);
+    if (!f) return std::nullopt;
+    json j = json::parse(f, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) return std::nullopt;
+    return j;
+}
+
+bool write_json(const std::string& path, const json& j) {
+    std::string tmp = path + ".tmp";
+    {
+        std::ofstream f(tmp);
+        if (!f) return false;
+        f << j.dump(2) << "\n";
+        if (!f) return false;
+    }
+    std::error_code ec;
+    fs::rename(tmp, path, ec);
+    return !ec;
+}
+
+// A volume ID is a file name in the state directory: nothing else.
+bool safe_id(const std::string& id) {
+    if (id.empty() || id.size() > 128 || id == "." || id == "..") return false;
+    for (char c : id)
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'))
+            return false;
+    return true;
+}
+
+uint64_t device_bytes(const std::string& dev) {
+    int fd = ::open(dev.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    uint64_t n = 0;
+    if (::ioctl(fd, BLKGETSIZE64, &n) != 0) n = 0;
+    ::close(fd);
+    return n;
+}
+
+Status unmount(const std::string& path) {
+    if (!is_mount_point(path)) return Status::OK;
+    if (::umount2(path.c_str(), 0) != 0)
+        return internal(fmt::format("umount {}: {}", path, std::strerror(errno)));
+    return Status::OK;
+}
+
+}  // namespace
+
+std::string node_service::state_path(const std::string& volume_id) const {
+    return o_.state_dir + "/" + volume_id + ".json";
+}
+
+Status node_service::NodeStageVolume(ctx*, const v1::NodeStageVolumeRequest* req,
+                                     v1::NodeStageVolumeResponse*) {
+    const std::string& id = req->volume_id();
+    const std::string& staging = req->staging_target_path();
+    if (id.empty()) return bad("NodeStageVolume needs a volume_id");
+    if (!safe_id(id)) return {StatusCode::NOT_FOUND, "no volume " + id};
+    if (staging.empty()) return bad("NodeStageVolume needs a staging_target_path");
+    if (!req->has_volume_capability()) return bad("NodeStageVolume needs a volume capability");
+    if (auto why = capability_problem(req->volume_capability()); !why.empty()) return bad(why);
+    const auto& pc = req->publish_context();
+    for (const char* k : {"nqn", "address", "port", "hostNqn"})
+        if (!pc.count(k))
+            return bad(
+                fmt::format("publish_context has no \"{}\": publish the volume with "
+                            "weft-csi's controller first",
+                            k));
+    inflight_guard g(busy_, id);
+    if (!g) return busy(id);
+    bool block = req->volume_capability().has_block();
+
+    // Staged already (a retry): the same device, still there.
+    auto st = read_json(state_path(id));
+    if (st && st->value("staging", "") == staging && st->value("nqn", "") == pc.at("nqn")) {
+        std::string dev = st->value("device", std::string());
+        if (!attach::loop_backing_file(dev).empty() && (block || is_mount_point(staging)))
+            return Status::OK;
+    }
+
+    std::error_code ec;
+    fs::create_directories(o_.state_dir, ec);
+    auto a =
+        run_command({o_.weft, "attach", "-a", pc.at("address"), "-s", pc.at("port"), "-n",
+                     pc.at("nqn"), "--hostnqn", pc.at("hostNqn"), "--run-dir", o_.attach_run_dir});
+    if (a.rc != 0)
+        return {StatusCode::INTERNAL, fmt::format("attaching {}: {}", pc.at("nqn"), a.why())};
+    std::string dev = a.out.substr(0, a.out.find('\n'));
+    json state = {{"volume", id},
+                  {"device", dev},
+                  {"nqn", pc.at("nqn")},
+                  {"staging", staging},
+                  {"block", block}};
+    // Recorded before anything else can fail: unstage then detaches it.
+    if (!write_json(state_path(id), state))
+        return internal("cannot write the state of " + id + " in " + o_.state_dir);
+
+    if (!block) {
+        const auto& m = req->volume_capability().mount();
+        std::string want = m.fs_type();
+        if (want.empty() && req->volume_context().count("fsType"))
+            want = req->volume_context().at("fsType");
+        if (want.empty()) want = "ext4";
+        // A device that holds a file system keeps it (its data); only a
+        // blank one is made one.
+        auto probe = run_command({"blkid", "-p", "-o", "value", "-s", "TYPE", dev});
+        std::string has = probe.rc == 0 ? probe.out.substr(0, probe.out.find('\n')) : "";
+        if (probe.rc != 0 && probe.rc != 2)  // 2: nothing found
+            return internal(fmt::format("probing {}: {}", dev, probe.why()));
+        if (has.empty()) {
+            auto mk = want == "xfs" ? run_command({"mkfs.xfs", "-q", dev})
+                                    : run_command({"mkfs.ext4", "-q", "-F", dev});
+            if (mk.rc != 0) return internal(fmt::format("mkfs.{} {}: {}", want, dev, mk.why()));
+            has = want;
+            spdlog::info("NodeStageVolume {}: made {} on {}", id, want, dev);
+        }
+        fs::create_directories(staging, ec);
+        if (!is_mount_point(staging)) {
+            std::vector<std::string> argv = {"mount", "-t", has};
+            std::string opts;
+            for (auto& f : m.mount_flags()) opts += (opts.empty() ? "" : ",") + f;
+            if (!opts.empty()) argv.insert(argv.end(), {"-o", opts});
+            argv.insert(argv.end(), {dev, staging});
+            auto mt = run_command(argv);
+            if (mt.rc != 0)
+                return internal(fmt::format("mount {} on {}: {}", dev, staging, mt.why()));
+        }
+        state["fs"] = has;
+    }
+    if (!write_json(state_path(id), state))
+        return internal("cannot write the state of " + id + " in " + o_.state_dir);
+    spdlog::info("NodeStageVolume {}: {} staged at {}", id, dev, staging);
+    return Status::OK;
+}
+
+Status node_service::NodeUnstageVolume(ctx*, const v1::NodeUnstageVolumeRequest* req,
+                                       v1::NodeUnstageVolumeResponse*) {
+    const std::string& id = req->volume_id();
+    if (id.empty()) return bad("NodeUnstageVolume needs a volume_id");
+    if (req->staging_target_path().empty())
+        return bad("NodeUnstageVolume needs a staging_target_path");
+    if (!safe_id(id)) return Status::OK;
+    inflight_guard g(busy_, id);
+    if (!g) return busy(id);
+    if (Status s = unmount(req->staging_target_path()); !s.ok()) return s;
+    auto st = read_json(state_path(id));
+    if (st) {
+        std::string dev = st->value("device", std::string());
+        if (!attach::loop_backing_file(dev).empty()) {
+            auto d = run_command({o_.weft, "detach", dev, "--run-dir", o_.attach_run_dir});
+            if (d.rc != 0 && d.err.find("not attached") == std::string::npos)
+                return internal(fmt::format("detaching {}: {}", dev, d.why()));
+        }
+        std::error_code ec;
+        fs::remove(state_path(id), ec);
+        spdlog::info("NodeUnstageVolume {}: {} detached", id, dev);
+    }
+    return Status::OK;
+}
+
+Status node_service::NodePublishVolume(ctx*, const v1::NodePublishVolumeRequest* req,
+                                       v1::NodePublishVolumeResponse*) {
+    const std::string& id = req->volume_id();
+    const std::string& target = req->target_path();
+    if (id.empty()) return bad("NodePublishVolume needs a volume_id");
+    if (target.empty()) return bad("NodePublishVolume needs a target_path");
+    if (req->staging_target_path().empty())
+        return bad("NodePublishVolume needs a staging_target_path (the volume is staged first)");
+    if (!req->has_volume_capability()) return bad("NodePublishVolume needs a volume capability");
+    if (auto why = capability_problem(req->volume_capability()); !why.empty()) return bad(why);
+    if (!safe_id(id)) return {StatusCode::NOT_FOUND, "no volume " + id};
+    inflight_guard g(busy_, id);
+    if (!g) return busy(id);
+    auto st = read_json(state_path(id));
+    if (!st || st->value("staging", "") != req->staging_target_path())
+        return {StatusCode::FAILED_PRECONDITION,
+                fmt::format("volume {} is not staged at {}", id, req->staging_target_path())};
+    bool block = req->volume_capability().has_block();
+    if (block != st->value("block", false))
+        return bad(fmt::format("volume {} was staged as {}", id, block ? "a mount" : "a block"));
+    if (is_mount_point(target)) return Status::OK;
+    std::error_code ec;
+    std::string source;
+    if (block) {
+        source = st->value("device", std::string());
+        fs::create_directories(fs::path(target).parent_path(), ec);
+        if (!fs::exists(target)) std::ofstream(target).flush();  // a file to bind the device on
+    } else {
+        source = req->staging_target_path();
+        fs::create_directories(target, ec);
+    }
+    if (::mount(source.c_str(), target.c_str(), nullptr, MS_BIND, nullptr) != 0)
+        return internal(fmt::format("bind {} on {}: {}", source, target, std::strerror(errno)));
+    if (req->readonly() &&
+        ::mount(nullptr, target.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr) != 0) {
+        int e = errno;
+        ::umount2(target.c_str(), 0);
+        return internal(fmt::format("read-only {}: {}", target, std::strerror(e)));
+    }
+    spdlog::info("NodePublishVolume {}: {} on {}{}", id, source, target,
+                 req->readonly() ? " (read-only)" : "");
+    return Status::OK;
+}
+
+Status node_service::NodeUnpublishVolume(ctx*, const v1::NodeUnpublishVolumeRequest* req,
+                                         v1::NodeUnpublishVolumeResponse*) {
+    const std::string& id = req->volume_id();
+    const std::string& target = req->target_path();
+    if (id.empty()) return bad("NodeUnpublishVolume needs a volume_id");
+    if (target.empty()) return bad("NodeUnpublishVolume needs a target_path");
+    inflight_guard g(busy_, id);
+    if (!g) return busy(id);
+    if (Status s = unmount(target); !s.ok()) return s;
+    std::error_code ec;
+    fs::remove(target, ec);  // the directory or file made for it
+    return Status::OK;
+}
+
+Status node_service::NodeGetVolumeStats(ctx*, const v1::NodeGetVolumeStatsRequest* req,
+                                        v1::NodeGetVolumeStatsResponse* res) {
+    const std::string& id = req->volume_id();
+    const std::string& path = req->volume_path();
+    if (id.empty()) return bad("NodeGetVolumeStats needs a volume_id");
+    if (path.empty()) return bad("NodeGetVolumeStats needs a volume_path");
+    auto st = safe_id(id) ? read_json(state_path(id)) : std::nullopt;
+    if (!st) return {StatusCode::NOT_FOUND, "volume " + id + " is not staged on this node"};
+    std::string source;
+    if (!is_mount_point(path, &source)) return {StatusCode::NOT_FOUND, path + " is not mounted"};
+    std::string dev = st->value("device", std::string());
+    // Abnormal: the attachment's daemon is gone (its FUSE file does not
+    // answer), or the path is not the staged volume.
+    std::string backing = attach::loop_backing_file(dev);
+    struct stat bs {};
+    auto* cond = res->mutable_volume_condition();
+    if (backing.empty() || ::stat(backing.c_str(), &bs) != 0) {
+        cond->set_abnormal(true);
+        cond->set_message(fmt::format("the attachment of {} is gone", dev));
+    } else {
+        cond->set_abnormal(false);
+        cond->set_message("attached as " + dev);
+    }
+    if (st->value("block", false)) {
+        auto* u = res->add_usage();
+        u->set_unit(v1::VolumeUsage::BYTES);
+        u->set_total(int64_t(device_bytes(dev)));
+        return Status::OK;
+    }
+    struct statvfs v {};
+    if (::statvfs(path.c_str(), &v) != 0)
+        return internal(fmt::format("statvfs {}: {}", path, std::strerror(errno)));
+    auto* b = res->add_usage();
+    b->set_unit(v1::VolumeUsage::BYTES);
+    b->set_total(int64_t(v.f_blocks * v.f_frsize));
+    b->set_available(int64_t(v.f_bavail * v.f_frsize));
+    b->set_used(int64_t((v.f_blocks - v.f_bfree) * v.f_frsize));
+    auto* i = res->add_usage();
+    i->set_unit(v1::VolumeUsage::INODES);
+    i->set_total(int64_t(v.f_files));
+    i->set_available(int64_t(v.f_favail));
+    i->set_used(int64_t(v.f_files - v.f_ffree));
+    return Status::OK;
+}
+
+Status node_service::NodeExpandVolume(ctx*, const v1::NodeExpandVolumeRequest* req,
+                                      v1::NodeExpandVolumeResponse* res) {
+    const std::string& id = req->volume_id();
+    const std::string& path = req->volume_path();
+    if (id.empty()) return bad("NodeExpandVolume needs a volume_id");
+    if (path.empty()) return bad("NodeExpandVolume needs a volume_path");
+    auto st = safe_id(id) ? read_json(state_path(id)) : std::nullopt;
+    if (!st) return {StatusCode::NOT_FOUND, "volume " + id + " is not staged on this node"};
+    inflight_guard g(busy_, id);
+    if (!g) return busy(id);
+    std::string dev = st->value("device", std::string());
+    auto r = run_command({o_.weft, "rescan", dev, "--run-dir", o_.attach_run_dir});
+    if (r.rc != 0) return internal(fmt::format("rescan of {}: {}", dev, r.why()));
+    uint64_t bytes = device_bytes(dev);
+    if (req->has_capacity_range() && req->capacity_range().required_bytes() > int64_t(bytes))
+        return {StatusCode::FAILED_PRECONDITION,
+                fmt::format("{} is {} bytes, not yet the {} asked: grow the volume first", dev,
+                            bytes, req->capacity_range().required_bytes())};
+    if (!st->value("block", false)) {
+        std::string fstype = st->value("fs", std::string());
+        std::string mounted_at = st->value("staging", std::string());
+        auto grow = fstype == "xfs" ? run_command({"xfs_growfs", mounted_at})
+                                    : run_command({"resize2fs", dev});
+        if (grow.rc != 0)
+            return internal(
+                fmt::format("growing the {} file system of {}: {}", fstype, dev, grow.why()));
+    }
+    res->set_capacity_bytes(int64_t(bytes));
+    spdlog::info("NodeExpandVolume {}: {} is {} bytes", id, dev, bytes);
+    return Status::OK;
+}
+
+Status node_service::NodeGetCapabilities(ctx*, const v1::NodeGetCapabilitiesRequest*,
+                                         v1::NodeGetCapabilitiesResponse* res) {
+    using rpc = v1::NodeServiceCapability::RPC;
+    for (auto t : {rpc::STAGE_UNSTAGE_VOLUME, rpc::GET_VOLUME_STATS, rpc::EXPAND_VOLUME,
+                   rpc::VOLUME_CONDITION})
+        res->add_capabilities()->mutable_rpc()->set_type(t);
+    return Status::OK;
+}
+
+Status node_service::NodeGetInfo(ctx*, const v1::NodeGetInfoRequest*,
+                                 v1::NodeGetInfoResponse* res) {
+    res->set_node_id(o_.node_id);
+    res->set_max_volumes_per_node(o_.max_volumes);
+    (*res->mutable_accessible_topology()->mutable_segments())["topology.weft.io/node"] = o_.node_id;
+    return Status::OK;
+}
+
+}  // namespace weft::csi

@@ -1,0 +1,103 @@
+#include "csi/run_command.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+extern char** environ;
+
+namespace weft::csi {
+
+std::string command_result::why() const {
+    std::string text = err.empty() ? out : err;
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+    size_t nl = text.rfind('\n');
+    std::string last = nl == std::string::npos ? text : text.substr(nl + 1);
+    return last.empty() ? "exit status " + std::to_string(rc) : last;
+}
+
+command_result run_command(const std::vector<std::string>& argv) {
+    command_result r;
+    int out[2], err[2];
+    if (::pipe2(out, O_CLOEXEC) != 0) return r;
+    if (::pipe2(err, O_CLOEXEC) != 0) {
+        ::close(out[0]), ::close(out[1]);
+        return r;
+    }
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    pid_t pid = -1;
+    int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    ::close(out[1]);
+    ::close(err[1]);
+    if (rc != 0) {
+        ::close(out[0]), ::close(err[0]);
+        r.err = argv[0] + ": cannot run it (" + std::string(std::strerror(rc)) + ")";
+        return r;
+    }
+    // Both pipes at once: a tool that fills one while we wait on the other
+    // would never end.
+    pollfd p[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+    std::string* into[2] = {&r.out, &r.err};
+    int open_fds = 2;
+    char buf[4096];
+    while (open_fds > 0) {
+        if (::poll(p, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        for (int i = 0; i < 2; ++i) {
+            if (p[i].fd < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            ssize_t n = ::read(p[i].fd, buf, sizeof buf);
+            if (n > 0) {
+                into[i]->append(buf, size_t(n));
+            } else {
+                ::close(p[i].fd);
+                p[i].fd = -1;
+                --open_fds;
+            }
+        }
+    }
+    int ws = 0;
+    while (::waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
+    }
+    r.rc = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
+    return r;
+}
+
+bool is_mount_point(const std::string& path, std::string* source, std::string* fstype) {
+    std::ifstream f("/proc/self/mountinfo");
+    std::string line;
+    bool found = false;
+    // The last matching line is the mount on top.
+    while (std::getline(f, line)) {
+        std::istringstream s(line);
+        std::string id, parent, devno, root, mnt;
+        s >> id >> parent >> devno >> root >> mnt;
+        if (mnt != path) continue;
+        std::string field;
+        while (s >> field && field != "-") {
+        }
+        std::string type, src;
+        s >> type >> src;
+        found = true;
+        if (source) *source = src;
+        if (fstype) *fstype = type;
+    }
+    return found;
+}
+
+}  // namespace weft::csi

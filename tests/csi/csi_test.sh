@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# weft-csi against weft-control and three real engines on loopback:
+#   csi_test.sh WEFT ENGINE CONTROL CSI CONFORMANCE
+# CONFORMANCE walks csi-sanity's checks over the plugins' unix sockets: the
+# controller's (conformance_test.cc), and, when this runs as root with FUSE
+# and loop devices, the node's (node_test.cc) through two node plugins, "n1"
+# and "n2", each with its own attachments and state, as two nodes would
+# have. Around it: the plugin replaces a stale socket, refuses a path that
+# is not one, removes its socket on SIGTERM, and leaves nothing behind on
+# the engines or in the node plugins' state.
+set -u
+weft=$1
+engine=$2
+control=$3
+csi=$4
+conformance=$5
+case_name=csi
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/../control/control_lib.sh"
+GiB=$((1 << 30))
+
+start_control
+for i in 1 2 3; do start_node $i; done
+wait_for 30 "3 nodes online" nodes_online 3
+for i in 1 2 3; do
+  expect 201 PUT /v1/pools/p$i "{\"node\":\"n$i\",\"disk\":\"$data/pool$i.img\",\"size\":$((2 * GiB))}"
+done
+
+sock=$data/csi/csi.sock
+csi_pid=
+start_csi() {
+  "$csi" --endpoint "unix://$sock" --control "$url" >>"$data/csi.log" 2>&1 &
+  csi_pid=$!
+  pids+=("$csi_pid")
+  wait_for 10 "weft-csi serving" grep -q "^serving unix://$sock" "$data/csi.log"
+}
+# A socket file left by a plugin that died is replaced.
+mkdir -p "$data/csi"
+python3 -c "import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])" "$sock" ||
+  fail "cannot make a stale socket"
+start_csi
+[ "$(stat -c %a "$sock")" = 600 ] || fail "the socket is mode $(stat -c %a "$sock"), not 600"
+
+# Node plugins for n1 and n2 (userspace attach needs root, FUSE and loop
+# devices; without them the node checks are skipped).
+node_env=()
+if [ "$(id -u)" = 0 ] && [ -c /dev/fuse ] && [ -c /dev/loop-control ]; then
+  eps=
+  for n in n1 n2; do
+    mkdir -p "$data/$n"
+    "$csi" --mode node --node-id $n --endpoint "unix://$data/$n/csi.sock" --weft "$weft" \
+      --attach-run-dir "$data/$n/attach" --state-dir "$data/$n/state" >>"$data/csi-$n.log" 2>&1 &
+    pids+=($!)
+    wait_for 10 "weft-csi node $n serving" grep -q "^serving unix://" "$data/csi-$n.log"
+    eps+="${eps:+,}$n=unix://$data/$n/csi.sock"
+  done
+  node_env=(WEFT_CSI_NODE_ENDPOINTS="$eps" WEFT_CSI_WORK="$data/work")
+else
+  echo "note: not root with /dev/fuse and loop devices: the node checks are skipped"
+fi
+
+env WEFT_CSI_ENDPOINT="unix://$sock" WEFT_CONTROL_URL="$url" WEFT_CSI_NODES=n1,n2,n3 "${node_env[@]}" \
+  "$conformance" || fail "the conformance checks failed"
+for n in n1 n2; do
+  [ -d "$data/$n/state" ] || continue
+  [ -z "$(ls "$data/$n/state")" ] || fail "node $n's plugin still has $(ls "$data/$n/state")"
+  [ -z "$(ls "$data/$n/attach" 2>/dev/null)" ] || fail "node $n still has attachments"
+done
+
+# Nothing left: no volume, no snapshot, no replica volume on any engine.
+expect 200 GET /v1/volumes
+[ "$(jq '.volumes | length' <<<"$body")" = 0 ] || fail "volumes left: $body"
+expect 200 GET /v1/snapshots
+[ "$(jq '.snapshots | length' <<<"$body")" = 0 ] || fail "snapshots left: $body"
+for i in 1 2 3; do
+  n=$("$weft" engine volume list --api "$(api_of $i)" --json | jq '.volumes | length')
+  [ "$n" = 0 ] || fail "$n volume(s) left on node n$i"
+done
+
+# SIGTERM: the socket goes with the plugin.
+kill -TERM "$csi_pid"
+wait "$csi_pid"
+rc=$?
+[ "$rc" = 0 ] || fail "weft-csi exited $rc on SIGTERM"
+[ ! -e "$sock" ] || fail "the socket outlived the plugin"
+# A path that is not a socket is refused, not deleted.
+echo keep >"$data/notasocket"
+if "$csi" --endpoint "unix://$data/notasocket" --control "$url" >"$data/refused.log" 2>&1; then
+  fail "weft-csi served on a regular file"
+fi
+grep -q "not a socket" "$data/refused.log" || fail "no sentence: $(cat "$data/refused.log")"
+[ "$(cat "$data/notasocket")" = keep ] || fail "the file was touched"
+echo "PASS: csi"
