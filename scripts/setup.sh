@@ -19,6 +19,9 @@ packages=(
 # nodejs and npm only when there is no npx yet, so as not to replace another
 # install (nodesource's, say).
 command -v npx >/dev/null || packages+=(nodejs npm)
+# kubectl renders the manifests (kubectl kustomize) and runs the kubectl-weft
+# plugin (tests/deploy); Debian's only when there is none (a cloud SDK's, say).
+command -v kubectl >/dev/null || packages+=(kubernetes-client)
 
 missing=()
 for p in "${packages[@]}"; do
