@@ -127,6 +127,7 @@ struct fuse_disk::ops {
             return;
         }
         size = size_t(std::min<uint64_t>(size, end - uint64_t(off)));
+        ++d->in_flight_;  // counted now: serve() waits for it even if it ends first
         reactor::local().spawn(d->read(req, uint64_t(off), size));
     }
 
@@ -139,13 +140,17 @@ struct fuse_disk::ops {
             return;
         }
         if (uint64_t(off) >= end) {
-            fuse_reply_err(req, size ? ENOSPC : 0);
+            if (size)
+                fuse_reply_err(req, ENOSPC);
+            else
+                fuse_reply_write(req, 0);
             return;
         }
         size = size_t(std::min<uint64_t>(size, end - uint64_t(off)));
         // The request's buffer is libfuse's until this returns.
         auto data = std::make_unique<std::byte[]>(size);
         std::memcpy(data.get(), buf, size);
+        ++d->in_flight_;
         reactor::local().spawn(d->write(req, uint64_t(off), std::move(data), size));
     }
 
@@ -153,6 +158,7 @@ struct fuse_disk::ops {
     static void release(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
 
     static void fsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {
+        ++self_of(req)->in_flight_;
         reactor::local().spawn(self_of(req)->flush(req));
     }
 
@@ -162,6 +168,7 @@ struct fuse_disk::ops {
             fuse_reply_err(req, EINVAL);
             return;
         }
+        ++self_of(req)->in_flight_;
         reactor::local().spawn(self_of(req)->fallocate(req, mode, uint64_t(off), uint64_t(len)));
     }
 
@@ -228,10 +235,11 @@ result<std::unique_ptr<fuse_disk>> fuse_disk::mount(bdev::bdev& dev, fuse_disk_o
     int fd = fuse_session_fd(d->se_);
     ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
     d->ch_ = dev.open_channel();
-    // A grown bdev is a larger file: the kernel's cached size goes.
+    // A grown bdev is a larger file: the kernel's cached attributes go
+    // (offset -1: attributes only, no page to drop).
     fuse_session* se = d->se_;
     d->resize_listener_ = dev.add_resize_listener(
-        [se](uint64_t, uint64_t) { fuse_lowlevel_notify_inval_inode(se, disk_ino, 0, 0); });
+        [se](uint64_t, uint64_t) { fuse_lowlevel_notify_inval_inode(se, disk_ino, -1, 0); });
     return d;
 }
 
@@ -295,7 +303,6 @@ task<int> fuse_disk::write_blocks(uint64_t first, uint64_t count, std::byte* fro
 
 task<void> fuse_disk::read(void* r, uint64_t off, size_t len) {
     auto* req = static_cast<fuse_req_t>(r);
-    ++in_flight_;
     uint64_t bs = dev_.block_size();
     uint64_t first = off / bs, last = (off + len + bs - 1) / bs;
     auto buf = std::make_unique<std::byte[]>((last - first) * bs);
@@ -309,14 +316,16 @@ task<void> fuse_disk::read(void* r, uint64_t off, size_t len) {
 
 task<void> fuse_disk::write(void* r, uint64_t off, std::unique_ptr<std::byte[]> data, size_t len) {
     auto* req = static_cast<fuse_req_t>(r);
-    ++in_flight_;
     uint64_t bs = dev_.block_size();
     int rc = 0;
     if (off % bs == 0 && len % bs == 0) {
         rc = co_await write_blocks(off / bs, len / bs, data.get());
     } else {
         // Not on block boundaries: read the blocks it touches, patch them,
-        // write them back.
+        // write them back; one at a time, or two that share a block would
+        // each write back the other's old bytes.
+        while (rmw_busy_) co_await sleep(std::chrono::microseconds(50));
+        rmw_busy_ = true;
         uint64_t first = off / bs, last = (off + len + bs - 1) / bs;
         auto blocks = std::make_unique<std::byte[]>((last - first) * bs);
         rc = co_await read_blocks(first, last - first, blocks.get());
@@ -324,6 +333,7 @@ task<void> fuse_disk::write(void* r, uint64_t off, std::unique_ptr<std::byte[]> 
             std::memcpy(blocks.get() + (off - first * bs), data.get(), len);
             rc = co_await write_blocks(first, last - first, blocks.get());
         }
+        rmw_busy_ = false;
     }
     if (rc < 0)
         fuse_reply_err(req, -rc);
@@ -334,7 +344,6 @@ task<void> fuse_disk::write(void* r, uint64_t off, std::unique_ptr<std::byte[]> 
 
 task<void> fuse_disk::flush(void* r) {
     auto* req = static_cast<fuse_req_t>(r);
-    ++in_flight_;
     int rc = co_await ch_->flush();
     fuse_reply_err(req, rc < 0 ? -rc : 0);
     --in_flight_;
@@ -342,7 +351,6 @@ task<void> fuse_disk::flush(void* r) {
 
 task<void> fuse_disk::fallocate(void* r, int mode, uint64_t off, uint64_t len) {
     auto* req = static_cast<fuse_req_t>(r);
-    ++in_flight_;
     uint64_t bs = dev_.block_size(), size = dev_.size_bytes();
     int rc = 0;
     int range = mode & ~FALLOC_FL_KEEP_SIZE;

@@ -14,7 +14,8 @@
 // opened in FUSE's direct-I/O mode (no page cache in FUSE, no write-back
 // cache): a write is acknowledged only once the bdev has it, and fsync is
 // the bdev's flush. Reads and writes not on block boundaries are served
-// through a bounce (a write: read, patch, write back).
+// through a bounce (a write: read, patch, write back; such writes run one
+// at a time). The loop device's I/O is always on block boundaries.
 // A resize of the bdev changes the file's size (the kernel's attributes are
 // invalidated); the loop device above it learns it from LOOP_SET_CAPACITY.
 //
@@ -76,7 +77,8 @@ class fuse_disk {
     fuse_session* se_ = nullptr;
     std::unique_ptr<bdev::channel> ch_;
     uint64_t resize_listener_ = 0;
-    size_t in_flight_ = 0;
+    size_t in_flight_ = 0;   // requests handed to tasks and not answered yet
+    bool rmw_busy_ = false;  // an unaligned write's read-patch-write is running
     uint64_t requests_ = 0;
     abort_source* stop_ = nullptr;  // serve()'s, while it runs
     bool serving_ = false;

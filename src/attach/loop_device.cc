@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/loop.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -51,14 +52,30 @@ result<std::string> loop_attach(const std::string& file, loop_options o) {
 }
 
 result<void> loop_detach(const std::string& device) {
-    // An exclusive open fails while a file system (or anyone else) holds it.
+    // An exclusive open fails while a file system (or anyone else) holds it
+    // exclusively.
     fd_guard excl{::open(device.c_str(), O_RDONLY | O_EXCL | O_CLOEXEC)};
     if (excl.fd < 0) return error{errno};
-    if (::ioctl(excl.fd, LOOP_CLR_FD, 0) < 0 && errno != ENXIO) return error{errno};
+    if (::ioctl(excl.fd, LOOP_CLR_FD, 0) < 0) return errno == ENXIO ? result<void>{} : error{errno};
+    // With another opener (a plain open: dd, an application, udev) the
+    // kernel only marks the device to clear itself at the last close and
+    // says yes. Still bound: undo the mark and say no.
+    loop_info64 info{};
+    if (::ioctl(excl.fd, LOOP_GET_STATUS64, &info) == 0) {
+        info.lo_flags &= ~uint32_t(LO_FLAGS_AUTOCLEAR);
+        ::ioctl(excl.fd, LOOP_SET_STATUS64, &info);
+        return error{EBUSY};
+    }
     return {};
 }
 
 result<void> loop_set_capacity(const std::string& device) {
+    // The backing file's size as its file system says now (a FUSE file's
+    // cached size is only refreshed by asking): older kernels' loop takes
+    // the cached one.
+    std::string file = loop_backing_file(device);
+    struct stat st {};
+    if (!file.empty()) ::stat(file.c_str(), &st);
     fd_guard loop{::open(device.c_str(), O_RDONLY | O_CLOEXEC)};
     if (loop.fd < 0) return error{errno};
     if (::ioctl(loop.fd, LOOP_SET_CAPACITY, 0) < 0) return error{errno};

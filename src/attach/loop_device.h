@@ -25,8 +25,8 @@ struct loop_options {
 // A free loop device bound to `file`: "/dev/loopN". Direct I/O falls back
 // to buffered when the kernel refuses it for this file.
 result<std::string> loop_attach(const std::string& file, loop_options o);
-// Unbinds it. EBUSY while something holds it open exclusively (mounted, a
-// file system's or another user's), and it stays bound.
+// Unbinds it. EBUSY while anything else has it open (a mounted file
+// system, an application), and it stays bound.
 result<void> loop_detach(const std::string& device);
 // Re-reads the backing file's size (after the disk grew).
 result<void> loop_set_capacity(const std::string& device);

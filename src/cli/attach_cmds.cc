@@ -50,16 +50,29 @@ struct attach_options {
     double ctrl_loss_s = 30;
 };
 
+// The NQN made file-safe, the nsid, and a hash of both (FNV-1a: stable
+// across builds), so that NQNs that differ only in the characters replaced
+// do not share a directory.
 std::string name_of(const connection_options& c) {
+    std::string key = c.nqn + "/" + std::to_string(c.nsid);
+    uint32_t h = 2166136261u;
+    for (unsigned char ch : key) h = (h ^ ch) * 16777619u;
     std::string n = c.nqn + "-" + std::to_string(c.nsid);
     for (char& ch : n)
         if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '.' && ch != '-' && ch != '_')
             ch = '_';
-    return n;
+    return fmt::format("{}-{:08x}", n, h);
 }
 
+// Running, and not a zombie (a daemon whose parent does not reap it, e.g.
+// under a container's PID 1, stays one after it exits).
 bool alive(pid_t pid) {
-    return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM);
+    if (pid <= 0 || (::kill(pid, 0) != 0 && errno != EPERM)) return false;
+    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    std::getline(f, line);
+    size_t paren = line.rfind(')');
+    return paren == std::string::npos || paren + 2 >= line.size() || line[paren + 2] != 'Z';
 }
 
 std::optional<json> read_state(const fs::path& dir) {
@@ -79,13 +92,13 @@ void write_state(const fs::path& dir, const json& j) {
     fs::rename(tmp, dir / "state.json");
 }
 
-// Every attachment under run_dir whose daemon is alive.
-std::vector<json> attachments(const std::string& run_dir) {
+// Every attachment under run_dir whose daemon is alive (or every one).
+std::vector<json> attachments(const std::string& run_dir, bool dead_too = false) {
     std::vector<json> out;
     std::error_code ec;
     for (auto& e : fs::directory_iterator(run_dir, ec)) {
         auto s = read_state(e.path());
-        if (s && alive(s->value("pid", 0))) {
+        if (s && (dead_too || alive(s->value("pid", 0)))) {
             (*s)["dir"] = e.path().string();
             out.push_back(*s);
         }
@@ -174,17 +187,26 @@ task<int> serve_attachment(const attach_options& o, fs::path dir, int& report) {
     for (;;) {
         int sig = co_await wait_for_signal(sigs);
         if (sig == SIGHUP) {
+            // Each rescan is counted in the state, with its error if any:
+            // `weft rescan` waits for the count to move.
             auto n = co_await initiator::rescan(*dev);
+            std::string why;
             if (!n) {
-                spdlog::warn("rescan of {}: {}", o.c.nqn, std::strerror(n.err().code));
-                continue;
+                why = std::string("reading the namespace's size: ") + std::strerror(n.err().code);
+            } else {
+                result<void> cap;
+                co_await in_thread([&] { cap = attach::loop_set_capacity(loop.value()); });
+                if (!cap)
+                    why = std::string("resizing the device: ") + std::strerror(cap.err().code);
             }
-            result<void> cap;
-            co_await in_thread([&] { cap = attach::loop_set_capacity(loop.value()); });
             state["size_bytes"] = dev->size_bytes();
+            state["rescans"] = state.value("rescans", 0) + 1;
+            state["rescan_error"] = why;
             write_state(dir, state);
-            spdlog::info("{} is now {} bytes ({})", loop.value(), dev->size_bytes(),
-                         cap ? "device resized" : std::strerror(cap.err().code));
+            if (why.empty())
+                spdlog::info("{} is now {} bytes", loop.value(), dev->size_bytes());
+            else
+                spdlog::warn("rescan of {}: {}", loop.value(), why);
             continue;
         }
         result<void> off;
@@ -227,9 +249,10 @@ int run_attach(const attach_options& o) {
     }
     // Runs the daemon's body; `report` gets "ok DEVICE" once attached, and
     // is closed whatever happens (a reader then sees the end).
+    // Signals are blocked before any thread starts (every thread inherits the
+    // mask; the runtime takes them through a signalfd).
+    sigset_t sigs = signal_set({SIGTERM, SIGINT, SIGHUP});
     auto serve = [&](int report) {
-        sigset_t sigs = signal_set({SIGTERM, SIGINT, SIGHUP});
-        block_signals(sigs);
         // The daemon's log is its stderr (its log file once it reports).
         spdlog::set_default_logger(spdlog::stderr_logger_mt("attach"));
         spdlog::set_level(spdlog::level::warn);
@@ -244,6 +267,7 @@ int run_attach(const attach_options& o) {
         ::close(errs[1]);
         int report[2];
         if (::pipe2(report, O_CLOEXEC) != 0) return exit_failed;
+        block_signals(sigs);
         std::thread print([r = report[0]] {
             std::string got;
             char buf[512];
@@ -267,6 +291,7 @@ int run_attach(const attach_options& o) {
         // The daemon: its own session; until it reports, its stderr goes to
         // the caller (the sentence of a failure), then to its log.
         ::setsid();
+        block_signals(sigs);
         ::close(status[0]);
         ::close(errs[0]);
         int null = ::open("/dev/null", O_RDWR);
@@ -276,7 +301,8 @@ int run_attach(const attach_options& o) {
         ::close(errs[1]);
         std::string log = (dir / "log").string();
         int logfd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-        auto sink_fd = logfd;
+        // Without a log, /dev/null: the caller's pipe must close either way.
+        int sink_fd = logfd >= 0 ? logfd : null;
         int rc = [&] {
             int report[2];
             if (::pipe2(report, O_CLOEXEC) != 0) return exit_failed;
@@ -326,35 +352,41 @@ int run_attach(const attach_options& o) {
 }
 
 // The attachment TARGET names: a device (/dev/loopN), or an NQN.
-std::optional<json> find_attachment(const std::string& run_dir, const std::string& target) {
-    for (auto& a : attachments(run_dir))
+std::optional<json> find_attachment(const std::string& run_dir, const std::string& target,
+                                    bool dead_too = false) {
+    for (auto& a : attachments(run_dir, dead_too))
         if (a.value("device", "") == target || a.value("nqn", "") == target) return a;
     return std::nullopt;
 }
 
 int run_detach(const std::string& run_dir, const std::string& target, double timeout_s) {
-    auto a = find_attachment(run_dir, target);
+    auto a = find_attachment(run_dir, target, /*dead_too=*/true);
     if (!a) {
-        fail(target + " is not attached (weft attach --list shows what is)");
+        fail(target + " is not attached (weft attached shows what is)");
         return exit_failed;
     }
+    fs::path dir = a->value("dir", std::string());
     std::string dev = a->value("device", std::string());
-    // Refused while a file system (or anyone) holds the device: unmount it
-    // first. The daemon would refuse too; this says so to the caller.
-    int excl = ::open(dev.c_str(), O_RDONLY | O_EXCL | O_CLOEXEC);
-    if (excl < 0) {
-        fail(fmt::format("{} is in use ({}): unmount it first", dev, std::strerror(errno)));
+    pid_t pid = a->value("pid", 0);
+    if (!alive(pid)) {
+        clean_stale(dir);  // its daemon died: what it left goes
+        return 0;
+    }
+    // The device first, here, so that a refusal reaches the caller: the
+    // kernel refuses while anything has it open (a mounted file system, an
+    // application).
+    if (auto r = attach::loop_detach(dev); !r) {
+        fail(fmt::format("{} is in use ({}): unmount or close it first", dev,
+                         std::strerror(r.err().code)));
         return exit_failed;
     }
-    ::close(excl);
-    pid_t pid = a->value("pid", 0);
     ::kill(pid, SIGTERM);
     auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
     while (alive(pid) && std::chrono::steady_clock::now() < until)
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     if (alive(pid)) {
         fail(fmt::format("the daemon of {} (pid {}) has not stopped after {} s; see {}/log", dev,
-                         pid, timeout_s, a->value("dir", std::string())));
+                         pid, timeout_s, dir.string()));
         return exit_failed;
     }
     return 0;
@@ -363,25 +395,31 @@ int run_detach(const std::string& run_dir, const std::string& target, double tim
 int run_rescan(const std::string& run_dir, const std::string& target, double timeout_s) {
     auto a = find_attachment(run_dir, target);
     if (!a) {
-        fail(target + " is not attached (weft attach --list shows what is)");
+        fail(target + " is not attached (weft attached shows what is)");
         return exit_failed;
     }
     fs::path dir = a->value("dir", std::string());
-    uint64_t before = a->value("size_bytes", uint64_t(0));
+    int before = a->value("rescans", 0);
     ::kill(a->value("pid", 0), SIGHUP);
-    // The daemon rewrites its state once the size is read again.
+    // The daemon counts each rescan in its state, with its error if any.
     auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
     while (std::chrono::steady_clock::now() < until) {
         auto s = read_state(dir);
-        if (s && s->value("size_bytes", uint64_t(0)) != before) {
+        if (s && s->value("rescans", 0) > before) {
+            std::string why = s->value("rescan_error", std::string());
+            if (!why.empty()) {
+                fail(fmt::format("rescan of {}: {}", s->value("device", std::string()), why));
+                return exit_failed;
+            }
             std::printf("%s %llu\n", s->value("device", std::string()).c_str(),
                         (unsigned long long)s->value("size_bytes", uint64_t(0)));
             return 0;
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    std::printf("%s %llu\n", a->value("device", std::string()).c_str(), (unsigned long long)before);
-    return 0;
+    fail(fmt::format("the daemon of {} did not answer within {} s; see {}/log",
+                     a->value("device", std::string()), timeout_s, dir.string()));
+    return exit_failed;
 }
 
 int run_list(const std::string& run_dir) {

@@ -71,9 +71,21 @@ size_choice choose_size(const v1::CapacityRange* r, uint64_t floor) {
         return {0,
                 {StatusCode::OUT_OF_RANGE,
                  fmt::format("the required {} bytes exceed the limit of {}", req, lim)}};
-    uint64_t want = req ? uint64_t(req) : std::max<uint64_t>(floor, default_size);
-    if (!req && lim) want = std::max<uint64_t>(std::min<uint64_t>(want, lim), floor);
-    uint64_t bytes = std::max<uint64_t>((want + MiB - 1) / MiB * MiB, floor);
+    uint64_t bytes;
+    if (req) {
+        bytes = std::max<uint64_t>((uint64_t(req) + MiB - 1) / MiB * MiB, floor);
+    } else {
+        // Nothing required: the default (or the floor), within a limit that
+        // is rounded down to whole MiB.
+        bytes = std::max<uint64_t>(floor, default_size);
+        if (lim)
+            bytes = std::max<uint64_t>(std::min<uint64_t>(bytes, uint64_t(lim) / MiB * MiB), floor);
+        bytes = (bytes + MiB - 1) / MiB * MiB;
+    }
+    if (bytes == 0)
+        return {0,
+                {StatusCode::OUT_OF_RANGE,
+                 fmt::format("no whole MiB fits within the limit of {} bytes", lim)}};
     if (lim && bytes > uint64_t(lim))
         return {0,
                 {StatusCode::OUT_OF_RANGE,
@@ -446,10 +458,9 @@ Status controller_service::ControllerExpandVolume(ctx*,
     size_choice size = choose_size(&req->capacity_range(), 0);
     if (!size.error.ok()) return size.error;
     uint64_t now = size_of(v.body);
-    // A file system grows on its node; a block volume is grown when its
-    // namespace is.
-    res->set_node_expansion_required(
-        !(req->has_volume_capability() && req->volume_capability().has_block()));
+    // The node always has a part: its attachment reads the new size (a
+    // block device grows there too), then a file system grows.
+    res->set_node_expansion_required(true);
     if (size.bytes <= now) {
         res->set_capacity_bytes(int64_t(now));
         return Status::OK;

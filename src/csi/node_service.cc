@@ -85,6 +85,16 @@ Status unmount(const std::string& path) {
     return Status::OK;
 }
 
+// The state's device, when it is still the attachment the state recorded
+// (loop numbers are reused: after a reboot /dev/loop0 may be another
+// volume's); "" otherwise.
+std::string device_of(const json& st) {
+    std::string dev = st.value("device", std::string());
+    std::string backing = st.value("backing", std::string());
+    if (dev.empty() || backing.empty() || attach::loop_backing_file(dev) != backing) return {};
+    return dev;
+}
+
 }  // namespace
 
 std::string node_service::state_path(const std::string& volume_id) const {
@@ -113,28 +123,39 @@ Status node_service::NodeStageVolume(ctx*, const v1::NodeStageVolumeRequest* req
 
     // Staged already (a retry): the same device, still there.
     auto st = read_json(state_path(id));
-    if (st && st->value("staging", "") == staging && st->value("nqn", "") == pc.at("nqn")) {
-        std::string dev = st->value("device", std::string());
-        if (!attach::loop_backing_file(dev).empty() && (block || is_mount_point(staging)))
-            return Status::OK;
+    if (st && st->value("staging", "") == staging && st->value("nqn", "") == pc.at("nqn") &&
+        !device_of(*st).empty()) {
+        if (st->value("block", false) != block)
+            return {StatusCode::ALREADY_EXISTS,
+                    fmt::format("volume {} is staged at {} as {}", id, staging,
+                                block ? "a mount" : "a block device")};
+        if (block || is_mount_point(staging)) return Status::OK;
     }
 
     std::error_code ec;
     fs::create_directories(o_.state_dir, ec);
-    auto a =
-        run_command({o_.weft, "attach", "-a", pc.at("address"), "-s", pc.at("port"), "-n",
-                     pc.at("nqn"), "--hostnqn", pc.at("hostNqn"), "--run-dir", o_.attach_run_dir});
+    std::vector<std::string> attach = {
+        o_.weft, "attach",     "-a",        pc.at("address"), "-s",        pc.at("port"),
+        "-n",    pc.at("nqn"), "--hostnqn", pc.at("hostNqn"), "--run-dir", o_.attach_run_dir};
+    // The StorageClass's ioTimeout: how long one command may take.
+    if (auto t = req->volume_context().find("ioTimeout"); t != req->volume_context().end())
+        attach.insert(attach.end(), {"--timeout", t->second});
+    auto a = run_command(attach);
     if (a.rc != 0)
         return {StatusCode::INTERNAL, fmt::format("attaching {}: {}", pc.at("nqn"), a.why())};
     std::string dev = a.out.substr(0, a.out.find('\n'));
-    json state = {{"volume", id},
-                  {"device", dev},
-                  {"nqn", pc.at("nqn")},
-                  {"staging", staging},
-                  {"block", block}};
-    // Recorded before anything else can fail: unstage then detaches it.
+    json state = {
+        {"volume", id},        {"device", dev},      {"backing", attach::loop_backing_file(dev)},
+        {"nqn", pc.at("nqn")}, {"staging", staging}, {"block", block}};
+    // Recorded before anything else can fail, and undone when something
+    // does (the CO does not unstage a stage that failed).
+    auto undo = [&](Status s) {
+        run_command({o_.weft, "detach", dev, "--run-dir", o_.attach_run_dir});
+        fs::remove(state_path(id), ec);
+        return s;
+    };
     if (!write_json(state_path(id), state))
-        return internal("cannot write the state of " + id + " in " + o_.state_dir);
+        return undo(internal("cannot write the state of " + id + " in " + o_.state_dir));
 
     if (!block) {
         const auto& m = req->volume_capability().mount();
@@ -147,11 +168,14 @@ Status node_service::NodeStageVolume(ctx*, const v1::NodeStageVolumeRequest* req
         auto probe = run_command({"blkid", "-p", "-o", "value", "-s", "TYPE", dev});
         std::string has = probe.rc == 0 ? probe.out.substr(0, probe.out.find('\n')) : "";
         if (probe.rc != 0 && probe.rc != 2)  // 2: nothing found
-            return internal(fmt::format("probing {}: {}", dev, probe.why()));
+            return undo(internal(fmt::format("probing {}: {}", dev, probe.why())));
         if (has.empty()) {
+            // No force flag: mkfs itself refuses a device that holds a file
+            // system, should blkid ever miss one.
             auto mk = want == "xfs" ? run_command({"mkfs.xfs", "-q", dev})
-                                    : run_command({"mkfs.ext4", "-q", "-F", dev});
-            if (mk.rc != 0) return internal(fmt::format("mkfs.{} {}: {}", want, dev, mk.why()));
+                                    : run_command({"mkfs.ext4", "-q", dev});
+            if (mk.rc != 0)
+                return undo(internal(fmt::format("mkfs.{} {}: {}", want, dev, mk.why())));
             has = want;
             spdlog::info("NodeStageVolume {}: made {} on {}", id, want, dev);
         }
@@ -160,16 +184,20 @@ Status node_service::NodeStageVolume(ctx*, const v1::NodeStageVolumeRequest* req
             std::vector<std::string> argv = {"mount", "-t", has};
             std::string opts;
             for (auto& f : m.mount_flags()) opts += (opts.empty() ? "" : ",") + f;
+            // A clone's xfs has its source's UUID: both may be on one node.
+            if (has == "xfs") opts += std::string(opts.empty() ? "" : ",") + "nouuid";
             if (!opts.empty()) argv.insert(argv.end(), {"-o", opts});
             argv.insert(argv.end(), {dev, staging});
             auto mt = run_command(argv);
             if (mt.rc != 0)
-                return internal(fmt::format("mount {} on {}: {}", dev, staging, mt.why()));
+                return undo(internal(fmt::format("mount {} on {}: {}", dev, staging, mt.why())));
         }
         state["fs"] = has;
     }
-    if (!write_json(state_path(id), state))
-        return internal("cannot write the state of " + id + " in " + o_.state_dir);
+    if (!write_json(state_path(id), state)) {
+        ::umount2(staging.c_str(), 0);
+        return undo(internal("cannot write the state of " + id + " in " + o_.state_dir));
+    }
     spdlog::info("NodeStageVolume {}: {} staged at {}", id, dev, staging);
     return Status::OK;
 }
@@ -186,12 +214,12 @@ Status node_service::NodeUnstageVolume(ctx*, const v1::NodeUnstageVolumeRequest*
     if (Status s = unmount(req->staging_target_path()); !s.ok()) return s;
     auto st = read_json(state_path(id));
     if (st) {
+        // By NQN: also what a dead daemon left (weft detach cleans it up).
+        std::string nqn = st->value("nqn", std::string());
         std::string dev = st->value("device", std::string());
-        if (!attach::loop_backing_file(dev).empty()) {
-            auto d = run_command({o_.weft, "detach", dev, "--run-dir", o_.attach_run_dir});
-            if (d.rc != 0 && d.err.find("not attached") == std::string::npos)
-                return internal(fmt::format("detaching {}: {}", dev, d.why()));
-        }
+        auto d = run_command({o_.weft, "detach", nqn, "--run-dir", o_.attach_run_dir});
+        if (d.rc != 0 && d.err.find("not attached") == std::string::npos)
+            return internal(fmt::format("detaching {}: {}", dev, d.why()));
         std::error_code ec;
         fs::remove(state_path(id), ec);
         spdlog::info("NodeUnstageVolume {}: {} detached", id, dev);
@@ -223,7 +251,10 @@ Status node_service::NodePublishVolume(ctx*, const v1::NodePublishVolumeRequest*
     std::error_code ec;
     std::string source;
     if (block) {
-        source = st->value("device", std::string());
+        source = device_of(*st);
+        if (source.empty())
+            return {StatusCode::FAILED_PRECONDITION,
+                    fmt::format("volume {}'s attachment is gone: stage it again", id)};
         fs::create_directories(fs::path(target).parent_path(), ec);
         if (!fs::exists(target)) std::ofstream(target).flush();  // a file to bind the device on
     } else {
@@ -267,15 +298,15 @@ Status node_service::NodeGetVolumeStats(ctx*, const v1::NodeGetVolumeStatsReques
     if (!st) return {StatusCode::NOT_FOUND, "volume " + id + " is not staged on this node"};
     std::string source;
     if (!is_mount_point(path, &source)) return {StatusCode::NOT_FOUND, path + " is not mounted"};
-    std::string dev = st->value("device", std::string());
-    // Abnormal: the attachment's daemon is gone (its FUSE file does not
-    // answer), or the path is not the staged volume.
-    std::string backing = attach::loop_backing_file(dev);
+    std::string dev = device_of(*st);
+    // Abnormal: the attachment is gone (its daemon died: its FUSE file does
+    // not answer; or its device is another's now).
+    std::string backing = st->value("backing", std::string());
     struct stat bs {};
     auto* cond = res->mutable_volume_condition();
-    if (backing.empty() || ::stat(backing.c_str(), &bs) != 0) {
+    if (dev.empty() || ::stat(backing.c_str(), &bs) != 0) {
         cond->set_abnormal(true);
-        cond->set_message(fmt::format("the attachment of {} is gone", dev));
+        cond->set_message(fmt::format("the attachment of volume {} is gone", id));
     } else {
         cond->set_abnormal(false);
         cond->set_message("attached as " + dev);
@@ -308,11 +339,15 @@ Status node_service::NodeExpandVolume(ctx*, const v1::NodeExpandVolumeRequest* r
     const std::string& path = req->volume_path();
     if (id.empty()) return bad("NodeExpandVolume needs a volume_id");
     if (path.empty()) return bad("NodeExpandVolume needs a volume_path");
-    auto st = safe_id(id) ? read_json(state_path(id)) : std::nullopt;
-    if (!st) return {StatusCode::NOT_FOUND, "volume " + id + " is not staged on this node"};
+    if (!safe_id(id)) return {StatusCode::NOT_FOUND, "no volume " + id};
     inflight_guard g(busy_, id);
     if (!g) return busy(id);
-    std::string dev = st->value("device", std::string());
+    auto st = read_json(state_path(id));
+    if (!st) return {StatusCode::NOT_FOUND, "volume " + id + " is not staged on this node"};
+    std::string dev = device_of(*st);
+    if (dev.empty())
+        return {StatusCode::FAILED_PRECONDITION,
+                fmt::format("volume {}'s attachment is gone: stage it again", id)};
     auto r = run_command({o_.weft, "rescan", dev, "--run-dir", o_.attach_run_dir});
     if (r.rc != 0) return internal(fmt::format("rescan of {}: {}", dev, r.why()));
     uint64_t bytes = device_bytes(dev);

@@ -76,7 +76,8 @@ task<result<std::unique_ptr<controller>>> controller::start(controller* raw) {
 }
 
 task<result<void>> controller::bring_up() {
-    if (auto r = co_await enable(); !r) co_return r;
+    auto enabled = co_await enable();
+    if (!enabled) co_return enabled;
     auto id = co_await identify_controller();
     if (!id) co_return id.err();
     identity_ = std::make_unique<nvme::identify_controller>(id.value());
@@ -119,7 +120,8 @@ task<result<void>> controller::enable() {
     auto cap = co_await get_property(nvme::reg::cap, true);
     if (!cap) co_return cap.err();
     cap_ = cap.value();
-    if (auto r = co_await set_property(nvme::reg::cc, cc_enable, false); !r) co_return r;
+    auto cleared = co_await set_property(nvme::reg::cc, cc_enable, false);
+    if (!cleared) co_return cleared;
     // CAP.TO: worst-case time to ready, 500 ms units.
     auto limit = std::chrono::milliseconds(500 * std::max<uint64_t>((cap_ >> 24) & 0xff, 1));
     auto deadline = std::chrono::steady_clock::now() + limit;
@@ -162,7 +164,8 @@ task<result<void>> controller::create_io_queues() {
 task<void> controller::keep_alive_loop() {
     auto period = std::chrono::milliseconds(opt_.kato_ms / 2);
     for (;;) {
-        if (co_await sleep(period).abort_with(ka_stop_) == -ECANCELED) break;
+        int slept = co_await sleep(period).abort_with(ka_stop_);
+        if (slept == -ECANCELED) break;
         auto r = co_await keep_alive();
         if (!r) {
             spdlog::warn("initiator: keep-alive to {} failed: {}", opt_.subnqn, r.err().message());
@@ -184,7 +187,8 @@ task<void> controller::disconnect() {
     if (admin_) {
         if (admin_->current_state() == queue::state::live && !opt_.discovery) {
             // Normal shutdown notification (Base 3.6.2), bounded by CAP.TO.
-            if (co_await set_property(nvme::reg::cc, cc_enable | cc_shn_normal, false)) {
+            auto shn = co_await set_property(nvme::reg::cc, cc_enable | cc_shn_normal, false);
+            if (shn) {
                 auto deadline = std::chrono::steady_clock::now() + 2s;
                 while (std::chrono::steady_clock::now() < deadline) {
                     auto csts = co_await get_property(nvme::reg::csts, false);

@@ -39,7 +39,8 @@ class nvmf_channel final : public weft::bdev::channel {
         if (int rc = dev_.check_range(lba, nblocks)) co_return rc;
         for (uint64_t done = 0; done < nblocks;) {
             uint32_t n = uint32_t(std::min<uint64_t>(nblocks - done, 0x10000));
-            if (int rc = to_errno(co_await ns_.write_zeroes(lba + done, n))) co_return rc;
+            int rc = to_errno(co_await ns_.write_zeroes(lba + done, n));
+            if (rc) co_return rc;
             done += n;
         }
         co_return 0;
@@ -48,7 +49,8 @@ class nvmf_channel final : public weft::bdev::channel {
         if (int rc = dev_.check_range(lba, nblocks)) co_return rc;
         for (uint64_t done = 0; done < nblocks;) {
             uint32_t n = uint32_t(std::min<uint64_t>(nblocks - done, 0xffffffffu));
-            if (int rc = to_errno(co_await ns_.deallocate(lba + done, n))) co_return rc;
+            int rc = to_errno(co_await ns_.deallocate(lba + done, n));
+            if (rc) co_return rc;
             done += n;
         }
         co_return 0;

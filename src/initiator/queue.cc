@@ -202,9 +202,10 @@ task<result<void>> queue::establish() {
     auto s = co_await tcp_stream::connect(opt_.address, opt_.connect_timeout);
     if (!s) co_return s.err();
     stream_ = std::move(s.value());
-    if (auto r = co_await ic_exchange(); !r) {
+    auto ic = co_await ic_exchange();
+    if (!ic) {
         stream_.close();
-        co_return r.err();
+        co_return ic.err();
     }
     queued_gen_ = 1;
     sent_gen_ = 0;
@@ -290,7 +291,8 @@ task<void> queue::recover() {
     }
     auto delay = opt_.reconnect_delay;
     for (unsigned attempt = 1; attempt <= opt_.reconnect_attempts && !closing_; ++attempt) {
-        if (co_await sleep(delay).abort_with(reconnect_stop_) == -ECANCELED) break;
+        int slept = co_await sleep(delay).abort_with(reconnect_stop_);
+        if (slept == -ECANCELED) break;
         fail_timed_out();
         if (closing_) break;
         auto r = co_await establish();
@@ -562,7 +564,8 @@ void queue::fail_timed_out() {
 task<void> queue::watchdog() {
     auto tick = std::clamp<std::chrono::milliseconds>(opt_.command_timeout / 4, 5ms, 1000ms);
     for (;;) {
-        if (co_await sleep(tick).abort_with(bg_stop_) == -ECANCELED) break;
+        int slept = co_await sleep(tick).abort_with(bg_stop_);
+        if (slept == -ECANCELED) break;
         auto now = clock::now();
         for (pending* p : slots_) {
             if (!p || p->done || p->timed_out || now < p->deadline) continue;

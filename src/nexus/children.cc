@@ -116,8 +116,9 @@ task<void> nexus_impl::reopen_loop(std::shared_ptr<child> cp) {
                 if (l) {
                     uint64_t bytes = bitmap_bytes(size_bytes_, region_size_);
                     buffer bm = buffer_pool::local().get(bytes);
-                    if (co_await read_bytes(*ch, block_size_, format::bitmap_offset,
-                                            bm.span().first(bytes)) == 0)
+                    int got = co_await read_bytes(*ch, block_size_, format::bitmap_offset,
+                                                  bm.span().first(bytes));
+                    if (got == 0)
                         fresh->merge_bytes(bm.span().first(bytes));
                     else
                         c->rebuild_from = 0;  // what it holds is unknown: copy it all

@@ -329,7 +329,8 @@ task<void> nexus_impl::close_cleanly() {
             blocks.push_back(b);
         durable_->clear_all();
         clearing_->clear_all();
-        if (co_await write_bitmap_blocks(blocks, nullptr, true) != 0) co_return;
+        int wr = co_await write_bitmap_blocks(blocks, nullptr, true);
+        if (wr != 0) co_return;
     }
     ++generation_;
     std::vector<child*> targets;

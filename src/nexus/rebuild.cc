@@ -157,7 +157,8 @@ task<int> nexus_impl::copy_range(child& src, std::vector<child*> dsts, uint64_t 
         co_return 0;
     };
     for (const auto& run : runs) {
-        if (int r = co_await zero(pos, run.lba)) co_return r;
+        int zr = co_await zero(pos, run.lba);
+        if (zr) co_return zr;
         for (uint64_t b = run.lba; b < run.lba + run.nblocks;) {
             uint32_t nb = uint32_t(std::min<uint64_t>(run.lba + run.nblocks - b, copy_chunk / bs));
             iovec v{buf.data(), size_t(nb) * bs};

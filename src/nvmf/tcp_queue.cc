@@ -83,7 +83,8 @@ task<void> tcp_queue::run() {
     auto self = shared_from_this();  // alive until run() ends
     gate flusher_gate;
     reactor::local().spawn(flusher_gate.hold(flusher()));
-    if (co_await handshake()) {
+    bool ready = co_await handshake();  // g++ 12: no co_await in a condition
+    if (ready) {
         tcp::rx_buffer rx;
         while (!closed_) {
             int n = co_await stream_.recv(rx.free_space()).abort_with(stop_);

@@ -181,8 +181,8 @@ task<int> pool_engine::unmap_clusters(volume_state& st, uint64_t l0, uint64_t l1
     if (!st.meta.thin()) {
         // A thick volume keeps its clusters: zero them (copying shared ones).
         for (uint64_t l = l0; l < l1; ++l) {
-            if (int rc = co_await write_cluster(st, l, 0, cluster_size(), {}, false); rc != 0)
-                co_return rc;
+            int rc = co_await write_cluster(st, l, 0, cluster_size(), {}, false);
+            if (rc != 0) co_return rc;
             co_await yield{};  // as in the copy loop above
         }
         co_return 0;

@@ -64,8 +64,8 @@ task<result<std::shared_ptr<pool>>> pool::create(std::shared_ptr<bdev::bdev> dev
     if (dev->read_only()) co_return fail(why, EROFS, "device is read-only");
     auto ch = dev->open_channel();
     io_buffer sbuf(format::superblock_region);
-    if (int rc = co_await read_bytes(*dev, *ch, 0, sbuf.span()); rc != 0)
-        co_return fail(why, -rc, "cannot read the superblock");
+    int got = co_await read_bytes(*dev, *ch, 0, sbuf.span());
+    if (got != 0) co_return fail(why, -got, "cannot read the superblock");
     if (std::memcmp(sbuf.data(), format::superblock_magic, 8) == 0 && !opt.force) {
         std::string detail;
         auto old = decode_superblock(sbuf.span(), &detail);
@@ -120,8 +120,8 @@ task<result<std::shared_ptr<pool>>> pool::create(std::shared_ptr<bdev::bdev> dev
 task<result<std::shared_ptr<pool>>> pool::open(std::shared_ptr<bdev::bdev> dev, std::string* why) {
     auto ch = dev->open_channel();
     io_buffer sbuf(format::superblock_region);
-    if (int rc = co_await read_bytes(*dev, *ch, 0, sbuf.span()); rc != 0)
-        co_return fail(why, -rc, "cannot read the superblock of " + dev->name());
+    int rc = co_await read_bytes(*dev, *ch, 0, sbuf.span());
+    if (rc != 0) co_return fail(why, -rc, "cannot read the superblock of " + dev->name());
     std::string detail;
     auto g = decode_superblock(sbuf.span(), &detail);
     if (!g) co_return fail(why, g.err().code, dev->name() + ": " + detail);
@@ -146,8 +146,9 @@ task<result<std::shared_ptr<pool>>> pool::open(std::shared_ptr<bdev::bdev> dev, 
                 note += "; area " + std::to_string(a) + " was bad: " + rep.area_error[a];
         spdlog::warn("pool {}: {}", g->name, note);
         if (why) *why = note;
-        if (int rc = co_await e.commit(); rc != 0)
-            co_return fail(why, -rc, dev->name() + ": metadata repair failed");
+        int committed = co_await e.commit();
+        if (committed != 0)
+            co_return fail(why, -committed, dev->name() + ": metadata repair failed");
     }
     co_return p;
 }

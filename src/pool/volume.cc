@@ -114,7 +114,8 @@ class volume_channel final : public weft::bdev::channel {
                 continue;
             }
             uint64_t len = std::min(cs - off, end - pos);
-            if (int rc = co_await piece(true, l, off, len, {}, false); rc != 0) co_return rc;
+            int rc = co_await piece(true, l, off, len, {}, false);
+            if (rc != 0) co_return rc;
             pos += len;
         }
         co_return 0;
@@ -210,8 +211,8 @@ class volume_channel final : public weft::bdev::channel {
         for (uint64_t done = 0; pos < end;) {
             uint64_t len = std::min(cs - pos % cs, end - pos);
             auto part = slice(iov, done, len);
-            if (int rc = co_await piece(write, pos / cs, pos % cs, len, part, fua); rc != 0)
-                co_return rc;
+            int rc = co_await piece(write, pos / cs, pos % cs, len, part, fua);
+            if (rc != 0) co_return rc;
             pos += len;
             done += len;
         }

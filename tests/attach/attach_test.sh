@@ -5,7 +5,7 @@
 # Checks: the device has the volume's size and block size; what is written
 # to the device is what the target holds (read back with `weft nvme read`);
 # ext4 and xfs are made, mounted, written, and read back after a detach and
-# a new attach; detach is refused while mounted; the volume grows and
+# a new attach; detach is refused while mounted or open; the volume grows and
 # `weft rescan` grows the device, then the mounted file system (xfs); a
 # daemon killed with SIGKILL leaves nothing that stops the next attach.
 # Needs root, /dev/fuse and loop devices: skipped (77) without them.
@@ -110,6 +110,11 @@ for fs in ext4 xfs; do
   grep -q "in use" "$data/detach.err" || fail "no sentence: $(cat "$data/detach.err")"
   [ -e "$mnt/f1" ] || fail "the file system went"
   umount "$mnt" || fail "umount"
+  # Refused while an application has it open (not exclusively), too.
+  exec 7<"$dev"
+  if "$weft" detach "$dev" --run-dir "$run" 2>"$data/detach.err"; then fail "detached while open"; fi
+  grep -q "in use" "$data/detach.err" || fail "no sentence: $(cat "$data/detach.err")"
+  exec 7<&-
   "$weft" detach "$dev" --run-dir "$run" || fail "detach"
   [ -z "$(ls "$run")" ] || fail "detach left $(ls "$run")"
   attach

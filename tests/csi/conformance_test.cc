@@ -248,6 +248,9 @@ TEST_F(Csi, CreateVolumeSizes) {
     v1::CreateVolumeResponse res;
     ASSERT_TRUE(create(name("limit"), 0, res, {{"repl", "1"}}, 4 * MiB).ok());
     EXPECT_EQ(res.volume().capacity_bytes(), 4 * MiB);
+    // A limit that is not whole MiB: the whole MiB below it.
+    ASSERT_TRUE(create(name("limit2"), 0, res, {{"repl", "1"}}, 10 * MiB + 1).ok());
+    EXPECT_EQ(res.volume().capacity_bytes(), 10 * MiB);
 }
 
 TEST_F(Csi, CreateVolumeWithAMaximumLengthName) {
@@ -459,14 +462,15 @@ TEST_F(Csi, ExpandVolume) {
     EXPECT_EQ(res.capacity_bytes(), 16 * MiB);
     EXPECT_TRUE(res.node_expansion_required());
     EXPECT_EQ(rest("/v1/volumes/" + v.volume_id())["spec"]["size_bytes"], 16 * MiB);
-    // Published: it grows online; a block volume needs nothing of its node.
+    // Published: it grows online; a block volume too has its node read the
+    // new size.
     v1::ControllerPublishVolumeResponse pr;
     ASSERT_TRUE(publish(v.volume_id(), nodes_[0], pr).ok());
     r.mutable_capacity_range()->set_required_bytes(24 * MiB);
     *r.mutable_volume_capability() = block_cap();
     ASSERT_TRUE(call(&v1::Controller::Stub::ControllerExpandVolume, r, res).ok());
     EXPECT_EQ(res.capacity_bytes(), 24 * MiB);
-    EXPECT_FALSE(res.node_expansion_required());
+    EXPECT_TRUE(res.node_expansion_required());  // its attachment reads the new size
     auto j = rest("/v1/volumes/" + v.volume_id());
     EXPECT_EQ(j["spec"]["size_bytes"], 24 * MiB);
     // Smaller than it is: it stays as it is.

@@ -341,6 +341,23 @@ TEST_F(CsiNode, RawBlockVolume) {
     ASSERT_EQ(st.usage_size(), 1);
     EXPECT_EQ(st.usage(0).total(), 64 * MiB);
     EXPECT_FALSE(st.volume_condition().abnormal()) << st.volume_condition().message();
+    // Grown: the controller, then the node reads the new size.
+    v1::ControllerExpandVolumeRequest ce;
+    ce.set_volume_id(vol);
+    ce.mutable_capacity_range()->set_required_bytes(96 * MiB);
+    *ce.mutable_volume_capability() = block_cap();
+    v1::ControllerExpandVolumeResponse cer;
+    ASSERT_OK(ctl(&v1::Controller::Stub::ControllerExpandVolume, ce, cer));
+    ASSERT_TRUE(cer.node_expansion_required());
+    v1::NodeExpandVolumeRequest ne;
+    ne.set_volume_id(vol);
+    ne.set_volume_path(target);
+    *ne.mutable_capacity_range() = ce.capacity_range();
+    *ne.mutable_volume_capability() = block_cap();
+    v1::NodeExpandVolumeResponse ner;
+    ASSERT_OK(node_call("n1", &v1::Node::Stub::NodeExpandVolume, ne, ner));
+    EXPECT_EQ(ner.capacity_bytes(), 96 * MiB);
+    EXPECT_EQ(stats("n1", vol, target).usage(0).total(), 96 * MiB);
     ASSERT_OK(node_unpublish("n1", vol, target));
     ASSERT_OK(unstage("n1", vol, staging));
 }

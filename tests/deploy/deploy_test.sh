@@ -64,8 +64,10 @@ for k in base overlays/etcd; do
       case $p in repl | thin | fsType | ioTimeout | protocol | selector) ;; *) fail "StorageClass parameter $p is not one weft-csi knows" ;; esac
     done || exit 1
   # Every flag given to a weft binary is one it has.
+  # (The binary may come after an init such as tini.)
   jq -r '.[] | .. | objects | select(has("command") and has("args")) |
-         select(.command[0] | startswith("weft")) | .command[0] as $c | .args[] | "\($c) \(.)"' "$o" |
+         (.command | map(select(startswith("weft"))) | first) as $c | select($c != null) |
+         .args[] | "\($c) \(.)"' "$o" |
     while read -r bin arg; do
       case $bin in
         weft-engine) b=$engine ;;

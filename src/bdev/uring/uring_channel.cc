@@ -151,8 +151,8 @@ class uring_channel final : public channel {
             size_t step = std::min<uint64_t>(bytes - done, b.size());
             iovec v{b.data(), step};
             if (write) cur.gather(b.data(), step);
-            if (int rc = co_await rw(write, off + done, {&v, 1}, step, flags); rc != 0)
-                co_return rc;
+            int rc = co_await rw(write, off + done, {&v, 1}, step, flags);
+            if (rc != 0) co_return rc;
             if (!write) cur.scatter(b.data(), step);
             done += step;
         }
@@ -165,7 +165,8 @@ class uring_channel final : public channel {
         for (uint64_t done = 0; done < len;) {
             size_t step = std::min<uint64_t>(len - done, b.size());
             iovec v{b.data(), step};
-            if (int rc = co_await rw(true, off + done, {&v, 1}, step, 0); rc != 0) co_return rc;
+            int rc = co_await rw(true, off + done, {&v, 1}, step, 0);
+            if (rc != 0) co_return rc;
             done += step;
         }
         co_return 0;
