@@ -92,6 +92,8 @@ cat <<EOM
 weft is running: weft-control on $WEFT_CONTROL, three engines (node1-3), logs in $data/.
 Try: $bin/cli/weft volume list; $bin/cli/weft events
      $bin/cli/weft nvme verify -a 127.0.0.1 -s 4420 -n nqn.2026-11.io.weft:nexus:$id --blocks 1024
+     $bin/cli/weft attach -a 127.0.0.1 -s 4420 -n nqn.2026-11.io.weft:nexus:$id
+       (root: the volume as /dev/loopN without nvme-tcp; weft detach it before Ctrl-C)
 Ctrl-C stops it all.
 EOM
 wait
