@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "runtime/abort.h"
+#include "runtime/buffer_pool.h"
 #include "runtime/foreign_call.h"
 #include "runtime/uring_op.h"
 
@@ -139,17 +140,18 @@ struct fuse_disk::ops {
             fuse_reply_err(req, EINVAL);
             return;
         }
+        if (size == 0) {
+            fuse_reply_write(req, 0);
+            return;
+        }
         if (uint64_t(off) >= end) {
-            if (size)
-                fuse_reply_err(req, ENOSPC);
-            else
-                fuse_reply_write(req, 0);
+            fuse_reply_err(req, ENOSPC);
             return;
         }
         size = size_t(std::min<uint64_t>(size, end - uint64_t(off)));
         // The request's buffer is libfuse's until this returns.
-        auto data = std::make_unique<std::byte[]>(size);
-        std::memcpy(data.get(), buf, size);
+        buffer data = buffer_pool::local().get(size);
+        std::memcpy(data.data(), buf, size);
         ++d->in_flight_;
         reactor::local().spawn(d->write(req, uint64_t(off), std::move(data), size));
     }
@@ -272,7 +274,6 @@ task<void> fuse_disk::serve() {
                 gone = true;
                 break;
             }
-            ++requests_;
             fuse_session_process_buf(se_, &buf);
         }
         if (gone || (ev & (POLLERR | POLLHUP))) break;
@@ -305,21 +306,21 @@ task<void> fuse_disk::read(void* r, uint64_t off, size_t len) {
     auto* req = static_cast<fuse_req_t>(r);
     uint64_t bs = dev_.block_size();
     uint64_t first = off / bs, last = (off + len + bs - 1) / bs;
-    auto buf = std::make_unique<std::byte[]>((last - first) * bs);
-    int rc = co_await read_blocks(first, last - first, buf.get());
+    buffer buf = buffer_pool::local().get((last - first) * bs);
+    int rc = co_await read_blocks(first, last - first, buf.data());
     if (rc < 0)
         fuse_reply_err(req, -rc);
     else
-        fuse_reply_buf(req, reinterpret_cast<const char*>(buf.get()) + (off - first * bs), len);
+        fuse_reply_buf(req, reinterpret_cast<const char*>(buf.data()) + (off - first * bs), len);
     --in_flight_;
 }
 
-task<void> fuse_disk::write(void* r, uint64_t off, std::unique_ptr<std::byte[]> data, size_t len) {
+task<void> fuse_disk::write(void* r, uint64_t off, buffer data, size_t len) {
     auto* req = static_cast<fuse_req_t>(r);
     uint64_t bs = dev_.block_size();
     int rc = 0;
     if (off % bs == 0 && len % bs == 0) {
-        rc = co_await write_blocks(off / bs, len / bs, data.get());
+        rc = co_await write_blocks(off / bs, len / bs, data.data());
     } else {
         // Not on block boundaries: read the blocks it touches, patch them,
         // write them back; one at a time, or two that share a block would
@@ -327,11 +328,11 @@ task<void> fuse_disk::write(void* r, uint64_t off, std::unique_ptr<std::byte[]> 
         while (rmw_busy_) co_await sleep(std::chrono::microseconds(50));
         rmw_busy_ = true;
         uint64_t first = off / bs, last = (off + len + bs - 1) / bs;
-        auto blocks = std::make_unique<std::byte[]>((last - first) * bs);
-        rc = co_await read_blocks(first, last - first, blocks.get());
+        buffer blocks = buffer_pool::local().get((last - first) * bs);
+        rc = co_await read_blocks(first, last - first, blocks.data());
         if (rc >= 0) {
-            std::memcpy(blocks.get() + (off - first * bs), data.get(), len);
-            rc = co_await write_blocks(first, last - first, blocks.get());
+            std::memcpy(blocks.data() + (off - first * bs), data.data(), len);
+            rc = co_await write_blocks(first, last - first, blocks.data());
         }
         rmw_busy_ = false;
     }

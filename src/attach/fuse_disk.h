@@ -28,6 +28,7 @@
 
 #include "bdev/bdev.h"
 #include "runtime/abort.h"
+#include "runtime/buffer_pool.h"
 #include "runtime/result.h"
 #include "runtime/task.h"
 
@@ -59,14 +60,13 @@ class fuse_disk {
     task<void> unmount();
 
     std::string file_path() const { return o_.mountpoint + "/" + o_.file_name; }
-    uint64_t requests() const { return requests_; }
 
   private:
     struct ops;
     friend struct ops;
     fuse_disk(bdev::bdev& dev, fuse_disk_options o);
     task<void> read(void* req, uint64_t off, size_t len);
-    task<void> write(void* req, uint64_t off, std::unique_ptr<std::byte[]> data, size_t len);
+    task<void> write(void* req, uint64_t off, buffer data, size_t len);
     task<void> flush(void* req);
     task<void> fallocate(void* req, int mode, uint64_t off, uint64_t len);
     task<int> read_blocks(uint64_t first, uint64_t count, std::byte* into);
@@ -77,9 +77,8 @@ class fuse_disk {
     fuse_session* se_ = nullptr;
     std::unique_ptr<bdev::channel> ch_;
     uint64_t resize_listener_ = 0;
-    size_t in_flight_ = 0;   // requests handed to tasks and not answered yet
-    bool rmw_busy_ = false;  // an unaligned write's read-patch-write is running
-    uint64_t requests_ = 0;
+    size_t in_flight_ = 0;          // requests handed to tasks and not answered yet
+    bool rmw_busy_ = false;         // an unaligned write's read-patch-write is running
     abort_source* stop_ = nullptr;  // serve()'s, while it runs
     bool serving_ = false;
 };

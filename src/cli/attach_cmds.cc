@@ -4,8 +4,8 @@
 // (attach/fuse_disk.h) and binds a loop device to that file
 // (attach/loop_device.h).
 //
-// Each attachment keeps RUN_DIR/<name>/ (name: the NQN and nsid, made
-// file-safe): state.json (pid, device, target), log (the daemon's), mnt/
+// Each attachment keeps RUN_DIR/<name>/ (name: the NQN and nsid made
+// file-safe, and a hash of both): state.json (pid, device, target), log (the daemon's), mnt/
 // (the FUSE mount). The daemon detaches on SIGTERM only when nothing holds
 // the device (a mounted file system keeps it attached), and on SIGHUP reads
 // the namespace's size again and resizes the device.
@@ -29,6 +29,7 @@
 #include <spdlog/spdlog.h>
 
 #include "attach/fuse_disk.h"
+#include "attach/json_file.h"
 #include "attach/loop_device.h"
 #include "cli/commands.h"
 #include "cli/connection.h"
@@ -76,20 +77,11 @@ bool alive(pid_t pid) {
 }
 
 std::optional<json> read_state(const fs::path& dir) {
-    std::ifstream f(dir / "state.json");
-    if (!f) return std::nullopt;
-    json j = json::parse(f, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) return std::nullopt;
-    return j;
+    return attach::read_json_file((dir / "state.json").string());
 }
-
 void write_state(const fs::path& dir, const json& j) {
-    fs::path tmp = dir / "state.json.tmp";
-    {
-        std::ofstream f(tmp);
-        f << j.dump(2) << "\n";
-    }
-    fs::rename(tmp, dir / "state.json");
+    if (!attach::write_json_file((dir / "state.json").string(), j))
+        spdlog::warn("cannot write {}/state.json", dir.string());
 }
 
 // Every attachment under run_dir whose daemon is alive (or every one).
@@ -156,7 +148,8 @@ task<int> serve_attachment(const attach_options& o, fs::path dir, int& report) {
     auto& d = *disk.value();
     reactor::local().spawn(d.serve());
     result<std::string> loop = error{EIO};
-    attach::loop_options lo{.block_size = dev->block_size(), .direct_io = !o.buffered};
+    attach::loop_options lo{
+        .block_size = dev->block_size(), .direct_io = !o.buffered, .read_only = dev->read_only()};
     co_await in_thread([&] { loop = attach::loop_attach(d.file_path(), lo); });
     if (!loop) {
         fail(fmt::format("cannot bind a loop device to {}: {}", d.file_path(),
@@ -242,11 +235,6 @@ int run_attach(const attach_options& o) {
         fail(fmt::format("cannot make {}: {}", dir.string(), ec.message()));
         return exit_failed;
     }
-    int status[2], errs[2];
-    if (::pipe2(status, O_CLOEXEC) != 0 || ::pipe2(errs, O_CLOEXEC) != 0) {
-        fail(std::string("pipe: ") + std::strerror(errno));
-        return exit_failed;
-    }
     // Runs the daemon's body; `report` gets "ok DEVICE" once attached, and
     // is closed whatever happens (a reader then sees the end).
     // Signals are blocked before any thread starts (every thread inherits the
@@ -261,10 +249,6 @@ int run_attach(const attach_options& o) {
         return rc;
     };
     if (o.foreground) {
-        ::close(status[0]);
-        ::close(status[1]);
-        ::close(errs[0]);
-        ::close(errs[1]);
         int report[2];
         if (::pipe2(report, O_CLOEXEC) != 0) return exit_failed;
         block_signals(sigs);
@@ -281,6 +265,12 @@ int run_attach(const attach_options& o) {
         int rc = serve(report[1]);
         print.join();
         return rc;
+    }
+    // The daemon's report and, until then, its stderr, to this process.
+    int status[2], errs[2];
+    if (::pipe2(status, O_CLOEXEC) != 0 || ::pipe2(errs, O_CLOEXEC) != 0) {
+        fail(std::string("pipe: ") + std::strerror(errno));
+        return exit_failed;
     }
     pid_t pid = ::fork();
     if (pid < 0) {

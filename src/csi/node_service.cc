@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "attach/json_file.h"
 #include "attach/loop_device.h"
 #include "csi/capabilities.h"
 #include "csi/run_command.h"
@@ -39,26 +40,8 @@ Status internal(const std::string& why) {
     return {StatusCode::INTERNAL, why};
 }
 
-std::optional<json> read_json(const std::string& path) {
-    std::ifstream f(path);
-    if (!f) return std::nullopt;
-    json j = json::parse(f, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) return std::nullopt;
-    return j;
-}
-
-bool write_json(const std::string& path, const json& j) {
-    std::string tmp = path + ".tmp";
-    {
-        std::ofstream f(tmp);
-        if (!f) return false;
-        f << j.dump(2) << "\n";
-        if (!f) return false;
-    }
-    std::error_code ec;
-    fs::rename(tmp, path, ec);
-    return !ec;
-}
+using attach::read_json_file;
+using attach::write_json_file;
 
 // A volume ID is a file name in the state directory: nothing else.
 bool safe_id(const std::string& id) {
@@ -122,7 +105,7 @@ Status node_service::NodeStageVolume(ctx*, const v1::NodeStageVolumeRequest* req
     bool block = req->volume_capability().has_block();
 
     // Staged already (a retry): the same device, still there.
-    auto st = read_json(state_path(id));
+    auto st = read_json_file(state_path(id));
     if (st && st->value("staging", "") == staging && st->value("nqn", "") == pc.at("nqn") &&
         !device_of(*st).empty()) {
         if (st->value("block", false) != block)
@@ -154,7 +137,7 @@ Status node_service::NodeStageVolume(ctx*, const v1::NodeStageVolumeRequest* req
         fs::remove(state_path(id), ec);
         return s;
     };
-    if (!write_json(state_path(id), state))
+    if (!write_json_file(state_path(id), state))
         return undo(internal("cannot write the state of " + id + " in " + o_.state_dir));
 
     if (!block) {
@@ -194,7 +177,7 @@ Status node_service::NodeStageVolume(ctx*, const v1::NodeStageVolumeRequest* req
         }
         state["fs"] = has;
     }
-    if (!write_json(state_path(id), state)) {
+    if (!write_json_file(state_path(id), state)) {
         ::umount2(staging.c_str(), 0);
         return undo(internal("cannot write the state of " + id + " in " + o_.state_dir));
     }
@@ -212,7 +195,7 @@ Status node_service::NodeUnstageVolume(ctx*, const v1::NodeUnstageVolumeRequest*
     inflight_guard g(busy_, id);
     if (!g) return busy(id);
     if (Status s = unmount(req->staging_target_path()); !s.ok()) return s;
-    auto st = read_json(state_path(id));
+    auto st = read_json_file(state_path(id));
     if (st) {
         // By NQN: also what a dead daemon left (weft detach cleans it up).
         std::string nqn = st->value("nqn", std::string());
@@ -240,7 +223,7 @@ Status node_service::NodePublishVolume(ctx*, const v1::NodePublishVolumeRequest*
     if (!safe_id(id)) return {StatusCode::NOT_FOUND, "no volume " + id};
     inflight_guard g(busy_, id);
     if (!g) return busy(id);
-    auto st = read_json(state_path(id));
+    auto st = read_json_file(state_path(id));
     if (!st || st->value("staging", "") != req->staging_target_path())
         return {StatusCode::FAILED_PRECONDITION,
                 fmt::format("volume {} is not staged at {}", id, req->staging_target_path())};
@@ -294,7 +277,7 @@ Status node_service::NodeGetVolumeStats(ctx*, const v1::NodeGetVolumeStatsReques
     const std::string& path = req->volume_path();
     if (id.empty()) return bad("NodeGetVolumeStats needs a volume_id");
     if (path.empty()) return bad("NodeGetVolumeStats needs a volume_path");
-    auto st = safe_id(id) ? read_json(state_path(id)) : std::nullopt;
+    auto st = safe_id(id) ? read_json_file(state_path(id)) : std::nullopt;
     if (!st) return {StatusCode::NOT_FOUND, "volume " + id + " is not staged on this node"};
     std::string source;
     if (!is_mount_point(path, &source)) return {StatusCode::NOT_FOUND, path + " is not mounted"};
@@ -342,7 +325,7 @@ Status node_service::NodeExpandVolume(ctx*, const v1::NodeExpandVolumeRequest* r
     if (!safe_id(id)) return {StatusCode::NOT_FOUND, "no volume " + id};
     inflight_guard g(busy_, id);
     if (!g) return busy(id);
-    auto st = read_json(state_path(id));
+    auto st = read_json_file(state_path(id));
     if (!st) return {StatusCode::NOT_FOUND, "volume " + id + " is not staged on this node"};
     std::string dev = device_of(*st);
     if (dev.empty())

@@ -77,9 +77,7 @@ class Csi : public ::testing::Test {
     grpc::Status call(grpc::Status (v1::Controller::Stub::*m)(grpc::ClientContext*, const Req&,
                                                               Res*),
                       const Req& req, Res& res) {
-        grpc::ClientContext c;
-        c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
-        return (controller_.get()->*m)(&c, req, &res);
+        return weft::csi::testing::call(*controller_, m, req, res);
     }
 
     // A name unique to the test.

@@ -98,17 +98,13 @@ class CsiNode : public ::testing::Test {
                            grpc::Status (v1::Node::Stub::*m)(grpc::ClientContext*, const Req&,
                                                              Res*),
                            const Req& req, Res& res) {
-        grpc::ClientContext c;
-        c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
-        return (node_.at(n).get()->*m)(&c, req, &res);
+        return weft::csi::testing::call(*node_.at(n), m, req, res);
     }
     template <class Req, class Res>
     grpc::Status ctl(grpc::Status (v1::Controller::Stub::*m)(grpc::ClientContext*, const Req&,
                                                              Res*),
                      const Req& req, Res& res) {
-        grpc::ClientContext c;
-        c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
-        return (controller_.get()->*m)(&c, req, &res);
+        return weft::csi::testing::call(*controller_, m, req, res);
     }
 
     std::string create(const std::string& name, int64_t bytes,
