@@ -3,7 +3,8 @@
 // weft-control (its REST API) for volumes, publications and snapshots
 // (callers: Kubernetes' external-provisioner, -attacher, -snapshotter,
 // -resizer). In node mode it serves Identity and Node: it attaches published
-// volumes on this node (userspace attach), makes and mounts file systems,
+// volumes on this node (the kernel's NVMe/TCP host, or userspace attach
+// where the kernel has none), makes and mounts file systems,
 // and grows them (caller: the kubelet). Mode all serves both (tests, one
 // node).
 #include <grpcpp/grpcpp.h>
@@ -17,6 +18,7 @@
 #include <iostream>
 
 #include "control/rest_client.h"
+#include "csi/call.h"
 #include "csi/controller_service.h"
 #include "csi/identity_service.h"
 #include "csi/node_service.h"
@@ -29,8 +31,9 @@ int main(int argc, char** argv) {
         "Controller mode serves CSI's Identity and Controller services on a unix socket for\n"
         "Kubernetes' CSI sidecars, and creates, publishes, snapshots and grows volumes\n"
         "through weft-control's REST API. Node mode serves Identity and Node for the kubelet:\n"
-        "it attaches published volumes on this node (weft attach), makes and mounts their\n"
-        "file systems and grows them."};
+        "it attaches published volumes on this node (the kernel's NVMe/TCP host with every\n"
+        "path, or weft attach where the kernel has no nvme-tcp), makes and mounts their file\n"
+        "systems and grows them. `weft-csi call` makes one CSI call (operators, tests)."};
     std::string endpoint = "unix:///run/weft/csi.sock";
     std::string mode = "controller";
     std::string control_urls = control::default_control_url;
@@ -51,6 +54,26 @@ int main(int argc, char** argv) {
                    "Kubernetes node name)")
         ->envname("WEFT_NODE_ID");
     app.add_option("--weft", no.weft, "node mode: the weft CLI (attach, detach, rescan)")
+        ->capture_default_str();
+    app.add_option("--attach", no.attach,
+                   "node mode: how volumes are attached: kernel (the kernel's NVMe/TCP host, "
+                   "native multipath over every path), user (weft attach: FUSE and a loop "
+                   "device), or auto (kernel where this kernel has nvme-tcp, else user)")
+        ->check(CLI::IsMember({"auto", "kernel", "user"}))
+        ->capture_default_str();
+    app.add_option("--ctrl-loss-tmo", no.ctrl_loss_tmo_s,
+                   "node mode, kernel attach: seconds a lost path is retried before the kernel "
+                   "gives it up (I/O waits meanwhile; -1: forever)")
+        ->check(CLI::Range(-1, 86400))
+        ->capture_default_str();
+    app.add_option("--reconnect-delay", no.reconnect_delay_s,
+                   "node mode, kernel attach: seconds between reconnect attempts")
+        ->check(CLI::Range(1, 3600))
+        ->capture_default_str();
+    app.add_option("--keep-alive-tmo", no.keep_alive_tmo_s,
+                   "node mode, kernel attach: keep-alive timeout in seconds (how soon a dead path "
+                   "is noticed)")
+        ->check(CLI::Range(1, 3600))
         ->capture_default_str();
     app.add_option("--attach-run-dir", no.attach_run_dir,
                    "node mode: where weft attach keeps its attachments")
@@ -77,7 +100,24 @@ int main(int argc, char** argv) {
     app.add_option("--log-level", log_level, "trace, debug, info, warn or error")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
         ->capture_default_str();
+    std::string call_method, call_request;
+    double call_timeout_s = 60;
+    auto* call = app.add_subcommand(
+        "call",
+        "make one CSI call to a running weft-csi and print the answer as JSON, e.g.\n"
+        "  weft-csi call --endpoint unix:///run/weft/csi.sock NodeGetInfo\n"
+        "  weft-csi call NodeStageVolume '{\"volume_id\": \"...\", ...}'\n"
+        "(the request in protobuf's JSON form of the CSI message; exit 1 when refused)");
+    call->add_option("method", call_method, "the CSI method, e.g. NodeStageVolume")->required();
+    call->add_option("request", call_request, "the request as JSON (default {})");
+    call->add_option("--endpoint", endpoint, "the plugin's socket: unix:///PATH")
+        ->envname("CSI_ENDPOINT")
+        ->capture_default_str();
+    call->add_option("--timeout", call_timeout_s, "seconds to wait for the answer")
+        ->check(CLI::Range(0.1, 3600.0))
+        ->capture_default_str();
     CLI11_PARSE(app, argc, argv);
+    if (*call) return weft::csi::call_csi(endpoint, call_method, call_request, call_timeout_s);
     spdlog::set_level(spdlog::level::from_str(log_level));
 
     bool serve_controller = mode != "node", serve_node = mode != "controller";

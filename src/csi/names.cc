@@ -58,6 +58,15 @@ bool is_weft_id(std::string_view s) {
     return u && pool::to_string(*u) == s;
 }
 
+std::string host_id_of(std::string_view host_nqn) {
+    constexpr std::string_view uuid_form = "nqn.2014-08.org.nvmexpress:uuid:";
+    if (host_nqn.starts_with(uuid_form)) {
+        auto u = pool::parse_uuid(host_nqn.substr(uuid_form.size()));
+        if (u) return pool::to_string(*u);
+    }
+    return named("host", host_nqn);
+}
+
 std::string host_nqn_of(std::string_view node_id) {
     return std::string(host_nqn_prefix) + std::string(node_id);
 }

@@ -36,6 +36,11 @@ bool is_weft_id(std::string_view s);
 
 // "nqn.2026-11.io.weft:node:<node id>".
 std::string host_nqn_of(std::string_view node_id);
+// The host ID a node connects with as `host_nqn`: the UUID of a
+// "nqn.2014-08.org.nvmexpress:uuid:<uuid>" NQN, else a name-based UUID of
+// the NQN (the same on every connect: Linux refuses one host NQN under two
+// host IDs).
+std::string host_id_of(std::string_view host_nqn);
 // The node ID in a host NQN made by host_nqn_of, else nullopt.
 std::optional<std::string> node_of_host_nqn(std::string_view nqn);
 

@@ -8,9 +8,12 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -18,6 +21,7 @@
 #include "attach/json_file.h"
 #include "attach/loop_device.h"
 #include "csi/capabilities.h"
+#include "csi/kernel_nvme.h"
 #include "csi/run_command.h"
 
 namespace weft::csi {
@@ -68,20 +72,60 @@ Status unmount(const std::string& path) {
     return Status::OK;
 }
 
+bool via_kernel(const json& st) {
+    return st.value("via", std::string()) == "kernel";
+}
+
 // The state's device, when it is still the attachment the state recorded
-// (loop numbers are reused: after a reboot /dev/loop0 may be another
-// volume's); "" otherwise.
+// (loop and nvme numbers are reused: after a reboot /dev/loop0 may be
+// another volume's); "" otherwise.
 std::string device_of(const json& st) {
     std::string dev = st.value("device", std::string());
+    if (dev.empty()) return {};
+    if (via_kernel(st))
+        return kernel_nvme::namespace_device(st.value("nqn", ""), st.value("nsid", 1u)) == dev ? dev
+                                                                                               : "";
     std::string backing = st.value("backing", std::string());
-    if (dev.empty() || backing.empty() || attach::loop_backing_file(dev) != backing) return {};
+    if (backing.empty() || attach::loop_backing_file(dev) != backing) return {};
     return dev;
+}
+
+// Where block device `dev` is mounted ("" when nowhere).
+std::string mounted_at(const std::string& dev) {
+    std::ifstream f("/proc/self/mountinfo");
+    std::string line;
+    while (std::getline(f, line)) {
+        // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE ...
+        size_t dash = line.find(" - ");
+        if (dash == std::string::npos) continue;
+        std::istringstream tail(line.substr(dash + 3)), head(line);
+        std::string fstype, source, skip, point;
+        tail >> fstype >> source;
+        head >> skip >> skip >> skip >> skip >> point;
+        if (source == dev) return point;
+    }
+    return {};
+}
+
+// publish_context's "nsid" (weft's volumes are namespace 1).
+std::optional<uint32_t> nsid_of(const google::protobuf::Map<std::string, std::string>& pc) {
+    auto it = pc.find("nsid");
+    if (it == pc.end()) return 1;
+    uint32_t v = 0;
+    auto [end, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), v);
+    if (ec != std::errc() || end != it->second.data() + it->second.size() || v == 0)
+        return std::nullopt;
+    return v;
 }
 
 }  // namespace
 
 std::string node_service::state_path(const std::string& volume_id) const {
     return o_.state_dir + "/" + volume_id + ".json";
+}
+
+bool node_service::use_kernel() const {
+    return o_.attach != "user" && kernel_nvme::available();
 }
 
 Status node_service::NodeStageVolume(ctx*, const v1::NodeStageVolumeRequest* req,
@@ -100,6 +144,8 @@ Status node_service::NodeStageVolume(ctx*, const v1::NodeStageVolumeRequest* req
                 fmt::format("publish_context has no \"{}\": publish the volume with "
                             "weft-csi's controller first",
                             k));
+    auto nsid = nsid_of(pc);
+    if (!nsid) return bad("publish_context's nsid is \"" + pc.at("nsid") + "\": want 1 or more");
     inflight_guard g(busy_, id);
     if (!g) return busy(id);
     bool block = req->volume_capability().has_block();
@@ -117,23 +163,61 @@ Status node_service::NodeStageVolume(ctx*, const v1::NodeStageVolumeRequest* req
 
     std::error_code ec;
     fs::create_directories(o_.state_dir, ec);
-    std::vector<std::string> attach = {
-        o_.weft, "attach",     "-a",        pc.at("address"), "-s",        pc.at("port"),
-        "-n",    pc.at("nqn"), "--hostnqn", pc.at("hostNqn"), "--run-dir", o_.attach_run_dir};
+    bool kernel = use_kernel();
+    if (o_.attach == "kernel" && !kernel)
+        return {StatusCode::FAILED_PRECONDITION,
+                "this node's kernel has no NVMe/TCP host (module nvme-tcp), and weft-csi runs "
+                "with --attach kernel"};
     // The StorageClass's ioTimeout: how long one command may take.
-    if (auto t = req->volume_context().find("ioTimeout"); t != req->volume_context().end())
-        attach.insert(attach.end(), {"--timeout", t->second});
-    auto a = run_command(attach);
-    if (a.rc != 0)
-        return {StatusCode::INTERNAL, fmt::format("attaching {}: {}", pc.at("nqn"), a.why())};
-    std::string dev = a.out.substr(0, a.out.find('\n'));
-    json state = {
-        {"volume", id},        {"device", dev},      {"backing", attach::loop_backing_file(dev)},
-        {"nqn", pc.at("nqn")}, {"staging", staging}, {"block", block}};
+    auto timeout = req->volume_context().find("ioTimeout");
+    bool has_timeout = timeout != req->volume_context().end();
+    const std::string& nqn = pc.at("nqn");
+    std::string dev;
+    if (kernel) {
+        kernel_nvme::connect_options co{nqn,
+                                        pc.at("hostNqn"),
+                                        {{pc.at("address"), pc.at("port")}},
+                                        o_.ctrl_loss_tmo_s,
+                                        o_.reconnect_delay_s,
+                                        o_.keep_alive_tmo_s};
+        auto sa = pc.find("standbyAddress"), sp = pc.find("standbyPort");
+        if (sa != pc.end() && sp != pc.end() && !sa->second.empty())
+            co.paths.push_back({sa->second, sp->second});
+        if (auto why = kernel_nvme::connect(co); !why.empty())
+            return internal("connecting " + nqn + ": " + why);
+        dev = kernel_nvme::wait_namespace(nqn, *nsid, std::chrono::seconds(15));
+        if (dev.empty()) {
+            kernel_nvme::disconnect(nqn);
+            return internal(
+                fmt::format("{} is connected, but its namespace {} did not appear "
+                            "within 15 s",
+                            nqn, *nsid));
+        }
+        if (has_timeout) {
+            unsigned sec = unsigned(std::stoul(timeout->second));
+            if (auto why = kernel_nvme::set_io_timeout(nqn, *nsid, sec); !why.empty())
+                spdlog::warn("NodeStageVolume {}: ioTimeout {} s: {}", id, sec, why);
+        }
+    } else {
+        std::vector<std::string> attach = {
+            o_.weft, "attach", "-a",        pc.at("address"), "-s",        pc.at("port"),
+            "-n",    nqn,      "--hostnqn", pc.at("hostNqn"), "--run-dir", o_.attach_run_dir};
+        if (has_timeout) attach.insert(attach.end(), {"--timeout", timeout->second});
+        auto a = run_command(attach);
+        if (a.rc != 0) return internal(fmt::format("attaching {}: {}", nqn, a.why()));
+        dev = a.out.substr(0, a.out.find('\n'));
+    }
+    json state = {{"volume", id},  {"device", dev}, {"via", kernel ? "kernel" : "user"},
+                  {"nqn", nqn},    {"nsid", *nsid}, {"staging", staging},
+                  {"block", block}};
+    if (!kernel) state["backing"] = attach::loop_backing_file(dev);
     // Recorded before anything else can fail, and undone when something
     // does (the CO does not unstage a stage that failed).
     auto undo = [&](Status s) {
-        run_command({o_.weft, "detach", dev, "--run-dir", o_.attach_run_dir});
+        if (kernel)
+            kernel_nvme::disconnect(nqn);
+        else
+            run_command({o_.weft, "detach", dev, "--run-dir", o_.attach_run_dir});
         fs::remove(state_path(id), ec);
         return s;
     };
@@ -197,12 +281,22 @@ Status node_service::NodeUnstageVolume(ctx*, const v1::NodeUnstageVolumeRequest*
     if (Status s = unmount(req->staging_target_path()); !s.ok()) return s;
     auto st = read_json_file(state_path(id));
     if (st) {
-        // By NQN: also what a dead daemon left (weft detach cleans it up).
         std::string nqn = st->value("nqn", std::string());
         std::string dev = st->value("device", std::string());
-        auto d = run_command({o_.weft, "detach", nqn, "--run-dir", o_.attach_run_dir});
-        if (d.rc != 0 && d.err.find("not attached") == std::string::npos)
-            return internal(fmt::format("detaching {}: {}", dev, d.why()));
+        if (via_kernel(*st)) {
+            // The last user is gone: nothing may still have it mounted.
+            std::string live = device_of(*st);
+            std::string at = live.empty() ? "" : mounted_at(live);
+            if (!at.empty())
+                return {StatusCode::FAILED_PRECONDITION,
+                        fmt::format("{} of volume {} is still mounted at {}", live, id, at)};
+            if (auto why = kernel_nvme::disconnect(nqn); !why.empty()) return internal(why);
+        } else {
+            // By NQN: also what a dead daemon left (weft detach cleans it up).
+            auto d = run_command({o_.weft, "detach", nqn, "--run-dir", o_.attach_run_dir});
+            if (d.rc != 0 && d.err.find("not attached") == std::string::npos)
+                return internal(fmt::format("detaching {}: {}", dev, d.why()));
+        }
         std::error_code ec;
         fs::remove(state_path(id), ec);
         spdlog::info("NodeUnstageVolume {}: {} detached", id, dev);
@@ -287,9 +381,15 @@ Status node_service::NodeGetVolumeStats(ctx*, const v1::NodeGetVolumeStatsReques
     std::string backing = st->value("backing", std::string());
     struct stat bs {};
     auto* cond = res->mutable_volume_condition();
-    if (dev.empty() || ::stat(backing.c_str(), &bs) != 0) {
+    if (dev.empty() || (!via_kernel(*st) && ::stat(backing.c_str(), &bs) != 0)) {
         cond->set_abnormal(true);
         cond->set_message(fmt::format("the attachment of volume {} is gone", id));
+    } else if (via_kernel(*st) && kernel_nvme::live_paths(st->value("nqn", "")) == 0) {
+        cond->set_abnormal(true);
+        cond->set_message(
+            fmt::format("no path to {} is live: the kernel is reconnecting, "
+                        "I/O waits",
+                        st->value("nqn", "")));
     } else {
         cond->set_abnormal(false);
         cond->set_message("attached as " + dev);
@@ -331,10 +431,23 @@ Status node_service::NodeExpandVolume(ctx*, const v1::NodeExpandVolumeRequest* r
     if (dev.empty())
         return {StatusCode::FAILED_PRECONDITION,
                 fmt::format("volume {}'s attachment is gone: stage it again", id)};
-    auto r = run_command({o_.weft, "rescan", dev, "--run-dir", o_.attach_run_dir});
-    if (r.rc != 0) return internal(fmt::format("rescan of {}: {}", dev, r.why()));
+    int64_t want = req->has_capacity_range() ? req->capacity_range().required_bytes() : 0;
+    if (via_kernel(*st)) {
+        uint64_t before = device_bytes(dev);
+        if (auto why = kernel_nvme::rescan(st->value("nqn", "")); !why.empty())
+            return internal(why);
+        // The controllers read the namespace again in the background.
+        for (int i = 0; i < 100; ++i) {
+            uint64_t now = device_bytes(dev);
+            if (want ? int64_t(now) >= want : now != before) break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(want ? 100 : 10));
+        }
+    } else {
+        auto r = run_command({o_.weft, "rescan", dev, "--run-dir", o_.attach_run_dir});
+        if (r.rc != 0) return internal(fmt::format("rescan of {}: {}", dev, r.why()));
+    }
     uint64_t bytes = device_bytes(dev);
-    if (req->has_capacity_range() && req->capacity_range().required_bytes() > int64_t(bytes))
+    if (want > int64_t(bytes))
         return {StatusCode::FAILED_PRECONDITION,
                 fmt::format("{} is {} bytes, not yet the {} asked: grow the volume first", dev,
                             bytes, req->capacity_range().required_bytes())};

@@ -4,21 +4,25 @@
 //
 // Contract:
 // - NodeStageVolume attaches the namespace that ControllerPublishVolume's
-//   publish_context names ("nqn", "address", "port", "hostNqn") with
-//   userspace attach (`weft attach`: FUSE and a loop device, docs/attach.md),
-//   then, for a mount volume, makes a file system only when the device is
-//   blank (ext4 unless the capability or the StorageClass's fsType says
-//   xfs; a device that holds a file system keeps it) and mounts it on the
-//   staging path with the capability's mount flags.
+//   publish_context names ("nqn", "address", "port", "hostNqn", and the
+//   standby path "standbyAddress"/"standbyPort"): with the kernel's NVMe/TCP
+//   host where the kernel has one (every path connected, the device is the
+//   native-multipath head, so a nexus switchover keeps it; kernel_nvme.h),
+//   else with userspace attach (`weft attach`: FUSE and a loop device, one
+//   path, docs/attach.md); --attach picks one for good. Then, for a mount volume, makes a file
+//   system only when the device is blank (ext4 unless the capability or the StorageClass's fsType
+//   says xfs; a device that holds a file system keeps it) and mounts it on the staging path with
+//   the capability's mount flags.
 // - NodePublishVolume bind-mounts the staging path (mount) or the device
 //   (block, onto a file) on the target path, read-only when asked.
 // - Unpublish and unstage undo that and are OK when it is already undone;
-//   unstage detaches the device once nothing holds it.
-// - NodeExpandVolume reads the namespace's size again (`weft rescan`) and
-//   grows the file system (xfs_growfs mounted, resize2fs for ext4).
+//   unstage disconnects (detaches) the device once nothing holds it.
+// - NodeExpandVolume reads the namespace's size again (a controller rescan,
+//   or `weft rescan`) and grows the file system (xfs_growfs mounted, resize2fs for ext4).
 // - NodeGetVolumeStats: bytes and inodes of a mounted volume (bytes of a
 //   block one), and the volume condition: abnormal when the attachment is
-//   gone (its daemon died) or the path is not what was published.
+//   gone (its daemon died, no kernel path is live) or the device is not the
+//   one staged.
 // - Per-volume state (device, staging path) lives in --state-dir, so that a
 //   restarted plugin finds what it staged. Calls for one volume are
 //   serialised (ABORTED while one is in flight).
@@ -35,6 +39,10 @@ struct node_options {
     std::string node_id;
     std::string weft = "weft";  // the weft CLI (attach, detach, rescan)
     std::string attach_run_dir = "/run/weft/attach";
+    std::string attach = "auto";  // kernel, user, or auto (kernel where it can)
+    int ctrl_loss_tmo_s = 1800;   // the kernel host's: a path down this long is given up
+    int reconnect_delay_s = 2;
+    int keep_alive_tmo_s = 5;
     std::string state_dir = "/var/lib/weft/csi";
     unsigned max_volumes = 128;
 };
@@ -63,6 +71,7 @@ class node_service final : public ::csi::v1::Node::Service {
 
   private:
     std::string state_path(const std::string& volume_id) const;
+    bool use_kernel() const;
     node_options o_;
     inflight busy_;
 };

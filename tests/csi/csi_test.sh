@@ -41,6 +41,17 @@ python3 -c "import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])" 
 start_csi
 [ "$(stat -c %a "$sock")" = 600 ] || fail "the socket is mode $(stat -c %a "$sock"), not 600"
 
+# weft-csi call: one CSI call from the command line.
+out=$("$csi" call --endpoint "unix://$sock" GetPluginInfo) || fail "call GetPluginInfo: $out"
+[ "$(jq -r .name <<<"$out")" = csi.weft.io ] || fail "call GetPluginInfo answered $out"
+"$csi" call --endpoint "unix://$sock" Probe '{}' >/dev/null || fail "call Probe failed"
+rc=0; out=$("$csi" call --endpoint "unix://$sock" CreateVolume '{"name":""}' 2>&1) || rc=$?
+[ "$rc" = 1 ] && grep -q "^CreateVolume: INVALID_ARGUMENT: " <<<"$out" || fail "call CreateVolume without a name: rc $rc, $out"
+rc=0; out=$("$csi" call --endpoint "unix://$sock" NodeStageVolume '{"volume_id":' 2>&1) || rc=$?
+[ "$rc" = 2 ] && grep -q "not a NodeStageVolumeRequest" <<<"$out" || fail "call with bad JSON: rc $rc, $out"
+rc=0; out=$("$csi" call --endpoint "unix://$sock" Nope 2>&1) || rc=$?
+[ "$rc" = 2 ] && grep -q "no CSI method Nope" <<<"$out" || fail "call Nope: rc $rc, $out"
+
 # Node plugins for n1 and n2 (userspace attach needs root, FUSE and loop
 # devices; without them the node checks are skipped).
 node_env=()

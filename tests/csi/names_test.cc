@@ -33,5 +33,17 @@ TEST(CsiNames, HostNqnNamesItsNode) {
     EXPECT_EQ(node_of_host_nqn("nqn.2026-11.io.weft:node:"), std::nullopt);
 }
 
+TEST(CsiNames, HostIdIsStableAndTakesTheUuidOfAUuidNqn) {
+    // The UUID form carries the host ID nvme-cli would use.
+    EXPECT_EQ(host_id_of("nqn.2014-08.org.nvmexpress:uuid:4f880b59-9ef5-45d4-9225-2cd8a6a94c3e"),
+              "4f880b59-9ef5-45d4-9225-2cd8a6a94c3e");
+    std::string a = host_id_of(host_nqn_of("worker-1"));
+    EXPECT_EQ(a, host_id_of(host_nqn_of("worker-1")));
+    EXPECT_NE(a, host_id_of(host_nqn_of("worker-2")));
+    EXPECT_TRUE(is_weft_id(a));
+    // A UUID NQN whose UUID does not parse is named like any other NQN.
+    EXPECT_TRUE(is_weft_id(host_id_of("nqn.2014-08.org.nvmexpress:uuid:nonsense")));
+}
+
 }  // namespace
 }  // namespace weft::csi
