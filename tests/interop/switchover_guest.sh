@@ -31,6 +31,9 @@
 #   csi/restage         NodeStageVolume again with the same publish context
 #                       (its first path is dead now): mounted through the
 #                       other path, the file written before is there; unstage
+#   csi/block           the same volume as a raw block volume: staged,
+#                       published on a file that is the device (blkid finds
+#                       the ext4 on it), its stats, unpublished, unstaged
 #
 # Inputs: W_ADDR (the host as the guest sees it), W_NQN, W_PORT1 (the
 # nexus's node), W_PORT2 (the standby's), W_HOSTNQN, W_HOSTID, W_MB (the
@@ -197,13 +200,33 @@ do_restage() {
   note "staged again through port $W_PORT2 alone (port $W_PORT1's node is dead): ${m%% *}, the marker is there; unstaged"
 }
 
+do_block() {
+  local blk=/var/lib/kubelet/plugins/volumeDevices/$W_VOL/dev cap='"volume_capability":{"block":{},"access_mode":{"mode":"SINGLE_NODE_WRITER"}}' t
+  call NodeStageVolume "$(stage_request | sed "s|\"volume_capability\":{[^}]*},\"access_mode\":{[^}]*}}|$cap|")" ||
+    { note "NodeStageVolume (block): $(called)"; return 1; }
+  [ -z "$(mount_of "$STAGING")" ] || { note "a block volume's staging path is mounted: $(mount_of "$STAGING")"; return 1; }
+  call NodePublishVolume "$(printf '{"volume_id":"%s","staging_target_path":"%s","target_path":"%s",%s}' "$W_VOL" "$STAGING" "$blk" "$cap")" ||
+    { note "NodePublishVolume (block): $(called)"; return 1; }
+  [ -b "$blk" ] || { note "$blk is not a block device: $(ls -l "$blk" 2>&1)"; return 1; }
+  t=$(blkid -p -o value -s TYPE "$blk" 2>&1)
+  [ "$t" = ext4 ] || { note "blkid on $blk: '$t', expected ext4"; return 1; }
+  call NodeGetVolumeStats "$(volume_request "$blk")}" || { note "NodeGetVolumeStats (block): $(called)"; return 1; }
+  grep -q "\"total\":\"$((W_GROWN_MB * 1048576))\"" /tmp/call.out || { note "NodeGetVolumeStats (block) answered $(called)"; return 1; }
+  call NodeUnpublishVolume "$(printf '{"volume_id":"%s","target_path":"%s"}' "$W_VOL" "$blk")" ||
+    { note "NodeUnpublishVolume (block): $(called)"; return 1; }
+  call NodeUnstageVolume "$(printf '{"volume_id":"%s","staging_target_path":"%s"}' "$W_VOL" "$STAGING")" ||
+    { note "NodeUnstageVolume (block): $(called)"; return 1; }
+  [ -z "$(ctrls_of "$W_NQN" | tr -d '\n')" ] || { note "controllers of $W_NQN left after the block unstage"; return 1; }
+  note "published as a block device on $blk (blkid: ext4, $W_GROWN_MB MiB), unpublished, unstaged, disconnected"
+}
+
 echo "weft guest: switchover nqn=$W_NQN paths $W_ADDR:$W_PORT1 $W_ADDR:$W_PORT2 kernel=$(uname -r)"
-echo "WEFT-PLAN csi/node csi/stage csi/publish csi/expand switchover/fio switchover/paths csi/stats csi/unstage csi/restage"
+echo "WEFT-PLAN csi/node csi/stage csi/publish csi/expand switchover/fio switchover/paths csi/stats csi/unstage csi/restage csi/block"
 if step csi/node do_node && step csi/stage do_stage && step csi/publish do_publish; then
   step csi/expand do_expand
   step switchover/fio do_fio && step switchover/paths do_paths
   step csi/stats do_stats
-  step csi/unstage do_unstage && step csi/restage do_restage
+  step csi/unstage do_unstage && step csi/restage do_restage && step csi/block do_block
 fi
 echo "plugin log:"; tail -20 /tmp/csi.log
 tmo 30 nvme disconnect -n "$W_NQN" > /dev/null 2>&1
