@@ -67,6 +67,13 @@ json to_json(const node_rec& n) {
             {"last_seen_ms", n.last_seen_ms}};
 }
 
+json to_json(const host_rec& h) {
+    return {{"id", h.id},
+            {"host_nqn", h.host_nqn},
+            {"labels", h.host_labels},
+            {"registered_ms", h.registered_ms}};
+}
+
 json to_json(const pool_rec& p) {
     return {{"name", p.name},
             {"node", p.node},
@@ -167,6 +174,11 @@ node_rec node_from_json(const json& j) {
     n.registered_ms = j.at("registered_ms");
     n.last_seen_ms = j.at("last_seen_ms");
     return n;
+}
+
+host_rec host_from_json(const json& j) {
+    return host_rec{j.at("id"), j.at("host_nqn"), j.at("labels").get<labels>(),
+                    j.at("registered_ms")};
 }
 
 pool_rec pool_from_json(const json& j) {
@@ -314,6 +326,20 @@ node_rec parse_node_registration(const std::string& id, const json& j) {
         n.heartbeat_ms = int64_t(*hb);
     }
     return n;
+}
+
+host_rec parse_host_registration(const std::string& id, const json& j) {
+    if (!is_name(id))
+        throw bad_request(
+            fmt::format("\"{}\" is not a host id (1 to 63 letters, digits, '.', '_' or '-')", id));
+    only(j, {"host_nqn", "labels"});
+    host_rec h;
+    h.id = id;
+    h.host_nqn = str(j, "host_nqn", true);
+    if (!nqn_ok(h.host_nqn))
+        throw bad_request(fmt::format("\"host_nqn\": \"{}\" is not an NQN", h.host_nqn));
+    h.host_labels = label_map(j, "labels");
+    return h;
 }
 
 pool_rec parse_pool_spec(const std::string& name, const json& j) {

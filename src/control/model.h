@@ -32,6 +32,16 @@ struct node_rec {
     int64_t last_seen_ms = 0;
 };
 
+// A host that mounts volumes but runs no engine (an application-only node:
+// weft-csi's node plugin registers it), so that a publication to it can be
+// told from one to a node that does not exist.
+struct host_rec {
+    std::string id;
+    std::string host_nqn;  // what it connects to volumes as
+    labels host_labels;
+    int64_t registered_ms = 0;
+};
+
 struct pool_rec {
     std::string name;
     std::string node;
@@ -113,6 +123,7 @@ struct event_rec {
 
 // Store documents (trusted: written by us).
 json to_json(const node_rec&);
+json to_json(const host_rec&);
 json to_json(const pool_rec&);
 json to_json(const volume_rec&);
 json to_json(const event_rec&);
@@ -121,6 +132,7 @@ snapshot_rec snapshot_from_json(const json&);
 json to_json(const volume_spec&);
 json to_json(const publication&);
 node_rec node_from_json(const json&);
+host_rec host_from_json(const json&);
 pool_rec pool_from_json(const json&);
 volume_rec volume_from_json(const json&);
 event_rec event_from_json(const json&);
@@ -128,6 +140,7 @@ event_rec event_from_json(const json&);
 // User input (untrusted): strict.
 json parse_body(const std::string& body);
 node_rec parse_node_registration(const std::string& id, const json&);
+host_rec parse_host_registration(const std::string& id, const json&);
 pool_rec parse_pool_spec(const std::string& name, const json&);
 volume_spec parse_volume_spec(const json&);
 // The body of PUT /v1/volumes/{id}/size: {"size_bytes": N}.

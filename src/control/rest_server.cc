@@ -86,6 +86,17 @@ const std::vector<route>& table() {
             svc.delete_node(p[0]);
             res.status = 204;
         });
+        add("GET", "/v1/hosts", [](S svc, Q, R res, P) { reply(res, 200, svc.list_hosts()); });
+        add("PUT", "/v1/hosts/{id}", [](S svc, Q req, R res, P p) {
+            auto [st, j] = svc.put_host(p[0], parse_body(req.body));
+            reply(res, st, j);
+        });
+        add("GET", "/v1/hosts/{id}",
+            [](S svc, Q, R res, P p) { reply(res, 200, svc.get_host(p[0])); });
+        add("DELETE", "/v1/hosts/{id}", [](S svc, Q, R res, P p) {
+            svc.delete_host(p[0]);
+            res.status = 204;
+        });
         add("GET", "/v1/pools", [](S svc, Q, R res, P) { reply(res, 200, svc.list_pools()); });
         add("PUT", "/v1/pools/{name}", [](S svc, Q req, R res, P p) {
             auto [st, j] = svc.put_pool(p[0], parse_body(req.body));

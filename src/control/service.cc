@@ -19,6 +19,9 @@ const char* const replica_nqn_prefix = "nqn.2026-11.io.weft:replica:";
 std::string key_node(const std::string& id) {
     return "nodes/" + id;
 }
+std::string key_host(const std::string& id) {
+    return "hosts/" + id;
+}
 std::string key_pool(const std::string& n) {
     return "pools/" + n;
 }
@@ -287,6 +290,58 @@ void service::delete_node(const std::string& id) {
     if (!st_.commit(txn().expect(key_node(id), e->revision).del(key_node(id))))
         throw conflict("node " + id + " changed meanwhile: try again");
     record_event("node-removed", "node/" + id, "node " + id + " removed");
+}
+
+// ---- hosts -----------------------------------------------------------------------
+
+std::pair<int, json> service::put_host(const std::string& id, const json& body) {
+    host_rec h = parse_host_registration(id, body);
+    for (;;) {
+        auto cur = st_.get(key_host(id));
+        h.registered_ms = now_ms();
+        if (cur) {
+            host_rec old = host_from_json(parse_doc(*cur));
+            if (old.host_nqn == h.host_nqn && old.host_labels == h.host_labels)
+                return {200, to_json(old)};  // registered again (a restarted plugin)
+            // Its volumes are published to the old NQN: they stay, and
+            // unpublishing them is the caller's (the CO's) to do.
+            h.registered_ms = old.registered_ms;
+        }
+        if (!st_.commit(txn()
+                            .expect(key_host(id), cur ? cur->revision : 0)
+                            .put(key_host(id), to_json(h).dump())))
+            continue;
+        record_event(cur ? "host-changed" : "host-registered", "host/" + id,
+                     fmt::format("host {} registered as {}", id, h.host_nqn));
+        return {cur ? 200 : 201, to_json(h)};
+    }
+}
+
+json service::list_hosts() {
+    json out = json::array();
+    for (auto& e : st_.list("hosts/")) out.push_back(to_json(host_from_json(parse_doc(e))));
+    return {{"hosts", out}};
+}
+
+json service::get_host(const std::string& id) {
+    auto e = st_.get(key_host(id));
+    if (!e) throw not_found("no host " + id);
+    return to_json(host_from_json(parse_doc(*e)));
+}
+
+void service::delete_host(const std::string& id) {
+    std::lock_guard g(ops_);
+    auto e = st_.get(key_host(id));
+    if (!e) throw not_found("no host " + id);
+    host_rec h = host_from_json(parse_doc(*e));
+    for (auto& ve : st_.list("volumes/"))
+        if (auto v = volume_from_json(parse_doc(ve));
+            v.published && v.published->host_nqn == h.host_nqn)
+            throw conflict(fmt::format("volume {} is published to host {} ({}): unpublish it first",
+                                       v.id, id, h.host_nqn));
+    if (!st_.commit(txn().expect(key_host(id), e->revision).del(key_host(id))))
+        throw conflict("host " + id + " changed meanwhile: try again");
+    record_event("host-removed", "host/" + id, "host " + id + " removed");
 }
 
 // ---- pools -----------------------------------------------------------------------

@@ -64,6 +64,12 @@ class service {
     json get_node(const std::string& id);
     void delete_node(const std::string& id);
 
+    // Hosts: application-only nodes (no engine) that volumes are published to.
+    std::pair<int, json> put_host(const std::string& id, const json& body);
+    json list_hosts();
+    json get_host(const std::string& id);
+    void delete_host(const std::string& id);
+
     std::pair<int, json> put_pool(const std::string& name, const json& body);
     json list_pools();
     json get_pool(const std::string& name);

@@ -341,13 +341,21 @@ Status controller_service::ControllerPublishVolume(ctx*,
     if (!g) return busy("volume " + id);
     auto v = control_.request("GET", "/v1/volumes/" + id);
     if (!ok(v)) return status_of(v);
+    // A storage node (the nexus may go there), or a host its node plugin
+    // registered (an application-only node).
     auto n = control_.request("GET", "/v1/nodes/" + req->node_id());
-    if (gone(n))
-        return {StatusCode::NOT_FOUND,
-                "no weft node " + req->node_id() + " (a volume's host must run a weft engine)"};
+    bool storage_node = ok(n);
+    if (gone(n)) {
+        n = control_.request("GET", "/v1/hosts/" + req->node_id());
+        if (gone(n))
+            return {StatusCode::NOT_FOUND,
+                    "no weft node or registered host " + req->node_id() +
+                        " (weft-csi's node plugin registers its node with weft-control)"};
+    }
     if (!ok(n)) return status_of(n);
     std::string host = host_nqn_of(req->node_id());
-    json body = {{"host_nqn", host}, {"node", req->node_id()}};
+    json body = {{"host_nqn", host}};
+    if (storage_node) body["node"] = req->node_id();
     auto p = control_.request("PUT", "/v1/volumes/" + id + "/publish", &body);
     if (!ok(p)) return status_of(p, StatusCode::FAILED_PRECONDITION);
     auto& c = *res->mutable_publish_context();

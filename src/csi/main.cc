@@ -20,6 +20,7 @@
 #include "control/rest_client.h"
 #include "csi/call.h"
 #include "csi/controller_service.h"
+#include "csi/host_registration.h"
 #include "csi/identity_service.h"
 #include "csi/node_service.h"
 
@@ -84,12 +85,15 @@ int main(int argc, char** argv) {
     app.add_option("--max-volumes", no.max_volumes, "node mode: volumes this node may hold")
         ->capture_default_str()
         ->check(CLI::Range(1u, 4096u));
-    app.add_option("--control", control_urls,
-                   "weft-control's REST API; several, comma-separated, for instances sharing one "
-                   "etcd")
-        ->envname("WEFT_CONTROL")
-        ->type_name("URL")
-        ->capture_default_str();
+    auto* control_opt =
+        app.add_option(
+               "--control", control_urls,
+               "weft-control's REST API; several, comma-separated, for instances sharing one "
+               "etcd. Node mode: given, the plugin registers its node there as a host (so "
+               "that a node without an engine can have volumes published to it)")
+            ->envname("WEFT_CONTROL")
+            ->type_name("URL")
+            ->capture_default_str();
     app.add_option("--control-timeout", timeout_s,
                    "seconds to wait for weft-control's answer (a create places and makes every "
                    "replica before it answers)")
@@ -156,6 +160,9 @@ int main(int argc, char** argv) {
                                          serve_controller);
     weft::csi::controller_service controller(control);
     weft::csi::node_service node(no);
+    std::unique_ptr<weft::csi::host_registration> registration;
+    if (serve_node && control_opt->count() > 0)
+        registration = std::make_unique<weft::csi::host_registration>(control, no.node_id);
     grpc::ServerBuilder b;
     b.AddListeningPort("unix://" + path, grpc::InsecureServerCredentials());
     b.RegisterService(&identity);

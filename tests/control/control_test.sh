@@ -96,6 +96,16 @@ api)
   expect 400 PUT /v1/nodes/n1 '{"api":"nowhere","nvmf":["127.0.0.1:4420"],"host_nqn":"nqn.x"}'
   expect 400 PUT /v1/nodes/bad%20id '{"api":"127.0.0.1:1","nvmf":["127.0.0.1:4420"],"host_nqn":"nqn.x"}'
   expect 400 GET '/v1/events?limit=0'
+  # Hosts (application-only nodes): registered, again (unchanged), listed, forgotten.
+  expect 400 PUT /v1/hosts/h1 '{"host_nqn":"nqn.2026-11.io.weft:node:h1","colour":"red"}'
+  expect 400 PUT /v1/hosts/bad%20id '{"host_nqn":"nqn.2026-11.io.weft:node:h1"}'
+  expect 400 PUT /v1/hosts/h1 '{"host_nqn":"not an nqn"}'
+  expect 201 PUT /v1/hosts/h1 '{"host_nqn":"nqn.2026-11.io.weft:node:h1"}'
+  expect 200 PUT /v1/hosts/h1 '{"host_nqn":"nqn.2026-11.io.weft:node:h1"}'
+  expect 200 GET /v1/hosts
+  [ "$(jq -r '.hosts[0].host_nqn' <<<"$body")" = nqn.2026-11.io.weft:node:h1 ] || fail "hosts: $body"
+  expect 204 DELETE /v1/hosts/h1
+  expect 404 GET /v1/hosts/h1
   # No room anywhere: 507, and no volume left behind.
   expect 507 PUT /v1/volumes/$vol '{"size_bytes":1048576}'
   expect 404 GET /v1/volumes/$vol

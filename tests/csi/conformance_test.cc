@@ -8,6 +8,7 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <set>
 
@@ -440,6 +441,29 @@ TEST_F(Csi, PublishToOneNodeAtATime) {
     // Now the other node may have it.
     ASSERT_TRUE(publish(v.volume_id(), nodes_[1], again).ok());
     EXPECT_EQ(again.publish_context().at("hostNqn"), "nqn.2026-11.io.weft:node:" + nodes_[1]);
+}
+
+TEST_F(Csi, PublishToARegisteredHostWithoutAnEngine) {
+    v1::Volume v = made(name("v"), 8 * MiB);
+    v1::ControllerPublishVolumeResponse res;
+    const std::string app = "app-only-node";
+    EXPECT_CODE(publish(v.volume_id(), app, res), NOT_FOUND);
+    // What weft-csi's node plugin does on such a node.
+    nlohmann::json body = {{"host_nqn", "nqn.2026-11.io.weft:node:" + app}};
+    auto a = control_->request("PUT", "/v1/hosts/" + app, &body);
+    ASSERT_TRUE(a.reached && a.status == 201) << a.status << " " << a.detail;
+    ASSERT_TRUE(publish(v.volume_id(), app, res).ok());
+    EXPECT_EQ(res.publish_context().at("hostNqn"), "nqn.2026-11.io.weft:node:" + app);
+    // The nexus is on a storage node.
+    auto j = rest("/v1/volumes/" + v.volume_id());
+    EXPECT_EQ(j["published"]["host_nqn"], "nqn.2026-11.io.weft:node:" + app);
+    EXPECT_NE(std::find(nodes_.begin(), nodes_.end(), j["published"].value("node", "")),
+              nodes_.end());
+    // A host that has a volume is not forgotten.
+    EXPECT_EQ(control_->request("DELETE", "/v1/hosts/" + app).status, 409);
+    ASSERT_TRUE(unpublish(v.volume_id(), app).ok());
+    EXPECT_EQ(control_->request("DELETE", "/v1/hosts/" + app).status, 204);
+    EXPECT_CODE(publish(v.volume_id(), app, res), NOT_FOUND);
 }
 
 // ---- ControllerExpandVolume ---------------------------------------------------------

@@ -59,13 +59,19 @@ if [ "$(id -u)" = 0 ] && [ -c /dev/fuse ] && [ -c /dev/loop-control ]; then
   eps=
   for n in n1 n2; do
     mkdir -p "$data/$n"
-    "$csi" --mode node --node-id $n --endpoint "unix://$data/$n/csi.sock" --weft "$weft" \
+    "$csi" --mode node --node-id $n --endpoint "unix://$data/$n/csi.sock" --weft "$weft" --control "$url" \
       --attach-run-dir "$data/$n/attach" --state-dir "$data/$n/state" >>"$data/csi-$n.log" 2>&1 &
     pids+=($!)
     wait_for 10 "weft-csi node $n serving" grep -q "^serving unix://" "$data/csi-$n.log"
     eps+="${eps:+,}$n=unix://$data/$n/csi.sock"
   done
   node_env=(WEFT_CSI_NODE_ENDPOINTS="$eps" WEFT_CSI_WORK="$data/work")
+  # Given --control, a node plugin registers its node as a host.
+  for n in n1 n2; do
+    wait_for 10 "node $n registered as a host" curl -sf "$url/v1/hosts/$n" -o /dev/null
+    [ "$(curl -sf "$url/v1/hosts/$n" | jq -r .host_nqn)" = "nqn.2026-11.io.weft:node:$n" ] ||
+      fail "host $n: $(curl -s "$url/v1/hosts/$n")"
+  done
 else
   echo "note: not root with /dev/fuse and loop devices: the node checks are skipped"
 fi

@@ -1,0 +1,52 @@
+#include "csi/host_registration.h"
+
+#include <spdlog/spdlog.h>
+
+#include "csi/names.h"
+
+namespace weft::csi {
+
+host_registration::host_registration(control::rest_client& control, std::string node_id,
+                                     std::chrono::seconds period)
+    : control_(control), node_id_(std::move(node_id)), period_(period), t_([this] { run(); }) {}
+
+host_registration::~host_registration() {
+    {
+        std::lock_guard g(m_);
+        stop_ = true;
+    }
+    cv_.notify_all();
+    t_.join();
+}
+
+bool host_registration::register_once(bool warn) {
+    nlohmann::json body = {{"host_nqn", host_nqn_of(node_id_)}};
+    auto a = control_.request("PUT", "/v1/hosts/" + node_id_, &body);
+    if (a.reached && (a.status == 200 || a.status == 201)) {
+        if (a.status == 201)
+            spdlog::info("registered node {} with weft-control as host {}", node_id_,
+                         body["host_nqn"].get<std::string>());
+        return true;
+    }
+    if (warn)
+        spdlog::warn("registering node {} with weft-control: {}{} (trying again every 5 s)",
+                     node_id_, a.reached ? "HTTP " + std::to_string(a.status) + ": " : "",
+                     a.detail);
+    return false;
+}
+
+void host_registration::run() {
+    bool failing = false;
+    std::unique_lock g(m_);
+    while (!stop_) {
+        g.unlock();
+        bool ok = register_once(!failing);
+        g.lock();
+        // Tried again soon after a failure (warned about once), else now and then.
+        if (ok && failing) spdlog::info("node {} is registered again", node_id_);
+        failing = !ok;
+        cv_.wait_for(g, ok ? period_ : std::chrono::seconds(5), [&] { return stop_; });
+    }
+}
+
+}  // namespace weft::csi
