@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/interop/setup.sh - what the kernel interop test (interop.kernel_host)
 # needs on Debian 12, idempotently:
-#   * installed: qemu-system-x86 nvme-cli fio cpio kmod zstd e2fsprogs
+#   * installed: qemu-system-x86 nvme-cli fio cpio kmod zstd e2fsprogs xfsprogs
 #     iproute2 (ss) util-linux (flock, setpriv) jq (the nexus steps);
 #   * downloaded only (apt-get download, never installed on this machine): the
 #     kernel package linux-image-amd64 points to, and busybox-static;
@@ -12,7 +12,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-packages=(qemu-system-x86 nvme-cli fio cpio kmod zstd e2fsprogs iproute2 util-linux jq)
+packages=(qemu-system-x86 nvme-cli fio cpio kmod zstd e2fsprogs xfsprogs iproute2 util-linux jq)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -7,6 +7,12 @@
 #
 # Steps (each prints WEFT-STEP <id> PASS|FAIL <seconds>s <note>):
 #   csi/node            the node plugin serves; NodeGetInfo
+#   csi/xfs             a second volume (one path) staged as xfs with the
+#                       mount flag noatime (mkfs.xfs, mounted with it),
+#                       published, a file written, grown (WEFT-CSI-RESIZE:
+#                       the host grows it; xfs_growfs online), unpublished,
+#                       unstaged (disconnected), staged again: the file is
+#                       there; unstaged
 #   csi/stage           NodeStageVolume (ext4, ioTimeout 30): both paths of
 #                       the volume's NQN connected with the plugin's timeouts
 #                       (the nexus's: live, optimized, the namespace; the
@@ -38,7 +44,8 @@
 # Inputs: W_ADDR (the host as the guest sees it), W_NQN, W_PORT1 (the
 # nexus's node), W_PORT2 (the standby's), W_HOSTNQN, W_HOSTID, W_MB (the
 # volume's size), W_GROWN_MB (after csi/expand), W_FIO_SIZE, W_FIO_IOPS
-# (write rate cap: how long the writes last), W_VOL (the volume's ID).
+# (write rate cap: how long the writes last), W_VOL (the volume's ID); the
+# xfs volume's W_VOL2, W_NQN2, W_PORT3 (its nexus's node), W_MB2, W_GROWN_MB2.
 # The job holds guest_lib.sh (step, note, tmo, ...) before this file.
 HEAD= C1= C2=
 CSI=/usr/local/bin/weft-csi
@@ -61,11 +68,30 @@ ctrls_of() {  # NQN: the subsystem's controllers
     [ "$(cat "$c/subsysnqn" 2>/dev/null)" = "$1" ] && basename "$c"
   done
 }
-stage_request() {
-  printf '{"volume_id":"%s","staging_target_path":"%s",' "$W_VOL" "$STAGING"
-  printf '"volume_capability":{"mount":{"fs_type":"ext4"},"access_mode":{"mode":"SINGLE_NODE_WRITER"}},'
-  printf '"publish_context":{"nqn":"%s","address":"%s","port":"%s","hostNqn":"%s",' "$W_NQN" "$W_ADDR" "$W_PORT1" "$W_HOSTNQN"
-  printf '"standbyAddress":"%s","standbyPort":"%s"},"volume_context":{"ioTimeout":"30"}}' "$W_ADDR" "$W_PORT2"
+# stage_json VOLUME STAGING KIND NQN PORT [STANDBY_PORT]: a NodeStageVolume
+# request; KIND is the capability's access type ("mount":{...} or "block":{})
+stage_json() {
+  printf '{"volume_id":"%s","staging_target_path":"%s",' "$1" "$2"
+  printf '"volume_capability":{%s,"access_mode":{"mode":"SINGLE_NODE_WRITER"}},' "$3"
+  printf '"publish_context":{"nqn":"%s","address":"%s","port":"%s","hostNqn":"%s"' "$4" "$W_ADDR" "$5" "$W_HOSTNQN"
+  [ -z "${6:-}" ] || printf ',"standbyAddress":"%s","standbyPort":"%s"' "$W_ADDR" "$6"
+  printf '},"volume_context":{"ioTimeout":"30"}}'
+}
+stage_request() { stage_json "$W_VOL" "$STAGING" '"mount":{"fs_type":"ext4"}' "$W_NQN" "$W_PORT1" "$W_PORT2"; }
+unstage_json() { printf '{"volume_id":"%s","staging_target_path":"%s"}' "$1" "$2"; }
+publish_json() {  # VOLUME STAGING TARGET
+  printf '{"volume_id":"%s","staging_target_path":"%s","target_path":"%s","volume_capability":{"mount":{},"access_mode":{"mode":"SINGLE_NODE_WRITER"}}}' "$1" "$2" "$3"
+}
+# expand VOLUME PATH MB: NodeExpandVolume until the device has MB MiB (the
+# host grows the volume on the cue)
+expand() {
+  local i want=$(($3 * 1048576))
+  for i in $(seq 120); do
+    call NodeExpandVolume "$(printf '{"volume_id":"%s","volume_path":"%s","capacity_range":{"required_bytes":"%s"}}' "$1" "$2" "$want")" && break
+    grep -q FAILED_PRECONDITION /tmp/call.out || break
+    sleep 0.5
+  done
+  grep -q "\"capacity_bytes\":\"$want\"" /tmp/call.out
 }
 volume_request() {  # PATH: volume_id + volume_path
   printf '{"volume_id":"%s","volume_path":"%s"' "$W_VOL" "$1"
@@ -79,6 +105,29 @@ do_node() {
   call NodeGetInfo '{}' || { note "NodeGetInfo: $(called); plugin: $(tail -3 /tmp/csi.log | tr '\n' ' ')"; return 1; }
   grep -q '"node_id":"vm"' /tmp/call.out || { note "NodeGetInfo answered $(called)"; return 1; }
   note "weft-csi node plugin (kernel attach) serves $SOCK: $(called)"
+}
+
+do_xfs() {
+  local st=/var/lib/kubelet/plugins/staging/$W_VOL2 tg=/var/lib/kubelet/pods/p2/volumes/$W_VOL2 m before after
+  local req
+  req=$(stage_json "$W_VOL2" "$st" '"mount":{"fs_type":"xfs","mount_flags":["noatime"]}' "$W_NQN2" "$W_PORT3")
+  call NodeStageVolume "$req" || { note "NodeStageVolume (xfs): $(called)"; return 1; }
+  m=$(awk -v p="$st" '$2 == p {print $1, $3, $4}' /proc/mounts)
+  case $m in /dev/nvme*" xfs "*noatime*) ;; *) note "$st: mounted '$m', expected xfs with noatime"; return 1 ;; esac
+  call NodePublishVolume "$(publish_json "$W_VOL2" "$st" "$tg")" || { note "NodePublishVolume (xfs): $(called)"; return 1; }
+  echo "xfs data" > "$tg/marker" && sync || { note "cannot write $tg/marker"; return 1; }
+  before=$(df -k "$tg" | awk 'NR==2 {print $2}')
+  echo "WEFT-CSI-RESIZE xfs $W_VOL2 $W_GROWN_MB2"
+  expand "$W_VOL2" "$tg" "$W_GROWN_MB2" || { note "NodeExpandVolume (xfs): $(called)"; return 1; }
+  after=$(df -k "$tg" | awk 'NR==2 {print $2}')
+  [ "$after" -gt "$before" ] || { note "xfs is $after KiB, was $before KiB"; return 1; }
+  call NodeUnpublishVolume "$(printf '{"volume_id":"%s","target_path":"%s"}' "$W_VOL2" "$tg")" &&
+    call NodeUnstageVolume "$(unstage_json "$W_VOL2" "$st")" || { note "unpublish/unstage (xfs): $(called)"; return 1; }
+  [ -z "$(ctrls_of "$W_NQN2" | tr -d '\n')" ] || { note "controllers of $W_NQN2 left"; return 1; }
+  call NodeStageVolume "$req" || { note "NodeStageVolume (xfs) again: $(called)"; return 1; }
+  [ "$(cat "$st/marker" 2>/dev/null)" = "xfs data" ] || { note "$st/marker: '$(cat "$st/marker" 2>&1)'"; return 1; }
+  call NodeUnstageVolume "$(unstage_json "$W_VOL2" "$st")" || { note "NodeUnstageVolume (xfs): $(called)"; return 1; }
+  note "xfs (noatime) on ${m%% *}, grown online from $before to $after KiB; unstaged, staged again: the file is there"
 }
 
 do_stage() {
@@ -110,7 +159,7 @@ do_stage() {
 
 do_publish() {
   local m
-  call NodePublishVolume "$(printf '{"volume_id":"%s","staging_target_path":"%s","target_path":"%s","volume_capability":{"mount":{},"access_mode":{"mode":"SINGLE_NODE_WRITER"}}}' "$W_VOL" "$STAGING" "$TARGET")" ||
+  call NodePublishVolume "$(publish_json "$W_VOL" "$STAGING" "$TARGET")" ||
     { note "NodePublishVolume: $(called)"; return 1; }
   m=$(mount_of "$TARGET")
   [ "$m" = "/dev/$HEAD ext4" ] || { note "$TARGET: mounted '$m', expected /dev/$HEAD ext4"; return 1; }
@@ -119,15 +168,10 @@ do_publish() {
 }
 
 do_expand() {
-  local i want=$((W_GROWN_MB * 1048576)) before after
+  local before after
   before=$(df -k "$TARGET" | awk 'NR==2 {print $2}')
-  echo "WEFT-CSI-RESIZE"
-  for i in $(seq 120); do
-    call NodeExpandVolume "$(volume_request "$TARGET"),\"capacity_range\":{\"required_bytes\":\"$want\"}}" && break
-    grep -q FAILED_PRECONDITION /tmp/call.out || break
-    sleep 0.5
-  done
-  grep -q "\"capacity_bytes\":\"$want\"" /tmp/call.out || { note "NodeExpandVolume: $(called)"; return 1; }
+  echo "WEFT-CSI-RESIZE ext4 $W_VOL $W_GROWN_MB"
+  expand "$W_VOL" "$TARGET" "$W_GROWN_MB" || { note "NodeExpandVolume: $(called)"; return 1; }
   after=$(df -k "$TARGET" | awk 'NR==2 {print $2}')
   [ "$after" -gt "$before" ] || { note "the file system is $after KiB, was $before KiB"; return 1; }
   note "/dev/$HEAD is $W_GROWN_MB MiB; ext4 grew online from $before to $after KiB"
@@ -177,13 +221,13 @@ do_unstage() {
   local left
   call NodeUnpublishVolume "$(printf '{"volume_id":"%s","target_path":"%s"}' "$W_VOL" "$TARGET")" ||
     { note "NodeUnpublishVolume: $(called)"; return 1; }
-  call NodeUnstageVolume "$(printf '{"volume_id":"%s","staging_target_path":"%s"}' "$W_VOL" "$STAGING")" ||
+  call NodeUnstageVolume "$(unstage_json "$W_VOL" "$STAGING")" ||
     { note "NodeUnstageVolume: $(called)"; return 1; }
   [ -z "$(mount_of "$TARGET")$(mount_of "$STAGING")" ] || { note "still mounted: $(grep kubelet /proc/mounts | tr '\n' ' ')"; return 1; }
   left=$(ctrls_of "$W_NQN" | tr '\n' ' ')
   [ -z "$left" ] || { note "controllers of $W_NQN left: $left"; return 1; }
   # again: already undone is OK
-  call NodeUnstageVolume "$(printf '{"volume_id":"%s","staging_target_path":"%s"}' "$W_VOL" "$STAGING")" ||
+  call NodeUnstageVolume "$(unstage_json "$W_VOL" "$STAGING")" ||
     { note "NodeUnstageVolume again: $(called)"; return 1; }
   note "unmounted, every controller of $W_NQN disconnected"
 }
@@ -195,14 +239,14 @@ do_restage() {
   case $m in /dev/nvme*" ext4") ;; *) note "$STAGING: mounted '$m'"; return 1 ;; esac
   [ "$(cat "$STAGING/marker" 2>/dev/null)" = "written before the switchover" ] ||
     { note "$STAGING/marker: '$(cat "$STAGING/marker" 2>&1)'"; return 1; }
-  call NodeUnstageVolume "$(printf '{"volume_id":"%s","staging_target_path":"%s"}' "$W_VOL" "$STAGING")" ||
+  call NodeUnstageVolume "$(unstage_json "$W_VOL" "$STAGING")" ||
     { note "NodeUnstageVolume: $(called)"; return 1; }
   note "staged again through port $W_PORT2 alone (port $W_PORT1's node is dead): ${m%% *}, the marker is there; unstaged"
 }
 
 do_block() {
   local blk=/var/lib/kubelet/plugins/volumeDevices/$W_VOL/dev cap='"volume_capability":{"block":{},"access_mode":{"mode":"SINGLE_NODE_WRITER"}}' t
-  call NodeStageVolume "$(stage_request | sed "s|\"volume_capability\":{[^}]*},\"access_mode\":{[^}]*}}|$cap|")" ||
+  call NodeStageVolume "$(stage_json "$W_VOL" "$STAGING" '"block":{}' "$W_NQN" "$W_PORT1" "$W_PORT2")" ||
     { note "NodeStageVolume (block): $(called)"; return 1; }
   [ -z "$(mount_of "$STAGING")" ] || { note "a block volume's staging path is mounted: $(mount_of "$STAGING")"; return 1; }
   call NodePublishVolume "$(printf '{"volume_id":"%s","staging_target_path":"%s","target_path":"%s",%s}' "$W_VOL" "$STAGING" "$blk" "$cap")" ||
@@ -214,15 +258,15 @@ do_block() {
   grep -q "\"total\":\"$((W_GROWN_MB * 1048576))\"" /tmp/call.out || { note "NodeGetVolumeStats (block) answered $(called)"; return 1; }
   call NodeUnpublishVolume "$(printf '{"volume_id":"%s","target_path":"%s"}' "$W_VOL" "$blk")" ||
     { note "NodeUnpublishVolume (block): $(called)"; return 1; }
-  call NodeUnstageVolume "$(printf '{"volume_id":"%s","staging_target_path":"%s"}' "$W_VOL" "$STAGING")" ||
+  call NodeUnstageVolume "$(unstage_json "$W_VOL" "$STAGING")" ||
     { note "NodeUnstageVolume (block): $(called)"; return 1; }
   [ -z "$(ctrls_of "$W_NQN" | tr -d '\n')" ] || { note "controllers of $W_NQN left after the block unstage"; return 1; }
   note "published as a block device on $blk (blkid: ext4, $W_GROWN_MB MiB), unpublished, unstaged, disconnected"
 }
 
 echo "weft guest: switchover nqn=$W_NQN paths $W_ADDR:$W_PORT1 $W_ADDR:$W_PORT2 kernel=$(uname -r)"
-echo "WEFT-PLAN csi/node csi/stage csi/publish csi/expand switchover/fio switchover/paths csi/stats csi/unstage csi/restage csi/block"
-if step csi/node do_node && step csi/stage do_stage && step csi/publish do_publish; then
+echo "WEFT-PLAN csi/node csi/xfs csi/stage csi/publish csi/expand switchover/fio switchover/paths csi/stats csi/unstage csi/restage csi/block"
+if step csi/node do_node && step csi/xfs do_xfs && step csi/stage do_stage && step csi/publish do_publish; then
   step csi/expand do_expand
   step switchover/fio do_fio && step switchover/paths do_paths
   step csi/stats do_stats
