@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "cli/connection.h"
 #include "weft/engine/v1/engine.grpc.pb.h"
 #include "weft/engine/v1/engine.pb.h"
 
@@ -24,9 +25,8 @@ namespace weft::cli {
 
 namespace pb = ::weft::engine::v1;
 
-// Exit codes, as the nvme commands: 0 ok, 1 the engine refused or failed the
-// request (or none answered), 2 usage.
-inline constexpr int exit_usage = 2;
+// Exit codes, as the nvme commands (connection.h): 0 ok, 1 the engine
+// refused or failed the request (or none answered), 2 usage.
 
 inline constexpr const char* default_api_address = "127.0.0.1:10124";
 

@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cctype>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -33,6 +35,7 @@
 #include "attach/loop_device.h"
 #include "cli/commands.h"
 #include "cli/connection.h"
+#include "cli/control_client.h"
 #include "initiator/nvmf_bdev.h"
 #include "runtime/foreign_call.h"
 #include "runtime/signals.h"
@@ -45,11 +48,83 @@ using json = nlohmann::json;
 
 struct attach_options {
     connection_options c;
+    std::string target;  // a volume ID, or NQN@ADDR[:PORT]; else -a and -n
+    std::string node;    // a volume's: publish it through this node
+    control_options control;
+    std::string volume;  // attached by volume ID: published by this attach
     std::string run_dir = "/run/weft/attach";
     bool foreground = false;
     bool buffered = false;
     double ctrl_loss_s = 30;
 };
+
+bool is_uuid(const std::string& s) {
+    if (s.size() != 36) return false;
+    for (size_t i = 0; i < s.size(); ++i)
+        if (i == 8 || i == 13 || i == 18 || i == 23 ? s[i] != '-' : !std::isxdigit(s[i]))
+            return false;
+    return true;
+}
+
+// TARGET into -a/-s/-n: NQN@ADDR[:PORT] ([v6] in brackets), or a volume
+// published to this host through weft-control (which answers where).
+int resolve_target(attach_options& o) {
+    if (o.target.empty()) {
+        if (o.c.addr.empty() || o.c.nqn.empty()) {
+            fail("attach what? give a volume ID, NQN@ADDR[:PORT], or -a ADDR -n NQN");
+            return exit_usage;
+        }
+        return 0;
+    }
+    if (!o.c.addr.empty() || !o.c.nqn.empty()) {
+        fail("give " + o.target + " or -a/-n, not both");
+        return exit_usage;
+    }
+    if (is_uuid(o.target)) {
+        control_client cc(o.control);
+        json body = {{"host_nqn", hostnqn_of(o.c)}};
+        if (!o.node.empty()) body["node"] = o.node;
+        auto p = cc.request("PUT", "/v1/volumes/" + o.target + "/publish", &body);
+        if (!p) return exit_failed;
+        o.c.nqn = p->value("nqn", "");
+        o.c.addr = p->value("address", "");
+        o.c.port = uint16_t(p->value("port", 0));
+        o.volume = o.target;
+        return 0;
+    }
+    size_t at = o.target.rfind('@');
+    if (at == std::string::npos || at == 0 || at + 1 == o.target.size()) {
+        fail(o.target + " is neither a volume ID nor NQN@ADDR[:PORT]");
+        return exit_usage;
+    }
+    o.c.nqn = o.target.substr(0, at);
+    std::string where = o.target.substr(at + 1), port;
+    if (where.starts_with("[")) {  // [v6]:port
+        size_t close = where.find(']');
+        if (close == std::string::npos) {
+            fail("no ']' in " + where);
+            return exit_usage;
+        }
+        o.c.addr = where.substr(1, close - 1);
+        if (close + 1 < where.size() && where[close + 1] == ':') port = where.substr(close + 2);
+    } else if (size_t colon = where.find(':');
+               colon != std::string::npos && where.find(':', colon + 1) == std::string::npos) {
+        o.c.addr = where.substr(0, colon);
+        port = where.substr(colon + 1);
+    } else {
+        o.c.addr = where;  // a bare address (v6 without a port too)
+    }
+    if (!port.empty()) {
+        unsigned v = 0;
+        auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), v);
+        if (ec != std::errc() || end != port.data() + port.size() || v == 0 || v > 65535) {
+            fail("\"" + port + "\" is not a TCP port");
+            return exit_usage;
+        }
+        o.c.port = uint16_t(v);
+    }
+    return 0;
+}
 
 // The NQN made file-safe, the nsid, and a hash of both (FNV-1a: stable
 // across builds), so that NQNs that differ only in the characters replaced
@@ -167,6 +242,11 @@ task<int> serve_attachment(const attach_options& o, fs::path dir, int& report) {
                   {"hostnqn", hostnqn_of(o.c)},
                   {"size_bytes", dev->size_bytes()},
                   {"block_size", dev->block_size()}};
+    if (!o.volume.empty()) {
+        // Published by this attach: detach unpublishes it.
+        state["volume"] = o.volume;
+        state["control"] = o.control.url;
+    }
     write_state(dir, state);
     std::string ok = "ok " + loop.value() + "\n";
     if (::write(report, ok.data(), ok.size()) < 0) {
@@ -345,7 +425,9 @@ int run_attach(const attach_options& o) {
 std::optional<json> find_attachment(const std::string& run_dir, const std::string& target,
                                     bool dead_too = false) {
     for (auto& a : attachments(run_dir, dead_too))
-        if (a.value("device", "") == target || a.value("nqn", "") == target) return a;
+        if (a.value("device", "") == target || a.value("nqn", "") == target ||
+            a.value("volume", "") == target)
+            return a;
     return std::nullopt;
 }
 
@@ -358,9 +440,24 @@ int run_detach(const std::string& run_dir, const std::string& target, double tim
     fs::path dir = a->value("dir", std::string());
     std::string dev = a->value("device", std::string());
     pid_t pid = a->value("pid", 0);
+    // A volume this machine's attach published: unpublished once detached.
+    auto unpublish = [&] {
+        std::string vol = a->value("volume", std::string());
+        if (vol.empty()) return 0;
+        control_options co;
+        co.url = a->value("control", std::string(default_control_url));
+        if (!control_client(co).request("DELETE", "/v1/volumes/" + vol + "/publish")) {
+            fail(
+                fmt::format("{} is detached, but volume {} is still published: weft volume "
+                            "unpublish {}",
+                            dev, vol, vol));
+            return exit_failed;
+        }
+        return 0;
+    };
     if (!alive(pid)) {
         clean_stale(dir);  // its daemon died: what it left goes
-        return 0;
+        return unpublish();
     }
     // The device first, here, so that a refusal reaches the caller: the
     // kernel refuses while anything has it open (a mounted file system, an
@@ -379,7 +476,7 @@ int run_detach(const std::string& run_dir, const std::string& target, double tim
                          pid, timeout_s, dir.string()));
         return exit_failed;
     }
-    return 0;
+    return unpublish();
 }
 
 int run_rescan(const std::string& run_dir, const std::string& target, double timeout_s) {
@@ -431,8 +528,18 @@ void add_attach_commands(CLI::App& app, action_fn& action) {
         "attach",
         "make a namespace a block device on this machine without the kernel's NVMe/TCP host: "
         "weft's host serves it through FUSE and a loop device binds to it (root). Prints the "
-        "device (/dev/loopN); a daemon keeps it attached until `weft detach`");
-    add_connection_options(at, o->c);
+        "device (/dev/loopN); a daemon keeps it attached until `weft detach`. TARGET is a "
+        "volume ID (published to this host through weft-control first; detach unpublishes "
+        "it) or NQN@ADDR[:PORT]; or give -a and -n");
+    at->add_option("TARGET", o->target, "a volume ID, or NQN@ADDR[:PORT] ([v6]:PORT)");
+    add_connection_options(at, o->c, /*need_nqn=*/false, /*with_nsid=*/true, /*need_addr=*/false);
+    at->add_option("--node", o->node,
+                   "a volume's: publish it through this node (its nexus there when it holds a "
+                   "replica)");
+    at->add_option("--control", o->control.url,
+                   "a volume's: weft-control's REST API (several, comma-separated)")
+        ->envname("WEFT_CONTROL")
+        ->capture_default_str();
     at->add_option("--run-dir", o->run_dir, "where attachments keep their state and mounts")
         ->capture_default_str();
     at->add_option("--ctrl-loss-tmo", o->ctrl_loss_s,
@@ -442,7 +549,13 @@ void add_attach_commands(CLI::App& app, action_fn& action) {
     at->add_flag("--buffered", o->buffered,
                  "bind the loop device without direct I/O (a second page cache)");
     at->add_flag("--foreground", o->foreground, "serve in this process instead of a daemon");
-    at->callback([o, &action] { action = [o] { return run_attach(*o); }; });
+    at->callback([o, &action] {
+        action = [o] {
+            attach_options a = *o;
+            if (int rc = resolve_target(a)) return rc;
+            return run_attach(a);
+        };
+    });
 
     auto list = std::make_shared<std::string>("/run/weft/attach");
     auto* ls = app.add_subcommand("attached", "list the namespaces attached with `weft attach`");
@@ -460,7 +573,10 @@ void add_attach_commands(CLI::App& app, action_fn& action) {
         "detach",
         "undo `weft attach`: the loop device goes, then the daemon (refused while "
         "the device is mounted or open)");
-    de->add_option("TARGET", d->target, "the device (/dev/loopN) or the subsystem NQN")->required();
+    de->add_option("TARGET", d->target,
+                   "the device (/dev/loopN), the subsystem NQN, or the volume ID it was attached "
+                   "by")
+        ->required();
     de->add_option("--run-dir", d->run_dir, "where attachments keep their state")
         ->capture_default_str();
     de->add_option("--timeout", d->timeout_s, "seconds to wait for the daemon to stop")

@@ -12,8 +12,10 @@
 
 namespace weft::cli {
 
-void add_connection_options(CLI::App* app, connection_options& c, bool need_nqn, bool with_nsid) {
-    app->add_option("-a,--addr", c.addr, "target IP address (IPv4 or IPv6)")->required();
+void add_connection_options(CLI::App* app, connection_options& c, bool need_nqn, bool with_nsid,
+                            bool need_addr) {
+    auto* addr = app->add_option("-a,--addr", c.addr, "target IP address (IPv4 or IPv6)");
+    if (need_addr) addr->required();
     app->add_option("-s,--port", c.port, "target TCP port")->capture_default_str();
     auto* nqn = app->add_option("-n,--nqn", c.nqn, "subsystem NQN");
     if (need_nqn) nqn->required();

@@ -27,9 +27,10 @@ struct connection_options {
 };
 
 // Adds -a/-s/-n/--hostnqn/--hdr-digest/--data-digest/--timeout (and
-// --nsid when `with_nsid`) to `app`. `need_nqn`: --nqn is required.
+// --nsid when `with_nsid`) to `app`. `need_nqn`, `need_addr`: --nqn,
+// --addr are required.
 void add_connection_options(CLI::App* app, connection_options& c, bool need_nqn = true,
-                            bool with_nsid = true);
+                            bool with_nsid = true, bool need_addr = true);
 
 // The host NQN of this machine: /etc/nvme/hostnqn if present (as nvme-cli),
 // else one derived from /etc/machine-id, so that it is stable across runs
@@ -63,6 +64,7 @@ void fail(const std::string& msg);
 
 // Exit codes: 0 ok, 1 command failed, 2 usage, 3 connection failed.
 inline constexpr int exit_failed = 1;
+inline constexpr int exit_usage = 2;
 inline constexpr int exit_connect = 3;
 
 }  // namespace weft::cli

@@ -149,7 +149,20 @@ attach
 [ "$(blockdev --getsize64 "$dev")" = $((384 * MiB)) ] || fail "size after a stale attach"
 "$weft" detach "$dev" --run-dir "$run" || fail "detach"
 
+step "NQN@ADDR:PORT"
+d1=$("$weft" attach "$vnqn@127.0.0.1:$port" --run-dir "$run" 2>"$data/err") || fail "attach NQN@ADDR:PORT: $(cat "$data/err")"
+[ "$(blockdev --getsize64 "$d1")" = $((384 * MiB)) ] || fail "size through NQN@ADDR:PORT"
+"$weft" detach "$vnqn" --run-dir "$run" || fail "detach by NQN"
+
 step "refusals"
+for bad in "" "x@" "@127.0.0.1" "$vnqn@127.0.0.1:99999" "not-a-volume"; do
+  rc=0
+  "$weft" attach $bad --run-dir "$run" 2>"$data/err" || rc=$?
+  [ "$rc" = 2 ] && [ -s "$data/err" ] || fail "attach '$bad': rc $rc, $(cat "$data/err")"
+done
+rc=0
+"$weft" attach "$vnqn@127.0.0.1:$port" "${conn[@]}" --run-dir "$run" 2>"$data/err" || rc=$?
+[ "$rc" = 2 ] && grep -q "not both" "$data/err" || fail "TARGET and -a/-n: rc $rc, $(cat "$data/err")"
 if "$weft" attach -a 127.0.0.1 -s "$port" -n nqn.2026-11.io.weft:nothing --run-dir "$run" \
   2>"$data/err"; then fail "attached a subsystem that does not exist"; fi
 [ -s "$data/err" ] || fail "no sentence for an unknown subsystem"

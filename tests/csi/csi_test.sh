@@ -72,6 +72,19 @@ if [ "$(id -u)" = 0 ] && [ -c /dev/fuse ] && [ -c /dev/loop-control ]; then
     [ "$(curl -sf "$url/v1/hosts/$n" | jq -r .host_nqn)" = "nqn.2026-11.io.weft:node:$n" ] ||
       fail "host $n: $(curl -s "$url/v1/hosts/$n")"
   done
+  # weft attach VOLUME: published to this host through weft-control, then
+  # attached; weft detach VOLUME detaches and unpublishes.
+  expect 201 PUT /v1/volumes/6c1f4a1e-0d2b-4f57-9a53-3f7e2b1c9d01 '{"size_bytes":16777216,"replicas":2}'
+  av=6c1f4a1e-0d2b-4f57-9a53-3f7e2b1c9d01 ahost=nqn.2026-11.io.weft:node:attach-test
+  adev=$("$weft" attach $av --control "$url" --hostnqn $ahost --run-dir "$data/attach-cli" 2>"$data/attach.err") ||
+    fail "weft attach VOLUME: $(cat "$data/attach.err")"
+  [ "$(blockdev --getsize64 "$adev")" = 16777216 ] || fail "weft attach VOLUME: $adev is $(blockdev --getsize64 "$adev") bytes"
+  expect 200 GET /v1/volumes/$av
+  [ "$(jq -r .published.host_nqn <<<"$body")" = $ahost ] || fail "not published to $ahost: $body"
+  "$weft" detach $av --run-dir "$data/attach-cli" || fail "weft detach VOLUME"
+  expect 200 GET /v1/volumes/$av
+  [ "$(jq -r .published <<<"$body")" = null ] || fail "still published after weft detach: $body"
+  expect 204 DELETE /v1/volumes/$av
 else
   echo "note: not root with /dev/fuse and loop devices: the node checks are skipped"
 fi
