@@ -66,7 +66,7 @@ for i in 1 2 3; do
   setsid $bin/engine/weft-engine --data-dir "$data/node$i" --cores $(((i - 1) % ncpu)) \
     --listen 127.0.0.1:$((4419 + i)) --api-listen 127.0.0.1:$((10130 + i)) \
     --metrics-listen 127.0.0.1:$((9501 + i)) --control "$WEFT_CONTROL" --node-id node$i \
-    --node-label zone=zone$i --cntlid-range $((i * 1000))-$((i * 1000 + 999)) \
+    --node-label zone=zone$i \
     >"$data/node$i.log" 2>&1 &
   pids+=($!)
 done

@@ -61,7 +61,9 @@ struct attach_options {
 bool is_uuid(const std::string& s) {
     if (s.size() != 36) return false;
     for (size_t i = 0; i < s.size(); ++i)
-        if (i == 8 || i == 13 || i == 18 || i == 23 ? s[i] != '-' : !std::isxdigit(s[i]))
+        if (i == 8 || i == 13 || i == 18 || i == 23
+                ? s[i] != '-'
+                : !std::isxdigit(static_cast<unsigned char>(s[i])))
             return false;
     return true;
 }
@@ -82,14 +84,24 @@ int resolve_target(attach_options& o) {
     }
     if (is_uuid(o.target)) {
         control_client cc(o.control);
-        json body = {{"host_nqn", hostnqn_of(o.c)}};
-        if (!o.node.empty()) body["node"] = o.node;
-        auto p = cc.request("PUT", "/v1/volumes/" + o.target + "/publish", &body);
-        if (!p) return exit_failed;
-        o.c.nqn = p->value("nqn", "");
-        o.c.addr = p->value("address", "");
-        o.c.port = uint16_t(p->value("port", 0));
-        o.volume = o.target;
+        auto v = cc.request("GET", "/v1/volumes/" + o.target);
+        if (!v) return exit_failed;
+        // Published to this host already (by whoever): used as it is, and
+        // left published by detach; else published here, and undone by detach.
+        json pub = v->value("published", json());
+        bool ours_before = pub.is_object() && pub.value("host_nqn", "") == hostnqn_of(o.c) &&
+                           !pub.value("nqn", "").empty();
+        if (!ours_before) {
+            json body = {{"host_nqn", hostnqn_of(o.c)}};
+            if (!o.node.empty()) body["node"] = o.node;
+            auto p = cc.request("PUT", "/v1/volumes/" + o.target + "/publish", &body);
+            if (!p) return exit_failed;
+            pub = *p;
+            o.volume = o.target;
+        }
+        o.c.nqn = pub.value("nqn", "");
+        o.c.addr = pub.value("address", "");
+        o.c.port = uint16_t(pub.value("port", 0));
         return 0;
     }
     size_t at = o.target.rfind('@');
@@ -446,7 +458,13 @@ int run_detach(const std::string& run_dir, const std::string& target, double tim
         if (vol.empty()) return 0;
         control_options co;
         co.url = a->value("control", std::string(default_control_url));
-        if (!control_client(co).request("DELETE", "/v1/volumes/" + vol + "/publish")) {
+        control_client cc(co);
+        // Only while it is still this host's publication.
+        auto v = cc.request("GET", "/v1/volumes/" + vol);
+        if (v && (!v->value("published", json()).is_object() ||
+                  (*v)["published"].value("host_nqn", "") != a->value("hostnqn", "")))
+            return 0;
+        if (!v || !cc.request("DELETE", "/v1/volumes/" + vol + "/publish")) {
             fail(
                 fmt::format("{} is detached, but volume {} is still published: weft volume "
                             "unpublish {}",
@@ -553,7 +571,15 @@ void add_attach_commands(CLI::App& app, action_fn& action) {
         action = [o] {
             attach_options a = *o;
             if (int rc = resolve_target(a)) return rc;
-            return run_attach(a);
+            int rc = run_attach(a);
+            if (rc != 0 && !a.volume.empty()) {
+                // Published for this attach, which failed: nothing stays.
+                control_client cc(a.control);
+                if (!cc.request("DELETE", "/v1/volumes/" + a.volume + "/publish"))
+                    fail("volume " + a.volume + " stays published: weft volume unpublish " +
+                         a.volume);
+            }
+            return rc;
         };
     });
 

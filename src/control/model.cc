@@ -62,6 +62,7 @@ json to_json(const node_rec& n) {
             {"nvmf", n.nvmf},
             {"host_nqn", n.host_nqn},
             {"labels", n.node_labels},
+            {"cntlid_range", json::array({n.cntlid_min, n.cntlid_max})},
             {"heartbeat_ms", n.heartbeat_ms},
             {"registered_ms", n.registered_ms},
             {"last_seen_ms", n.last_seen_ms}};
@@ -170,6 +171,10 @@ node_rec node_from_json(const json& j) {
     n.nvmf = j.at("nvmf").get<std::vector<std::string>>();
     n.host_nqn = j.at("host_nqn");
     n.node_labels = j.at("labels").get<labels>();
+    if (j.contains("cntlid_range")) {  // absent in records older than it
+        n.cntlid_min = j["cntlid_range"].at(0);
+        n.cntlid_max = j["cntlid_range"].at(1);
+    }
     n.heartbeat_ms = j.at("heartbeat_ms");
     n.registered_ms = j.at("registered_ms");
     n.last_seen_ms = j.at("last_seen_ms");
@@ -304,7 +309,7 @@ node_rec parse_node_registration(const std::string& id, const json& j) {
     if (!is_name(id))
         throw bad_request(
             fmt::format("\"{}\" is not a node id (1 to 63 letters, digits, '.', '_' or '-')", id));
-    only(j, {"api", "nvmf", "host_nqn", "labels", "heartbeat_ms"});
+    only(j, {"api", "nvmf", "host_nqn", "labels", "heartbeat_ms", "cntlid_range"});
     node_rec n;
     n.id = id;
     n.api = str(j, "api", true);
@@ -320,6 +325,16 @@ node_rec parse_node_registration(const std::string& id, const json& j) {
     if (!nqn_ok(n.host_nqn))
         throw bad_request(fmt::format("\"host_nqn\": \"{}\" is not an NQN", n.host_nqn));
     n.node_labels = label_map(j, "labels");
+    if (j.contains("cntlid_range")) {
+        const json& r = j["cntlid_range"];
+        if (!r.is_array() || r.size() != 2 || !r[0].is_number_unsigned() ||
+            !r[1].is_number_unsigned() || r[0].get<uint64_t>() < 1 ||
+            r[1].get<uint64_t>() > 0xffef || r[0].get<uint64_t>() > r[1].get<uint64_t>())
+            throw bad_request("\"cntlid_range\" must be [MIN, MAX] within 1 to 65519");
+        n.cntlid_min = r[0].get<uint16_t>();
+        n.cntlid_max = r[1].get<uint16_t>();
+        n.cntlid_explicit = true;
+    }
     if (auto hb = uint(j, "heartbeat_ms")) {
         if (*hb < 100 || *hb > 600000)
             throw bad_request("\"heartbeat_ms\" must be from 100 to 600000");

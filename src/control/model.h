@@ -27,6 +27,11 @@ struct node_rec {
     std::vector<std::string> nvmf;  // its NVMe/TCP listeners, host:port
     std::string host_nqn;           // what it connects to remote replicas as
     labels node_labels;
+    // Its controller IDs (0, 0: none yet). Two nodes that serve one volume's
+    // NQN (a nexus and its standby) must not hand out the same controller ID:
+    // a host refuses a second path with a duplicate one.
+    uint16_t cntlid_min = 0, cntlid_max = 0;
+    bool cntlid_explicit = false;  // a registration's own (--cntlid-range); not stored
     int64_t heartbeat_ms = 2000;
     int64_t registered_ms = 0;
     int64_t last_seen_ms = 0;

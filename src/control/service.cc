@@ -222,16 +222,66 @@ static json node_view(const node_rec& n, bool online) {
     return j;
 }
 
+namespace {
+
+// Controller ID ranges handed to engines: 64 slots of 1023 IDs in 1-65519.
+constexpr unsigned cntlid_slot = 1023, cntlid_slots = 64;
+
+bool overlaps(const node_rec& a, uint16_t lo, uint16_t hi) {
+    return a.cntlid_min && a.cntlid_min <= hi && lo <= a.cntlid_max;
+}
+
+}  // namespace
+
 std::pair<int, json> service::put_node(const std::string& id, const json& body) {
     node_rec n = parse_node_registration(id, body);
+    const bool explicit_range = n.cntlid_explicit;
     for (;;) {
         auto cur = st_.get(key_node(id));
         int64_t now = now_ms();
         n.last_seen_ms = now;
         n.registered_ms = now;
         bool was_online = false;
+        // The other nodes, when this registration takes a controller ID range:
+        // the commit compares them, so that two nodes never take one range.
+        std::vector<kv> others;
+        auto other_nodes = [&] {
+            others = st_.list("nodes/");
+            std::erase_if(others, [&](const kv& e) { return e.key == key_node(id); });
+            std::vector<node_rec> v;
+            for (auto& e : others) v.push_back(node_from_json(parse_doc(e)));
+            return v;
+        };
+        std::optional<node_rec> prev;
+        if (cur) prev = node_from_json(parse_doc(*cur));
+        if (explicit_range) {
+            if (!prev || prev->cntlid_min != n.cntlid_min || prev->cntlid_max != n.cntlid_max)
+                for (auto& o : other_nodes())
+                    if (overlaps(o, n.cntlid_min, n.cntlid_max))
+                        throw conflict(fmt::format(
+                            "controller IDs {}-{} overlap node {}'s ({}-{}): give this engine "
+                            "another --cntlid-range, or none (weft-control then assigns one)",
+                            n.cntlid_min, n.cntlid_max, o.id, o.cntlid_min, o.cntlid_max));
+        } else if (prev && prev->cntlid_min) {
+            n.cntlid_min = prev->cntlid_min;  // its range for good
+            n.cntlid_max = prev->cntlid_max;
+        } else {
+            auto nodes = other_nodes();
+            n.cntlid_min = n.cntlid_max = 0;
+            for (unsigned k = 0; k < cntlid_slots && !n.cntlid_min; ++k) {
+                auto lo = uint16_t(k * cntlid_slot + 1), hi = uint16_t((k + 1) * cntlid_slot);
+                if (std::none_of(nodes.begin(), nodes.end(),
+                                 [&](const node_rec& o) { return overlaps(o, lo, hi); }))
+                    n.cntlid_min = lo, n.cntlid_max = hi;
+            }
+            if (!n.cntlid_min)
+                throw conflict(fmt::format(
+                    "no controller ID range is free for node {} ({} nodes hold them): give "
+                    "the engine a --cntlid-range, or forget a node that is gone",
+                    id, nodes.size()));
+        }
         if (cur) {
-            node_rec old = node_from_json(parse_doc(*cur));
+            node_rec& old = *prev;
             n.registered_ms = old.registered_ms;
             was_online = online(old, now);
             if (old.api != n.api || old.nvmf != n.nvmf || old.host_nqn != n.host_nqn ||
@@ -246,10 +296,10 @@ std::pair<int, json> service::put_node(const std::string& id, const json& body) 
                 n.registered_ms = now;  // a new registration, not a beat
             }
         }
-        if (!st_.commit(txn()
-                            .expect(key_node(id), cur ? cur->revision : 0)
-                            .put(key_node(id), to_json(n).dump())))
-            continue;  // a concurrent beat: read again
+        txn t;
+        t.expect(key_node(id), cur ? cur->revision : 0).put(key_node(id), to_json(n).dump());
+        for (auto& o : others) t.expect(o.key, o.revision);
+        if (!st_.commit(t)) continue;  // a concurrent beat or registration: read again
         if (!cur)
             record_event("node-registered", "node/" + id, "node " + id + " registered at " + n.api);
         else if (!was_online)
@@ -301,11 +351,13 @@ std::pair<int, json> service::put_host(const std::string& id, const json& body) 
         h.registered_ms = now_ms();
         if (cur) {
             host_rec old = host_from_json(parse_doc(*cur));
+            // No labels in the body: the ones it has stay (a plugin that
+            // registers again does not know what an operator set).
+            if (!body.contains("labels")) h.host_labels = old.host_labels;
             if (old.host_nqn == h.host_nqn && old.host_labels == h.host_labels)
                 return {200, to_json(old)};  // registered again (a restarted plugin)
             // Its volumes are published to the old NQN: they stay, and
             // unpublishing them is the caller's (the CO's) to do.
-            h.registered_ms = old.registered_ms;
         }
         if (!st_.commit(txn()
                             .expect(key_host(id), cur ? cur->revision : 0)

@@ -2,13 +2,27 @@
 
 #include <spdlog/spdlog.h>
 
+#include <regex>
+
 #include "csi/names.h"
 
 namespace weft::csi {
 
 host_registration::host_registration(control::rest_client& control, std::string node_id,
                                      std::chrono::seconds period)
-    : control_(control), node_id_(std::move(node_id)), period_(period), t_([this] { run(); }) {}
+    : control_(control), node_id_(std::move(node_id)), period_(period) {
+    // weft-control's ids (and a URL path segment): refused there for good.
+    static const std::regex id_re("^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$");
+    if (!std::regex_match(node_id_, id_re)) {
+        spdlog::error(
+            "node {} cannot register with weft-control: a host id is 1 to 63 letters, "
+            "digits, '.', '_' or '-' (ControllerPublishVolume to this node is NOT_FOUND "
+            "unless it runs an engine)",
+            node_id_);
+        return;
+    }
+    t_ = std::thread([this] { run(); });
+}
 
 host_registration::~host_registration() {
     {
@@ -16,7 +30,7 @@ host_registration::~host_registration() {
         stop_ = true;
     }
     cv_.notify_all();
-    t_.join();
+    if (t_.joinable()) t_.join();
 }
 
 bool host_registration::register_once(bool warn) {

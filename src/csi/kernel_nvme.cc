@@ -105,14 +105,24 @@ std::string connect(const connect_options& o) {
             "reconnect_delay={},keep_alive_tmo={}",
             p.address, p.port, o.nqn, o.host_nqn, host_id, o.ctrl_loss_tmo_s, o.reconnect_delay_s,
             o.keep_alive_tmo_s);
-        int fd = ::open(fabrics_device, O_RDWR | O_CLOEXEC);
-        if (fd < 0) return fmt::format("{}: {}", fabrics_device, std::strerror(errno));
-        ssize_t n = ::write(fd, opts.data(), opts.size());
-        int e = errno;
+        // One open per controller: the kernel answers "instance=N,cntlid=M"
+        // on the file it was asked on.
+        int e = 0;
         char answer[256] = {};
-        if (n == ssize_t(opts.size())) n = ::read(fd, answer, sizeof answer - 1);
-        ::close(fd);
-        if (n < 0 && e != EALREADY) {  // EALREADY: connected meanwhile
+        int fd = ::open(fabrics_device, O_RDWR | O_CLOEXEC);
+        if (fd < 0) {
+            e = errno;
+        } else {
+            ssize_t n = ::write(fd, opts.data(), opts.size());
+            if (n < 0)
+                e = errno;
+            else if (n != ssize_t(opts.size()))
+                e = EIO;  // a short write: the kernel took part of the options
+            else if (::read(fd, answer, sizeof answer - 1) < 0)
+                e = errno;
+            ::close(fd);
+        }
+        if (e != 0 && e != EALREADY) {  // EALREADY: connected meanwhile
             failed.push_back(fmt::format("{}:{}: {}", p.address, p.port, std::strerror(e)));
             continue;
         }

@@ -1,5 +1,6 @@
 // The Linux kernel's NVMe/TCP host, driven for the CSI node plugin: a
-// volume's paths connected with nvme-cli, its namespace found in sysfs,
+// volume's paths connected through /dev/nvme-fabrics (what libnvme and
+// nvme-cli write), its namespace found in sysfs,
 // rescanned after a resize, disconnected when the node lets it go.
 //
 // Contract:

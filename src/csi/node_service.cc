@@ -1,5 +1,6 @@
 #include "csi/node_service.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
@@ -90,21 +91,67 @@ std::string device_of(const json& st) {
     return dev;
 }
 
-// Where block device `dev` is mounted ("" when nowhere).
-std::string mounted_at(const std::string& dev) {
-    std::ifstream f("/proc/self/mountinfo");
-    std::string line;
-    while (std::getline(f, line)) {
-        // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE ...
-        size_t dash = line.find(" - ");
-        if (dash == std::string::npos) continue;
-        std::istringstream tail(line.substr(dash + 3)), head(line);
-        std::string fstype, source, skip, point;
-        tail >> fstype >> source;
-        head >> skip >> skip >> skip >> skip >> point;
-        if (source == dev) return point;
-    }
+// What still holds block device `dev`: a mount of it, or an exclusive
+// opener (a file system, another claim); "" when nothing.
+std::string holder_of(const std::string& dev) {
+    if (std::string at = mount_point_of_device(dev); !at.empty()) return "mounted at " + at;
+    int fd = ::open(dev.c_str(), O_RDONLY | O_EXCL | O_CLOEXEC);
+    if (fd < 0) return errno == EBUSY ? "held open by something else" : "";
+    ::close(fd);
     return {};
+}
+
+// publish_context's values go into the kernel's fabrics options and into
+// argv: IP literals, ports, NQNs of NQN characters only.
+std::string context_problem(const google::protobuf::Map<std::string, std::string>& pc) {
+    auto ip = [](const std::string& a) {
+        unsigned char buf[16];
+        return ::inet_pton(AF_INET, a.c_str(), buf) == 1 ||
+               ::inet_pton(AF_INET6, a.c_str(), buf) == 1;
+    };
+    auto port = [](const std::string& p) {
+        unsigned v = 0;
+        auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), v);
+        return ec == std::errc() && end == p.data() + p.size() && v >= 1 && v <= 65535;
+    };
+    auto nqn = [](const std::string& n) {
+        if (n.size() < 5 || n.size() > 223 || !n.starts_with("nqn.")) return false;
+        for (char c : n)
+            if (!std::isgraph(static_cast<unsigned char>(c)) || c == ',' || c == '=') return false;
+        return true;
+    };
+    auto value = [&](const char* k) { return pc.count(k) ? pc.at(k) : std::string(); };
+    bool standby = !value("standbyAddress").empty();
+    if (!ip(value("address")) || (standby && !ip(value("standbyAddress"))))
+        return fmt::format(
+            "publish_context's address (\"{}\", standby \"{}\") is not an IP address",
+            value("address"), value("standbyAddress"));
+    if (!port(value("port")) || (standby && !port(value("standbyPort"))))
+        return fmt::format("publish_context's port (\"{}\", standby \"{}\") is not a TCP port",
+                           value("port"), value("standbyPort"));
+    for (const char* k : {"nqn", "hostNqn"})
+        if (!nqn(value(k)))
+            return fmt::format("publish_context's {} \"{}\" is not an NQN", k, value(k));
+    return {};
+}
+
+// The StorageClass's ioTimeout (volume_context): 1 to 3600 seconds, 0 when
+// not given, nullopt when malformed.
+std::optional<unsigned> io_timeout_of(const google::protobuf::Map<std::string, std::string>& vc) {
+    auto it = vc.find("ioTimeout");
+    if (it == vc.end()) return 0u;
+    unsigned v = 0;
+    auto [end, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), v);
+    if (ec != std::errc() || end != it->second.data() + it->second.size() || v < 1 || v > 3600)
+        return std::nullopt;
+    return v;
+}
+
+// Whether the kernel puts every path of a subsystem under one device.
+bool native_multipath() {
+    std::ifstream f("/sys/module/nvme_core/parameters/multipath");
+    std::string v;
+    return !(f >> v) || v != "N";
 }
 
 // publish_context's "nsid" (weft's volumes are namespace 1).
@@ -146,6 +193,11 @@ Status node_service::NodeStageVolume(ctx*, const v1::NodeStageVolumeRequest* req
                             k));
     auto nsid = nsid_of(pc);
     if (!nsid) return bad("publish_context's nsid is \"" + pc.at("nsid") + "\": want 1 or more");
+    if (auto why = context_problem(pc); !why.empty()) return bad(why);
+    auto io_timeout = io_timeout_of(req->volume_context());
+    if (!io_timeout)
+        return bad("volume_context's ioTimeout is \"" + req->volume_context().at("ioTimeout") +
+                   "\": want 1 to 3600 seconds");
     inflight_guard g(busy_, id);
     if (!g) return busy(id);
     bool block = req->volume_capability().has_block();
@@ -168,9 +220,6 @@ Status node_service::NodeStageVolume(ctx*, const v1::NodeStageVolumeRequest* req
         return {StatusCode::FAILED_PRECONDITION,
                 "this node's kernel has no NVMe/TCP host (module nvme-tcp), and weft-csi runs "
                 "with --attach kernel"};
-    // The StorageClass's ioTimeout: how long one command may take.
-    auto timeout = req->volume_context().find("ioTimeout");
-    bool has_timeout = timeout != req->volume_context().end();
     const std::string& nqn = pc.at("nqn");
     std::string dev;
     if (kernel) {
@@ -180,9 +229,18 @@ Status node_service::NodeStageVolume(ctx*, const v1::NodeStageVolumeRequest* req
                                         o_.ctrl_loss_tmo_s,
                                         o_.reconnect_delay_s,
                                         o_.keep_alive_tmo_s};
+        // Without native multipath a second path is a second device that
+        // nothing would follow: the nexus's path only.
         auto sa = pc.find("standbyAddress"), sp = pc.find("standbyPort");
-        if (sa != pc.end() && sp != pc.end() && !sa->second.empty())
-            co.paths.push_back({sa->second, sp->second});
+        if (sa != pc.end() && sp != pc.end() && !sa->second.empty()) {
+            if (native_multipath())
+                co.paths.push_back({sa->second, sp->second});
+            else
+                spdlog::warn(
+                    "NodeStageVolume {}: the kernel runs without native multipath "
+                    "(nvme_core.multipath=N): the standby path is not connected",
+                    id);
+        }
         if (auto why = kernel_nvme::connect(co); !why.empty())
             return internal("connecting " + nqn + ": " + why);
         dev = kernel_nvme::wait_namespace(nqn, *nsid, std::chrono::seconds(15));
@@ -193,16 +251,18 @@ Status node_service::NodeStageVolume(ctx*, const v1::NodeStageVolumeRequest* req
                             "within 15 s",
                             nqn, *nsid));
         }
-        if (has_timeout) {
-            unsigned sec = unsigned(std::stoul(timeout->second));
-            if (auto why = kernel_nvme::set_io_timeout(nqn, *nsid, sec); !why.empty())
-                spdlog::warn("NodeStageVolume {}: ioTimeout {} s: {}", id, sec, why);
-        }
+        if (*io_timeout)
+            if (auto why = kernel_nvme::set_io_timeout(nqn, *nsid, *io_timeout); !why.empty())
+                spdlog::warn("NodeStageVolume {}: ioTimeout {} s: {}", id, *io_timeout, why);
     } else {
-        std::vector<std::string> attach = {
-            o_.weft, "attach", "-a",        pc.at("address"), "-s",        pc.at("port"),
-            "-n",    nqn,      "--hostnqn", pc.at("hostNqn"), "--run-dir", o_.attach_run_dir};
-        if (has_timeout) attach.insert(attach.end(), {"--timeout", timeout->second});
+        std::vector<std::string> attach = {o_.weft,     "attach",
+                                           "-a",        pc.at("address"),
+                                           "-s",        pc.at("port"),
+                                           "-n",        nqn,
+                                           "--nsid",    std::to_string(*nsid),
+                                           "--hostnqn", pc.at("hostNqn"),
+                                           "--run-dir", o_.attach_run_dir};
+        if (*io_timeout) attach.insert(attach.end(), {"--timeout", std::to_string(*io_timeout)});
         auto a = run_command(attach);
         if (a.rc != 0) return internal(fmt::format("attaching {}: {}", nqn, a.why()));
         dev = a.out.substr(0, a.out.find('\n'));
@@ -210,6 +270,7 @@ Status node_service::NodeStageVolume(ctx*, const v1::NodeStageVolumeRequest* req
     json state = {{"volume", id},  {"device", dev}, {"via", kernel ? "kernel" : "user"},
                   {"nqn", nqn},    {"nsid", *nsid}, {"staging", staging},
                   {"block", block}};
+    if (*io_timeout) state["io_timeout"] = *io_timeout;
     if (!kernel) state["backing"] = attach::loop_backing_file(dev);
     // Recorded before anything else can fail, and undone when something
     // does (the CO does not unstage a stage that failed).
@@ -284,12 +345,12 @@ Status node_service::NodeUnstageVolume(ctx*, const v1::NodeUnstageVolumeRequest*
         std::string nqn = st->value("nqn", std::string());
         std::string dev = st->value("device", std::string());
         if (via_kernel(*st)) {
-            // The last user is gone: nothing may still have it mounted.
+            // The last user is gone: nothing may still hold the device.
             std::string live = device_of(*st);
-            std::string at = live.empty() ? "" : mounted_at(live);
-            if (!at.empty())
+            std::string held = live.empty() ? "" : holder_of(live);
+            if (!held.empty())
                 return {StatusCode::FAILED_PRECONDITION,
-                        fmt::format("{} of volume {} is still mounted at {}", live, id, at)};
+                        fmt::format("{} of volume {} is still {}", live, id, held)};
             if (auto why = kernel_nvme::disconnect(nqn); !why.empty()) return internal(why);
         } else {
             // By NQN: also what a dead daemon left (weft detach cleans it up).
@@ -391,6 +452,11 @@ Status node_service::NodeGetVolumeStats(ctx*, const v1::NodeGetVolumeStatsReques
                         "I/O waits",
                         st->value("nqn", "")));
     } else {
+        // A path that appeared after the stage (the standby's namespace,
+        // after a switchover) gets the StorageClass's command timeout too.
+        if (via_kernel(*st) && st->value("io_timeout", 0u))
+            kernel_nvme::set_io_timeout(st->value("nqn", ""), st->value("nsid", 1u),
+                                        st->value("io_timeout", 0u));
         cond->set_abnormal(false);
         cond->set_message("attached as " + dev);
     }

@@ -4,6 +4,8 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -88,26 +90,54 @@ command_result run_command(const std::vector<std::string>& argv) {
     return r;
 }
 
-bool is_mount_point(const std::string& path, std::string* source, std::string* fstype) {
-    std::ifstream f("/proc/self/mountinfo");
+namespace {
+
+struct mount_entry {
+    std::string devno;  // "MAJ:MIN"
+    std::string point, fstype, source;
+};
+
+// Each line of /proc/self/mountinfo, in order (the last mount on a point is
+// the one on top).
+template <class F>
+void for_each_mount(F f) {
+    std::ifstream in("/proc/self/mountinfo");
     std::string line;
-    bool found = false;
-    // The last matching line is the mount on top.
-    while (std::getline(f, line)) {
+    while (std::getline(in, line)) {
+        // ID PARENT MAJ:MIN ROOT POINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE ...
         std::istringstream s(line);
-        std::string id, parent, devno, root, mnt;
-        s >> id >> parent >> devno >> root >> mnt;
-        if (mnt != path) continue;
-        std::string field;
+        mount_entry m;
+        std::string id, parent, root, field;
+        s >> id >> parent >> m.devno >> root >> m.point;
         while (s >> field && field != "-") {
         }
-        std::string type, src;
-        s >> type >> src;
-        found = true;
-        if (source) *source = src;
-        if (fstype) *fstype = type;
+        s >> m.fstype >> m.source;
+        f(m);
     }
+}
+
+}  // namespace
+
+bool is_mount_point(const std::string& path, std::string* source, std::string* fstype) {
+    bool found = false;
+    for_each_mount([&](const mount_entry& m) {
+        if (m.point != path) return;
+        found = true;
+        if (source) *source = m.source;
+        if (fstype) *fstype = m.fstype;
+    });
     return found;
+}
+
+std::string mount_point_of_device(const std::string& dev) {
+    struct stat st {};
+    if (::stat(dev.c_str(), &st) != 0 || !S_ISBLK(st.st_mode)) return {};
+    std::string want = std::to_string(major(st.st_rdev)) + ":" + std::to_string(minor(st.st_rdev));
+    std::string at;
+    for_each_mount([&](const mount_entry& m) {
+        if (at.empty() && m.devno == want) at = m.point;
+    });
+    return at;
 }
 
 }  // namespace weft::csi

@@ -20,4 +20,8 @@ command_result run_command(const std::vector<std::string>& argv);
 bool is_mount_point(const std::string& path, std::string* source = nullptr,
                     std::string* fstype = nullptr);
 
+// Where block device `dev` (its device number: however a mount spells its
+// source) is mounted; "" when nowhere.
+std::string mount_point_of_device(const std::string& dev);
+
 }  // namespace weft::csi

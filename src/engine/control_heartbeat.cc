@@ -26,6 +26,7 @@ bool control_heartbeat::beat() {
                            {"host_nqn", r_.host_nqn},
                            {"labels", r_.labels},
                            {"heartbeat_ms", r_.interval.count()}};
+    if (r_.cntlid_range) body["cntlid_range"] = {r_.cntlid_range->first, r_.cntlid_range->second};
     std::string why;
     for (size_t k = 0; k < r_.control_urls.size(); ++k) {
         size_t i = (current_ + k) % r_.control_urls.size();
@@ -39,6 +40,7 @@ bool control_heartbeat::beat() {
                 spdlog::info("control plane {}: node {} registered", url, r_.node_id);
             current_ = i;
             failing_ = false;
+            take_cntlid_range(res->body);
             return true;
         }
         why += fmt::format(
@@ -50,6 +52,22 @@ bool control_heartbeat::beat() {
     if (!failing_) spdlog::warn("registration of node {} failed: {}", r_.node_id, why);
     failing_ = true;
     return false;
+}
+
+void control_heartbeat::take_cntlid_range(const std::string& answer) {
+    if (r_.cntlid_range || !r_.on_cntlid_range) return;
+    auto j = nlohmann::json::parse(answer, nullptr, false);
+    if (j.is_discarded() || !j.contains("cntlid_range") || !j["cntlid_range"].is_array() ||
+        j["cntlid_range"].size() != 2 || !j["cntlid_range"][0].is_number_unsigned() ||
+        !j["cntlid_range"][1].is_number_unsigned())
+        return;
+    auto lo = j["cntlid_range"][0].get<uint64_t>(), hi = j["cntlid_range"][1].get<uint64_t>();
+    if (lo < 1 || hi > 0xffef || lo > hi) return;
+    std::pair<uint16_t, uint16_t> r{uint16_t(lo), uint16_t(hi)};
+    if (r == r_.cntlid_in_use) return;
+    spdlog::info("control plane: node {} hands out controller IDs {}-{}", r_.node_id, lo, hi);
+    r_.cntlid_in_use = r;
+    r_.on_cntlid_range(r.first, r.second);
 }
 
 void control_heartbeat::run() {

@@ -3,12 +3,20 @@
 // thread of its own (the control plane marks a node offline after a few
 // missed beats). The data path never waits for it: a control plane that is
 // down only costs log lines, one per outage.
+//
+// Controller IDs: an engine given --cntlid-range sends it (the control plane
+// refuses one that overlaps another node's); else the control plane assigns
+// the node a range, and every answer that names a range other than the one
+// in use is handed to on_cntlid_range (on the heartbeat's thread).
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,6 +33,9 @@ struct registration {
     std::string host_nqn;
     std::map<std::string, std::string> labels;
     std::chrono::milliseconds interval{2000};
+    std::optional<std::pair<uint16_t, uint16_t>> cntlid_range;  // the engine's own
+    std::pair<uint16_t, uint16_t> cntlid_in_use{0, 0};          // e.g. one saved earlier
+    std::function<void(uint16_t, uint16_t)> on_cntlid_range;
 };
 
 class control_heartbeat {
@@ -35,6 +46,7 @@ class control_heartbeat {
   private:
     void run();
     bool beat();
+    void take_cntlid_range(const std::string& answer);
 
     registration r_;
     size_t current_ = 0;    // the URL that answered last

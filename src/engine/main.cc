@@ -204,8 +204,46 @@ result<engine::registration> make_registration(const options& o, const std::stri
     return r;
 }
 
+// The controller ID range weft-control assigned this node ("MIN-MAX"), kept
+// in the data directory: subsystems made at a restart, before the control
+// plane answers, hand out IDs from it too.
+std::pair<uint16_t, uint16_t> read_cntlid_range(const std::string& file) {
+    std::ifstream in(file);
+    unsigned lo = 0, hi = 0;
+    char dash = 0;
+    if (in >> lo >> dash >> hi && dash == '-' && lo >= 1 && hi <= 0xffef && lo <= hi)
+        return {uint16_t(lo), uint16_t(hi)};
+    return {0, 0};
+}
+
+void write_cntlid_range(const std::string& file, uint16_t lo, uint16_t hi) {
+    std::string tmp = file + ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::trunc);
+        out << lo << '-' << hi << '\n';
+        if (!out.flush()) {
+            spdlog::warn("cannot keep the controller ID range in {}", tmp);
+            return;
+        }
+    }
+    std::error_code ec;
+    std::filesystem::rename(tmp, file, ec);
+}
+
 task<int> serve(runtime& rt, const engine::engine_config& cfg, const options& o, sigset_t signals) {
-    nvmf::target tgt(cfg.limits);
+    // Controller IDs: the engine's own range (--cntlid-range or its config),
+    // else the one weft-control assigns (and the one it assigned before).
+    const std::string cntlid_file = o.data_dir + "/cntlid-range";
+    const nvmf::controller_limits defaults;
+    const bool own_range = cfg.limits.min_cntlid != defaults.min_cntlid ||
+                           cfg.limits.max_cntlid != defaults.max_cntlid;
+    nvmf::controller_limits limits = cfg.limits;
+    std::pair<uint16_t, uint16_t> assigned{0, 0};
+    if (!own_range && !o.control.empty()) {
+        assigned = read_cntlid_range(cntlid_file);
+        if (assigned.first) std::tie(limits.min_cntlid, limits.max_cntlid) = assigned;
+    }
+    nvmf::target tgt(limits);
     nvmf::tcp_server server(tgt, {}, rt.size());
     engine::manager mgr(tgt, server, o.data_dir + "/engine-state.json");
     std::string why;
@@ -272,6 +310,15 @@ task<int> serve(runtime& rt, const engine::engine_config& cfg, const options& o,
             co_await server.stop();
             co_await mgr.shutdown();
             co_return 1;
+        }
+        if (own_range) {
+            reg.value().cntlid_range = {cfg.limits.min_cntlid, cfg.limits.max_cntlid};
+        } else {
+            reg.value().cntlid_in_use = assigned;
+            reg.value().on_cntlid_range = [&tgt, cntlid_file](uint16_t lo, uint16_t hi) {
+                tgt.set_cntlid_range(lo, hi);
+                write_cntlid_range(cntlid_file, lo, hi);
+            };
         }
         beat = std::make_unique<engine::control_heartbeat>(std::move(reg.value()));
     }
@@ -352,8 +399,10 @@ int main(int argc, char** argv) {
     app.add_option("--allow-host", o.allow_hosts,
                    "host NQN allowed to connect (repeatable); without it any host may");
     app.add_option("--cntlid-range", o.cntlid_range,
-                   "controller IDs this engine gives out, MIN-MAX (default 1-65519); engines "
-                   "serving the same volume to a host (multipath) need disjoint ranges");
+                   "controller IDs this engine gives out, MIN-MAX; engines serving the same "
+                   "volume to a host (multipath) need disjoint ranges. Default: with --control, "
+                   "the range weft-control assigns this node (kept in the data directory); "
+                   "without, 1-65519");
     app.add_option("--cores", o.cores,
                    "CPUs to run reactors on: a list '0,1', ranges '0-3' or a mask '0x3' "
                    "(default: every CPU this process may use)");

@@ -25,6 +25,8 @@ bool valid_nqn(std::string_view nqn) {
 
 target::target(controller_limits limits)
     : limits_(limits),
+      min_cntlid_(limits.min_cntlid),
+      max_cntlid_(limits.max_cntlid),
       discovery_(std::make_shared<subsystem>(std::string(nvme::discovery_nqn),
                                              subsystem_kind::discovery, "weft-discovery",
                                              "weft discovery")) {}
@@ -35,10 +37,16 @@ result<std::shared_ptr<subsystem>> target::add_subsystem(const std::string& nqn,
     std::lock_guard lock(mutex_);
     if (subsystems_.count(nqn)) return error{EEXIST};
     auto s = std::make_shared<subsystem>(nqn, subsystem_kind::nvm, std::move(serial),
-                                         std::move(model), limits_.min_cntlid, limits_.max_cntlid);
+                                         std::move(model), min_cntlid_, max_cntlid_);
     subsystems_.emplace(nqn, s);
     ++genctr_;
     return s;
+}
+
+void target::set_cntlid_range(uint16_t min, uint16_t max) {
+    std::lock_guard lock(mutex_);
+    min_cntlid_ = min;
+    max_cntlid_ = max;
 }
 
 result<void> target::remove_subsystem(const std::string& nqn) {

@@ -21,6 +21,11 @@ class target {
 
     const controller_limits& limits() const { return limits_; }
 
+    // The controller IDs that subsystems added from now on hand out (those
+    // already there keep theirs): the control plane assigns each node a
+    // range of its own. Any thread.
+    void set_cntlid_range(uint16_t min, uint16_t max);
+
     // Fails with EEXIST for a duplicate NQN, EINVAL for a malformed one.
     result<std::shared_ptr<subsystem>> add_subsystem(const std::string& nqn, std::string serial,
                                                      std::string model);
@@ -42,6 +47,7 @@ class target {
   private:
     controller_limits limits_;
     mutable std::mutex mutex_;
+    uint16_t min_cntlid_, max_cntlid_;  // under mutex_
     std::shared_ptr<subsystem> discovery_;
     std::map<std::string, std::shared_ptr<subsystem>> subsystems_;
     std::vector<socket_address> addresses_;

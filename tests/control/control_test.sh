@@ -106,6 +106,24 @@ api)
   [ "$(jq -r '.hosts[0].host_nqn' <<<"$body")" = nqn.2026-11.io.weft:node:h1 ] || fail "hosts: $body"
   expect 204 DELETE /v1/hosts/h1
   expect 404 GET /v1/hosts/h1
+  # Controller ID ranges: the engines got disjoint ones; a node keeps its own;
+  # an engine's own range may not overlap another node's.
+  expect 200 GET /v1/nodes
+  jq -e '[.nodes[].cntlid_range] | . as $r | all(.[]; .[0] >= 1 and .[0] <= .[1]) and
+         ([range(length) as $i | range(length) as $j | select($i < $j) |
+           select($r[$i][0] <= $r[$j][1] and $r[$j][0] <= $r[$i][1])] | length == 0)' \
+    <<<"$body" >/dev/null || fail "controller ID ranges are not disjoint: $(jq -c '[.nodes[] | {id, cntlid_range}]' <<<"$body")"
+  fake='"api":"127.0.0.1:1","nvmf":["127.0.0.1:2"],"host_nqn":"nqn.2026-11.io.weft:fake"'
+  expect 201 PUT /v1/nodes/fake1 "{$fake}"
+  r1=$(jq -c .cntlid_range <<<"$body")
+  expect 200 PUT /v1/nodes/fake1 "{$fake}"
+  [ "$(jq -c .cntlid_range <<<"$body")" = "$r1" ] || fail "fake1's range moved: $r1, then $body"
+  expect 409 PUT /v1/nodes/fake2 "{$fake,\"cntlid_range\":[$(jq '.[0]' <<<"$r1"),$(jq '.[0] + 5' <<<"$r1")]}"
+  expect 400 PUT /v1/nodes/fake2 "{$fake,\"cntlid_range\":[0,5]}"
+  expect 201 PUT /v1/nodes/fake2 "{$fake,\"cntlid_range\":[65500,65519]}"
+  [ "$(jq -c .cntlid_range <<<"$body")" = "[65500,65519]" ] || fail "fake2's own range: $body"
+  expect 204 DELETE /v1/nodes/fake1
+  expect 204 DELETE /v1/nodes/fake2
   # No room anywhere: 507, and no volume left behind.
   expect 507 PUT /v1/volumes/$vol '{"size_bytes":1048576}'
   expect 404 GET /v1/volumes/$vol

@@ -42,7 +42,7 @@
 #                       the ext4 on it), its stats, unpublished, unstaged
 #
 # Inputs: W_ADDR (the host as the guest sees it), W_NQN, W_PORT1 (the
-# nexus's node), W_PORT2 (the standby's), W_HOSTNQN, W_HOSTID, W_MB (the
+# nexus's node), W_PORT2 (the standby's), W_HOSTNQN, W_MB (the
 # volume's size), W_GROWN_MB (after csi/expand), W_FIO_SIZE, W_FIO_IOPS
 # (write rate cap: how long the writes last), W_VOL (the volume's ID); the
 # xfs volume's W_VOL2, W_NQN2, W_PORT3 (its nexus's node), W_MB2, W_GROWN_MB2.
@@ -93,8 +93,8 @@ expand() {
   done
   grep -q "\"capacity_bytes\":\"$want\"" /tmp/call.out
 }
-volume_request() {  # PATH: volume_id + volume_path
-  printf '{"volume_id":"%s","volume_path":"%s"' "$W_VOL" "$1"
+volume_request() {  # PATH: {volume_id, volume_path}
+  printf '{"volume_id":"%s","volume_path":"%s"}' "$W_VOL" "$1"
 }
 
 do_node() {
@@ -211,7 +211,7 @@ do_paths() {
 }
 
 do_stats() {
-  call NodeGetVolumeStats "$(volume_request "$TARGET")}" || { note "NodeGetVolumeStats: $(called)"; return 1; }
+  call NodeGetVolumeStats "$(volume_request "$TARGET")" || { note "NodeGetVolumeStats: $(called)"; return 1; }
   grep -q '"unit":"INODES"' /tmp/call.out && grep -q '"message":"attached as /dev/' /tmp/call.out &&
     ! grep -q '"abnormal":true' /tmp/call.out || { note "NodeGetVolumeStats answered $(called)"; return 1; }
   note "$(called)"
@@ -254,7 +254,7 @@ do_block() {
   [ -b "$blk" ] || { note "$blk is not a block device: $(ls -l "$blk" 2>&1)"; return 1; }
   t=$(blkid -p -o value -s TYPE "$blk" 2>&1)
   [ "$t" = ext4 ] || { note "blkid on $blk: '$t', expected ext4"; return 1; }
-  call NodeGetVolumeStats "$(volume_request "$blk")}" || { note "NodeGetVolumeStats (block): $(called)"; return 1; }
+  call NodeGetVolumeStats "$(volume_request "$blk")" || { note "NodeGetVolumeStats (block): $(called)"; return 1; }
   grep -q "\"total\":\"$((W_GROWN_MB * 1048576))\"" /tmp/call.out || { note "NodeGetVolumeStats (block) answered $(called)"; return 1; }
   call NodeUnpublishVolume "$(printf '{"volume_id":"%s","target_path":"%s"}' "$W_VOL" "$blk")" ||
     { note "NodeUnpublishVolume (block): $(called)"; return 1; }

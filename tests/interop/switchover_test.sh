@@ -8,8 +8,9 @@
 #
 #   switchover_test.sh WEFT_CLI WEFT_ENGINE WEFT_CONTROL WEFT_CSI [--work-dir DIR] [--keep]
 #
-# weft-control (SQLite) and three engines (n1-n3, disjoint controller ID
-# ranges, 300 ms heartbeats, the control plane reconciling every 0.3 s) on
+# weft-control (SQLite) and three engines (n1-n3, controller ID ranges
+# assigned by weft-control: the kernel refuses a second path with a duplicate
+# controller ID, so the standby path proves them disjoint; 300 ms heartbeats, the control plane reconciling every 0.3 s) on
 # 127.0.0.1; a 3-replica volume published to the VM's host NQN with its
 # nexus on n1 and a standby path on another node, and a 1-replica 320 MiB
 # volume for xfs (staged, grown, staged again by the guest first). The guest
@@ -107,7 +108,7 @@ start_node() {
   mkdir -p "$WORK/e$i"
   "$ENGINE" --data-dir "$WORK/e$i" --cores 0 --poll-us 0 --listen 127.0.0.1:0 \
     --api-listen 127.0.0.1:0 --metrics-listen none --control "$WEFT_CONTROL" --node-id "n$i" \
-    --cntlid-range "$((i * 1000))-$((i * 1000 + 999))" --heartbeat-ms 300 > "$log" 2>&1 9>&- &
+    --heartbeat-ms 300 > "$log" 2>&1 9>&- &
   EPID[$i]=$!
   PIDS+=("${EPID[$i]}")
   for _ in $(seq 100); do
