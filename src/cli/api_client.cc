@@ -8,6 +8,7 @@
 #include <iterator>
 
 #include "cli/connection.h"
+#include "control/grpc_code_name.h"
 
 namespace weft::cli {
 
@@ -22,31 +23,7 @@ void add_api_options(CLI::App* app, api_options& o) {
         ->check(CLI::PositiveNumber);
 }
 
-namespace {
-
-const char* code_name(grpc::StatusCode c) {
-    static const char* const names[] = {"OK",
-                                        "CANCELLED",
-                                        "UNKNOWN",
-                                        "INVALID_ARGUMENT",
-                                        "DEADLINE_EXCEEDED",
-                                        "NOT_FOUND",
-                                        "ALREADY_EXISTS",
-                                        "PERMISSION_DENIED",
-                                        "RESOURCE_EXHAUSTED",
-                                        "FAILED_PRECONDITION",
-                                        "ABORTED",
-                                        "OUT_OF_RANGE",
-                                        "UNIMPLEMENTED",
-                                        "INTERNAL",
-                                        "UNAVAILABLE",
-                                        "DATA_LOSS",
-                                        "UNAUTHENTICATED"};
-    unsigned i = unsigned(c);
-    return i < std::size(names) ? names[i] : "?";
-}
-
-}  // namespace
+using control::grpc_code_name;
 
 api_client::api_client(const api_options& o) : o_(o) {
     grpc::ChannelArguments args;
@@ -85,14 +62,14 @@ std::string api_client::sentence(const grpc::Status& s) const {
     }
     if (!s.error_message().empty()) return s.error_message();
     return fmt::format("the engine at {} failed the request (gRPC status {})", o_.address,
-                       code_name(s.error_code()));
+                       grpc_code_name(s.error_code()));
 }
 
 void api_client::report(const grpc::Status& s) const {
     fail(sentence(s));
     // -v: the status itself, for scripts and bug reports.
     if (spdlog::should_log(spdlog::level::info))
-        fail(fmt::format("(gRPC status {} from {}{}{})", code_name(s.error_code()), o_.address,
+        fail(fmt::format("(gRPC status {} from {}{}{})", grpc_code_name(s.error_code()), o_.address,
                          s.error_message().empty() ? "" : ": ", s.error_message()));
 }
 

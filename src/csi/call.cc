@@ -8,6 +8,7 @@
 #include <iostream>
 #include <map>
 
+#include "control/grpc_code_name.h"
 #include "csi/v1/csi.grpc.pb.h"
 
 namespace weft::csi {
@@ -19,28 +20,6 @@ namespace {
 using channel_ptr = std::shared_ptr<grpc::Channel>;
 // 0, 1 or 2 as call_csi returns.
 using invoker = std::function<int(const channel_ptr&, const std::string&, double)>;
-
-const char* code_name(grpc::StatusCode c) {
-    static const char* names[] = {"OK",
-                                  "CANCELLED",
-                                  "UNKNOWN",
-                                  "INVALID_ARGUMENT",
-                                  "DEADLINE_EXCEEDED",
-                                  "NOT_FOUND",
-                                  "ALREADY_EXISTS",
-                                  "PERMISSION_DENIED",
-                                  "RESOURCE_EXHAUSTED",
-                                  "FAILED_PRECONDITION",
-                                  "ABORTED",
-                                  "OUT_OF_RANGE",
-                                  "UNIMPLEMENTED",
-                                  "INTERNAL",
-                                  "UNAVAILABLE",
-                                  "DATA_LOSS",
-                                  "UNAUTHENTICATED"};
-    unsigned i = unsigned(c);
-    return i < std::size(names) ? names[i] : "UNKNOWN";
-}
 
 // One method of one service's stub: JSON in, the call, JSON out.
 template <class Service, class Req, class Res>
@@ -61,8 +40,8 @@ invoker method(grpc::Status (Service::Stub::*fn)(grpc::ClientContext*, const Req
         Res res;
         grpc::Status s = ((*stub).*fn)(&ctx, req, &res);
         if (!s.ok()) {
-            std::cerr << name << ": " << code_name(s.error_code()) << ": " << s.error_message()
-                      << "\n";
+            std::cerr << name << ": " << control::grpc_code_name(s.error_code()) << ": "
+                      << s.error_message() << "\n";
             return 1;
         }
         google::protobuf::util::JsonPrintOptions o;
