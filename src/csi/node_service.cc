@@ -171,10 +171,6 @@ std::string node_service::state_path(const std::string& volume_id) const {
     return o_.state_dir + "/" + volume_id + ".json";
 }
 
-bool node_service::use_kernel() const {
-    return o_.attach != "user" && kernel_nvme::available();
-}
-
 Status node_service::NodeStageVolume(ctx*, const v1::NodeStageVolumeRequest* req,
                                      v1::NodeStageVolumeResponse*) {
     const std::string& id = req->volume_id();
@@ -215,11 +211,19 @@ Status node_service::NodeStageVolume(ctx*, const v1::NodeStageVolumeRequest* req
 
     std::error_code ec;
     fs::create_directories(o_.state_dir, ec);
-    bool kernel = use_kernel();
-    if (o_.attach == "kernel" && !kernel)
+    // The StorageClass's attach parameter, else the plugin's --attach.
+    auto asked = req->volume_context().find("attach");
+    bool by_class = asked != req->volume_context().end();
+    const std::string& how = by_class ? asked->second : o_.attach;
+    if (how != "kernel" && how != "user" && how != "auto")
+        return bad("volume_context's attach is \"" + how + "\": want kernel, user or auto");
+    bool kernel = how != "user" && kernel_nvme::available();
+    if (how == "kernel" && !kernel)
         return {StatusCode::FAILED_PRECONDITION,
-                "this node's kernel has no NVMe/TCP host (module nvme-tcp), and weft-csi runs "
-                "with --attach kernel"};
+                fmt::format("this node's kernel has no NVMe/TCP host (module nvme-tcp), and {} "
+                            "asks for kernel attach",
+                            by_class ? "the volume's StorageClass (attach: kernel)"
+                                     : "weft-csi's --attach kernel")};
     const std::string& nqn = pc.at("nqn");
     std::string dev;
     if (kernel) {

@@ -71,7 +71,6 @@ class node_service final : public ::csi::v1::Node::Service {
 
   private:
     std::string state_path(const std::string& volume_id) const;
-    bool use_kernel() const;
     node_options o_;
     inflight busy_;
 };

@@ -54,6 +54,10 @@ parameters_result parse_parameters(const std::map<std::string, std::string>& in)
         } else if (k == "protocol") {
             if (v != "nvmf")
                 return bad(fmt::format("parameter protocol is \"{}\": weft serves nvmf only", v));
+        } else if (k == "attach") {
+            if (v != "kernel" && v != "user" && v != "auto")
+                return bad(fmt::format("parameter attach is \"{}\": want kernel, user or auto", v));
+            r.p.attach = v;
         } else if (k == "selector") {
             for (size_t at = 0; at < v.size();) {
                 size_t comma = v.find(',', at);
@@ -71,7 +75,7 @@ parameters_result parse_parameters(const std::map<std::string, std::string>& in)
         } else {
             return bad(fmt::format(
                 "unknown parameter \"{}\" (weft knows repl, thin, fsType, ioTimeout, protocol, "
-                "selector)",
+                "selector, attach)",
                 k));
         }
     }
@@ -82,6 +86,7 @@ std::map<std::string, std::string> volume_context_of(const volume_parameters& p)
     std::map<std::string, std::string> c{{"protocol", "nvmf"}};
     if (!p.fs_type.empty()) c["fsType"] = p.fs_type;
     if (p.io_timeout_s) c["ioTimeout"] = std::to_string(*p.io_timeout_s);
+    if (!p.attach.empty() && p.attach != "auto") c["attach"] = p.attach;
     return c;
 }
 

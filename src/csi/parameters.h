@@ -9,6 +9,9 @@
 //   protocol   nvmf (the only one)
 // and weft's own:
 //   selector   "k=v,k2=v2": node labels every replica's node must have
+//   attach     kernel | user | auto: how the node attaches the volume (the
+//              kernel's NVMe/TCP host, userspace attach, or the node
+//              plugin's own choice: its --attach)
 // Keys starting with "csi.storage.k8s.io/" belong to the sidecars and are
 // ignored; any other key is refused, naming it (a typo must not silently
 // give a volume other than the one asked for).
@@ -27,6 +30,7 @@ struct volume_parameters {
     std::string fs_type;  // "" when the StorageClass names none
     std::optional<unsigned> io_timeout_s;
     std::map<std::string, std::string> selector;
+    std::string attach;  // "" when the StorageClass names none
 };
 
 struct parameters_result {
@@ -37,7 +41,8 @@ struct parameters_result {
 parameters_result parse_parameters(const std::map<std::string, std::string>& in);
 
 // What NodeStageVolume needs to know of them (CreateVolume's
-// volume_context): "protocol", and "fsType" / "ioTimeout" when set.
+// volume_context): "protocol", and "fsType" / "ioTimeout" / "attach" when
+// set.
 std::map<std::string, std::string> volume_context_of(const volume_parameters& p);
 
 }  // namespace weft::csi

@@ -244,6 +244,45 @@ TEST_F(CsiNode, RefusesMissingArgumentsAndUnstagedVolumes) {
     // Undoing what was never done: OK.
     EXPECT_TRUE(node_unpublish("n1", vol, path("n1", "t")).ok());
     EXPECT_TRUE(unstage("n1", vol, path("n1", "s")).ok());
+    // A publish_context whose values would reach the kernel's fabrics
+    // options, or a malformed ioTimeout: refused before anything connects.
+    auto pc = publish(vol, "n1");
+    auto bad_pc = pc;
+    bad_pc["address"] = "127.0.0.1,duplicate_connect";
+    EXPECT_CODE(stage("n1", vol, path("n1", "s"), mount_cap(), bad_pc), INVALID_ARGUMENT);
+    bad_pc = pc;
+    bad_pc["port"] = "70000";
+    EXPECT_CODE(stage("n1", vol, path("n1", "s"), mount_cap(), bad_pc), INVALID_ARGUMENT);
+    bad_pc = pc;
+    bad_pc["hostNqn"] = "nqn.2026-11.io.weft:node:n1,hostid=x";
+    EXPECT_CODE(stage("n1", vol, path("n1", "s"), mount_cap(), bad_pc), INVALID_ARGUMENT);
+    context_[vol]["ioTimeout"] = "30x";
+    EXPECT_CODE(stage("n1", vol, path("n1", "s"), mount_cap(), pc), INVALID_ARGUMENT);
+    context_[vol].erase("ioTimeout");
+    unpublish(vol, "n1");
+}
+
+TEST_F(CsiNode, StorageClassChoosesTheAttach) {
+    // attach: kernel on a node whose kernel has no nvme-tcp (this machine):
+    // refused, naming the StorageClass; where it has one, kernel attach.
+    std::string vol = create("csi-node-kernel", 8 * MiB, {{"repl", "1"}, {"attach", "kernel"}});
+    ASSERT_EQ(context_[vol]["attach"], "kernel");
+    auto pc = publish(vol, "n1");
+    grpc::Status s = stage("n1", vol, path("n1", "k"), mount_cap(), pc);
+    if (s.ok()) {
+        EXPECT_TRUE(std::filesystem::exists("/sys/module/nvme_tcp"));
+        EXPECT_TRUE(unstage("n1", vol, path("n1", "k")).ok());
+    } else {
+        EXPECT_CODE(s, FAILED_PRECONDITION);
+        EXPECT_NE(s.error_message().find("StorageClass"), std::string::npos) << s.error_message();
+    }
+    unpublish(vol, "n1");
+    // attach: user: userspace attach (a loop device) whatever the kernel has.
+    std::string uv = create("csi-node-user", 8 * MiB, {{"repl", "1"}, {"attach", "user"}});
+    pc = publish(uv, "n1");
+    ASSERT_OK(stage("n1", uv, path("n1", "u"), block_cap(), pc));
+    ASSERT_OK(unstage("n1", uv, path("n1", "u")));
+    unpublish(uv, "n1");
 }
 
 TEST_F(CsiNode, StagePublishWriteExpandAndMoveToAnotherNode) {

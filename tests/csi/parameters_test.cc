@@ -12,6 +12,7 @@ TEST(CsiParameters, KnownParametersAreRead) {
                                {"ioTimeout", "30"},
                                {"protocol", "nvmf"},
                                {"selector", "zone=a,disk=ssd"},
+                               {"attach", "user"},
                                {"csi.storage.k8s.io/pvc/name", "data"}});
     ASSERT_EQ(r.error, "");
     EXPECT_EQ(r.p.replicas, 2u);
@@ -19,9 +20,10 @@ TEST(CsiParameters, KnownParametersAreRead) {
     EXPECT_EQ(r.p.fs_type, "xfs");
     EXPECT_EQ(r.p.io_timeout_s, 30u);
     EXPECT_EQ(r.p.selector, (std::map<std::string, std::string>{{"zone", "a"}, {"disk", "ssd"}}));
-    EXPECT_EQ(volume_context_of(r.p),
-              (std::map<std::string, std::string>{
-                  {"protocol", "nvmf"}, {"fsType", "xfs"}, {"ioTimeout", "30"}}));
+    EXPECT_EQ(
+        volume_context_of(r.p),
+        (std::map<std::string, std::string>{
+            {"protocol", "nvmf"}, {"fsType", "xfs"}, {"ioTimeout", "30"}, {"attach", "user"}}));
 }
 
 TEST(CsiParameters, DefaultsWhenNoneAreGiven) {
@@ -37,17 +39,12 @@ TEST(CsiParameters, BadValuesAndUnknownKeysAreRefusedByName) {
         std::map<std::string, std::string> in;
         const char* named;
     } cases[] = {
-        {{{"repl", "0"}}, "repl"},
-        {{{"repl", "6"}}, "repl"},
-        {{{"repl", "two"}}, "repl"},
-        {{{"repl", "2x"}}, "repl"},
-        {{{"thin", "yes"}}, "thin"},
-        {{{"fsType", "btrfs"}}, "fsType"},
-        {{{"ioTimeout", "0"}}, "ioTimeout"},
-        {{{"protocol", "iscsi"}}, "protocol"},
-        {{{"selector", "zone"}}, "selector"},
-        {{{"selector", "=a"}}, "selector"},
-        {{{"replicas", "3"}}, "replicas"},
+        {{{"repl", "0"}}, "repl"},           {{{"repl", "6"}}, "repl"},
+        {{{"repl", "two"}}, "repl"},         {{{"repl", "2x"}}, "repl"},
+        {{{"thin", "yes"}}, "thin"},         {{{"fsType", "btrfs"}}, "fsType"},
+        {{{"ioTimeout", "0"}}, "ioTimeout"}, {{{"protocol", "iscsi"}}, "protocol"},
+        {{{"attach", "fuse"}}, "attach"},    {{{"selector", "zone"}}, "selector"},
+        {{{"selector", "=a"}}, "selector"},  {{{"replicas", "3"}}, "replicas"},
         {{{"Repl", "3"}}, "Repl"},
     };
     for (auto& c : cases) {
