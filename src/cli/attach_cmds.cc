@@ -37,6 +37,7 @@
 #include "cli/connection.h"
 #include "cli/control_client.h"
 #include "initiator/nvmf_bdev.h"
+#include "pool/uuid.h"
 #include "runtime/foreign_call.h"
 #include "runtime/signals.h"
 
@@ -58,14 +59,13 @@ struct attach_options {
     double ctrl_loss_s = 30;
 };
 
-bool is_uuid(const std::string& s) {
-    if (s.size() != 36) return false;
-    for (size_t i = 0; i < s.size(); ++i)
-        if (i == 8 || i == 13 || i == 18 || i == 23
-                ? s[i] != '-'
-                : !std::isxdigit(static_cast<unsigned char>(s[i])))
-            return false;
-    return true;
+// Unpublishes a volume this machine's attach published; a sentence naming
+// the command that finishes the job when it cannot.
+int unpublish_volume(const control_options& co, const std::string& vol, const std::string& why) {
+    if (control_client(co).request("DELETE", "/v1/volumes/" + vol + "/publish")) return 0;
+    fail(fmt::format("{}, but volume {} is still published: weft volume unpublish {}", why, vol,
+                     vol));
+    return exit_failed;
 }
 
 // TARGET into -a/-s/-n: NQN@ADDR[:PORT] ([v6] in brackets), or a volume
@@ -82,7 +82,7 @@ int resolve_target(attach_options& o) {
         fail("give " + o.target + " or -a/-n, not both");
         return exit_usage;
     }
-    if (is_uuid(o.target)) {
+    if (pool::parse_uuid(o.target)) {
         control_client cc(o.control);
         auto v = cc.request("GET", "/v1/volumes/" + o.target);
         if (!v) return exit_failed;
@@ -464,14 +464,7 @@ int run_detach(const std::string& run_dir, const std::string& target, double tim
         if (v && (!v->value("published", json()).is_object() ||
                   (*v)["published"].value("host_nqn", "") != a->value("hostnqn", "")))
             return 0;
-        if (!v || !cc.request("DELETE", "/v1/volumes/" + vol + "/publish")) {
-            fail(
-                fmt::format("{} is detached, but volume {} is still published: weft volume "
-                            "unpublish {}",
-                            dev, vol, vol));
-            return exit_failed;
-        }
-        return 0;
+        return unpublish_volume(co, vol, dev + " is detached");
     };
     if (!alive(pid)) {
         clean_stale(dir);  // its daemon died: what it left goes
@@ -572,13 +565,9 @@ void add_attach_commands(CLI::App& app, action_fn& action) {
             attach_options a = *o;
             if (int rc = resolve_target(a)) return rc;
             int rc = run_attach(a);
-            if (rc != 0 && !a.volume.empty()) {
-                // Published for this attach, which failed: nothing stays.
-                control_client cc(a.control);
-                if (!cc.request("DELETE", "/v1/volumes/" + a.volume + "/publish"))
-                    fail("volume " + a.volume + " stays published: weft volume unpublish " +
-                         a.volume);
-            }
+            // Published for this attach, which failed: nothing stays.
+            if (rc != 0 && !a.volume.empty())
+                unpublish_volume(a.control, a.volume, "the attach failed");
             return rc;
         };
     });

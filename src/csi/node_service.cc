@@ -9,7 +9,6 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include <charconv>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -23,6 +22,7 @@
 #include "attach/loop_device.h"
 #include "csi/capabilities.h"
 #include "csi/kernel_nvme.h"
+#include "csi/parameters.h"
 #include "csi/run_command.h"
 
 namespace weft::csi {
@@ -109,11 +109,7 @@ std::string context_problem(const google::protobuf::Map<std::string, std::string
         return ::inet_pton(AF_INET, a.c_str(), buf) == 1 ||
                ::inet_pton(AF_INET6, a.c_str(), buf) == 1;
     };
-    auto port = [](const std::string& p) {
-        unsigned v = 0;
-        auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), v);
-        return ec == std::errc() && end == p.data() + p.size() && v >= 1 && v <= 65535;
-    };
+    auto port = [](const std::string& p) { return parse_unsigned(p, 1, 65535).has_value(); };
     auto nqn = [](const std::string& n) {
         if (n.size() < 5 || n.size() > 223 || !n.starts_with("nqn.")) return false;
         for (char c : n)
@@ -140,11 +136,7 @@ std::string context_problem(const google::protobuf::Map<std::string, std::string
 std::optional<unsigned> io_timeout_of(const google::protobuf::Map<std::string, std::string>& vc) {
     auto it = vc.find("ioTimeout");
     if (it == vc.end()) return 0u;
-    unsigned v = 0;
-    auto [end, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), v);
-    if (ec != std::errc() || end != it->second.data() + it->second.size() || v < 1 || v > 3600)
-        return std::nullopt;
-    return v;
+    return parse_unsigned(it->second, 1, 3600);
 }
 
 // Whether the kernel puts every path of a subsystem under one device.
@@ -157,12 +149,8 @@ bool native_multipath() {
 // publish_context's "nsid" (weft's volumes are namespace 1).
 std::optional<uint32_t> nsid_of(const google::protobuf::Map<std::string, std::string>& pc) {
     auto it = pc.find("nsid");
-    if (it == pc.end()) return 1;
-    uint32_t v = 0;
-    auto [end, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), v);
-    if (ec != std::errc() || end != it->second.data() + it->second.size() || v == 0)
-        return std::nullopt;
-    return v;
+    if (it == pc.end()) return 1u;
+    return parse_unsigned(it->second, 1, 0xfffffffe);
 }
 
 }  // namespace

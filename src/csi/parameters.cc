@@ -6,14 +6,14 @@
 #include <fmt/format.h>
 
 namespace weft::csi {
-namespace {
-
 std::optional<unsigned> parse_unsigned(const std::string& s, unsigned lo, unsigned hi) {
     unsigned v = 0;
     auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
     if (ec != std::errc() || end != s.data() + s.size() || v < lo || v > hi) return std::nullopt;
     return v;
 }
+
+namespace {
 
 bool valid_label_part(const std::string& s) {
     if (s.empty() || s.size() > 63) return false;

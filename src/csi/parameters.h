@@ -40,6 +40,10 @@ struct parameters_result {
 
 parameters_result parse_parameters(const std::map<std::string, std::string>& in);
 
+// `s` as a whole number in [lo, hi] (nothing before or after it), else
+// nullopt: StorageClass values, and what the node reads back of them.
+std::optional<unsigned> parse_unsigned(const std::string& s, unsigned lo, unsigned hi);
+
 // What NodeStageVolume needs to know of them (CreateVolume's
 // volume_context): "protocol", and "fsType" / "ioTimeout" / "attach" when
 // set.

@@ -13,6 +13,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -63,6 +64,17 @@ struct options {
     std::string advertise;                 // the IP others reach this node at
     unsigned heartbeat_ms = 2000;
 };
+
+// "MIN-MAX", controller IDs within 1-65519 (--cntlid-range, and the range
+// weft-control assigned, as the data directory keeps it).
+std::optional<std::pair<uint16_t, uint16_t>> parse_cntlid_range(const std::string& s) {
+    unsigned lo = 0, hi = 0;
+    char dash = 0, extra = 0;
+    if (std::sscanf(s.c_str(), "%u%c%u%c", &lo, &dash, &hi, &extra) != 3 || dash != '-' || lo < 1 ||
+        hi > 0xffef || lo > hi)
+        return std::nullopt;
+    return std::pair{uint16_t(lo), uint16_t(hi)};
+}
 
 // Builds the engine's configuration from the file and the flags.
 result<engine::engine_config> build_config(const options& o, std::string* why) {
@@ -117,15 +129,12 @@ result<engine::engine_config> build_config(const options& o, std::string* why) {
         }
     }
     if (!o.cntlid_range.empty()) {
-        unsigned lo = 0, hi = 0;
-        char dash = 0, extra = 0;
-        if (std::sscanf(o.cntlid_range.c_str(), "%u%c%u%c", &lo, &dash, &hi, &extra) != 3 ||
-            dash != '-' || lo < 1 || hi > 0xffef || lo > hi) {
+        auto r = parse_cntlid_range(o.cntlid_range);
+        if (!r) {
             *why = "--cntlid-range " + o.cntlid_range + ": expected MIN-MAX within 1-65519";
             return error{EINVAL};
         }
-        cfg.limits.min_cntlid = uint16_t(lo);
-        cfg.limits.max_cntlid = uint16_t(hi);
+        std::tie(cfg.limits.min_cntlid, cfg.limits.max_cntlid) = *r;
     }
     cfg.listen.insert(cfg.listen.end(), o.listen.begin(), o.listen.end());
     cfg.discovery_listen.insert(cfg.discovery_listen.end(), o.discovery_listen.begin(),
@@ -209,11 +218,9 @@ result<engine::registration> make_registration(const options& o, const std::stri
 // plane answers, hand out IDs from it too.
 std::pair<uint16_t, uint16_t> read_cntlid_range(const std::string& file) {
     std::ifstream in(file);
-    unsigned lo = 0, hi = 0;
-    char dash = 0;
-    if (in >> lo >> dash >> hi && dash == '-' && lo >= 1 && hi <= 0xffef && lo <= hi)
-        return {uint16_t(lo), uint16_t(hi)};
-    return {0, 0};
+    std::string line;
+    std::getline(in, line);
+    return parse_cntlid_range(line).value_or(std::pair<uint16_t, uint16_t>{0, 0});
 }
 
 void write_cntlid_range(const std::string& file, uint16_t lo, uint16_t hi) {
