@@ -10,6 +10,13 @@
 # daemon killed with SIGKILL leaves nothing that stops the next attach.
 # Needs root, /dev/fuse and loop devices: skipped (77) without them.
 set -u
+# Mounts (FUSE, the loop devices' file systems) in a mount namespace of this
+# test's own: a namespace made meanwhile by another test (ip netns exec)
+# copies every mount it sees and pins it, and a detach then finds its loop
+# device busy.
+if [ -z "${WEFT_OWN_MOUNT_NS:-}" ] && [ "$(id -u)" = 0 ] && command -v unshare >/dev/null; then
+  WEFT_OWN_MOUNT_NS=1 exec unshare --mount --propagation private "$0" "$@"
+fi
 weft=$1
 engine=$2
 here=$(cd "$(dirname "$0")" && pwd)

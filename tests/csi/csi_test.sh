@@ -9,6 +9,13 @@
 # is not one, removes its socket on SIGTERM, and leaves nothing behind on
 # the engines or in the node plugins' state.
 set -u
+# Mounts (FUSE, the loop devices' file systems) in a mount namespace of this
+# test's own: a namespace made meanwhile by another test (ip netns exec)
+# copies every mount it sees and pins it, and a detach then finds its loop
+# device busy.
+if [ -z "${WEFT_OWN_MOUNT_NS:-}" ] && [ "$(id -u)" = 0 ] && command -v unshare >/dev/null; then
+  WEFT_OWN_MOUNT_NS=1 exec unshare --mount --propagation private "$0" "$@"
+fi
 weft=$1
 engine=$2
 control=$3
