@@ -8,6 +8,8 @@
 
 #include "cli/commands.h"
 
+#include "auth/dhchap_key.h"
+#include "cli/secret_file.h"
 #include "runtime/net.h"
 
 namespace weft::cli {
@@ -26,6 +28,12 @@ void add_connection_options(CLI::App* app, connection_options& c, bool need_nqn,
     app->add_option("--timeout", c.timeout_s, "connect and per-command timeout, seconds")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
+    app->add_option("--dhchap-secret-file", c.dhchap_secret_file,
+                    "file holding this host's DH-HMAC-CHAP secret (DHHC-1:..:, e.g. from weft key "
+                    "gen-dhchap; '-': standard input), for targets that require authentication");
+    app->add_option("--dhchap-ctrl-secret-file", c.dhchap_ctrl_secret_file,
+                    "file holding the controller's secret: the target must prove itself too "
+                    "(bidirectional), or the connection is refused");
     if (with_nsid)
         app->add_option("--nsid", c.nsid, "namespace ID")
             ->capture_default_str()
@@ -143,6 +151,24 @@ bool make_controller_options(const connection_options& c, initiator::controller_
     o.connect_timeout = t;
     o.command_timeout = t;
     o.reconnect_attempts = 0;  // a CLI command reports a drop rather than hiding it
+    if (!c.dhchap_ctrl_secret_file.empty() && c.dhchap_secret_file.empty()) {
+        *why =
+            "--dhchap-ctrl-secret-file needs --dhchap-secret-file (the host authenticates "
+            "first)";
+        return false;
+    }
+    if (!c.dhchap_secret_file.empty()) {
+        auto d = std::make_shared<initiator::dhchap_host_options>();
+        auto k = read_secret_file(c.dhchap_secret_file, "host secret", why);
+        if (k.empty()) return false;
+        d->key = auth::parse_dhchap_key(k.view(), nullptr).value();
+        if (!c.dhchap_ctrl_secret_file.empty()) {
+            auto ck = read_secret_file(c.dhchap_ctrl_secret_file, "controller secret", why);
+            if (ck.empty()) return false;
+            d->ctrl_key = auth::parse_dhchap_key(ck.view(), nullptr).value();
+        }
+        o.dhchap = std::move(d);
+    }
     return true;
 }
 
@@ -155,6 +181,27 @@ std::string connect_error_sentence(const connection_options& c, error e, bool di
         case EACCES:
             return fmt::format("the target does not allow host NQN {} to connect to {}", host,
                                discovery ? "its discovery service" : c.nqn);
+        case ENOKEY:
+            return fmt::format(
+                "{} on {} requires host {} to authenticate (DH-HMAC-CHAP): give "
+                "its secret with --dhchap-secret-file",
+                c.nqn, at, host);
+        case EKEYREJECTED:
+            return c.dhchap_ctrl_secret_file.empty()
+                       ? fmt::format(
+                             "authentication to {} on {} failed: the target refused the "
+                             "secret of host {}",
+                             c.nqn, at, host)
+                       : fmt::format(
+                             "authentication to {} on {} failed: the target refused the "
+                             "secret of host {}, or could not prove it holds the "
+                             "controller secret",
+                             c.nqn, at, host);
+        case EPROTONOSUPPORT:
+            return fmt::format(
+                "{} on {} requires a secure channel (TLS), which weft's host does "
+                "not offer yet",
+                c.nqn, at);
         case EINVAL:
             // Connect status "invalid parameters" on an admin queue: the
             // subsystem NQN is the parameter a host gets wrong.

@@ -24,9 +24,13 @@ struct connection_options {
     bool data_digest = false;
     double timeout_s = 10;
     uint32_t nsid = 1;
+    // DH-HMAC-CHAP secret files (DHHC-1:..:), for targets that require it.
+    std::string dhchap_secret_file;
+    std::string dhchap_ctrl_secret_file;  // bidirectional: the controller's
 };
 
-// Adds -a/-s/-n/--hostnqn/--hdr-digest/--data-digest/--timeout (and
+// Adds -a/-s/-n/--hostnqn/--hdr-digest/--data-digest/--timeout/
+// --dhchap-secret-file/--dhchap-ctrl-secret-file (and
 // --nsid when `with_nsid`) to `app`. `need_nqn`, `need_addr`: --nqn,
 // --addr are required.
 void add_connection_options(CLI::App* app, connection_options& c, bool need_nqn = true,

@@ -2,8 +2,9 @@
 // NVMe/TCP to a target through weft's initiator library (no kernel host,
 // no root needed): discover, identify, read/write/verify, perf, reservations.
 // Its `volume`, `pool`, `node` and `events` commands ask the control plane
-// (weft-control's REST API); `engine pool|volume|snapshot|listener|nexus`
-// manage one weft-engine directly over its gRPC API (--api).
+// (weft-control's REST API); `engine pool|volume|snapshot|listener|nexus|
+// host-key` manage one weft-engine directly over its gRPC API (--api);
+// `key gen-dhchap` makes an authentication secret.
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -49,6 +50,7 @@ int main(int argc, char** argv) {
     add_hostnqn(*nvme, action);
     // A namespace as a block device of this machine, through FUSE.
     add_attach_commands(app, action);
+    add_key_commands(app, action);
     // The cluster, through weft-control's REST API.
     add_cluster_commands(app, action);
     // One engine, directly through its gRPC API: kept apart under `engine`.
@@ -62,6 +64,7 @@ int main(int argc, char** argv) {
     add_snapshot_commands(*engine, action);
     add_listener_commands(*engine, action);
     add_nexus_commands(*engine, action);
+    add_host_key_commands(*engine, action);
     add_inject_fault(*engine, action);
     CLI11_PARSE(app, argc, argv);
     // The library logs refusals and drops as warnings; the CLI says them as

@@ -1,5 +1,9 @@
 #include "engine/config.h"
 
+#include "auth/dhchap.h"
+#include "nvmf/target.h"
+
+#include <openssl/crypto.h>
 #include <nlohmann/json.hpp>
 
 #include <cctype>
@@ -37,9 +41,25 @@ result<uint64_t> parse_size(const std::string& s) {
 namespace {
 using json = nlohmann::json;
 
+// The JSON library's copies of secrets are not wiped when freed: wipe them.
+void wipe_secrets(json& kj) {
+    for (const char* f : {"dhchap_key", "dhchap_ctrl_key"})
+        if (kj.contains(f) && kj[f].is_string()) {
+            auto& str = kj[f].get_ref<std::string&>();
+            OPENSSL_cleanse(str.data(), str.size());
+        }
+}
+
 struct bad_config : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
+
+// A secret field read straight from the JSON value (no unwiped copy).
+auth::secret_string secret_of(const json& kj, const char* f) {
+    if (!kj.contains(f)) return {};
+    if (!kj[f].is_string()) throw bad_config(std::string("a host key's \"") + f + "\" is a string");
+    return auth::secret_string(kj[f].get_ref<const std::string&>());
+}
 
 template <typename T>
 T get(const json& j, const char* key, T fallback) {
@@ -144,12 +164,63 @@ std::string to_json_text(const engine_config& c) {
         }
         j["subsystems"].push_back(sj);
     }
-    return j.dump(2) + "\n";
+    if (!c.host_keys.empty()) {
+        j["host_keys"] = json::array();
+        for (auto& k : c.host_keys) {
+            json kj = {{"host", k.host}, {"dhchap_key", std::string(k.dhchap_key.view())}};
+            if (!k.dhchap_ctrl_key.empty())
+                kj["dhchap_ctrl_key"] = std::string(k.dhchap_ctrl_key.view());
+            if (!k.digests.empty()) kj["digests"] = k.digests;
+            if (!k.dhgroups.empty()) kj["dhgroups"] = k.dhgroups;
+            j["host_keys"].push_back(std::move(kj));  // no copy left behind
+        }
+    }
+    std::string text = j.dump(2) + "\n";
+    if (j.contains("host_keys"))
+        for (json& kj : j["host_keys"]) wipe_secrets(kj);
+    return text;
+}
+
+result<void> check_host_key(const host_key_config& k, std::string* why) {
+    auto bad = [&](std::string s) -> result<void> {
+        if (why) *why = std::move(s);
+        return error{EINVAL};
+    };
+    if (!nvmf::valid_nqn(k.host)) return bad("host key: \"" + k.host + "\" is not a host NQN");
+    std::string w;
+    if (!auth::parse_dhchap_key(k.dhchap_key.view(), &w))
+        return bad("host key of " + k.host + ": the host secret: " + w);
+    if (!k.dhchap_ctrl_key.empty()) {
+        if (!auth::parse_dhchap_key(k.dhchap_ctrl_key.view(), &w))
+            return bad("host key of " + k.host + ": the controller secret: " + w);
+        if (k.dhchap_ctrl_key == k.dhchap_key)
+            return bad("host key of " + k.host +
+                       ": the controller secret must differ from the host's (a host would "
+                       "otherwise accept its own answers as the controller's)");
+    }
+    for (auto& d : k.digests)
+        if (!auth::parse_hash_name(d))
+            return bad("host key of " + k.host + ": digest \"" + d +
+                       "\" is not sha256, sha384 or sha512");
+    for (auto& g : k.dhgroups)
+        if (!auth::parse_dh_group(g))
+            return bad("host key of " + k.host + ": DH group \"" + g +
+                       "\" is not null or ffdhe2048, 3072, 4096, 6144, 8192");
+    return {};
 }
 
 result<engine_config> parse_config(const std::string& text, std::string* why) {
     try {
         json j = json::parse(text);
+        struct wipe_on_exit {  // whichever way parsing ends
+            json& j;
+            ~wipe_on_exit() {
+                if (!j.is_object() || !j.contains("host_keys") || !j["host_keys"].is_array())
+                    return;
+                for (json& kj : j["host_keys"])
+                    if (kj.is_object()) wipe_secrets(kj);
+            }
+        } wipe{j};
         if (!j.is_object()) throw bad_config("the configuration must be a JSON object");
         engine_config c;
         c.listen = get(j, "listen", std::vector<std::string>{});
@@ -233,6 +304,24 @@ result<engine_config> parse_config(const std::string& text, std::string* why) {
                 sc.namespaces.push_back(nc);
             }
             c.subsystems.push_back(std::move(sc));
+        }
+        const json none = json::array();
+        const json& host_keys = j.contains("host_keys") ? j["host_keys"] : none;
+        if (!host_keys.is_array()) throw bad_config("\"host_keys\" is a list");
+        for (const json& kj : host_keys) {
+            if (!kj.is_object()) throw bad_config("a host key is an object");
+            host_key_config k;
+            k.host = get<std::string>(kj, "host", "");
+            k.dhchap_key = secret_of(kj, "dhchap_key");
+            k.dhchap_ctrl_key = secret_of(kj, "dhchap_ctrl_key");
+            k.digests = get(kj, "digests", std::vector<std::string>{});
+            k.dhgroups = get(kj, "dhgroups", std::vector<std::string>{});
+            std::string w;
+            if (!check_host_key(k, &w)) throw bad_config(w);
+            for (auto& other : c.host_keys)
+                if (other.host == k.host)
+                    throw bad_config("host key of " + k.host + " given twice");
+            c.host_keys.push_back(std::move(k));
         }
         return c;
     } catch (const json::exception& e) {

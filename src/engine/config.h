@@ -18,6 +18,11 @@
 //   "pools": [{"name": "p0", "path": "/var/lib/weft/p0.img", "size": "100GiB",
 //              "cluster_size": "4MiB"}],
 //   ... {"nsid": 3, "type": "volume", "pool": "p0", "volume": "vol3", "size": "10GiB"}
+// DH-HMAC-CHAP secrets per host (see src/nvmf/host_auth.h); keep such a
+// file readable by its owner only:
+//   "host_keys": [{"host": "nqn...", "dhchap_key": "DHHC-1:01:...:",
+//                  "dhchap_ctrl_key": "DHHC-1:...:", "digests": ["sha256"],
+//                  "dhgroups": ["ffdhe2048", "null"]}]
 // and "nexus" (a volume mirrored over children, see src/nexus/nexus.h):
 //   "nexuses": [{"uuid": "...", "size": "10GiB",
 //                "children": [{"uri": "pool://p0/r1"}, {"uri": "nvmf://10.0.0.2:4420/nqn...",
@@ -31,6 +36,7 @@
 #include <string>
 #include <vector>
 
+#include "auth/secret.h"
 #include "nvme/log_pages.h"
 #include "nvmf/controller.h"
 #include "runtime/result.h"
@@ -91,6 +97,14 @@ struct subsystem_config {
     std::string standby_for;
 };
 
+struct host_key_config {
+    std::string host;  // host NQN
+    auth::secret_string dhchap_key;
+    auth::secret_string dhchap_ctrl_key;  // empty: unidirectional
+    std::vector<std::string> digests;     // empty: the defaults
+    std::vector<std::string> dhgroups;
+};
+
 // The ANA state for a config name; nullopt for an unknown one.
 std::optional<nvme::ana_state> parse_ana_state(const std::string& name);
 
@@ -101,7 +115,11 @@ struct engine_config {
     std::vector<pool_config> pools;
     std::vector<nexus_config> nexuses;
     std::vector<subsystem_config> subsystems;
+    std::vector<host_key_config> host_keys;
 };
+
+// Checks a host key entry (NQN, key formats, names); a sentence on error.
+result<void> check_host_key(const host_key_config& k, std::string* why);
 
 // Parses the JSON text; on error returns EINVAL and a sentence in `why`.
 result<engine_config> parse_config(const std::string& json_text, std::string* why);

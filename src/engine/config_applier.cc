@@ -201,8 +201,37 @@ void config_applier::adopt_pool(const std::string& name, const std::string& path
     pools_[name] = {std::move(p), path};
 }
 
+void config_applier::apply_host_keys(const engine_config& cfg, std::vector<std::string>& problems) {
+    std::set<std::string> now;
+    for (auto& k : cfg.host_keys) {
+        std::string why;
+        if (!check_host_key(k, &why)) {
+            problems.push_back(why);
+            continue;
+        }
+        auto a = std::make_shared<nvmf::host_auth>();
+        a->key = auth::parse_dhchap_key(k.dhchap_key.view(), nullptr).value();
+        if (!k.dhchap_ctrl_key.empty())
+            a->ctrl_key = auth::parse_dhchap_key(k.dhchap_ctrl_key.view(), nullptr).value();
+        for (auto& d : k.digests) a->digests.push_back(*auth::parse_hash_name(d));
+        for (auto& g : k.dhgroups) a->dhgroups.push_back(*auth::parse_dh_group(g));
+        target_.set_host_auth(k.host, std::move(a));
+        if (!host_keys_.count(k.host))
+            spdlog::info("host {} must authenticate (DH-HMAC-CHAP{})", k.host,
+                         k.dhchap_ctrl_key.empty() ? "" : ", bidirectional");
+        now.insert(k.host);
+    }
+    for (auto& h : host_keys_)
+        if (!now.count(h)) {
+            target_.set_host_auth(h, nullptr);
+            spdlog::info("host {} no longer authenticates (its secret was removed)", h);
+        }
+    host_keys_ = std::move(now);
+}
+
 task<std::vector<std::string>> config_applier::apply(const engine_config& cfg) {
     std::vector<std::string> problems;
+    apply_host_keys(cfg, problems);
     co_await apply_pools(cfg, problems);
     co_await apply_nexuses(cfg, problems);
     std::set<std::string> wanted;

@@ -7,6 +7,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -88,7 +89,13 @@ class config_applier {
     // The fault switch of a pool volume (served or a nexus child).
     std::shared_ptr<bdev::fault_control> faults(const std::string& pool, const std::string& volume);
 
+    // The target's DH-HMAC-CHAP secrets become the configuration's (also
+    // part of apply()).
+    void apply_host_keys(const engine_config& cfg, std::vector<std::string>& problems);
+
   private:
+    std::set<std::string> host_keys_;  // hosts given a secret by apply()
+
     struct ns_state {
         namespace_config cfg;
         std::shared_ptr<bdev::bdev> dev;

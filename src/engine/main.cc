@@ -8,11 +8,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -85,14 +87,18 @@ result<engine::engine_config> build_config(const options& o, std::string* why) {
             *why = o.config_path + ": cannot read";
             return error{ENOENT};
         }
-        std::stringstream ss;
-        ss << in.rdbuf();
-        auto parsed = engine::parse_config(ss.str(), why);
+        std::string text{std::istreambuf_iterator<char>(in), {}};  // one copy, wiped below
+        auto parsed = engine::parse_config(text, why);
+        OPENSSL_cleanse(text.data(), text.size());  // it may hold host secrets
         if (!parsed) {
             *why = o.config_path + ": " + *why;
             return parsed.err();
         }
         cfg = std::move(parsed.value());
+        struct stat st {};
+        if (!cfg.host_keys.empty() && ::stat(o.config_path.c_str(), &st) == 0 && (st.st_mode & 077))
+            spdlog::warn("{} holds host secrets and can be read by other users: chmod 600 it",
+                         o.config_path);
     }
     if (o.demo) {
         auto size = engine::parse_size(o.demo_size);

@@ -1,5 +1,7 @@
 #include "engine/manager.h"
 
+#include <openssl/crypto.h>
+
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -9,6 +11,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "bdev/uring/uring_bdev.h"
@@ -149,9 +152,9 @@ result<void> manager::load_state(std::string* why) {
                ": cannot be opened; it lists the pools and shares this engine was asked to serve";
         return error{EUCLEAN};
     }
-    std::stringstream ss;
-    ss << in.rdbuf();
-    auto parsed = parse_config(ss.str(), why);
+    std::string text{std::istreambuf_iterator<char>(in), {}};  // one copy, wiped below
+    auto parsed = parse_config(text, why);
+    OPENSSL_cleanse(text.data(), text.size());  // it may hold host secrets
     if (!parsed) {
         *why = state_path_ + " cannot be read (" + *why +
                "); it lists the pools and shares this engine was asked to serve: repair it, or "
@@ -174,6 +177,11 @@ engine_config manager::merged() const {
         bool dup = std::any_of(m.subsystems.begin(), m.subsystems.end(),
                                [&](const subsystem_config& b) { return b.nqn == s.nqn; });
         if (!dup) m.subsystems.push_back(s);
+    }
+    for (auto& k : state_.host_keys) {
+        bool dup = std::any_of(m.host_keys.begin(), m.host_keys.end(),
+                               [&](const host_key_config& b) { return b.host == k.host; });
+        if (!dup) m.host_keys.push_back(k);
     }
     return m;
 }
@@ -244,6 +252,7 @@ task<Status> manager::persist(const engine_config& previous) {
     bool ok = false;
     std::string path = state_path_;
     co_await in_thread([&] { ok = write_atomically(path, text, &why); });
+    OPENSSL_cleanse(text.data(), text.size());  // it may hold host secrets
     if (ok) co_return Status::OK;
     spdlog::error("cannot save the engine state: {}", why);
     state_ = previous;

@@ -86,6 +86,10 @@ class manager {
     task<grpc::Status> list_listeners(v1::ListListenersReply* out);
     task<grpc::Status> remove_listener(const v1::RemoveListenerRequest& req);
     task<grpc::Status> get_stats(v1::Stats* out);
+    // DH-HMAC-CHAP secrets per host (manager_auth.cc).
+    task<grpc::Status> set_host_key(const v1::SetHostKeyRequest& req, v1::HostKey* out);
+    task<grpc::Status> remove_host_key(const v1::RemoveHostKeyRequest& req);
+    task<grpc::Status> list_host_keys(v1::ListHostKeysReply* out);
 
     // Nexuses (manager_nexus.cc).
     task<grpc::Status> create_nexus(const v1::CreateNexusRequest& req, v1::Nexus* out);

@@ -46,6 +46,7 @@ queue_options admin_queue_options(const controller_options& o) {
     q.data_digest = o.data_digest;
     q.command_timeout = o.command_timeout;
     q.connect_timeout = o.connect_timeout;
+    q.dhchap = o.dhchap;
     return q;
 }
 

@@ -53,6 +53,8 @@ struct controller_options {
     std::chrono::milliseconds reconnect_delay{50};
     // A discovery controller: no queues, no namespaces.
     bool discovery = false;
+    // DH-HMAC-CHAP secrets, for controllers that require authentication.
+    std::shared_ptr<const dhchap_host_options> dhchap;
 };
 
 class controller {

@@ -240,7 +240,29 @@ task<result<void>> queue::establish() {
     if (r && nvme::status::from_field(r->status).ok()) {
         cntlid_ = uint16_t(r->dw0 & 0xffff);
         connect_status_ = {};
-        co_return result<void>{};
+        result<void> a;
+        if (r->dw0 & nvme::auth::connect_authreq_ascr) {
+            spdlog::warn(
+                "initiator: {} requires a secure channel (TLS), which this host does not "
+                "offer yet",
+                opt_.subnqn);
+            a = error{EPROTONOSUPPORT};
+        } else if (r->dw0 & nvme::auth::connect_authreq_atr) {
+            a = co_await authenticate();
+        } else if (opt_.dhchap && opt_.dhchap->ctrl_key && opt_.subnqn != nvme::discovery_nqn) {
+            // We were to check the controller's identity and it did not
+            // offer to prove it: it may not be the one we meant.
+            spdlog::warn(
+                "initiator: {} did not ask to authenticate, and a controller secret was "
+                "given: refusing a controller that does not prove itself",
+                opt_.subnqn);
+            a = error{EKEYREJECTED};
+        }
+        if (a) co_return result<void>{};
+        lost("authentication failed");
+        co_await conn_loops_->close();
+        stream_.close();
+        co_return a.err();
     }
     error e = r ? connect_error(nvme::status::from_field(r->status)) : r.err();
     if (r) {
@@ -253,6 +275,80 @@ task<result<void>> queue::establish() {
     co_await conn_loops_->close();
     stream_.close();
     co_return e;
+}
+
+task<result<void>> queue::auth_command(bool send, std::span<uint8_t> data) {
+    pending p;
+    nvme::auth::auth_command c{};
+    c.opcode = uint8_t(nvme::admin_opcode::fabrics);
+    c.fctype = uint8_t(send ? nvme::fabrics_type::authentication_send
+                            : nvme::fabrics_type::authentication_receive);
+    c.secp = nvme::auth::secp_dhchap;
+    c.spsp0 = c.spsp1 = nvme::auth::spsp_dhchap;
+    c.length = uint32_t(data.size());
+    std::memcpy(&p.cmd, &c, sizeof c);
+    p.internal = true;
+    iovec iov{data.data(), data.size()};
+    (send ? p.out : p.in) = {&iov, 1};
+    p.deadline = clock::now() + opt_.connect_timeout;
+    auto r = co_await run(p);
+    if (!r) co_return r.err();
+    auto st = nvme::status::from_field(r->status);
+    if (!st.ok()) {
+        spdlog::warn("initiator: {} failed Authentication {} on queue {}: sct {} sc {:#x}",
+                     opt_.subnqn, send ? "Send" : "Receive", opt_.qid, int(st.type), st.code);
+        co_return error{EPROTO};
+    }
+    co_return result<void>{};
+}
+
+task<result<void>> queue::authenticate() {
+    if (!opt_.dhchap) {
+        spdlog::warn(
+            "initiator: {} requires in-band authentication (DH-HMAC-CHAP) of {}, and no "
+            "secret was given",
+            opt_.subnqn, opt_.hostnqn);
+        co_return error{ENOKEY};
+    }
+    dhchap_host h(*opt_.dhchap, opt_.hostnqn, opt_.subnqn, opt_.qid);
+    std::string why;
+    auto fail = [&](const std::string& s) {
+        spdlog::warn("initiator: authentication of queue {} to {} failed: {}", opt_.qid,
+                     opt_.subnqn, s);
+    };
+    auto neg = h.negotiate();
+    auto r = co_await auth_command(true, neg);
+    if (!r) co_return r.err();
+    std::vector<uint8_t> buf(4096);
+    r = co_await auth_command(false, buf);
+    if (!r) co_return r.err();
+    auto reply = h.reply(buf, &why);
+    if (!reply) {
+        fail(why);
+        co_return reply.err().code == EACCES ? error{EKEYREJECTED} : error{EPROTO};
+    }
+    r = co_await auth_command(true, *reply);
+    if (!r) co_return r.err();
+    std::fill(buf.begin(), buf.end(), 0);
+    r = co_await auth_command(false, buf);
+    if (!r) co_return r.err();
+    auto more = h.success1(buf, &why);
+    if (!more) {
+        fail(why);
+        if (more.err().code == EACCES && buf[1] == uint8_t(nvme::auth::message::success1)) {
+            auto f2 = h.failure2(nvme::auth::failure::failed);
+            (void)co_await auth_command(true, f2);
+        }
+        co_return more.err().code == EACCES ? error{EKEYREJECTED} : error{EPROTO};
+    }
+    if (*more) {
+        auto s2 = h.success2();
+        r = co_await auth_command(true, s2);
+        if (!r) co_return r.err();
+    }
+    spdlog::debug("initiator: queue {} of {} authenticated ({}, {})", opt_.qid, opt_.subnqn,
+                  auth::hash_name(h.hash()), auth::dh_group_name(h.group()));
+    co_return result<void>{};
 }
 
 void queue::lost(const char* why) {

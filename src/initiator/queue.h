@@ -41,6 +41,7 @@
 #include <string>
 #include <vector>
 
+#include "initiator/dhchap_host.h"
 #include "nvme/command.h"
 #include "nvme/status.h"
 #include "nvmf/tcp/pdu_reader.h"
@@ -74,6 +75,10 @@ struct queue_options {
     std::chrono::milliseconds connect_timeout{5000};  // ICResp and Connect
     unsigned reconnect_attempts = 0;                  // 0: no reconnect
     std::chrono::milliseconds reconnect_delay{50};    // doubles per attempt, at most 2 s
+    // DH-HMAC-CHAP secrets: used when the controller requires authentication
+    // (every queue, on each (re)connect). With a controller secret, a
+    // controller that does not authenticate itself is refused.
+    std::shared_ptr<const dhchap_host_options> dhchap;
 };
 
 struct queue_stats {
@@ -89,10 +94,14 @@ class queue {
   public:
     enum class state { connecting, live, recovering, closing, failed, closed };
 
-    // Opens TCP, exchanges ICReq/ICResp, sends Fabrics Connect. The queue
+    // Opens TCP, exchanges ICReq/ICResp, sends Fabrics Connect and, when the
+    // controller requires it, authenticates (DH-HMAC-CHAP). The queue
     // belongs to the calling reactor from then on. Errors: the connect's
-    // errno, EACCES (host not allowed), EINVAL (Connect Invalid Parameters:
-    // unknown subsystem, controller or queue), EBUSY, EPROTO, ETIMEDOUT.
+    // errno, EACCES (host not allowed), ENOKEY (authentication required and
+    // no secret), EKEYREJECTED (authentication failed either way: a wrong
+    // secret, or a controller that did not prove itself), EPROTONOSUPPORT (a
+    // secure channel required), EINVAL (Connect Invalid Parameters: unknown
+    // subsystem, controller or queue), EBUSY, EPROTO, ETIMEDOUT.
     static task<result<std::unique_ptr<queue>>> connect(queue_options opt);
 
     // requires: close() has completed.
@@ -136,6 +145,9 @@ class queue {
     // connection
     task<result<void>> establish();
     task<result<void>> ic_exchange();
+    task<result<void>> authenticate();  // after Connect, when the controller asks
+    // One Authentication Send (out) or Receive (in) on the reserved CID.
+    task<result<void>> auth_command(bool send, std::span<uint8_t> data);
     void lost(const char* why);
     task<void> recover();
     task<void> receiver(uint64_t gen);

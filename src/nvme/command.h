@@ -115,5 +115,12 @@ enum class transfer { none = 0, host_to_controller = 1, controller_to_host = 2, 
 inline transfer data_direction(uint8_t opcode) {
     return transfer(opcode & 3);
 }
+// The same for a whole command: a fabrics command's direction is in bits 1:0
+// of its fabrics type (Connect and Authentication Send write, Authentication
+// Receive reads).
+inline transfer data_direction(const command& c) {
+    return c.opcode == uint8_t(admin_opcode::fabrics) ? transfer(fctype_of(c) & 3)
+                                                      : transfer(c.opcode & 3);
+}
 
 }  // namespace weft::nvme

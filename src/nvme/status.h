@@ -71,6 +71,8 @@ inline constexpr status connect_incompatible_format = specific(0x80);
 inline constexpr status connect_controller_busy = specific(0x81);
 inline constexpr status connect_invalid_parameters = specific(0x82);
 inline constexpr status connect_invalid_host = specific(0x84);
+// A queue that has not authenticated gets nothing else (NVMe-oF 1.1, 3.5).
+inline constexpr status authentication_required = specific(0x91);
 
 // Path related (SCT 3h): this path cannot serve the namespace now; the host
 // retries the command on another path (not DNR).

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "nvme/fabrics.h"
+#include "nvmf/host_auth.h"
 #include "nvmf/request.h"
 #include "nvmf/subsystem.h"
 #include "runtime/abort.h"
@@ -62,6 +63,17 @@ class controller : public std::enable_shared_from_this<controller> {
     const std::shared_ptr<subsystem>& subsys_ptr() const { return subsys_; }
     const std::string& hostnqn() const { return hostnqn_; }
     const host_id& hostid() const { return hostid_; }
+    // The DH-HMAC-CHAP secrets its queues authenticate with (null: none):
+    // the host's at the admin queue's Connect, renewed when the admin queue
+    // re-authenticates; I/O queues take them when they connect. Any reactor.
+    void set_host_auth(std::shared_ptr<const host_auth> a) {
+        std::lock_guard lk(auth_mutex_);
+        auth_ = std::move(a);
+    }
+    std::shared_ptr<const host_auth> host_auth_config() const {
+        std::lock_guard lk(auth_mutex_);
+        return auth_;
+    }
     unsigned home() const { return home_; }
     const controller_limits& limits() const { return limits_; }
     bool enabled() const { return ready_.load(std::memory_order_acquire); }
@@ -95,6 +107,8 @@ class controller : public std::enable_shared_from_this<controller> {
     std::atomic<uint64_t> blocks_read{0}, blocks_written{0}, read_cmds{0}, write_cmds{0};
 
   private:
+    mutable std::mutex auth_mutex_;
+    std::shared_ptr<const host_auth> auth_;
     void property_get(request& r);
     void property_set(request& r);
     void identify(request& r);

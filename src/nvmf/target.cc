@@ -129,4 +129,18 @@ std::vector<std::byte> target::discovery_log_page(const std::string& hostnqn) co
     return page;
 }
 
+void target::set_host_auth(const std::string& hostnqn, std::shared_ptr<const host_auth> a) {
+    std::lock_guard lk(mutex_);
+    if (a)
+        host_auth_[hostnqn] = std::move(a);
+    else
+        host_auth_.erase(hostnqn);
+}
+
+std::shared_ptr<const host_auth> target::find_host_auth(const std::string& hostnqn) const {
+    std::lock_guard lk(mutex_);
+    auto it = host_auth_.find(hostnqn);
+    return it == host_auth_.end() ? nullptr : it->second;
+}
+
 }  // namespace weft::nvmf

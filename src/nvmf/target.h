@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "nvmf/controller.h"
+#include "nvmf/host_auth.h"
 #include "nvmf/subsystem.h"
 #include "runtime/net.h"
 
@@ -44,6 +45,13 @@ class target {
     // admit it, one entry per listen address, plus the discovery subsystem.
     std::vector<std::byte> discovery_log_page(const std::string& hostnqn) const;
 
+    // DH-HMAC-CHAP secrets by host NQN (as Linux nvmet keeps them per host):
+    // a host that has one must authenticate on every queue it connects to an
+    // NVM subsystem (not discovery). Null removes it. A queue keeps the
+    // secret it connected with; new connections use the new one.
+    void set_host_auth(const std::string& hostnqn, std::shared_ptr<const host_auth> a);
+    std::shared_ptr<const host_auth> find_host_auth(const std::string& hostnqn) const;
+
   private:
     controller_limits limits_;
     mutable std::mutex mutex_;
@@ -51,6 +59,7 @@ class target {
     std::shared_ptr<subsystem> discovery_;
     std::map<std::string, std::shared_ptr<subsystem>> subsystems_;
     std::vector<socket_address> addresses_;
+    std::map<std::string, std::shared_ptr<const host_auth>> host_auth_;
     uint64_t genctr_ = 1;
 };
 

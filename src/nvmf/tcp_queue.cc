@@ -270,7 +270,7 @@ bool tcp_queue::start_command(const tcp::pdu_view& pdu, bool digest_failed) {
         c->req.set(s);
         c->preset = true;
     };
-    auto dir = nvme::data_direction(c->req.cmd.opcode);
+    auto dir = nvme::data_direction(c->req.cmd);
     if (pdu.data_length > 0 || pdu.data_digest) {
         // In-capsule data: offset 0 (ICDOFF 0), length as the SGL says.
         if (digest_failed)
@@ -397,6 +397,9 @@ task<void> tcp_queue::run_command(command* c) {
     uint64_t gen = co_await respond(c);
     bool disconnect = c->req.cmd.opcode == uint8_t(nvme::io_opcode::fabrics) && qid_ != 0 &&
                       nvme::fctype_of(c->req.cmd) == uint8_t(nvme::fabrics_type::disconnect);
+    // A failed authentication ends the connection once its answer (a
+    // Failure1) is out, as nvmet ends the controller.
+    bool auth_failed = auth_ && auth_->failed();
     // The response is queued: the host may reuse the queue slot as soon as it
     // reads it, possibly before our send completes here, so the slot goes
     // now; the command (and the data being sent) lives until the send ends.
@@ -404,6 +407,12 @@ task<void> tcp_queue::run_command(command* c) {
     free_slots_.push_back(c->slot);
     if (gen) co_await wait_sent(gen);
     if (disconnect) close("Disconnect");
+    if (auth_failed) {
+        // The answer (a CQE copied into a batch) goes out first: it is in the
+        // batch being filled, or (that one empty) in the one on the wire.
+        co_await wait_sent(queued_->empty() ? queued_gen_ - 1 : queued_gen_);
+        drop("authentication failed");
+    }
 }
 
 task<void> tcp_queue::dispatch(command* c) {
@@ -415,6 +424,15 @@ task<void> tcp_queue::dispatch(command* c) {
     }
     if (!connected_) {
         c->req.set(sc::command_sequence_error);
+        co_return;
+    }
+    if (fabrics && (nvme::fctype_of(cmd) == uint8_t(nvme::fabrics_type::authentication_send) ||
+                    nvme::fctype_of(cmd) == uint8_t(nvme::fabrics_type::authentication_receive))) {
+        authenticate(c->req);
+        co_return;
+    }
+    if (auth_ && !auth_->authenticated()) {
+        c->req.set(sc::authentication_required);
         co_return;
     }
     if (qid_ == 0) {
@@ -483,6 +501,15 @@ task<void> tcp_queue::connect(command* c) {
         io_ = std::make_unique<io_queue>(ctrl);
     }
     r.cpl.dw0 = ctrl->cntlid();
+    // A host with a secret here authenticates every queue (not discovery),
+    // with the secrets its controller took at the admin queue's Connect.
+    if (ss->kind() == subsystem_kind::nvm) {
+        if (cc.qid == 0) ctrl->set_host_auth(target_.find_host_auth(hostnqn));
+        if (auto a = ctrl->host_auth_config()) {
+            auth_ = std::make_unique<dhchap_responder>(std::move(a), hostnqn, subnqn, cc.qid);
+            r.cpl.dw0 |= nvme::auth::connect_authreq_atr;
+        }
+    }
     ctrl_ = ctrl;
     qid_ = cc.qid;
     queue_size_ = uint16_t(cc.sqsize + 1);
@@ -500,6 +527,28 @@ task<void> tcp_queue::connect(command* c) {
                  sq_flow_disabled_ ? ", SQ flow control off" : "", here);
 }
 
+void tcp_queue::authenticate(request& r) {
+    if (!auth_) {
+        // The host has no secret here: its transaction fails (not usable).
+        auth_ = std::make_unique<dhchap_responder>(nullptr, ctrl_->hostnqn(), ctrl_->subsys().nqn(),
+                                                   qid_);
+    }
+    unsigned before = auth_->successes();
+    if (qid_ == 0 && before > 0 && dhchap_responder::starts_transaction(r)) {
+        // Re-authentication of the admin queue takes the host's secret as it
+        // is now (a rotated one), for the controller's queues from then on.
+        auto now = target_.find_host_auth(ctrl_->hostnqn());
+        ctrl_->set_host_auth(now);
+        auth_->set_config(std::move(now));
+    }
+    auth_->execute(r);
+    if (auth_->successes() != before)
+        spdlog::log(qid_ == 0 ? spdlog::level::info : spdlog::level::debug,
+                    "{} {} on queue {} of controller {} ({})", ctrl_->hostnqn(),
+                    before ? "re-authenticated" : "authenticated", qid_, ctrl_->cntlid(),
+                    auth_->describe());
+}
+
 task<uint64_t> tcp_queue::respond(command* c) {
     auto& r = c->req;
     r.cpl.cid = r.cmd.cid;
@@ -507,7 +556,7 @@ task<uint64_t> tcp_queue::respond(command* c) {
     r.cpl.sqhd = sq_flow_disabled_ ? 0xffff : sqhd_;
     auto cqe = std::as_bytes(std::span<const nvme::completion, 1>(&r.cpl, 1));
     std::span<const std::byte, 16> cqe16(cqe.data(), 16);
-    bool c2h = nvme::data_direction(r.cmd.opcode) == nvme::transfer::controller_to_host &&
+    bool c2h = nvme::data_direction(r.cmd) == nvme::transfer::controller_to_host &&
                r.status().ok() && r.data_len > 0 && !c->needs_r2t;
     if (!c2h) {
         // The CQE is copied into the batch: nothing of the command is needed.

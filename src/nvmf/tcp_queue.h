@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "nvmf/controller.h"
+#include "nvmf/dhchap_responder.h"
 #include "nvmf/io_queue.h"
 #include "nvmf/target.h"
 #include "nvmf/tcp/pdu_reader.h"
@@ -60,6 +61,7 @@ class tcp_queue : public queue_link, public std::enable_shared_from_this<tcp_que
     task<void> run_command(command* c);
     task<void> connect(command* c);
     task<void> dispatch(command* c);
+    void authenticate(request& r);  // Authentication Send / Receive
     // Queues the response; returns the send generation to wait for before
     // the command's data may be freed (0: nothing to wait for).
     task<uint64_t> respond(command* c);
@@ -106,6 +108,9 @@ class tcp_queue : public queue_link, public std::enable_shared_from_this<tcp_que
     bool sq_flow_disabled_ = false;
     std::shared_ptr<controller> ctrl_;
     std::unique_ptr<io_queue> io_;
+    // DH-HMAC-CHAP, when the host has a secret here: until it authenticates,
+    // the queue takes nothing but Authentication Send/Receive.
+    std::unique_ptr<dhchap_responder> auth_;
 
     // Commands in flight: slot index = transfer tag.
     std::vector<std::unique_ptr<command>> slots_;

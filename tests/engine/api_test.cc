@@ -17,6 +17,7 @@
 #include <regex>
 #include <thread>
 
+#include "auth/dhchap_key.h"
 #include "weft/engine/v1/engine.grpc.pb.h"
 
 extern char** environ;
@@ -426,6 +427,66 @@ TEST_F(api, listeners) {
     bool found = false;
     for (auto& x : all.listeners()) found |= x.address() == l.address();
     EXPECT_TRUE(found) << eng->log();
+}
+
+TEST_F(api, host_keys_are_checked_listed_without_secrets_and_saved_privately) {
+    const std::string host = "nqn.2014-08.org.nvmexpress:uuid:5b0c7a3e-8f0e-4a51-9d2c-1c2e3f4a5b6c";
+    auto key = [](weft::auth::hash_id t) {
+        return std::string(
+            weft::auth::format_dhchap_key(weft::auth::generate_dhchap_key(t).value()).view());
+    };
+    const std::string hk = key(weft::auth::hash_id::sha256), ck = key(weft::auth::hash_id::none);
+    v1::SetHostKeyRequest r;
+    v1::HostKey out;
+    auto code = [&] { return call(&v1::Engine::Stub::SetHostKey, r, &out).error_code(); };
+    // Bad input: each refused with a sentence, nothing saved.
+    r.set_host_nqn("not-an-nqn");
+    r.set_dhchap_key(hk);
+    EXPECT_EQ(code(), StatusCode::INVALID_ARGUMENT);
+    r.set_host_nqn(host);
+    r.set_dhchap_key(hk.substr(0, hk.size() - 6) + "AAAAA:");  // CRC no longer matches
+    EXPECT_EQ(code(), StatusCode::INVALID_ARGUMENT);
+    r.set_dhchap_key(hk);
+    r.set_dhchap_ctrl_key(hk);  // the same secret both ways
+    EXPECT_EQ(code(), StatusCode::INVALID_ARGUMENT);
+    r.set_dhchap_ctrl_key(ck);
+    r.add_digests("md5");
+    EXPECT_EQ(code(), StatusCode::INVALID_ARGUMENT);
+    r.clear_digests();
+    r.add_dhgroups("ffdhe1024");
+    EXPECT_EQ(code(), StatusCode::INVALID_ARGUMENT);
+    r.clear_dhgroups();
+    r.add_digests("sha512");
+    r.add_dhgroups("ffdhe3072");
+    r.add_dhgroups("null");
+    ASSERT_EQ(code(), StatusCode::OK);
+    EXPECT_EQ(out.host_nqn(), host);
+    EXPECT_TRUE(out.bidirectional());
+    EXPECT_EQ(out.key_transform(), "sha256");
+    ASSERT_EQ(out.dhgroups_size(), 2);
+    EXPECT_EQ(out.dhgroups(0), "ffdhe3072");
+    // Listed, never with the secrets.
+    v1::ListHostKeysReply all;
+    ASSERT_TRUE(call(&v1::Engine::Stub::ListHostKeys, v1::ListHostKeysRequest{}, &all).ok());
+    ASSERT_EQ(all.host_keys_size(), 1);
+    EXPECT_EQ(all.host_keys(0).DebugString().find(hk.substr(10, 20)), std::string::npos);
+    // Saved in a file only its owner reads; the log has no secret.
+    auto st = fs::status(dir / "engine-state.json");
+    EXPECT_EQ(st.permissions() & (fs::perms::group_all | fs::perms::others_all), fs::perms::none);
+    EXPECT_EQ(eng->log().find(hk.substr(10, 20)), std::string::npos);
+    EXPECT_EQ(eng->stop(), 0);
+    ASSERT_TRUE(eng->start()) << eng->log();
+    all.Clear();
+    ASSERT_TRUE(call(&v1::Engine::Stub::ListHostKeys, v1::ListHostKeysRequest{}, &all).ok());
+    ASSERT_EQ(all.host_keys_size(), 1);
+    EXPECT_EQ(all.host_keys(0).digests(0), "sha512");
+    // Removed once; the second time it is not there.
+    v1::RemoveHostKeyRequest rr;
+    rr.set_host_nqn(host);
+    v1::Empty e;
+    EXPECT_TRUE(call(&v1::Engine::Stub::RemoveHostKey, rr, &e).ok());
+    EXPECT_EQ(call(&v1::Engine::Stub::RemoveHostKey, rr, &e).error_code(), StatusCode::NOT_FOUND);
+    EXPECT_EQ(eng->log().find(hk.substr(10, 20)), std::string::npos);
 }
 
 TEST_F(api, state_survives_a_restart) {

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 
+#include "auth/dhchap_key.h"
 #include "engine/config.h"
 #include "engine/config_applier.h"
 #include "runtime/test_util.h"
@@ -68,6 +69,41 @@ TEST(engine_config, bad_files_say_why) {
         std::string why;
         EXPECT_FALSE(parse_config(bad, &why).ok()) << bad;
         EXPECT_FALSE(why.empty()) << bad;
+    }
+}
+
+TEST(engine_config, host_keys_round_trip_and_bad_ones_say_why) {
+    const std::string host = "nqn.2014-08.org.nvmexpress:uuid:5b0c7a3e-8f0e-4a51-9d2c-1c2e3f4a5b6c";
+    auto key = std::string(
+        auth::format_dhchap_key(auth::generate_dhchap_key(auth::hash_id::sha384).value()).view());
+    std::string good = "{\"host_keys\": [{\"host\": \"" + host + "\", \"dhchap_key\": \"" + key +
+                       "\", \"dhgroups\": [\"ffdhe6144\"]}]}";
+    std::string why;
+    auto c = parse_config(good, &why);
+    ASSERT_TRUE(c.ok()) << why;
+    ASSERT_EQ(c.value().host_keys.size(), 1u);
+    EXPECT_EQ(c.value().host_keys[0].dhchap_key.view(), key);
+    auto again = parse_config(to_json_text(c.value()), &why);
+    ASSERT_TRUE(again.ok()) << why;
+    EXPECT_EQ(again.value().host_keys[0].dhgroups, std::vector<std::string>{"ffdhe6144"});
+    std::string broken = key;
+    broken[20] = broken[20] == 'A' ? 'B' : 'A';
+    for (const std::string& bad : std::vector<std::string>{
+             "{\"host_keys\": {}}", "{\"host_keys\": [1]}",
+             "{\"host_keys\": [{\"host\": \"" + host + "\"}]}",
+             "{\"host_keys\": [{\"host\": \"x\", \"dhchap_key\": \"" + key + "\"}]}",
+             "{\"host_keys\": [{\"host\": \"" + host + "\", \"dhchap_key\": \"" + broken + "\"}]}",
+             "{\"host_keys\": [{\"host\": \"" + host + "\", \"dhchap_key\": 7}]}",
+             "{\"host_keys\": [{\"host\": \"" + host + "\", \"dhchap_key\": \"" + key +
+                 "\", \"digests\": [\"sha1\"]}]}",
+             "{\"host_keys\": [{\"host\": \"" + host + "\", \"dhchap_key\": \"" + key +
+                 "\"}, {\"host\": \"" + host + "\", \"dhchap_key\": \"" + key + "\"}]}"}) {
+        why.clear();
+        EXPECT_FALSE(parse_config(bad, &why).ok()) << bad;
+        EXPECT_FALSE(why.empty()) << bad;
+        // A sentence never repeats the secret.
+        EXPECT_EQ(why.find(key.substr(10, 20)), std::string::npos) << why;
+        EXPECT_EQ(why.find(broken.substr(10, 20)), std::string::npos) << why;
     }
 }
 

@@ -319,8 +319,11 @@ TEST(target_admin, keep_alive_and_unknown_opcode) {
         EXPECT_STATUS(co_await s.admin.exec(make_cmd(admin_opcode::create_sq)), sc::invalid_opcode);
         // Fabrics commands the admin queue does not know.
         auto c = make_cmd(admin_opcode::fabrics);
-        c.nsid = 0x05;  // Authentication Send
+        c.nsid = 0x07;  // a reserved fabrics type
         EXPECT_STATUS(co_await s.admin.exec(c), sc::invalid_opcode);
+        // Authentication Send without a security protocol it knows (DH-HMAC-CHAP).
+        c.nsid = 0x05;
+        EXPECT_STATUS(co_await s.admin.exec(c), sc::invalid_field);
     });
 }
 

@@ -4,7 +4,9 @@
 #include <cstring>
 #include <set>
 
+#include "nvme/auth.h"
 #include "nvme/log_pages.h"
+#include "nvmf/host_auth.h"
 #include "runtime/uring_op.h"
 #include "target/target_env.h"
 
@@ -525,6 +527,80 @@ TEST(target_discovery, no_io_queues_on_a_discovery_controller) {
         auto r = co_await io.connect(p);
         EXPECT_STATUS(r, sc::connect_invalid_parameters);
         EXPECT_EQ(r.cpl.dw0, ipo_sqe(offsetof(nvme::connect_command, qid)));
+    });
+}
+
+}  // namespace
+}  // namespace weft::test
+
+namespace weft::test {
+namespace {
+
+// An Authentication Send (payload `out`) or Receive (into `in`).
+nvme::command auth_cmd(bool send, size_t len) {
+    nvme::auth::auth_command c{};
+    c.opcode = uint8_t(nvme::admin_opcode::fabrics);
+    c.fctype = uint8_t(send ? nvme::fabrics_type::authentication_send
+                            : nvme::fabrics_type::authentication_receive);
+    c.secp = nvme::auth::secp_dhchap;
+    c.spsp0 = c.spsp1 = nvme::auth::spsp_dhchap;
+    c.length = uint32_t(len);
+    nvme::command cmd;
+    std::memcpy(&cmd, &c, sizeof c);
+    return cmd;
+}
+
+TEST(target_auth, queue_gets_nothing_but_authentication_until_it_authenticates) {
+    run_with_target([](target_env& t) -> task<void> {
+        auto k = std::make_shared<nvmf::host_auth>();
+        k->key = auth::generate_dhchap_key(auth::hash_id::sha256).value();
+        t.tgt.set_host_auth(host_a.nqn, k);
+        host_queue q;
+        CO_ASSERT_TRUE(co_await q.open(t.addr));
+        auto c = co_await q.connect(t.params(host_a, allow_nqn));
+        CO_ASSERT_TRUE(c.ok());
+        EXPECT_TRUE(c.cpl.dw0 & nvme::auth::connect_authreq_atr);
+        // Properties, Identify: refused until authenticated.
+        EXPECT_STATUS(co_await q.property_get(nvme::reg::cap, true), sc::authentication_required);
+        std::vector<std::byte> buf(4096);
+        EXPECT_STATUS(co_await q.identify(nvme::cns::controller, 0, buf),
+                      sc::authentication_required);
+        // A Receive with no transaction: Failure1, and the connection ends.
+        std::vector<std::byte> in(4096);
+        auto r = co_await q.exec(auth_cmd(false, in.size()), {.in = in});
+        CO_ASSERT_TRUE(r.ok());
+        EXPECT_EQ(uint8_t(in[1]), uint8_t(nvme::auth::message::failure1));
+        EXPECT_EQ(co_await q.expect_closed(), outcome::closed);
+        // Another host, and discovery, are not asked to authenticate.
+        host_queue b;
+        CO_ASSERT_TRUE(co_await b.open(t.addr));
+        auto cb = co_await b.connect(t.params(host_b, allow_nqn));
+        CO_ASSERT_TRUE(cb.ok());
+        EXPECT_FALSE(cb.cpl.dw0 & nvme::auth::connect_authreq_atr);
+        host_queue d;
+        CO_ASSERT_TRUE(co_await d.open(t.addr));
+        auto cd = co_await d.connect(t.params(host_a, std::string(nvme::discovery_nqn)));
+        CO_ASSERT_TRUE(cd.ok());
+        EXPECT_FALSE(cd.cpl.dw0 & nvme::auth::connect_authreq_atr);
+    });
+}
+
+TEST(target_auth, a_failed_authentication_ends_the_connection_after_its_answer) {
+    run_with_target([](target_env& t) -> task<void> {
+        auto k = std::make_shared<nvmf::host_auth>();
+        k->key = auth::generate_dhchap_key(auth::hash_id::none).value();
+        t.tgt.set_host_auth(host_a.nqn, k);
+        host_queue q;
+        CO_ASSERT_TRUE(co_await q.open(t.addr));
+        CO_ASSERT_TRUE((co_await q.connect(t.params(host_a, allow_nqn))).ok());
+        // A Send out of order (a Success2 first): the command completes, then
+        // the connection closes.
+        std::vector<std::byte> s2(16);
+        s2[0] = std::byte(nvme::auth::auth_type::dhchap);
+        s2[1] = std::byte(nvme::auth::message::success2);
+        auto r = co_await q.exec(auth_cmd(true, s2.size()), {.out = s2});
+        EXPECT_TRUE(r.ok()) << r;
+        EXPECT_EQ(co_await q.expect_closed(), outcome::closed);
     });
 }
 

@@ -1,0 +1,98 @@
+// The management API's DH-HMAC-CHAP calls: a host's secrets set, removed and
+// listed (never returned). They are saved with the engine's state, whose
+// file only its owner can read.
+#include <fmt/format.h>
+#include <openssl/crypto.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "auth/dhchap.h"
+#include "engine/api_status.h"
+#include "engine/manager.h"
+
+namespace weft::engine {
+
+using grpc::Status;
+using grpc::StatusCode;
+
+namespace {
+
+void host_key_reply(const host_key_config& k, v1::HostKey* out) {
+    out->set_host_nqn(k.host);
+    out->set_bidirectional(!k.dhchap_ctrl_key.empty());
+    if (k.digests.empty())
+        for (auto h : nvmf::host_auth::default_digests()) out->add_digests(auth::hash_name(h));
+    else
+        for (auto& d : k.digests) out->add_digests(d);
+    if (k.dhgroups.empty())
+        for (auto g : nvmf::host_auth::default_dhgroups())
+            out->add_dhgroups(auth::dh_group_name(g));
+    else
+        for (auto& g : k.dhgroups) out->add_dhgroups(g);
+    auto key = auth::parse_dhchap_key(k.dhchap_key.view(), nullptr);
+    out->set_key_transform(key ? auth::hash_name(key->transform) : "?");
+}
+
+bool has_host(const engine_config& c, const std::string& host) {
+    return std::any_of(c.host_keys.begin(), c.host_keys.end(),
+                       [&](const host_key_config& k) { return k.host == host; });
+}
+
+}  // namespace
+
+task<Status> manager::set_host_key(const v1::SetHostKeyRequest& req, v1::HostKey* out) {
+    auto g = co_await lock_.lock();
+    host_key_config k;
+    k.host = req.host_nqn();
+    k.dhchap_key = auth::secret_string(req.dhchap_key());
+    k.dhchap_ctrl_key = auth::secret_string(req.dhchap_ctrl_key());
+    k.digests.assign(req.digests().begin(), req.digests().end());
+    k.dhgroups.assign(req.dhgroups().begin(), req.dhgroups().end());
+    // The request's copies are done with: wipe them (gRPC frees them as they are).
+    for (const std::string* f : {&req.dhchap_key(), &req.dhchap_ctrl_key()})
+        OPENSSL_cleanse(const_cast<char*>(f->data()), f->size());
+    std::string why;
+    if (!check_host_key(k, &why)) co_return fail(StatusCode::INVALID_ARGUMENT, why);
+    if (has_host(base_, k.host))
+        co_return fail(StatusCode::FAILED_PRECONDITION,
+                       "the secret of " + k.host + " is set in --config: change it there");
+    engine_config previous = state_;
+    bool replaced = has_host(state_, k.host);
+    std::erase_if(state_.host_keys, [&](const host_key_config& x) { return x.host == k.host; });
+    state_.host_keys.push_back(k);
+    Status saved = co_await persist(previous);
+    if (!saved.ok()) co_return saved;
+    std::vector<std::string> problems;
+    applier_.apply_host_keys(merged(), problems);
+    spdlog::info("{} the DH-HMAC-CHAP secret of host {} ({}) (API)", replaced ? "replaced" : "set",
+                 k.host, k.dhchap_ctrl_key.empty() ? "unidirectional" : "bidirectional");
+    host_key_reply(k, out);
+    co_return Status::OK;
+}
+
+task<Status> manager::remove_host_key(const v1::RemoveHostKeyRequest& req) {
+    auto g = co_await lock_.lock();
+    if (has_host(base_, req.host_nqn()))
+        co_return fail(StatusCode::FAILED_PRECONDITION,
+                       "the secret of " + req.host_nqn() + " is set in --config: remove it there");
+    if (!has_host(state_, req.host_nqn()))
+        co_return fail(StatusCode::NOT_FOUND, "host " + req.host_nqn() + " has no secret here");
+    engine_config previous = state_;
+    std::erase_if(state_.host_keys,
+                  [&](const host_key_config& x) { return x.host == req.host_nqn(); });
+    Status saved = co_await persist(previous);
+    if (!saved.ok()) co_return saved;
+    std::vector<std::string> problems;
+    applier_.apply_host_keys(merged(), problems);
+    spdlog::info("removed the DH-HMAC-CHAP secret of host {} (API)", req.host_nqn());
+    co_return Status::OK;
+}
+
+task<Status> manager::list_host_keys(v1::ListHostKeysReply* out) {
+    auto g = co_await lock_.lock();
+    for (auto& k : merged().host_keys) host_key_reply(k, out->add_host_keys());
+    co_return Status::OK;
+}
+
+}  // namespace weft::engine

@@ -1,0 +1,57 @@
+// The host's side of one queue's DH-HMAC-CHAP transaction (NVMe Base 2.0,
+// 8.13.5), as message bytes in and out: the queue sends them with
+// Authentication Send and reads the controller's with Authentication
+// Receive (see nvmf/dhchap_responder.h for the controller's side).
+//
+//   negotiate()     -> Send: the hash functions and DH groups offered
+//   reply(challenge)-> Send: R1 for the controller's challenge (and C2 when
+//                      a controller secret is set, to authenticate it back)
+//   success1(msg)   -> checks R2 when one was asked for; true: send
+//                      success2(); an error: send failure2() and give up
+//
+// Pure: no I/O. Secrets live in wiped memory and are never logged.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "auth/dhchap.h"
+#include "nvme/auth.h"
+
+namespace weft::initiator {
+
+struct dhchap_host_options {
+    auth::dhchap_key key;                      // the host's secret
+    std::optional<auth::dhchap_key> ctrl_key;  // the controller's: bidirectional
+    std::vector<auth::hash_id> digests;        // offered; empty: all three
+    std::vector<auth::dh_group> dhgroups;      // offered; empty: all six
+};
+
+class dhchap_host {
+  public:
+    dhchap_host(dhchap_host_options opt, std::string hostnqn, std::string subnqn, uint16_t t_id);
+
+    std::vector<uint8_t> negotiate() const;
+    // A Challenge (or the controller's Failure1: an error naming its reason).
+    result<std::vector<uint8_t>> reply(std::span<const uint8_t> challenge, std::string* why);
+    // Success1: true when success2() must follow (the controller proved
+    // itself); EACCES when its response is wrong (send failure2()).
+    result<bool> success1(std::span<const uint8_t> msg, std::string* why);
+    std::vector<uint8_t> success2() const;
+    std::vector<uint8_t> failure2(nvme::auth::failure why) const;
+
+    auth::hash_id hash() const { return hash_; }
+    auth::dh_group group() const { return group_; }
+
+  private:
+    dhchap_host_options opt_;
+    const std::string hostnqn_, subnqn_;
+    const uint16_t t_id_;
+    auth::hash_id hash_ = auth::hash_id::none;
+    auth::dh_group group_ = auth::dh_group::null;
+    uint32_t s2_ = 0;
+    auth::secret_bytes c2_, session_key_;
+};
+
+}  // namespace weft::initiator

@@ -1,0 +1,137 @@
+# Guest half of tests/interop/auth_test.sh: runs inside the initiator VM
+# (busybox ash, Debian trixie's 6.12 kernel nvme-tcp host, nvme-cli 2.13,
+# fio), as `kernel-nvme-vm --release trixie initiator --no-connect --script
+# JOB` where JOB is a block of W_* assignments, guest_lib.sh and this file.
+# The engine requires host W_HOSTNQN to authenticate (DH-HMAC-CHAP) with
+# secret W_KEY and holds controller secret W_CTRL_KEY.
+#
+# Steps (each prints WEFT-STEP <id> PASS|FAIL <seconds>s <note>):
+#   auth/discover          discovery needs no secret: the subsystem is listed
+#   auth/no-secret         connect without a secret: refused, no controller
+#   auth/wrong-secret      connect with another secret: refused
+#   auth/unidirectional    the right secret, 2 I/O queues: live (the kernel
+#                          logs qid 0 authenticated), fio 4k random writes
+#                          with crc32c verify through both queues
+#   auth/bidirectional     with the controller secret too: the kernel checks
+#                          the engine's response ("controller authenticated")
+#   auth/reauth            the host secret written again to the controller's
+#                          sysfs dhchap_secret: the kernel re-authenticates
+#                          the live controller; I/O goes on
+#   auth/wrong-ctrl-secret the host expects another controller secret: the
+#                          kernel refuses the engine
+#   auth/rotate            prints WEFT-AUTH-ROTATE; the host script gives the
+#                          host a new secret (made by nvme-cli, SHA-512,
+#                          ffdhe4096 only) through the engine's API; the new
+#                          secret connects (negotiated as asked), the old one
+#                          is refused
+DEV=
+hostargs() { echo "-t tcp -a $W_ADDR -s $W_PORT -n $W_NQN -q $W_HOSTNQN -I $W_HOSTID"; }
+ctrl() {  # the controller of W_NQN, if any
+  local c
+  for c in /sys/class/nvme/nvme*; do
+    [ "$(cat "$c/subsysnqn" 2>/dev/null)" = "$W_NQN" ] && { basename "$c"; return 0; }
+  done
+  return 1
+}
+gone() { local i=0; while ctrl > /dev/null && [ $i -lt 40 ]; do sleep 0.25; i=$((i+1)); done; ! ctrl > /dev/null; }
+disc() { tmo 60 nvme disconnect -n "$W_NQN" > /dev/null 2>&1; gone; }
+# conn ARGS...: connect; 0 when a live controller and its namespace's block
+# device (DEV: the multipath head) result. A connection that does not get
+# there is taken down again.
+conn() {
+  local rc i=0 c h
+  DEV=
+  # shellcheck disable=SC2046  # word splitting of hostargs is meant
+  tmo 60 nvme connect $(hostargs) "$@" > /tmp/conn.out 2>&1; rc=$?
+  [ $rc -eq 0 ] || return 1
+  while [ $i -lt 40 ]; do
+    if c=$(ctrl) && [ "$(cat /sys/class/nvme/"$c"/state)" = live ] && h=$(mpath_head "$W_NQN") &&
+       [ -b "/dev/$h" ]; then
+      DEV=/dev/$h
+      return 0
+    fi
+    sleep 0.25; i=$((i+1))
+  done
+  echo "no live controller with a namespace device after connect" >> /tmp/conn.out
+  disc
+  return 1
+}
+refused() {  # refused ARGS...: the connect must fail and leave no controller
+  if conn "$@"; then note "connected, but should have been refused"; disc; return 1; fi
+  sleep 0.5
+  if ctrl > /dev/null; then note "a controller was left: $(ctrl)"; disc; return 1; fi
+  note "refused: $(tail -1 /tmp/conn.out)"
+}
+klog_count() { dmesg | grep -c "$1"; }
+
+s_discover() {
+  # shellcheck disable=SC2046
+  tmo 60 nvme discover $(hostargs | sed 's/ -n [^ ]*//') > /tmp/disc.out 2>&1 ||
+    { note "nvme discover failed: $(tail -1 /tmp/disc.out)"; return 1; }
+  grep -q "subnqn: *$W_NQN" /tmp/disc.out || { note "$W_NQN not in the discovery log"; return 1; }
+  note "listed without a secret"
+}
+s_unidirectional() {
+  local before
+  before=$(klog_count "qid 0: authenticated")
+  conn --dhchap-secret="$W_KEY" --nr-io-queues=2 || { note "connect failed: $(tail -1 /tmp/conn.out)"; return 1; }
+  [ "$(klog_count "qid 0: authenticated")" -gt "$before" ] || { note "the kernel did not log an authentication"; return 1; }
+  tmo 180 fio --name=authv --filename="$DEV" --direct=1 --ioengine=libaio --rw=randwrite --bs=4k \
+    --iodepth=16 --numjobs=2 --size=8m --offset_increment=8m --verify=crc32c --verify_fatal=1 \
+    --group_reporting > /tmp/fio.out 2>&1 || { note "fio failed: $(grep -i err /tmp/fio.out | head -2)"; return 1; }
+  grep -q "err= 0" /tmp/fio.out || { note "fio reported errors"; return 1; }
+  disc || { note "disconnect left the controller"; return 1; }
+  note "$(dmesg | grep 'qid 0: authenticated with' | tail -1 | sed 's/.*: qid/qid/'); fio verify 2 jobs x 8 MiB, err=0"
+}
+s_bidirectional() {
+  local before
+  before=$(klog_count "controller authenticated")
+  conn --dhchap-secret="$W_KEY" --dhchap-ctrl-secret="$W_CTRL_KEY" || { note "connect failed: $(tail -1 /tmp/conn.out)"; return 1; }
+  [ "$(klog_count "controller authenticated")" -gt "$before" ] || { note "no controller authentication logged"; return 1; }
+  dd if="$DEV" of=/dev/null bs=4k count=64 iflag=direct 2>/dev/null || { note "read failed"; return 1; }
+  note "the engine proved the controller secret; reads ok"
+}
+s_reauth() {
+  local c before
+  c=$(ctrl) || { note "no controller from the previous step"; return 1; }
+  before=$(klog_count "controller authenticated")
+  echo "$W_KEY" > /sys/class/nvme/"$c"/dhchap_secret || { note "cannot write dhchap_secret"; return 1; }
+  local i=0
+  while [ "$(klog_count "controller authenticated")" -le "$before" ] && [ $i -lt 40 ]; do sleep 0.25; i=$((i+1)); done
+  [ "$(klog_count "controller authenticated")" -gt "$before" ] || { note "no re-authentication seen: $(dmesg | grep nvme | tail -2 | tr '\n' ' ')"; return 1; }
+  dmesg | grep -q "re-authenticating controller" || { note "the kernel did not re-authenticate"; return 1; }
+  [ "$(cat /sys/class/nvme/"$c"/state)" = live ] || { note "controller not live after re-authentication"; return 1; }
+  dd if="$DEV" of=/dev/null bs=4k count=64 iflag=direct 2>/dev/null || { note "read after re-authentication failed"; return 1; }
+  disc || { note "disconnect left the controller"; return 1; }
+  note "re-authenticated on the live controller; reads ok"
+}
+s_wrong_ctrl() {
+  refused --dhchap-secret="$W_KEY" --dhchap-ctrl-secret="$W_WRONG_KEY" || return 1
+  dmesg | grep -q "controller authentication failed" || { note "the kernel did not log a failed controller authentication"; return 1; }
+}
+s_rotate() {
+  local i=0
+  echo "WEFT-AUTH-ROTATE"
+  while [ $i -lt 30 ]; do
+    conn --dhchap-secret="$W_NEW_KEY" && break
+    sleep 1; i=$((i+1))
+  done
+  ctrl > /dev/null || { note "the new secret never connected: $(tail -1 /tmp/conn.out)"; return 1; }
+  dmesg | grep 'qid 0: authenticated with' | tail -1 | grep -q 'hmac(sha512) dhgroup ffdhe4096' ||
+    { note "not the hash and group asked for: $(dmesg | grep 'authenticated with' | tail -1)"; disc; return 1; }
+  disc || return 1
+  refused --dhchap-secret="$W_KEY" || { note "the old secret still connects"; return 1; }
+  note "new secret: $(dmesg | grep 'qid 0: authenticated with' | tail -1 | sed 's/.*with //'); old secret refused"
+}
+
+echo "WEFT-PLAN auth/discover auth/no-secret auth/wrong-secret auth/unidirectional auth/bidirectional auth/reauth auth/wrong-ctrl-secret auth/rotate"
+step auth/discover s_discover
+step auth/no-secret refused
+step auth/wrong-secret refused --dhchap-secret="$W_WRONG_KEY"
+step auth/unidirectional s_unidirectional
+if step auth/bidirectional s_bidirectional; then step auth/reauth s_reauth
+else skip_step auth/reauth "no controller"; disc; fi
+step auth/wrong-ctrl-secret s_wrong_ctrl
+step auth/rotate s_rotate
+echo "WEFT-DONE failures=$FAILS"
+[ $FAILS -eq 0 ]

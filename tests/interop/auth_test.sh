@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# auth_test.sh - DH-HMAC-CHAP in-band authentication between weft and the
+# Linux kernel, both ways, with Debian trixie's 6.12 kernel in QEMU (the
+# bookworm kernel has no NVMe authentication):
+#
+#   auth_test.sh WEFT_CLI WEFT_ENGINE [--work-dir DIR] [--keep]
+#
+# 1. The kernel host against weft-engine. The engine (127.0.0.1, a demo
+#    namespace) is told over its API (`weft engine host-key set`) that the
+#    VM's host NQN must authenticate, with a host secret and a controller
+#    secret made by `weft key gen-dhchap`. The guest (auth_guest.sh) checks
+#    discovery without a secret, refusals (no secret, a wrong one, a wrong
+#    controller secret), unidirectional and bidirectional authentication
+#    with fio verify over two I/O queues, re-authentication of a live
+#    controller, and a secret rotated through the API on its cue
+#    WEFT-AUTH-ROTATE (a secret made by nvme-cli, SHA-512 and ffdhe4096 only:
+#    the new one connects with those, the old one is refused).
+# 2. weft's initiator (`weft nvme`) against the kernel's nvmet target with
+#    per-host secrets (sha256, ffdhe2048, bidirectional): read and write
+#    with the secrets, refused without one, with a wrong one, and with a
+#    wrong controller secret.
+# Host-side rows: the engine's log holds none of the secrets; its state
+# file (which does) is mode 0600; nvme-cli accepts weft's key format.
+#
+# Needs root (QEMU) and tests/interop/setup.sh's packages; shares the
+# per-machine interop lock with the other interop tests.
+set -u -o pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+KNVM=${WEFT_KNVM:-$HERE/kernel-nvme-vm}
+WEFT=${1:?usage: auth_test.sh WEFT_CLI WEFT_ENGINE [--work-dir DIR] [--keep]}
+ENGINE=${2:?engine}
+shift 2
+WORK= KEEP=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --work-dir) WORK=$2; shift ;;
+    --keep) KEEP=1 ;;
+    *) echo "auth_test: unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+AUTO_WORK=0
+[ -n "$WORK" ] || { WORK=$(mktemp -d); AUTO_WORK=1; }
+rm -rf "$WORK"; mkdir -p "$WORK"
+TOTAL_TIMEOUT=${WEFT_INTEROP_TIMEOUT:-420}
+REL=(--release trixie)
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+R_ID=() R_RES=() R_NOTE=()
+record() {
+  R_ID+=("$1") R_RES+=("$2") R_NOTE+=("$3")
+  printf '  %-4s %-26s %s\n' "$2" "$1" "$3"
+}
+summary() {
+  local i ok=1
+  echo
+  echo "==== DH-HMAC-CHAP between weft and the Linux kernel: summary ===="
+  for i in "${!R_ID[@]}"; do
+    printf '%-28s %-5s %s\n' "${R_ID[$i]}" "${R_RES[$i]}" "${R_NOTE[$i]}"
+    [ "${R_RES[$i]}" = PASS ] || ok=0
+  done
+  [ ${#R_ID[@]} -gt 0 ] || ok=0
+  echo "==== $([ $ok = 1 ] && echo PASSED || echo FAILED) ===="
+  [ $ok = 1 ]
+}
+PIDS=() VMPID=
+cleanup() {
+  [ -z "$VMPID" ] || { kill -TERM "$VMPID" 2>/dev/null; wait "$VMPID" 2>/dev/null; }
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+}
+trap cleanup EXIT
+fail_setup() {
+  record "auth/setup" FAIL "$*"
+  summary
+  echo "logs: $WORK"
+  exit 1
+}
+
+# one interop run at a time per machine (2 cores: two TCG VMs would starve)
+KCACHE=${KNVM_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/weft/kernel-nvme-vm}
+mkdir -p "$KCACHE" || exit 2
+exec 9>"$KCACHE/interop-run.lock"
+flock -w "${WEFT_INTEROP_LOCK_WAIT:-600}" 9 || { echo "auth_test: timed out waiting for the interop lock" >&2; exit 1; }
+"$KNVM" "${REL[@]}" build > "$WORK/harness-build.log" 2>&1 9>&- ||
+  fail_setup "kernel-nvme-vm --release trixie build failed: $(tail -1 "$WORK/harness-build.log")"
+
+# ----------------------------------------------------------------- secrets ----
+U=$(cat /proc/sys/kernel/random/uuid)
+HOSTNQN=nqn.2014-08.org.nvmexpress:uuid:$U HOSTID=$U
+K=$WORK/keys
+mkdir -m 700 "$K"
+"$WEFT" key gen-dhchap --hmac sha256 -o "$K/host" > /dev/null &&
+  "$WEFT" key gen-dhchap --hmac none -o "$K/ctrl" > /dev/null &&
+  "$WEFT" key gen-dhchap --hmac sha384 -o "$K/wrong" > /dev/null || fail_setup "weft key gen-dhchap failed"
+# The rotated secret comes from nvme-cli: weft must read its format.
+"$KNVM" "${REL[@]}" nvme gen-dhchap-key --hmac=3 --nqn="$HOSTNQN" 2>/dev/null | grep '^DHHC-1:' > "$K/new" &&
+  chmod 600 "$K/new" || fail_setup "nvme gen-dhchap-key failed"
+if out=$("$KNVM" "${REL[@]}" nvme check-dhchap-key --key="$(cat "$K/host")" 2>&1); then
+  record auth/key-format PASS "nvme-cli 2.13 accepts weft's secret ($(tr -d '\n' <<< "$out" | cut -c1-60)); weft reads nvme-cli's (rotation below)"
+else
+  record auth/key-format FAIL "nvme check-dhchap-key refused weft's secret: $out"
+fi
+
+# ------------------------------------------------------- kernel host -> weft ----
+elog=$WORK/engine.log
+"$ENGINE" --demo --data-dir "$WORK/e" --cores 0 --poll-us 0 --listen 127.0.0.1:0 \
+  --api-listen 127.0.0.1:0 --metrics-listen none > "$elog" 2>&1 9>&- &
+PIDS+=($!)
+for _ in $(seq 100); do
+  grep -q 'management API on' "$elog" && grep -q 'nvme connect' "$elog" && break
+  sleep 0.1
+done
+PORT=$(grep -o 'nvme connect -t tcp -a 127.0.0.1 -s [0-9]*' "$elog" | head -1 | awk '{print $NF}')
+NQN=$(grep -o 'nvme connect .* -n [^ ]*' "$elog" | head -1 | awk '{print $NF}')
+API=$(grep -o 'management API on 127.0.0.1:[0-9]*' "$elog" | head -1 | sed 's/.*on //')
+[ -n "$PORT" ] && [ -n "$NQN" ] && [ -n "$API" ] || fail_setup "the engine did not start: $(tail -3 "$elog")"
+out=$("$WEFT" engine host-key set "$HOSTNQN" --key-file "$K/host" --ctrl-key-file "$K/ctrl" --api "$API" 2>&1) ||
+  fail_setup "weft engine host-key set: $out"
+record auth/setup PASS "engine on 127.0.0.1:$PORT ($NQN); $out"
+
+job=$WORK/job.sh run=$WORK/vm vmlog=$WORK/vm.log
+{
+  echo "# generated by auth_test.sh"
+  printf "W_ADDR='10.0.2.2' W_PORT='%s' W_NQN='%s' W_HOSTNQN='%s' W_HOSTID='%s'\n" "$PORT" "$NQN" "$HOSTNQN" "$HOSTID"
+  printf "W_KEY='%s' W_CTRL_KEY='%s' W_WRONG_KEY='%s' W_NEW_KEY='%s'\n" \
+    "$(cat "$K/host")" "$(cat "$K/ctrl")" "$(cat "$K/wrong")" "$(cat "$K/new")"
+  cat "$HERE/guest_lib.sh" "$HERE/auth_guest.sh"
+} > "$job"
+chmod 600 "$job"
+log "booting the initiator VM (trixie kernel) against $NQN on port $PORT"
+"$KNVM" "${REL[@]}" initiator --port "$PORT" --nqn "$NQN" --hostnqn "$HOSTNQN" --hostid "$HOSTID" --no-connect \
+  --script "$job" --smp 2 --timeout "$TOTAL_TIMEOUT" --run-dir "$run" > "$vmlog" 2>&1 9>&- &
+VMPID=$!
+rotated=0
+while kill -0 "$VMPID" 2>/dev/null; do
+  if [ $rotated = 0 ] && grep -aq '^WEFT-AUTH-ROTATE' "$run/results.log" 2>/dev/null; then
+    rotated=1
+    if out=$("$WEFT" engine host-key set "$HOSTNQN" --key-file "$K/new" --digest sha512 --dhgroup ffdhe4096 \
+        --api "$API" 2>&1); then
+      record auth/rotate-host PASS "the host's secret replaced through the API (nvme-cli's, SHA-512, ffdhe4096 only)"
+    else record auth/rotate-host FAIL "weft engine host-key set: $out"; fi
+  fi
+  sleep 0.2
+done
+wait "$VMPID"; vmrc=$?; VMPID=
+[ $rotated = 1 ] || record auth/rotate-host FAIL "the guest never gave the cue (WEFT-AUTH-ROTATE)"
+res=$run/results.log
+planned=$(tr -d '\r' < "$res" 2>/dev/null | grep -a -m1 '^WEFT-PLAN' | cut -d' ' -f2-)
+[ -n "$planned" ] || record auth/vm FAIL "the guest script never started (rc $vmrc; see $vmlog)"
+for id in $planned; do
+  line=$(tr -d '\r' < "$res" | grep -a "^WEFT-STEP $id " | tail -1)
+  if [ -z "$line" ]; then record "$id" FAIL "never reported (VM rc $vmrc; see $run/console.log)"; continue; fi
+  read -r _ _ r _ note <<< "$line"
+  record "$id" "$r" "$note"
+done
+n=$(grep -c ' authenticated on queue 0' "$elog") re=$(grep -c 're-authenticated on queue 0' "$elog")
+if [ "$n" -ge 3 ] && [ "$re" -ge 1 ]; then
+  record auth/engine-log PASS "the engine logged $n admin-queue authentications and $re re-authentication(s)"
+else record auth/engine-log FAIL "the engine logged $n admin-queue authentications (want >= 3) and $re re-authentications (want >= 1)"; fi
+leaked=
+for f in host ctrl wrong new; do
+  b64=$(cut -d: -f3 < "$K/$f")
+  grep -qF "$b64" "$elog" && leaked="$leaked $f"
+done
+st=$(stat -c %a "$WORK/e/engine-state.json" 2>/dev/null)
+if [ -n "$leaked" ]; then record auth/secrets FAIL "the engine's log holds secret(s):$leaked"
+elif [ "$st" != 600 ]; then record auth/secrets FAIL "engine-state.json (it holds the secrets) is mode $st, not 600"
+elif ! grep -qF "$(cut -d: -f3 < "$K/new")" "$WORK/e/engine-state.json"; then
+  record auth/secrets FAIL "the rotated secret is not in the saved state"
+else record auth/secrets PASS "no secret in the engine's log; the state file holding them is mode 600"; fi
+kill -TERM "${PIDS[0]}" 2>/dev/null; wait "${PIDS[0]}" 2>/dev/null; PIDS=()
+
+# --------------------------------------------------- weft -> kernel nvmet ----
+TPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+TNQN=nqn.2014-08.io.knvm:target
+ready=$WORK/target.ready
+log "booting the kernel nvmet target VM (trixie kernel, DH-HMAC-CHAP for $HOSTNQN)"
+"$KNVM" "${REL[@]}" target --port "$TPORT" --nqn "$TNQN" --size-mb 32 --allow-host "$HOSTNQN" \
+  --dhchap-secret "$(cat "$K/host")" --dhchap-ctrl-secret "$(cat "$K/ctrl")" --ready-file "$ready" \
+  --timeout "$TOTAL_TIMEOUT" --run-dir "$WORK/target-vm" > "$WORK/target-vm.log" 2>&1 9>&- &
+VMPID=$!
+for _ in $(seq 1200); do [ -e "$ready" ] && break; kill -0 "$VMPID" 2>/dev/null || break; sleep 0.25; done
+if [ ! -e "$ready" ]; then
+  record kernel-target/ready FAIL "the target VM never listened: $(tail -3 "$WORK/target-vm.log" | tr '\n' ' ')"
+else
+  nv() { "$WEFT" nvme "$@" -a 127.0.0.1 -s "$TPORT" -n "$TNQN" --hostnqn "$HOSTNQN" --timeout 20; }
+  head -c $((1 << 20)) /dev/urandom > "$WORK/pattern"
+  t=$SECONDS
+  if out=$(nv write --lba 0 --blocks 2048 --input "$WORK/pattern" --dhchap-secret-file "$K/host" 2>&1) &&
+     out=$(nv read --lba 0 --blocks 2048 --output "$WORK/back" --dhchap-secret-file "$K/host" \
+           --dhchap-ctrl-secret-file "$K/ctrl" 2>&1) && cmp -s "$WORK/pattern" "$WORK/back"; then
+    record kernel-target/authenticated PASS "1 MiB written (unidirectional) and read back (bidirectional) through the kernel's nvmet in $((SECONDS - t)) s"
+  else record kernel-target/authenticated FAIL "weft nvme: $out"; fi
+  for c in "none:" "wrong:--dhchap-secret-file $K/wrong" "wrong-ctrl:--dhchap-secret-file $K/host --dhchap-ctrl-secret-file $K/wrong"; do
+    name=${c%%:*} args=${c#*:}
+    # shellcheck disable=SC2086  # args is a list of options
+    out=$(nv read --lba 0 --blocks 8 --output /dev/null $args 2>&1); rc=$?
+    if [ $rc = 3 ]; then record "kernel-target/refused-$name" PASS "exit 3: ${out#weft: }"
+    else record "kernel-target/refused-$name" FAIL "exit $rc (want 3, a refused connection): $out"; fi
+  done
+fi
+kill -TERM "$VMPID" 2>/dev/null; wait "$VMPID" 2>/dev/null; VMPID=
+
+if summary; then
+  [ $AUTO_WORK = 1 ] && [ $KEEP = 0 ] && rm -rf "$WORK"
+  exit 0
+fi
+echo "kept for diagnosis: $WORK (engine.log, vm/results.log, vm/console.log, target-vm/)"
+exit 1
