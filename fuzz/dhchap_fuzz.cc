@@ -73,7 +73,8 @@ std::vector<uint8_t> exchange(nvmf::dhchap_responder& resp, bool send,
 
 // Mode 1: ops of [flags][len lo][len hi][payload...]; flags bit 0: Send.
 void raw_sequence(std::span<const uint8_t> in) {
-    nvmf::dhchap_responder resp(config(false), hostnqn, subnqn, 0);
+    auto cfg = config(false);
+    nvmf::dhchap_responder resp([cfg] { return cfg; }, hostnqn, subnqn, 0);
     while (in.size() >= 3) {
         bool send = in[0] & 1;
         size_t len = (in[1] | in[2] << 8) % 2048;
@@ -101,7 +102,8 @@ void corrupted_transaction(std::span<const uint8_t> in) {
             b ^= x;
         }
     };
-    nvmf::dhchap_responder resp(config(dh), hostnqn, subnqn, 0);
+    auto cfg = config(dh);
+    nvmf::dhchap_responder resp([cfg] { return cfg; }, hostnqn, subnqn, 0);
     initiator::dhchap_host host(
         {the_keys().host, bidi ? std::optional(the_keys().ctrl) : std::nullopt, {}, {}}, hostnqn,
         subnqn, 3);

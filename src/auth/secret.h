@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "runtime/result.h"
+
 namespace weft::auth {
 
 template <typename T>
@@ -49,6 +51,11 @@ class secret_string {
   private:
     std::basic_string<char, std::char_traits<char>, wiping_allocator<char>> s_;
 };
+
+// A whole file (path "-": standard input) of at most `max` bytes, read
+// straight into wiped memory (no stream buffer keeps a copy). Errors: the
+// errno, EFBIG beyond `max`.
+result<secret_string> read_file_wiped(const std::string& path, size_t max);
 
 inline std::span<const uint8_t> bytes_of(std::string_view s) {
     return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};

@@ -197,6 +197,12 @@ std::string connect_error_sentence(const connection_options& c, error e, bool di
                              "secret of host {}, or could not prove it holds the "
                              "controller secret",
                              c.nqn, at, host);
+        case ENOPROTOOPT:
+            return fmt::format(
+                "authentication to {} on {} failed: the target and this host have "
+                "no hash function or DH group in common, or the target cannot "
+                "authenticate host {}",
+                c.nqn, at, host);
         case EPROTONOSUPPORT:
             return fmt::format(
                 "{} on {} requires a secure channel (TLS), which weft's host does "

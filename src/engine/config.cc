@@ -167,7 +167,10 @@ std::string to_json_text(const engine_config& c) {
     if (!c.host_keys.empty()) {
         j["host_keys"] = json::array();
         for (auto& k : c.host_keys) {
-            json kj = {{"host", k.host}, {"dhchap_key", std::string(k.dhchap_key.view())}};
+            json kj = json::object();
+            kj["host"] = k.host;
+            // Assigned, not listed in an initializer (which would copy them).
+            kj["dhchap_key"] = std::string(k.dhchap_key.view());
             if (!k.dhchap_ctrl_key.empty())
                 kj["dhchap_ctrl_key"] = std::string(k.dhchap_ctrl_key.view());
             if (!k.digests.empty()) kj["digests"] = k.digests;
@@ -193,7 +196,8 @@ result<void> check_host_key(const host_key_config& k, std::string* why) {
     if (!k.dhchap_ctrl_key.empty()) {
         if (!auth::parse_dhchap_key(k.dhchap_ctrl_key.view(), &w))
             return bad("host key of " + k.host + ": the controller secret: " + w);
-        if (k.dhchap_ctrl_key == k.dhchap_key)
+        if (auth::parse_dhchap_key(k.dhchap_ctrl_key.view(), nullptr)->key ==
+            auth::parse_dhchap_key(k.dhchap_key.view(), nullptr)->key)
             return bad("host key of " + k.host +
                        ": the controller secret must differ from the host's (a host would "
                        "otherwise accept its own answers as the controller's)");
@@ -209,7 +213,7 @@ result<void> check_host_key(const host_key_config& k, std::string* why) {
     return {};
 }
 
-result<engine_config> parse_config(const std::string& text, std::string* why) {
+result<engine_config> parse_config(std::string_view text, std::string* why) {
     try {
         json j = json::parse(text);
         struct wipe_on_exit {  // whichever way parsing ends
@@ -324,6 +328,9 @@ result<engine_config> parse_config(const std::string& text, std::string* why) {
             c.host_keys.push_back(std::move(k));
         }
         return c;
+    } catch (const json::parse_error& e) {
+        // Not e.what(): it quotes the text last read, which may be a secret.
+        if (why) *why = "not valid JSON (at byte " + std::to_string(e.byte) + ")";
     } catch (const json::exception& e) {
         if (why) *why = std::string("not valid JSON: ") + e.what();
     } catch (const bad_config& e) {

@@ -34,6 +34,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "auth/secret.h"
@@ -122,7 +123,7 @@ struct engine_config {
 result<void> check_host_key(const host_key_config& k, std::string* why);
 
 // Parses the JSON text; on error returns EINVAL and a sentence in `why`.
-result<engine_config> parse_config(const std::string& json_text, std::string* why);
+result<engine_config> parse_config(std::string_view json_text, std::string* why);
 // The JSON text parse_config() reads back (sizes as numbers of bytes).
 std::string to_json_text(const engine_config& c);
 // "1GiB", "512MiB", "4096", "10G" -> bytes.

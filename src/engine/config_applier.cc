@@ -206,7 +206,9 @@ void config_applier::apply_host_keys(const engine_config& cfg, std::vector<std::
     for (auto& k : cfg.host_keys) {
         std::string why;
         if (!check_host_key(k, &why)) {
+            // Fail closed: a secret that was in force stays in force.
             problems.push_back(why);
+            if (host_keys_.count(k.host)) now.insert(k.host);
             continue;
         }
         auto a = std::make_shared<nvmf::host_auth>();

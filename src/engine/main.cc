@@ -19,6 +19,7 @@
 #include <sstream>
 #include <string>
 
+#include "auth/secret.h"
 #include "bdev/bdev.h"
 #include "engine/api_server.h"
 #include "engine/config.h"
@@ -82,14 +83,13 @@ std::optional<std::pair<uint16_t, uint16_t>> parse_cntlid_range(const std::strin
 result<engine::engine_config> build_config(const options& o, std::string* why) {
     engine::engine_config cfg;
     if (!o.config_path.empty()) {
-        std::ifstream in(o.config_path);
-        if (!in) {
-            *why = o.config_path + ": cannot read";
-            return error{ENOENT};
+        // Read into wiped memory: the file may hold host secrets.
+        auto text = auth::read_file_wiped(o.config_path, 64u << 20);
+        if (!text) {
+            *why = o.config_path + ": cannot read: " + text.err().message();
+            return text.err();
         }
-        std::string text{std::istreambuf_iterator<char>(in), {}};  // one copy, wiped below
-        auto parsed = engine::parse_config(text, why);
-        OPENSSL_cleanse(text.data(), text.size());  // it may hold host secrets
+        auto parsed = engine::parse_config(text->view(), why);
         if (!parsed) {
             *why = o.config_path + ": " + *why;
             return parsed.err();

@@ -14,6 +14,7 @@
 #include <iterator>
 #include <sstream>
 
+#include "auth/secret.h"
 #include "bdev/uring/uring_bdev.h"
 #include "engine/api_status.h"
 #include "runtime/foreign_call.h"
@@ -146,15 +147,14 @@ result<void> manager::load_state(std::string* why) {
                "; it lists the pools and shares this engine was asked to serve";
         return error{EUCLEAN};
     }
-    std::ifstream in(state_path_);
-    if (!in) {
-        *why = state_path_ +
-               ": cannot be opened; it lists the pools and shares this engine was asked to serve";
+    // Read into wiped memory: the state holds host secrets.
+    auto text = auth::read_file_wiped(state_path_, 256u << 20);
+    if (!text) {
+        *why = state_path_ + ": cannot be read (" + text.err().message() +
+               "); it lists the pools and shares this engine was asked to serve";
         return error{EUCLEAN};
     }
-    std::string text{std::istreambuf_iterator<char>(in), {}};  // one copy, wiped below
-    auto parsed = parse_config(text, why);
-    OPENSSL_cleanse(text.data(), text.size());  // it may hold host secrets
+    auto parsed = parse_config(text->view(), why);
     if (!parsed) {
         *why = state_path_ + " cannot be read (" + *why +
                "); it lists the pools and shares this engine was asked to serve: repair it, or "

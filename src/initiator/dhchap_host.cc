@@ -17,6 +17,28 @@ result<std::vector<uint8_t>> refuse(std::string* why, std::string s, int code = 
     return error{code};
 }
 
+// A controller's Failure1: its reason as an error (see dhchap_host.h) and a
+// sentence.
+error failure1_error(std::span<const uint8_t> msg, std::string* why) {
+    uint8_t r = msg[7];
+    int code = r == uint8_t(failure::failed) ? EACCES
+               : r >= uint8_t(failure::not_usable) && r <= uint8_t(failure::dhgroup_unusable)
+                   ? ENOPROTOOPT
+                   : EPROTO;
+    static const char* const names[] = {"?",
+                                        "the response was wrong",
+                                        "authentication is not usable with this host",
+                                        "secure channel concatenation mismatch",
+                                        "no hash function in common",
+                                        "no DH group in common",
+                                        "incorrect payload",
+                                        "incorrect message"};
+    if (why)
+        *why = fmt::format("the controller refused the authentication (reason {}: {})", unsigned(r),
+                           names[r < 8 ? r : 0]);
+    return error{code};
+}
+
 }  // namespace
 
 dhchap_host::dhchap_host(dhchap_host_options opt, std::string hostnqn, std::string subnqn,
@@ -50,10 +72,7 @@ std::vector<uint8_t> dhchap_host::negotiate() const {
 
 result<std::vector<uint8_t>> dhchap_host::reply(std::span<const uint8_t> msg, std::string* why) {
     if (msg.size() >= sizeof(nvme::auth::failure_message) && msg[1] == uint8_t(message::failure1))
-        return refuse(
-            why,
-            fmt::format("the controller refused the authentication (reason {})", unsigned(msg[7])),
-            EACCES);
+        return failure1_error(msg, why);
     nvme::auth::challenge_header h;
     if (msg.size() < sizeof h) return refuse(why, "short DH-HMAC-CHAP challenge");
     std::memcpy(&h, msg.data(), sizeof h);
@@ -113,9 +132,7 @@ result<bool> dhchap_host::success1(std::span<const uint8_t> msg, std::string* wh
         return error{code};
     };
     if (msg.size() >= sizeof(nvme::auth::failure_message) && msg[1] == uint8_t(message::failure1))
-        return bad(
-            fmt::format("the controller refused the authentication (reason {})", unsigned(msg[7])),
-            EACCES);
+        return failure1_error(msg, why);
     nvme::auth::success1_header h;
     if (msg.size() < sizeof h) return bad("short DH-HMAC-CHAP success message");
     std::memcpy(&h, msg.data(), sizeof h);

@@ -33,10 +33,14 @@ class dhchap_host {
     dhchap_host(dhchap_host_options opt, std::string hostnqn, std::string subnqn, uint16_t t_id);
 
     std::vector<uint8_t> negotiate() const;
-    // A Challenge (or the controller's Failure1: an error naming its reason).
+    // A Challenge. Errors (with a sentence in `why`): the controller's
+    // Failure1 as EACCES (a wrong response: the secret), ENOPROTOOPT (no
+    // usable hash or DH group, or authentication not usable), EPROTO (it
+    // took our message as malformed); EPROTO for a malformed challenge.
     result<std::vector<uint8_t>> reply(std::span<const uint8_t> challenge, std::string* why);
     // Success1: true when success2() must follow (the controller proved
-    // itself); EACCES when its response is wrong (send failure2()).
+    // itself); EACCES when its response is wrong or missing (send
+    // failure2()); a Failure1 as for reply().
     result<bool> success1(std::span<const uint8_t> msg, std::string* why);
     std::vector<uint8_t> success2() const;
     std::vector<uint8_t> failure2(nvme::auth::failure why) const;

@@ -10,6 +10,7 @@
 #include "bdev/iov.h"
 #include "nvme/fabrics.h"
 #include "nvmf/tcp/rx_buffer.h"
+#include "runtime/foreign_call.h"
 #include "runtime/reactor.h"
 #include "runtime/uring_op.h"
 
@@ -302,6 +303,15 @@ task<result<void>> queue::auth_command(bool send, std::span<uint8_t> data) {
     co_return result<void>{};
 }
 
+namespace {
+// dhchap_host's errors as connect's (queue.h).
+error auth_error(error e) {
+    if (e.code == EACCES) return error{EKEYREJECTED};
+    if (e.code == ENOPROTOOPT) return e;
+    return error{EPROTO};
+}
+}  // namespace
+
 task<result<void>> queue::authenticate() {
     if (!opt_.dhchap) {
         spdlog::warn(
@@ -322,10 +332,20 @@ task<result<void>> queue::authenticate() {
     std::vector<uint8_t> buf(4096);
     r = co_await auth_command(false, buf);
     if (!r) co_return r.err();
-    auto reply = h.reply(buf, &why);
+    // Its Diffie-Hellman computation (up to ~0.1 s) runs off the reactor.
+    std::optional<result<std::vector<uint8_t>>> made;
+    co_await in_thread([&] {
+        try {
+            made.emplace(h.reply(buf, &why));
+        } catch (const std::exception& e) {  // OpenSSL failed us
+            why = e.what();
+            made.emplace(error{EPROTO});
+        }
+    });
+    auto& reply = *made;
     if (!reply) {
         fail(why);
-        co_return reply.err().code == EACCES ? error{EKEYREJECTED} : error{EPROTO};
+        co_return auth_error(reply.err());
     }
     r = co_await auth_command(true, *reply);
     if (!r) co_return r.err();
@@ -339,7 +359,7 @@ task<result<void>> queue::authenticate() {
             auto f2 = h.failure2(nvme::auth::failure::failed);
             (void)co_await auth_command(true, f2);
         }
-        co_return more.err().code == EACCES ? error{EKEYREJECTED} : error{EPROTO};
+        co_return auth_error(more.err());
     }
     if (*more) {
         auto s2 = h.success2();

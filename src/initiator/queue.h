@@ -99,7 +99,8 @@ class queue {
     // belongs to the calling reactor from then on. Errors: the connect's
     // errno, EACCES (host not allowed), ENOKEY (authentication required and
     // no secret), EKEYREJECTED (authentication failed either way: a wrong
-    // secret, or a controller that did not prove itself), EPROTONOSUPPORT (a
+    // secret, or a controller that did not prove itself), ENOPROTOOPT (no
+    // hash function or DH group in common), EPROTONOSUPPORT (a
     // secure channel required), EINVAL (Connect Invalid Parameters: unknown
     // subsystem, controller or queue), EBUSY, EPROTO, ETIMEDOUT.
     static task<result<std::unique_ptr<queue>>> connect(queue_options opt);

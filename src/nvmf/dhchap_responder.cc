@@ -36,9 +36,12 @@ uint16_t le16(const uint8_t* p) {
 
 }  // namespace
 
-dhchap_responder::dhchap_responder(std::shared_ptr<const host_auth> cfg, std::string hostnqn,
-                                   std::string subnqn, uint16_t qid)
-    : cfg_(std::move(cfg)), hostnqn_(std::move(hostnqn)), subnqn_(std::move(subnqn)), qid_(qid) {}
+dhchap_responder::dhchap_responder(config_source source, std::string hostnqn, std::string subnqn,
+                                   uint16_t qid)
+    : source_(std::move(source)),
+      hostnqn_(std::move(hostnqn)),
+      subnqn_(std::move(subnqn)),
+      qid_(qid) {}
 
 std::string dhchap_responder::describe() const {
     return fmt::format("{}, {}{}", auth::hash_name(hash_), auth::dh_group_name(group_),
@@ -57,12 +60,6 @@ void dhchap_responder::execute(request& r) {
         return r.set(sc::success);
     }
     receive(r);
-}
-
-bool dhchap_responder::starts_transaction(const request& r) {
-    return nvme::fctype_of(r.cmd) == uint8_t(nvme::fabrics_type::authentication_send) &&
-           r.data_len >= 2 && r.data.data()[0] == std::byte(nvme::auth::auth_type::common) &&
-           r.data.data()[1] == std::byte(message::negotiate);
 }
 
 void dhchap_responder::reset() {
@@ -91,11 +88,16 @@ void dhchap_responder::fail_now(failure why) {
 void dhchap_responder::send(std::span<const uint8_t> p) {
     if (failed_) return;
     if (p.size() < sizeof(nvme::auth::failure_message)) return fail_now(failure::incorrect_payload);
+    // Owed a Failure1: the host reads it before anything else.
+    if (step_ == step::failure1) return fail_now(failure::incorrect_message);
     uint8_t type = p[0], id = p[1];
     if (type == uint8_t(nvme::auth::auth_type::common) && id == uint8_t(message::negotiate)) {
-        // A new transaction (the first, or re-authentication).
+        // A new transaction (the first, or re-authentication), with the
+        // host's secrets as they are now.
         reset();
         bidirectional_ = false;
+        t_id_ = uint16_t(p[4] | p[5] << 8);  // for a Failure1 even to a short Negotiate
+        cfg_ = source_ ? source_() : nullptr;
         failure f = negotiate(p);
         if (f == failure{}) {
             step_ = step::challenge;
@@ -180,6 +182,7 @@ failure dhchap_responder::negotiate(std::span<const uint8_t> p) {
 }
 
 failure dhchap_responder::reply(std::span<const uint8_t> p) {
+    if (!cfg_) return failure::not_usable;
     nvme::auth::reply_header h;
     if (p.size() < sizeof h) return failure::incorrect_payload;
     std::memcpy(&h, p.data(), sizeof h);
@@ -280,7 +283,7 @@ void dhchap_responder::receive(request& r) {
             h.t_id = t_id_;
             h.hl = uint8_t(hl);
             if (bidirectional_) {
-                if (!cfg_->ctrl_key) {
+                if (!cfg_ || !cfg_->ctrl_key) {
                     spdlog::warn(
                         "{}: authentication on queue {} of {} failed: the host asked the "
                         "controller to authenticate, and it has no controller secret for this host",

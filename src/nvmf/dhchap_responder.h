@@ -12,15 +12,18 @@
 //
 // The queue is authenticated after a good Reply (or after Success2 when the
 // host asked for R2). A bad message ends the transaction: a Failure1 for the
-// host's next Receive, or at once for a message out of order (Failure2, as
-// Linux nvmet does); either way failed() turns true and the transport ends
-// the connection once this command's answer is out. A new Negotiate starts
-// the transaction over (re-authentication on a live queue).
+// host's next Receive (any other message meanwhile ends it at once), or at
+// once for a message out of order (Failure2, as Linux nvmet does); either
+// way failed() turns true and the transport ends the connection once this
+// command's answer is out. A new Negotiate on a queue whose transaction
+// ended well starts another (re-authentication on a live queue).
 //
-// Pure: no I/O, one reactor. Secrets live in wiped memory and are never
-// logged.
+// Pure: no I/O; one command at a time (any thread). Secrets live in wiped
+// memory and are never logged.
 #pragma once
 
+#include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -34,24 +37,28 @@ namespace weft::nvmf {
 
 class dhchap_responder {
   public:
-    // `cfg` null: the host has no secret here; any transaction it starts
-    // fails (not usable).
-    dhchap_responder(std::shared_ptr<const host_auth> cfg, std::string hostnqn, std::string subnqn,
-                     uint16_t qid);
+    // Where a transaction's secrets come from: called when a Negotiate starts
+    // one (the first, or re-authentication with the host's secret as it is
+    // then), on the calling thread. Null: the host has no secret here; the
+    // transaction fails (not usable).
+    using config_source = std::function<std::shared_ptr<const host_auth>()>;
+    dhchap_responder(config_source source, std::string hostnqn, std::string subnqn, uint16_t qid);
 
     // An Authentication Send (its payload in r.data) or Receive (the answer
     // written to r.data); sets r's status.
     void execute(request& r);
-    // The secrets for transactions started from now on (re-authentication
-    // after the host's secret changed).
-    void set_config(std::shared_ptr<const host_auth> cfg) { cfg_ = std::move(cfg); }
-    // Whether `r` is an Authentication Send of a Negotiate: a transaction starts.
-    static bool starts_transaction(const request& r);
+    // Whether the next message costs a Diffie-Hellman computation (up to
+    // ~0.1 s for ffdhe8192): the transport then runs execute() off its
+    // reactor. execute() is not reentrant: one command at a time.
+    bool next_is_costly() const {
+        return group_ != auth::dh_group::null && (step_ == step::challenge || step_ == step::reply);
+    }
 
-    bool authenticated() const { return authenticated_; }
+    // Any thread (the transport reads them while a costly message runs).
+    bool authenticated() const { return authenticated_.load(std::memory_order_acquire); }
+    bool failed() const { return failed_.load(std::memory_order_acquire); }
     // Transactions that ended authenticated (re-authentication counts).
     unsigned successes() const { return successes_; }
-    bool failed() const { return failed_; }
     // For the log: "sha256, ffdhe2048, bidirectional".
     std::string describe() const;
 
@@ -73,7 +80,8 @@ class dhchap_responder {
     void fail_now(nvme::auth::failure why);   // Failure2: the transaction is over
     void reset();
 
-    std::shared_ptr<const host_auth> cfg_;
+    config_source source_;
+    std::shared_ptr<const host_auth> cfg_;  // the transaction's
     const std::string hostnqn_, subnqn_;
     const uint16_t qid_;
 
@@ -85,9 +93,9 @@ class dhchap_responder {
     auth::secret_bytes c1_, c2_, session_key_;
     std::optional<auth::dh_key> dh_;
     nvme::auth::failure why_ = nvme::auth::failure::failed;
-    bool authenticated_ = false;
+    std::atomic<bool> authenticated_{false};
     unsigned successes_ = 0;
-    bool failed_ = false;
+    std::atomic<bool> failed_{false};
     bool bidirectional_ = false;
 };
 

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "nvme/fabrics.h"
+#include "runtime/foreign_call.h"
 #include "runtime/reactor.h"
 #include "runtime/uring_op.h"
 
@@ -428,7 +429,7 @@ task<void> tcp_queue::dispatch(command* c) {
     }
     if (fabrics && (nvme::fctype_of(cmd) == uint8_t(nvme::fabrics_type::authentication_send) ||
                     nvme::fctype_of(cmd) == uint8_t(nvme::fabrics_type::authentication_receive))) {
-        authenticate(c->req);
+        co_await authenticate(c->req);
         co_return;
     }
     if (auth_ && !auth_->authenticated()) {
@@ -505,8 +506,8 @@ task<void> tcp_queue::connect(command* c) {
     // with the secrets its controller took at the admin queue's Connect.
     if (ss->kind() == subsystem_kind::nvm) {
         if (cc.qid == 0) ctrl->set_host_auth(target_.find_host_auth(hostnqn));
-        if (auto a = ctrl->host_auth_config()) {
-            auth_ = std::make_unique<dhchap_responder>(std::move(a), hostnqn, subnqn, cc.qid);
+        if (ctrl->host_auth_config()) {
+            auth_ = make_responder(ctrl, hostnqn, subnqn, cc.qid);
             r.cpl.dw0 |= nvme::auth::connect_authreq_atr;
         }
     }
@@ -527,21 +528,52 @@ task<void> tcp_queue::connect(command* c) {
                  sq_flow_disabled_ ? ", SQ flow control off" : "", here);
 }
 
-void tcp_queue::authenticate(request& r) {
+std::unique_ptr<dhchap_responder> tcp_queue::make_responder(std::shared_ptr<controller> ctrl,
+                                                            const std::string& hostnqn,
+                                                            const std::string& subnqn,
+                                                            uint16_t qid) {
+    // Each transaction takes the controller's secrets; the admin queue's
+    // renews them from the target's (a rotated secret), as nvmet does: a
+    // host re-authenticates its admin queue first, then its I/O queues.
+    // Called on this queue's reactor, when a Negotiate comes.
+    std::weak_ptr<controller> weak = ctrl;
+    target* tgt = &target_;
+    auto source = [tgt, weak, hostnqn, qid]() -> std::shared_ptr<const host_auth> {
+        auto c = weak.lock();
+        if (!c) return nullptr;
+        if (qid == 0) c->set_host_auth(tgt->find_host_auth(hostnqn));
+        return c->host_auth_config();
+    };
+    return std::make_unique<dhchap_responder>(std::move(source), hostnqn, subnqn, qid);
+}
+
+task<void> tcp_queue::authenticate(request& r) {
+    if (auth_busy_) {
+        // A host runs one authentication message at a time.
+        r.set(sc::command_sequence_error);
+        co_return;
+    }
     if (!auth_) {
         // The host has no secret here: its transaction fails (not usable).
         auth_ = std::make_unique<dhchap_responder>(nullptr, ctrl_->hostnqn(), ctrl_->subsys().nqn(),
                                                    qid_);
     }
     unsigned before = auth_->successes();
-    if (qid_ == 0 && before > 0 && dhchap_responder::starts_transaction(r)) {
-        // Re-authentication of the admin queue takes the host's secret as it
-        // is now (a rotated one), for the controller's queues from then on.
-        auto now = target_.find_host_auth(ctrl_->hostnqn());
-        ctrl_->set_host_auth(now);
-        auth_->set_config(std::move(now));
+    auth_busy_ = true;
+    try {
+        // A DH computation would stall every queue of this reactor: it runs
+        // on a thread of its own (the queue waits; the others go on).
+        if (auth_->next_is_costly()) {
+            dhchap_responder* a = auth_.get();
+            co_await in_thread([a, &r] { a->execute(r); });
+        } else {
+            auth_->execute(r);
+        }
+    } catch (const std::exception& e) {
+        spdlog::error("{}: authentication on queue {}: {}", ctrl_->hostnqn(), qid_, e.what());
+        r.set(sc::internal_error);
     }
-    auth_->execute(r);
+    auth_busy_ = false;
     if (auth_->successes() != before)
         spdlog::log(qid_ == 0 ? spdlog::level::info : spdlog::level::debug,
                     "{} {} on queue {} of controller {} ({})", ctrl_->hostnqn(),

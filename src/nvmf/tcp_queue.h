@@ -61,7 +61,10 @@ class tcp_queue : public queue_link, public std::enable_shared_from_this<tcp_que
     task<void> run_command(command* c);
     task<void> connect(command* c);
     task<void> dispatch(command* c);
-    void authenticate(request& r);  // Authentication Send / Receive
+    task<void> authenticate(request& r);  // Authentication Send / Receive
+    std::unique_ptr<dhchap_responder> make_responder(std::shared_ptr<controller> ctrl,
+                                                     const std::string& hostnqn,
+                                                     const std::string& subnqn, uint16_t qid);
     // Queues the response; returns the send generation to wait for before
     // the command's data may be freed (0: nothing to wait for).
     task<uint64_t> respond(command* c);
@@ -111,6 +114,7 @@ class tcp_queue : public queue_link, public std::enable_shared_from_this<tcp_que
     // DH-HMAC-CHAP, when the host has a secret here: until it authenticates,
     // the queue takes nothing but Authentication Send/Receive.
     std::unique_ptr<dhchap_responder> auth_;
+    bool auth_busy_ = false;  // an Authentication command is executing
 
     // Commands in flight: slot index = transfer tag.
     std::vector<std::unique_ptr<command>> slots_;

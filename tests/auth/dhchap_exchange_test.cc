@@ -44,7 +44,7 @@ nvmf::request command(nvme::fabrics_type t, size_t len, uint8_t secp = nvme::aut
 struct controller_side {
     nvmf::dhchap_responder resp;
     explicit controller_side(std::shared_ptr<const nvmf::host_auth> cfg, uint16_t qid = 0)
-        : resp(std::move(cfg), hostnqn, subnqn, qid) {}
+        : resp([cfg] { return cfg; }, hostnqn, subnqn, qid) {}
     nvme::status send(std::span<const uint8_t> msg) {
         auto r = command(nvme::fabrics_type::authentication_send, msg.size());
         std::memcpy(r.data.data(), msg.data(), msg.size());
@@ -321,6 +321,54 @@ TEST(DhchapExchange, ReauthenticationStartsOver) {
     auto o = run(c, wrong);
     EXPECT_FALSE(o.authenticated);
     EXPECT_TRUE(o.failed);
+}
+
+TEST(DhchapExchange, EachTransactionTakesTheSecretsAsTheyAreThen) {
+    auto k1 = key(), k2 = key(hash_id::sha384);
+    std::shared_ptr<const nvmf::host_auth> now = target_cfg(k1);
+    nvmf::dhchap_responder resp([&now] { return now; }, hostnqn, subnqn, 0);
+    auto run_with = [&](const auth::dhchap_key& k) {
+        initiator::dhchap_host h({k, {}, {}, {}}, hostnqn, subnqn, 1);
+        auto send = [&](std::span<const uint8_t> m) {
+            auto r = command(nvme::fabrics_type::authentication_send, m.size());
+            std::memcpy(r.data.data(), m.data(), m.size());
+            resp.execute(r);
+        };
+        auto receive = [&] {
+            auto r = command(nvme::fabrics_type::authentication_receive, 4096);
+            resp.execute(r);
+            auto* p = reinterpret_cast<const uint8_t*>(r.data.data());
+            return std::vector<uint8_t>(p, p + 4096);
+        };
+        send(h.negotiate());
+        auto reply = h.reply(receive(), nullptr);
+        if (reply) send(*reply);
+        (void)receive();
+        return resp.successes();
+    };
+    EXPECT_EQ(run_with(k1), 1u);
+    // The secret is rotated: re-authentication with the new one passes...
+    now = target_cfg(k2);
+    EXPECT_EQ(run_with(k2), 2u);
+    EXPECT_TRUE(resp.authenticated());
+    // ... and the host's secret is removed: the next transaction fails.
+    now = nullptr;
+    EXPECT_EQ(run_with(k2), 2u);
+    EXPECT_TRUE(resp.failed());
+}
+
+TEST(DhchapExchange, AFailureIsReadBeforeAnythingElse) {
+    auto hk = key();
+    controller_side c(target_cfg(hk));
+    initiator::dhchap_host wrong({key(), {}, {}, {}}, hostnqn, subnqn, 1);
+    ASSERT_TRUE(c.send(wrong.negotiate()).ok());
+    c.send(wrong.reply(c.receive(), nullptr).value());
+    EXPECT_FALSE(c.resp.failed());  // a Failure1 is owed
+    // Trying again on the same queue instead of reading it ends the queue.
+    initiator::dhchap_host right({hk, {}, {}, {}}, hostnqn, subnqn, 2);
+    c.send(right.negotiate());
+    EXPECT_TRUE(c.resp.failed());
+    EXPECT_FALSE(c.resp.authenticated());
 }
 
 TEST(DhchapExchange, CommandFieldsAreChecked) {
