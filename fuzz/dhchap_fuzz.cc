@@ -58,7 +58,7 @@ nvmf::request command(bool send, std::span<const uint8_t> data, size_t len) {
         r.data = buffer_pool::local().get(len);
         r.data_len = uint32_t(len);
         std::memset(r.data.data(), 0, len);
-        std::memcpy(r.data.data(), data.data(), std::min(len, data.size()));
+        if (!data.empty()) std::memcpy(r.data.data(), data.data(), std::min(len, data.size()));
     }
     return r;
 }

@@ -19,6 +19,7 @@
 #include <sstream>
 #include <string>
 
+#include "auth/dhchap_key.h"
 #include "auth/secret.h"
 #include "bdev/bdev.h"
 #include "engine/api_server.h"
@@ -61,6 +62,7 @@ struct options {
     std::string api_listen = "127.0.0.1:10124";
     std::string metrics_listen = "127.0.0.1:9502";
     std::string host_nqn;
+    std::string dhchap_secret_file, dhchap_ctrl_secret_file;
     std::string control;  // http://HOST:PORT of weft-control
     std::string node_id;
     std::vector<std::string> node_labels;  // KEY=VALUE
@@ -77,6 +79,36 @@ std::optional<std::pair<uint16_t, uint16_t>> parse_cntlid_range(const std::strin
         hi > 0xffef || lo > hi)
         return std::nullopt;
     return std::pair{uint16_t(lo), uint16_t(hi)};
+}
+
+// The engine's own DH-HMAC-CHAP secrets as a host (remote nexus children).
+std::shared_ptr<const initiator::dhchap_host_options> load_dhchap_secrets(const options& o,
+                                                                          std::string* why) {
+    auto read = [&](const std::string& path, auth::dhchap_key* out) {
+        auto text = auth::read_file_wiped(path, 4096);
+        if (!text) {
+            *why = path + ": cannot read: " + text.err().message();
+            return false;
+        }
+        std::string w;
+        auto k = auth::parse_dhchap_key(text->view(), &w);
+        if (!k) {
+            *why = path + ": " + w;
+            return false;
+        }
+        *out = std::move(k.value());
+        struct stat st {};
+        if (::stat(path.c_str(), &st) == 0 && (st.st_mode & 077))
+            spdlog::warn("{} holds a secret and can be read by other users: chmod 600 it", path);
+        return true;
+    };
+    auto d = std::make_shared<initiator::dhchap_host_options>();
+    if (!read(o.dhchap_secret_file, &d->key)) return nullptr;
+    if (!o.dhchap_ctrl_secret_file.empty()) {
+        d->ctrl_key.emplace();
+        if (!read(o.dhchap_ctrl_secret_file, &*d->ctrl_key)) return nullptr;
+    }
+    return d;
 }
 
 // Builds the engine's configuration from the file and the flags.
@@ -265,7 +297,22 @@ task<int> serve(runtime& rt, const engine::engine_config& cfg, const options& o,
         spdlog::error("host NQN: {}", why);
         co_return 1;
     }
-    spdlog::info("weft-engine: host NQN {} (for remote nexus children)", host.value().nqn);
+    if (!o.dhchap_ctrl_secret_file.empty() && o.dhchap_secret_file.empty()) {
+        spdlog::error(
+            "--dhchap-ctrl-secret-file needs --dhchap-secret-file (the engine, as a "
+            "host, authenticates first)");
+        co_return 1;
+    }
+    if (!o.dhchap_secret_file.empty()) {
+        auto d = load_dhchap_secrets(o, &why);
+        if (!d) {
+            spdlog::error("{}", why);
+            co_return 1;
+        }
+        host.value().dhchap = std::move(d);
+    }
+    spdlog::info("weft-engine: host NQN {} (for remote nexus children{})", host.value().nqn,
+                 host.value().dhchap ? "; it authenticates with DH-HMAC-CHAP where asked" : "");
     mgr.set_host(host.value());
     if (!mgr.load_state(&why)) {
         spdlog::error("{}", why);
@@ -407,6 +454,12 @@ int main(int argc, char** argv) {
                    "the NQN this engine connects to other engines with (a nexus's remote "
                    "children allow it on their shares); default: kept in --data-dir/host-nqn, "
                    "made on first start");
+    app.add_option("--dhchap-secret-file", o.dhchap_secret_file,
+                   "file holding this engine's DH-HMAC-CHAP secret as a host (DHHC-1:..:, mode "
+                   "0600), for remote nexus children on engines that require it to authenticate");
+    app.add_option("--dhchap-ctrl-secret-file", o.dhchap_ctrl_secret_file,
+                   "file holding the secret remote engines must prove they hold (bidirectional "
+                   "authentication of nexus children); needs --dhchap-secret-file");
     app.add_option("--demo-size", o.demo_size, "size of the demo volume (created on first start)")
         ->capture_default_str();
     app.add_option("--allow-host", o.allow_hosts,

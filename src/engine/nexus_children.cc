@@ -125,6 +125,7 @@ nexus::child_factory make_child_factory(child_sources src, std::chrono::millisec
         nexus::nvmf_child_options o;
         o.hostnqn = src.host.nqn;
         o.hostid = src.host.id;
+        o.dhchap = src.host.dhchap;
         o.io_timeout = io_timeout;
         return nexus::make_nvmf_child(u.value(), o);
     };

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "bdev/error/error_bdev.h"
+#include "initiator/dhchap_host.h"
 #include "initiator/queue.h"
 #include "nexus/child_device.h"
 #include "pool/pool.h"
@@ -19,6 +20,8 @@ namespace weft::engine {
 struct host_identity {
     std::string nqn;
     initiator::host_id id{};
+    // Its DH-HMAC-CHAP secrets, for remote children that require them.
+    std::shared_ptr<const initiator::dhchap_host_options> dhchap;
 };
 
 // The engine's host NQN: `flag` when given, else the one kept in

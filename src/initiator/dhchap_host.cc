@@ -133,6 +133,9 @@ result<bool> dhchap_host::success1(std::span<const uint8_t> msg, std::string* wh
     };
     if (msg.size() >= sizeof(nvme::auth::failure_message) && msg[1] == uint8_t(message::failure1))
         return failure1_error(msg, why);
+    // Only after reply() has answered a challenge (the fuzzer's find).
+    if (hash_ == auth::hash_id::none)
+        return bad("a DH-HMAC-CHAP success message before any challenge");
     nvme::auth::success1_header h;
     if (msg.size() < sizeof h) return bad("short DH-HMAC-CHAP success message");
     std::memcpy(&h, msg.data(), sizeof h);

@@ -41,6 +41,7 @@ class nvmf_child final : public child_device {
         co.address = addr.value();
         co.subnqn = u_.nqn;
         co.hostnqn = o_.hostnqn;
+        co.dhchap = o_.dhchap;
         co.hostid = o_.hostid;
         unsigned n = reactor::local().rt_or_null() ? reactor::local().rt().size() : 1;
         co.io_queues = n;
@@ -65,6 +66,18 @@ class nvmf_child final : public child_device {
                     uri_, o_.hostnqn);
             else if (e == EINVAL)
                 *why = fmt::format("{}: the target has no subsystem {}", uri_, u_.nqn);
+            else if (e == ENOKEY)
+                *why = fmt::format(
+                    "{}: the target requires this engine (host {}) to authenticate "
+                    "(DH-HMAC-CHAP): start it with --dhchap-secret-file",
+                    uri_, o_.hostnqn);
+            else if (e == EKEYREJECTED || e == ENOPROTOOPT)
+                *why = fmt::format(
+                    "{}: authentication (DH-HMAC-CHAP) of this engine (host {}) failed: the "
+                    "target refused its secret{}",
+                    uri_, o_.hostnqn,
+                    e == ENOPROTOOPT ? " (no hash function or DH group in common)"
+                                     : ", or could not prove it holds the controller secret");
             else
                 *why = fmt::format("{}: {}", uri_, error{e}.message());
             co_return c.err();

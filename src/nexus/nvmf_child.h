@@ -21,6 +21,8 @@ struct nvmf_child_options {
     initiator::host_id hostid{};
     std::chrono::milliseconds io_timeout{5000};
     uint16_t queue_depth = 128;
+    // DH-HMAC-CHAP secrets for a remote engine that requires them.
+    std::shared_ptr<const initiator::dhchap_host_options> dhchap;
 };
 
 std::unique_ptr<child_device> make_nvmf_child(child_uri u, nvmf_child_options o);

@@ -12,6 +12,9 @@
 #              for usage; nothing left behind
 #   remote     a second engine holds a child over NVMe/TCP; it is killed and
 #              restarted: the nexus goes on, then rebuilds the child by itself
+#   remote_auth the second engine requires DH-HMAC-CHAP (bidirectional) from
+#              the first's host NQN, which holds the secrets: the nexus is made
+#              and serves; with another secret required, a new one is refused
 # A wrong answer the engine gives where the rest of the case can go on is
 # recorded (`wrong`) and fails the case at its end, so that one such bug
 # does not hide the checks after it.
@@ -541,6 +544,58 @@ case "$case_name" in
     ok nexus destroy "$uuid"
     ok nexus label "$remote" --json
     jqe '.present and .clean and .nexus_uuid == $u' --arg u "$uuid"
+    ;;
+
+  remote_auth)
+    # Engine 1 holds DH-HMAC-CHAP secrets as a host; engine 2 requires them
+    # (bidirectional) from engine 1's host NQN for its shares.
+    for k in host ctrl other; do
+      timeout 10 "$weft" key gen-dhchap --hmac sha256 -o "$data/$k.key" >/dev/null ||
+        fail "weft key gen-dhchap"
+    done
+    start --dhchap-secret-file "$data/host.key" --dhchap-ctrl-secret-file "$data/ctrl.key"
+    grep -q "it authenticates with DH-HMAC-CHAP where asked" "$data/engine.log" ||
+      fail "engine 1 does not say it holds a secret"
+    host1=$(cat "$data/host-nqn")
+    data2=$data/engine2
+    mkdir -p "$data2"
+    start_engine2
+    ok listener add 127.0.0.1:0 --api "$api2" --json
+    port2=$(jq -r .address <<<"$out" | sed 's/.*://')
+    ok pool create q "$data2/q.img" --size 128MiB --cluster-size 1MiB --api "$api2"
+    ok volume create q r 40MiB --api "$api2"
+    ok volume create q r2 40MiB --api "$api2"
+    ok volume share q r --host "$host1" --api "$api2" --json
+    remote=nvmf://127.0.0.1:$port2/$(jq -r .nqn <<<"$out")
+    ok volume share q r2 --host "$host1" --api "$api2" --json
+    remote2=nvmf://127.0.0.1:$port2/$(jq -r .nqn <<<"$out")
+    ok host-key set "$host1" --key-file "$data/host.key" --ctrl-key-file "$data/ctrl.key" --api "$api2"
+    make_pool
+    volumes 40MiB a b
+    ok nexus create --size 32MiB --child pool://p/a --child "$remote" --minority-policy proceed --json
+    jqe '.state == "online" and all(.children[]; .state == "online")'
+    uuid=$(jq -r .uuid <<<"$out")
+    ok nexus share "$uuid" --any-host
+    nqn=nqn.2026-11.io.weft:nexus:$uuid
+    rand in1.bin 512
+    put "$nqn" 0 "$data/in1.bin"
+    check "$nqn" 0 "$data/in1.bin"
+    grep -q "$host1 authenticated on queue 0 .*bidirectional" "$data2/engine.log" ||
+      fail "engine 2 did not authenticate engine 1 both ways: $(grep -i auth "$data2/engine.log" | tail -3)"
+    # Engine 2 now wants another secret: a new nexus over its other volume
+    # is refused (the child cannot authenticate), and says why.
+    ok host-key set "$host1" --key-file "$data/other.key" --api "$api2"
+    wf nexus create --size 32MiB --child pool://p/b --child "$remote2" --minority-policy proceed
+    [ "$rc" -ne 0 ] || fail "a nexus over a child whose engine refuses our secret was made: $out"
+    grep -q "authentication (DH-HMAC-CHAP) of this engine" <<<"$err" || wrong "the refusal does not say it is about authentication: $err"
+    # The first nexus's connection, authenticated before, keeps working.
+    check "$nqn" 0 "$data/in1.bin"
+    for f in host ctrl other; do
+      b64=$(cut -d: -f3 <"$data/$f.key")
+      grep -qF "$b64" "$data/engine.log" "$data2/engine.log" && fail "a secret ($f) is in an engine's log"
+    done
+    ok nexus unshare "$uuid"
+    ok nexus destroy "$uuid"
     ;;
 
   *)
