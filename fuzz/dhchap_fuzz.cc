@@ -46,14 +46,7 @@ std::shared_ptr<nvmf::host_auth> config(bool with_dh) {
 
 nvmf::request command(bool send, std::span<const uint8_t> data, size_t len) {
     nvmf::request r;
-    nvme::auth::auth_command c{};
-    c.opcode = uint8_t(nvme::admin_opcode::fabrics);
-    c.fctype = uint8_t(send ? nvme::fabrics_type::authentication_send
-                            : nvme::fabrics_type::authentication_receive);
-    c.secp = nvme::auth::secp_dhchap;
-    c.spsp0 = c.spsp1 = nvme::auth::spsp_dhchap;
-    c.length = uint32_t(len);
-    std::memcpy(&r.cmd, &c, sizeof c);
+    r.cmd = nvme::auth::make_command(send, uint32_t(len));
     if (len) {
         r.data = buffer_pool::local().get(len);
         r.data_len = uint32_t(len);

@@ -280,14 +280,7 @@ task<result<void>> queue::establish() {
 
 task<result<void>> queue::auth_command(bool send, std::span<uint8_t> data) {
     pending p;
-    nvme::auth::auth_command c{};
-    c.opcode = uint8_t(nvme::admin_opcode::fabrics);
-    c.fctype = uint8_t(send ? nvme::fabrics_type::authentication_send
-                            : nvme::fabrics_type::authentication_receive);
-    c.secp = nvme::auth::secp_dhchap;
-    c.spsp0 = c.spsp1 = nvme::auth::spsp_dhchap;
-    c.length = uint32_t(data.size());
-    std::memcpy(&p.cmd, &c, sizeof c);
+    p.cmd = nvme::auth::make_command(send, uint32_t(data.size()));
     p.internal = true;
     iovec iov{data.data(), data.size()};
     (send ? p.out : p.in) = {&iov, 1};

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 #include "nvme/command.h"
 #include "nvme/wire.h"
@@ -38,6 +39,21 @@ WEFT_CHECK_LAYOUT(auth_command, length, 44);
 
 inline constexpr uint8_t secp_dhchap = 0xe9;  // security protocol: DH-HMAC-CHAP
 inline constexpr uint8_t spsp_dhchap = 0x01;  // SPSP0 and SPSP1
+
+// An Authentication Send (`length` bytes of message) or Receive (room for
+// `length` bytes) of DH-HMAC-CHAP; the transport sets the CID and SGL.
+inline command make_command(bool send, uint32_t length) {
+    auth_command c{};
+    c.opcode = uint8_t(admin_opcode::fabrics);
+    c.fctype =
+        uint8_t(send ? fabrics_type::authentication_send : fabrics_type::authentication_receive);
+    c.secp = secp_dhchap;
+    c.spsp0 = c.spsp1 = spsp_dhchap;
+    c.length = length;
+    command cmd;
+    std::memcpy(&cmd, &c, sizeof c);
+    return cmd;
+}
 
 // Connect response dword 0: the controller requires authentication (ATR) or
 // a secure channel (ASCR) before anything else on this queue.

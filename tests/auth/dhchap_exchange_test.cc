@@ -26,13 +26,8 @@ auth::dhchap_key key(hash_id t = hash_id::sha256) {
 
 nvmf::request command(nvme::fabrics_type t, size_t len, uint8_t secp = nvme::auth::secp_dhchap) {
     nvmf::request r;
-    nvme::auth::auth_command c{};
-    c.opcode = uint8_t(nvme::admin_opcode::fabrics);
-    c.fctype = uint8_t(t);
-    c.secp = secp;
-    c.spsp0 = c.spsp1 = nvme::auth::spsp_dhchap;
-    c.length = uint32_t(len);
-    std::memcpy(&r.cmd, &c, sizeof c);
+    r.cmd = nvme::auth::make_command(t == nvme::fabrics_type::authentication_send, uint32_t(len));
+    reinterpret_cast<uint8_t*>(&r.cmd)[offsetof(nvme::auth::auth_command, secp)] = secp;
     if (len) {
         r.data = buffer_pool::local().get(len);
         r.data_len = uint32_t(len);

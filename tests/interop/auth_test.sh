@@ -45,43 +45,10 @@ rm -rf "$WORK"; mkdir -p "$WORK"
 TOTAL_TIMEOUT=${WEFT_INTEROP_TIMEOUT:-420}
 REL=(--release trixie)
 
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
-R_ID=() R_RES=() R_NOTE=()
-record() {
-  R_ID+=("$1") R_RES+=("$2") R_NOTE+=("$3")
-  printf '  %-4s %-26s %s\n' "$2" "$1" "$3"
-}
-summary() {
-  local i ok=1
-  echo
-  echo "==== DH-HMAC-CHAP between weft and the Linux kernel: summary ===="
-  for i in "${!R_ID[@]}"; do
-    printf '%-28s %-5s %s\n' "${R_ID[$i]}" "${R_RES[$i]}" "${R_NOTE[$i]}"
-    [ "${R_RES[$i]}" = PASS ] || ok=0
-  done
-  [ ${#R_ID[@]} -gt 0 ] || ok=0
-  echo "==== $([ $ok = 1 ] && echo PASSED || echo FAILED) ===="
-  [ $ok = 1 ]
-}
-PIDS=() VMPID=
-cleanup() {
-  [ -z "$VMPID" ] || { kill -TERM "$VMPID" 2>/dev/null; wait "$VMPID" 2>/dev/null; }
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-}
-trap cleanup EXIT
-fail_setup() {
-  record "auth/setup" FAIL "$*"
-  summary
-  echo "logs: $WORK"
-  exit 1
-}
-
-# one interop run at a time per machine (2 cores: two TCG VMs would starve)
-KCACHE=${KNVM_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/weft/kernel-nvme-vm}
-mkdir -p "$KCACHE" || exit 2
-exec 9>"$KCACHE/interop-run.lock"
-flock -w "${WEFT_INTEROP_LOCK_WAIT:-600}" 9 || { echo "auth_test: timed out waiting for the interop lock" >&2; exit 1; }
+SUMMARY_TITLE="DH-HMAC-CHAP between weft and the Linux kernel" SETUP_ROW=auth/setup
+# shellcheck source=tests/interop/host_lib.sh
+source "$HERE/host_lib.sh"
+interop_lock auth_test
 "$KNVM" "${REL[@]}" build > "$WORK/harness-build.log" 2>&1 9>&- ||
   fail_setup "kernel-nvme-vm --release trixie build failed: $(tail -1 "$WORK/harness-build.log")"
 

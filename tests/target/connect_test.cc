@@ -536,20 +536,6 @@ TEST(target_discovery, no_io_queues_on_a_discovery_controller) {
 namespace weft::test {
 namespace {
 
-// An Authentication Send (payload `out`) or Receive (into `in`).
-nvme::command auth_cmd(bool send, size_t len) {
-    nvme::auth::auth_command c{};
-    c.opcode = uint8_t(nvme::admin_opcode::fabrics);
-    c.fctype = uint8_t(send ? nvme::fabrics_type::authentication_send
-                            : nvme::fabrics_type::authentication_receive);
-    c.secp = nvme::auth::secp_dhchap;
-    c.spsp0 = c.spsp1 = nvme::auth::spsp_dhchap;
-    c.length = uint32_t(len);
-    nvme::command cmd;
-    std::memcpy(&cmd, &c, sizeof c);
-    return cmd;
-}
-
 TEST(target_auth, queue_gets_nothing_but_authentication_until_it_authenticates) {
     run_with_target([](target_env& t) -> task<void> {
         auto k = std::make_shared<nvmf::host_auth>();
@@ -567,7 +553,7 @@ TEST(target_auth, queue_gets_nothing_but_authentication_until_it_authenticates) 
                       sc::authentication_required);
         // A Receive with no transaction: Failure1, and the connection ends.
         std::vector<std::byte> in(4096);
-        auto r = co_await q.exec(auth_cmd(false, in.size()), {.in = in});
+        auto r = co_await q.exec(nvme::auth::make_command(false, uint32_t(in.size())), {.in = in});
         CO_ASSERT_TRUE(r.ok());
         EXPECT_EQ(uint8_t(in[1]), uint8_t(nvme::auth::message::failure1));
         EXPECT_EQ(co_await q.expect_closed(), outcome::closed);
@@ -598,7 +584,7 @@ TEST(target_auth, a_failed_authentication_ends_the_connection_after_its_answer) 
         std::vector<std::byte> s2(16);
         s2[0] = std::byte(nvme::auth::auth_type::dhchap);
         s2[1] = std::byte(nvme::auth::message::success2);
-        auto r = co_await q.exec(auth_cmd(true, s2.size()), {.out = s2});
+        auto r = co_await q.exec(nvme::auth::make_command(true, uint32_t(s2.size())), {.out = s2});
         EXPECT_TRUE(r.ok()) << r;
         EXPECT_EQ(co_await q.expect_closed(), outcome::closed);
     });
