@@ -37,6 +37,12 @@ secret_string format_dhchap_key(const dhchap_key& k);
 // length, 32 for none).
 result<dhchap_key> generate_dhchap_key(hash_id transform, size_t length = 0);
 
+// A secret from a file ("-": standard input) read into wiped memory and
+// checked; empty with a sentence in `why` (naming `what`, never the secret)
+// on failure. `exposed`: set when the file can be read by other users.
+secret_string read_dhchap_key_file(const std::string& path, const char* what, std::string* why,
+                                   bool* exposed);
+
 // zlib's CRC-32 (reflected 0xEDB88320, inverted in and out).
 uint32_t crc32_ieee(std::span<const uint8_t> data);
 

@@ -84,29 +84,20 @@ std::optional<std::pair<uint16_t, uint16_t>> parse_cntlid_range(const std::strin
 // The engine's own DH-HMAC-CHAP secrets as a host (remote nexus children).
 std::shared_ptr<const initiator::dhchap_host_options> load_dhchap_secrets(const options& o,
                                                                           std::string* why) {
-    auto read = [&](const std::string& path, auth::dhchap_key* out) {
-        auto text = auth::read_file_wiped(path, 4096);
-        if (!text) {
-            *why = path + ": cannot read: " + text.err().message();
-            return false;
-        }
-        std::string w;
-        auto k = auth::parse_dhchap_key(text->view(), &w);
-        if (!k) {
-            *why = path + ": " + w;
-            return false;
-        }
-        *out = std::move(k.value());
-        struct stat st {};
-        if (::stat(path.c_str(), &st) == 0 && (st.st_mode & 077))
+    auto read = [&](const std::string& path, const char* what, auth::dhchap_key* out) {
+        bool exposed = false;
+        auto text = auth::read_dhchap_key_file(path, what, why, &exposed);
+        if (text.empty()) return false;
+        if (exposed)
             spdlog::warn("{} holds a secret and can be read by other users: chmod 600 it", path);
+        *out = auth::parse_dhchap_key(text.view(), nullptr).value();
         return true;
     };
     auto d = std::make_shared<initiator::dhchap_host_options>();
-    if (!read(o.dhchap_secret_file, &d->key)) return nullptr;
+    if (!read(o.dhchap_secret_file, "host secret", &d->key)) return nullptr;
     if (!o.dhchap_ctrl_secret_file.empty()) {
         d->ctrl_key.emplace();
-        if (!read(o.dhchap_ctrl_secret_file, &*d->ctrl_key)) return nullptr;
+        if (!read(o.dhchap_ctrl_secret_file, "controller secret", &*d->ctrl_key)) return nullptr;
     }
     return d;
 }

@@ -75,12 +75,16 @@ void dhchap_responder::fail_next(failure why) {
     step_ = step::failure1;
 }
 
-void dhchap_responder::fail_now(failure why) {
-    why_ = why;
+void dhchap_responder::end_failed() {
     step_ = step::done;
     authenticated_ = false;
     failed_ = true;
     reset();
+}
+
+void dhchap_responder::fail_now(failure why) {
+    why_ = why;
+    end_failed();
     spdlog::warn("{}: authentication on queue {} of {} ended: message out of order ({})", hostnqn_,
                  qid_, subnqn_, unsigned(why));
 }
@@ -96,7 +100,7 @@ void dhchap_responder::send(std::span<const uint8_t> p) {
         // host's secrets as they are now.
         reset();
         bidirectional_ = false;
-        t_id_ = uint16_t(p[4] | p[5] << 8);  // for a Failure1 even to a short Negotiate
+        t_id_ = le16(p.data() + 4);  // for a Failure1 even to a short Negotiate
         cfg_ = source_ ? source_() : nullptr;
         failure f = negotiate(p);
         if (f == failure{}) {
@@ -111,11 +115,7 @@ void dhchap_responder::send(std::span<const uint8_t> p) {
         // The host refused us (e.g. our R2 did not check out).
         spdlog::warn("{}: authentication on queue {} of {}: the host ended it (Failure2)", hostnqn_,
                      qid_, subnqn_);
-        failed_ = true;
-        authenticated_ = false;
-        step_ = step::done;
-        reset();
-        return;
+        return end_failed();
     }
     if (type != uint8_t(nvme::auth::auth_type::dhchap)) return fail_now(failure::incorrect_message);
     bool expected = (id == uint8_t(message::reply) && step_ == step::reply) ||
@@ -144,7 +144,6 @@ failure dhchap_responder::negotiate(std::span<const uint8_t> p) {
     if (p.size() < sizeof h + sizeof(nvme::auth::protocol_descriptor))
         return failure::incorrect_payload;
     std::memcpy(&h, p.data(), sizeof h);
-    t_id_ = h.t_id;
     // Secure channel concatenation needs TLS, which this target does not
     // offer yet.
     if (h.sc_c != nvme::auth::sc_c_none) return failure::concat_mismatch;
@@ -234,10 +233,7 @@ void dhchap_responder::receive(request& r) {
         if (!failed_)
             spdlog::warn("{}: authentication on queue {} of {} failed (reason {})", hostnqn_, qid_,
                          subnqn_, unsigned(why_));
-        failed_ = true;
-        authenticated_ = false;
-        step_ = step::done;
-        reset();
+        end_failed();
         r.set(sc::success);
     };
     switch (step_) {

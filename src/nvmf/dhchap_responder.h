@@ -78,6 +78,7 @@ class dhchap_responder {
     nvme::auth::failure reply(std::span<const uint8_t> p);
     void fail_next(nvme::auth::failure why);  // Failure1 on the next Receive
     void fail_now(nvme::auth::failure why);   // Failure2: the transaction is over
+    void end_failed();                        // the queue is to end
     void reset();
 
     config_source source_;

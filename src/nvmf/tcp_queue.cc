@@ -398,8 +398,8 @@ task<void> tcp_queue::run_command(command* c) {
     uint64_t gen = co_await respond(c);
     bool disconnect = c->req.cmd.opcode == uint8_t(nvme::io_opcode::fabrics) && qid_ != 0 &&
                       nvme::fctype_of(c->req.cmd) == uint8_t(nvme::fabrics_type::disconnect);
-    // A failed authentication ends the connection once its answer (a
-    // Failure1) is out, as nvmet ends the controller.
+    // A failed authentication ends the connection once its answer is out,
+    // as nvmet ends the controller: close() sends what is queued first.
     bool auth_failed = auth_ && auth_->failed();
     // The response is queued: the host may reuse the queue slot as soon as it
     // reads it, possibly before our send completes here, so the slot goes
@@ -408,12 +408,7 @@ task<void> tcp_queue::run_command(command* c) {
     free_slots_.push_back(c->slot);
     if (gen) co_await wait_sent(gen);
     if (disconnect) close("Disconnect");
-    if (auth_failed) {
-        // The answer (a CQE copied into a batch) goes out first: it is in the
-        // batch being filled, or (that one empty) in the one on the wire.
-        co_await wait_sent(queued_->empty() ? queued_gen_ - 1 : queued_gen_);
-        drop("authentication failed");
-    }
+    if (auth_failed) close("authentication failed");
 }
 
 task<void> tcp_queue::dispatch(command* c) {
