@@ -1,11 +1,12 @@
 #include "auth/dhchap_key.h"
 
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <sys/stat.h>
 
 #include <cerrno>
 #include <cstring>
+
+#include "auth/key_text.h"
 
 namespace weft::auth {
 
@@ -41,15 +42,6 @@ std::optional<hash_id> parse_hash_name(std::string_view name) {
     return std::nullopt;
 }
 
-uint32_t crc32_ieee(std::span<const uint8_t> data) {
-    uint32_t crc = 0xffffffffu;
-    for (uint8_t b : data) {
-        crc ^= b;
-        for (int i = 0; i < 8; ++i) crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1)));
-    }
-    return ~crc;
-}
-
 namespace {
 
 constexpr std::string_view prefix = "DHHC-1:";
@@ -80,43 +72,19 @@ result<dhchap_key> parse_dhchap_key(std::string_view text, std::string* why) {
     text.remove_prefix(3);
     if (!text.ends_with(':')) return fail("a DH-HMAC-CHAP key ends with ':'");
     text.remove_suffix(1);
-    // base64 of 36, 52 or 68 bytes: 48, 72 or 92 characters.
-    if (text.size() != 48 && text.size() != 72 && text.size() != 92)
-        return fail(
-            "the key must hold 32, 48 or 64 bytes and a CRC-32 (48, 72 or 92 base64 characters)");
-    secret_bytes raw(text.size() / 4 * 3);
-    int n = EVP_DecodeBlock(raw.data(), reinterpret_cast<const unsigned char*>(text.data()),
-                            int(text.size()));
-    if (n < 0) return fail("the key is not valid base64");
-    // EVP_DecodeBlock keeps the padding's zero bytes: count them off.
-    size_t len = size_t(n);
-    for (size_t i = text.size(); i > 0 && text[i - 1] == '='; --i) --len;
-    if (len < 4 || !valid_length(len - 4))
-        return fail("the key must hold 32, 48 or 64 bytes and a CRC-32");
-    len -= 4;
-    uint32_t stored = uint32_t(raw[len]) | uint32_t(raw[len + 1]) << 8 |
-                      uint32_t(raw[len + 2]) << 16 | uint32_t(raw[len + 3]) << 24;
-    if (crc32_ieee({raw.data(), len}) != stored)
-        return fail("the key's CRC-32 does not match: the key is damaged or mistyped");
+    auto key = decode_key_body(text, {32, 48, 64}, why);
+    if (!key) return key.err();
     dhchap_key k;
     k.transform = hash_id(t);
-    k.key.assign(raw.begin(), raw.begin() + len);
+    k.key = std::move(*key);
     return k;
 }
 
 secret_string format_dhchap_key(const dhchap_key& k) {
-    secret_bytes raw(k.key.begin(), k.key.end());
-    uint32_t crc = crc32_ieee({k.key.data(), k.key.size()});
-    for (int i = 0; i < 4; ++i) raw.push_back(uint8_t(crc >> (8 * i)));
-    std::basic_string<char, std::char_traits<char>, wiping_allocator<char>> b64(
-        (raw.size() + 2) / 3 * 4 + 1, '\0');
-    int n =
-        EVP_EncodeBlock(reinterpret_cast<unsigned char*>(b64.data()), raw.data(), int(raw.size()));
-    b64.resize(size_t(n));
     std::basic_string<char, std::char_traits<char>, wiping_allocator<char>> out("DHHC-1:0");
     out.push_back(char('0' + int(k.transform)));
     out.push_back(':');
-    out.append(b64);
+    out.append(encode_key_body({k.key.data(), k.key.size()}).view());
     out.push_back(':');
     return secret_string({out.data(), out.size()});
 }

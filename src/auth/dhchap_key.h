@@ -43,7 +43,4 @@ result<dhchap_key> generate_dhchap_key(hash_id transform, size_t length = 0);
 secret_string read_dhchap_key_file(const std::string& path, const char* what, std::string* why,
                                    bool* exposed);
 
-// zlib's CRC-32 (reflected 0xEDB88320, inverted in and out).
-uint32_t crc32_ieee(std::span<const uint8_t> data);
-
 }  // namespace weft::auth

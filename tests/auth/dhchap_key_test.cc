@@ -4,6 +4,7 @@
 
 #include "auth/dhchap.h"
 #include "auth/dhchap_key.h"
+#include "auth/key_text.h"
 
 using namespace weft;
 using namespace weft::auth;
