@@ -64,7 +64,16 @@ task<result<std::unique_ptr<controller>>> controller::connect(controller_options
 
 task<result<std::unique_ptr<controller>>> controller::start(controller* raw) {
     std::unique_ptr<controller> c(raw);
-    auto admin = co_await queue::connect(admin_queue_options(c->opt_));
+    if (c->opt_.tls_key) {
+        auto d = auth::derive_tls_psk(*c->opt_.tls_key, c->opt_.hostnqn, c->opt_.subnqn,
+                                      c->opt_.tls_identity_version);
+        if (!d) co_return d.err();
+        c->tls_ = std::make_shared<const nvmf::tcp::tls_psk>(
+            nvmf::tcp::tls_psk{std::move(d->identity), d->hash, std::move(d->psk)});
+    }
+    queue_options aq = admin_queue_options(c->opt_);
+    aq.tls = c->tls_;
+    auto admin = co_await queue::connect(std::move(aq));
     if (!admin) co_return admin.err();
     c->admin_ = std::move(admin.value());
     auto r = co_await c->bring_up();
@@ -147,6 +156,7 @@ queue_options controller::io_queue_options(unsigned i) const {
     q.max_c2h_data = max_transfer_;
     q.reconnect_attempts = opt_.reconnect_attempts;
     q.reconnect_delay = opt_.reconnect_delay;
+    q.tls = tls_;
     return q;
 }
 

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "auth/tls_psk.h"
 #include "initiator/queue.h"
 #include "nvme/fabrics.h"
 #include "nvme/identify.h"
@@ -55,12 +56,19 @@ struct controller_options {
     bool discovery = false;
     // DH-HMAC-CHAP secrets, for controllers that require authentication.
     std::shared_ptr<const dhchap_host_options> dhchap;
+    // TLS 1.3 on every queue, with the PSK derived from this configured key
+    // for hostnqn and subnqn under an identity of tls_identity_version (1:
+    // what `nvme connect --tls-key` offers; 0: the older form).
+    std::shared_ptr<const auth::tls_key> tls_key;
+    unsigned tls_identity_version = 1;
 };
 
 class controller {
   public:
     // Errors: those of queue::connect; ETIMEDOUT when CSTS.RDY does not come
-    // within CAP.TO; EIO when a bring-up command fails (status logged).
+    // within CAP.TO; EIO when a bring-up command fails (status logged);
+    // EINVAL when no TLS PSK can be derived for the NQNs (a v0 identity
+    // over 255 bytes).
     static task<result<std::unique_ptr<controller>>> connect(controller_options opt);
 
     // requires: disconnect() has completed.
@@ -129,6 +137,7 @@ class controller {
     task<result<uint32_t>> admin_cmd(nvme::command cmd, std::span<std::byte> in = {});
 
     controller_options opt_;
+    std::shared_ptr<const nvmf::tcp::tls_psk> tls_;  // derived from opt_.tls_key
     unsigned home_ = 0;
     std::unique_ptr<queue> admin_;
     std::vector<std::unique_ptr<queue>> io_;

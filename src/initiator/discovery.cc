@@ -40,6 +40,8 @@ task<result<std::vector<discovery_entry>>> read_log(controller& c) {
             d.subtype = e.subtype;
             d.portid = e.portid;
             d.cntlid = e.cntlid;
+            d.treq = e.treq;
+            d.sectype = e.tsas[0];
             d.traddr = std::string(nvme::get_str(e.traddr));
             d.trsvcid = std::string(nvme::get_str(e.trsvcid));
             d.subnqn = std::string(nvme::get_str(e.subnqn));
@@ -78,6 +80,7 @@ task<result<std::vector<discovery_entry>>> discover(discovery_options opt) {
     co->command_timeout = opt.timeout;
     co->connect_timeout = opt.timeout;
     co->discovery = true;
+    co->tls_key = std::move(opt.tls_key);
     return discover_with(co.release());
 }
 

@@ -20,6 +20,8 @@ struct discovery_options {
     std::string hostnqn;
     host_id hostid{};
     std::chrono::milliseconds timeout{5000};
+    // TLS to the discovery controller (a listener that requires it).
+    std::shared_ptr<const auth::tls_key> tls_key{};
 };
 
 struct discovery_entry {
@@ -31,6 +33,8 @@ struct discovery_entry {
     std::string traddr;
     std::string trsvcid;
     std::string subnqn;
+    uint8_t treq = 0;     // bits 1:0 secure channel: 1 required, 2 not required
+    uint8_t sectype = 0;  // TCP TSAS: 0 none, 2 TLS 1.3
 };
 
 // Reads the header, then every record, then the header again: a changed

@@ -162,12 +162,23 @@ task<result<void>> queue::ic_exchange() {
                    (opt_.data_digest ? tcp::digest_bits::data : 0);
     // MAXR2T 15 (0's based): the target may keep 16 R2Ts per command open.
     size_t n = tcp::encode_ic_req(buf, 0, dgst, 15);
-    auto sent = co_await stream_.send_all(std::span<const std::byte>(buf, n));
+    result<size_t> sent = size_t(0);
+    if (tls_) {
+        iovec v{buf, n};
+        sent = co_await tls_->send_all(stream_, std::span<const iovec>(&v, 1));
+    } else {
+        sent = co_await stream_.send_all(std::span<const std::byte>(buf, n));
+    }
     if (!sent) co_return sent.err();
     tcp::reader_params rp{.receiver = tcp::side::initiator};
     size_t have = 0;
     for (;;) {
-        int got = co_await stream_.recv(std::span(buf).subspan(have)).timeout(opt_.connect_timeout);
+        int got;
+        if (tls_)
+            got = co_await tls_->recv(stream_, std::span(buf).subspan(have), nullptr,
+                                      opt_.connect_timeout);
+        else
+            got = co_await stream_.recv(std::span(buf).subspan(have)).timeout(opt_.connect_timeout);
         if (got <= 0) co_return error{got == 0 ? ECONNRESET : -got};
         have += size_t(got);
         auto res = tcp::parse({buf, have}, rp);
@@ -203,6 +214,17 @@ task<result<void>> queue::establish() {
     auto s = co_await tcp_stream::connect(opt_.address, opt_.connect_timeout);
     if (!s) co_return s.err();
     stream_ = std::move(s.value());
+    tls_.reset();
+    if (opt_.tls) {
+        tls_ = tcp::tls_channel::client(*opt_.tls);
+        int rc = co_await tls_->handshake(stream_, opt_.connect_timeout, nullptr);
+        if (rc != 0) {
+            spdlog::info("initiator queue {} of {}: TLS handshake failed: {}", opt_.qid,
+                         opt_.subnqn, rc == -ETIMEDOUT ? "timed out" : tls_->failure());
+            stream_.close();
+            co_return error{rc == -EACCES ? EKEYREJECTED : -rc};
+        }
+    }
     auto ic = co_await ic_exchange();
     if (!ic) {
         stream_.close();
@@ -433,7 +455,11 @@ task<void> queue::recover() {
 task<void> queue::receiver(uint64_t gen) {
     tcp::rx_buffer rx;
     while (!conn_down_ && conn_gen_ == gen) {
-        int n = co_await stream_.recv(rx.free_space()).abort_with(*conn_stop_);
+        int n;
+        if (tls_)
+            n = co_await tls_->recv(stream_, rx.free_space(), conn_stop_.get());
+        else
+            n = co_await stream_.recv(rx.free_space()).abort_with(*conn_stop_);
         if (n <= 0) {
             lost(n == 0 ? "the target closed the connection" : "receive failed");
             break;
@@ -777,7 +803,13 @@ task<void> queue::flusher(uint64_t gen) {
         std::swap(queued_, sending_);
         uint64_t g = queued_gen_++;
         ++stats_.sends;
-        auto r = co_await sending_->flush(stream_);
+        result<size_t> r = size_t(0);
+        if (tls_) {
+            r = co_await tls_->send_all(stream_, sending_->iovecs());
+            sending_->clear();
+        } else {
+            r = co_await sending_->flush(stream_);
+        }
         if (!r) {
             send_failed_ = true;
             lost("send failed");

@@ -46,6 +46,7 @@
 #include "nvme/status.h"
 #include "nvmf/tcp/pdu_reader.h"
 #include "nvmf/tcp/pdu_writer.h"
+#include "nvmf/tcp/tls.h"
 #include "runtime/abort.h"
 #include "runtime/gate.h"
 #include "runtime/net.h"
@@ -79,6 +80,9 @@ struct queue_options {
     // (every queue, on each (re)connect). With a controller secret, a
     // controller that does not authenticate itself is refused.
     std::shared_ptr<const dhchap_host_options> dhchap;
+    // TLS 1.3 with this PSK (derived for hostnqn and subnqn, see
+    // auth/tls_psk.h) on every (re)connect, before ICReq.
+    std::shared_ptr<const nvmf::tcp::tls_psk> tls;
 };
 
 struct queue_stats {
@@ -101,7 +105,8 @@ class queue {
     // no secret), EKEYREJECTED (authentication failed either way: a wrong
     // secret, or a controller that did not prove itself), ENOPROTOOPT (no
     // hash function or DH group in common), EPROTONOSUPPORT (a
-    // secure channel required), EINVAL (Connect Invalid Parameters: unknown
+    // secure channel required), EKEYREJECTED also when the TLS handshake
+    // refused the PSK, EINVAL (Connect Invalid Parameters: unknown
     // subsystem, controller or queue), EBUSY, EPROTO, ETIMEDOUT.
     static task<result<std::unique_ptr<queue>>> connect(queue_options opt);
 
@@ -182,6 +187,7 @@ class queue {
 
     // The current connection (a new one after each reconnect).
     tcp_stream stream_;
+    std::unique_ptr<nvmf::tcp::tls_channel> tls_;  // this connection's, under TLS
     uint64_t conn_gen_ = 0;
     bool conn_down_ = true;
     std::unique_ptr<abort_source> conn_stop_;

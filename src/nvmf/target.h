@@ -6,15 +6,25 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "auth/tls_psk.h"
 #include "nvmf/controller.h"
 #include "nvmf/host_auth.h"
 #include "nvmf/subsystem.h"
+#include "nvmf/tcp/tls.h"
 #include "runtime/net.h"
 
 namespace weft::nvmf {
+
+// Whether a listener's connections run TLS 1.3 (NVMe/TCP 3.6): never,
+// always, or as each host chooses (its first byte tells: a TLS record or an
+// ICReq). The discovery log page says which (TREQ, TSAS).
+enum class tls_mode { off, required, allowed };
+const char* tls_mode_name(tls_mode m);  // "off", "required", "allowed"
+std::optional<tls_mode> parse_tls_mode(std::string_view s);
 
 class target {
   public:
@@ -38,7 +48,7 @@ class target {
     std::vector<std::shared_ptr<subsystem>> subsystems() const;
 
     // Addresses the target serves on, for the discovery log page.
-    void add_listen_address(const socket_address& addr);
+    void add_listen_address(const socket_address& addr, tls_mode tls = tls_mode::off);
     void remove_listen_address(const socket_address& addr);
 
     // The discovery log page as `hostnqn` may see it: only subsystems that
@@ -51,6 +61,17 @@ class target {
     // secret it connected with; new connections use the new one.
     void set_host_auth(const std::string& hostnqn, std::shared_ptr<const host_auth> a);
     std::shared_ptr<const host_auth> find_host_auth(const std::string& hostnqn) const;
+    // TLS pre-shared keys by host NQN, in their configured form (as
+    // `nvme connect --tls-key` takes it): the key a TLS connection uses is
+    // derived from it for the host and the subsystem its identity names.
+    // Null removes it. Connections already up keep theirs.
+    void set_host_tls_key(const std::string& hostnqn, std::shared_ptr<const auth::tls_key> k);
+    std::shared_ptr<const auth::tls_key> find_host_tls_key(const std::string& hostnqn) const;
+    // The key for a PSK identity a host offers in its ClientHello: the
+    // host has a configured key, the identity is well formed and its hash
+    // is the key's (v1: the digest matches, which also tells libnvme's
+    // older derivation from RFC 8446's).
+    std::optional<tcp::tls_psk> find_tls_psk(std::string_view identity) const;
 
   private:
     controller_limits limits_;
@@ -58,7 +79,12 @@ class target {
     uint16_t min_cntlid_, max_cntlid_;  // under mutex_
     std::shared_ptr<subsystem> discovery_;
     std::map<std::string, std::shared_ptr<subsystem>> subsystems_;
-    std::vector<socket_address> addresses_;
+    struct listen_address {
+        socket_address addr;
+        tls_mode tls;
+    };
+    std::vector<listen_address> addresses_;
+    std::map<std::string, std::shared_ptr<const auth::tls_key>> tls_keys_;
     std::map<std::string, std::shared_ptr<const host_auth>> host_auth_;
     uint64_t genctr_ = 1;
 };

@@ -84,11 +84,19 @@ task<void> tcp_queue::run() {
     auto self = shared_from_this();  // alive until run() ends
     gate flusher_gate;
     reactor::local().spawn(flusher_gate.hold(flusher()));
-    bool ready = co_await handshake();  // g++ 12: no co_await in a condition
+    bool ready = co_await secure();  // g++ 12: no co_await in a condition
+    if (ready) {
+        bool up = co_await handshake();
+        ready = up;
+    }
     if (ready) {
         tcp::rx_buffer rx;
         while (!closed_) {
-            int n = co_await stream_.recv(rx.free_space()).abort_with(stop_);
+            int n;
+            if (tls_)
+                n = co_await tls_->recv(stream_, rx.free_space(), &stop_);
+            else
+                n = co_await stream_.recv(rx.free_space()).abort_with(stop_);
             if (n <= 0) {
                 close(n == 0 ? "host closed the connection" : "receive failed");
                 break;
@@ -171,11 +179,47 @@ void tcp_queue::fatal(tcp::fes status, uint32_t fei, std::span<const std::byte> 
     close("fatal transport error");
 }
 
+task<int> tcp_queue::recv_some(std::span<std::byte> buf, std::chrono::milliseconds timeout) {
+    if (tls_) co_return co_await tls_->recv(stream_, buf, &stop_, timeout);
+    if (timeout.count() > 0)
+        co_return co_await stream_.recv(buf).timeout(timeout).abort_with(stop_);
+    co_return co_await stream_.recv(buf).abort_with(stop_);
+}
+
+task<bool> tcp_queue::secure() {
+    bool tls = opt_.tls == tls_mode::required;
+    if (opt_.tls == tls_mode::allowed) {
+        // The host's first byte: a TLS handshake record (22) or an ICReq (0).
+        std::byte first{};
+        int n =
+            co_await stream_.recv(std::span(&first, 1), MSG_PEEK).timeout(10s).abort_with(stop_);
+        if (n <= 0) {
+            close(n == -ETIMEDOUT ? "nothing received within 10 s" : "closed before ICReq");
+            co_return false;
+        }
+        tls = first == std::byte{22};
+    }
+    if (!tls) co_return true;
+    tls_ = tcp::tls_channel::server(
+        [this](std::string_view identity) { return target_.find_tls_psk(identity); });
+    int rc = co_await tls_->handshake(stream_, 10s, &stop_);
+    if (rc != 0) {
+        if (rc != -ECANCELED)
+            spdlog::warn("TLS handshake failed{}{}: {}",
+                         tls_->identity().empty() ? "" : ", PSK identity ", tls_->identity(),
+                         rc == -ETIMEDOUT ? "not done within 10 s" : tls_->failure());
+        close("TLS handshake failed");
+        co_return false;
+    }
+    tls_identity_ = auth::parse_identity(tls_->identity());
+    co_return true;
+}
+
 task<bool> tcp_queue::handshake() {
     std::byte buf[sizeof(tcp::ic_req)];
     size_t have = 0;
     for (;;) {
-        int n = co_await stream_.recv(std::span(buf).subspan(have)).timeout(10s).abort_with(stop_);
+        int n = co_await recv_some(std::span(buf).subspan(have), 10s);
         if (n <= 0) {
             close(n == -ETIMEDOUT ? "no ICReq within 10 s" : "closed before ICReq");
             co_return false;
@@ -462,6 +506,14 @@ task<void> tcp_queue::connect(command* c) {
         spdlog::warn("connect from {}: no subsystem {}", hostnqn, subnqn);
         co_return invalid(ipo_data(offsetof(nvme::connect_data, subnqn)));
     }
+    if (tls_identity_ && (tls_identity_->hostnqn != hostnqn || tls_identity_->subnqn != subnqn)) {
+        // The PSK was derived for another host or subsystem.
+        spdlog::warn("connect from {} to {} refused: the connection's TLS PSK is {}'s for {}",
+                     hostnqn, subnqn, tls_identity_->hostnqn, tls_identity_->subnqn);
+        r.set(sc::connect_invalid_host);
+        r.cpl.dw0 = ipo_data(offsetof(nvme::connect_data, hostnqn));
+        co_return;
+    }
     if (!ss->host_allowed(hostnqn)) {
         spdlog::warn("connect from {} to {} refused: host not allowed", hostnqn, subnqn);
         r.set(sc::connect_invalid_host);
@@ -517,10 +569,10 @@ task<void> tcp_queue::connect(command* c) {
         slots_.push_back(nullptr);
         free_slots_.push_back(s);
     }
-    spdlog::info("{} connected to {}: controller {}, queue {} (depth {}{}{}) on reactor {}",
+    spdlog::info("{} connected to {}: controller {}, queue {} (depth {}{}{}{}) on reactor {}",
                  hostnqn, subnqn, ctrl->cntlid(), qid_, queue_size_,
                  qid_ == 0 ? fmt::format(", keep-alive {} ms", cc.kato) : std::string(),
-                 sq_flow_disabled_ ? ", SQ flow control off" : "", here);
+                 sq_flow_disabled_ ? ", SQ flow control off" : "", tls_ ? ", TLS" : "", here);
 }
 
 std::unique_ptr<dhchap_responder> tcp_queue::make_responder(std::shared_ptr<controller> ctrl,
@@ -655,7 +707,13 @@ task<void> tcp_queue::flusher() {
         if (!send_failed_) {
             // Large read data goes zero-copy; small PDUs are cheaper copied.
             bool zc = zero_copy_threshold_ && sending_->bytes() >= zero_copy_threshold_;
-            auto r = co_await sending_->flush(stream_, zc);
+            result<size_t> r = size_t(0);
+            if (tls_) {
+                r = co_await tls_->send_all(stream_, sending_->iovecs());
+                sending_->clear();
+            } else {
+                r = co_await sending_->flush(stream_, zc);
+            }
             if (!r) {
                 send_failed_ = true;
                 close("send failed");

@@ -13,14 +13,17 @@
 
 #include <coroutine>
 #include <memory>
+#include <optional>
 #include <vector>
 
+#include "auth/tls_psk.h"
 #include "nvmf/controller.h"
 #include "nvmf/dhchap_responder.h"
 #include "nvmf/io_queue.h"
 #include "nvmf/target.h"
 #include "nvmf/tcp/pdu_reader.h"
 #include "nvmf/tcp/pdu_writer.h"
+#include "nvmf/tcp/tls.h"
 #include "runtime/abort.h"
 #include "runtime/gate.h"
 #include "runtime/net.h"
@@ -36,6 +39,8 @@ struct tcp_options {
     // notification waits for the receiver (~40 ms seen), and the flusher
     // waits for that notification before it sends the next batch.
     size_t zero_copy_threshold = 64 * 1024;
+    // TLS on this connection (set per listener by tcp_server).
+    tls_mode tls = tls_mode::off;
 };
 
 class tcp_queue : public queue_link, public std::enable_shared_from_this<tcp_queue> {
@@ -51,7 +56,12 @@ class tcp_queue : public queue_link, public std::enable_shared_from_this<tcp_que
     struct command;  // one command in flight
 
     // receive side
+    // TLS first, when the listener requires it or the host starts it.
+    task<bool> secure();
     task<bool> handshake();
+    // Bytes of the connection (decrypted under TLS) into `buf`: > 0, 0 at
+    // its end, -errno; `timeout` 0: none.
+    task<int> recv_some(std::span<std::byte> buf, std::chrono::milliseconds timeout = {});
     bool handle_pdu(const tcp::pdu_view& pdu);
     bool start_command(const tcp::pdu_view& pdu, bool digest_failed = false);
     bool accept_h2c_data(const tcp::pdu_view& pdu);
@@ -96,6 +106,10 @@ class tcp_queue : public queue_link, public std::enable_shared_from_this<tcp_que
     target& target_;
     tcp_stream stream_;
     tcp_options opt_;
+    // Under TLS: the channel, and the identity the host's PSK went under
+    // (Connect must name the same host and subsystem).
+    std::unique_ptr<tcp::tls_channel> tls_;
+    std::optional<auth::psk_identity> tls_identity_;
     abort_source stop_;
     bool closed_ = false;
     const char* close_reason_ = nullptr;

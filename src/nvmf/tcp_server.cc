@@ -14,20 +14,24 @@ tcp_server::tcp_server(target& tgt, tcp_options opt, unsigned reactors) : target
 
 tcp_server::~tcp_server() = default;
 
-task<result<void>> tcp_server::listen(socket_address addr) {
+task<result<void>> tcp_server::listen(socket_address addr, tls_mode tls) {
     auto l = tcp_listener::listen(addr, {.backlog = 1024});
     if (!l) co_return l.err();
     addr = l->local_address();
-    target_.add_listen_address(addr);
+    target_.add_listen_address(addr, tls);
     addresses_.push_back(addr);
     per_reactor* me = reactors_[reactor::local().id()].get();
     auto x = std::make_unique<listening>();
     x->l = std::make_unique<tcp_listener>(std::move(l.value()));
     x->addr = addr.to_string();
+    x->tls = tls;
     listening* raw = x.get();
     me->listeners.push_back(std::move(x));
     reactor::local().spawn(raw->loop.hold(accept_loop(raw)));
-    spdlog::info("NVMe/TCP listening on {} (queues spread over {} reactor(s))", addr.to_string(),
+    spdlog::info("NVMe/TCP listening on {}{} (queues spread over {} reactor(s))", addr.to_string(),
+                 tls == tls_mode::required  ? ", TLS required"
+                 : tls == tls_mode::allowed ? ", TLS allowed"
+                                            : "",
                  reactors_.size());
     co_return result<void>{};
 }
@@ -78,7 +82,7 @@ task<void> tcp_server::accept_loop(listening* x) {
         }
         unsigned r = next_reactor_++ % unsigned(reactors_.size());
         if (r == reactor::local().id()) {
-            start_queue(std::move(s.value()), x->addr);
+            start_queue(std::move(s.value()), x->addr, x->tls);
             continue;
         }
         // Hand the socket over; the queue lives on reactor r from now on.
@@ -86,22 +90,25 @@ task<void> tcp_server::accept_loop(listening* x) {
             tcp_server* server;
             int fd;
             std::string via;
+            tls_mode tls;
         };
-        auto* h = new handoff{this, s.value().release(), x->addr};
+        auto* h = new handoff{this, s.value().release(), x->addr, x->tls};
         reactor::local().send(r, {[](void* p) {
                                       auto* h = static_cast<handoff*>(p);
                                       h->server->start_queue(tcp_stream(fd_handle(h->fd)),
-                                                             std::move(h->via));
+                                                             std::move(h->via), h->tls);
                                       delete h;
                                   },
                                   h});
     }
 }
 
-void tcp_server::start_queue(tcp_stream s, std::string via) {
+void tcp_server::start_queue(tcp_stream s, std::string via, tls_mode tls) {
     per_reactor* me = reactors_[reactor::local().id()].get();
     if (me->stop.abort_requested()) return;  // stopping: the socket closes here
-    auto q = std::make_shared<tcp_queue>(target_, std::move(s), opt_);
+    tcp_options opt = opt_;
+    opt.tls = tls;
+    auto q = std::make_shared<tcp_queue>(target_, std::move(s), opt);
     std::erase_if(me->queues, [](auto& c) { return c.q.expired(); });
     me->queues.push_back({q, std::move(via)});
     reactor::local().spawn(me->conns.hold(

@@ -19,9 +19,10 @@ class tcp_server {
     tcp_server(target& tgt, tcp_options opt, unsigned reactors);
     ~tcp_server();
 
-    // Binds `addr`. Call on reactor 0; EADDRINUSE and the like come back as
+    // Binds `addr`, its connections with or without TLS as `tls` says
+    // (tls_mode). Call on reactor 0; EADDRINUSE and the like come back as
     // errors, with nothing left listening.
-    task<result<void>> listen(socket_address addr);
+    task<result<void>> listen(socket_address addr, tls_mode tls = tls_mode::off);
     // Stops accepting on `addr` (as addresses() gives it) and closes the
     // connections made through it, as Linux nvmet does when a port goes: their
     // hosts reconnect elsewhere. ENOENT when nothing listens there. Call on
@@ -37,7 +38,8 @@ class tcp_server {
   private:
     struct listening {
         std::unique_ptr<tcp_listener> l;
-        std::string addr;   // l's address as addresses() gives it
+        std::string addr;  // l's address as addresses() gives it
+        tls_mode tls = tls_mode::off;
         abort_source stop;  // this listener's accept loop
         gate loop;
     };
@@ -53,7 +55,7 @@ class tcp_server {
     };
     task<void> accept_loop(listening* x);
     // Runs a connection on the calling reactor.
-    void start_queue(tcp_stream s, std::string via);
+    void start_queue(tcp_stream s, std::string via, tls_mode tls);
     unsigned next_reactor_ = 0;
 
     target& target_;

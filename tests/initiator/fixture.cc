@@ -51,13 +51,12 @@ void with_target(std::function<task<void>(fixture&)> body, nvmf::tcp_options tcp
         std::shared_ptr<bdev::bdev> dev = bdev::make_malloc_bdev("ns1", ns1_blocks, 512);
         EXPECT_TRUE(f->ss->add_namespace(1, dev, {}).ok());
         nvmf::tcp_server server(f->tgt, tcp, 2);
-        auto r = co_await server.listen(socket_address::ipv4("127.0.0.1", 0));
+        auto r = co_await server.listen(socket_address::ipv4("127.0.0.1", 0), tcp.tls);
         if (!r) {
             ADD_FAILURE() << "listen: " << r.err().message();
             co_return;
         }
         f->addr = server.addresses().front();
-        f->tgt.add_listen_address(f->addr);
         co_await body(*f);
         co_await server.stop();
         (void)f->ss->remove_namespace(1);
