@@ -1,7 +1,6 @@
 #include "auth/dhchap_key.h"
 
 #include <openssl/rand.h>
-#include <sys/stat.h>
 
 #include <cerrno>
 #include <cstring>
@@ -101,21 +100,9 @@ result<dhchap_key> generate_dhchap_key(hash_id transform, size_t length) {
 
 secret_string read_dhchap_key_file(const std::string& path, const char* what, std::string* why,
                                    bool* exposed) {
-    struct stat st {};
-    *exposed = path != "-" && ::stat(path.c_str(), &st) == 0 && (st.st_mode & 077);
-    // A secret is ~100 bytes; 4 KiB is plenty.
-    auto s = read_file_wiped(path, 4096);
-    if (!s) {
-        *why = std::string("cannot read the ") + what + " from " + path + ": " +
-               (s.err().code == EFBIG ? "too large for a secret" : s.err().message());
-        return {};
-    }
-    std::string w;
-    if (!parse_dhchap_key(s->view(), &w)) {
-        *why = std::string("the ") + what + " in " + path + ": " + w;
-        return {};
-    }
-    return std::move(s.value());
+    return read_key_file(
+        path, what, [](std::string_view t, std::string* w) { return parse_dhchap_key(t, w).ok(); },
+        why, exposed);
 }
 
 }  // namespace weft::auth

@@ -43,4 +43,23 @@ result<secret_string> read_file_wiped(const std::string& path, size_t max) {
     return secret_string(std::string_view(buf.data(), have));
 }
 
+secret_string read_key_file(const std::string& path, const char* what, key_check check,
+                            std::string* why, bool* exposed) {
+    struct stat st {};
+    *exposed = path != "-" && ::stat(path.c_str(), &st) == 0 && (st.st_mode & 077);
+    // A key is ~100 bytes; 4 KiB is plenty.
+    auto s = read_file_wiped(path, 4096);
+    if (!s) {
+        *why = std::string("cannot read the ") + what + " from " + path + ": " +
+               (s.err().code == EFBIG ? "too large for a secret" : s.err().message());
+        return {};
+    }
+    std::string w;
+    if (!check(s->view(), &w)) {
+        *why = std::string("the ") + what + " in " + path + ": " + w;
+        return {};
+    }
+    return std::move(s.value());
+}
+
 }  // namespace weft::auth

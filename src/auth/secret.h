@@ -57,6 +57,14 @@ class secret_string {
 // errno, EFBIG beyond `max`.
 result<secret_string> read_file_wiped(const std::string& path, size_t max);
 
+// A key from a file ("-": standard input) read into wiped memory and
+// checked by `check` (true, or false with a sentence); empty with a
+// sentence in `why` (naming `what`, never the key) on failure. `exposed`:
+// set when the file can be read by other users.
+using key_check = bool (*)(std::string_view text, std::string* why);
+secret_string read_key_file(const std::string& path, const char* what, key_check check,
+                            std::string* why, bool* exposed);
+
 inline std::span<const uint8_t> bytes_of(std::string_view s) {
     return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
 }

@@ -67,6 +67,13 @@ result<tls_key> generate_tls_key(hash_id h) {
     return k;
 }
 
+secret_string read_tls_key_file(const std::string& path, const char* what, std::string* why,
+                                bool* exposed) {
+    return read_key_file(
+        path, what, [](std::string_view t, std::string* w) { return parse_tls_key(t, w).ok(); },
+        why, exposed);
+}
+
 hash_id tls_cipher_hash(const tls_key& k) {
     if (k.transform != hash_id::none) return k.transform;
     return k.key.size() == 48 ? hash_id::sha384 : hash_id::sha256;

@@ -52,6 +52,10 @@ result<tls_key> generate_tls_key(hash_id h);
 // length when it has none.
 hash_id tls_cipher_hash(const tls_key& k);
 
+// A TLS key from a file (see auth::read_key_file).
+secret_string read_tls_key_file(const std::string& path, const char* what, std::string* why,
+                                bool* exposed);
+
 enum class derivation { rfc8446, compat };
 
 // HKDF-Expand-Label(HKDF-Extract(0, secret), label, context, length of h).

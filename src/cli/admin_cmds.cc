@@ -34,6 +34,13 @@ const char* trtype_name(uint8_t t) {
 const char* adrfam_name(uint8_t f) {
     return f == 1 ? "ipv4" : f == 2 ? "ipv6" : "?";
 }
+// TREQ bits 1:0 and the TCP SECTYPE, as nvme-cli names them.
+const char* treq_name(uint8_t t) {
+    return (t & 3) == 1 ? "required" : (t & 3) == 2 ? "not required" : "not specified";
+}
+const char* sectype_name(uint8_t s) {
+    return s == 0 ? "none" : s == 1 ? "tls1.2" : s == 2 ? "tls1.3" : "?";
+}
 
 // Fixed-width, space-padded identify strings (SN, MN, FR).
 std::string trimmed(const char* s, size_t n) {
@@ -65,6 +72,7 @@ task<int> discover_main(discover_opts* o) {
     d.hostnqn = co.hostnqn;
     d.hostid = co.hostid;
     d.timeout = co.connect_timeout;
+    d.tls_key = co.tls_key;
     auto r = co_await initiator::discover(d);
     if (!r) {
         fail(connect_error_sentence(o->c, r.err(), true));
@@ -80,18 +88,23 @@ task<int> discover_main(discover_opts* o) {
                             {"trsvcid", e.trsvcid},
                             {"portid", e.portid},
                             {"cntlid", e.cntlid},
-                            {"subnqn", e.subnqn}});
+                            {"subnqn", e.subnqn},
+                            {"treq", treq_name(e.treq)},
+                            {"sectype", sectype_name(e.sectype)}});
         std::printf("%s\n", json{{"records", list}}.dump(2).c_str());
         co_return 0;
     }
     std::printf("Discovery log of %s: %zu record(s)\n", where(o->c).c_str(), r.value().size());
-    std::printf("%-3s %-10s %-6s %-6s %-16s %-8s %-6s %s\n", "#", "subtype", "trtype", "adrfam",
-                "traddr", "trsvcid", "portid", "subnqn");
+    std::printf("%-3s %-10s %-6s %-6s %-16s %-8s %-6s %-15s %s\n", "#", "subtype", "trtype",
+                "adrfam", "traddr", "trsvcid", "portid", "security", "subnqn");
     int i = 0;
-    for (auto& e : r.value())
-        std::printf("%-3d %-10s %-6s %-6s %-16s %-8s %-6u %s\n", i++, subtype_name(e.subtype),
+    for (auto& e : r.value()) {
+        std::string security = sectype_name(e.sectype);
+        if ((e.treq & 3) == 1) security += " required";
+        std::printf("%-3d %-10s %-6s %-6s %-16s %-8s %-6u %-15s %s\n", i++, subtype_name(e.subtype),
                     trtype_name(e.trtype), adrfam_name(e.adrfam), e.traddr.c_str(),
-                    e.trsvcid.c_str(), unsigned(e.portid), e.subnqn.c_str());
+                    e.trsvcid.c_str(), unsigned(e.portid), security.c_str(), e.subnqn.c_str());
+    }
     co_return 0;
 }
 

@@ -1,6 +1,6 @@
-// `weft key gen-dhchap` (a new DH-HMAC-CHAP secret, locally) and
-// `weft engine host-key set|remove|list` (which hosts must authenticate to
-// an engine, over its management API). Secrets are read from files (or
+// `weft key gen-dhchap|gen-tls` (a new DH-HMAC-CHAP secret or TLS key,
+// locally) and `weft engine host-key set|remove|list` (the hosts' secrets
+// on an engine, over its management API). Secrets are read from files (or
 // standard input), never from the command line, where other users of the
 // machine could read them in the process list.
 #include <fcntl.h>
@@ -11,6 +11,7 @@
 #include <cstdio>
 
 #include "auth/dhchap.h"
+#include "auth/tls_psk.h"
 #include "cli/api_client.h"
 #include "cli/commands.h"
 #include "cli/connection.h"
@@ -70,6 +71,29 @@ int gen_dhchap(const gen_opts& o) {
     return 0;
 }
 
+struct gen_tls_opts {
+    std::string hash = "sha256";
+    std::string output;
+};
+
+int gen_tls(const gen_tls_opts& o) {
+    auto h = auth::parse_hash_name(o.hash);
+    auto k = h ? auth::generate_tls_key(*h) : result<auth::tls_key>(error{EINVAL});
+    if (!k) {
+        std::fprintf(stderr, "weft: --hash is sha256 or sha384\n");
+        return exit_usage;
+    }
+    auth::secret_string text = auth::format_tls_key(*k);
+    if (o.output.empty()) {
+        std::printf("%.*s\n", int(text.view().size()), text.view().data());
+        return 0;
+    }
+    if (!write_secret_file(o.output, text.view())) return exit_failed;
+    std::printf("wrote a new TLS key (%zu bytes, %s) to %s (mode 0600)\n", k->key.size(),
+                auth::hash_name(*h), o.output.c_str());
+    return 0;
+}
+
 auth::secret_string read_secret(const std::string& path, const char* what) {
     std::string why;
     auto s = read_secret_file(path, what, &why);
@@ -79,7 +103,7 @@ auth::secret_string read_secret(const std::string& path, const char* what) {
 
 struct set_opts {
     api_options api;
-    std::string host, key_file, ctrl_key_file;
+    std::string host, key_file, ctrl_key_file, tls_key_file;
     std::vector<std::string> digests, dhgroups;
     bool as_json = false;
 };
@@ -97,9 +121,31 @@ std::string joined(const google::protobuf::RepeatedPtrField<std::string>& v) {
 int host_key_set(set_opts& o) {
     pb::SetHostKeyRequest req;
     req.set_host_nqn(o.host);
-    auto key = read_secret(o.key_file, "host secret");
-    if (key.empty()) return exit_usage;
-    req.set_dhchap_key(std::string(key.view()));
+    if (o.key_file.empty() && o.tls_key_file.empty()) {
+        std::fprintf(stderr, "weft: give --key-file (DH-HMAC-CHAP), --tls-key-file or both\n");
+        return exit_usage;
+    }
+    if (o.key_file.empty() &&
+        (!o.ctrl_key_file.empty() || !o.digests.empty() || !o.dhgroups.empty())) {
+        std::fprintf(stderr,
+                     "weft: --ctrl-key-file, --digest and --dhgroup need --key-file (the host's "
+                     "DH-HMAC-CHAP secret)\n");
+        return exit_usage;
+    }
+    if (!o.key_file.empty()) {
+        auto key = read_secret(o.key_file, "host secret");
+        if (key.empty()) return exit_usage;
+        req.set_dhchap_key(std::string(key.view()));
+    }
+    if (!o.tls_key_file.empty()) {
+        std::string why;
+        auto tk = read_tls_key_file(o.tls_key_file, "TLS key", &why);
+        if (tk.empty()) {
+            std::fprintf(stderr, "weft: %s\n", why.c_str());
+            return exit_usage;
+        }
+        req.set_tls_key(std::string(tk.view()));
+    }
     if (!o.ctrl_key_file.empty()) {
         auto ck = read_secret(o.ctrl_key_file, "controller secret");
         if (ck.empty()) return exit_usage;
@@ -112,16 +158,23 @@ int host_key_set(set_opts& o) {
     bool ok = api.call([&](auto& s, auto* ctx) { return s.SetHostKey(ctx, req, &k); });
     OPENSSL_cleanse(req.mutable_dhchap_key()->data(), req.dhchap_key().size());
     OPENSSL_cleanse(req.mutable_dhchap_ctrl_key()->data(), req.dhchap_ctrl_key().size());
+    OPENSSL_cleanse(req.mutable_tls_key()->data(), req.tls_key().size());
     if (!ok) return exit_failed;
     if (o.as_json) {
         print_json(message_json(k));
         return 0;
     }
-    std::printf(
-        "host %s must now authenticate (DH-HMAC-CHAP, %s; hashes %s; DH groups %s) on new "
-        "connections\n",
-        k.host_nqn().c_str(), k.bidirectional() ? "bidirectional" : "unidirectional",
-        joined(k.digests()).c_str(), joined(k.dhgroups()).c_str());
+    if (k.dhchap())
+        std::printf(
+            "host %s must now authenticate (DH-HMAC-CHAP, %s; hashes %s; DH groups %s) on new "
+            "connections\n",
+            k.host_nqn().c_str(), k.bidirectional() ? "bidirectional" : "unidirectional",
+            joined(k.digests()).c_str(), joined(k.dhgroups()).c_str());
+    if (k.tls())
+        std::printf(
+            "host %s can now connect over TLS 1.3 (%s PSK) to listeners with --tls required or "
+            "allowed\n",
+            k.host_nqn().c_str(), k.tls_hash().c_str());
     return 0;
 }
 
@@ -132,7 +185,10 @@ int host_key_remove(host_opts& o) {
     pb::Empty e;
     if (!api.call([&](auto& s, auto* ctx) { return s.RemoveHostKey(ctx, req, &e); }))
         return exit_failed;
-    std::printf("host %s no longer authenticates on new connections\n", o.host.c_str());
+    std::printf(
+        "host %s has no secrets here any more: its new connections neither authenticate nor "
+        "run TLS\n",
+        o.host.c_str());
     return 0;
 }
 
@@ -149,14 +205,18 @@ int host_key_list(host_opts& o) {
     }
     if (rep.host_keys().empty()) {
         std::printf(
-            "no host authenticates (set a secret: weft engine host-key set HOSTNQN "
-            "--key-file FILE)\n");
+            "no host has secrets here (set them: weft engine host-key set HOSTNQN "
+            "--key-file FILE and/or --tls-key-file FILE)\n");
         return 0;
     }
-    table t({"host", "direction", "hashes", "DH groups", "key transform"});
+    table t({"host", "DH-HMAC-CHAP", "hashes", "DH groups", "key transform", "TLS"});
     for (auto& k : rep.host_keys())
-        t.add({k.host_nqn(), k.bidirectional() ? "bidirectional" : "unidirectional",
-               joined(k.digests()), joined(k.dhgroups()), k.key_transform()});
+        t.add({k.host_nqn(),
+               !k.dhchap()         ? "-"
+               : k.bidirectional() ? "bidirectional"
+                                   : "unidirectional",
+               k.dhchap() ? joined(k.digests()) : "-", k.dhchap() ? joined(k.dhgroups()) : "-",
+               k.dhchap() ? k.key_transform() : "-", k.tls() ? k.tls_hash() : "-"});
     t.print();
     return 0;
 }
@@ -164,7 +224,8 @@ int host_key_list(host_opts& o) {
 }  // namespace
 
 void add_key_commands(CLI::App& app, action_fn& action) {
-    auto* key = app.add_subcommand("key", "make secrets for NVMe in-band authentication");
+    auto* key = app.add_subcommand(
+        "key", "make secrets for NVMe in-band authentication (DH-HMAC-CHAP) and TLS");
     key->require_subcommand(1);
     auto g = std::make_shared<gen_opts>();
     auto* gen = key->add_subcommand(
@@ -181,24 +242,46 @@ void add_key_commands(CLI::App& app, action_fn& action) {
     gen->add_option("-o,--output", g->output,
                     "write the secret to this new file (mode 0600) instead of printing it");
     gen->callback([g, &action] { action = [g] { return gen_dhchap(*g); }; });
+    auto gt = std::make_shared<gen_tls_opts>();
+    auto* gen_tls_cmd = key->add_subcommand(
+        "gen-tls",
+        "print a new random TLS pre-shared key in the NVMe format (NVMeTLSkey-1:<xx>:<base64>:), "
+        "as `nvme gen-tls-key` does; give it to the engine (weft engine host-key set "
+        "--tls-key-file) and to the host (nvme connect --tls --tls-key, weft nvme "
+        "--tls-key-file)");
+    gen_tls_cmd
+        ->add_option("--hash", gt->hash,
+                     "the PSK's hash, which picks the cipher suite: sha256 "
+                     "(TLS_AES_128_GCM_SHA256, 32-byte key) or sha384 (TLS_AES_256_GCM_SHA384, "
+                     "48-byte key)")
+        ->capture_default_str();
+    gen_tls_cmd->add_option("-o,--output", gt->output,
+                            "write the key to this new file (mode 0600) instead of printing it");
+    gen_tls_cmd->callback([gt, &action] { action = [gt] { return gen_tls(*gt); }; });
 }
 
 void add_host_key_commands(CLI::App& app, action_fn& action) {
     auto* hk = app.add_subcommand(
         "host-key",
-        "manage which hosts must authenticate (DH-HMAC-CHAP) to connect to this engine's shares");
+        "manage the hosts' secrets on this engine: DH-HMAC-CHAP (the host must authenticate) "
+        "and TLS keys (the host may connect over TLS)");
     hk->require_subcommand(1);
 
     auto s = std::make_shared<set_opts>();
     auto* set = hk->add_subcommand(
         "set",
-        "set (or replace) a host's secret: from then on the host must authenticate on every "
-        "queue it connects (connections already made are kept); with --ctrl-key-file the "
-        "engine can prove itself to hosts that ask (bidirectional)");
+        "set (or replace) a host's secrets: with --key-file the host must authenticate on every "
+        "queue it connects (with --ctrl-key-file the engine can prove itself to hosts that ask: "
+        "bidirectional); with --tls-key-file it can connect over TLS 1.3. Connections already "
+        "made are kept");
     set->add_option("HOSTNQN", s->host, "the host's NQN")->required();
-    set->add_option("--key-file", s->key_file,
-                    "file holding the host's secret, DHHC-1:..: ('-': standard input)")
-        ->required();
+    set->add_option(
+        "--key-file", s->key_file,
+        "file holding the host's DH-HMAC-CHAP secret, DHHC-1:..: ('-': standard input)");
+    set->add_option("--tls-key-file", s->tls_key_file,
+                    "file holding the host's TLS key, NVMeTLSkey-1:..: (weft key gen-tls, nvme "
+                    "gen-tls-key); each TLS connection's PSK is derived from it for the host and "
+                    "the subsystem its PSK identity names");
     set->add_option("--ctrl-key-file", s->ctrl_key_file,
                     "file holding the controller's secret, for bidirectional authentication");
     set->add_option("--digest", s->digests,
@@ -215,14 +298,15 @@ void add_host_key_commands(CLI::App& app, action_fn& action) {
 
     auto r = std::make_shared<host_opts>();
     auto* rm = hk->add_subcommand(
-        "remove", "remove a host's secret: its new connections no longer authenticate");
+        "remove",
+        "remove a host's secrets: its new connections no longer authenticate nor run TLS");
     rm->add_option("HOSTNQN", r->host, "the host's NQN")->required();
     add_api_options(rm, r->api);
     rm->callback([r, &action] { action = [r] { return host_key_remove(*r); }; });
 
     auto l = std::make_shared<host_opts>();
     auto* list =
-        hk->add_subcommand("list", "show the hosts that must authenticate (not their secrets)");
+        hk->add_subcommand("list", "show the hosts that have secrets here (not the secrets)");
     list->add_flag("--json", l->as_json, "print {\"hostKeys\": [...]}");
     add_api_options(list, l->api);
     list->callback([l, &action] { action = [l] { return host_key_list(*l); }; });

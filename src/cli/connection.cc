@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 
 #include "auth/dhchap_key.h"
+#include "auth/tls_psk.h"
 #include "cli/secret_file.h"
 #include "runtime/net.h"
 
@@ -34,6 +35,16 @@ void add_connection_options(CLI::App* app, connection_options& c, bool need_nqn,
     app->add_option("--dhchap-ctrl-secret-file", c.dhchap_ctrl_secret_file,
                     "file holding the controller's secret: the target must prove itself too "
                     "(bidirectional), or the connection is refused");
+    app->add_option("--tls-key-file", c.tls_key_file,
+                    "file holding this host's TLS key (NVMeTLSkey-1:..:, e.g. from weft key "
+                    "gen-tls or nvme gen-tls-key; '-': standard input): every queue runs TLS 1.3 "
+                    "with the PSK derived from it for this host and subsystem, as nvme connect "
+                    "--tls-key does");
+    app->add_option("--tls-identity", c.tls_identity,
+                    "the PSK identity to offer: 1 (NVMe1R0x ... with a digest, as nvme connect "
+                    "--tls-key) or 0 (NVMe0R0x ..., nvme gen-tls-key --insert's default)")
+        ->capture_default_str()
+        ->check(CLI::Range(0u, 1u));
     if (with_nsid)
         app->add_option("--nsid", c.nsid, "namespace ID")
             ->capture_default_str()
@@ -169,6 +180,13 @@ bool make_controller_options(const connection_options& c, initiator::controller_
         }
         o.dhchap = std::move(d);
     }
+    if (!c.tls_key_file.empty()) {
+        auto k = read_tls_key_file(c.tls_key_file, "TLS key", why);
+        if (k.empty()) return false;
+        o.tls_key =
+            std::make_shared<const auth::tls_key>(auth::parse_tls_key(k.view(), nullptr).value());
+        o.tls_identity_version = c.tls_identity;
+    }
     return true;
 }
 
@@ -187,6 +205,11 @@ std::string connect_error_sentence(const connection_options& c, error e, bool di
                 "its secret with --dhchap-secret-file",
                 c.nqn, at, host);
         case EKEYREJECTED:
+            if (!c.tls_key_file.empty())
+                return fmt::format(
+                    "{} on {} refused this host's TLS key or DH-HMAC-CHAP secret (host {}): "
+                    "the target has no TLS key for this host, or another one",
+                    discovery ? "the discovery service" : c.nqn, at, host);
             return c.dhchap_ctrl_secret_file.empty()
                        ? fmt::format(
                              "authentication to {} on {} failed: the target refused the "
@@ -205,8 +228,8 @@ std::string connect_error_sentence(const connection_options& c, error e, bool di
                 c.nqn, at, host);
         case EPROTONOSUPPORT:
             return fmt::format(
-                "{} on {} requires a secure channel (TLS), which weft's host does "
-                "not offer yet",
+                "{} on {} requires a secure channel (TLS): give this host's TLS key with "
+                "--tls-key-file",
                 c.nqn, at);
         case EINVAL:
             // Connect status "invalid parameters" on an admin queue: the
@@ -222,7 +245,12 @@ std::string connect_error_sentence(const connection_options& c, error e, bool di
             return fmt::format("no route to {}", at);
         case ECONNRESET:
         case EPIPE:
-            return fmt::format("{} closed the connection during the NVMe/TCP handshake", at);
+            return c.tls_key_file.empty()
+                       ? fmt::format(
+                             "{} closed the connection during the NVMe/TCP handshake (if its "
+                             "listener requires TLS, give this host's key with --tls-key-file)",
+                             at)
+                       : fmt::format("{} closed the connection during the NVMe/TCP handshake", at);
         case EPROTO:
             return fmt::format("{} does not speak NVMe/TCP as expected (protocol error)", at);
         case EIO:

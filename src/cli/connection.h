@@ -27,10 +27,14 @@ struct connection_options {
     // DH-HMAC-CHAP secret files (DHHC-1:..:), for targets that require it.
     std::string dhchap_secret_file;
     std::string dhchap_ctrl_secret_file;  // bidirectional: the controller's
+    // TLS 1.3 with a PSK derived from this configured key (NVMeTLSkey-1:..:).
+    std::string tls_key_file;
+    unsigned tls_identity = 1;  // PSK identity version: 1 (nvme-cli connect) or 0
 };
 
 // Adds -a/-s/-n/--hostnqn/--hdr-digest/--data-digest/--timeout/
-// --dhchap-secret-file/--dhchap-ctrl-secret-file (and
+// --dhchap-secret-file/--dhchap-ctrl-secret-file/--tls-key-file/
+// --tls-identity (and
 // --nsid when `with_nsid`) to `app`. `need_nqn`, `need_addr`: --nqn,
 // --addr are required.
 void add_connection_options(CLI::App* app, connection_options& c, bool need_nqn = true,

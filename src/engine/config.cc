@@ -1,6 +1,7 @@
 #include "engine/config.h"
 
 #include "auth/dhchap.h"
+#include "auth/tls_psk.h"
 #include "nvmf/target.h"
 
 #include <openssl/crypto.h>
@@ -43,7 +44,7 @@ using json = nlohmann::json;
 
 // The JSON library's copies of secrets are not wiped when freed: wipe them.
 void wipe_secrets(json& kj) {
-    for (const char* f : {"dhchap_key", "dhchap_ctrl_key"})
+    for (const char* f : {"dhchap_key", "dhchap_ctrl_key", "tls_key"})
         if (kj.contains(f) && kj[f].is_string()) {
             auto& str = kj[f].get_ref<std::string&>();
             OPENSSL_cleanse(str.data(), str.size());
@@ -112,6 +113,7 @@ std::string to_json_text(const engine_config& c) {
     json j;
     j["listen"] = c.listen;
     j["discovery_listen"] = c.discovery_listen;
+    if (!c.tls.empty()) j["tls"] = c.tls;
     j["limits"] = {
         {"max_queue_depth", c.limits.max_queue_depth}, {"max_io_queues", c.limits.max_io_queues},
         {"in_capsule_data", c.limits.in_capsule_data}, {"max_transfer", c.limits.max_transfer},
@@ -170,7 +172,8 @@ std::string to_json_text(const engine_config& c) {
             json kj = json::object();
             kj["host"] = k.host;
             // Assigned, not listed in an initializer (which would copy them).
-            kj["dhchap_key"] = std::string(k.dhchap_key.view());
+            if (!k.dhchap_key.empty()) kj["dhchap_key"] = std::string(k.dhchap_key.view());
+            if (!k.tls_key.empty()) kj["tls_key"] = std::string(k.tls_key.view());
             if (!k.dhchap_ctrl_key.empty())
                 kj["dhchap_ctrl_key"] = std::string(k.dhchap_ctrl_key.view());
             if (!k.digests.empty()) kj["digests"] = k.digests;
@@ -191,6 +194,18 @@ result<void> check_host_key(const host_key_config& k, std::string* why) {
     };
     if (!nvmf::valid_nqn(k.host)) return bad("host key: \"" + k.host + "\" is not a host NQN");
     std::string w;
+    if (k.dhchap_key.empty() && k.tls_key.empty())
+        return bad("host key of " + k.host +
+                   ": give a DH-HMAC-CHAP secret (dhchap_key), a TLS key (tls_key) or both");
+    if (!k.tls_key.empty() && !auth::parse_tls_key(k.tls_key.view(), &w))
+        return bad("host key of " + k.host + ": the TLS key: " + w);
+    if (k.dhchap_key.empty()) {
+        if (!k.dhchap_ctrl_key.empty() || !k.digests.empty() || !k.dhgroups.empty())
+            return bad("host key of " + k.host +
+                       ": a controller secret, digests or DH groups need a host secret "
+                       "(dhchap_key)");
+        return {};
+    }
     if (!auth::parse_dhchap_key(k.dhchap_key.view(), &w))
         return bad("host key of " + k.host + ": the host secret: " + w);
     if (!k.dhchap_ctrl_key.empty()) {
@@ -229,6 +244,9 @@ result<engine_config> parse_config(std::string_view text, std::string* why) {
         engine_config c;
         c.listen = get(j, "listen", std::vector<std::string>{});
         c.discovery_listen = get(j, "discovery_listen", std::vector<std::string>{});
+        c.tls = get<std::string>(j, "tls", "");
+        if (!c.tls.empty() && !nvmf::parse_tls_mode(c.tls))
+            throw bad_config("\"tls\" is \"off\", \"required\" or \"allowed\"");
         if (j.contains("limits")) {
             const json& l = j["limits"];
             c.limits.max_queue_depth =
@@ -318,6 +336,7 @@ result<engine_config> parse_config(std::string_view text, std::string* why) {
             k.host = get<std::string>(kj, "host", "");
             k.dhchap_key = secret_of(kj, "dhchap_key");
             k.dhchap_ctrl_key = secret_of(kj, "dhchap_ctrl_key");
+            k.tls_key = secret_of(kj, "tls_key");
             k.digests = get(kj, "digests", std::vector<std::string>{});
             k.dhgroups = get(kj, "dhgroups", std::vector<std::string>{});
             std::string w;

@@ -18,11 +18,15 @@
 //   "pools": [{"name": "p0", "path": "/var/lib/weft/p0.img", "size": "100GiB",
 //              "cluster_size": "4MiB"}],
 //   ... {"nsid": 3, "type": "volume", "pool": "p0", "volume": "vol3", "size": "10GiB"}
-// DH-HMAC-CHAP secrets per host (see src/nvmf/host_auth.h); keep such a
-// file readable by its owner only:
+// DH-HMAC-CHAP secrets and TLS pre-shared keys per host (see
+// src/nvmf/host_auth.h and src/auth/tls_psk.h); keep such a file readable
+// by its owner only:
 //   "host_keys": [{"host": "nqn...", "dhchap_key": "DHHC-1:01:...:",
 //                  "dhchap_ctrl_key": "DHHC-1:...:", "digests": ["sha256"],
-//                  "dhgroups": ["ffdhe2048", "null"]}]
+//                  "dhgroups": ["ffdhe2048", "null"],
+//                  "tls_key": "NVMeTLSkey-1:01:...:"}]
+// and whether the NVMe/TCP listeners run TLS 1.3: "tls": "off" (the
+// default), "required" or "allowed" (each host chooses).
 // and "nexus" (a volume mirrored over children, see src/nexus/nexus.h):
 //   "nexuses": [{"uuid": "...", "size": "10GiB",
 //                "children": [{"uri": "pool://p0/r1"}, {"uri": "nvmf://10.0.0.2:4420/nqn...",
@@ -104,6 +108,7 @@ struct host_key_config {
     auth::secret_string dhchap_ctrl_key;  // empty: unidirectional
     std::vector<std::string> digests;     // empty: the defaults
     std::vector<std::string> dhgroups;
+    auth::secret_string tls_key;  // NVMeTLSkey-1 (configured PSK); empty: none
 };
 
 // The ANA state for a config name; nullopt for an unknown one.
@@ -117,9 +122,11 @@ struct engine_config {
     std::vector<nexus_config> nexuses;
     std::vector<subsystem_config> subsystems;
     std::vector<host_key_config> host_keys;
+    std::string tls;  // the listeners' nvmf::tls_mode by name; empty: off
 };
 
-// Checks a host key entry (NQN, key formats, names); a sentence on error.
+// Checks a host key entry (NQN, key formats, names; a DH-HMAC-CHAP secret,
+// a TLS key or both); a sentence on error.
 result<void> check_host_key(const host_key_config& k, std::string* why);
 
 // Parses the JSON text; on error returns EINVAL and a sentence in `why`.

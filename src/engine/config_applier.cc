@@ -211,22 +211,36 @@ void config_applier::apply_host_keys(const engine_config& cfg, std::vector<std::
             if (host_keys_.count(k.host)) now.insert(k.host);
             continue;
         }
-        auto a = std::make_shared<nvmf::host_auth>();
-        a->key = auth::parse_dhchap_key(k.dhchap_key.view(), nullptr).value();
-        if (!k.dhchap_ctrl_key.empty())
-            a->ctrl_key = auth::parse_dhchap_key(k.dhchap_ctrl_key.view(), nullptr).value();
-        for (auto& d : k.digests) a->digests.push_back(*auth::parse_hash_name(d));
-        for (auto& g : k.dhgroups) a->dhgroups.push_back(*auth::parse_dh_group(g));
-        target_.set_host_auth(k.host, std::move(a));
-        if (!host_keys_.count(k.host))
+        std::shared_ptr<nvmf::host_auth> a;
+        if (!k.dhchap_key.empty()) {
+            a = std::make_shared<nvmf::host_auth>();
+            a->key = auth::parse_dhchap_key(k.dhchap_key.view(), nullptr).value();
+            if (!k.dhchap_ctrl_key.empty())
+                a->ctrl_key = auth::parse_dhchap_key(k.dhchap_ctrl_key.view(), nullptr).value();
+            for (auto& d : k.digests) a->digests.push_back(*auth::parse_hash_name(d));
+            for (auto& g : k.dhgroups) a->dhgroups.push_back(*auth::parse_dh_group(g));
+        }
+        const bool had_auth = bool(target_.find_host_auth(k.host));
+        const bool had_tls = bool(target_.find_host_tls_key(k.host));
+        target_.set_host_auth(k.host, a);
+        target_.set_host_tls_key(k.host,
+                                 k.tls_key.empty()
+                                     ? nullptr
+                                     : std::make_shared<const auth::tls_key>(
+                                           auth::parse_tls_key(k.tls_key.view(), nullptr).value()));
+        if (a && !had_auth)
             spdlog::info("host {} must authenticate (DH-HMAC-CHAP{})", k.host,
                          k.dhchap_ctrl_key.empty() ? "" : ", bidirectional");
+        if (!a && had_auth) spdlog::info("host {} no longer authenticates", k.host);
+        if (!k.tls_key.empty() && !had_tls) spdlog::info("host {} has a TLS key", k.host);
+        if (k.tls_key.empty() && had_tls) spdlog::info("host {} no longer has a TLS key", k.host);
         now.insert(k.host);
     }
     for (auto& h : host_keys_)
         if (!now.count(h)) {
             target_.set_host_auth(h, nullptr);
-            spdlog::info("host {} no longer authenticates (its secret was removed)", h);
+            target_.set_host_tls_key(h, nullptr);
+            spdlog::info("host {} no longer has secrets here (they were removed)", h);
         }
     host_keys_ = std::move(now);
 }

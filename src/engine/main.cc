@@ -50,6 +50,7 @@ struct options {
     std::string config_path;
     std::vector<std::string> listen;
     std::vector<std::string> discovery_listen;
+    std::string tls;  // the listeners' TLS mode; empty: the config's, else off
     bool demo = false;
     std::string data_dir = "weft-data";
     std::string demo_size = "1GiB";
@@ -165,6 +166,7 @@ result<engine::engine_config> build_config(const options& o, std::string* why) {
         }
         std::tie(cfg.limits.min_cntlid, cfg.limits.max_cntlid) = *r;
     }
+    if (!o.tls.empty()) cfg.tls = o.tls;
     cfg.listen.insert(cfg.listen.end(), o.listen.begin(), o.listen.end());
     cfg.discovery_listen.insert(cfg.discovery_listen.end(), o.discovery_listen.begin(),
                                 o.discovery_listen.end());
@@ -427,6 +429,12 @@ int main(int argc, char** argv) {
     app.add_option("--listen", o.listen, "address to serve NVMe/TCP on, IP:PORT (repeatable)");
     app.add_option("--discovery-listen", o.discovery_listen,
                    "extra listener, e.g. the standard discovery port 127.0.0.1:8009 (repeatable)");
+    app.add_option("--tls", o.tls,
+                   "TLS 1.3 on the NVMe/TCP listeners: off, required (only hosts with a TLS key "
+                   "connect), allowed (each host chooses; the discovery log says 'not "
+                   "required'). Hosts' TLS keys: weft engine host-key set --tls-key-file "
+                   "(default: off, or the config's \"tls\")")
+        ->check(CLI::IsMember({"off", "required", "allowed"}));
     app.add_flag("--demo", o.demo, "serve a demo namespace (a file under --data-dir) to any host");
     app.add_option("--data-dir", o.data_dir,
                    "where the engine keeps its state (engine-state.json: the pools, shares and "

@@ -225,9 +225,10 @@ task<void> manager::shutdown() {
 
 task<std::vector<std::string>> manager::listen_all() {
     std::vector<std::string> problems;
+    const nvmf::tls_mode tls = nvmf::parse_tls_mode(base_.tls).value_or(nvmf::tls_mode::off);
     for (auto& a : base_.listen) {
         auto addr = socket_address::parse(a);
-        auto r = addr ? co_await server_.listen(addr.value()) : result<void>(addr.err());
+        auto r = addr ? co_await server_.listen(addr.value(), tls) : result<void>(addr.err());
         if (!r)
             problems.push_back(
                 fmt::format("cannot listen on {}: {}", a,
@@ -238,7 +239,7 @@ task<std::vector<std::string>> manager::listen_all() {
     soft.insert(soft.end(), state_.listen.begin(), state_.listen.end());
     for (auto& a : soft) {
         auto addr = socket_address::parse(a);
-        auto r = addr ? co_await server_.listen(addr.value()) : result<void>(addr.err());
+        auto r = addr ? co_await server_.listen(addr.value(), tls) : result<void>(addr.err());
         if (!r)
             spdlog::warn("listener {} not started: {}", a,
                          addr ? r.err().message() : "not IP:PORT");
@@ -903,7 +904,9 @@ task<Status> manager::add_listener(const v1::AddListenerRequest& req, v1::Listen
         if (a.to_string() == addr.value().to_string())
             co_return fail(StatusCode::ALREADY_EXISTS, "already listening on " + a.to_string());
     size_t before = server_.addresses().size();
-    auto r = co_await server_.listen(addr.value());
+    // The engine's TLS mode (--tls) holds for every listener.
+    auto r = co_await server_.listen(addr.value(),
+                                     nvmf::parse_tls_mode(base_.tls).value_or(nvmf::tls_mode::off));
     if (!r)
         co_return fail(r.err().code == EADDRNOTAVAIL ? StatusCode::INVALID_ARGUMENT
                                                      : StatusCode::FAILED_PRECONDITION,

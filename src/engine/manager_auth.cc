@@ -1,5 +1,5 @@
-// The management API's DH-HMAC-CHAP calls: a host's secrets set, removed and
-// listed (never returned). They are saved with the engine's state, whose
+// The management API's host secret calls (DH-HMAC-CHAP secrets and TLS
+// keys): set, removed and listed (never returned). They are saved with the engine's state, whose
 // file only its owner can read.
 #include <fmt/format.h>
 #include <openssl/crypto.h>
@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "auth/dhchap.h"
+#include "auth/tls_psk.h"
 #include "engine/api_status.h"
 #include "engine/manager.h"
 
@@ -20,6 +21,13 @@ namespace {
 
 void host_key_reply(const host_key_config& k, v1::HostKey* out) {
     out->set_host_nqn(k.host);
+    if (!k.tls_key.empty()) {
+        out->set_tls(true);
+        auto t = auth::parse_tls_key(k.tls_key.view(), nullptr);
+        out->set_tls_hash(t ? auth::hash_name(auth::tls_cipher_hash(*t)) : "?");
+    }
+    if (k.dhchap_key.empty()) return;
+    out->set_dhchap(true);
     out->set_bidirectional(!k.dhchap_ctrl_key.empty());
     if (k.digests.empty())
         for (auto h : nvmf::host_auth::default_digests()) out->add_digests(auth::hash_name(h));
@@ -49,8 +57,9 @@ task<Status> manager::set_host_key(const v1::SetHostKeyRequest& req, v1::HostKey
     k.dhchap_ctrl_key = auth::secret_string(req.dhchap_ctrl_key());
     k.digests.assign(req.digests().begin(), req.digests().end());
     k.dhgroups.assign(req.dhgroups().begin(), req.dhgroups().end());
+    k.tls_key = auth::secret_string(req.tls_key());
     // The request's copies are done with: wipe them (gRPC frees them as they are).
-    for (const std::string* f : {&req.dhchap_key(), &req.dhchap_ctrl_key()})
+    for (const std::string* f : {&req.dhchap_key(), &req.dhchap_ctrl_key(), &req.tls_key()})
         OPENSSL_cleanse(const_cast<char*>(f->data()), f->size());
     std::string why;
     if (!check_host_key(k, &why)) co_return fail(StatusCode::INVALID_ARGUMENT, why);
@@ -65,8 +74,11 @@ task<Status> manager::set_host_key(const v1::SetHostKeyRequest& req, v1::HostKey
     if (!saved.ok()) co_return saved;
     std::vector<std::string> problems;
     applier_.apply_host_keys(merged(), problems);
-    spdlog::info("{} the DH-HMAC-CHAP secret of host {} ({}) (API)", replaced ? "replaced" : "set",
-                 k.host, k.dhchap_ctrl_key.empty() ? "unidirectional" : "bidirectional");
+    spdlog::info("{} the secrets of host {} ({}{}) (API)", replaced ? "replaced" : "set", k.host,
+                 k.dhchap_key.empty()        ? "no DH-HMAC-CHAP"
+                 : k.dhchap_ctrl_key.empty() ? "DH-HMAC-CHAP unidirectional"
+                                             : "DH-HMAC-CHAP bidirectional",
+                 k.tls_key.empty() ? "" : ", TLS key");
     host_key_reply(k, out);
     co_return Status::OK;
 }
@@ -85,7 +97,7 @@ task<Status> manager::remove_host_key(const v1::RemoveHostKeyRequest& req) {
     if (!saved.ok()) co_return saved;
     std::vector<std::string> problems;
     applier_.apply_host_keys(merged(), problems);
-    spdlog::info("removed the DH-HMAC-CHAP secret of host {} (API)", req.host_nqn());
+    spdlog::info("removed the secrets of host {} (API)", req.host_nqn());
     co_return Status::OK;
 }
 

@@ -2,7 +2,7 @@
 # The `weft` binary against a real weft-engine process, one case per run:
 #   cli_test.sh WEFT ENGINE CASE
 # Cases: discover identify write_read verify perf reservation host_not_allowed
-#        wrong_nqn closed_port bad_range
+#        wrong_nqn closed_port bad_range tls
 set -u
 weft=$1
 engine=$2
@@ -125,6 +125,48 @@ case "$case_name" in
     [ "$rc" -ne 0 ] && grep -q "namespace 9 does not exist" <<<"$out" || fail "nsid: rc=$rc: $out"
     run "$weft" nvme perf $(conn) --rw sideways
     [ "$rc" -ne 0 ] || fail "bad --rw accepted"
+    ;;
+  tls)
+    # Listeners that require TLS 1.3; the host's key set through the API.
+    start_engine "$engine" --tls required
+    export WEFT_API=127.0.0.1:$api_port
+    h=nqn.2014-08.io.weft.test:tlshost
+    "$weft" key gen-tls -o "$data/tls.key" >/dev/null || fail "gen-tls"
+    "$weft" key gen-tls --hash sha384 -o "$data/other.key" >/dev/null || fail "gen-tls sha384"
+    grep -q '^NVMeTLSkey-1:01:' "$data/tls.key" || fail "key format: $(head -c 16 "$data/tls.key")"
+    [ "$(stat -c %a "$data/tls.key")" = 600 ] || fail "key file mode"
+    tls() { echo $(conn) --hostnqn "$h" --tls-key-file "$1"; }
+    # No key for this host on the engine yet.
+    run "$weft" nvme write $(tls "$data/tls.key") --lba 3 --blocks 1 --pattern 0x5c
+    [ "$rc" -ne 0 ] && grep -q "refused this host's TLS key" <<<"$out" || fail "no key: rc=$rc: $out"
+    run "$weft" engine host-key set "$h" --tls-key-file "$data/tls.key"
+    [ "$rc" -eq 0 ] && grep -q "over TLS 1.3 (sha256 PSK)" <<<"$out" || fail "set: rc=$rc: $out"
+    run "$weft" nvme write $(tls "$data/tls.key") --lba 3 --blocks 1 --pattern 0x5c
+    [ "$rc" -eq 0 ] || fail "write over TLS: rc=$rc: $out"
+    run "$weft" nvme read $(tls "$data/tls.key") --lba 3 --blocks 1 --tls-identity 0
+    [ "$rc" -eq 0 ] && grep -q "^00000600  5c 5c 5c" <<<"$out" || fail "read over TLS (v0): $out"
+    grep -q "connected to $nqn: .*TLS" "$data/engine.log" || fail "the engine's log says no TLS"
+    # Plain, or another key: refused.
+    run "$weft" nvme read $(conn) --hostnqn "$h" --lba 3 --blocks 1
+    [ "$rc" -ne 0 ] && grep -q "requires TLS, give this host's key with --tls-key-file" <<<"$out" ||
+      fail "a plain connection: rc=$rc: $out"
+    run "$weft" nvme read $(tls "$data/other.key") --lba 3 --blocks 1
+    [ "$rc" -ne 0 ] && grep -q "refused this host's TLS key" <<<"$out" || fail "other key: $out"
+    # Discovery over TLS says TLS is required.
+    run "$weft" nvme discover -a 127.0.0.1 -s "$disc_port" --hostnqn "$h" --tls-key-file "$data/tls.key" --json
+    [ "$rc" -eq 0 ] || fail "discover: $out"
+    [ "$(jq -r '[.records[] | .treq + "/" + .sectype] | unique | join(",")' <<<"$out")" = "required/tls1.3" ] ||
+      fail "discovery TREQ/SECTYPE: $out"
+    run "$weft" engine host-key list
+    [ "$rc" -eq 0 ] && grep -q "$h .*sha256" <<<"$out" || fail "list: $out"
+    # A bad key file is refused before anything is sent.
+    printf 'NVMeTLSkey-1:01:nope:\n' >"$data/bad.key"
+    chmod 600 "$data/bad.key"
+    run "$weft" engine host-key set "$h" --tls-key-file "$data/bad.key"
+    [ "$rc" -ne 0 ] && grep -q "the TLS key in $data/bad.key" <<<"$out" || fail "bad key: $out"
+    # The engine's log never holds a key.
+    key_body=$(cut -d: -f3 "$data/tls.key")
+    ! grep -qF "$key_body" "$data/engine.log" || fail "the engine logged the key"
     ;;
   *)
     echo "unknown case $case_name"

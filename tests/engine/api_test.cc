@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "auth/dhchap_key.h"
+#include "auth/tls_psk.h"
 #include "weft/engine/v1/engine.grpc.pb.h"
 
 extern char** environ;
@@ -487,6 +488,45 @@ TEST_F(api, host_keys_are_checked_listed_without_secrets_and_saved_privately) {
     EXPECT_TRUE(call(&v1::Engine::Stub::RemoveHostKey, rr, &e).ok());
     EXPECT_EQ(call(&v1::Engine::Stub::RemoveHostKey, rr, &e).error_code(), StatusCode::NOT_FOUND);
     EXPECT_EQ(eng->log().find(hk.substr(10, 20)), std::string::npos);
+}
+
+TEST_F(api, tls_keys_are_set_alone_or_with_dhchap_and_listed_without_secrets) {
+    const std::string host = "nqn.2014-08.org.nvmexpress:uuid:6c1d8b4f-9a1f-4b62-8e3d-2d3f4a5b6c7d";
+    const std::string tk =
+        std::string(weft::auth::format_tls_key(
+                        weft::auth::generate_tls_key(weft::auth::hash_id::sha384).value())
+                        .view());
+    v1::SetHostKeyRequest r;
+    v1::HostKey out;
+    auto code = [&] { return call(&v1::Engine::Stub::SetHostKey, r, &out).error_code(); };
+    r.set_host_nqn(host);
+    EXPECT_EQ(code(), StatusCode::INVALID_ARGUMENT);  // no secret at all
+    r.set_tls_key(tk.substr(0, tk.size() - 6) + "AAAAA:");
+    EXPECT_EQ(code(), StatusCode::INVALID_ARGUMENT);  // CRC
+    r.set_tls_key(tk);
+    ASSERT_EQ(code(), StatusCode::OK);
+    EXPECT_TRUE(out.tls());
+    EXPECT_EQ(out.tls_hash(), "sha384");
+    EXPECT_FALSE(out.dhchap());
+    v1::ListHostKeysReply all;
+    ASSERT_TRUE(call(&v1::Engine::Stub::ListHostKeys, v1::ListHostKeysRequest{}, &all).ok());
+    ASSERT_EQ(all.host_keys_size(), 1);
+    EXPECT_TRUE(all.host_keys(0).tls());
+    EXPECT_EQ(all.host_keys(0).DebugString().find(tk.substr(16, 20)), std::string::npos);
+    // Both kinds: the reply says so; a restart keeps them.
+    r.set_dhchap_key(
+        std::string(weft::auth::format_dhchap_key(
+                        weft::auth::generate_dhchap_key(weft::auth::hash_id::none).value())
+                        .view()));
+    ASSERT_EQ(code(), StatusCode::OK);
+    EXPECT_TRUE(out.tls() && out.dhchap());
+    EXPECT_EQ(eng->stop(), 0);
+    ASSERT_TRUE(eng->start()) << eng->log();
+    all.Clear();
+    ASSERT_TRUE(call(&v1::Engine::Stub::ListHostKeys, v1::ListHostKeysRequest{}, &all).ok());
+    ASSERT_EQ(all.host_keys_size(), 1);
+    EXPECT_TRUE(all.host_keys(0).tls() && all.host_keys(0).dhchap());
+    EXPECT_EQ(eng->log().find(tk.substr(16, 20)), std::string::npos);
 }
 
 TEST_F(api, state_survives_a_restart) {

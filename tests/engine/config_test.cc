@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "auth/dhchap_key.h"
+#include "auth/tls_psk.h"
 #include "engine/config.h"
 #include "engine/config_applier.h"
 #include "runtime/test_util.h"
@@ -104,6 +105,47 @@ TEST(engine_config, host_keys_round_trip_and_bad_ones_say_why) {
         // A sentence never repeats the secret.
         EXPECT_EQ(why.find(key.substr(10, 20)), std::string::npos) << why;
         EXPECT_EQ(why.find(broken.substr(10, 20)), std::string::npos) << why;
+    }
+}
+
+TEST(engine_config, tls_keys_and_mode) {
+    const std::string host = "nqn.2014-08.org.nvmexpress:uuid:5b0c7a3e-8f0e-4a51-9d2c-1c2e3f4a5b6c";
+    auto tk = std::string(
+        auth::format_tls_key(auth::generate_tls_key(auth::hash_id::sha384).value()).view());
+    std::string good = "{\"tls\": \"allowed\", \"host_keys\": [{\"host\": \"" + host +
+                       "\", \"tls_key\": \"" + tk + "\"}]}";
+    std::string why;
+    auto c = parse_config(good, &why);
+    ASSERT_TRUE(c.ok()) << why;
+    EXPECT_EQ(c.value().tls, "allowed");
+    ASSERT_EQ(c.value().host_keys.size(), 1u);
+    EXPECT_EQ(c.value().host_keys[0].tls_key.view(), tk);
+    EXPECT_TRUE(c.value().host_keys[0].dhchap_key.empty());
+    std::string text = to_json_text(c.value());
+    auto again = parse_config(text, &why);
+    ASSERT_TRUE(again.ok()) << why;
+    EXPECT_EQ(again.value().tls, "allowed");
+    EXPECT_EQ(again.value().host_keys[0].tls_key.view(), tk);
+    EXPECT_EQ(text.find("dhchap_key"), std::string::npos);
+    std::string broken = tk;
+    broken[20] = broken[20] == 'A' ? 'B' : 'A';
+    for (const std::string& bad : std::vector<std::string>{
+             "{\"tls\": \"sometimes\"}",
+             "{\"host_keys\": [{\"host\": \"" + host + "\", \"tls_key\": \"" + broken + "\"}]}",
+             // A DHHC-1 secret where a TLS key belongs.
+             "{\"host_keys\": [{\"host\": \"" + host + "\", \"tls_key\": \"" +
+                 std::string(
+                     auth::format_dhchap_key(auth::generate_dhchap_key(auth::hash_id::none).value())
+                         .view()) +
+                 "\"}]}",
+             // DH-HMAC-CHAP options without a DH-HMAC-CHAP secret.
+             "{\"host_keys\": [{\"host\": \"" + host + "\", \"tls_key\": \"" + tk +
+                 "\", \"digests\": [\"sha256\"]}]}"}) {
+        why.clear();
+        EXPECT_FALSE(parse_config(bad, &why).ok()) << bad;
+        EXPECT_FALSE(why.empty()) << bad;
+        EXPECT_EQ(why.find(tk.substr(16, 20)), std::string::npos) << why;
+        EXPECT_EQ(why.find(broken.substr(16, 20)), std::string::npos) << why;
     }
 }
 
