@@ -64,16 +64,31 @@ task<result<std::unique_ptr<controller>>> controller::connect(controller_options
 
 task<result<std::unique_ptr<controller>>> controller::start(controller* raw) {
     std::unique_ptr<controller> c(raw);
-    if (c->opt_.tls_key) {
+    auto derive = [&](auth::derivation how) -> result<void> {
         auto d = auth::derive_tls_psk(*c->opt_.tls_key, c->opt_.hostnqn, c->opt_.subnqn,
-                                      c->opt_.tls_identity_version);
-        if (!d) co_return d.err();
+                                      c->opt_.tls_identity_version, how);
+        if (!d) return d.err();
         c->tls_ = std::make_shared<const nvmf::tcp::tls_psk>(
             nvmf::tcp::tls_psk{std::move(d->identity), d->hash, std::move(d->psk)});
+        return {};
+    };
+    if (c->opt_.tls_key) {
+        auto d = derive(auth::derivation::rfc8446);
+        if (!d) co_return d.err();
     }
     queue_options aq = admin_queue_options(c->opt_);
     aq.tls = c->tls_;
-    auto admin = co_await queue::connect(std::move(aq));
+    auto admin = co_await queue::connect(aq);
+    if (!admin && c->tls_ && admin.err().code == EKEYREJECTED) {
+        spdlog::info(
+            "initiator: {} refused the RFC 8446 TLS PSK; trying the older nvme-cli "
+            "derivation",
+            c->opt_.subnqn);
+        auto d = derive(auth::derivation::compat);
+        if (!d) co_return d.err();
+        aq.tls = c->tls_;
+        admin = co_await queue::connect(aq);
+    }
     if (!admin) co_return admin.err();
     c->admin_ = std::move(admin.value());
     auto r = co_await c->bring_up();

@@ -58,7 +58,10 @@ struct controller_options {
     std::shared_ptr<const dhchap_host_options> dhchap;
     // TLS 1.3 on every queue, with the PSK derived from this configured key
     // for hostnqn and subnqn under an identity of tls_identity_version (1:
-    // what `nvme connect --tls-key` offers; 0: the older form).
+    // what `nvme connect --tls-key` offers; 0: the older form). The PSK is
+    // derived as RFC 8446 says and, when the target refuses that one, as
+    // nvme-cli before 2.15 did (what Debian 13's nvme-cli inserts into an
+    // nvmet's keyring); the admin queue's choice holds for the I/O queues.
     std::shared_ptr<const auth::tls_key> tls_key;
     unsigned tls_identity_version = 1;
 };

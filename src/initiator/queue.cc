@@ -222,7 +222,9 @@ task<result<void>> queue::establish() {
             spdlog::info("initiator queue {} of {}: TLS handshake failed: {}", opt_.qid,
                          opt_.subnqn, rc == -ETIMEDOUT ? "timed out" : tls_->failure());
             stream_.close();
-            co_return error{rc == -EACCES ? EKEYREJECTED : -rc};
+            // A target that closes during the handshake (Linux's tlshd does
+            // for an identity it has no key for) refused the key too.
+            co_return error{rc == -ETIMEDOUT || rc == -ECANCELED ? -rc : EKEYREJECTED};
         }
     }
     auto ic = co_await ic_exchange();

@@ -106,7 +106,7 @@ class queue {
     // secret, or a controller that did not prove itself), ENOPROTOOPT (no
     // hash function or DH group in common), EPROTONOSUPPORT (a
     // secure channel required), EKEYREJECTED also when the TLS handshake
-    // refused the PSK, EINVAL (Connect Invalid Parameters: unknown
+    // fails (the PSK refused, or a target without TLS), EINVAL (Connect Invalid Parameters: unknown
     // subsystem, controller or queue), EBUSY, EPROTO, ETIMEDOUT.
     static task<result<std::unique_ptr<queue>>> connect(queue_options opt);
 

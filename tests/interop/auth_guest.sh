@@ -3,7 +3,9 @@
 # fio), as `kernel-nvme-vm --release trixie initiator --no-connect --script
 # JOB` where JOB is a block of W_* assignments, guest_lib.sh and this file.
 # The engine requires host W_HOSTNQN to authenticate (DH-HMAC-CHAP) with
-# secret W_KEY and holds controller secret W_CTRL_KEY.
+# secret W_KEY and holds controller secret W_CTRL_KEY; its listener allows
+# TLS and it holds the host's TLS key, which the harness (--tls --tls-key)
+# inserted into this guest's .nvme keyring (identity v1), with tlshd running.
 #
 # Steps (each prints WEFT-STEP <id> PASS|FAIL <seconds>s <note>):
 #   auth/discover          discovery needs no secret: the subsystem is listed
@@ -19,6 +21,12 @@
 #                          the live controller; I/O goes on
 #   auth/wrong-ctrl-secret the host expects another controller secret: the
 #                          kernel refuses the engine
+#   tls/connect            nvme connect --tls with the DH-HMAC-CHAP secret:
+#                          TLS 1.3 (tlshd's handshake, a PSK from the
+#                          keyring) and authentication at once, 2 I/O
+#                          queues, fio 4k random writes with crc32c verify
+#   tls/discover           nvme discover --tls: the log says sectype tls1.3,
+#                          treq not required
 #   auth/rotate            prints WEFT-AUTH-ROTATE; the host script gives the
 #                          host a new secret (made by nvme-cli, SHA-512,
 #                          ffdhe4096 only) through the engine's API; the new
@@ -109,6 +117,31 @@ s_wrong_ctrl() {
   refused --dhchap-secret="$W_KEY" --dhchap-ctrl-secret="$W_WRONG_KEY" || return 1
   dmesg | grep -q "controller authentication failed" || { note "the kernel did not log a failed controller authentication"; return 1; }
 }
+s_tls_connect() {
+  local c tk before
+  before=$(klog_count "qid 0: authenticated")
+  conn --tls --dhchap-secret="$W_KEY" --nr-io-queues=2 ||
+    { note "connect failed: $(tail -1 /tmp/conn.out); tlshd: $(tail -2 /tmp/tlshd.log | tr '\n' ' ')"; return 1; }
+  c=$(ctrl)
+  tk=$(cat /sys/class/nvme/"$c"/tls_key 2>/dev/null)
+  case $tk in ''|0|00000000) note "the controller has no TLS key (sysfs tls_key '$tk')"; disc; return 1 ;; esac
+  [ "$(klog_count "qid 0: authenticated")" -gt "$before" ] || { note "no DH-HMAC-CHAP authentication logged"; disc; return 1; }
+  tmo 180 fio --name=tlsv --filename="$DEV" --direct=1 --ioengine=libaio --rw=randwrite --bs=4k \
+    --iodepth=16 --numjobs=2 --size=8m --offset_increment=8m --verify=crc32c --verify_fatal=1 \
+    --group_reporting > /tmp/fio.out 2>&1 || { note "fio failed: $(grep -i err /tmp/fio.out | head -2)"; disc; return 1; }
+  grep -q "err= 0" /tmp/fio.out || { note "fio reported errors"; disc; return 1; }
+  disc || { note "disconnect left the controller"; return 1; }
+  note "TLS key $(grep -a -o "NVMe1R0[12] [^ ]* [^ ]*" /proc/keys 2>/dev/null | head -1 | cut -c1-8)... serial $tk, and DH-HMAC-CHAP; fio verify 2 jobs x 8 MiB, err=0"
+}
+s_tls_discover() {
+  # shellcheck disable=SC2046
+  tmo 60 nvme discover $(hostargs | sed 's/ -n [^ ]*//') --tls > /tmp/disc.out 2>&1 ||
+    { note "nvme discover --tls failed: $(tail -1 /tmp/disc.out)"; return 1; }
+  grep -q "subnqn: *$W_NQN" /tmp/disc.out || { note "$W_NQN not in the discovery log"; return 1; }
+  grep -q "sectype: *tls13" /tmp/disc.out || { note "no sectype tls13: $(grep -E 'sectype|treq' /tmp/disc.out | head -2 | tr '\n' ' ')"; return 1; }
+  grep -q "treq: *not required" /tmp/disc.out || { note "treq: $(grep treq /tmp/disc.out | head -1)"; return 1; }
+  note "listed over TLS: $(grep -m1 sectype /tmp/disc.out | tr -s ' '), $(grep -m1 treq /tmp/disc.out | tr -s ' ')"
+}
 s_rotate() {
   local i=0
   echo "WEFT-AUTH-ROTATE"
@@ -124,7 +157,7 @@ s_rotate() {
   note "new secret: $(dmesg | grep 'qid 0: authenticated with' | tail -1 | sed 's/.*with //'); old secret refused"
 }
 
-echo "WEFT-PLAN auth/discover auth/no-secret auth/wrong-secret auth/unidirectional auth/bidirectional auth/reauth auth/wrong-ctrl-secret auth/rotate"
+echo "WEFT-PLAN auth/discover auth/no-secret auth/wrong-secret auth/unidirectional auth/bidirectional auth/reauth auth/wrong-ctrl-secret tls/connect tls/discover auth/rotate"
 step auth/discover s_discover
 step auth/no-secret refused
 step auth/wrong-secret refused --dhchap-secret="$W_WRONG_KEY"
@@ -132,6 +165,8 @@ step auth/unidirectional s_unidirectional
 if step auth/bidirectional s_bidirectional; then step auth/reauth s_reauth
 else skip_step auth/reauth "no controller"; disc; fi
 step auth/wrong-ctrl-secret s_wrong_ctrl
+step tls/connect s_tls_connect
+step tls/discover s_tls_discover
 step auth/rotate s_rotate
 echo "WEFT-DONE failures=$FAILS"
 [ $FAILS -eq 0 ]

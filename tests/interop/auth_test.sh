@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# auth_test.sh - DH-HMAC-CHAP in-band authentication between weft and the
-# Linux kernel, both ways, with Debian trixie's 6.12 kernel in QEMU (the
-# bookworm kernel has no NVMe authentication):
+# auth_test.sh - DH-HMAC-CHAP in-band authentication and NVMe/TCP TLS 1.3
+# between weft and the Linux kernel, both ways, with Debian trixie's 6.12
+# kernel in QEMU (the bookworm kernel has neither):
 #
 #   auth_test.sh WEFT_CLI WEFT_ENGINE [--work-dir DIR] [--keep]
 #
@@ -14,11 +14,17 @@
 #    with fio verify over two I/O queues, re-authentication of a live
 #    controller, and a secret rotated through the API on its cue
 #    WEFT-AUTH-ROTATE (a secret made by nvme-cli, SHA-512 and ffdhe4096 only:
-#    the new one connects with those, the old one is refused).
+#    the new one connects with those, the old one is refused). The engine's
+#    listener allows TLS (--tls allowed) and the host has a TLS key there
+#    too (`weft key gen-tls`, inserted into the guest's keyring by nvme-cli,
+#    identity v1; tlshd runs the handshake): the kernel connects over TLS
+#    and DH-HMAC-CHAP at once, fio verify; discovery over TLS says TLS 1.3.
 # 2. weft's initiator (`weft nvme`) against the kernel's nvmet target with
 #    per-host secrets (sha256, ffdhe2048, bidirectional): read and write
 #    with the secrets, refused without one, with a wrong one, and with a
-#    wrong controller secret.
+#    wrong controller secret. The nvmet port also allows TLS 1.3 with the
+#    same TLS key (tlshd in that VM): `weft nvme --tls-key-file` writes and
+#    reads over TLS.
 # Host-side rows: the engine's log holds none of the secrets; its state
 # file (which does) is mode 0600; nvme-cli accepts weft's key format.
 #
@@ -60,6 +66,13 @@ mkdir -m 700 "$K"
 "$WEFT" key gen-dhchap --hmac sha256 -o "$K/host" > /dev/null &&
   "$WEFT" key gen-dhchap --hmac none -o "$K/ctrl" > /dev/null &&
   "$WEFT" key gen-dhchap --hmac sha384 -o "$K/wrong" > /dev/null || fail_setup "weft key gen-dhchap failed"
+"$WEFT" key gen-tls -o "$K/tls" > /dev/null || fail_setup "weft key gen-tls failed"
+if out=$("$KNVM" "${REL[@]}" nvme check-tls-key --hostnqn="$HOSTNQN" --subsysnqn=nqn.2014-08.io.knvm:target \
+    --keydata="$(cat "$K/tls")" 2>&1); then
+  record tls/key-format PASS "nvme-cli 2.13 accepts weft's TLS key ($(tr -d '\n' <<< "$out" | cut -c1-60))"
+else
+  record tls/key-format FAIL "nvme check-tls-key refused weft's TLS key: $out"
+fi
 # The rotated secret comes from nvme-cli: weft must read its format.
 "$KNVM" "${REL[@]}" nvme gen-dhchap-key --hmac=3 --nqn="$HOSTNQN" 2>/dev/null | grep '^DHHC-1:' > "$K/new" &&
   chmod 600 "$K/new" || fail_setup "nvme gen-dhchap-key failed"
@@ -71,7 +84,7 @@ fi
 
 # ------------------------------------------------------- kernel host -> weft ----
 elog=$WORK/engine.log
-"$ENGINE" --demo --data-dir "$WORK/e" --cores 0 --poll-us 0 --listen 127.0.0.1:0 \
+"$ENGINE" --demo --data-dir "$WORK/e" --cores 0 --poll-us 0 --listen 127.0.0.1:0 --tls allowed \
   --api-listen 127.0.0.1:0 --metrics-listen none > "$elog" 2>&1 9>&- &
 PIDS+=($!)
 for _ in $(seq 100); do
@@ -82,9 +95,10 @@ PORT=$(grep -o 'nvme connect -t tcp -a 127.0.0.1 -s [0-9]*' "$elog" | head -1 | 
 NQN=$(grep -o 'nvme connect .* -n [^ ]*' "$elog" | head -1 | awk '{print $NF}')
 API=$(grep -o 'management API on 127.0.0.1:[0-9]*' "$elog" | head -1 | sed 's/.*on //')
 [ -n "$PORT" ] && [ -n "$NQN" ] && [ -n "$API" ] || fail_setup "the engine did not start: $(tail -3 "$elog")"
-out=$("$WEFT" engine host-key set "$HOSTNQN" --key-file "$K/host" --ctrl-key-file "$K/ctrl" --api "$API" 2>&1) ||
+out=$("$WEFT" engine host-key set "$HOSTNQN" --key-file "$K/host" --ctrl-key-file "$K/ctrl" \
+  --tls-key-file "$K/tls" --api "$API" 2>&1) ||
   fail_setup "weft engine host-key set: $out"
-record auth/setup PASS "engine on 127.0.0.1:$PORT ($NQN); $out"
+record auth/setup PASS "engine on 127.0.0.1:$PORT ($NQN, TLS allowed); $(tr '\n' ' ' <<< "$out")"
 
 job=$WORK/job.sh run=$WORK/vm vmlog=$WORK/vm.log
 {
@@ -97,6 +111,7 @@ job=$WORK/job.sh run=$WORK/vm vmlog=$WORK/vm.log
 chmod 600 "$job"
 log "booting the initiator VM (trixie kernel) against $NQN on port $PORT"
 "$KNVM" "${REL[@]}" initiator --port "$PORT" --nqn "$NQN" --hostnqn "$HOSTNQN" --hostid "$HOSTID" --no-connect \
+  --tls --tls-key "$(cat "$K/tls")" --tls-identity 1 \
   --script "$job" --smp 2 --timeout "$TOTAL_TIMEOUT" --run-dir "$run" > "$vmlog" 2>&1 9>&- &
 VMPID=$!
 rotated=0
@@ -121,12 +136,16 @@ for id in $planned; do
   read -r _ _ r _ note <<< "$line"
   record "$id" "$r" "$note"
 done
+ntls=$(grep -c "connected to $NQN: .*TLS" "$elog")
+if [ "$ntls" -ge 3 ]; then
+  record tls/engine-log PASS "the engine logged $ntls queues connected over TLS"
+else record tls/engine-log FAIL "the engine logged $ntls queues over TLS (want >= 3: admin + 2 I/O)"; fi
 n=$(grep -c ' authenticated on queue 0' "$elog") re=$(grep -c 're-authenticated on queue 0' "$elog")
 if [ "$n" -ge 3 ] && [ "$re" -ge 1 ]; then
   record auth/engine-log PASS "the engine logged $n admin-queue authentications and $re re-authentication(s)"
 else record auth/engine-log FAIL "the engine logged $n admin-queue authentications (want >= 3) and $re re-authentications (want >= 1)"; fi
 leaked=
-for f in host ctrl wrong new; do
+for f in host ctrl wrong new tls; do
   b64=$(cut -d: -f3 < "$K/$f")
   grep -qF "$b64" "$elog" && leaked="$leaked $f"
 done
@@ -144,7 +163,8 @@ TNQN=nqn.2014-08.io.knvm:target
 ready=$WORK/target.ready
 log "booting the kernel nvmet target VM (trixie kernel, DH-HMAC-CHAP for $HOSTNQN)"
 "$KNVM" "${REL[@]}" target --port "$TPORT" --nqn "$TNQN" --size-mb 32 --allow-host "$HOSTNQN" \
-  --dhchap-secret "$(cat "$K/host")" --dhchap-ctrl-secret "$(cat "$K/ctrl")" --ready-file "$ready" \
+  --dhchap-secret "$(cat "$K/host")" --dhchap-ctrl-secret "$(cat "$K/ctrl")" \
+  --tls --tls-optional --tls-key "$(cat "$K/tls")" --tls-identity 1 --ready-file "$ready" \
   --timeout "$TOTAL_TIMEOUT" --run-dir "$WORK/target-vm" > "$WORK/target-vm.log" 2>&1 9>&- &
 VMPID=$!
 for _ in $(seq 1200); do [ -e "$ready" ] && break; kill -0 "$VMPID" 2>/dev/null || break; sleep 0.25; done
@@ -166,6 +186,23 @@ else
     if [ $rc = 3 ]; then record "kernel-target/refused-$name" PASS "exit 3: ${out#weft: }"
     else record "kernel-target/refused-$name" FAIL "exit $rc (want 3, a refused connection): $out"; fi
   done
+  # TLS 1.3 to nvmet (tlshd in that VM finds the PSK by the identity weft
+  # offers; 6.12's nvmet still asks for DH-HMAC-CHAP on a TLS queue: both).
+  head -c $((256 << 10)) /dev/urandom > "$WORK/pattern-tls"
+  t=$SECONDS
+  if out=$(nv write --lba 4096 --blocks 512 --input "$WORK/pattern-tls" --tls-key-file "$K/tls" \
+           --dhchap-secret-file "$K/host" 2>&1) &&
+     out=$(nv read --lba 4096 --blocks 512 --output "$WORK/back-tls" --tls-key-file "$K/tls" \
+           --dhchap-secret-file "$K/host" 2>&1) &&
+     cmp -s "$WORK/pattern-tls" "$WORK/back-tls"; then
+    record kernel-target/tls PASS "256 KiB written and read back over TLS 1.3 and DH-HMAC-CHAP through the kernel's nvmet in $((SECONDS - t)) s (its keyring's PSK, inserted by nvme-cli 2.13, has the older derivation)"
+  else record kernel-target/tls FAIL "weft nvme --tls-key-file: $out (tlshd: $(grep -a 'tlshd' "$WORK/target-vm.log" | tail -2 | tr '\n' ' '))"; fi
+  out=$("$WEFT" nvme discover -a 127.0.0.1 -s "$TPORT" --hostnqn "$HOSTNQN" --timeout 20 \
+    --tls-key-file "$K/tls" --json 2>&1); rc=$?
+  sec=$(jq -r '[.records[] | .treq + "/" + .sectype] | unique | join(",")' <<< "$out" 2>/dev/null)
+  if [ $rc = 0 ] && [ "$sec" = "not required/tls1.3" ]; then
+    record kernel-target/tls-discovery PASS "discovery over TLS: nvmet's entries say TREQ not required, SECTYPE tls1.3"
+  else record kernel-target/tls-discovery FAIL "rc $rc, TREQ/SECTYPE '$sec': $out"; fi
 fi
 kill -TERM "$VMPID" 2>/dev/null; wait "$VMPID" 2>/dev/null; VMPID=
 
