@@ -21,6 +21,7 @@
 
 #include "auth/dhchap_key.h"
 #include "auth/secret.h"
+#include "auth/tls_psk.h"
 #include "bdev/bdev.h"
 #include "engine/api_server.h"
 #include "engine/config.h"
@@ -63,7 +64,7 @@ struct options {
     std::string api_listen = "127.0.0.1:10124";
     std::string metrics_listen = "127.0.0.1:9502";
     std::string host_nqn;
-    std::string dhchap_secret_file, dhchap_ctrl_secret_file;
+    std::string dhchap_secret_file, dhchap_ctrl_secret_file, tls_key_file;
     std::string control;  // http://HOST:PORT of weft-control
     std::string node_id;
     std::vector<std::string> node_labels;  // KEY=VALUE
@@ -304,8 +305,22 @@ task<int> serve(runtime& rt, const engine::engine_config& cfg, const options& o,
         }
         host.value().dhchap = std::move(d);
     }
-    spdlog::info("weft-engine: host NQN {} (for remote nexus children{})", host.value().nqn,
-                 host.value().dhchap ? "; it authenticates with DH-HMAC-CHAP where asked" : "");
+    if (!o.tls_key_file.empty()) {
+        bool exposed = false;
+        auto text = auth::read_tls_key_file(o.tls_key_file, "TLS key", &why, &exposed);
+        if (text.empty()) {
+            spdlog::error("{}", why);
+            co_return 1;
+        }
+        if (exposed)
+            spdlog::warn("{} holds a secret and can be read by other users: chmod 600 it",
+                         o.tls_key_file);
+        host.value().tls_key = std::make_shared<const auth::tls_key>(
+            auth::parse_tls_key(text.view(), nullptr).value());
+    }
+    spdlog::info("weft-engine: host NQN {} (for remote nexus children{}{})", host.value().nqn,
+                 host.value().dhchap ? "; it authenticates with DH-HMAC-CHAP where asked" : "",
+                 host.value().tls_key ? "; its connections to them run TLS" : "");
     mgr.set_host(host.value());
     if (!mgr.load_state(&why)) {
         spdlog::error("{}", why);
@@ -459,6 +474,10 @@ int main(int argc, char** argv) {
     app.add_option("--dhchap-ctrl-secret-file", o.dhchap_ctrl_secret_file,
                    "file holding the secret remote engines must prove they hold (bidirectional "
                    "authentication of nexus children); needs --dhchap-secret-file");
+    app.add_option("--tls-key-file", o.tls_key_file,
+                   "file holding this engine's TLS key as a host (NVMeTLSkey-1:..:, mode 0600): "
+                   "its connections to remote nexus children run TLS 1.3 (the replicas' engines "
+                   "hold the same key for this engine's host NQN)");
     app.add_option("--demo-size", o.demo_size, "size of the demo volume (created on first start)")
         ->capture_default_str();
     app.add_option("--allow-host", o.allow_hosts,

@@ -126,6 +126,7 @@ nexus::child_factory make_child_factory(child_sources src, std::chrono::millisec
         o.hostnqn = src.host.nqn;
         o.hostid = src.host.id;
         o.dhchap = src.host.dhchap;
+        o.tls_key = src.host.tls_key;
         o.io_timeout = io_timeout;
         return nexus::make_nvmf_child(u.value(), o);
     };

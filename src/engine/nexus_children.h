@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "auth/tls_psk.h"
 #include "bdev/error/error_bdev.h"
 #include "initiator/dhchap_host.h"
 #include "initiator/queue.h"
@@ -22,6 +23,8 @@ struct host_identity {
     initiator::host_id id{};
     // Its DH-HMAC-CHAP secrets, for remote children that require them.
     std::shared_ptr<const initiator::dhchap_host_options> dhchap;
+    // Its TLS key, for remote children: their connections run TLS.
+    std::shared_ptr<const auth::tls_key> tls_key;
 };
 
 // The engine's host NQN: `flag` when given, else the one kept in

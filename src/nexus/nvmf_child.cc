@@ -42,6 +42,7 @@ class nvmf_child final : public child_device {
         co.subnqn = u_.nqn;
         co.hostnqn = o_.hostnqn;
         co.dhchap = o_.dhchap;
+        co.tls_key = o_.tls_key;
         co.hostid = o_.hostid;
         unsigned n = reactor::local().rt_or_null() ? reactor::local().rt().size() : 1;
         co.io_queues = n;
@@ -70,6 +71,12 @@ class nvmf_child final : public child_device {
                 *why = fmt::format(
                     "{}: the target requires this engine (host {}) to authenticate "
                     "(DH-HMAC-CHAP): start it with --dhchap-secret-file",
+                    uri_, o_.hostnqn);
+            else if (e == EKEYREJECTED && o_.tls_key)
+                *why = fmt::format(
+                    "{}: the target refused this engine's TLS key or DH-HMAC-CHAP secret (host "
+                    "{}): give the replica's engine this host's TLS key (weft engine host-key "
+                    "set --tls-key-file)",
                     uri_, o_.hostnqn);
             else if (e == EKEYREJECTED || e == ENOPROTOOPT)
                 *why = fmt::format(

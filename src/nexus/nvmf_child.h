@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "auth/tls_psk.h"
 #include "initiator/queue.h"
 #include "nexus/child_device.h"
 #include "nexus/child_uri.h"
@@ -23,6 +24,8 @@ struct nvmf_child_options {
     uint16_t queue_depth = 128;
     // DH-HMAC-CHAP secrets for a remote engine that requires them.
     std::shared_ptr<const initiator::dhchap_host_options> dhchap;
+    // TLS 1.3 to the remote engine with PSKs derived from this key.
+    std::shared_ptr<const auth::tls_key> tls_key;
 };
 
 std::unique_ptr<child_device> make_nvmf_child(child_uri u, nvmf_child_options o);

@@ -15,6 +15,9 @@
 #   remote_auth the second engine requires DH-HMAC-CHAP (bidirectional) from
 #              the first's host NQN, which holds the secrets: the nexus is made
 #              and serves; with another secret required, a new one is refused
+#   remote_tls the second engine requires TLS; the first holds a TLS key
+#              (--tls-key-file) that the second holds for its NQN: the nexus
+#              reaches its child over TLS; without the key, a new one is refused
 # A wrong answer the engine gives where the rest of the case can go on is
 # recorded (`wrong`) and fails the case at its end, so that one such bug
 # does not hide the checks after it.
@@ -143,7 +146,7 @@ start_engine2() {
   local before
   before=$(grep -c 'management API on' "$log")
   "$engine" --data-dir "$data2" --cores 0 --listen 127.0.0.1:0 --api-listen 127.0.0.1:0 \
-    --metrics-listen none >>"$log" 2>&1 &
+    --metrics-listen none "$@" >>"$log" 2>&1 &
   e2_pid=$!
   for _ in $(seq 200); do
     [ "$(grep -c 'management API on' "$log")" -gt "$before" ] && break
@@ -594,6 +597,52 @@ case "$case_name" in
       b64=$(cut -d: -f3 <"$data/$f.key")
       grep -qF "$b64" "$data/engine.log" "$data2/engine.log" && fail "a secret ($f) is in an engine's log"
     done
+    ok nexus unshare "$uuid"
+    ok nexus destroy "$uuid"
+    ;;
+
+  remote_tls)
+    # Engine 2's listeners require TLS; engine 1 reaches its replica over
+    # TLS with its own TLS key, which engine 2 holds for engine 1's NQN.
+    timeout 10 "$weft" key gen-tls -o "$data/tls.key" >/dev/null || fail "weft key gen-tls"
+    start --tls-key-file "$data/tls.key"
+    grep -q "its connections to them run TLS" "$data/engine.log" ||
+      fail "engine 1 does not say it holds a TLS key"
+    host1=$(cat "$data/host-nqn")
+    data2=$data/engine2
+    mkdir -p "$data2"
+    start_engine2 --tls required
+    ok listener add 127.0.0.1:0 --api "$api2" --json
+    port2=$(jq -r .address <<<"$out" | sed 's/.*://')
+    ok pool create q "$data2/q.img" --size 128MiB --cluster-size 1MiB --api "$api2"
+    ok volume create q r 40MiB --api "$api2"
+    ok volume create q r2 40MiB --api "$api2"
+    ok volume share q r --host "$host1" --api "$api2" --json
+    remote=nvmf://127.0.0.1:$port2/$(jq -r .nqn <<<"$out")
+    ok volume share q r2 --host "$host1" --api "$api2" --json
+    remote2=nvmf://127.0.0.1:$port2/$(jq -r .nqn <<<"$out")
+    ok host-key set "$host1" --tls-key-file "$data/tls.key" --api "$api2"
+    make_pool
+    volumes 40MiB a b
+    ok nexus create --size 32MiB --child pool://p/a --child "$remote" --minority-policy proceed --json
+    jqe '.state == "online" and all(.children[]; .state == "online")'
+    uuid=$(jq -r .uuid <<<"$out")
+    ok nexus share "$uuid" --any-host
+    nqn=nqn.2026-11.io.weft:nexus:$uuid
+    rand in1.bin 512
+    put "$nqn" 0 "$data/in1.bin"
+    check "$nqn" 0 "$data/in1.bin"
+    grep -q "$host1 connected to .*TLS" "$data2/engine.log" ||
+      fail "engine 1's connections to engine 2 are not TLS: $(grep connected "$data2/engine.log" | tail -2)"
+    # Engine 2 no longer holds the key: a new nexus over its other volume
+    # is refused, and says why; the first nexus's connections go on.
+    ok host-key remove "$host1" --api "$api2"
+    wf nexus create --size 32MiB --child pool://p/b --child "$remote2" --minority-policy proceed
+    [ "$rc" -ne 0 ] || fail "a nexus over a child whose engine refuses our TLS key was made: $out"
+    grep -q "refused this engine's TLS key" <<<"$err" || wrong "the refusal does not say it is about the TLS key: $err"
+    check "$nqn" 0 "$data/in1.bin"
+    b64=$(cut -d: -f3 <"$data/tls.key")
+    grep -qF "$b64" "$data/engine.log" "$data2/engine.log" && fail "the TLS key is in an engine's log"
     ok nexus unshare "$uuid"
     ok nexus destroy "$uuid"
     ;;
