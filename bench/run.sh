@@ -39,8 +39,8 @@ build/release/bench/weft-pool-bench --base file "${pool_args[@]}" 2>/dev/null | 
 build/release/bench/weft-pool-bench --base malloc "${pool_args[@]}" 2>/dev/null | grep -v "^\[" | tee "$out/pool-malloc.txt"
 build/release/bench/weft-pool-bench --base malloc --reactors 2 "${pool_args[@]}" 2>/dev/null | grep -v "^\[" |
     tee "$out/pool-malloc-2.txt"
-# The nexus against the bare volume, remote children, rebuild rate (defaults: about 2 minutes).
-nexus_args=()
+# The nexus against the bare volume, remote children, rebuild rate (about 4 minutes).
+nexus_args=(--rounds 11)  # the noise of a shared VM: medians of 11 interleaved rounds
 build/release/bench/weft-nexus-bench "${nexus_args[@]}" 2>/dev/null | grep -v "^\[" | tee "$out/nexus.txt"
 
 gnuplot <<EOF

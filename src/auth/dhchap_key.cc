@@ -56,10 +56,7 @@ result<dhchap_key> parse_dhchap_key(std::string_view text, std::string* why) {
         if (why) *why = std::move(s);
         return error{EINVAL};
     };
-    // Surrounding white space (a key file's newline) is not part of the key.
-    while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' '))
-        text.remove_suffix(1);
-    while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
+    text = trim_key_text(text);
     if (!text.starts_with(prefix))
         return fail("a DH-HMAC-CHAP key starts with DHHC-1: (the NVMe interchange format)");
     text.remove_prefix(prefix.size());
@@ -80,12 +77,7 @@ result<dhchap_key> parse_dhchap_key(std::string_view text, std::string* why) {
 }
 
 secret_string format_dhchap_key(const dhchap_key& k) {
-    std::basic_string<char, std::char_traits<char>, wiping_allocator<char>> out("DHHC-1:0");
-    out.push_back(char('0' + int(k.transform)));
-    out.push_back(':');
-    out.append(encode_key_body({k.key.data(), k.key.size()}).view());
-    out.push_back(':');
-    return secret_string({out.data(), out.size()});
+    return format_key_text("DHHC-1:", unsigned(k.transform), {k.key.data(), k.key.size()});
 }
 
 result<dhchap_key> generate_dhchap_key(hash_id transform, size_t length) {

@@ -79,6 +79,23 @@ secret_string encode_key_body(std::span<const uint8_t> key) {
     return secret_string({b64.data(), size_t(n)});
 }
 
+secret_string format_key_text(std::string_view prefix, unsigned hh, std::span<const uint8_t> key) {
+    std::basic_string<char, std::char_traits<char>, wiping_allocator<char>> out(prefix);
+    out.push_back(char('0' + hh / 10 % 10));
+    out.push_back(char('0' + hh % 10));
+    out.push_back(':');
+    out.append(encode_key_body(key).view());
+    out.push_back(':');
+    return secret_string({out.data(), out.size()});
+}
+
+std::string_view trim_key_text(std::string_view text) {
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' '))
+        text.remove_suffix(1);
+    while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
+    return text;
+}
+
 std::string base64(std::span<const uint8_t> data) {
     std::string out((data.size() + 2) / 3 * 4 + 1, '\0');
     int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data.data(),

@@ -18,6 +18,10 @@ result<secret_bytes> decode_key_body(std::string_view body, std::initializer_lis
                                      std::string* why);
 // base64(key || crc32(key)), in wiped memory.
 secret_string encode_key_body(std::span<const uint8_t> key);
+// A whole key: "<prefix><hh, two digits>:<body>:", in wiped memory.
+secret_string format_key_text(std::string_view prefix, unsigned hh, std::span<const uint8_t> key);
+// `text` without the white space around it (a key file's newline).
+std::string_view trim_key_text(std::string_view text);
 
 // Standard base64 with padding (digests are not secrets).
 std::string base64(std::span<const uint8_t> data);

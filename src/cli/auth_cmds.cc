@@ -45,6 +45,18 @@ bool write_secret_file(const std::string& path, std::string_view text) {
     return ok;
 }
 
+// Prints a new key, or writes it to `output` and says so (`what`).
+int print_or_write(const auth::secret_string& text, const std::string& output,
+                   const std::string& what) {
+    if (output.empty()) {
+        std::printf("%.*s\n", int(text.view().size()), text.view().data());
+        return 0;
+    }
+    if (!write_secret_file(output, text.view())) return exit_failed;
+    std::printf("wrote %s to %s (mode 0600)\n", what.c_str(), output.c_str());
+    return 0;
+}
+
 int gen_dhchap(const gen_opts& o) {
     auth::hash_id t = auth::hash_id::none;
     if (o.hmac != "none") {
@@ -60,15 +72,9 @@ int gen_dhchap(const gen_opts& o) {
         std::fprintf(stderr, "weft: --length is 32, 48 or 64 (bytes)\n");
         return exit_usage;
     }
-    auth::secret_string text = auth::format_dhchap_key(*k);
-    if (o.output.empty()) {
-        std::printf("%.*s\n", int(text.view().size()), text.view().data());
-        return 0;
-    }
-    if (!write_secret_file(o.output, text.view())) return exit_failed;
-    std::printf("wrote a new DH-HMAC-CHAP secret (%zu bytes, transform %s) to %s (mode 0600)\n",
-                k->key.size(), auth::hash_name(t), o.output.c_str());
-    return 0;
+    return print_or_write(auth::format_dhchap_key(*k), o.output,
+                          fmt::format("a new DH-HMAC-CHAP secret ({} bytes, transform {})",
+                                      k->key.size(), auth::hash_name(t)));
 }
 
 struct gen_tls_opts {
@@ -83,15 +89,9 @@ int gen_tls(const gen_tls_opts& o) {
         std::fprintf(stderr, "weft: --hash is sha256 or sha384\n");
         return exit_usage;
     }
-    auth::secret_string text = auth::format_tls_key(*k);
-    if (o.output.empty()) {
-        std::printf("%.*s\n", int(text.view().size()), text.view().data());
-        return 0;
-    }
-    if (!write_secret_file(o.output, text.view())) return exit_failed;
-    std::printf("wrote a new TLS key (%zu bytes, %s) to %s (mode 0600)\n", k->key.size(),
-                auth::hash_name(*h), o.output.c_str());
-    return 0;
+    return print_or_write(
+        auth::format_tls_key(*k), o.output,
+        fmt::format("a new TLS key ({} bytes, {})", k->key.size(), auth::hash_name(*h)));
 }
 
 auth::secret_string read_secret(const std::string& path, const char* what) {
@@ -272,8 +272,8 @@ void add_host_key_commands(CLI::App& app, action_fn& action) {
         "set",
         "set (or replace) a host's secrets: with --key-file the host must authenticate on every "
         "queue it connects (with --ctrl-key-file the engine can prove itself to hosts that ask: "
-        "bidirectional); with --tls-key-file it can connect over TLS 1.3. Connections already "
-        "made are kept");
+        "bidirectional); with --tls-key-file it can connect over TLS 1.3. A kind not given keeps "
+        "what the host has. Connections already made are kept");
     set->add_option("HOSTNQN", s->host, "the host's NQN")->required();
     set->add_option(
         "--key-file", s->key_file,

@@ -252,6 +252,9 @@ std::string connect_error_sentence(const connection_options& c, error e, bool di
                              at)
                        : fmt::format("{} closed the connection during the NVMe/TCP handshake", at);
         case EPROTO:
+            if (!c.tls_key_file.empty())
+                return fmt::format(
+                    "{} did not complete a TLS handshake (does it run TLS on this port?)", at);
             return fmt::format("{} does not speak NVMe/TCP as expected (protocol error)", at);
         case EIO:
             return fmt::format("the controller of {} on {} failed to come up", c.nqn, at);

@@ -61,6 +61,23 @@ task<Status> manager::set_host_key(const v1::SetHostKeyRequest& req, v1::HostKey
     // The request's copies are done with: wipe them (gRPC frees them as they are).
     for (const std::string* f : {&req.dhchap_key(), &req.dhchap_ctrl_key(), &req.tls_key()})
         OPENSSL_cleanse(const_cast<char*>(f->data()), f->size());
+    if (k.dhchap_key.empty() && k.tls_key.empty())
+        co_return fail(StatusCode::INVALID_ARGUMENT,
+                       "give the host's DH-HMAC-CHAP secret (dhchap_key), its TLS key (tls_key) "
+                       "or both");
+    // A kind not given keeps what the host has: setting a TLS key must not
+    // turn authentication off, nor a new DH-HMAC-CHAP secret drop TLS.
+    for (auto& x : state_.host_keys)
+        if (x.host == k.host) {
+            if (k.dhchap_key.empty() && k.dhchap_ctrl_key.empty() && k.digests.empty() &&
+                k.dhgroups.empty()) {
+                k.dhchap_key = x.dhchap_key;
+                k.dhchap_ctrl_key = x.dhchap_ctrl_key;
+                k.digests = x.digests;
+                k.dhgroups = x.dhgroups;
+            }
+            if (k.tls_key.empty()) k.tls_key = x.tls_key;
+        }
     std::string why;
     if (!check_host_key(k, &why)) co_return fail(StatusCode::INVALID_ARGUMENT, why);
     if (has_host(base_, k.host))

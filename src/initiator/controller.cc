@@ -78,8 +78,10 @@ task<result<std::unique_ptr<controller>>> controller::start(controller* raw) {
     }
     queue_options aq = admin_queue_options(c->opt_);
     aq.tls = c->tls_;
+    bool refused = false;
+    aq.tls_refused = &refused;
     auto admin = co_await queue::connect(aq);
-    if (!admin && c->tls_ && admin.err().code == EKEYREJECTED) {
+    if (!admin && refused) {
         spdlog::info(
             "initiator: {} refused the RFC 8446 TLS PSK; trying the older nvme-cli "
             "derivation",
@@ -87,6 +89,7 @@ task<result<std::unique_ptr<controller>>> controller::start(controller* raw) {
         auto d = derive(auth::derivation::compat);
         if (!d) co_return d.err();
         aq.tls = c->tls_;
+        aq.tls_refused = nullptr;
         admin = co_await queue::connect(aq);
     }
     if (!admin) co_return admin.err();

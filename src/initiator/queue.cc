@@ -222,9 +222,14 @@ task<result<void>> queue::establish() {
             spdlog::info("initiator queue {} of {}: TLS handshake failed: {}", opt_.qid,
                          opt_.subnqn, rc == -ETIMEDOUT ? "timed out" : tls_->failure());
             stream_.close();
-            // A target that closes during the handshake (Linux's tlshd does
-            // for an identity it has no key for) refused the key too.
-            co_return error{rc == -ETIMEDOUT || rc == -ECANCELED ? -rc : EKEYREJECTED};
+            // A target that ends the connection during the handshake
+            // (Linux's tlshd, for an identity it has no key for) refused
+            // the key too.
+            if (rc == -EACCES || rc == -ECONNRESET || rc == -EPIPE) {
+                if (opt_.tls_refused) *opt_.tls_refused = true;
+                co_return error{EKEYREJECTED};
+            }
+            co_return error{-rc};
         }
     }
     auto ic = co_await ic_exchange();

@@ -83,6 +83,10 @@ struct queue_options {
     // TLS 1.3 with this PSK (derived for hostnqn and subnqn, see
     // auth/tls_psk.h) on every (re)connect, before ICReq.
     std::shared_ptr<const nvmf::tcp::tls_psk> tls;
+    // Set when connect() failed because the TLS handshake refused the PSK
+    // (the target said so, or ended the connection during the handshake):
+    // for a caller that tries another derivation.
+    bool* tls_refused = nullptr;
 };
 
 struct queue_stats {
@@ -106,7 +110,8 @@ class queue {
     // secret, or a controller that did not prove itself), ENOPROTOOPT (no
     // hash function or DH group in common), EPROTONOSUPPORT (a
     // secure channel required), EKEYREJECTED also when the TLS handshake
-    // fails (the PSK refused, or a target without TLS), EINVAL (Connect Invalid Parameters: unknown
+    // refused the PSK (see tls_refused), EPROTO when the target does not
+    // speak TLS, EINVAL (Connect Invalid Parameters: unknown
     // subsystem, controller or queue), EBUSY, EPROTO, ETIMEDOUT.
     static task<result<std::unique_ptr<queue>>> connect(queue_options opt);
 

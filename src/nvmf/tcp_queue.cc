@@ -204,9 +204,14 @@ task<bool> tcp_queue::secure() {
         [this](std::string_view identity) { return target_.find_tls_psk(identity); });
     int rc = co_await tls_->handshake(stream_, 10s, &stop_);
     if (rc != 0) {
+        // The identity is the peer's bytes: logged only when well formed.
+        const auto id = auth::parse_identity(tls_->identity());
         if (rc != -ECANCELED)
             spdlog::warn("TLS handshake failed{}{}: {}",
-                         tls_->identity().empty() ? "" : ", PSK identity ", tls_->identity(),
+                         id                         ? ", PSK identity "
+                         : tls_->identity().empty() ? ""
+                                                    : ", a malformed PSK identity",
+                         id ? tls_->identity() : "",
                          rc == -ETIMEDOUT ? "not done within 10 s" : tls_->failure());
         close("TLS handshake failed");
         co_return false;
@@ -506,10 +511,13 @@ task<void> tcp_queue::connect(command* c) {
         spdlog::warn("connect from {}: no subsystem {}", hostnqn, subnqn);
         co_return invalid(ipo_data(offsetof(nvme::connect_data, subnqn)));
     }
-    if (tls_identity_ && (tls_identity_->hostnqn != hostnqn || tls_identity_->subnqn != subnqn)) {
-        // The PSK was derived for another host or subsystem.
+    if (tls_ &&
+        (!tls_identity_ || tls_identity_->hostnqn != hostnqn || tls_identity_->subnqn != subnqn)) {
+        // The PSK was derived for another host or subsystem (fail closed:
+        // a TLS queue without a known identity connects nowhere).
         spdlog::warn("connect from {} to {} refused: the connection's TLS PSK is {}'s for {}",
-                     hostnqn, subnqn, tls_identity_->hostnqn, tls_identity_->subnqn);
+                     hostnqn, subnqn, tls_identity_ ? tls_identity_->hostnqn : "?",
+                     tls_identity_ ? tls_identity_->subnqn : "?");
         r.set(sc::connect_invalid_host);
         r.cpl.dw0 = ipo_data(offsetof(nvme::connect_data, hostnqn));
         co_return;

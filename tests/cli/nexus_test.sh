@@ -140,6 +140,40 @@ stop_engine2() {
 trap 'stop_engine2; stop_engine; rm -rf "$data"' EXIT
 # start_engine2: engine 2 on $data2 (its --data-dir: its pools, shares and
 # listeners come back on restart); $api2 its API address.
+# replica_engine [engine flags...]: a second engine (started with the flags)
+# with a listener, a pool and two volumes shared to engine 1's host NQN:
+# sets host1, data2, api2, port2 and the children's URIs remote, remote2.
+replica_engine() {
+  host1=$(cat "$data/host-nqn")
+  data2=$data/engine2
+  mkdir -p "$data2"
+  start_engine2 "$@"
+  ok listener add 127.0.0.1:0 --api "$api2" --json
+  port2=$(jq -r .address <<<"$out" | sed 's/.*://')
+  ok pool create q "$data2/q.img" --size 128MiB --cluster-size 1MiB --api "$api2"
+  ok volume create q r 40MiB --api "$api2"
+  ok volume create q r2 40MiB --api "$api2"
+  ok volume share q r --host "$host1" --api "$api2" --json
+  remote=nvmf://127.0.0.1:$port2/$(jq -r .nqn <<<"$out")
+  ok volume share q r2 --host "$host1" --api "$api2" --json
+  remote2=nvmf://127.0.0.1:$port2/$(jq -r .nqn <<<"$out")
+}
+
+# nexus_over_remote: a nexus over local volume a and $remote, shared, with
+# in1.bin written and read back through it: sets uuid and nqn.
+nexus_over_remote() {
+  make_pool
+  volumes 40MiB a b
+  ok nexus create --size 32MiB --child pool://p/a --child "$remote" --minority-policy proceed --json
+  jqe '.state == "online" and all(.children[]; .state == "online")'
+  uuid=$(jq -r .uuid <<<"$out")
+  ok nexus share "$uuid" --any-host
+  nqn=nqn.2026-11.io.weft:nexus:$uuid
+  rand in1.bin 512
+  put "$nqn" 0 "$data/in1.bin"
+  check "$nqn" 0 "$data/in1.bin"
+}
+
 start_engine2() {
   local log=$data2/engine.log
   echo "--- start" >>"$log"
@@ -559,30 +593,9 @@ case "$case_name" in
     start --dhchap-secret-file "$data/host.key" --dhchap-ctrl-secret-file "$data/ctrl.key"
     grep -q "it authenticates with DH-HMAC-CHAP where asked" "$data/engine.log" ||
       fail "engine 1 does not say it holds a secret"
-    host1=$(cat "$data/host-nqn")
-    data2=$data/engine2
-    mkdir -p "$data2"
-    start_engine2
-    ok listener add 127.0.0.1:0 --api "$api2" --json
-    port2=$(jq -r .address <<<"$out" | sed 's/.*://')
-    ok pool create q "$data2/q.img" --size 128MiB --cluster-size 1MiB --api "$api2"
-    ok volume create q r 40MiB --api "$api2"
-    ok volume create q r2 40MiB --api "$api2"
-    ok volume share q r --host "$host1" --api "$api2" --json
-    remote=nvmf://127.0.0.1:$port2/$(jq -r .nqn <<<"$out")
-    ok volume share q r2 --host "$host1" --api "$api2" --json
-    remote2=nvmf://127.0.0.1:$port2/$(jq -r .nqn <<<"$out")
+    replica_engine
     ok host-key set "$host1" --key-file "$data/host.key" --ctrl-key-file "$data/ctrl.key" --api "$api2"
-    make_pool
-    volumes 40MiB a b
-    ok nexus create --size 32MiB --child pool://p/a --child "$remote" --minority-policy proceed --json
-    jqe '.state == "online" and all(.children[]; .state == "online")'
-    uuid=$(jq -r .uuid <<<"$out")
-    ok nexus share "$uuid" --any-host
-    nqn=nqn.2026-11.io.weft:nexus:$uuid
-    rand in1.bin 512
-    put "$nqn" 0 "$data/in1.bin"
-    check "$nqn" 0 "$data/in1.bin"
+    nexus_over_remote
     grep -q "$host1 authenticated on queue 0 .*bidirectional" "$data2/engine.log" ||
       fail "engine 2 did not authenticate engine 1 both ways: $(grep -i auth "$data2/engine.log" | tail -3)"
     # Engine 2 now wants another secret: a new nexus over its other volume
@@ -608,30 +621,9 @@ case "$case_name" in
     start --tls-key-file "$data/tls.key"
     grep -q "its connections to them run TLS" "$data/engine.log" ||
       fail "engine 1 does not say it holds a TLS key"
-    host1=$(cat "$data/host-nqn")
-    data2=$data/engine2
-    mkdir -p "$data2"
-    start_engine2 --tls required
-    ok listener add 127.0.0.1:0 --api "$api2" --json
-    port2=$(jq -r .address <<<"$out" | sed 's/.*://')
-    ok pool create q "$data2/q.img" --size 128MiB --cluster-size 1MiB --api "$api2"
-    ok volume create q r 40MiB --api "$api2"
-    ok volume create q r2 40MiB --api "$api2"
-    ok volume share q r --host "$host1" --api "$api2" --json
-    remote=nvmf://127.0.0.1:$port2/$(jq -r .nqn <<<"$out")
-    ok volume share q r2 --host "$host1" --api "$api2" --json
-    remote2=nvmf://127.0.0.1:$port2/$(jq -r .nqn <<<"$out")
+    replica_engine --tls required
     ok host-key set "$host1" --tls-key-file "$data/tls.key" --api "$api2"
-    make_pool
-    volumes 40MiB a b
-    ok nexus create --size 32MiB --child pool://p/a --child "$remote" --minority-policy proceed --json
-    jqe '.state == "online" and all(.children[]; .state == "online")'
-    uuid=$(jq -r .uuid <<<"$out")
-    ok nexus share "$uuid" --any-host
-    nqn=nqn.2026-11.io.weft:nexus:$uuid
-    rand in1.bin 512
-    put "$nqn" 0 "$data/in1.bin"
-    check "$nqn" 0 "$data/in1.bin"
+    nexus_over_remote
     grep -q "$host1 connected to .*TLS" "$data2/engine.log" ||
       fail "engine 1's connections to engine 2 are not TLS: $(grep connected "$data2/engine.log" | tail -2)"
     # Engine 2 no longer holds the key: a new nexus over its other volume

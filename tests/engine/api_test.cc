@@ -501,8 +501,10 @@ TEST_F(api, tls_keys_are_set_alone_or_with_dhchap_and_listed_without_secrets) {
     auto code = [&] { return call(&v1::Engine::Stub::SetHostKey, r, &out).error_code(); };
     r.set_host_nqn(host);
     EXPECT_EQ(code(), StatusCode::INVALID_ARGUMENT);  // no secret at all
-    r.set_tls_key(tk.substr(0, tk.size() - 6) + "AAAAA:");
-    EXPECT_EQ(code(), StatusCode::INVALID_ARGUMENT);  // CRC
+    std::string damaged = tk;
+    damaged[20] = damaged[20] == 'A' ? 'B' : 'A';  // same length, the CRC no longer matches
+    r.set_tls_key(damaged);
+    EXPECT_EQ(code(), StatusCode::INVALID_ARGUMENT);
     r.set_tls_key(tk);
     ASSERT_EQ(code(), StatusCode::OK);
     EXPECT_TRUE(out.tls());
@@ -526,6 +528,20 @@ TEST_F(api, tls_keys_are_set_alone_or_with_dhchap_and_listed_without_secrets) {
     ASSERT_TRUE(call(&v1::Engine::Stub::ListHostKeys, v1::ListHostKeysRequest{}, &all).ok());
     ASSERT_EQ(all.host_keys_size(), 1);
     EXPECT_TRUE(all.host_keys(0).tls() && all.host_keys(0).dhchap());
+    // A new DH-HMAC-CHAP secret alone keeps the TLS key, and a TLS key alone
+    // keeps DH-HMAC-CHAP (a set never turns authentication off by omission).
+    r.clear_tls_key();
+    r.set_dhchap_key(
+        std::string(weft::auth::format_dhchap_key(
+                        weft::auth::generate_dhchap_key(weft::auth::hash_id::sha256).value())
+                        .view()));
+    ASSERT_EQ(code(), StatusCode::OK);
+    EXPECT_TRUE(out.tls() && out.dhchap());
+    EXPECT_EQ(out.key_transform(), "sha256");
+    r.clear_dhchap_key();
+    r.set_tls_key(tk);
+    ASSERT_EQ(code(), StatusCode::OK);
+    EXPECT_TRUE(out.tls() && out.dhchap());
     EXPECT_EQ(eng->log().find(tk.substr(16, 20)), std::string::npos);
 }
 

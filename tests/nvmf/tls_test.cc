@@ -88,12 +88,14 @@ task<int> client(socket_address a, tls_channel* t, pair_result* r, size_t echo) 
     co_return 0;
 }
 
-pair_result run_pair(tls_psk_finder find, tls_psk offer, size_t echo = 0) {
+pair_result run_pair(tls_psk_finder find, tls_psk offer, size_t echo = 0,
+                     const char* server_groups = nullptr) {
     pair_result r;
     test::run_reactors(1, [&]() -> task<void> {
         auto l = tcp_listener::listen(socket_address::ipv4("127.0.0.1", 0));
         CO_ASSERT_TRUE(l.ok());
         auto server = tls_channel::server(find);
+        if (server_groups) CO_ASSERT_TRUE(server->set_groups(server_groups));
         auto cl = tls_channel::client(offer);
         std::vector<task<int>> ts;
         ts.push_back(serve(&*l, server.get(), &r, echo));
@@ -123,6 +125,20 @@ TEST(Tls, HandshakeAndDataBothHashes) {
     }
 }
 
+TEST(Tls, HelloRetryRequestKeepsThePsk) {
+    // The client's first key share (X25519) is not the server's group: the
+    // server asks again (HelloRetryRequest) and the PSK must be offered again.
+    for (auth::hash_id h : {auth::hash_id::sha256, auth::hash_id::sha384}) {
+        auto k = auth::generate_tls_key(h);
+        ASSERT_TRUE(k);
+        tls_psk p = psk_for(*k);
+        auto r = run_pair(finder_of(p), p, 100000, "P-256");
+        EXPECT_EQ(r.server_rc, 0) << r.server_failure;
+        EXPECT_EQ(r.client_rc, 0) << r.client_failure;
+        EXPECT_TRUE(r.echoed) << auth::hash_name(h);
+    }
+}
+
 TEST(Tls, UnknownIdentityIsRefused) {
     auto k = auth::generate_tls_key(auth::hash_id::sha256);
     ASSERT_TRUE(k);
@@ -145,28 +161,9 @@ TEST(Tls, DifferentKeysUnderOneIdentityAreRefused) {
     EXPECT_EQ(r.client_rc, -EACCES) << r.client_failure;
 }
 
-TEST(Tls, APlainPeerFailsTheHandshake) {
-    // An ICReq where a ClientHello should be.
-    int server_rc = 1;
-    test::run_reactors(1, [&]() -> task<void> {
-        auto l = tcp_listener::listen(socket_address::ipv4("127.0.0.1", 0));
-        CO_ASSERT_TRUE(l.ok());
-        auto c = co_await tcp_stream::connect(l->local_address());
-        CO_ASSERT_TRUE(c.ok());
-        auto s = co_await l->accept();
-        CO_ASSERT_TRUE(s.ok());
-        std::byte icreq[128]{};
-        icreq[2] = std::byte(128);
-        icreq[4] = std::byte(128);
-        auto sent = co_await c->send_all(std::span<const std::byte>(icreq));
-        CO_ASSERT_TRUE(sent.ok());
-        auto t = tls_channel::server(nullptr);
-        server_rc = co_await t->handshake(*s, 5s, nullptr);
-    });
-    EXPECT_EQ(server_rc, -EPROTO);
-}
-
-TEST(Tls, SilentPeerTimesOut) {
+// The server's handshake against a raw client that sends `first` (if
+// any) and then nothing: its result.
+int server_handshake_against(std::span<const std::byte> first, std::chrono::milliseconds timeout) {
     int rc = 1;
     test::run_reactors(1, [&]() -> task<void> {
         auto l = tcp_listener::listen(socket_address::ipv4("127.0.0.1", 0));
@@ -175,10 +172,26 @@ TEST(Tls, SilentPeerTimesOut) {
         CO_ASSERT_TRUE(c.ok());
         auto s = co_await l->accept();
         CO_ASSERT_TRUE(s.ok());
+        if (!first.empty()) {
+            auto sent = co_await c->send_all(first);
+            CO_ASSERT_TRUE(sent.ok());
+        }
         auto t = tls_channel::server(nullptr);
-        rc = co_await t->handshake(*s, 200ms, nullptr);
+        rc = co_await t->handshake(*s, timeout, nullptr);
     });
-    EXPECT_EQ(rc, -ETIMEDOUT);
+    return rc;
+}
+
+TEST(Tls, APlainPeerFailsTheHandshake) {
+    // An ICReq where a ClientHello should be.
+    std::byte icreq[128]{};
+    icreq[2] = std::byte(128);
+    icreq[4] = std::byte(128);
+    EXPECT_EQ(server_handshake_against(icreq, 5s), -EPROTO);
+}
+
+TEST(Tls, SilentPeerTimesOut) {
+    EXPECT_EQ(server_handshake_against({}, 200ms), -ETIMEDOUT);
 }
 
 }  // namespace

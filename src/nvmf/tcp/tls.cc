@@ -21,6 +21,8 @@ constexpr size_t plain_chunk = 16 * 1024;
 // 3x slower at 4 KiB QD 32: the receive loop then completes many commands
 // before their submitters run again, and the queue drains in bursts.
 constexpr size_t rx_bytes = 2 * record_max;
+// Ciphertext sealed before it is sent (the send buffers stay this small).
+constexpr size_t out_max = 256 * 1024;
 
 const unsigned char suite_sha256[2] = {0x13, 0x01};  // TLS_AES_128_GCM_SHA256
 const unsigned char suite_sha384[2] = {0x13, 0x02};  // TLS_AES_256_GCM_SHA384
@@ -47,19 +49,20 @@ struct tls_callbacks {
 
     // Server: the client's identity names the key (nothing: no PSK, and
     // with no certificate the handshake fails).
-    static int find(SSL* ssl, const unsigned char* id, size_t len, SSL_SESSION** out) {
+    static int find(SSL* ssl, const unsigned char* id, size_t len, SSL_SESSION** out) noexcept {
         tls_channel* t = of(ssl);
         *out = nullptr;
-        std::string identity(reinterpret_cast<const char*>(id), len);
-        auto psk = t->find_ ? t->find_(identity) : std::nullopt;
-        if (!psk) {
-            t->no_key_ = true;
+        try {  // nothing may throw through OpenSSL's C frames
+            std::string identity(reinterpret_cast<const char*>(id), len);
+            auto psk = t->find_ ? t->find_(identity) : std::nullopt;
+            t->no_key_ = !psk;
             t->identity_ = std::move(identity);
-            return 1;
+            if (!psk) return 1;
+            *out = session(ssl, *psk);
+            return *out ? 1 : 0;
+        } catch (...) {
+            return 0;
         }
-        t->identity_ = std::move(identity);
-        *out = session(ssl, *psk);
-        return *out ? 1 : 0;
     }
 
     // Client: the one PSK, unless a HelloRetryRequest chose another hash.
@@ -70,7 +73,10 @@ struct tls_callbacks {
         if (!t->psk_) return 1;
         SSL_SESSION* s = session(ssl, *t->psk_);
         if (!s) return 0;
-        if (md && md != SSL_CIPHER_get_handshake_digest(SSL_SESSION_get0_cipher(s))) {
+        // After a HelloRetryRequest, `md` is the suite's digest as the
+        // provider fetched it: compare by type, not by pointer.
+        const EVP_MD* mine = SSL_CIPHER_get_handshake_digest(SSL_SESSION_get0_cipher(s));
+        if (md && (!mine || EVP_MD_get_type(md) != EVP_MD_get_type(mine))) {
             SSL_SESSION_free(s);
             return 1;
         }
@@ -94,11 +100,15 @@ struct tls_callbacks {
         t->rx_begin_ += n;
         return int(n);
     }
-    static int bio_write(BIO* b, const char* buf, int len) {
+    static int bio_write(BIO* b, const char* buf, int len) noexcept {
         tls_channel* t = of(b);
         BIO_clear_retry_flags(b);
         auto p = reinterpret_cast<const std::byte*>(buf);
-        t->out_.insert(t->out_.end(), p, p + len);
+        try {
+            t->out_.insert(t->out_.end(), p, p + len);
+        } catch (...) {
+            return -1;
+        }
         return len;
     }
     static long bio_ctrl(BIO*, int cmd, long, void*) { return cmd == BIO_CTRL_FLUSH ? 1 : 0; }
@@ -168,6 +178,10 @@ std::unique_ptr<tls_channel> tls_channel::server(tls_psk_finder find) {
     return t;
 }
 
+bool tls_channel::set_groups(const char* list) {
+    return SSL_set1_groups_list(ssl_, list) == 1;
+}
+
 std::unique_ptr<tls_channel> tls_channel::client(tls_psk psk) {
     std::unique_ptr<tls_channel> t(new tls_channel(false));
     const char* suite =
@@ -180,7 +194,8 @@ std::unique_ptr<tls_channel> tls_channel::client(tls_psk psk) {
 }
 
 int tls_channel::take_failure() {
-    unsigned long e = ERR_get_error();
+    // The last error is the cause; the ones before it, its context.
+    unsigned long e = ERR_peek_last_error();
     ERR_clear_error();
     const char* text = e ? ERR_reason_error_string(e) : nullptr;
     failure_ = no_key_ ? "no key for the PSK identity the host offered"
@@ -202,8 +217,9 @@ int tls_channel::take_failure() {
 }
 
 task<int> tls_channel::fill(tcp_stream& s, abort_source* abort, std::chrono::milliseconds timeout) {
+    // OpenSSL asks for more only once it has read all there is, so this
+    // starts over at the front; the move is a guard.
     if (rx_begin_ == rx_end_) rx_begin_ = rx_end_ = 0;
-    // Room for at least a record: a short tail would cost a recv per few bytes.
     if (rx_.size() - rx_end_ < record_max) {
         std::memmove(rx_.data(), rx_.data() + rx_begin_, rx_end_ - rx_begin_);
         rx_end_ -= rx_begin_;
@@ -283,6 +299,7 @@ task<int> tls_channel::recv(tcp_stream& s, std::span<std::byte> out, abort_sourc
 }
 
 task<result<size_t>> tls_channel::send_all(tcp_stream& s, std::span<const iovec> iov) {
+    ERR_clear_error();
     size_t total = 0;
     // Records of up to 16 KiB, cut from the iovecs gathered in plain_: a
     // batch of small PDUs goes out in one record, not one each.
@@ -303,6 +320,11 @@ task<result<size_t>> tls_channel::send_all(tcp_stream& s, std::span<const iovec>
                 if (SSL_write(ssl_, p, int(plain_chunk)) <= 0) co_return error{EPROTO};
                 p += plain_chunk;
                 left -= plain_chunk;
+                // Bounded: a batch of large reads goes out as it is sealed.
+                if (out_.size() >= out_max) {
+                    int rc = co_await flush(s);
+                    if (rc < 0) co_return error{-rc};
+                }
             }
         }
         while (left > 0) {

@@ -72,6 +72,11 @@ class tls_channel {
     // Encrypts every byte of `iov` and sends it, with anything pending.
     task<result<size_t>> send_all(tcp_stream& s, std::span<const iovec> iov);
 
+    // Restricts the key-exchange groups this side offers or accepts (an
+    // OpenSSL list, e.g. "P-256:P-384"), before the handshake; for hardened
+    // setups and tests. False for a list OpenSSL does not take.
+    bool set_groups(const char* list);
+
     // The identity the client offered (the server's, once a key was found
     // for it) or used (the client's).
     const std::string& identity() const { return identity_; }
