@@ -65,7 +65,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             if (!psk) break;
             auto id = auth::parse_identity(text);
             check(id && id->hostnqn == hostnqn && psk->identity == text &&
-                  psk->key.size() == auth::hash_length(psk->hash));
+                  psk->psk.size() == auth::hash_length(psk->hash));
             break;
         }
     }

@@ -94,9 +94,12 @@ int gen_tls(const gen_tls_opts& o) {
         fmt::format("a new TLS key ({} bytes, {})", k->key.size(), auth::hash_name(*h)));
 }
 
-auth::secret_string read_secret(const std::string& path, const char* what) {
+// A key file read by `reader` (a DH-HMAC-CHAP secret by default); empty,
+// with the sentence printed, on failure.
+auth::secret_string read_secret(const std::string& path, const char* what,
+                                decltype(&read_secret_file) reader = read_secret_file) {
     std::string why;
-    auto s = read_secret_file(path, what, &why);
+    auto s = reader(path, what, &why);
     if (s.empty()) std::fprintf(stderr, "weft: %s\n", why.c_str());
     return s;
 }
@@ -138,12 +141,8 @@ int host_key_set(set_opts& o) {
         req.set_dhchap_key(std::string(key.view()));
     }
     if (!o.tls_key_file.empty()) {
-        std::string why;
-        auto tk = read_tls_key_file(o.tls_key_file, "TLS key", &why);
-        if (tk.empty()) {
-            std::fprintf(stderr, "weft: %s\n", why.c_str());
-            return exit_usage;
-        }
+        auto tk = read_secret(o.tls_key_file, "TLS key", read_tls_key_file);
+        if (tk.empty()) return exit_usage;
         req.set_tls_key(std::string(tk.view()));
     }
     if (!o.ctrl_key_file.empty()) {

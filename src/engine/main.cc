@@ -83,15 +83,24 @@ std::optional<std::pair<uint16_t, uint16_t>> parse_cntlid_range(const std::strin
     return std::pair{uint16_t(lo), uint16_t(hi)};
 }
 
+// A key file read and checked by `reader` (auth::read_dhchap_key_file or
+// read_tls_key_file), with a warning when other users can read it; empty
+// with a sentence in `why` on failure.
+auth::secret_string read_key(decltype(&auth::read_tls_key_file) reader, const std::string& path,
+                             const char* what, std::string* why) {
+    bool exposed = false;
+    auto text = reader(path, what, why, &exposed);
+    if (!text.empty() && exposed)
+        spdlog::warn("{} holds a secret and can be read by other users: chmod 600 it", path);
+    return text;
+}
+
 // The engine's own DH-HMAC-CHAP secrets as a host (remote nexus children).
 std::shared_ptr<const initiator::dhchap_host_options> load_dhchap_secrets(const options& o,
                                                                           std::string* why) {
     auto read = [&](const std::string& path, const char* what, auth::dhchap_key* out) {
-        bool exposed = false;
-        auto text = auth::read_dhchap_key_file(path, what, why, &exposed);
+        auto text = read_key(auth::read_dhchap_key_file, path, what, why);
         if (text.empty()) return false;
-        if (exposed)
-            spdlog::warn("{} holds a secret and can be read by other users: chmod 600 it", path);
         *out = auth::parse_dhchap_key(text.view(), nullptr).value();
         return true;
     };
@@ -306,15 +315,11 @@ task<int> serve(runtime& rt, const engine::engine_config& cfg, const options& o,
         host.value().dhchap = std::move(d);
     }
     if (!o.tls_key_file.empty()) {
-        bool exposed = false;
-        auto text = auth::read_tls_key_file(o.tls_key_file, "TLS key", &why, &exposed);
+        auto text = read_key(auth::read_tls_key_file, o.tls_key_file, "TLS key", &why);
         if (text.empty()) {
             spdlog::error("{}", why);
             co_return 1;
         }
-        if (exposed)
-            spdlog::warn("{} holds a secret and can be read by other users: chmod 600 it",
-                         o.tls_key_file);
         host.value().tls_key = std::make_shared<const auth::tls_key>(
             auth::parse_tls_key(text.view(), nullptr).value());
     }

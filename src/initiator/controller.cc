@@ -68,8 +68,7 @@ task<result<std::unique_ptr<controller>>> controller::start(controller* raw) {
         auto d = auth::derive_tls_psk(*c->opt_.tls_key, c->opt_.hostnqn, c->opt_.subnqn,
                                       c->opt_.tls_identity_version, how);
         if (!d) return d.err();
-        c->tls_ = std::make_shared<const nvmf::tcp::tls_psk>(
-            nvmf::tcp::tls_psk{std::move(d->identity), d->hash, std::move(d->psk)});
+        c->tls_ = std::make_shared<const auth::derived_psk>(std::move(d.value()));
         return {};
     };
     if (c->opt_.tls_key) {

@@ -140,7 +140,7 @@ class controller {
     task<result<uint32_t>> admin_cmd(nvme::command cmd, std::span<std::byte> in = {});
 
     controller_options opt_;
-    std::shared_ptr<const nvmf::tcp::tls_psk> tls_;  // derived from opt_.tls_key
+    std::shared_ptr<const auth::derived_psk> tls_;  // derived from opt_.tls_key
     unsigned home_ = 0;
     std::unique_ptr<queue> admin_;
     std::vector<std::unique_ptr<queue>> io_;

@@ -162,23 +162,13 @@ task<result<void>> queue::ic_exchange() {
                    (opt_.data_digest ? tcp::digest_bits::data : 0);
     // MAXR2T 15 (0's based): the target may keep 16 R2Ts per command open.
     size_t n = tcp::encode_ic_req(buf, 0, dgst, 15);
-    result<size_t> sent = size_t(0);
-    if (tls_) {
-        iovec v{buf, n};
-        sent = co_await tls_->send_all(stream_, std::span<const iovec>(&v, 1));
-    } else {
-        sent = co_await stream_.send_all(std::span<const std::byte>(buf, n));
-    }
+    auto sent = co_await tcp::send_bytes(stream_, tls_.get(), std::span<const std::byte>(buf, n));
     if (!sent) co_return sent.err();
     tcp::reader_params rp{.receiver = tcp::side::initiator};
     size_t have = 0;
     for (;;) {
-        int got;
-        if (tls_)
-            got = co_await tls_->recv(stream_, std::span(buf).subspan(have), nullptr,
-                                      opt_.connect_timeout);
-        else
-            got = co_await stream_.recv(std::span(buf).subspan(have)).timeout(opt_.connect_timeout);
+        int got = co_await tcp::recv_some(stream_, tls_.get(), std::span(buf).subspan(have),
+                                          nullptr, opt_.connect_timeout);
         if (got <= 0) co_return error{got == 0 ? ECONNRESET : -got};
         have += size_t(got);
         auto res = tcp::parse({buf, have}, rp);
@@ -216,7 +206,7 @@ task<result<void>> queue::establish() {
     stream_ = std::move(s.value());
     tls_.reset();
     if (opt_.tls) {
-        tls_ = tcp::tls_channel::client(*opt_.tls);
+        tls_ = tcp::tls_channel::client(opt_.tls);
         int rc = co_await tls_->handshake(stream_, opt_.connect_timeout, nullptr);
         if (rc != 0) {
             spdlog::info("initiator queue {} of {}: TLS handshake failed: {}", opt_.qid,
@@ -810,13 +800,7 @@ task<void> queue::flusher(uint64_t gen) {
         std::swap(queued_, sending_);
         uint64_t g = queued_gen_++;
         ++stats_.sends;
-        result<size_t> r = size_t(0);
-        if (tls_) {
-            r = co_await tls_->send_all(stream_, sending_->iovecs());
-            sending_->clear();
-        } else {
-            r = co_await sending_->flush(stream_);
-        }
+        auto r = co_await sending_->flush(stream_, false, tls_.get());
         if (!r) {
             send_failed_ = true;
             lost("send failed");

@@ -82,7 +82,7 @@ struct queue_options {
     std::shared_ptr<const dhchap_host_options> dhchap;
     // TLS 1.3 with this PSK (derived for hostnqn and subnqn, see
     // auth/tls_psk.h) on every (re)connect, before ICReq.
-    std::shared_ptr<const nvmf::tcp::tls_psk> tls;
+    std::shared_ptr<const auth::derived_psk> tls;
     // Set when connect() failed because the TLS handshake refused the PSK
     // (the target said so, or ended the connection during the handshake):
     // for a caller that tries another derivation.

@@ -71,7 +71,7 @@ class target {
     // host has a configured key, the identity is well formed and its hash
     // is the key's (v1: the digest matches, which also tells libnvme's
     // older derivation from RFC 8446's).
-    std::optional<tcp::tls_psk> find_tls_psk(std::string_view identity) const;
+    std::optional<auth::derived_psk> find_tls_psk(std::string_view identity) const;
 
   private:
     controller_limits limits_;

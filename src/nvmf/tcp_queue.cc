@@ -179,13 +179,6 @@ void tcp_queue::fatal(tcp::fes status, uint32_t fei, std::span<const std::byte> 
     close("fatal transport error");
 }
 
-task<int> tcp_queue::recv_some(std::span<std::byte> buf, std::chrono::milliseconds timeout) {
-    if (tls_) co_return co_await tls_->recv(stream_, buf, &stop_, timeout);
-    if (timeout.count() > 0)
-        co_return co_await stream_.recv(buf).timeout(timeout).abort_with(stop_);
-    co_return co_await stream_.recv(buf).abort_with(stop_);
-}
-
 task<bool> tcp_queue::secure() {
     bool tls = opt_.tls == tls_mode::required;
     if (opt_.tls == tls_mode::allowed) {
@@ -216,7 +209,6 @@ task<bool> tcp_queue::secure() {
         close("TLS handshake failed");
         co_return false;
     }
-    tls_identity_ = auth::parse_identity(tls_->identity());
     co_return true;
 }
 
@@ -224,7 +216,8 @@ task<bool> tcp_queue::handshake() {
     std::byte buf[sizeof(tcp::ic_req)];
     size_t have = 0;
     for (;;) {
-        int n = co_await recv_some(std::span(buf).subspan(have), 10s);
+        int n =
+            co_await tcp::recv_some(stream_, tls_.get(), std::span(buf).subspan(have), &stop_, 10s);
         if (n <= 0) {
             close(n == -ETIMEDOUT ? "no ICReq within 10 s" : "closed before ICReq");
             co_return false;
@@ -511,13 +504,13 @@ task<void> tcp_queue::connect(command* c) {
         spdlog::warn("connect from {}: no subsystem {}", hostnqn, subnqn);
         co_return invalid(ipo_data(offsetof(nvme::connect_data, subnqn)));
     }
-    if (tls_ &&
-        (!tls_identity_ || tls_identity_->hostnqn != hostnqn || tls_identity_->subnqn != subnqn)) {
+    const auto psk_id = tls_ ? auth::parse_identity(tls_->identity()) : std::nullopt;
+    if (tls_ && (!psk_id || psk_id->hostnqn != hostnqn || psk_id->subnqn != subnqn)) {
         // The PSK was derived for another host or subsystem (fail closed:
         // a TLS queue without a known identity connects nowhere).
         spdlog::warn("connect from {} to {} refused: the connection's TLS PSK is {}'s for {}",
-                     hostnqn, subnqn, tls_identity_ ? tls_identity_->hostnqn : "?",
-                     tls_identity_ ? tls_identity_->subnqn : "?");
+                     hostnqn, subnqn, psk_id ? psk_id->hostnqn : "?",
+                     psk_id ? psk_id->subnqn : "?");
         r.set(sc::connect_invalid_host);
         r.cpl.dw0 = ipo_data(offsetof(nvme::connect_data, hostnqn));
         co_return;
@@ -715,13 +708,7 @@ task<void> tcp_queue::flusher() {
         if (!send_failed_) {
             // Large read data goes zero-copy; small PDUs are cheaper copied.
             bool zc = zero_copy_threshold_ && sending_->bytes() >= zero_copy_threshold_;
-            result<size_t> r = size_t(0);
-            if (tls_) {
-                r = co_await tls_->send_all(stream_, sending_->iovecs());
-                sending_->clear();
-            } else {
-                r = co_await sending_->flush(stream_, zc);
-            }
+            auto r = co_await sending_->flush(stream_, zc, tls_.get());
             if (!r) {
                 send_failed_ = true;
                 close("send failed");

@@ -59,9 +59,6 @@ class tcp_queue : public queue_link, public std::enable_shared_from_this<tcp_que
     // TLS first, when the listener requires it or the host starts it.
     task<bool> secure();
     task<bool> handshake();
-    // Bytes of the connection (decrypted under TLS) into `buf`: > 0, 0 at
-    // its end, -errno; `timeout` 0: none.
-    task<int> recv_some(std::span<std::byte> buf, std::chrono::milliseconds timeout = {});
     bool handle_pdu(const tcp::pdu_view& pdu);
     bool start_command(const tcp::pdu_view& pdu, bool digest_failed = false);
     bool accept_h2c_data(const tcp::pdu_view& pdu);
@@ -106,10 +103,9 @@ class tcp_queue : public queue_link, public std::enable_shared_from_this<tcp_que
     target& target_;
     tcp_stream stream_;
     tcp_options opt_;
-    // Under TLS: the channel, and the identity the host's PSK went under
-    // (Connect must name the same host and subsystem).
+    // Under TLS: the channel (Connect must name the host and subsystem of
+    // the identity its PSK went under).
     std::unique_ptr<tcp::tls_channel> tls_;
-    std::optional<auth::psk_identity> tls_identity_;
     abort_source stop_;
     bool closed_ = false;
     const char* close_reason_ = nullptr;

@@ -6,6 +6,8 @@
 // what co_await returns. Modifiers, before awaiting:
 //   .timeout(d)  a linked timeout: on expiry the op ends with -ETIMEDOUT
 //   .abort_with(src)  src.request_abort() cancels it: the op ends with -ECANCELED
+// Their optional forms, for callers that pass them on: .timeout_if(d) (none
+// for d <= 0) and .abort_with(src_or_null).
 #pragma once
 
 #include <liburing.h>
@@ -83,8 +85,17 @@ class [[nodiscard]] uring_op : public uring_op_base {
         has_timeout_ = true;
         return std::move(*this);
     }
+    template <typename Rep, typename Period>
+    uring_op&& timeout_if(std::chrono::duration<Rep, Period> d) && {
+        if (d.count() > 0) return std::move(*this).timeout(d);
+        return std::move(*this);
+    }
     uring_op&& abort_with(abort_source& src) && {
         abort_ = &src;
+        return std::move(*this);
+    }
+    uring_op&& abort_with(abort_source* src) && {
+        abort_ = src;
         return std::move(*this);
     }
 

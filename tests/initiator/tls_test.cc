@@ -101,8 +101,7 @@ TEST(initiator_tls, a_psk_for_another_subsystem_does_not_connect_here) {
             q.subnqn = nqn;
             q.hostnqn = host_a.nqn;
             q.hostid = host_a.id;
-            q.tls = std::make_shared<const nvmf::tcp::tls_psk>(
-                nvmf::tcp::tls_psk{d->identity, d->hash, d->psk});
+            q.tls = std::make_shared<const auth::derived_psk>(std::move(d.value()));
             auto r = co_await initiator::queue::connect(q);
             CO_ASSERT_TRUE(!r.ok());
             EXPECT_EQ(r.err().code, EACCES);
@@ -167,7 +166,7 @@ TEST(initiator_tls, target_tells_the_older_derivation_by_the_digest) {
         ASSERT_TRUE(want);
         auto got = t.find_tls_psk(want->identity);
         ASSERT_TRUE(got) << want->identity;
-        EXPECT_TRUE(auth::same_secret(got->key, want->psk));
+        EXPECT_TRUE(auth::same_secret(got->psk, want->psk));
         EXPECT_EQ(got->identity, want->identity);
     }
     // Unknown host, malformed identity, the wrong hash, a generated key.

@@ -20,10 +20,12 @@ constexpr const char* hostnqn =
     "nqn.2014-08.org.nvmexpress:uuid:f0e1d2c3-0000-4000-8000-000000000001";
 constexpr const char* subnqn = "nqn.2026-11.io.weft:tls-test";
 
-tls_psk psk_for(const auth::tls_key& k, const char* host = hostnqn, const char* sub = subnqn) {
+using auth::derived_psk;
+
+derived_psk psk_for(const auth::tls_key& k, const char* host = hostnqn, const char* sub = subnqn) {
     auto d = auth::derive_tls_psk(k, host, sub);
     EXPECT_TRUE(d);
-    return {d->identity, d->hash, d->psk};
+    return std::move(d.value());
 }
 
 // One connection: the server's and the client's ends, connected.
@@ -88,7 +90,7 @@ task<int> client(socket_address a, tls_channel* t, pair_result* r, size_t echo) 
     co_return 0;
 }
 
-pair_result run_pair(tls_psk_finder find, tls_psk offer, size_t echo = 0,
+pair_result run_pair(tls_psk_finder find, const derived_psk& offer, size_t echo = 0,
                      const char* server_groups = nullptr) {
     pair_result r;
     test::run_reactors(1, [&]() -> task<void> {
@@ -96,7 +98,7 @@ pair_result run_pair(tls_psk_finder find, tls_psk offer, size_t echo = 0,
         CO_ASSERT_TRUE(l.ok());
         auto server = tls_channel::server(find);
         if (server_groups) CO_ASSERT_TRUE(server->set_groups(server_groups));
-        auto cl = tls_channel::client(offer);
+        auto cl = tls_channel::client(std::make_shared<const derived_psk>(offer));
         std::vector<task<int>> ts;
         ts.push_back(serve(&*l, server.get(), &r, echo));
         ts.push_back(client(l->local_address(), cl.get(), &r, echo));
@@ -105,8 +107,8 @@ pair_result run_pair(tls_psk_finder find, tls_psk offer, size_t echo = 0,
     return r;
 }
 
-tls_psk_finder finder_of(tls_psk p) {
-    return [p](std::string_view id) -> std::optional<tls_psk> {
+tls_psk_finder finder_of(derived_psk p) {
+    return [p](std::string_view id) -> std::optional<derived_psk> {
         if (id == p.identity) return p;
         return std::nullopt;
     };
@@ -116,7 +118,7 @@ TEST(Tls, HandshakeAndDataBothHashes) {
     for (auth::hash_id h : {auth::hash_id::sha256, auth::hash_id::sha384}) {
         auto k = auth::generate_tls_key(h);
         ASSERT_TRUE(k);
-        tls_psk p = psk_for(*k);
+        derived_psk p = psk_for(*k);
         auto r = run_pair(finder_of(p), p, 3 << 20);
         EXPECT_EQ(r.server_rc, 0) << r.server_failure;
         EXPECT_EQ(r.client_rc, 0) << r.client_failure;
@@ -131,7 +133,7 @@ TEST(Tls, HelloRetryRequestKeepsThePsk) {
     for (auth::hash_id h : {auth::hash_id::sha256, auth::hash_id::sha384}) {
         auto k = auth::generate_tls_key(h);
         ASSERT_TRUE(k);
-        tls_psk p = psk_for(*k);
+        derived_psk p = psk_for(*k);
         auto r = run_pair(finder_of(p), p, 100000, "P-256");
         EXPECT_EQ(r.server_rc, 0) << r.server_failure;
         EXPECT_EQ(r.client_rc, 0) << r.client_failure;
@@ -142,8 +144,8 @@ TEST(Tls, HelloRetryRequestKeepsThePsk) {
 TEST(Tls, UnknownIdentityIsRefused) {
     auto k = auth::generate_tls_key(auth::hash_id::sha256);
     ASSERT_TRUE(k);
-    tls_psk mine = psk_for(*k);
-    tls_psk other = psk_for(*k, hostnqn, "nqn.2026-11.io.weft:another");
+    derived_psk mine = psk_for(*k);
+    derived_psk other = psk_for(*k, hostnqn, "nqn.2026-11.io.weft:another");
     auto r = run_pair(finder_of(other), mine);
     EXPECT_EQ(r.server_rc, -EACCES);
     EXPECT_EQ(r.server_identity, mine.identity);
@@ -154,7 +156,7 @@ TEST(Tls, DifferentKeysUnderOneIdentityAreRefused) {
     auto a = auth::generate_tls_key(auth::hash_id::sha256);
     auto b = auth::generate_tls_key(auth::hash_id::sha256);
     ASSERT_TRUE(a && b);
-    tls_psk server = psk_for(*a), offer = psk_for(*b);
+    derived_psk server = psk_for(*a), offer = psk_for(*b);
     offer.identity = server.identity;  // same name, another key
     auto r = run_pair(finder_of(server), offer);
     EXPECT_EQ(r.server_rc, -EACCES) << r.server_failure;

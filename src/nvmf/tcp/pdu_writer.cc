@@ -259,13 +259,17 @@ bool send_batch::add_term_req(pdu_type type, fes status, uint32_t fei,
     return true;
 }
 
-task<result<size_t>> send_batch::flush(tcp_stream& stream, bool zero_copy) {
+task<result<size_t>> send_batch::flush(tcp_stream& stream, bool zero_copy, tls_channel* tls) {
     if (iov_count_ == 0) {
         clear();
         co_return size_t(0);
     }
     // send_all consumes the iovecs it is given; they are ours, and reset here.
-    auto sent = co_await stream.send_all(std::span<iovec>(iov_, iov_count_), zero_copy);
+    result<size_t> sent = size_t(0);
+    if (tls)
+        sent = co_await tls->send_all(stream, iovecs());
+    else
+        sent = co_await stream.send_all(std::span<iovec>(iov_, iov_count_), zero_copy);
     clear();
     co_return sent;
 }

@@ -20,6 +20,7 @@
 #include <span>
 
 #include "nvmf/tcp/pdu.h"
+#include "nvmf/tcp/tls.h"
 #include "runtime/net.h"
 #include "runtime/result.h"
 #include "runtime/task.h"
@@ -110,8 +111,11 @@ class send_batch {
     void clear();
 
     // Sends every PDU with one sendmsg (more only if the socket takes part of
-    // it), then clears the batch, also on error. Returns the bytes sent.
-    task<result<size_t>> flush(tcp_stream& stream, bool zero_copy = false);
+    // it), or through `tls` when the connection runs TLS (zero_copy does not
+    // apply there), then clears the batch, also on error. Returns the bytes
+    // sent.
+    task<result<size_t>> flush(tcp_stream& stream, bool zero_copy = false,
+                               tls_channel* tls = nullptr);
 
   private:
     // Room for a prefix, `data` iovecs and a digest.

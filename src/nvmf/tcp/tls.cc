@@ -34,11 +34,11 @@ struct tls_callbacks {
     static tls_channel* of(SSL* ssl) { return static_cast<tls_channel*>(SSL_get_app_data(ssl)); }
     static tls_channel* of(BIO* b) { return static_cast<tls_channel*>(BIO_get_data(b)); }
 
-    static SSL_SESSION* session(SSL* ssl, const tls_psk& p) {
+    static SSL_SESSION* session(SSL* ssl, const auth::derived_psk& p) {
         const SSL_CIPHER* c =
             SSL_CIPHER_find(ssl, p.hash == auth::hash_id::sha384 ? suite_sha384 : suite_sha256);
         SSL_SESSION* s = SSL_SESSION_new();
-        if (!c || !s || SSL_SESSION_set1_master_key(s, p.key.data(), p.key.size()) != 1 ||
+        if (!c || !s || SSL_SESSION_set1_master_key(s, p.psk.data(), p.psk.size()) != 1 ||
             SSL_SESSION_set_cipher(s, c) != 1 ||
             SSL_SESSION_set_protocol_version(s, TLS1_3_VERSION) != 1) {
             SSL_SESSION_free(s);
@@ -152,7 +152,7 @@ struct tls_callbacks {
     }
 };
 
-tls_channel::tls_channel(bool server) : server_(server), rx_(rx_bytes) {
+tls_channel::tls_channel(bool server) : rx_(rx_bytes) {
     ssl_ = SSL_new(tls_callbacks::context(server));
     BIO* bio = ssl_ ? BIO_new(tls_callbacks::bio_method()) : nullptr;
     if (!bio) {
@@ -182,13 +182,13 @@ bool tls_channel::set_groups(const char* list) {
     return SSL_set1_groups_list(ssl_, list) == 1;
 }
 
-std::unique_ptr<tls_channel> tls_channel::client(tls_psk psk) {
+std::unique_ptr<tls_channel> tls_channel::client(std::shared_ptr<const auth::derived_psk> psk) {
     std::unique_ptr<tls_channel> t(new tls_channel(false));
     const char* suite =
-        psk.hash == auth::hash_id::sha384 ? "TLS_AES_256_GCM_SHA384" : "TLS_AES_128_GCM_SHA256";
+        psk->hash == auth::hash_id::sha384 ? "TLS_AES_256_GCM_SHA384" : "TLS_AES_128_GCM_SHA256";
     if (SSL_set_ciphersuites(t->ssl_, suite) != 1)
         throw std::runtime_error("OpenSSL: cannot set the cipher suite");
-    t->identity_ = psk.identity;
+    t->identity_ = psk->identity;
     t->psk_ = std::move(psk);
     return t;
 }
@@ -217,24 +217,12 @@ int tls_channel::take_failure() {
 }
 
 task<int> tls_channel::fill(tcp_stream& s, abort_source* abort, std::chrono::milliseconds timeout) {
-    // OpenSSL asks for more only once it has read all there is, so this
-    // starts over at the front; the move is a guard.
-    if (rx_begin_ == rx_end_) rx_begin_ = rx_end_ = 0;
-    if (rx_.size() - rx_end_ < record_max) {
-        std::memmove(rx_.data(), rx_.data() + rx_begin_, rx_end_ - rx_begin_);
-        rx_end_ -= rx_begin_;
-        rx_begin_ = 0;
-    }
-    auto space = std::span(rx_).subspan(rx_end_);
-    int n;
-    if (timeout.count() > 0 && abort)
-        n = co_await s.recv(space).timeout(timeout).abort_with(*abort);
-    else if (timeout.count() > 0)
-        n = co_await s.recv(space).timeout(timeout);
-    else if (abort)
-        n = co_await s.recv(space).abort_with(*abort);
-    else
-        n = co_await s.recv(space);
+    // OpenSSL asks for more once it has read all there is: this moves
+    // nothing, and the buffer starts over at its front.
+    std::memmove(rx_.data(), rx_.data() + rx_begin_, rx_end_ - rx_begin_);
+    rx_end_ -= rx_begin_;
+    rx_begin_ = 0;
+    int n = co_await s.recv(std::span(rx_).subspan(rx_end_)).timeout_if(timeout).abort_with(abort);
     if (n > 0) rx_end_ += size_t(n);
     co_return n;
 }
@@ -300,45 +288,51 @@ task<int> tls_channel::recv(tcp_stream& s, std::span<std::byte> out, abort_sourc
 
 task<result<size_t>> tls_channel::send_all(tcp_stream& s, std::span<const iovec> iov) {
     ERR_clear_error();
-    size_t total = 0;
-    // Records of up to 16 KiB, cut from the iovecs gathered in plain_: a
-    // batch of small PDUs goes out in one record, not one each.
-    auto seal = [&] {
-        if (plain_.empty()) return true;
-        int n = SSL_write(ssl_, plain_.data(), int(plain_.size()));
+    // Records of 16 KiB: small pieces (a batch of PDUs) are gathered in
+    // plain_ first, whole records of a large buffer sealed where they lie.
+    auto seal = [&](const void* p, size_t n) { return SSL_write(ssl_, p, int(n)) > 0; };
+    auto seal_plain = [&] {
+        bool ok = plain_.empty() || seal(plain_.data(), plain_.size());
         plain_.clear();
-        return n > 0;
+        return ok;
     };
+    size_t total = 0;
     for (const iovec& v : iov) {
         auto p = static_cast<const std::byte*>(v.iov_base);
-        size_t left = v.iov_len;
-        total += left;
-        // Whole records straight from a large buffer (data), no gathering.
-        if (left >= plain_chunk) {
-            if (!seal()) co_return error{EPROTO};
-            while (left >= plain_chunk) {
-                if (SSL_write(ssl_, p, int(plain_chunk)) <= 0) co_return error{EPROTO};
-                p += plain_chunk;
-                left -= plain_chunk;
-                // Bounded: a batch of large reads goes out as it is sealed.
-                if (out_.size() >= out_max) {
-                    int rc = co_await flush(s);
-                    if (rc < 0) co_return error{-rc};
-                }
+        for (size_t left = v.iov_len, n; left > 0; p += n, left -= n) {
+            if (plain_.empty() && left >= plain_chunk) {
+                n = plain_chunk;
+                if (!seal(p, n)) co_return error{EPROTO};
+            } else {
+                n = std::min(left, plain_chunk - plain_.size());
+                plain_.insert(plain_.end(), p, p + n);
+                if (plain_.size() < plain_chunk) continue;
+                if (!seal_plain()) co_return error{EPROTO};
+            }
+            // Bounded: a batch of large reads goes out as it is sealed.
+            if (out_.size() >= out_max) {
+                int rc = co_await flush(s);
+                if (rc < 0) co_return error{-rc};
             }
         }
-        while (left > 0) {
-            size_t n = std::min(left, plain_chunk - plain_.size());
-            plain_.insert(plain_.end(), p, p + n);
-            p += n;
-            left -= n;
-            if (plain_.size() == plain_chunk && !seal()) co_return error{EPROTO};
-        }
+        total += v.iov_len;
     }
-    if (!seal()) co_return error{EPROTO};
+    if (!seal_plain()) co_return error{EPROTO};
     int rc = co_await flush(s);
     if (rc < 0) co_return error{-rc};
     co_return total;
+}
+
+task<int> recv_some(tcp_stream& s, tls_channel* tls, std::span<std::byte> buf, abort_source* abort,
+                    std::chrono::milliseconds timeout) {
+    if (tls) co_return co_await tls->recv(s, buf, abort, timeout);
+    co_return co_await s.recv(buf).timeout_if(timeout).abort_with(abort);
+}
+
+task<result<size_t>> send_bytes(tcp_stream& s, tls_channel* tls, std::span<const std::byte> bytes) {
+    if (!tls) co_return co_await s.send_all(bytes);
+    iovec v{const_cast<std::byte*>(bytes.data()), bytes.size()};
+    co_return co_await tls->send_all(s, std::span<const iovec>(&v, 1));
 }
 
 }  // namespace weft::nvmf::tcp

@@ -11,7 +11,7 @@
 // kernel host drops a connection on any record but application data), no
 // certificates.
 //
-//   auto t = tls_channel::client({identity, hash, psk});
+//   auto t = tls_channel::client(psk);   // a shared auth::derived_psk
 //   int rc = co_await t->handshake(stream, 10s, &stop);   // 0 or -errno
 //   co_await t->send_all(stream, iov);
 //   int n = co_await t->recv(stream, buf, &stop);        // bytes, 0 at the end
@@ -31,29 +31,22 @@
 #include <string>
 #include <vector>
 
-#include "auth/dhchap_key.h"
-#include "auth/secret.h"
+#include "auth/tls_psk.h"
 #include "runtime/abort.h"
 #include "runtime/net.h"
 #include "runtime/task.h"
 
 namespace weft::nvmf::tcp {
 
-// A PSK as TLS uses it: the key after derivation, and its identity.
-struct tls_psk {
-    std::string identity;
-    auth::hash_id hash = auth::hash_id::sha256;  // sha256 or sha384
-    auth::secret_bytes key;                      // hash length
-};
-
-// The server's key for an identity a client offers, or nothing (the
-// handshake then fails).
-using tls_psk_finder = std::function<std::optional<tls_psk>(std::string_view identity)>;
+// A PSK as TLS uses it (the key after derivation, and its identity) is an
+// auth::derived_psk. The server's key for an identity a client offers, or
+// nothing (the handshake then fails):
+using tls_psk_finder = std::function<std::optional<auth::derived_psk>(std::string_view identity)>;
 
 class tls_channel {
   public:
     static std::unique_ptr<tls_channel> server(tls_psk_finder find);
-    static std::unique_ptr<tls_channel> client(tls_psk psk);
+    static std::unique_ptr<tls_channel> client(std::shared_ptr<const auth::derived_psk> psk);
     ~tls_channel();
     tls_channel(const tls_channel&) = delete;
     tls_channel& operator=(const tls_channel&) = delete;
@@ -94,18 +87,25 @@ class tls_channel {
 
     friend struct tls_callbacks;
     SSL* ssl_ = nullptr;
-    bool server_;
     tls_psk_finder find_;
-    std::optional<tls_psk> psk_;  // the client's
+    std::shared_ptr<const auth::derived_psk> psk_;  // the client's
     std::string identity_;
     std::string failure_;
     bool no_key_ = false;  // the server had no key for the offered identity
     // Ciphertext received and not yet read by OpenSSL: rx_[rx_begin_, rx_end_).
     std::vector<std::byte> rx_;
     size_t rx_begin_ = 0, rx_end_ = 0;
-    // Ciphertext OpenSSL wrote and nobody sent yet; out_ is being sent.
+    // Ciphertext OpenSSL wrote and nobody sent yet (out_), and what is on
+    // the wire (sending_).
     std::vector<std::byte> out_, sending_;
     std::vector<std::byte> plain_;  // send_all's records are cut from here
 };
+
+// A connection's bytes with or without TLS (`tls` null: plain TCP), for
+// the handshakes; the receive loops call tls_channel::recv or the socket
+// themselves (the plain path needs no coroutine frame of its own).
+task<int> recv_some(tcp_stream& s, tls_channel* tls, std::span<std::byte> buf, abort_source* abort,
+                    std::chrono::milliseconds timeout = {});
+task<result<size_t>> send_bytes(tcp_stream& s, tls_channel* tls, std::span<const std::byte> bytes);
 
 }  // namespace weft::nvmf::tcp
