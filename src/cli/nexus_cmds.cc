@@ -60,9 +60,10 @@ struct list_opts {
     bool as_json = false;
 };
 
-struct child_opts {  // add-child, remove-child, fault-child, online-child
+struct child_opts {  // add-child, remove-child, fault-child, online-child, repoint-child
     api_options api;
     std::string uuid, child;
+    std::string uri;  // repoint-child: where the child is now
     bool as_json = false;
 };
 
@@ -363,7 +364,7 @@ int nexus_get(uuid_opts& o) {
     return 0;
 }
 
-enum class child_op { add, remove, fault, online };
+enum class child_op { add, remove, fault, online, repoint };
 
 int nexus_child(child_opts& o, child_op op) {
     api_client api(o.api);
@@ -411,6 +412,18 @@ int nexus_child(child_opts& o, child_op op) {
                 "{} of nexus {} is coming back: it is rebuilt over what it missed (watch: weft "
                 "nexus rebuild {} {} --watch)",
                 o.child, o.uuid, o.uuid, o.child);
+            break;
+        }
+        case child_op::repoint: {
+            pb::RepointChildRequest req;
+            req.set_uuid(o.uuid);
+            req.set_child(ref);
+            req.set_uri(o.uri);
+            ok = api.call([&](auto& s, auto* ctx) { return s.RepointChild(ctx, req, &n); });
+            sentence = fmt::format(
+                "{} of nexus {} is now reached at {}: it is reconnected there and rebuilt over "
+                "what it missed (watch: weft engine nexus rebuild {} {} --watch)",
+                o.child, o.uuid, o.uri, o.uuid, o.uri);
             break;
         }
     }
@@ -854,6 +867,11 @@ void add_child_cmd(CLI::App* nx, action_fn& action, const char* name, const char
     auto* sub = nx->add_subcommand(name, help);
     add_uuid(sub, o->uuid);
     sub->add_option("CHILD", o->child, child_help)->required();
+    if (op == child_op::repoint)
+        sub->add_option("URI", o->uri,
+                        "where the child is now (the same device: its label must "
+                        "name this nexus and this child)")
+            ->required();
     sub->add_flag("--json", o->as_json, "print the nexus as JSON");
     add_api_options(sub, o->api);
     sub->footer(uri_forms);
@@ -965,6 +983,10 @@ void add_nexus_commands(CLI::App& app, action_fn& action) {
                   "bring a faulted child back: reconnect it and rebuild what it missed, without "
                   "waiting (weft engine nexus rebuild waits and shows the progress)",
                   "the child: its URI or its UUID in the nexus", child_op::online);
+    add_child_cmd(nx, action, "repoint-child",
+                  "point a child at a new URI (its node serves it at another address): it keeps "
+                  "its place in the nexus and is rebuilt over what it missed only",
+                  "the child: its URI or its UUID in the nexus", child_op::repoint);
 
     auto r = std::make_shared<rebuild_opts>();
     auto* rebuild = nx->add_subcommand(

@@ -201,7 +201,18 @@ struct service::facts {
 service::service(store& st, service_options o) : st_(st), opt_(o), engines_(o.engine_deadline) {}
 
 bool service::online(const node_rec& n, int64_t now) const {
-    return now - n.last_seen_ms <= n.heartbeat_ms * int64_t(opt_.missed_beats);
+    int64_t since = 0;
+    if (!opt_.lead.leads()) {
+        leading_since_ = 0;
+    } else if (since = leading_since_.load(); since == 0) {
+        leading_since_.compare_exchange_strong(since, now);
+        since = leading_since_.load();
+    }
+    // A beat that went to the instance that led before (or to this one
+    // before it restarted) is not in the store: the node has its beats'
+    // grace from when this instance began to lead, so that a hand-over does
+    // not make nodes flap offline.
+    return now - std::max(n.last_seen_ms, since) <= n.heartbeat_ms * int64_t(opt_.missed_beats);
 }
 
 json service::status() {
@@ -1575,6 +1586,32 @@ void service::reconcile_volume(volume_rec& v, int64_t& rev, facts& f) {
                      fmt::format("volume {}: replica {} is in sync; replica {} removed", v.id,
                                  new_id, old_id));
         return;  // the rest next pass, from fresh facts
+    }
+
+    // A replica whose node now serves NVMe/TCP at another address (it came
+    // back with a new one): its child is pointed there, keeping its place in
+    // the nexus, so that it is rebuilt over what it missed only.
+    for (auto& r : v.replicas) {
+        auto c = child_of(r);
+        const node_rec* rn = f.node(r.node);
+        if (!c || r.node == nn || !rn || !f.online(r.node)) continue;
+        bool current = std::any_of(rn->nvmf.begin(), rn->nvmf.end(), [&](const std::string& ep) {
+            return c->uri() == "nvmf://" + ep + "/" + replica_nqn_prefix + r.id;
+        });
+        if (current || rn->nvmf.empty()) continue;
+        if (!take_repair_token()) return;
+        pb::RepointChildRequest rq;
+        rq.set_uuid(v.id);
+        rq.set_child(c->uri());
+        rq.set_uri(child_uri(r, nexus_node, f));
+        pb::Nexus out;
+        f.call(nn, "re-pointing replica " + r.id + " in the nexus of " + v.id,
+               [&](auto& stub, auto* ctx) { return stub.RepointChild(ctx, rq, &out); });
+        record_event("replica-repointed", "volume/" + v.id,
+                     fmt::format("volume {}: node {} serves replica {} at {} now (was {}); the "
+                                 "nexus reaches it there and rebuilds what it missed",
+                                 v.id, r.node, r.id, rq.uri(), c->uri()));
+        return;
     }
 
     // A replica its nexus lacks (left out of a switchover while its node

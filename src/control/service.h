@@ -160,6 +160,10 @@ class service {
     std::mutex ops_;
     std::atomic<double> last_pass_ms_{0};  // the reconciler's last pass, for /v1/status
     std::atomic<size_t> last_pass_volumes_{0};
+    // When this instance began to lead (0: it does not): a node's beats may
+    // have gone to the leader before it, so none is offline before it has
+    // led for missed_beats beats.
+    mutable std::atomic<int64_t> leading_since_{0};
 };
 
 }  // namespace weft::control

@@ -57,6 +57,7 @@ class service final : public v1::Engine::Service {
     WEFT_RPC(RemoveChild, RemoveChildRequest, Nexus, remove_child(*req, rep))
     WEFT_RPC(FaultChild, FaultChildRequest, Nexus, fault_child(*req, rep))
     WEFT_RPC(OnlineChild, OnlineChildRequest, Nexus, online_child(*req, rep))
+    WEFT_RPC(RepointChild, RepointChildRequest, Nexus, repoint_child(*req, rep))
     WEFT_RPC(ArbitrateNexus, ArbitrateNexusRequest, Nexus, arbitrate_nexus(*req, rep))
     WEFT_RPC(ShareNexus, ShareNexusRequest, Share, share_nexus(*req, rep))
     WEFT_RPC(UnshareNexus, UnshareNexusRequest, Empty, unshare_nexus(*req))

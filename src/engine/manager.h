@@ -100,6 +100,7 @@ class manager {
     task<grpc::Status> remove_child(const v1::RemoveChildRequest& req, v1::Nexus* out);
     task<grpc::Status> fault_child(const v1::FaultChildRequest& req, v1::Nexus* out);
     task<grpc::Status> online_child(const v1::OnlineChildRequest& req, v1::Nexus* out);
+    task<grpc::Status> repoint_child(const v1::RepointChildRequest& req, v1::Nexus* out);
     task<grpc::Status> arbitrate_nexus(const v1::ArbitrateNexusRequest& req, v1::Nexus* out);
     task<grpc::Status> share_nexus(const v1::ShareNexusRequest& req, v1::Share* out);
     task<grpc::Status> unshare_nexus(const v1::UnshareNexusRequest& req);

@@ -325,6 +325,18 @@ task<Status> manager::online_child(const v1::OnlineChildRequest& req, v1::Nexus*
     });
 }
 
+task<Status> manager::repoint_child(const v1::RepointChildRequest& req, v1::Nexus* out) {
+    std::string why;
+    auto u = nexus::parse_child_uri(req.uri(), &why);
+    if (!u) co_return fail(StatusCode::INVALID_ARGUMENT, why);
+    if (Status bad = check_local_child(req.uri(), u.value()); !bad.ok()) co_return bad;
+    // Saved: a restart re-creates the nexus with the child at its new URI.
+    co_return co_await child_call(
+        req.uuid(), out,
+        [&](nexus::nexus& n, std::string* w) { return n.repoint_child(req.child(), req.uri(), w); },
+        /*save=*/true);
+}
+
 task<Status> manager::arbitrate_nexus(const v1::ArbitrateNexusRequest& req, v1::Nexus* out) {
     // Not under the lock: a call waiting for the lock may be the very
     // retirement this answer releases.

@@ -74,7 +74,8 @@ task<void> nexus_impl::reopen_loop(std::shared_ptr<child> cp) {
     auto delay = 250ms;
     while (!closing_ && !superseded_ && !c->removed && c->state == child_state::faulted) {
         std::string why;
-        auto d = factory_(c->uri, &why);
+        const std::string uri = c->uri;
+        auto d = factory_(uri, &why);
         if (!d) break;
         std::unique_ptr<child_device> dev = std::move(d.value());
         auto bd = co_await dev->open(&why);
@@ -88,6 +89,13 @@ task<void> nexus_impl::reopen_loop(std::shared_ptr<child> cp) {
                         : pick_label(b.span().first(2 * format::slot_bytes), &lwhy);
             bool stop = false;
             result<void> fenced = error{EIO};
+            if (c->uri != uri) {
+                // Re-pointed meanwhile: this connection is to the old address.
+                ch.reset();
+                bd.value().reset();
+                co_await dev->close();
+                continue;
+            }
             if (bd.value()->block_size() != block_size_ ||
                 bd.value()->size_bytes() < format::metadata_bytes + size_bytes_) {
                 c->reason = "came back too small or with another block size";
@@ -319,6 +327,39 @@ task<result<void>> nexus_impl::online_child(const std::string& ref, std::string*
     }
     c->reason = "stale";
     queue_rebuild(c);
+    co_return result<void>{};
+}
+
+task<result<void>> nexus_impl::repoint_child(const std::string& ref, const std::string& uri,
+                                             std::string* why) {
+    if (superseded_) co_return fail(why, EACCES, superseded_why_);
+    child* c = find_child(ref);
+    if (!c) co_return fail(why, ENOENT, fmt::format("{} is not a child of this nexus", ref));
+    auto u = parse_child_uri(uri, why);
+    if (!u) co_return u.err();
+    std::string norm = to_string(u.value());
+    if (norm == c->uri) co_return result<void>{};
+    if (child* o = find_child(norm); o && o != c)
+        co_return fail(why, EEXIST, norm + " is another child of this nexus");
+    if (c->state == child_state::online && durably_in_sync() <= 1)
+        co_return fail(
+            why, EBUSY,
+            fmt::format("{} is the last in-sync child: it cannot be retired to move it", c->uri));
+    std::shared_ptr<child> keep = shared(c);
+    std::string old = std::exchange(c->uri, norm);
+    c->back_at = {};  // a move, not a failure: no reconnect backoff
+    spdlog::info("nexus {}: child {} re-pointed to {}", short_id(id_), old, norm);
+    if (c->writable()) {
+        // Retired first, so that its label says what it misses from now on;
+        // its reconnect (started by the retirement) goes to the new URI.
+        auto r = co_await retire(just(c), "re-pointed", /*may_wait=*/false, why);
+        if (!r && c->writable()) {
+            c->uri = old;  // refused (no majority): nothing changed
+            co_return r;
+        }
+    }
+    if (c->state == child_state::faulted && !c->removed && !closing_)
+        reactor::local().spawn(bg_.hold(reopen_loop(keep)));
     co_return result<void>{};
 }
 

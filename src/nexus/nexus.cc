@@ -453,6 +453,10 @@ task<result<void>> nexus::fault_child(const std::string& ref, std::string* why) 
 task<result<void>> nexus::online_child(const std::string& ref, std::string* why) {
     return impl_->online_child(ref, why);
 }
+task<result<void>> nexus::repoint_child(const std::string& ref, const std::string& uri,
+                                        std::string* why) {
+    return impl_->repoint_child(ref, uri, why);
+}
 task<result<void>> nexus::arbitrate(bool allow, std::string* why) {
     return impl_->arbitrate(allow, why);
 }

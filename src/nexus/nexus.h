@@ -178,6 +178,13 @@ class nexus {
     task<result<void>> remove_child(const std::string& uri_or_uuid, std::string* why);
     task<result<void>> fault_child(const std::string& uri_or_uuid, std::string* why);
     task<result<void>> online_child(const std::string& uri_or_uuid, std::string* why);
+    // Points a child at another URI (its node serves it at a new address):
+    // it keeps its place (UUID) in the nexus, is retired first if it was
+    // writable, reconnected there and rebuilt over what it missed only. The
+    // device found there must carry this child's label (else it is not
+    // used: "not this nexus's child any more"). Same URI: nothing to do.
+    task<result<void>> repoint_child(const std::string& uri_or_uuid, const std::string& uri,
+                                     std::string* why);
     // The arbiter's answer while writes are held (EINVAL when they are not).
     task<result<void>> arbitrate(bool allow, std::string* why);
 

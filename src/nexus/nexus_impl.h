@@ -201,6 +201,8 @@ class nexus_impl {
     task<result<void>> remove_child(const std::string& ref, std::string* why);
     task<result<void>> fault_child(const std::string& ref, std::string* why);
     task<result<void>> online_child(const std::string& ref, std::string* why);
+    task<result<void>> repoint_child(const std::string& ref, const std::string& uri,
+                                     std::string* why);
     task<result<void>> arbitrate(bool allow, std::string* why);
     std::vector<std::string> child_uris() const;
     std::vector<uuid> child_ids() const;

@@ -444,6 +444,9 @@ case "$case_name" in
     refused FAILED_PRECONDITION 'pool://p/a is the last in-sync child' nexus fault-child "$uuid" pool://p/a
     refused NOT_FOUND 'pool://p/zz is not a child of this nexus' nexus remove-child "$uuid" pool://p/zz
     refused INVALID_ARGUMENT 'pool://p/a is online already' nexus online-child "$uuid" pool://p/a
+    refused FAILED_PRECONDITION 'pool://p/a is the last in-sync child' nexus repoint-child "$uuid" pool://p/a nvmf://127.0.0.1:4420/nqn.x:y
+    refused NOT_FOUND 'pool://p/zz is not a child of this nexus' nexus repoint-child "$uuid" pool://p/zz nvmf://127.0.0.1:4420/nqn.x:y
+    refused INVALID_ARGUMENT 'is not a child URI' nexus repoint-child "$uuid" pool://p/a tcp://nowhere
     refused FAILED_PRECONDITION 'not waiting for an arbiter' nexus arbitrate "$uuid" --allow
     refused FAILED_PRECONDITION 'not waiting for an arbiter' nexus arbitrate "$uuid" --deny
     # Children that do not exist: NOT_FOUND, as the API says for an unknown

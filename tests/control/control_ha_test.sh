@@ -9,7 +9,8 @@
 # same create on the other instance (`weft --control A,B`, creates name their
 # volume) ends with every one of the 50 volumes complete (3 replicas, ready),
 # every volume acknowledged before the kill still there, and on the engines
-# exactly 150 replica volumes: none lost, none made twice, none leaked.
+# exactly 150 replica volumes: none lost, none made twice, none leaked; no
+# node flapped offline while the leadership changed hands.
 set -u
 weft=$1
 engine=$2
@@ -156,6 +157,14 @@ echo "the survivor (instance $standby) leads ${took}s after the kill (lease 2 s)
 wait "$creator" || fail "the creates did not all succeed: $(grep FAILED "$data/acked")"
 mapfile -t acked <"$data/acked"
 [ "${#acked[@]}" = 50 ] || fail "${#acked[@]} creates acknowledged, want 50"
+
+# No node flapped offline during the hand-over: their last beats went to the
+# dead leader, and the survivor gives them their grace from when it leads.
+events=$(curl -sf "${curl_of[standby]}/v1/events?limit=1000") || fail "GET /v1/events on the survivor"
+flaps=$(jq '[.events[] | select(.kind == "node-online")] | length' <<<"$events")
+[ "$flaps" = 0 ] || fail "$flaps node(s) went offline during the hand-over: $(jq -c '[.events[] | select(.kind == "node-online")]' <<<"$events")"
+grep -q "507\|offline" "$data/cli.log" &&
+  fail "creates were refused for want of nodes during the hand-over: $(grep -m3 "507\|offline" "$data/cli.log")"
 
 # every volume complete; every acknowledged one there
 list=$(curl -sf "${curl_of[standby]}/v1/volumes") || fail "GET /v1/volumes on the survivor"

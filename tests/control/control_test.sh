@@ -22,6 +22,9 @@
 #             replicas from their labels) and cloned through the CLI; a
 #             snapshot with a volume made from it is not deleted; nothing
 #             left on the engines at the end
+#   moved     a replica's engine comes back listening at another address:
+#             its child in the nexus is re-pointed there (same place in the
+#             nexus, partial rebuild); the data reads back
 #   restart   weft-control restarted on its SQLite file: the same nodes,
 #             pools and volumes; engines restarted: the volume publishes
 #             again with the data written before
@@ -544,6 +547,59 @@ repair)
     [ "$("$weft" engine volume list --api "$(api_of "${victim#n}")" --json | jq '.volumes | length')" = 0 ]
   }
   wait_for 30 "the orphaned replica on $victim destroyed" orphan_gone
+  expect 204 DELETE /v1/volumes/$vol/publish
+  expect 204 DELETE /v1/volumes/$vol
+  ;;
+
+moved)
+  CONTROL_FLAGS="--reconcile-interval 0.3"
+  start_control
+  three_nodes_with_pools
+  expect 201 PUT /v1/volumes/$vol '{"size_bytes":16777216,"replicas":3}'
+  expect 200 PUT /v1/volumes/$vol/publish "{\"host_nqn\":\"$host\",\"node\":\"n1\"}"
+  pub=$body
+  io write --lba 0 --blocks 2048 --pattern random --seed 5
+  [ "$run_rc" -eq 0 ] || fail "write: $run_out"
+  child_uuid() {
+    "$weft" engine nexus get "$vol" --api "$(api_of 1)" --json |
+      jq -r --arg p ":$1/" '.children[] | select(.uri | contains($p)) | .uuid'
+  }
+  old_port=${nvmf_port[2]}
+  id_before=$(child_uuid "$old_port")
+  [ -n "$id_before" ] || fail "no child of the nexus at n2's port $old_port"
+  kill_node 2
+  # Written while n2 is away: what its child misses.
+  io write --lba 8192 --blocks 64 --pattern 0x5a
+  [ "$run_rc" -eq 0 ] || fail "write with n2 away: $run_out"
+  io read --lba 0 --blocks 16384 --output "$data/a.bin"
+  nvmf_port[2]=  # back on another port
+  start_node 2
+  [ "${nvmf_port[2]}" != "$old_port" ] || fail "n2 came back on its old port"
+  repointed() {
+    req GET "/v1/volumes/$vol"
+    [ "$(jq -r .state <<<"$body")" = online ] || return 1
+    [ "$(child_uuid "${nvmf_port[2]}")" = "$id_before" ]
+  }
+  wait_for 30 "n2's child re-pointed to port ${nvmf_port[2]}, in sync" repointed
+  "$weft" engine nexus get "$vol" --api "$(api_of 1)" --json |
+    jq -e --arg p ":${nvmf_port[2]}/" '[.rebuild_history[] | select(.child | contains($p))] |
+      length > 0 and all(.kind == "partial" and .outcome == "done")' >/dev/null ||
+    fail "n2's child was not rebuilt partially: $("$weft" engine nexus get "$vol" --api "$(api_of 1)" --json | jq -c .rebuild_history)"
+  expect 200 GET /v1/events
+  jq -e '[.events[].kind] | index("replica-repointed")' <<<"$body" >/dev/null || fail "no replica-repointed event: $body"
+  # n2's replica itself (its data area starts after the nexus's 1 MiB),
+  # read as the nexus's engine reads it.
+  req GET "/v1/volumes/$vol"
+  r2=$(jq -r '.replicas[] | select(.node == "n2") | .id' <<<"$body")
+  req GET /v1/nodes/n1
+  pub=$(jq -n --arg p "${nvmf_port[2]}" --arg r "$r2" \
+    '{address: "127.0.0.1", port: ($p | tonumber), nqn: ("nqn.2026-11.io.weft:replica:" + $r)}')
+  host_saved=$host
+  host=$(jq -r .host_nqn <<<"$body")
+  io read --lba 2048 --blocks 16384 --output "$data/b.bin"
+  [ "$run_rc" -eq 0 ] || fail "read of n2's replica: $run_out"
+  host=$host_saved
+  cmp -s "$data/a.bin" "$data/b.bin" || fail "the re-pointed child does not hold the data"
   expect 204 DELETE /v1/volumes/$vol/publish
   expect 204 DELETE /v1/volumes/$vol
   ;;

@@ -471,6 +471,74 @@ TEST(Nexus, PartialRebuildCopiesOnlyWhatWasMissed) {
     });
 }
 
+// A child whose node serves it at a new address is pointed there: it keeps
+// its place (UUID), and comes back with a partial rebuild; one that is
+// online is retired first. What is not the same device is not used.
+TEST(Nexus, RepointedChildKeepsItsPlaceAndRebuildsPartially) {
+    run_reactors(1, []() -> task<void> {
+        mem_rig rig;
+        rig.add("a", child_bytes);
+        rig.add("b", child_bytes, /*local=*/false);
+        rig.add("c", child_bytes, /*local=*/false);
+        rig.add("other", child_bytes, /*local=*/false);
+        rig.add("o2", child_bytes);
+        {
+            auto labelled = co_await make(rig, names("other", "o2"));  // another nexus's child
+            CO_ASSERT_TRUE(labelled);
+            co_await labelled->close();
+        }
+        auto nx = co_await make(rig, names("a", "b", "c"));
+        CO_ASSERT_TRUE(nx);
+        io x(*nx);
+        for (uint64_t lba = 0; lba < nexus_bytes / 512; lba += 2048)
+            CO_ASSERT_EQ(co_await x.write(lba, 16, 1), 0);
+        uuid b_id = child_of(nx->status(), "b").id;
+        std::string why;
+        // b's old address goes away: retired, reconnecting in vain.
+        rig.at("b")->reachable = false;
+        CO_ASSERT_TRUE(co_await nx->fault_child(mem_rig::uri("b"), &why));
+        CO_ASSERT_EQ(co_await x.write(128 * 10, 8, 2), 0);
+        CO_ASSERT_EQ(co_await x.write(128 * 100, 8, 3), 0);
+        // Refusals: unknown child, another child's URI, a bad URI.
+        auto r = co_await nx->repoint_child(mem_rig::uri("zz"), mem_rig::uri("b2"), &why);
+        EXPECT_EQ(r ? 0 : r.err().code, ENOENT);
+        r = co_await nx->repoint_child(mem_rig::uri("b"), mem_rig::uri("c"), &why);
+        EXPECT_EQ(r ? 0 : r.err().code, EEXIST) << why;
+        r = co_await nx->repoint_child(mem_rig::uri("b"), "tcp://nowhere", &why);
+        EXPECT_EQ(r ? 0 : r.err().code, EINVAL);
+        rig.alias("b2", "b");
+        auto before = nx->status().rebuilt_bytes;
+        r = co_await nx->repoint_child(mem_rig::uri("b"), mem_rig::uri("b2"), &why);
+        CO_ASSERT_TRUE(r);
+        CO_ASSERT_TRUE(co_await eventually(
+            [&] { return child_of(nx->status(), "b2").state == child_state::online; }, 10000ms));
+        auto st = nx->status();
+        EXPECT_EQ(child_of(st, "b2").id, b_id);
+        EXPECT_EQ(nx->child_uris().at(1), mem_rig::uri("b2"));
+        EXPECT_EQ(st.history.back().kind, "partial");
+        EXPECT_LT(st.rebuilt_bytes - before, nexus_bytes / 4);
+        CO_ASSERT_TRUE(co_await same_data(disks(rig, "a", "b", "c")));
+        // An online child is retired first, then reconnected at the new URI.
+        rig.alias("c2", "c");
+        CO_ASSERT_TRUE(co_await nx->repoint_child(mem_rig::uri("c"), mem_rig::uri("c2"), &why));
+        EXPECT_NE(child_of(nx->status(), "c2").state, child_state::online);
+        CO_ASSERT_EQ(co_await x.write(128 * 50, 8, 4), 0);
+        CO_ASSERT_TRUE(co_await eventually(
+            [&] { return child_of(nx->status(), "c2").state == child_state::online; }, 10000ms));
+        EXPECT_EQ(nx->status().history.back().kind, "partial");
+        CO_ASSERT_TRUE(co_await same_data(disks(rig, "a", "b", "c")));
+        // Another nexus's child: never used.
+        CO_ASSERT_TRUE(co_await nx->repoint_child(mem_rig::uri("c2"), mem_rig::uri("other"), &why));
+        EXPECT_TRUE(co_await eventually([&] {
+            return child_of(nx->status(), "other").reason == "not this nexus's child any more";
+        }));
+        EXPECT_EQ(child_of(nx->status(), "other").state, child_state::faulted);
+        CO_ASSERT_EQ(co_await x.check(128 * 50, 8, 4), 0);
+        x.ch.reset();
+        co_await nx->close();
+    });
+}
+
 struct writers {
     nexus* nx = nullptr;
     bool stop = false;

@@ -68,6 +68,14 @@ class mem_rig {
         disks_[uri(name)] = d;
         return d;
     }
+    // The disk `name` also as pool://t/<other>, reachable on its own (the
+    // same device at a new address).
+    std::shared_ptr<mem_disk> alias(const std::string& other, const std::string& name) {
+        auto d = std::make_shared<mem_disk>(*disks_.at(uri(name)));
+        d->reachable = true;
+        disks_[uri(other)] = d;
+        return d;
+    }
     static std::string uri(const std::string& name) { return "pool://t/" + name; }
     child_factory factory() {
         return [this](const std::string& u,
