@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "cli/connection.h"
 #include "fio/weft_fio.h"
+#include "initiator/by_address.h"
 #include "initiator/ns.h"
 #include "initiator/nvmf_bdev.h"
 #include "runtime/reactor.h"
@@ -115,7 +115,7 @@ task<void> io_task(weft_fio_ctx* c, initiator::ns* d, weft_fio_op op, uint64_t l
 extern "C" {
 
 void weft_fio_default_hostnqn(char* out, size_t len) {
-    std::snprintf(out, len, "%s", cli::default_hostnqn().c_str());
+    std::snprintf(out, len, "%s", initiator::default_hostnqn().c_str());
 }
 
 weft_fio_ctx* weft_fio_open(const weft_fio_target* t, char* err, size_t errlen) {
@@ -125,7 +125,7 @@ weft_fio_ctx* weft_fio_open(const weft_fio_target* t, char* err, size_t errlen) 
         return true;
     }();
     (void)quiet;
-    cli::connection_options c;
+    initiator::address_options c;
     c.addr = t->addr ? t->addr : "";
     c.port = uint16_t(t->port);
     c.nqn = t->subnqn ? t->subnqn : "";
@@ -141,7 +141,7 @@ weft_fio_ctx* weft_fio_open(const weft_fio_target* t, char* err, size_t errlen) 
     }
     initiator::controller_options o;
     std::string why;
-    if (!cli::make_controller_options(c, o, &why)) {
+    if (!initiator::make_controller_options(c, o, &why, nullptr)) {
         set_err(err, errlen, "weft: " + why);
         return nullptr;
     }
@@ -156,7 +156,7 @@ weft_fio_ctx* weft_fio_open(const weft_fio_target* t, char* err, size_t errlen) 
     ctx->r->spawn(connect_task(&o, &made, &done));
     ctx->drive_until(done);
     if (!made) {
-        set_err(err, errlen, "weft: " + cli::connect_error_sentence(c, made.err(), false));
+        set_err(err, errlen, "weft: " + initiator::connect_error_sentence(c, made.err(), false));
         return nullptr;
     }
     ctx->ctrl = std::move(made.value());
