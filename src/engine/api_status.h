@@ -5,6 +5,9 @@
 
 #include <grpcpp/support/status.h>
 
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <string>
 
@@ -50,6 +53,22 @@ inline grpc::Status from_errno(int code, const std::string& why) {
         default:
             return fail(StatusCode::INTERNAL, why.empty() ? error{code}.message() : why);
     }
+}
+
+// Pool and volume names: // 1..63 characters of [A-Za-z0-9._-], not starting with '-' or '.'.
+inline bool valid_name(const std::string& n) {
+    if (n.empty() || n.size() > 63 || n[0] == '-' || n[0] == '.') return false;
+    return std::all_of(n.begin(), n.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '.' || c == '_' || c == '-';
+    });
+}
+inline const char* const name_rule =
+    "1 to 63 characters of A-Z a-z 0-9 . _ -, not starting with '-' or '.'";
+
+inline grpc::Status bad_name(const char* what, const std::string& n) {
+    return fail(grpc::StatusCode::INVALID_ARGUMENT,
+                fmt::format("{} name \"{}\" is not valid: {}", what, n, name_rule));
 }
 
 }  // namespace weft::engine

@@ -163,6 +163,11 @@ nexus::options config_applier::nexus_options(const nexus_config& c) {
 
 task<void> config_applier::apply_nexuses(const engine_config& cfg,
                                          std::vector<std::string>& problems) {
+    // A nexus no longer wanted has no problem any more.
+    std::erase_if(nexus_problems_, [&](const auto& kv) {
+        return std::none_of(cfg.nexuses.begin(), cfg.nexuses.end(),
+                            [&](const nexus_config& x) { return x.uuid == kv.first; });
+    });
     for (auto& x : cfg.nexuses) {
         if (nexuses_.count(x.uuid)) continue;
         nexus::nexus::params p;

@@ -72,6 +72,7 @@ class config_applier {
         nexuses_[uuid] = std::move(n);
     }
     task<void> drop_nexus(const std::string& uuid);
+    bool any_nexus_problem() const { return !nexus_problems_.empty(); }
     std::string nexus_problem(const std::string& uuid) const {
         auto it = nexus_problems_.find(uuid);
         return it == nexus_problems_.end() ? std::string() : it->second;

@@ -7,6 +7,11 @@
 // --data-dir/engine-state.json (written to a temporary file, fsynced and
 // renamed, before a call returns) and restores on start.
 //
+// Its definitions are split along the nouns: manager.cc (state, start,
+// reload), manager_pools.cc, manager_volumes.cc (with snapshots and
+// clones), manager_shares.cc (with listeners and ANA), manager_nexus.cc,
+// manager_auth.cc (host keys), manager_stats.cc.
+//
 // Every operation runs on reactor 0 (pools live there) under one lock, so
 // requests from several gRPC threads never interleave. An operation checks
 // its input first, changes what it must, and undoes its own changes when a
@@ -26,6 +31,8 @@
 #include "nvmf/target.h"
 #include "nvmf/tcp_server.h"
 #include "pool/async_lock.h"
+#include "runtime/abort.h"
+#include "runtime/gate.h"
 #include "weft/engine/v1/engine.pb.h"
 
 namespace weft::engine {
@@ -60,13 +67,17 @@ class manager {
     result<void> load_state(std::string* why);
     // Applies the base, then the base and the persisted state together.
     // Problems of the base are returned (fatal at start); the state's are
-    // logged (a missing disk must not keep the rest from being served).
+    // logged (a missing disk must not keep the rest from being served). A
+    // nexus that cannot open yet (its children's nodes are not up: a whole
+    // cluster restarting) is tried again in the background, with backoff,
+    // until it opens: serving it must not wait for the control plane.
     task<std::vector<std::string>> start(engine_config base);
     // Listeners of the base (fatal problems returned) and of the state.
     task<std::vector<std::string>> listen_all();
     // SIGHUP: a new base.
     task<std::vector<std::string>> reload(engine_config base);
-    // Removes every namespace and closes the pools (after the server stops).
+    // Stops the retries, removes every namespace and closes the pools
+    // (after the server stops).
     task<void> shutdown();
 
     task<grpc::Status> create_pool(const v1::CreatePoolRequest& req, v1::Pool* out);
@@ -174,6 +185,10 @@ class manager {
     engine_config base_;
     engine_config state_;
     pool::async_lock lock_;
+    // Re-applies the state while a nexus of it could not open (start()).
+    task<void> retry_unopened();
+    abort_source retry_stop_;
+    gate bg_;
 };
 
 }  // namespace weft::engine
