@@ -5,7 +5,7 @@
 #   bench/out/iops.png    4 KiB random read/write IOPS vs QD, weft vs ceilings
 #   bench/out/results.json, bench/out/bench.log
 # Extra arguments go to weft-nvmf-bench (e.g. --seconds 1 --target-cpu 2).
-# Figures are ratios measured side by side in one run (docs: DESIGN.md 2, 5),
+# Figures are ratios measured side by side in one run (docs/architecture.md),
 # never pass/fail thresholds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
