@@ -194,6 +194,10 @@ task<bool> nexus_impl::flush_writable() {
             ok = false;
             spdlog::warn("nexus {}: flushing {} failed: {}", short_id(id_), targets[i]->uri,
                          error{-rcs[i]}.message());
+            // A child that fails a flush fails like one that fails a write:
+            // retired (it would otherwise show in sync while unreachable).
+            if (!closing_)
+                reactor::local().spawn(bg_.hold(retire_in_background(targets[i]->slot, rcs[i])));
         }
     co_return ok;
 }

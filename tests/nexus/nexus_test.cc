@@ -471,6 +471,28 @@ TEST(Nexus, PartialRebuildCopiesOnlyWhatWasMissed) {
     });
 }
 
+// A child that fails the flush the bitmap's clear pass makes is retired, as
+// one that fails a write is (not left showing in sync while unreachable).
+TEST(Nexus, AChildFailingAFlushIsRetired) {
+    run_reactors(1, []() -> task<void> {
+        mem_rig rig;
+        for (auto n : names("a", "b", "c")) rig.add(n, child_bytes);
+        auto nx = co_await make(rig, names("a", "b", "c"));
+        CO_ASSERT_TRUE(nx);
+        io x(*nx);
+        CO_ASSERT_EQ(co_await x.write(0, 8, 1), 0);
+        rig.at("b")->faults->inject(bdev::fault{.ops = bdev::fault_ops::flush, .err = EIO});
+        CO_ASSERT_TRUE(co_await eventually(
+            [&] { return child_of(nx->status(), "b").state == child_state::faulted; }));
+        EXPECT_EQ(child_of(nx->status(), "b").reason, "io error");
+        EXPECT_EQ(child_of(nx->status(), "a").state, child_state::online);
+        rig.at("b")->faults->clear();
+        CO_ASSERT_EQ(co_await x.check(0, 8, 1), 0);
+        x.ch.reset();
+        co_await nx->close();
+    });
+}
+
 // A child whose node serves it at a new address is pointed there: it keeps
 // its place (UUID), and comes back with a partial rebuild; one that is
 // online is retired first. What is not the same device is not used.
