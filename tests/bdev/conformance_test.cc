@@ -4,6 +4,7 @@
 #include <climits>
 #include <cstring>
 
+#include "bdev/crypto/crypto_bdev.h"
 #include "bdev_test_util.h"
 #include "runtime/gate.h"
 
@@ -11,7 +12,7 @@ namespace weft::bdev::test {
 namespace {
 
 struct backend {
-    enum kind_t { malloc_kind, null_kind, uring_kind };
+    enum kind_t { malloc_kind, null_kind, uring_kind, crypto_kind };
     std::string label;
     kind_t kind;
     uint32_t block_size;
@@ -31,6 +32,14 @@ class conformance : public ::testing::TestWithParam<backend> {
             case backend::null_kind:
                 dev = make_null_bdev("n", blocks, b.block_size);
                 break;
+            case backend::crypto_kind: {
+                std::array<uint8_t, crypto_key_bytes> key;
+                for (size_t i = 0; i < key.size(); ++i) key[i] = uint8_t(i * 7 + 1);
+                std::string why;
+                dev = make_crypto_bdev(make_malloc_bdev("m", blocks, b.block_size), key, &why);
+                ASSERT_TRUE(dev) << why;
+                break;
+            }
             case backend::uring_kind: {
                 auto r = open_uring_bdev("u", file.path(),
                                          {.create = true,
@@ -48,7 +57,7 @@ class conformance : public ::testing::TestWithParam<backend> {
     bool stores() const { return GetParam().kind != backend::null_kind; }
 
     temp_file file{"conformance"};
-    std::unique_ptr<bdev> dev;
+    std::shared_ptr<bdev> dev;
     uint32_t bs = 0;
 };
 
@@ -347,7 +356,9 @@ INSTANTIATE_TEST_SUITE_P(backends, conformance,
                                            backend{"uring_direct_512", backend::uring_kind, 512},
                                            backend{"uring_direct_4096", backend::uring_kind, 4096},
                                            backend{"uring_buffered_512", backend::uring_kind, 512,
-                                                   false}),
+                                                   false},
+                                           backend{"crypto_512", backend::crypto_kind, 512},
+                                           backend{"crypto_4096", backend::crypto_kind, 4096}),
                          [](const auto& info) { return info.param.label; });
 
 }  // namespace
