@@ -10,6 +10,7 @@
 
 #include <cstdio>
 
+#include "auth/data_key.h"
 #include "auth/dhchap.h"
 #include "auth/tls_psk.h"
 #include "cli/api_client.h"
@@ -224,7 +225,9 @@ int host_key_list(host_opts& o) {
 
 void add_key_commands(CLI::App& app, action_fn& action) {
     auto* key = app.add_subcommand(
-        "key", "make secrets for NVMe in-band authentication (DH-HMAC-CHAP) and TLS");
+        "key",
+        "make secrets for NVMe in-band authentication (DH-HMAC-CHAP), TLS and encryption at "
+        "rest");
     key->require_subcommand(1);
     auto g = std::make_shared<gen_opts>();
     auto* gen = key->add_subcommand(
@@ -257,6 +260,22 @@ void add_key_commands(CLI::App& app, action_fn& action) {
     gen_tls_cmd->add_option("-o,--output", gt->output,
                             "write the key to this new file (mode 0600) instead of printing it");
     gen_tls_cmd->callback([gt, &action] { action = [gt] { return gen_tls(*gt); }; });
+    auto gk = std::make_shared<gen_tls_opts>();
+    auto* gen_kek = key->add_subcommand(
+        "gen-kek",
+        "print a new random key-encryption key (weft-kek-1:00:<base64>:) for encrypted volumes: "
+        "give it to the engines with weft-engine --kek-file (keep a copy: without it no "
+        "encrypted volume can be read)");
+    gen_kek->add_option("-o,--output", gk->output,
+                        "write the key to this new file (mode 0600) instead of printing it");
+    gen_kek->callback([gk, &action] {
+        action = [gk] {
+            auto text = auth::generate_kek_text();
+            auto k = auth::parse_kek(text.view(), nullptr);
+            if (!k) return exit_failed;
+            return print_or_write(text, gk->output, "a new key-encryption key (id " + k->id + ")");
+        };
+    });
 }
 
 void add_host_key_commands(CLI::App& app, action_fn& action) {

@@ -65,6 +65,7 @@ int main(int argc, char** argv) {
     add_listener_commands(*engine, action);
     add_nexus_commands(*engine, action);
     add_host_key_commands(*engine, action);
+    add_volume_key_commands(*engine, action);
     add_inject_fault(*engine, action);
     CLI11_PARSE(app, argc, argv);
     // The library logs refusals and drops as warnings; the CLI says them as

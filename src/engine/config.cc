@@ -1,5 +1,6 @@
 #include "engine/config.h"
 
+#include "auth/data_key.h"
 #include "auth/dhchap.h"
 #include "auth/tls_psk.h"
 #include "nvmf/target.h"
@@ -99,6 +100,12 @@ uint64_t size_of(const json& j, const char* key) {
 }
 }  // namespace
 
+std::string key_target(const namespace_config& n) {
+    if (n.type == "volume") return n.pool + "/" + n.volume;
+    if (n.type == "nexus") return "nexus:" + n.nexus;
+    return {};
+}
+
 std::optional<nvme::ana_state> parse_ana_state(const std::string& name) {
     using nvme::ana_state;
     if (name == "optimized") return ana_state::optimized;
@@ -180,6 +187,11 @@ std::string to_json_text(const engine_config& c) {
             if (!k.dhgroups.empty()) kj["dhgroups"] = k.dhgroups;
             j["host_keys"].push_back(std::move(kj));  // no copy left behind
         }
+    }
+    if (!c.volume_keys.empty()) {
+        j["volume_keys"] = json::array();
+        for (auto& k : c.volume_keys)
+            j["volume_keys"].push_back({{"target", k.target}, {"wrapped_key", k.wrapped_key}});
     }
     std::string text = j.dump(2) + "\n";
     if (j.contains("host_keys"))
@@ -345,6 +357,27 @@ result<engine_config> parse_config(std::string_view text, std::string* why) {
                 if (other.host == k.host)
                     throw bad_config("host key of " + k.host + " given twice");
             c.host_keys.push_back(std::move(k));
+        }
+        const json& volume_keys = j.contains("volume_keys") ? j["volume_keys"] : none;
+        if (!volume_keys.is_array()) throw bad_config("\"volume_keys\" is a list");
+        for (const json& kj : volume_keys) {
+            if (!kj.is_object()) throw bad_config("a volume key is an object");
+            volume_key_config k;
+            k.target = get<std::string>(kj, "target", "");
+            k.wrapped_key = get<std::string>(kj, "wrapped_key", "");
+            const bool nexus = k.target.starts_with("nexus:");
+            if (nexus ? k.target.size() != 6 + 36
+                      : std::count(k.target.begin(), k.target.end(), '/') != 1 ||
+                            k.target.front() == '/' || k.target.back() == '/')
+                throw bad_config("volume key target \"" + k.target +
+                                 "\" is not POOL/VOLUME or nexus:UUID");
+            std::string w;
+            if (!auth::wrapped_key_id(k.wrapped_key, &w))
+                throw bad_config("volume key of " + k.target + ": " + w);
+            for (auto& other : c.volume_keys)
+                if (other.target == k.target)
+                    throw bad_config("volume key of " + k.target + " given twice");
+            c.volume_keys.push_back(std::move(k));
         }
         return c;
     } catch (const json::parse_error& e) {

@@ -111,6 +111,15 @@ struct host_key_config {
     auth::secret_string tls_key;  // NVMeTLSkey-1 (configured PSK); empty: none
 };
 
+// A volume's data key, wrapped by a key-encryption key (auth/data_key.h):
+// its shares serve it through the encrypting layer (bdev/crypto). Kept with
+// the volume, not the share: unsharing keeps it, erasing it is a
+// crypto-erase.
+struct volume_key_config {
+    std::string target;       // "POOL/VOLUME" (a pool volume) or "nexus:UUID"
+    std::string wrapped_key;  // weft-dek-1:<kek id>:<base64>:
+};
+
 // The ANA state for a config name; nullopt for an unknown one.
 std::optional<nvme::ana_state> parse_ana_state(const std::string& name);
 
@@ -122,8 +131,13 @@ struct engine_config {
     std::vector<nexus_config> nexuses;
     std::vector<subsystem_config> subsystems;
     std::vector<host_key_config> host_keys;
+    std::vector<volume_key_config> volume_keys;
     std::string tls;  // the listeners' nvmf::tls_mode by name; empty: off
 };
+
+// The volume key target of a namespace ("POOL/VOLUME", "nexus:UUID"; empty
+// for other kinds).
+std::string key_target(const namespace_config& n);
 
 // Checks a host key entry (NQN, key formats, names; a DH-HMAC-CHAP secret,
 // a TLS key or both); a sentence on error.

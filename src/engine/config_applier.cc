@@ -1,5 +1,7 @@
 #include "engine/config_applier.h"
 
+#include "bdev/crypto/crypto_bdev.h"
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -253,6 +255,8 @@ void config_applier::apply_host_keys(const engine_config& cfg, std::vector<std::
 task<std::vector<std::string>> config_applier::apply(const engine_config& cfg) {
     std::vector<std::string> problems;
     apply_host_keys(cfg, problems);
+    volume_keys_.clear();
+    for (auto& k : cfg.volume_keys) volume_keys_[k.target] = k.wrapped_key;
     co_await apply_pools(cfg, problems);
     co_await apply_nexuses(cfg, problems);
     std::set<std::string> wanted;
@@ -357,6 +361,29 @@ task<void> config_applier::apply_pools(const engine_config& cfg,
 task<result<std::shared_ptr<bdev::bdev>>> config_applier::make_device(const std::string& nqn,
                                                                       const namespace_config& n,
                                                                       std::string* why) {
+    auto dev = co_await make_plain_device(nqn, n, why);
+    auto k = volume_keys_.find(key_target(n));
+    if (!dev || k == volume_keys_.end()) co_return dev;
+    // Encrypted: served through the encrypting layer, or not at all.
+    std::string w;
+    auto dek = auth::unwrap_data_key(keks_, k->second, &w);
+    if (!dek) {
+        *why = "the data key of " + k->first + " does not unwrap: " + w +
+               (keks_.empty() ? " (start weft-engine with --kek-file)" : "");
+        co_return dek.err();
+    }
+    auto c = bdev::make_crypto_bdev(
+        dev.value(),
+        std::span<const uint8_t, bdev::crypto_key_bytes>(dek->data(), bdev::crypto_key_bytes), &w);
+    if (!c) {
+        *why = "encrypting " + k->first + ": " + w;
+        co_return error{EINVAL};
+    }
+    co_return c;
+}
+
+task<result<std::shared_ptr<bdev::bdev>>> config_applier::make_plain_device(
+    const std::string& nqn, const namespace_config& n, std::string* why) {
     if (n.type == "nexus") {
         auto x = find_nexus(n.nexus);
         if (!x) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "auth/data_key.h"
 #include "bdev/bdev.h"
 #include "bdev/stats/io_stats.h"
 #include "engine/config.h"
@@ -25,6 +26,10 @@ namespace weft::engine {
 class config_applier {
   public:
     explicit config_applier(nvmf::target& t) : target_(t) {}
+
+    // The key-encryption keys volume keys are unwrapped with (--kek-file).
+    void set_keks(std::vector<auth::kek> keks) { keks_ = std::move(keks); }
+    std::span<const auth::kek> keks() const { return keks_; }
 
     // Applies what it can; returns the problems, one sentence each (empty:
     // all applied). What was applied stays applied. Pools are opened (or
@@ -105,10 +110,14 @@ class config_applier {
     task<void> apply_pools(const engine_config& cfg, std::vector<std::string>& problems);
     task<void> apply_nexuses(const engine_config& cfg, std::vector<std::string>& problems);
     task<void> apply_subsystem(const subsystem_config& s, std::vector<std::string>& problems);
-    // The bdev a namespace entry describes (a volume is created if missing).
+    // The bdev a namespace entry describes (a volume is created if missing),
+    // through the encrypting layer when its target has a volume key.
     task<result<std::shared_ptr<bdev::bdev>>> make_device(const std::string& nqn,
                                                           const namespace_config& n,
                                                           std::string* why);
+    task<result<std::shared_ptr<bdev::bdev>>> make_plain_device(const std::string& nqn,
+                                                                const namespace_config& n,
+                                                                std::string* why);
     task<void> resize(const std::string& nqn, uint32_t nsid, ns_state& st,
                       const namespace_config& n, std::vector<std::string>& problems);
 
@@ -117,6 +126,8 @@ class config_applier {
     std::map<std::string, std::string> pool_problems_;
     std::map<std::string, std::shared_ptr<nexus::nexus>> nexuses_;
     std::map<std::string, std::string> nexus_problems_;
+    std::vector<auth::kek> keks_;
+    std::map<std::string, std::string> volume_keys_;  // target -> wrapped key (last apply)
     std::map<std::string, std::shared_ptr<bdev::fault_control>> faults_;  // "pool/volume"
     host_identity host_;
     std::map<unsigned, bdev::io_totals> retired_;

@@ -19,6 +19,7 @@
 #include <sstream>
 #include <string>
 
+#include "auth/data_key.h"
 #include "auth/dhchap_key.h"
 #include "auth/secret.h"
 #include "auth/tls_psk.h"
@@ -65,7 +66,8 @@ struct options {
     std::string metrics_listen = "127.0.0.1:9502";
     std::string host_nqn;
     std::string dhchap_secret_file, dhchap_ctrl_secret_file, tls_key_file;
-    std::string control;  // http://HOST:PORT of weft-control
+    std::vector<std::string> kek_files;  // the first wraps new data keys
+    std::string control;                 // http://HOST:PORT of weft-control
     std::string node_id;
     std::vector<std::string> node_labels;  // KEY=VALUE
     std::string advertise;                 // the IP others reach this node at
@@ -327,6 +329,21 @@ task<int> serve(runtime& rt, const engine::engine_config& cfg, const options& o,
                  host.value().dhchap ? "; it authenticates with DH-HMAC-CHAP where asked" : "",
                  host.value().tls_key ? "; its connections to them run TLS" : "");
     mgr.set_host(host.value());
+    std::vector<auth::kek> keks;
+    for (auto& f : o.kek_files) {
+        bool exposed = false;
+        auto text = auth::read_kek_file(f, "key-encryption key", &why, &exposed);
+        if (text.empty()) {
+            spdlog::error("--kek-file: {}", why);
+            co_return 1;
+        }
+        if (exposed)
+            spdlog::warn("{} holds a secret and can be read by other users: chmod 600 it", f);
+        keks.push_back(auth::parse_kek(text.view(), nullptr).value());
+        spdlog::info("weft-engine: key-encryption key {} from {}{}", keks.back().id, f,
+                     keks.size() == 1 ? " (wraps new data keys)" : " (unwraps only)");
+    }
+    mgr.set_keks(std::move(keks));
     if (!mgr.load_state(&why)) {
         spdlog::error("{}", why);
         co_return 1;
@@ -483,6 +500,10 @@ int main(int argc, char** argv) {
                    "file holding this engine's TLS key as a host (NVMeTLSkey-1:..:, mode 0600): "
                    "its connections to remote nexus children run TLS 1.3 (the replicas' engines "
                    "hold the same key for this engine's host NQN)");
+    app.add_option("--kek-file", o.kek_files,
+                   "file holding a key-encryption key (weft-kek-1:..:, mode 0600; weft key "
+                   "gen-kek makes one) for encrypted volumes: the first wraps new data keys, "
+                   "later ones only unwrap (after a KEK rotation); repeatable");
     app.add_option("--demo-size", o.demo_size, "size of the demo volume (created on first start)")
         ->capture_default_str();
     app.add_option("--allow-host", o.allow_hosts,

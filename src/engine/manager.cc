@@ -126,6 +126,11 @@ engine_config manager::merged() const {
                                [&](const host_key_config& b) { return b.host == k.host; });
         if (!dup) m.host_keys.push_back(k);
     }
+    for (auto& k : state_.volume_keys) {
+        bool dup = std::any_of(m.volume_keys.begin(), m.volume_keys.end(),
+                               [&](const volume_key_config& b) { return b.target == k.target; });
+        if (!dup) m.volume_keys.push_back(k);
+    }
     return m;
 }
 

@@ -74,6 +74,8 @@ class manager {
     task<std::vector<std::string>> start(engine_config base);
     // Listeners of the base (fatal problems returned) and of the state.
     task<std::vector<std::string>> listen_all();
+    // The key-encryption keys (--kek-file; the first wraps new data keys).
+    void set_keks(std::vector<auth::kek> keks) { applier_.set_keks(std::move(keks)); }
     // SIGHUP: a new base.
     task<std::vector<std::string>> reload(engine_config base);
     // Stops the retries, removes every namespace and closes the pools
@@ -111,6 +113,9 @@ class manager {
     task<grpc::Status> remove_child(const v1::RemoveChildRequest& req, v1::Nexus* out);
     task<grpc::Status> fault_child(const v1::FaultChildRequest& req, v1::Nexus* out);
     task<grpc::Status> online_child(const v1::OnlineChildRequest& req, v1::Nexus* out);
+    task<grpc::Status> set_volume_key(const v1::SetVolumeKeyRequest& req, v1::VolumeKey* out);
+    task<grpc::Status> erase_volume_key(const v1::EraseVolumeKeyRequest& req);
+    task<grpc::Status> list_volume_keys(v1::ListVolumeKeysReply* out);
     task<grpc::Status> repoint_child(const v1::RepointChildRequest& req, v1::Nexus* out);
     task<grpc::Status> arbitrate_nexus(const v1::ArbitrateNexusRequest& req, v1::Nexus* out);
     task<grpc::Status> share_nexus(const v1::ShareNexusRequest& req, v1::Share* out);
@@ -137,6 +142,10 @@ class manager {
     };
     engine_config merged() const;
     task<grpc::Status> resolve(const v1::VolumeRef& ref, resolved* out);
+    // The key target a request names (POOL/VOLUME of a volume that exists,
+    // or nexus:UUID), and whether a share serves it now.
+    task<grpc::Status> key_target_of(const v1::VolumeRef& volume, const std::string& nexus,
+                                     std::string* target, bool* shared);
     task<grpc::Status> volume_reply(const std::string& pool, const pool::uuid& id, v1::Volume* out);
     task<grpc::Status> pool_reply(const std::string& name, v1::Pool* out);
     void share_reply(const subsystem_config& s, v1::Share* out) const;

@@ -1,7 +1,9 @@
 #include "engine/manager.h"
 
 #include <fmt/format.h>
+
 #include <spdlog/spdlog.h>
+#include <algorithm>
 
 #include "engine/api_status.h"
 #include "runtime/runtime.h"
@@ -129,6 +131,17 @@ task<Status> manager::destroy_volume(const v1::DestroyVolumeRequest& req) {
         co_return from_errno(d.err().code, why);
     }
     spdlog::info("pool {}: volume {} destroyed (API)", r.pool_name, r.info.name);
+    // Its key goes with it: nothing it held can be read again.
+    const std::string target = r.pool_name + "/" + r.info.name;
+    if (std::any_of(state_.volume_keys.begin(), state_.volume_keys.end(),
+                    [&](const volume_key_config& k) { return k.target == target; })) {
+        engine_config previous = state_;
+        std::erase_if(state_.volume_keys,
+                      [&](const volume_key_config& k) { return k.target == target; });
+        Status saved = co_await persist(previous);
+        if (!saved.ok()) co_return saved;
+        spdlog::info("{}: its data key erased with it", target);
+    }
     co_return Status::OK;
 }
 

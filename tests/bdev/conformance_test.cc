@@ -17,6 +17,7 @@ struct backend {
     kind_t kind;
     uint32_t block_size;
     bool direct = true;
+    uint32_t inner_block_size = 0;  // crypto: the block size under it
 };
 
 constexpr uint64_t blocks = 2048;
@@ -36,7 +37,10 @@ class conformance : public ::testing::TestWithParam<backend> {
                 std::array<uint8_t, crypto_key_bytes> key;
                 for (size_t i = 0; i < key.size(); ++i) key[i] = uint8_t(i * 7 + 1);
                 std::string why;
-                dev = make_crypto_bdev(make_malloc_bdev("m", blocks, b.block_size), key, &why);
+                dev = make_crypto_bdev(
+                    make_malloc_bdev("m", blocks * b.block_size / b.inner_block_size,
+                                     b.inner_block_size),
+                    key, &why);
                 ASSERT_TRUE(dev) << why;
                 break;
             }
@@ -348,18 +352,18 @@ TEST_P(conformance, concurrent_io_from_two_reactors) {
     });
 }
 
-INSTANTIATE_TEST_SUITE_P(backends, conformance,
-                         ::testing::Values(backend{"malloc_512", backend::malloc_kind, 512},
-                                           backend{"malloc_4096", backend::malloc_kind, 4096},
-                                           backend{"null_512", backend::null_kind, 512},
-                                           backend{"null_4096", backend::null_kind, 4096},
-                                           backend{"uring_direct_512", backend::uring_kind, 512},
-                                           backend{"uring_direct_4096", backend::uring_kind, 4096},
-                                           backend{"uring_buffered_512", backend::uring_kind, 512,
-                                                   false},
-                                           backend{"crypto_512", backend::crypto_kind, 512},
-                                           backend{"crypto_4096", backend::crypto_kind, 4096}),
-                         [](const auto& info) { return info.param.label; });
+INSTANTIATE_TEST_SUITE_P(
+    backends, conformance,
+    ::testing::Values(backend{"malloc_512", backend::malloc_kind, 512},
+                      backend{"malloc_4096", backend::malloc_kind, 4096},
+                      backend{"null_512", backend::null_kind, 512},
+                      backend{"null_4096", backend::null_kind, 4096},
+                      backend{"uring_direct_512", backend::uring_kind, 512},
+                      backend{"uring_direct_4096", backend::uring_kind, 4096},
+                      backend{"uring_buffered_512", backend::uring_kind, 512, false},
+                      backend{"crypto_over_512", backend::crypto_kind, 4096, true, 512},
+                      backend{"crypto_over_4096", backend::crypto_kind, 4096, true, 4096}),
+    [](const auto& info) { return info.param.label; });
 
 }  // namespace
 }  // namespace weft::bdev::test

@@ -1,7 +1,8 @@
-// The encrypting layer: what lands below is ciphertext (no plaintext block,
-// the same data differs per LBA, the tweak is the LBA as dm-crypt's plain64
-// takes it), another key reads something else, untouched blocks stay zero
-// below and read as zeroes above, and bad keys are refused. The conformance
+// The encrypting layer: 4 KiB blocks over 512-byte ones; what lands below is
+// ciphertext (no plaintext block, the same data differs per LBA, the tweak
+// is the 4 KiB block's LBA as dm-crypt's plain64 with sector_size 4096 takes
+// it), another key reads something else, untouched blocks stay zero below
+// and read as zeroes above, and bad keys are refused. The conformance
 // suite covers the rest (round trips, zeroes, bounds, resize, concurrency).
 #include "bdev/crypto/crypto_bdev.h"
 
@@ -41,12 +42,14 @@ std::vector<uint8_t> reference(const key_t& key, uint64_t lba, std::span<const s
 
 TEST(crypto_bdev, only_ciphertext_lands_below) {
     run_reactors(1, []() -> task<void> {
-        constexpr uint32_t bs = 512;
-        std::shared_ptr<bdev> raw(make_malloc_bdev("m", 256, bs).release());
+        constexpr uint32_t bs = 4096;
+        std::shared_ptr<bdev> raw(make_malloc_bdev("m", 256 * 8 + 3, 512).release());
         key_t key = make_key(1);
         std::string why;
         auto dev = make_crypto_bdev(raw, key, &why);
         CO_ASSERT_TRUE(dev);
+        EXPECT_EQ(dev->block_size(), bs);
+        EXPECT_EQ(dev->num_blocks(), 256u);  // the 3 odd inner blocks are not used
         auto ch = dev->open_channel();
         auto rch = raw->open_channel();
 
@@ -69,7 +72,7 @@ TEST(crypto_bdev, only_ciphertext_lands_below) {
         // block is what OpenSSL makes of it with the LBA as the tweak.
         buffer r = get_buffer(256 * bs);
         auto rv = one(r.span());
-        CO_ASSERT_EQ(co_await rch->read(0, 256, rv), 0);
+        CO_ASSERT_EQ(co_await rch->read(0, 256 * 8, rv), 0);
         auto block = [&](uint64_t lba) { return r.span().subspan(lba * bs, bs); };
         EXPECT_NE(std::memcmp(block(10).data(), same.data(), bs), 0);
         EXPECT_NE(std::memcmp(block(10).data(), block(11).data(), bs), 0);
@@ -111,21 +114,25 @@ TEST(crypto_bdev, only_ciphertext_lands_below) {
 }
 
 TEST(crypto_bdev, refuses_bad_keys_and_short_iovecs) {
-    std::shared_ptr<bdev> raw(make_malloc_bdev("m", 16, 512).release());
+    std::shared_ptr<bdev> raw(make_malloc_bdev("m", 16 * 8, 512).release());
     key_t k{};
     std::string why;
     EXPECT_FALSE(make_crypto_bdev(raw, k, &why));  // halves equal (both zero)
     EXPECT_NE(why.find("halves"), std::string::npos) << why;
+    std::shared_ptr<bdev> tiny(make_malloc_bdev("t", 7, 512).release());
+    EXPECT_FALSE(make_crypto_bdev(tiny, make_key(4), &why));  // less than one 4 KiB block
     k = make_key(3);
     auto dev = make_crypto_bdev(raw, k, &why);
     ASSERT_TRUE(dev) << why;
     run_reactors(1, [&]() -> task<void> {
         auto ch = dev->open_channel();
-        buffer b = get_buffer(512);
-        iovec v{b.data(), 100};
+        buffer b = get_buffer(4096);
+        iovec v{b.data(), 512};
         EXPECT_EQ(co_await ch->write(0, 1, {&v, 1}, false), -EINVAL);
-        iovec w{b.data(), 512};
+        iovec w{b.data(), 4096};
         EXPECT_EQ(co_await ch->write(16, 1, {&w, 1}, false), -ERANGE);
+        EXPECT_EQ(co_await ch->read(16, 1, {&w, 1}), -ERANGE);
+        EXPECT_EQ(co_await ch->unmap(15, 2), -ERANGE);
         ch.reset();
     });
 }

@@ -3,7 +3,7 @@
 # real weft-engine's gRPC API, one case per run:
 #   manage_test.sh WEFT ENGINE CASE
 # Cases: pool_lifecycle import volumes snapshot_clone share stats listener
-#        persistence no_engine
+#        persistence encryption no_engine
 set -u
 weft=$1
 engine=$2
@@ -402,6 +402,114 @@ case "$case_name" in
     cmp "$data/in.bin" "$data/out.bin" || fail "data differs after restart"
     nvme identify "$share_nqn" --hostnqn "$h_intruder"
     [ "$run_rc" -ne 0 ] || fail "the host list was lost: $run_out"
+    ;;
+  encryption)
+    # Encryption at rest: what reaches the pool file is ciphertext (a scan
+    # for the written text finds it in a plain volume's pool, not in the
+    # encrypted one's), the key survives a restart (wrapped, in the state),
+    # an engine without the KEK does not serve the volume, a nexus is
+    # encrypted above its children, and erasing the key (crypto-erase) or
+    # destroying the volume leaves nothing readable.
+    ok key gen-kek -o "$data/kek"
+    [ "$(stat -c %a "$data/kek")" = 600 ] || fail "the KEK file is not mode 0600"
+    start --kek-file "$data/kek"
+    grep -q "key-encryption key [0-9a-f]\{16\} from $data/kek (wraps new data keys)" "$data/engine.log" ||
+      fail "the engine does not say which KEK it has"
+    for i in $(seq 40000); do echo "WEFT-PLAINTEXT-MARKER-$i"; done | head -c $((1 << 20)) >"$data/marker.bin"
+    marker_in() { grep -c -a "WEFT-PLAINTEXT-MARKER" "$1"; }
+    ok pool create pp "$data/plain.img" --size 64MiB --cluster-size 1MiB
+    ok pool create pe "$data/enc.img" --size 64MiB --cluster-size 1MiB
+    ok volume create pp v 8MiB
+    ok volume create pe v 8MiB
+    ok volume-key set pe v --json
+    jqe '.target == "pe/v" and (.wrapped_key | startswith("weft-dek-1:")) and (.kek_id | length == 16)'
+    wrapped=$(jq -r .wrapped_key <<<"$out")
+    ok volume-key set pe v  # again: a no-op
+    refused INVALID_ARGUMENT "does not unwrap" volume-key set pe v --wrapped-key "${wrapped/A/B}"
+    ok volume create pe w 4MiB
+    ok volume-key set pe w --json
+    refused ALREADY_EXISTS "another key" volume-key set pe v --wrapped-key "$(jq -r .wrapped_key <<<"$out")"
+    ok volume destroy pe w
+    share pp v --any-host
+    plain_nqn=$share_nqn
+    share pe v --any-host
+    enc_nqn=$share_nqn
+    refused FAILED_PRECONDITION "is shared" volume-key erase pe v --yes
+    refused FAILED_PRECONDITION "is shared" volume-key set pp v
+    # 1 MiB: 2048 blocks of the plain volume, 256 of the encrypted one (it
+    # serves 4 KiB blocks).
+    nvme identify "$enc_nqn"
+    grep -qE "4096" <<<"$run_out" || fail "the encrypted volume does not serve 4 KiB blocks: $run_out"
+    nvme write "$plain_nqn" --lba 0 --blocks 2048 -i "$data/marker.bin"
+    [ "$run_rc" -eq 0 ] || fail "write to the plain volume: $run_out"
+    nvme write "$enc_nqn" --lba 0 --blocks 256 -i "$data/marker.bin"
+    [ "$run_rc" -eq 0 ] || fail "write to the encrypted volume: $run_out"
+    nvme read "$enc_nqn" --lba 0 --blocks 256 -o "$data/back.bin"
+    [ "$run_rc" -eq 0 ] || fail "read: $run_out"
+    cmp -s "$data/marker.bin" "$data/back.bin" || fail "the encrypted volume does not read back"
+    sync
+    [ "$(marker_in "$data/plain.img")" -gt 1000 ] || fail "the scan does not find the text in the plain pool"
+    [ "$(marker_in "$data/enc.img")" = 0 ] || fail "the encrypted pool file holds plaintext"
+    grep -q "$wrapped" "$data/engine-state.json" || fail "the wrapped key is not in the state"
+    [ "$(stat -c %a "$data/engine-state.json")" = 600 ] || fail "the state file is not mode 0600"
+    grep -q "$wrapped" "$data/engine.log" && fail "the wrapped key is in the log"
+    # A restart: the same key, the same data.
+    stop_engine
+    start --kek-file "$data/kek"
+    nvme read "$enc_nqn" --lba 0 --blocks 256 -o "$data/back.bin"
+    [ "$run_rc" -eq 0 ] && cmp -s "$data/marker.bin" "$data/back.bin" ||
+      fail "the encrypted volume does not read back after a restart: $run_out"
+    # Without the KEK the volume is not served (nothing else is lost).
+    stop_engine
+    start
+    grep -q "the data key of pe/v does not unwrap" "$data/engine.log" ||
+      fail "no word of the key that does not unwrap"
+    nvme read "$enc_nqn" --lba 0 --blocks 8 -o "$data/none.bin"
+    cmp -s "$data/marker.bin" "$data/none.bin" 2>/dev/null && fail "served without its KEK"
+    nvme read "$plain_nqn" --lba 0 --blocks 8 -o "$data/p.bin"
+    [ "$run_rc" -eq 0 ] || fail "the plain volume is not served: $run_out"
+    refused FAILED_PRECONDITION "kek-file" volume-key set pp v
+    stop_engine
+    start --kek-file "$data/kek"
+    # A nexus encrypted above its two children: neither holds plaintext.
+    ok pool create pn "$data/nexus.img" --size 64MiB --cluster-size 1MiB
+    ok volume create pn a 9MiB
+    ok volume create pn b 9MiB
+    ok nexus create --size 8MiB --child pool://pn/a --child pool://pn/b --json
+    nx=$(jq -r .uuid <<<"$out")
+    ok volume-key set --nexus "$nx"
+    ok nexus share "$nx" --any-host --json
+    nx_nqn=$(jq -r .nqn <<<"$out")
+    nvme write "$nx_nqn" --lba 0 --blocks 256 -i "$data/marker.bin"
+    [ "$run_rc" -eq 0 ] || fail "write to the nexus: $run_out"
+    nvme read "$nx_nqn" --lba 0 --blocks 256 -o "$data/back.bin"
+    cmp -s "$data/marker.bin" "$data/back.bin" || fail "the encrypted nexus does not read back"
+    sync
+    [ "$(marker_in "$data/nexus.img")" = 0 ] || fail "a child of the encrypted nexus holds plaintext"
+    ok volume-key list --json
+    jqe '[.keys[].target] | sort == ["nexus:" + $nx, "pe/v"]' --arg nx "$nx"
+    # Crypto-erase: the key is gone from the state; shared again, the
+    # volume reads as what it is without its key.
+    ok volume unshare pe v
+    wf volume-key erase pe v
+    [ "$rc" = 2 ] && grep -q "add --yes" <<<"$err" || fail "erase without --yes: $rc $err"
+    ok volume-key erase pe v --yes
+    grep -q "$wrapped" "$data/engine-state.json" && fail "the erased key is still in the state"
+    refused NOT_FOUND "no key" volume-key erase pe v --yes
+    share pe v --any-host
+    nvme read "$share_nqn" --lba 0 --blocks 2048 -o "$data/after.bin"
+    [ "$run_rc" -eq 0 ] || fail "read after the erase: $run_out"
+    [ "$(marker_in "$data/after.bin")" = 0 ] || fail "the text is readable after the crypto-erase"
+    ok volume unshare pe v
+    ok volume-key set pe v  # a new key: no better
+    share pe v --any-host
+    nvme read "$share_nqn" --lba 0 --blocks 2048 -o "$data/after.bin"
+    [ "$(marker_in "$data/after.bin")" = 0 ] || fail "the text is readable with a new key"
+    # Destroying a volume erases its key.
+    ok volume unshare pe v
+    ok volume destroy pe v
+    ok volume-key list --json
+    jqe '[.keys[].target] == ["nexus:" + $nx]' --arg nx "$nx"
     ;;
   no_engine)
     wf pool list --api 127.0.0.1:1

@@ -32,8 +32,9 @@ class crypto_bdev;
 
 class crypto_channel final : public channel {
   public:
-    crypto_channel(std::unique_ptr<channel> inner, const bdev& dev, const uint8_t* key)
-        : inner_(std::move(inner)), dev_(dev), bs_(dev.block_size()), scratch_(bs_) {
+    crypto_channel(std::unique_ptr<channel> inner, const bdev& dev, uint32_t ratio,
+                   const uint8_t* key)
+        : inner_(std::move(inner)), dev_(dev), bs_(dev.block_size()), ratio_(ratio), scratch_(bs_) {
         enc_ = EVP_CIPHER_CTX_new();
         dec_ = EVP_CIPHER_CTX_new();
         ok_ = enc_ && dec_ && EVP_EncryptInit_ex2(enc_, xts_cipher(), key, nullptr, nullptr) == 1 &&
@@ -45,7 +46,8 @@ class crypto_channel final : public channel {
     }
 
     task<int> read(uint64_t lba, uint32_t n, std::span<const iovec> iov) override {
-        int rc = co_await inner_->read(lba, n, iov);
+        if (int rc = dev_.check_io(lba, n, iov)) co_return rc;
+        int rc = co_await inner_->read(lba * ratio_, n * ratio_, iov);
         if (rc) co_return rc;
         co_return decrypt_in_place(lba, n, iov);
     }
@@ -64,7 +66,7 @@ class crypto_channel final : public channel {
                 if (!unit(enc_, lba + done + i, next_block(in), out + size_t(i) * bs_))
                     co_return -EIO;
             iovec v{b.data(), size_t(k) * bs_};
-            int rc = co_await inner_->write(lba + done, k, {&v, 1}, fua);
+            int rc = co_await inner_->write((lba + done) * ratio_, k * ratio_, {&v, 1}, fua);
             if (rc) co_return rc;
             done += k;
         }
@@ -74,11 +76,30 @@ class crypto_channel final : public channel {
     task<int> flush() override { return inner_->flush(); }
     // Zero ciphertext reads as zero plaintext (crypto_bdev.h).
     task<int> write_zeroes(uint64_t lba, uint64_t n) override {
-        return inner_->write_zeroes(lba, n);
+        if (int rc = dev_.check_range(lba, n)) co_return rc;
+        co_return co_await inner_->write_zeroes(lba * ratio_, n * ratio_);
     }
-    task<int> unmap(uint64_t lba, uint64_t n) override { return inner_->unmap(lba, n); }
+    task<int> unmap(uint64_t lba, uint64_t n) override {
+        if (int rc = dev_.check_range(lba, n)) co_return rc;
+        co_return co_await inner_->unmap(lba * ratio_, n * ratio_);
+    }
     task<int> allocated(uint64_t lba, uint64_t n, std::vector<block_run>* runs) override {
-        return inner_->allocated(lba, n, runs);
+        if (int rc = dev_.check_range(lba, n)) co_return rc;
+        std::vector<block_run> inner_runs;
+        int rc = co_await inner_->allocated(lba * ratio_, n * ratio_, &inner_runs);
+        if (rc) co_return rc;
+        runs->clear();
+        for (auto& r : inner_runs) {
+            // Rounded out to whole blocks of this layer.
+            uint64_t a = r.lba / ratio_, b = (r.lba + r.nblocks + ratio_ - 1) / ratio_;
+            if (!runs->empty() && runs->back().lba + runs->back().nblocks >= a) {
+                uint64_t end = std::max(runs->back().lba + runs->back().nblocks, b);
+                runs->back().nblocks = end - runs->back().lba;
+            } else {
+                runs->push_back({a, b - a});
+            }
+        }
+        co_return 0;
     }
 
   private:
@@ -131,25 +152,44 @@ class crypto_channel final : public channel {
 
     std::unique_ptr<channel> inner_;
     const bdev& dev_;
-    uint32_t bs_;
+    uint32_t bs_;                   // this layer's block: one data unit
+    uint32_t ratio_;                // inner blocks per block
     std::vector<uint8_t> scratch_;  // one block; used only between awaits
     EVP_CIPHER_CTX* enc_ = nullptr;
     EVP_CIPHER_CTX* dec_ = nullptr;
     bool ok_ = false;
 };
 
-class crypto_bdev final : public wrapper_bdev {
+class crypto_bdev final : public bdev {
   public:
-    crypto_bdev(std::shared_ptr<bdev> inner, std::span<const uint8_t, crypto_key_bytes> key)
-        : wrapper_bdev(std::move(inner)) {
+    crypto_bdev(std::shared_ptr<bdev> inner, uint32_t unit,
+                std::span<const uint8_t, crypto_key_bytes> key)
+        : bdev(properties{.name = inner->name(),
+                          .block_size = unit,
+                          .num_blocks = inner->size_bytes() / unit,
+                          .volatile_write_cache = inner->volatile_write_cache(),
+                          .unmap_reads_zeroes = inner->unmap_reads_zeroes(),
+                          .read_only = inner->read_only()}),
+          inner_(std::move(inner)),
+          ratio_(unit / inner_->block_size()) {
         std::memcpy(key_, key.data(), sizeof key_);
+        listener_ = inner_->add_resize_listener([this](uint64_t, uint64_t n) {
+            (void)apply_resize(n / ratio_, [](uint64_t, uint64_t) { return result<void>{}; });
+        });
     }
-    ~crypto_bdev() override { OPENSSL_cleanse(key_, sizeof key_); }
+    ~crypto_bdev() override {
+        inner_->remove_resize_listener(listener_);
+        OPENSSL_cleanse(key_, sizeof key_);
+    }
     std::unique_ptr<channel> open_channel() override {
-        return std::make_unique<crypto_channel>(inner()->open_channel(), *this, key_);
+        return std::make_unique<crypto_channel>(inner_->open_channel(), *this, ratio_, key_);
     }
+    result<void> resize(uint64_t n) override { return inner_->resize(n * ratio_); }
 
   private:
+    std::shared_ptr<bdev> inner_;
+    uint32_t ratio_;
+    uint64_t listener_ = 0;
     uint8_t key_[crypto_key_bytes];
 };
 
@@ -165,8 +205,12 @@ std::shared_ptr<bdev> make_crypto_bdev(std::shared_ptr<bdev> inner,
     if (!xts_cipher()) return refuse("OpenSSL has no AES-256-XTS");
     if (std::memcmp(key.data(), key.data() + 32, 32) == 0)
         return refuse("an AES-XTS key whose two halves are equal is refused");
-    if (inner->block_size() < 16) return refuse("blocks too small for AES-XTS");
-    return std::make_shared<crypto_bdev>(std::move(inner), key);
+    // One data unit per 4 KiB (or per block, for larger blocks): fewer,
+    // larger units cost less than one per 512-byte block.
+    const uint32_t unit = std::max<uint32_t>(inner->block_size(), crypto_unit_bytes);
+    if (unit % inner->block_size() != 0) return refuse("a block size that does not divide 4 KiB");
+    if (inner->size_bytes() < unit) return refuse("a device smaller than one 4 KiB block");
+    return std::make_shared<crypto_bdev>(std::move(inner), unit, key);
 }
 
 }  // namespace weft::bdev

@@ -1,7 +1,11 @@
 // An encrypting layer over another bdev: AES-256-XTS (OpenSSL EVP, AES-NI
-// where the CPU has it), one data unit per block with the block's LBA as the
-// tweak (dm-crypt's plain64), so that the same plaintext at two places never
-// looks alike on the media and a block can be rewritten on its own.
+// where the CPU has it). It serves 4096-byte blocks (larger: the inner
+// block size) over an inner bdev of 512-byte blocks, one XTS data unit per
+// block with the block's LBA as the tweak (dm-crypt's plain64 with
+// sector_size 4096), so that the same plaintext at two places never looks
+// alike on the media, a block is rewritten on its own (no read-modify-
+// write), and a 4 KiB I/O costs one cipher set-up rather than eight. Its
+// size is the inner size rounded down to whole blocks.
 //
 //   auto dev = bdev::make_crypto_bdev(volume, key, &why);   // key: 64 bytes
 //   // hosts read and write plaintext through dev; `volume` holds ciphertext
@@ -31,10 +35,12 @@
 
 namespace weft::bdev {
 
-inline constexpr size_t crypto_key_bytes = 64;  // AES-256-XTS: two 256-bit keys
+inline constexpr size_t crypto_key_bytes = 64;       // AES-256-XTS: two 256-bit keys
+inline constexpr uint32_t crypto_unit_bytes = 4096;  // the smallest block it serves
 
 // nullptr with a sentence in `why` when the key is refused (its two halves
-// are equal, which XTS forbids) or OpenSSL has no AES-256-XTS.
+// are equal, which XTS forbids), the inner block size does not divide 4 KiB,
+// or OpenSSL has no AES-256-XTS.
 std::shared_ptr<bdev> make_crypto_bdev(std::shared_ptr<bdev> inner,
                                        std::span<const uint8_t, crypto_key_bytes> key,
                                        std::string* why);
