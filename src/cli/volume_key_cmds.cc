@@ -105,6 +105,24 @@ int key_list(key_opts& o) {
     return 0;
 }
 
+int key_rewrap(key_opts& o) {
+    api_client api(o.api);
+    pb::ListVolumeKeysReply rep;
+    if (!api.call([&](auto& s, auto* ctx) {
+            return s.RewrapVolumeKeys(ctx, pb::RewrapVolumeKeysRequest(), &rep);
+        }))
+        return exit_failed;
+    if (o.as_json) {
+        print_json(message_json(rep));
+        return 0;
+    }
+    std::printf("every data key here is wrapped by the engine's current key-encryption key\n");
+    table t({"target", "KEK"});
+    for (auto& k : rep.keys()) t.add({k.target(), k.kek_id()});
+    t.print();
+    return 0;
+}
+
 void add_target(CLI::App* sub, key_opts& o) {
     sub->add_option("POOL", o.pool, "the volume's pool");
     sub->add_option("VOLUME", o.name, "the volume's name");
@@ -147,6 +165,16 @@ void add_volume_key_commands(CLI::App& app, action_fn& action) {
     erase->add_flag("--yes", e->yes, "yes, its data is to become unreadable");
     add_api_options(erase, e->api);
     erase->callback([e, &action] { action = [e] { return key_erase(*e); }; });
+
+    auto rw = std::make_shared<key_opts>();
+    auto* rewrap = vk->add_subcommand(
+        "rewrap",
+        "KEK rotation: re-wrap every data key with the engine's current key-encryption key "
+        "(start weft-engine with --kek-file NEW --kek-file OLD first); the data are not "
+        "touched, and afterwards OLD is no longer needed");
+    rewrap->add_flag("--json", rw->as_json, "print {\"keys\": [...]}");
+    add_api_options(rewrap, rw->api);
+    rewrap->callback([rw, &action] { action = [rw] { return key_rewrap(*rw); }; });
 
     auto l = std::make_shared<key_opts>();
     auto* list = vk->add_subcommand("list", "show the encrypted volumes and their KEK's id");

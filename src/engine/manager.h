@@ -116,6 +116,7 @@ class manager {
     task<grpc::Status> set_volume_key(const v1::SetVolumeKeyRequest& req, v1::VolumeKey* out);
     task<grpc::Status> erase_volume_key(const v1::EraseVolumeKeyRequest& req);
     task<grpc::Status> list_volume_keys(v1::ListVolumeKeysReply* out);
+    task<grpc::Status> rewrap_volume_keys(v1::ListVolumeKeysReply* out);
     task<grpc::Status> repoint_child(const v1::RepointChildRequest& req, v1::Nexus* out);
     task<grpc::Status> arbitrate_nexus(const v1::ArbitrateNexusRequest& req, v1::Nexus* out);
     task<grpc::Status> share_nexus(const v1::ShareNexusRequest& req, v1::Share* out);

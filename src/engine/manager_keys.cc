@@ -142,6 +142,38 @@ task<Status> manager::erase_volume_key(const v1::EraseVolumeKeyRequest& req) {
     co_return Status::OK;
 }
 
+task<Status> manager::rewrap_volume_keys(v1::ListVolumeKeysReply* out) {
+    auto g = co_await lock_.lock();
+    auto keks = applier_.keks();
+    if (keks.empty())
+        co_return fail(StatusCode::FAILED_PRECONDITION,
+                       "this engine has no key-encryption key (--kek-file)");
+    const auth::kek& current = keks.front();
+    engine_config previous = state_;
+    unsigned changed = 0;
+    for (auto& k : state_.volume_keys) {
+        if (kek_id_of(k.wrapped_key) == current.id) continue;
+        std::string why;
+        auto dek = auth::unwrap_data_key(keks, k.wrapped_key, &why);
+        if (!dek) {
+            state_ = previous;  // all or nothing
+            co_return fail(StatusCode::FAILED_PRECONDITION,
+                           "the key of " + k.target + " does not unwrap: " + why +
+                               " (start the engine with the KEK that wrapped it too)");
+        }
+        k.wrapped_key = auth::wrap_data_key(current, *dek);
+        ++changed;
+    }
+    if (changed) {
+        Status saved = co_await persist(previous);
+        if (!saved.ok()) co_return saved;
+    }
+    spdlog::info("volume keys: {} re-wrapped with key-encryption key {} (API)", changed,
+                 current.id);
+    for (auto& k : merged().volume_keys) key_reply(k, out->add_keys());
+    co_return Status::OK;
+}
+
 task<Status> manager::list_volume_keys(v1::ListVolumeKeysReply* out) {
     auto g = co_await lock_.lock();
     for (auto& k : merged().volume_keys) key_reply(k, out->add_keys());

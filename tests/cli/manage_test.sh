@@ -488,6 +488,23 @@ case "$case_name" in
     [ "$(marker_in "$data/nexus.img")" = 0 ] || fail "a child of the encrypted nexus holds plaintext"
     ok volume-key list --json
     jqe '[.keys[].target] | sort == ["nexus:" + $nx, "pe/v"]' --arg nx "$nx"
+    # KEK rotation: a new KEK first, the old one second; rewrap; then the
+    # old one is not needed any more.
+    old_kek=$(jq -r '.keys[0].kek_id' <<<"$out")
+    ok key gen-kek -o "$data/kek2"
+    stop_engine
+    start --kek-file "$data/kek2" --kek-file "$data/kek"
+    ok volume-key rewrap --json
+    jqe '[.keys[].kek_id] | unique | length == 1 and .[0] != $old' --arg old "$old_kek"
+    grep -q "weft-dek-1:$old_kek:" "$data/engine-state.json" && fail "a key is still wrapped by the old KEK"
+    stop_engine
+    start --kek-file "$data/kek2"
+    nvme read "$enc_nqn" --lba 0 --blocks 256 -o "$data/back.bin"
+    [ "$run_rc" -eq 0 ] && cmp -s "$data/marker.bin" "$data/back.bin" ||
+      fail "the encrypted volume does not read back with the new KEK alone: $run_out"
+    nvme read "$nx_nqn" --lba 0 --blocks 256 -o "$data/back.bin"
+    [ "$run_rc" -eq 0 ] && cmp -s "$data/marker.bin" "$data/back.bin" ||
+      fail "the encrypted nexus does not read back with the new KEK alone: $run_out"
     # Crypto-erase: the key is gone from the state; shared again, the
     # volume reads as what it is without its key.
     ok volume unshare pe v
