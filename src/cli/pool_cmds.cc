@@ -17,6 +17,7 @@ namespace {
 struct create_opts {
     api_options api;
     std::string name, path, size, cluster_size;
+    bool purge = false;
     bool as_json = false;
 };
 
@@ -29,6 +30,7 @@ struct import_opts {
 struct destroy_opts {
     api_options api;
     std::string name;
+    bool purge = false;
 };
 
 struct list_opts {
@@ -46,6 +48,7 @@ int pool_create(create_opts& o) {
     pb::CreatePoolRequest req;
     req.set_name(o.name);
     req.set_path(o.path);
+    req.set_purge(o.purge);
     uint64_t v = 0;
     if (!o.size.empty()) {
         if (!parse_size_arg("--size", o.size, &v)) return exit_usage;
@@ -87,11 +90,13 @@ int pool_import(import_opts& o) {
 int pool_destroy(destroy_opts& o) {
     pb::DestroyPoolRequest req;
     req.set_name(o.name);
+    req.set_purge(o.purge);
     api_client api(o.api);
     pb::Empty e;
     if (!api.call([&](auto& s, auto* ctx) { return s.DestroyPool(ctx, req, &e); }))
         return exit_failed;
-    std::printf("pool %s destroyed\n", o.name.c_str());
+    std::printf("pool %s destroyed%s\n", o.name.c_str(),
+                o.purge ? " (purged: its device zeroed)" : "");
     return 0;
 }
 
@@ -152,6 +157,9 @@ void add_pool_commands(CLI::App& app, action_fn& action) {
         ->add_option("--cluster-size", c->cluster_size,
                      "allocation unit, a power of two from 4KiB to 1GiB (default 4MiB)")
         ->type_name("SIZE");
+    create->add_flag("--purge", c->purge,
+                     "purge every volume destroyed in this pool: its clusters are zeroed on the "
+                     "device before they are used again");
     create->add_flag("--json", c->as_json, "print the pool as JSON");
     add_api_options(create, c->api);
     create->callback([c, &action] { action = [c] { return pool_create(*c); }; });
@@ -170,6 +178,9 @@ void add_pool_commands(CLI::App& app, action_fn& action) {
         "destroy",
         "delete a pool's volumes and wipe its superblock; refused while a volume is shared");
     destroy->add_option("NAME", d->name, "the pool")->required();
+    destroy->add_flag("--purge", d->purge,
+                      "zero the whole device, not only its superblock (a pool made with --purge "
+                      "always does)");
     add_api_options(destroy, d->api);
     destroy->callback([d, &action] { action = [d] { return pool_destroy(*d); }; });
 

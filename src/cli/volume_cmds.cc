@@ -24,6 +24,7 @@ struct create_opts {
 struct ref_opts {  // destroy, unshare
     api_options api;
     std::string pool, name;
+    bool purge = false;  // destroy
 };
 
 struct resize_opts {
@@ -86,11 +87,13 @@ int volume_create(create_opts& o) {
 int volume_destroy(ref_opts& o) {
     pb::DestroyVolumeRequest req;
     *req.mutable_volume() = volume_ref(o.pool, o.name);
+    req.set_purge(o.purge);
     api_client api(o.api);
     pb::Empty e;
     if (!api.call([&](auto& s, auto* ctx) { return s.DestroyVolume(ctx, req, &e); }))
         return exit_failed;
-    std::printf("volume %s/%s destroyed\n", o.pool.c_str(), o.name.c_str());
+    std::printf("volume %s/%s destroyed%s\n", o.pool.c_str(), o.name.c_str(),
+                o.purge ? " (purged: the clusters it held are zeroed)" : "");
     return 0;
 }
 
@@ -309,6 +312,9 @@ void add_volume_commands(CLI::App& app, action_fn& action) {
         "delete a volume or snapshot and free its space; refused while it is shared or has "
         "clones");
     add_ref(destroy, d->pool, d->name);
+    destroy->add_flag("--purge", d->purge,
+                      "zero the clusters it alone holds on the device before they return to the "
+                      "pool (those a snapshot or clone shares stay theirs)");
     add_api_options(destroy, d->api);
     destroy->callback([d, &action] { action = [d] { return volume_destroy(*d); }; });
 

@@ -128,6 +128,7 @@ std::string to_json_text(const engine_config& c) {
     j["pools"] = json::array();
     for (auto& p : c.pools) {
         json pj = {{"name", p.name}, {"path", p.path}, {"format_if_blank", p.format_if_blank}};
+        if (p.purge) pj["purge"] = true;
         if (p.size) pj["size"] = p.size;
         if (p.cluster_size) pj["cluster_size"] = p.cluster_size;
         j["pools"].push_back(pj);
@@ -282,6 +283,7 @@ result<engine_config> parse_config(std::string_view text, std::string* why) {
             pc.size = size_of(pj, "size");
             pc.cluster_size = size_of(pj, "cluster_size");
             pc.format_if_blank = get<bool>(pj, "format_if_blank", true);
+            pc.purge = get<bool>(pj, "purge", false);
             c.pools.push_back(pc);
         }
         for (const json& xj : get(j, "nexuses", json::array())) {

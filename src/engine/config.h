@@ -84,6 +84,8 @@ struct pool_config {
     // A blank device is formatted (pools of --config). Pools the API made
     // are persisted without it: blank there means lost, not new.
     bool format_if_blank = true;
+    // Destroyed volumes are purged: their clusters zeroed before reuse.
+    bool purge = false;
 };
 
 struct subsystem_config {

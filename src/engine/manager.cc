@@ -134,6 +134,12 @@ engine_config manager::merged() const {
     return m;
 }
 
+bool manager::purges(const std::string& name) const {
+    for (auto& p : merged().pools)
+        if (p.name == name) return p.purge;
+    return false;
+}
+
 bool manager::in_base_pool(const std::string& name) const {
     return std::any_of(base_.pools.begin(), base_.pools.end(),
                        [&](const pool_config& p) { return p.name == name; });

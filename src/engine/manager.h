@@ -155,6 +155,8 @@ class manager {
     // Applies base + state; the problems, joined, or empty.
     task<std::string> reconcile();
     bool in_base_pool(const std::string& name) const;
+    // Whether pool `name` purges the volumes destroyed in it.
+    bool purges(const std::string& name) const;
     grpc::Status check_new_pool(const std::string& name, const std::string& path) const;
     const subsystem_config* find_share(const std::string& pool, const std::string& volume,
                                        bool* in_base) const;

@@ -47,6 +47,7 @@ task<Status> manager::pool_reply(const std::string& name, v1::Pool* out) {
     out->set_committed_bytes(st.committed_bytes);
     out->set_volume_count(uint32_t(vols.size()));
     out->set_status("online");
+    out->set_purge(purges(name));
     co_return Status::OK;
 }
 
@@ -115,7 +116,8 @@ task<Status> manager::create_pool(const v1::CreatePoolRequest& req, v1::Pool* ou
     std::shared_ptr<pool::pool> made_pool = std::move(made.value());
     applier_.adopt_pool(req.name(), req.path(), made_pool);
     engine_config previous = state_;
-    state_.pools.push_back({.name = req.name(), .path = req.path(), .format_if_blank = false});
+    state_.pools.push_back(
+        {.name = req.name(), .path = req.path(), .format_if_blank = false, .purge = req.purge()});
     Status saved = co_await persist(previous);
     if (!saved.ok()) {
         applier_.drop_pool(req.name());
@@ -215,6 +217,7 @@ task<Status> manager::destroy_pool(const v1::DestroyPoolRequest& req) {
     }
     if (!p) co_return fail(StatusCode::NOT_FOUND, "no pool named \"" + req.name() + "\"");
     engine_config previous = state_;
+    const bool was_purging = purges(req.name());
     std::erase_if(state_.pools, [&](const pool_config& pc) { return pc.name == req.name(); });
     Status saved = co_await persist(previous);
     if (!saved.ok()) co_return saved;
@@ -225,7 +228,11 @@ task<Status> manager::destroy_pool(const v1::DestroyPoolRequest& req) {
     applier_.drop_pool(req.name());
     p.reset();
     auto ch = dev->open_channel();
-    int rc = co_await ch->write_zeroes(0, pool::format::superblock_region / dev->block_size());
+    // Purged: the whole device; else the superblock, so that nothing takes
+    // it for a pool any more.
+    const bool purge = req.purge() || was_purging;
+    int rc = co_await ch->write_zeroes(
+        0, purge ? dev->num_blocks() : pool::format::superblock_region / dev->block_size());
     int rc2 = rc;
     if (rc == 0) rc2 = co_await ch->flush();
     ch.reset();
@@ -237,7 +244,8 @@ task<Status> manager::destroy_pool(const v1::DestroyPoolRequest& req) {
                                    "on {} could not be wiped: {}",
                                    req.name(), path, error{-rc2}.message()));
     }
-    spdlog::info("pool {}: destroyed ({} wiped)", req.name(), path);
+    spdlog::info("pool {}: destroyed ({} {})", req.name(), path,
+                 purge ? "purged: every byte zeroed" : "wiped");
     co_return Status::OK;
 }
 

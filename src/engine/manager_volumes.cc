@@ -125,12 +125,13 @@ task<Status> manager::destroy_volume(const v1::DestroyVolumeRequest& req) {
                                    "nexus first",
                                    r.info.name, nx));
     std::string why;
-    auto d = co_await r.p->delete_volume(r.info.id, &why);
+    auto d = co_await r.p->delete_volume(r.info.id, &why, req.purge() || purges(r.pool_name));
     if (!d) {
         if (d.err().code == EBUSY) co_return fail(StatusCode::FAILED_PRECONDITION, why);
         co_return from_errno(d.err().code, why);
     }
-    spdlog::info("pool {}: volume {} destroyed (API)", r.pool_name, r.info.name);
+    spdlog::info("pool {}: volume {} destroyed{} (API)", r.pool_name, r.info.name,
+                 req.purge() || purges(r.pool_name) ? " and purged" : "");
     // Its key goes with it: nothing it held can be read again.
     const std::string target = r.pool_name + "/" + r.info.name;
     if (std::any_of(state_.volume_keys.begin(), state_.volume_keys.end(),

@@ -64,7 +64,7 @@ class pool_engine {
 
     // Management, each with the lock taken inside (manage.cc).
     task<result<uuid>> create_volume(std::string name, uint64_t size, bool thin, std::string* why);
-    task<result<void>> delete_volume(uuid id, std::string* why);
+    task<result<void>> delete_volume(uuid id, std::string* why, bool purge);
     task<result<void>> resize_volume(uuid id, uint64_t size, std::string* why);
     task<result<uuid>> snapshot(uuid id, std::string name, std::string* why);
     task<result<uuid>> clone(uuid id, std::string name, std::string* why);

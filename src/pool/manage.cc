@@ -90,7 +90,7 @@ task<result<uuid>> pool_engine::create_volume(std::string name, uint64_t size, b
     co_return m.id;
 }
 
-task<result<void>> pool_engine::delete_volume(uuid id, std::string* why) {
+task<result<void>> pool_engine::delete_volume(uuid id, std::string* why, bool purge) {
     auto g = co_await lock.lock();
     auto st = find(id);
     if (!st) co_return fail(why, ENOENT, "no volume " + to_string(id));
@@ -111,11 +111,27 @@ task<result<void>> pool_engine::delete_volume(uuid id, std::string* why) {
         co_return fail(why, -rc, "delete '" + st->meta.name + "': " + error{-rc}.message());
     }
     st->deleted.store(true);
+    // Purged while still referenced (no one can be handed them meanwhile):
+    // the clusters this volume alone holds.
+    int purge_rc = 0;
+    uint64_t purged = 0;
+    if (purge)
+        for (uint32_t p : st->meta.map)
+            if (p != unmapped && alloc.refs(p) == 1 && purge_rc == 0) {
+                purge_rc = co_await zero_physical(p, 0, cluster_size());
+                ++purged;
+            }
+    if (purge && purge_rc == 0) purge_rc = co_await ch->flush();
     for (uint32_t p : st->meta.map)
         if (p != unmapped) alloc.unref(p);
     // Sharers may now own their clusters alone; they find out on their next
     // write (write_cluster), which then goes in place.
     thaw(*st);
+    if (purge_rc != 0)
+        co_return fail(why, EIO,
+                       "'" + st->meta.name + "' is deleted, but purging its clusters failed: " +
+                           error{-purge_rc}.message());
+    if (purge) spdlog::info("pool: volume {} purged ({} clusters zeroed)", st->meta.name, purged);
     co_return result<void>{};
 }
 

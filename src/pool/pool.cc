@@ -158,8 +158,8 @@ task<result<uuid>> pool::create_volume(std::string name, uint64_t size_bytes, bo
                                        std::string* why) {
     co_return co_await on(home_, [&] { return eng_->create_volume(name, size_bytes, thin, why); });
 }
-task<result<void>> pool::delete_volume(uuid id, std::string* why) {
-    co_return co_await on(home_, [&] { return eng_->delete_volume(id, why); });
+task<result<void>> pool::delete_volume(uuid id, std::string* why, bool purge) {
+    co_return co_await on(home_, [&] { return eng_->delete_volume(id, why, purge); });
 }
 task<result<void>> pool::resize_volume(uuid id, uint64_t size_bytes, std::string* why) {
     co_return co_await on(home_, [&] { return eng_->resize_volume(id, size_bytes, why); });

@@ -92,8 +92,11 @@ class pool : public std::enable_shared_from_this<pool> {
 
     task<result<uuid>> create_volume(std::string name, uint64_t size_bytes, bool thin,
                                      std::string* why = nullptr);
-    // EBUSY when clones of it exist (delete them first).
-    task<result<void>> delete_volume(uuid id, std::string* why = nullptr);
+    // EBUSY when clones of it exist (delete them first). purge: the clusters
+    // it alone holds are zeroed on the device (deallocated, for a file)
+    // before they return to the pool; those a snapshot or clone shares stay
+    // theirs. A purge that fails after the volume is gone is EIO, said so.
+    task<result<void>> delete_volume(uuid id, std::string* why = nullptr, bool purge = false);
     // Grows, or shrinks when no cluster wholly past the new end is mapped.
     task<result<void>> resize_volume(uuid id, uint64_t size_bytes, std::string* why = nullptr);
     // A read-only point-in-time copy of `id`, taken while I/O continues.
