@@ -68,9 +68,9 @@ void slice(std::span<const iovec> iov, size_t off, size_t len, std::vector<iovec
 
 // Connect's refusal as an errno the caller can act on.
 error connect_error(nvme::status s) {
-    if (s == nvme::sc::connect_invalid_host) return error{EACCES};
-    if (s == nvme::sc::connect_invalid_parameters) return error{EINVAL};
-    if (s == nvme::sc::connect_controller_busy) return error{EBUSY};
+    if (s.is(nvme::sc::connect_invalid_host)) return error{EACCES};
+    if (s.is(nvme::sc::connect_invalid_parameters)) return error{EINVAL};
+    if (s.is(nvme::sc::connect_controller_busy)) return error{EBUSY};
     return error{EPROTO};
 }
 

@@ -25,6 +25,8 @@ struct status {
     friend constexpr bool operator==(status a, status b) {
         return a.type == b.type && a.code == b.code && a.dnr == b.dnr;
     }
+    // The same status whatever its DNR bit says.
+    constexpr bool is(status b) const { return type == b.type && code == b.code; }
 };
 
 constexpr status generic(uint8_t sc, bool dnr = true) {

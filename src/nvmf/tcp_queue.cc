@@ -502,7 +502,16 @@ task<void> tcp_queue::connect(command* c) {
     auto ss = target_.find(subnqn);
     if (!ss) {
         spdlog::warn("connect from {}: no subsystem {}", hostnqn, subnqn);
-        co_return invalid(ipo_data(offsetof(nvme::connect_data, subnqn)));
+        // Without DNR: a share taken away may come back (moved, re-shared),
+        // and Linux hosts since 6.10 stop reconnecting on a DNR Connect
+        // status, which would turn that pause into lost I/O. A host's first
+        // Connect fails either way; only reconnects retry, until their
+        // ctrl-loss timeout.
+        nvme::status st = sc::connect_invalid_parameters;
+        st.dnr = false;
+        r.set(st);
+        r.cpl.dw0 = ipo_data(offsetof(nvme::connect_data, subnqn));
+        co_return;
     }
     const auto psk_id = tls_ ? auth::parse_identity(tls_->identity()) : std::nullopt;
     if (tls_ && (!psk_id || psk_id->hostnqn != hostnqn || psk_id->subnqn != subnqn)) {

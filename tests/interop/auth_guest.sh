@@ -32,6 +32,16 @@
 #                          ffdhe4096 only) through the engine's API; the new
 #                          secret connects (negotiated as asked), the old one
 #                          is refused
+#   reconnect/share-flap   no authentication: host W_FLAP_HOSTNQN connects to
+#                          the plain share W_FLAP_NQN (keep-alive 1 s,
+#                          reconnect delay 1 s, ctrl-loss-tmo 30 s) and runs
+#                          fio 4k random writes with crc32c verify; it prints
+#                          WEFT-SHARE-FLAP and the host script unshares the
+#                          volume, waits 3 s and shares it again. The
+#                          controller must leave live, keep reconnecting
+#                          through the refused Connects (6.10+ hosts delete a
+#                          controller whose Connect fails with DNR) and be
+#                          live again; fio and the kernel see no I/O error
 DEV=
 hostargs() { echo "-t tcp -a $W_ADDR -s $W_PORT -n $W_NQN -q $W_HOSTNQN -I $W_HOSTID"; }
 ctrl() {  # the controller of W_NQN, if any
@@ -157,7 +167,97 @@ s_rotate() {
   note "new secret: $(dmesg | grep 'qid 0: authenticated with' | tail -1 | sed 's/.*with //'); old secret refused"
 }
 
-echo "WEFT-PLAN auth/discover auth/no-secret auth/wrong-secret auth/unidirectional auth/bidirectional auth/reauth auth/wrong-ctrl-secret tls/connect tls/discover auth/rotate"
+# ------------------------------------------------ a share taken away ----
+# The state of the plain share's controller, sampled every 0.1 s from the
+# cue WEFT-SHARE-FLAP: each change as "STATE@SECONDS" (gone = the controller
+# was deleted), in FLAP_STATES; returns when it is live again after leaving
+# live, gone, or 25 s after the cue.
+flap_ctrl() {  # the controller of W_FLAP_NQN, if any
+  local c
+  for c in /sys/class/nvme/nvme*; do
+    [ "$(cat "$c/subsysnqn" 2>/dev/null)" = "$W_FLAP_NQN" ] && { basename "$c"; return 0; }
+  done
+  return 1
+}
+cs() { local u; u=$(cut -d' ' -f1 /proc/uptime); echo "${u%.*}${u#*.}"; }  # uptime, 1/100 s
+flap_states() {
+  local c=$1 t0 e=0 st last=live left='' at
+  t0=$(cs)
+  FLAP_STATES="live@0.0" FLAP_DOWN='' FLAP_UP=''
+  while [ $e -le 2500 ]; do
+    st=$(cat "/sys/class/nvme/$c/state" 2>/dev/null || echo gone)
+    e=$(( $(cs) - t0 ))
+    if [ "$st" != "$last" ]; then
+      at=$((e / 100)).$(( (e % 100) / 10 ))
+      FLAP_STATES="$FLAP_STATES $st@$at"
+      last=$st
+      [ "$st" != live ] && [ -z "$left" ] && { left=1; FLAP_DOWN=$at; }
+      [ "$st" = live ] && [ -n "$left" ] && { FLAP_UP=$at; return 0; }
+      [ "$st" = gone ] && return 1
+    fi
+    sleep 0.1
+  done
+  return 1
+}
+s_share_flap() {
+  local c h dev pid rc w0 w i=0 d0 ioerr gaveup refusedc ok=1 why=
+  [ -n "${W_FLAP_NQN:-}" ] || { note "the host made no plain share"; return 1; }
+  d0=$(dmesg | wc -l)
+  tmo 60 nvme connect -t tcp -a "$W_ADDR" -s "$W_PORT" -n "$W_FLAP_NQN" -q "$W_FLAP_HOSTNQN" -I "$W_FLAP_HOSTID" \
+    --nr-io-queues=2 --keep-alive-tmo=1 --reconnect-delay=1 --ctrl-loss-tmo=30 > /tmp/conn.out 2>&1 ||
+    { note "connect failed: $(tail -1 /tmp/conn.out)"; return 1; }
+  while [ $i -lt 40 ]; do
+    c=$(flap_ctrl) && [ "$(cat /sys/class/nvme/"$c"/state)" = live ] && h=$(mpath_head "$W_FLAP_NQN") &&
+      [ -b "/dev/$h" ] && break
+    h=; sleep 0.25; i=$((i+1))
+  done
+  [ -n "$h" ] || { note "no live controller with a namespace after connect"; tmo 60 nvme disconnect -n "$W_FLAP_NQN" > /dev/null 2>&1; return 1; }
+  dev=/dev/$h
+  w0=$(write_requests "$h" "$c")
+  # 8 MiB of 4k random writes at <= 250 IOPS (about 8 s), then verify.
+  (trap '' PIPE
+   tmo 40 fio --filename="$dev" --ioengine=libaio --direct=1 --group_reporting --eta=never \
+      --verify_fatal=1 --do_verify=1 --verify_state_save=0 --name=weft-share-flap --rw=randwrite \
+      --bs=4k --iodepth=16 --numjobs=1 --offset=0 --size=8m --rate_iops=,250 --verify=crc32c) > /tmp/fio.out 2>&1 &
+  pid=$!
+  i=0
+  while kill -0 $pid 2>/dev/null && [ $i -lt 40 ]; do
+    w=$(( $(write_requests "$h" "$c") - w0 ))
+    [ $w -ge 128 ] && break
+    i=$((i+1)); sleep 0.1
+  done
+  if ! kill -0 $pid 2>/dev/null; then
+    wait $pid; cat /tmp/fio.out
+    note "fio ended before the share could be taken away"; tmo 60 nvme disconnect -n "$W_FLAP_NQN" > /dev/null 2>&1; return 1
+  fi
+  echo "WEFT-SHARE-FLAP $c"
+  flap_states "$c" || ok=0
+  echo "$c over time (state@seconds after the cue): $FLAP_STATES"
+  wait $pid; rc=$?
+  dmesg | tail -n +$((d0 + 1)) | grep -E "$c|$h" > /tmp/flap-dmesg.out
+  echo "kernel messages about $c/$h:"; cat /tmp/flap-dmesg.out
+  cat /tmp/fio.out
+  ioerr=$(grep -c 'I/O error' /tmp/flap-dmesg.out)
+  gaveup=$(grep -m1 -E 'Removing controller|Removing ctrl|deleting controller' /tmp/flap-dmesg.out | sed 's/^\[[^]]*\] *//')
+  refusedc=$(grep -m1 -iE 'connect (invalid|command failed)|failed to connect' /tmp/flap-dmesg.out | sed 's/^\[[^]]*\] *//')
+  if [ $ok = 0 ]; then
+    case $FLAP_STATES in
+      *gone@*) why="the kernel deleted the controller instead of reconnecting" ;;
+      live@0.0) why="$c still live 25 s after the cue" ;;
+      *) why="$c not live again 25 s after the cue" ;;
+    esac
+  fi
+  [ "$rc" -eq 0 ] && grep -q 'err= 0' /tmp/fio.out || why="${why:+$why; }fio failed (rc=$rc): $(grep -m1 -iE 'verify|error|bad' /tmp/fio.out)"
+  [ "$ioerr" -eq 0 ] || why="${why:+$why; }the kernel logged $ioerr I/O error(s): $(grep -m1 'I/O error' /tmp/flap-dmesg.out | sed 's/^\[[^]]*\] *//')"
+  if flap_ctrl > /dev/null; then tmo 60 nvme disconnect -n "$W_FLAP_NQN" > /dev/null 2>&1; fi
+  if [ -n "$why" ]; then
+    note "$why; states $FLAP_STATES${refusedc:+; Connect refused: $refusedc}${gaveup:+; $gaveup}"
+    return 1
+  fi
+  note "$c: ${FLAP_STATES#live@0.0 } (s after the cue); left live after $FLAP_DOWN s, live again after $FLAP_UP s${refusedc:+ (refused Connects: $(grep -ciE 'connect (invalid|command failed)' /tmp/flap-dmesg.out) logged, e.g. $refusedc)}; fio 8 MiB verified, no I/O error"
+}
+
+echo "WEFT-PLAN auth/discover auth/no-secret auth/wrong-secret auth/unidirectional auth/bidirectional auth/reauth auth/wrong-ctrl-secret tls/connect tls/discover auth/rotate reconnect/share-flap"
 step auth/discover s_discover
 step auth/no-secret refused
 step auth/wrong-secret refused --dhchap-secret="$W_WRONG_KEY"
@@ -168,5 +268,6 @@ step auth/wrong-ctrl-secret s_wrong_ctrl
 step tls/connect s_tls_connect
 step tls/discover s_tls_discover
 step auth/rotate s_rotate
+step reconnect/share-flap s_share_flap
 echo "WEFT-DONE failures=$FAILS"
 [ $FAILS -eq 0 ]
