@@ -42,6 +42,7 @@ struct vol_opts {
     bool replicas_given = false;
     unsigned replicas = 3;
     bool thick = false, as_json = false, watch = false;
+    bool encrypted = false;
     std::vector<std::string> selector;
 };
 
@@ -91,7 +92,9 @@ void print_volume(const json& v) {
     std::printf("volume %s: %s, %s, %u replicas (%s)\n", str(v, "id").c_str(),
                 human_bytes(v["spec"]["size_bytes"].get<uint64_t>()).c_str(), state_of(v).c_str(),
                 v["spec"]["replicas"].get<unsigned>(),
-                v["spec"]["thin"].get<bool>() ? "thin" : "thick");
+                (std::string(v["spec"]["thin"].get<bool>() ? "thin" : "thick") +
+                 (v["spec"].value("encrypted", false) ? ", encrypted" : ""))
+                    .c_str());
     table t({"replica", "node", "pool", "state"});
     for (auto& r : v["replicas"]) {
         std::string st = str(r, "state");
@@ -124,12 +127,20 @@ int volume_create(const vol_opts& o) {
         size = (*snap)["size_bytes"].get<uint64_t>();
         if (!o.replicas_given) replicas = unsigned((*snap)["replicas"].size());
     }
+    bool encrypted = o.encrypted;
+    if (!o.from_snapshot.empty() && !encrypted) {
+        // A clone is encrypted as its snapshot is.
+        auto snap = control_client(o.c).request("GET", "/v1/snapshots/" + o.from_snapshot);
+        if (!snap) return exit_failed;
+        encrypted = snap->value("encrypted", false);
+    }
     if (!o.size.empty() && !parse_size_arg("--size", o.size, &size)) return 2;
     if (size == 0) {
         std::fprintf(stderr, "weft: --size is required (unless --from-snapshot gives it)\n");
         return 2;
     }
     json body = {{"size_bytes", size}, {"replicas", replicas}, {"thin", !o.thick}};
+    if (encrypted) body["encrypted"] = true;
     if (!o.from_snapshot.empty()) body["source"] = {{"snapshot", o.from_snapshot}};
     if (!o.selector.empty()) {
         json sel = json::object();
@@ -540,6 +551,10 @@ void add_cluster_commands(CLI::App& app, action_fn& action) {
                       "the snapshot's, on their nodes")
             ->type_name("SNAPSHOT");
         s->add_flag("--thick", o->thick, "allocate every replica's space now (default: thin)");
+        s->add_flag("--encrypted", o->encrypted,
+                    "encrypt it at rest above its nexus (AES-256-XTS, 4 KiB blocks, a key of its "
+                    "own wrapped by the engines' weft-engine --kek-file): replicas and the wire "
+                    "to them see ciphertext only; deleting it erases the key");
         s->add_option("--selector", o->selector,
                       "a node label every replica's node must have, KEY=VALUE (repeatable)");
         s->add_option("--id", o->id,

@@ -89,6 +89,7 @@ json to_json(const volume_spec& s) {
               {"thin", s.thin},
               {"selector", s.selector}};
     if (!s.source_snapshot.empty()) j["source"] = {{"snapshot", s.source_snapshot}};
+    if (s.encrypted) j["encrypted"] = true;
     return j;
 }
 
@@ -96,8 +97,11 @@ json to_json(const snapshot_rec& s) {
     json reps = json::array();
     for (auto& r : s.replicas)
         reps.push_back({{"node", r.node}, {"pool", r.pool}, {"replica", r.replica}});
-    return {{"id", s.id},       {"volume", s.volume}, {"size_bytes", s.size_bytes},
-            {"phase", s.phase}, {"replicas", reps},   {"created_ms", s.created_ms}};
+    json j = {{"id", s.id},       {"volume", s.volume}, {"size_bytes", s.size_bytes},
+              {"phase", s.phase}, {"replicas", reps},   {"created_ms", s.created_ms}};
+    if (s.encrypted) j["encrypted"] = true;
+    if (!s.wrapped_key.empty()) j["wrapped_key"] = s.wrapped_key;
+    return j;
 }
 
 snapshot_rec snapshot_from_json(const json& j) {
@@ -109,6 +113,8 @@ snapshot_rec snapshot_from_json(const json& j) {
     for (auto& r : j.at("replicas"))
         s.replicas.push_back({r.at("node"), r.at("pool"), r.at("replica")});
     s.created_ms = j.at("created_ms");
+    s.encrypted = j.value("encrypted", false);
+    s.wrapped_key = j.value("wrapped_key", "");
     return s;
 }
 
@@ -153,7 +159,8 @@ json to_json(const volume_rec& v) {
             {"phase", v.phase},
             {"replicas", replicas_json(v.replicas)},
             {"published", v.published ? to_json(*v.published) : json(nullptr)},
-            {"created_ms", v.created_ms}};
+            {"created_ms", v.created_ms},
+            {"wrapped_key", v.wrapped_key}};
 }
 
 json to_json(const event_rec& e) {
@@ -197,6 +204,7 @@ static volume_spec spec_from_json(const json& j) {
     s.thin = j.at("thin");
     s.selector = j.at("selector").get<labels>();
     if (j.contains("source")) s.source_snapshot = j["source"].at("snapshot");
+    s.encrypted = j.value("encrypted", false);
     return s;
 }
 
@@ -222,6 +230,7 @@ volume_rec volume_from_json(const json& j) {
         }
     }
     v.created_ms = j.at("created_ms");
+    v.wrapped_key = j.value("wrapped_key", "");
     return v;
 }
 
@@ -391,7 +400,7 @@ uint64_t parse_volume_size(const json& j) {
 }
 
 volume_spec parse_volume_spec(const json& j) {
-    only(j, {"size_bytes", "replicas", "thin", "selector", "source"});
+    only(j, {"size_bytes", "replicas", "thin", "selector", "source", "encrypted"});
     volume_spec s;
     s.size_bytes = volume_size(j);
     if (auto r = uint(j, "replicas")) {
@@ -403,6 +412,10 @@ volume_spec parse_volume_spec(const json& j) {
         s.thin = j["thin"];
     }
     s.selector = label_map(j, "selector");
+    if (j.contains("encrypted")) {
+        if (!j["encrypted"].is_boolean()) throw bad_request("\"encrypted\" must be true or false");
+        s.encrypted = j["encrypted"];
+    }
     if (j.contains("source")) {
         const json& src = j["source"];
         if (!src.is_object())

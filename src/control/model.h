@@ -68,6 +68,9 @@ struct volume_spec {
     bool thin = true;
     labels selector;
     std::string source_snapshot;  // a clone of this snapshot (its replicas' clones)
+    // Encrypted at rest above its nexus (AES-256-XTS): replicas, rebuilds
+    // and the wire to them carry ciphertext only.
+    bool encrypted = false;
     bool operator==(const volume_spec&) const = default;
 };
 
@@ -98,6 +101,9 @@ struct volume_rec {
     std::vector<replica_rec> replicas;
     std::optional<publication> published;
     int64_t created_ms = 0;
+    // An encrypted volume's data key wrapped by the engines' KEK (weft-dek-1:
+    // ...; empty until its first publish makes one). Useless without the KEK.
+    std::string wrapped_key;
 };
 
 // A snapshot of a volume: one pool snapshot (named by the snapshot's id) of
@@ -116,6 +122,8 @@ struct snapshot_rec {
     std::string phase = "creating";  // creating, ready, deleting
     std::vector<snapshot_replica> replicas;
     int64_t created_ms = 0;
+    bool encrypted = false;   // of an encrypted volume: its clones are too
+    std::string wrapped_key;  // the volume's key (empty if it never had data): its clones'
 };
 
 struct event_rec {

@@ -722,6 +722,11 @@ std::pair<int, json> service::put_volume(const std::string& id, const json& body
                 "that size, then resize it",
                 snap.id, snap.size_bytes, spec.size_bytes));
         if (!spec.thin) throw bad_request("a volume made from a snapshot is thin (its clones)");
+        if (spec.encrypted != snap.encrypted)
+            throw bad_request(fmt::format(
+                "snapshot {} is {}encrypted: so is a volume made from it (\"encrypted\": {})",
+                snap.id, snap.encrypted ? "" : "not ", snap.encrypted ? "true" : "false"));
+        v.wrapped_key = snap.wrapped_key;
         if (spec.replicas > snap.replicas.size())
             throw conflict(fmt::format(
                 "snapshot {} holds {} replica snapshot(s): a volume made from it has at most {} "
@@ -882,12 +887,54 @@ void service::delete_volume(const std::string& id) {
         save_volume(v, rev);
         throw *refused;
     }
+    erase_volume_key(v, f);
     if (!commit_with_event(txn().expect(key_volume(id), rev).del(key_volume(id)), "volume-deleted",
                            "volume/" + id, "volume " + id + " deleted"))
         throw conflict("volume " + id + " changed meanwhile: try again");
 }
 
+void service::ensure_volume_key(volume_rec& v, int64_t& rev, const std::string& node, facts& f) {
+    if (!v.spec.encrypted) return;
+    pb::SetVolumeKeyRequest req;
+    req.set_nexus(v.id);
+    req.set_wrapped_key(v.wrapped_key);
+    pb::VolumeKey k;
+    f.call(node, "setting the data key of " + v.id + " on node " + node,
+           [&](auto& stub, auto* ctx) { return stub.SetVolumeKey(ctx, req, &k); });
+    if (v.wrapped_key.empty()) {
+        v.wrapped_key = k.wrapped_key();
+        save_volume(v, rev);
+    }
+}
+
+void service::erase_volume_key(const volume_rec& v, facts& f) {
+    if (!v.spec.encrypted) return;
+    // Every engine that ever held the nexus may keep the wrapped key: each
+    // online one forgets it (one that is offline keeps a wrapped copy,
+    // useless without the KEK, until it is told again; not tracked yet).
+    for (auto& [id, n] : f.nodes) {
+        if (!f.online(id)) continue;
+        pb::EraseVolumeKeyRequest req;
+        req.set_nexus(v.id);
+        pb::Empty out;
+        try {
+            f.call(id, "erasing the data key of " + v.id + " on node " + id,
+                   [&](auto& stub, auto* ctx) { return stub.EraseVolumeKey(ctx, req, &out); },
+                   {grpc::StatusCode::NOT_FOUND});
+        } catch (const api_error& e) {
+            spdlog::warn("volume {}: {}", v.id, e.what());
+        }
+    }
+}
+
 // ---- snapshots -------------------------------------------------------------------
+
+// A snapshot as the API shows it: the store's record without the wrapped key.
+static json snapshot_view(const snapshot_rec& s) {
+    json j = to_json(s);
+    j.erase("wrapped_key");
+    return j;
+}
 
 std::vector<snapshot_replica> service::in_sync_by_labels(const volume_rec& v, facts& f) {
     // What each reachable replica's nexus label says. The newest generation
@@ -977,6 +1024,8 @@ std::pair<int, json> service::put_snapshot(const std::string& id, const json& bo
     s.volume = vid;
     s.size_bytes = v.spec.size_bytes;
     s.created_ms = now_ms();
+    s.encrypted = v.spec.encrypted;
+    s.wrapped_key = v.wrapped_key;
     // Published: the nexus holds the writes; its in-sync children then hold
     // the same data. Whatever ends this call (a store error too), the writes
     // go again at once, not when the pause lapses.
@@ -1075,7 +1124,7 @@ std::pair<int, json> service::put_snapshot(const std::string& id, const json& bo
             fmt::format("snapshot {} of volume {}{}: {}", id, vid,
                         v.published ? " (writes paused)" : "", where)))
         throw conflict("snapshot " + id + " changed meanwhile: try again");
-    return {201, to_json(s)};
+    return {201, snapshot_view(s)};
 }
 
 json service::list_snapshots(const std::string& volume) {
@@ -1083,7 +1132,7 @@ json service::list_snapshots(const std::string& volume) {
     json out = json::array();
     for (auto& e : st_.list("snapshots/")) {
         auto s = snapshot_from_json(parse_doc(e));
-        if (volume.empty() || s.volume == volume) out.push_back(to_json(s));
+        if (volume.empty() || s.volume == volume) out.push_back(snapshot_view(s));
     }
     return {{"snapshots", out}};
 }
@@ -1092,7 +1141,7 @@ json service::get_snapshot(const std::string& id) {
     check_volume_id(id);
     auto e = st_.get(key_snapshot(id));
     if (!e) throw not_found("no snapshot " + id);
-    return to_json(snapshot_from_json(parse_doc(*e)));
+    return snapshot_view(snapshot_from_json(parse_doc(*e)));
 }
 
 void service::delete_snapshot(const std::string& id) {
@@ -1255,6 +1304,7 @@ void service::switch_over(volume_rec& v, int64_t& rev, facts& f) {
     f.call(to, "creating the nexus of " + v.id + " on node " + to,
            [&](auto& stub, auto* ctx) { return stub.CreateNexus(ctx, cn, &nx); },
            {grpc::StatusCode::ALREADY_EXISTS});
+    ensure_volume_key(v, rev, to, f);
     share_nexus_on(to, v, /*standby=*/false, f);
     record_event("nexus-switched-over", "volume/" + v.id,
                  fmt::format("volume {}: node {} (its nexus) is offline; a new nexus on node {} "
@@ -1411,6 +1461,7 @@ json service::publish(const std::string& id, const json& body) {
         f.call(nn, "creating the nexus of " + id,
                [&](auto& stub, auto* ctx) { return stub.CreateNexus(ctx, cn, &nx); },
                {grpc::StatusCode::ALREADY_EXISTS});
+        ensure_volume_key(v, rev, nn, f);
         v.published->nqn = share_nexus_on(nn, v, /*standby=*/false, f);
         make_standby(v, replica_nodes, f);
         save_volume(v, rev);

@@ -134,6 +134,12 @@ class service {
     std::string share_nexus_on(const std::string& node, const volume_rec& v, bool standby,
                                facts& f);
     void switch_over(volume_rec& v, int64_t& rev, facts& f);
+    // An encrypted volume's data key on `node`'s engine before its nexus is
+    // shared there: the one the record has, or a new one the engine makes
+    // (recorded at once, before anything is written with it).
+    void ensure_volume_key(volume_rec& v, int64_t& rev, const std::string& node, facts& f);
+    // Crypto-erase on delete: every online engine forgets the volume's key.
+    void erase_volume_key(const volume_rec& v, facts& f);
     bool may_take_over(const volume_rec& v, const std::vector<const replica_rec*>& reach, facts& f,
                        std::string* why);
     void restore_standby(volume_rec& v, int64_t& rev, facts& f);

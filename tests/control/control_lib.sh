@@ -56,7 +56,7 @@ start_node() {
   "$engine" --data-dir "$data/e$i" --cores 0 --listen "127.0.0.1:${nvmf_port[$i]:-0}" \
     --api-listen "127.0.0.1:${api_port[$i]:-0}" \
     --metrics-listen none --control "$url" --node-id "n$i" --node-label "zone=z$i" \
-    --heartbeat-ms 300 >"$log" 2>&1 &
+    --heartbeat-ms 300 ${ENGINE_FLAGS:-} >"$log" 2>&1 &
   engine_pid[$i]=$!
   pids+=("${engine_pid[$i]}")
   for _ in $(seq 100); do

@@ -22,6 +22,10 @@
 #             replicas from their labels) and cloned through the CLI; a
 #             snapshot with a volume made from it is not deleted; nothing
 #             left on the engines at the end
+#   encrypted an encrypted volume (engines with one KEK): no plaintext in
+#             any pool file; published elsewhere it reads back (the control
+#             plane carries the wrapped key); a clone of its snapshot is
+#             encrypted with the same key; delete erases the keys
 #   moved     a replica's engine comes back listening at another address:
 #             its child in the nexus is re-pointed there (same place in the
 #             nexus, partial rebuild); the data reads back
@@ -549,6 +553,57 @@ repair)
   wait_for 30 "the orphaned replica on $victim destroyed" orphan_gone
   expect 204 DELETE /v1/volumes/$vol/publish
   expect 204 DELETE /v1/volumes/$vol
+  ;;
+
+encrypted)
+  CONTROL_FLAGS="--reconcile-interval 0.3"
+  "$weft" key gen-kek -o "$data/kek" >/dev/null || fail "gen-kek"
+  ENGINE_FLAGS="--kek-file $data/kek"
+  start_control
+  three_nodes_with_pools
+  expect 201 PUT /v1/volumes/$vol '{"size_bytes":16777216,"replicas":2,"encrypted":true}'
+  jq -e '.spec.encrypted == true and (has("wrapped_key") | not)' <<<"$body" >/dev/null || fail "create: $body"
+  expect 200 PUT /v1/volumes/$vol/publish "{\"host_nqn\":\"$host\",\"node\":\"n1\"}"
+  pub=$body
+  for i in $(seq 40000); do echo "WEFT-ENCRYPTED-MARKER-$i"; done | head -c $((1 << 20)) >"$data/marker.bin"
+  # It serves 4 KiB blocks: 1 MiB is 256 of them.
+  io write --lba 0 --blocks 256 -i "$data/marker.bin"
+  [ "$run_rc" -eq 0 ] || fail "write: $run_out"
+  io read --lba 0 --blocks 256 --output "$data/a.bin"
+  cmp -s "$data/marker.bin" "$data/a.bin" || fail "the encrypted volume does not read back"
+  sync
+  for i in 1 2 3; do
+    n=$(grep -c -a "WEFT-ENCRYPTED-MARKER" "$data/pool$i.img")
+    [ "$n" = 0 ] || fail "pool $i holds plaintext ($n markers)"
+  done
+  # Published through another node: the control plane gives it the key.
+  expect 204 DELETE /v1/volumes/$vol/publish
+  other=$(jq -r '.replicas[] | select(.node != "n1") | .node' <<<"$(curl -s "$url/v1/volumes/$vol")" | head -1)
+  expect 200 PUT /v1/volumes/$vol/publish "{\"host_nqn\":\"$host\",\"node\":\"$other\"}"
+  pub=$body
+  io read --lba 0 --blocks 256 --output "$data/b.bin"
+  cmp -s "$data/marker.bin" "$data/b.bin" || fail "published through $other, it does not read back: $run_out"
+  # A clone of its snapshot: encrypted with the same key (and must say so).
+  snap=7a1f4a1e-0d2b-4f57-9a53-3f7e2b1c9d09
+  clone=7a1f4a1e-0d2b-4f57-9a53-3f7e2b1c9d0a
+  expect 201 PUT /v1/snapshots/$snap "{\"volume\":\"$vol\"}"
+  jq -e '.encrypted == true and (has("wrapped_key") | not)' <<<"$body" >/dev/null || fail "snapshot: $body"
+  expect 400 PUT /v1/volumes/$clone "{\"size_bytes\":16777216,\"replicas\":2,\"source\":{\"snapshot\":\"$snap\"}}"
+  expect 201 PUT /v1/volumes/$clone "{\"size_bytes\":16777216,\"replicas\":2,\"encrypted\":true,\"source\":{\"snapshot\":\"$snap\"}}"
+  expect 204 DELETE /v1/volumes/$vol/publish
+  expect 200 PUT /v1/volumes/$clone/publish "{\"host_nqn\":\"$host\"}"
+  pub=$body
+  io read --lba 0 --blocks 256 --output "$data/c.bin"
+  cmp -s "$data/marker.bin" "$data/c.bin" || fail "the clone does not read the data: $run_out"
+  expect 204 DELETE /v1/volumes/$clone/publish
+  expect 204 DELETE /v1/volumes/$clone
+  expect 204 DELETE /v1/snapshots/$snap
+  expect 204 DELETE /v1/volumes/$vol
+  # Deleted: no engine keeps their keys.
+  for i in 1 2 3; do
+    k=$("$weft" engine volume-key list --api "$(api_of $i)" --json | jq '.keys | length')
+    [ "$k" = 0 ] || fail "node n$i still keeps $k key(s)"
+  done
   ;;
 
 moved)
