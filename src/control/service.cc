@@ -1529,7 +1529,10 @@ void service::orphan(volume_rec& v, int64_t& rev, replica_rec o) {
 }
 
 void service::reconcile() {
-    if (!opt_.lead.leads()) return;  // a standby repairs nothing
+    if (!opt_.lead.leads()) {
+        leading_since_ = 0;  // when it leads again, the grace starts again
+        return;              // a standby repairs nothing
+    }
     std::lock_guard g(ops_);
     auto t0 = std::chrono::steady_clock::now();
     size_t nvol = 0;

@@ -255,8 +255,6 @@ void config_applier::apply_host_keys(const engine_config& cfg, std::vector<std::
 task<std::vector<std::string>> config_applier::apply(const engine_config& cfg) {
     std::vector<std::string> problems;
     apply_host_keys(cfg, problems);
-    volume_keys_.clear();
-    for (auto& k : cfg.volume_keys) volume_keys_[k.target] = k.wrapped_key;
     co_await apply_pools(cfg, problems);
     co_await apply_nexuses(cfg, problems);
     std::set<std::string> wanted;
@@ -489,6 +487,13 @@ task<void> config_applier::apply_subsystem(const subsystem_config& s,
         auto it = nsid ? served.find(nsid) : served.end();
         if (it != served.end()) {
             keep.insert(nsid);
+            // A key is never put on or taken off under the hosts.
+            if (it->second.encrypted != (volume_keys_.count(key_target(n)) > 0))
+                problems.push_back(fmt::format(
+                    "subsystem {} namespace {}: {} has {} key now; it is served as it was ({}) "
+                    "until it is shared again",
+                    s.nqn, nsid, key_target(n), it->second.encrypted ? "no" : "a",
+                    it->second.encrypted ? "encrypted" : "plain"));
             co_await resize(s.nqn, nsid, it->second, n, problems);
             continue;
         }
@@ -522,7 +527,7 @@ task<void> config_applier::apply_subsystem(const subsystem_config& s,
             continue;
         }
         keep.insert(added.value());
-        served[added.value()] = {n, dev.value(), stats};
+        served[added.value()] = {n, dev.value(), stats, volume_keys_.count(key_target(n)) > 0};
         spdlog::info("subsystem {} namespace {}: {} {} ({} blocks of {} B)", s.nqn, added.value(),
                      n.type,
                      n.type == "volume"  ? n.pool + "/" + n.volume

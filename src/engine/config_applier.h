@@ -29,6 +29,13 @@ class config_applier {
 
     // The key-encryption keys volume keys are unwrapped with (--kek-file).
     void set_keks(std::vector<auth::kek> keks) { keks_ = std::move(keks); }
+    // Every volume key (the base's and the API's): set before each apply,
+    // whatever configuration that apply is given, so that no share of an
+    // encrypted volume is ever made without its key.
+    void set_volume_keys(const std::vector<volume_key_config>& keys) {
+        volume_keys_.clear();
+        for (auto& k : keys) volume_keys_[k.target] = k.wrapped_key;
+    }
     std::span<const auth::kek> keks() const { return keks_; }
 
     // Applies what it can; returns the problems, one sentence each (empty:
@@ -106,6 +113,7 @@ class config_applier {
         namespace_config cfg;
         std::shared_ptr<bdev::bdev> dev;
         std::shared_ptr<bdev::io_stats> stats;
+        bool encrypted = false;  // served through the encrypting layer
     };
     task<void> apply_pools(const engine_config& cfg, std::vector<std::string>& problems);
     task<void> apply_nexuses(const engine_config& cfg, std::vector<std::string>& problems);
@@ -127,7 +135,7 @@ class config_applier {
     std::map<std::string, std::shared_ptr<nexus::nexus>> nexuses_;
     std::map<std::string, std::string> nexus_problems_;
     std::vector<auth::kek> keks_;
-    std::map<std::string, std::string> volume_keys_;  // target -> wrapped key (last apply)
+    std::map<std::string, std::string> volume_keys_;  // target -> wrapped key (set_volume_keys)
     std::map<std::string, std::shared_ptr<bdev::fault_control>> faults_;  // "pool/volume"
     host_identity host_;
     std::map<unsigned, bdev::io_totals> retired_;

@@ -147,6 +147,7 @@ bool manager::in_base_pool(const std::string& name) const {
 
 task<std::string> manager::reconcile() {
     engine_config m = merged();
+    applier_.set_volume_keys(m.volume_keys);
     auto problems = co_await applier_.apply(m);
     std::string joined;
     for (auto& p : problems) joined += (joined.empty() ? "" : "; ") + p;
@@ -156,6 +157,7 @@ task<std::string> manager::reconcile() {
 task<std::vector<std::string>> manager::start(engine_config base) {
     auto g = co_await lock_.lock();
     base_ = std::move(base);
+    applier_.set_volume_keys(merged().volume_keys);
     auto problems = co_await applier_.apply(base_);
     if (!problems.empty()) co_return problems;
     std::string later = co_await reconcile();
@@ -181,7 +183,8 @@ task<void> manager::retry_unopened() {
             spdlog::info("restoring {}: every nexus is open now", state_path_);
             delay = 1000ms;
         } else {
-            delay = std::min<std::chrono::milliseconds>(delay * 2, 10000ms);
+            // Each try holds the API for as long as its connects take.
+            delay = std::min<std::chrono::milliseconds>(delay * 2, 30000ms);
         }
     }
 }
@@ -190,6 +193,7 @@ task<std::vector<std::string>> manager::reload(engine_config base) {
     auto g = co_await lock_.lock();
     base_ = std::move(base);
     engine_config m = merged();
+    applier_.set_volume_keys(m.volume_keys);
     auto problems = co_await applier_.apply(m);
     co_return problems;
 }

@@ -59,6 +59,13 @@ task<Status> manager::key_target_of(const v1::VolumeRef& volume, const std::stri
     if (!s.ok()) co_return s;
     *target = r.pool_name + "/" + r.info.name;
     *shared = find_share(r.pool_name, r.info.name, &in_base) != nullptr;
+    // A nexus's child holds the nexus's data as the nexus writes it: the
+    // nexus is what gets a key (encrypted above it), not its children.
+    if (auto nx = applier_.nexus_using(r.pool_name, r.info.name); !nx.empty())
+        co_return fail(StatusCode::FAILED_PRECONDITION,
+                       fmt::format("{} is a child of nexus {}: give the nexus a key instead "
+                                   "(--nexus {})",
+                                   *target, nx, nx));
     co_return Status::OK;
 }
 
@@ -79,6 +86,8 @@ task<Status> manager::set_volume_key(const v1::SetVolumeKeyRequest& req, v1::Vol
         auto dek = auth::generate_data_key();
         if (dek.empty()) co_return fail(StatusCode::INTERNAL, "no random bytes for a data key");
         k.wrapped_key = auth::wrap_data_key(keks.front(), dek);
+        if (k.wrapped_key.empty())
+            co_return fail(StatusCode::INTERNAL, "wrapping the new data key failed");
     } else {
         auto dek = auth::unwrap_data_key(keks, k.wrapped_key, &why);
         if (!dek)
@@ -149,21 +158,36 @@ task<Status> manager::rewrap_volume_keys(v1::ListVolumeKeysReply* out) {
         co_return fail(StatusCode::FAILED_PRECONDITION,
                        "this engine has no key-encryption key (--kek-file)");
     const auth::kek& current = keks.front();
-    engine_config previous = state_;
-    unsigned changed = 0;
+    for (auto& k : base_.volume_keys)
+        if (kek_id_of(k.wrapped_key) != current.id)
+            co_return fail(StatusCode::FAILED_PRECONDITION,
+                           "the key of " + k.target +
+                               " is set in --config, wrapped by another "
+                               "key-encryption key: re-wrap it there");
+    // Every key first, then the state: all or nothing.
+    std::vector<std::string> rewrapped;
     for (auto& k : state_.volume_keys) {
-        if (kek_id_of(k.wrapped_key) == current.id) continue;
+        if (kek_id_of(k.wrapped_key) == current.id) {
+            rewrapped.push_back(k.wrapped_key);
+            continue;
+        }
         std::string why;
         auto dek = auth::unwrap_data_key(keks, k.wrapped_key, &why);
-        if (!dek) {
-            state_ = previous;  // all or nothing
+        if (!dek)
             co_return fail(StatusCode::FAILED_PRECONDITION,
                            "the key of " + k.target + " does not unwrap: " + why +
                                " (start the engine with the KEK that wrapped it too)");
-        }
-        k.wrapped_key = auth::wrap_data_key(current, *dek);
-        ++changed;
+        rewrapped.push_back(auth::wrap_data_key(current, *dek));
+        if (rewrapped.back().empty())
+            co_return fail(StatusCode::INTERNAL, "re-wrapping the key of " + k.target + " failed");
     }
+    engine_config previous = state_;
+    unsigned changed = 0;
+    for (size_t i = 0; i < rewrapped.size(); ++i)
+        if (state_.volume_keys[i].wrapped_key != rewrapped[i]) {
+            state_.volume_keys[i].wrapped_key = rewrapped[i];
+            ++changed;
+        }
     if (changed) {
         Status saved = co_await persist(previous);
         if (!saved.ok()) co_return saved;

@@ -219,6 +219,10 @@ task<Status> manager::destroy_pool(const v1::DestroyPoolRequest& req) {
     engine_config previous = state_;
     const bool was_purging = purges(req.name());
     std::erase_if(state_.pools, [&](const pool_config& pc) { return pc.name == req.name(); });
+    // Its volumes' keys go with them.
+    std::erase_if(state_.volume_keys, [&](const volume_key_config& k) {
+        return k.target.starts_with(req.name() + "/");
+    });
     Status saved = co_await persist(previous);
     if (!saved.ok()) co_return saved;
     // Forgotten first, then wiped: a crash in between leaves a pool that can

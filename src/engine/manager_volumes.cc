@@ -125,24 +125,29 @@ task<Status> manager::destroy_volume(const v1::DestroyVolumeRequest& req) {
                                    "nexus first",
                                    r.info.name, nx));
     std::string why;
-    auto d = co_await r.p->delete_volume(r.info.id, &why, req.purge() || purges(r.pool_name));
+    const bool purge = req.purge() || purges(r.pool_name);
+    auto d = co_await r.p->delete_volume(r.info.id, &why, purge);
+    // Gone (even when its purge failed after): its key goes with it, so
+    // that nothing it held can be read again.
+    const bool gone = d || !r.p->find(r.info.name);
+    if (gone) {
+        const std::string target = r.pool_name + "/" + r.info.name;
+        if (std::any_of(state_.volume_keys.begin(), state_.volume_keys.end(),
+                        [&](const volume_key_config& k) { return k.target == target; })) {
+            engine_config previous = state_;
+            std::erase_if(state_.volume_keys,
+                          [&](const volume_key_config& k) { return k.target == target; });
+            Status saved = co_await persist(previous);
+            if (!saved.ok()) co_return saved;
+            spdlog::info("{}: its data key erased with it", target);
+        }
+    }
     if (!d) {
         if (d.err().code == EBUSY) co_return fail(StatusCode::FAILED_PRECONDITION, why);
         co_return from_errno(d.err().code, why);
     }
     spdlog::info("pool {}: volume {} destroyed{} (API)", r.pool_name, r.info.name,
-                 req.purge() || purges(r.pool_name) ? " and purged" : "");
-    // Its key goes with it: nothing it held can be read again.
-    const std::string target = r.pool_name + "/" + r.info.name;
-    if (std::any_of(state_.volume_keys.begin(), state_.volume_keys.end(),
-                    [&](const volume_key_config& k) { return k.target == target; })) {
-        engine_config previous = state_;
-        std::erase_if(state_.volume_keys,
-                      [&](const volume_key_config& k) { return k.target == target; });
-        Status saved = co_await persist(previous);
-        if (!saved.ok()) co_return saved;
-        spdlog::info("{}: its data key erased with it", target);
-    }
+                 purge ? " and purged" : "");
     co_return Status::OK;
 }
 

@@ -472,9 +472,9 @@ task<void> queue::receiver(uint64_t gen) {
             if (auto* pdu = std::get_if<tcp::pdu_view>(&res)) {
                 if (pdu->type == tcp::pdu_type::r2t) {
                     auto& r = pdu->as<tcp::r2t>();
-                    if (!co_await answer_r2t(r.cccid.get(), r.ttag.get(), r.r2to.get(),
-                                             r.r2tl.get()))
-                        break;
+                    const bool answered = co_await answer_r2t(r.cccid.get(), r.ttag.get(),
+                                                              r.r2to.get(), r.r2tl.get());
+                    if (!answered) break;
                 } else if (!handle_pdu(*pdu)) {
                     break;
                 }

@@ -119,7 +119,11 @@ task<void> nexus_impl::reopen_loop(std::shared_ptr<child> cp) {
                     stop = true;
                 }
             }
-            if (!stop && fenced && (l || l.err().code == ENODATA) && !c->removed && !closing_) {
+            // Re-pointed during the awaits above: this connection is to the
+            // old address; the next pass connects to the new one.
+            const bool moved = c->uri != uri;
+            if (!stop && !moved && fenced && (l || l.err().code == ENODATA) && !c->removed &&
+                !closing_) {
                 auto fresh = std::make_unique<region_bitmap>(durable_->size());
                 if (l) {
                     uint64_t bytes = bitmap_bytes(size_bytes_, region_size_);
@@ -150,6 +154,12 @@ task<void> nexus_impl::reopen_loop(std::shared_ptr<child> cp) {
                 c->reconnecting = false;
                 if (opt_.auto_rebuild) queue_rebuild(c);
                 co_return;
+            }
+            if (!stop && moved) {
+                ch.reset();
+                bd.value().reset();
+                co_await dev->close();
+                continue;
             }
             if (!stop)
                 spdlog::warn("nexus {}: child {} answered but {}", short_id(id_), c->uri,
@@ -323,7 +333,8 @@ task<result<void>> nexus_impl::online_child(const std::string& ref, std::string*
     if (!c->own_bits && c->rebuild_from > 0) {
         c->own_bits = std::make_unique<region_bitmap>(durable_->size());
         std::string w;
-        if (!co_await read_bitmap(*c, *c->own_bits, &w)) c->rebuild_from = 0;
+        auto read = co_await read_bitmap(*c, *c->own_bits, &w);
+        if (!read) c->rebuild_from = 0;
     }
     c->reason = "stale";
     queue_rebuild(c);
@@ -357,6 +368,7 @@ task<result<void>> nexus_impl::repoint_child(const std::string& ref, const std::
             c->uri = old;  // refused (no majority): nothing changed
             co_return r;
         }
+        if (!r) co_return r;  // retired, but not durably: said so (it reconnects there)
     }
     if (c->state == child_state::faulted && !c->removed && !closing_)
         reactor::local().spawn(bg_.hold(reopen_loop(keep)));

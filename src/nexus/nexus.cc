@@ -308,7 +308,8 @@ task<void> nexus_impl::close(bool clean) {
 // bitmap emptied when no member needs it, and clean labels -- unless a resync
 // is still owed (the next open must do it) or a flush failed.
 task<void> nexus_impl::close_cleanly() {
-    if (!co_await flush_writable()) {
+    const bool flushed = co_await flush_writable();
+    if (!flushed) {
         spdlog::warn("nexus {}: a child could not be flushed: its labels stay unclean",
                      short_id(id_));
         co_return;

@@ -290,7 +290,8 @@ task<result<std::shared_ptr<nexus>>> nexus::open(params p, child_factory f, std:
             }
         } else if (c->rebuild_from > 0) {
             c->own_bits = std::make_unique<region_bitmap>(nx.durable_->size());
-            if (!co_await nx.read_bitmap(*c, *c->own_bits, &w)) c->rebuild_from = 0;
+            auto read = co_await nx.read_bitmap(*c, *c->own_bits, &w);
+            if (!read) c->rebuild_from = 0;
         }
     }
     bool unclean = latest && !latest->clean;

@@ -373,7 +373,8 @@ task<result<void>> nexus_impl::resync(std::string* outcome) {
     }
     rebuilt_bytes_ += copied;
     // The copies on stable media before the bits that cover them may go.
-    if (!co_await flush_writable()) {
+    const bool flushed = co_await flush_writable();
+    if (!flushed) {
         *outcome = "flushing the resynced children failed";
         co_return error{EIO};
     }

@@ -165,7 +165,8 @@ task<void> nexus_impl::clear_loop() {
         }
         // What the cleared regions got must be on stable media everywhere
         // before the bits that cover it go.
-        if (!co_await flush_writable()) {
+        const bool flushed = co_await flush_writable();
+        if (!flushed) {
             put_back();
             continue;
         }

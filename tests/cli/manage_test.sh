@@ -481,6 +481,7 @@ case "$case_name" in
     ok volume create pn b 9MiB
     ok nexus create --size 8MiB --child pool://pn/a --child pool://pn/b --json
     nx=$(jq -r .uuid <<<"$out")
+    refused FAILED_PRECONDITION "child of nexus" volume-key set pn a
     ok volume-key set --nexus "$nx"
     ok nexus share "$nx" --any-host --json
     nx_nqn=$(jq -r .nqn <<<"$out")
@@ -526,9 +527,14 @@ case "$case_name" in
     share pe v --any-host
     nvme read "$share_nqn" --lba 0 --blocks 2048 -o "$data/after.bin"
     [ "$(marker_in "$data/after.bin")" = 0 ] || fail "the text is readable with a new key"
-    # Destroying a volume erases its key.
+    # Destroying a volume erases its key; destroying a pool, its volumes'.
     ok volume unshare pe v
     ok volume destroy pe v
+    ok volume-key list --json
+    jqe '[.keys[].target] == ["nexus:" + $nx]' --arg nx "$nx"
+    ok volume create pe x 4MiB
+    ok volume-key set pe x
+    ok pool destroy pe
     ok volume-key list --json
     jqe '[.keys[].target] == ["nexus:" + $nx]' --arg nx "$nx"
     ;;

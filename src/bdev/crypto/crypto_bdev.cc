@@ -43,6 +43,7 @@ class crypto_channel final : public channel {
     ~crypto_channel() override {
         EVP_CIPHER_CTX_free(enc_);  // cleanses the key schedule
         EVP_CIPHER_CTX_free(dec_);
+        OPENSSL_cleanse(scratch_.data(), scratch_.size());  // a split block's plaintext
     }
 
     task<int> read(uint64_t lba, uint32_t n, std::span<const iovec> iov) override {
