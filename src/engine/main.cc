@@ -21,6 +21,7 @@
 
 #include "auth/data_key.h"
 #include "auth/dhchap_key.h"
+#include "auth/key_provider.h"
 #include "auth/secret.h"
 #include "auth/tls_psk.h"
 #include "bdev/bdev.h"
@@ -67,6 +68,7 @@ struct options {
     std::string host_nqn;
     std::string dhchap_secret_file, dhchap_ctrl_secret_file, tls_key_file;
     std::vector<std::string> kek_files;  // the first wraps new data keys
+    std::vector<std::string> kek_envs;   // environment variables, after the files
     std::string control;                 // http://HOST:PORT of weft-control
     std::string node_id;
     std::vector<std::string> node_labels;  // KEY=VALUE
@@ -329,19 +331,28 @@ task<int> serve(runtime& rt, const engine::engine_config& cfg, const options& o,
                  host.value().dhchap ? "; it authenticates with DH-HMAC-CHAP where asked" : "",
                  host.value().tls_key ? "; its connections to them run TLS" : "");
     mgr.set_host(host.value());
+    // The key-encryption keys: the files, then the environment variables
+    // (the first of all wraps new data keys).
+    std::vector<std::unique_ptr<auth::key_provider>> providers;
+    for (auto& f : o.kek_files) providers.push_back(auth::make_kek_file_provider(f));
+    for (auto& e : o.kek_envs) providers.push_back(auth::make_kek_env_provider(e));
     std::vector<auth::kek> keks;
-    for (auto& f : o.kek_files) {
+    for (auto& p : providers) {
         bool exposed = false;
-        auto text = auth::read_kek_file(f, "key-encryption key", &why, &exposed);
-        if (text.empty()) {
-            spdlog::error("--kek-file: {}", why);
+        auto got = p->keks(&why, &exposed);
+        if (!got) {
+            spdlog::error("key-encryption key from {}: {}", p->describe(), why);
             co_return 1;
         }
         if (exposed)
-            spdlog::warn("{} holds a secret and can be read by other users: chmod 600 it", f);
-        keks.push_back(auth::parse_kek(text.view(), nullptr).value());
-        spdlog::info("weft-engine: key-encryption key {} from {}{}", keks.back().id, f,
-                     keks.size() == 1 ? " (wraps new data keys)" : " (unwraps only)");
+            spdlog::warn("{} holds a secret and can be read by other users: chmod 600 it",
+                         p->describe());
+        for (auto& k : *got) {
+            keks.push_back(std::move(k));
+            spdlog::info("weft-engine: key-encryption key {} from {}{}", keks.back().id,
+                         p->describe(),
+                         keks.size() == 1 ? " (wraps new data keys)" : " (unwraps only)");
+        }
     }
     mgr.set_keks(std::move(keks));
     if (!mgr.load_state(&why)) {
@@ -504,6 +515,10 @@ int main(int argc, char** argv) {
                    "file holding a key-encryption key (weft-kek-1:..:, mode 0600; weft key "
                    "gen-kek makes one) for encrypted volumes: the first wraps new data keys, "
                    "later ones only unwrap (after a KEK rotation); repeatable");
+    app.add_option("--kek-env", o.kek_envs,
+                   "environment variable holding a key-encryption key's text (e.g. from a "
+                   "Kubernetes Secret), after the --kek-file keys; removed from the environment "
+                   "once read; repeatable");
     app.add_option("--demo-size", o.demo_size, "size of the demo volume (created on first start)")
         ->capture_default_str();
     app.add_option("--allow-host", o.allow_hosts,

@@ -413,7 +413,7 @@ case "$case_name" in
     ok key gen-kek -o "$data/kek"
     [ "$(stat -c %a "$data/kek")" = 600 ] || fail "the KEK file is not mode 0600"
     start --kek-file "$data/kek"
-    grep -q "key-encryption key [0-9a-f]\{16\} from $data/kek (wraps new data keys)" "$data/engine.log" ||
+    grep -q "key-encryption key [0-9a-f]\{16\} from file $data/kek (wraps new data keys)" "$data/engine.log" ||
       fail "the engine does not say which KEK it has"
     for i in $(seq 40000); do echo "WEFT-PLAINTEXT-MARKER-$i"; done | head -c $((1 << 20)) >"$data/marker.bin"
     marker_in() { grep -c -a "WEFT-PLAINTEXT-MARKER" "$1"; }
@@ -502,8 +502,12 @@ case "$case_name" in
     ok volume-key rewrap --json
     jqe '[.keys[].kek_id] | unique | length == 1 and .[0] != $old' --arg old "$old_kek"
     grep -q "weft-dek-1:$old_kek:" "$data/engine-state.json" && fail "a key is still wrapped by the old KEK"
+    # The new KEK alone, from an environment variable this time.
     stop_engine
-    start --kek-file "$data/kek2"
+    WEFT_TEST_KEK=$(cat "$data/kek2") start --kek-env WEFT_TEST_KEK
+    grep -q "key-encryption key [0-9a-f]\{16\} from environment variable WEFT_TEST_KEK" "$data/engine.log" ||
+      fail "the engine does not say it took the KEK from the environment"
+    grep -qa "weft-kek-1" "/proc/$engine_pid/environ" && fail "the KEK is still in the engine's environment"
     nvme read "$enc_nqn" --lba 0 --blocks 256 -o "$data/back.bin"
     [ "$run_rc" -eq 0 ] && cmp -s "$data/marker.bin" "$data/back.bin" ||
       fail "the encrypted volume does not read back with the new KEK alone: $run_out"
