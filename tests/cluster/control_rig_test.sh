@@ -26,6 +26,12 @@
 #                 node 1's old nexus is gone, node 1 is the standby path
 #                 again and its replica is rebuilt; the replicas' data areas
 #                 are identical
+#   nexus_killed  three nodes, a 3-replica volume (nexus on n1): node 1's
+#                 engine SIGKILLed while fio writes through it: the nexus
+#                 switches over to the standby node, what was written
+#                 before verifies there, new writes verify; node 1
+#                 restarted: the standby path again, its replica rebuilt;
+#                 the 3 data areas are identical
 #   repair        four nodes, a 3-replica volume on n1-n3 (nexus on n1); the
 #                 replica node that holds neither the nexus nor the standby
 #                 path SIGKILLed while fio writes and verifies: the volume
@@ -550,8 +556,86 @@ case_repair() {
   step "volume deleted: nothing left on the engines"
 }
 
+# ---- nexus_killed ----------------------------------------------------------------------
+# Three nodes; a 3-replica volume published with its nexus on node 1. Job
+# pre writes and verifies through node 1; job old writes through it when
+# node 1's engine is SIGKILLed (old is cut short: fio's engine has no second
+# path, a kernel host with multipath does: interop.switchover). The control
+# plane sees node 1 offline and switches the nexus over to the standby node
+# (a majority of the replicas answers: no waiver needed); through it what
+# pre wrote verifies and job B writes and verifies. Node 1 restarted: its old
+# nexus goes (standby-restored), its replica is added back and rebuilt
+# (replica-readded), the volume online with its 3 replicas; B verifies
+# again; unpublished, the three data areas hash equal.
+kv=6c1f4a1e-0d2b-4f57-9a53-3f7e2b1c9e04
+
+case_nexus_killed() {
+  cr_init 3
+  cr_nodes_up 3 256
+  expect 201 PUT "/v1/volumes/$kv" "{\"size_bytes\":$vol_bytes,\"replicas\":3}"
+  local -A rid rpool
+  local i
+  for i in 1 2 3; do
+    rid[$i]=$(jq -r --arg n "n$i" '.replicas[] | select(.node == $n) | .id' <<<"$body")
+    rpool[$i]=$(jq -r --arg n "n$i" '.replicas[] | select(.node == $n) | .pool' <<<"$body")
+  done
+  expect 200 PUT "/v1/volumes/$kv/publish" "{\"host_nqn\":\"$cr_host\",\"node\":\"n1\"}"
+  local pub=$body nqn sb
+  nqn=$(jq -r .nqn <<<"$pub")
+  sb=$(jq -r '.standby.node | ltrimstr("n")' <<<"$pub")
+  [ -n "$sb" ] && [ "$sb" != 1 ] || fail "no standby path: $pub"
+  vol_wait 20 "$kv" "the volume published" '.state == "online"'
+  step "volume $kv: 3 replicas; nexus on n1, standby path on n$sb"
+  fio_run pre 1 "$nqn" "${pre_args[@]}"
+  local seq_k
+  last_seq
+  seq_k=$seq
+  FIO_LIMIT=90 fio_start old 1 "$nqn" --name=old --rw=randwrite --offset=16m --size=16m \
+    --time_based=1 --runtime=80
+  local old_pid=$fio_pid
+  sleep 2
+  rig_kill 1 || fail "rig_kill 1"
+  local t_kill=$SECONDS
+  step "node 1's engine (the nexus) SIGKILLed while job old writes"
+  event_wait 30 "$seq_k" nexus-switched-over "the switchover to node $sb"
+  step "  switched over $((SECONDS - t_kill)) s after the kill"
+  vol_wait 10 "$kv" "the volume after the switchover" \
+    ".published.node == \"n$sb\" and .published.standby.node == \"n1\" and .nexus.node == \"n$sb\""
+  pub=$(jq -c .published <<<"$body")
+  [ "$(jq -r .nqn <<<"$pub")" = "$nqn" ] || fail "the NQN changed in the switchover: $pub"
+  fio_stop "$old_pid"
+  step "  job old stopped (its connection went with node 1)"
+  fio_run pre-verify "$sb" "$nqn" "${pre_args[@]}" --verify_only=1
+  fio_run B "$sb" "$nqn" "${b_args[@]}"
+  step "  through node $sb: what pre wrote verifies, job B written and verified"
+
+  rig_restart_engine 1 || fail "restart node 1's engine"
+  step "node 1's engine restarted"
+  event_wait 30 "$seq_k" standby-restored "node 1 back as the standby path"
+  event_wait 30 "$seq_k" replica-readded "node 1's replica added back"
+  vol_wait 60 "$kv" "the volume after node 1 came back" \
+    ".state == \"online\" and .published.node == \"n$sb\" and .published.standby.node == \"n1\" and
+     .published.standby.ready and (.replicas | length) == 3 and all(.replicas[]; .state == \"online\")"
+  step "  volume online through n$sb, standby n1, 3 replicas online"
+  engine_nexuses 1
+  [ -z "$out" ] || fail "node 1 should hold no nexus after the standby was restored: $out"
+  fio_run B-verify "$sb" "$nqn" "${b_args[@]}" --verify_only=1
+  fio_run pre-verify2 "$sb" "$nqn" "${pre_args[@]}" --verify_only=1
+
+  expect 204 DELETE "/v1/volumes/$kv/publish"
+  local h line=
+  declare -A hs
+  for i in 1 2 3; do
+    replica_hash "$i" "${rpool[$i]}" "${rid[$i]}" "$vol_bytes"
+    hs[$i]=$hash
+    line+=" n$i ${hash:0:16}"
+  done
+  step "data areas:$line"
+  [ "${hs[1]}" = "${hs[2]}" ] && [ "${hs[2]}" = "${hs[3]}" ] || fail "the replicas' data areas differ:$line"
+}
+
 case "$nx_case" in
-  full_restart | partition | repair)
+  full_restart | partition | repair | nexus_killed)
     "case_$nx_case"
     ;;
   *)
