@@ -145,6 +145,8 @@ class manager {
     task<grpc::Status> resolve(const v1::VolumeRef& ref, resolved* out);
     // The key target a request names (POOL/VOLUME of a volume that exists,
     // or nexus:UUID), and whether a share serves it now.
+    // Drops `target`'s key from the state and saves it (OK when it has none).
+    task<grpc::Status> forget_volume_key(const std::string& target);
     task<grpc::Status> key_target_of(const v1::VolumeRef& volume, const std::string& nexus,
                                      std::string* target, bool* shared);
     task<grpc::Status> volume_reply(const std::string& pool, const pool::uuid& id, v1::Volume* out);

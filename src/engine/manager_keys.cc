@@ -124,6 +124,14 @@ task<Status> manager::set_volume_key(const v1::SetVolumeKeyRequest& req, v1::Vol
     co_return Status::OK;
 }
 
+task<Status> manager::forget_volume_key(const std::string& target) {
+    if (!key_of(state_, target)) co_return Status::OK;
+    engine_config previous = state_;
+    std::erase_if(state_.volume_keys,
+                  [&](const volume_key_config& k) { return k.target == target; });
+    co_return co_await persist(previous);
+}
+
 task<Status> manager::erase_volume_key(const v1::EraseVolumeKeyRequest& req) {
     auto g = co_await lock_.lock();
     std::string target;
@@ -142,10 +150,7 @@ task<Status> manager::erase_volume_key(const v1::EraseVolumeKeyRequest& req) {
     if (shared)
         co_return fail(StatusCode::FAILED_PRECONDITION,
                        target + " is shared: unshare it before erasing its key");
-    engine_config previous = state_;
-    std::erase_if(state_.volume_keys,
-                  [&](const volume_key_config& k) { return k.target == target; });
-    Status saved = co_await persist(previous);
+    Status saved = co_await forget_volume_key(target);
     if (!saved.ok()) co_return saved;
     spdlog::warn("{}: data key erased (API): its data cannot be read any more", target);
     co_return Status::OK;

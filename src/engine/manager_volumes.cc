@@ -131,16 +131,8 @@ task<Status> manager::destroy_volume(const v1::DestroyVolumeRequest& req) {
     // that nothing it held can be read again.
     const bool gone = d || !r.p->find(r.info.name);
     if (gone) {
-        const std::string target = r.pool_name + "/" + r.info.name;
-        if (std::any_of(state_.volume_keys.begin(), state_.volume_keys.end(),
-                        [&](const volume_key_config& k) { return k.target == target; })) {
-            engine_config previous = state_;
-            std::erase_if(state_.volume_keys,
-                          [&](const volume_key_config& k) { return k.target == target; });
-            Status saved = co_await persist(previous);
-            if (!saved.ok()) co_return saved;
-            spdlog::info("{}: its data key erased with it", target);
-        }
+        Status saved = co_await forget_volume_key(r.pool_name + "/" + r.info.name);
+        if (!saved.ok()) co_return saved;
     }
     if (!d) {
         if (d.err().code == EBUSY) co_return fail(StatusCode::FAILED_PRECONDITION, why);
