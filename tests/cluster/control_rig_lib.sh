@@ -23,9 +23,13 @@ cr_control_flags=(--missed-beats 3 --engine-timeout 5 --reconcile-interval 0.5)
 eval "_cr_rig_dump_engines() $(declare -f rig_dump | tail -n +2)"
 rig_dump() {
   _cr_rig_dump_engines "$@"
-  [ -n "${rig_dir:-}" ] && [ -f "$rig_dir/control.log" ] || return 0
-  echo "--- $rig_dir/control.log (last ${1:-30} lines)"
-  tail -n "${1:-30}" "$rig_dir/control.log"
+  [ -n "${rig_dir:-}" ] || return 0
+  local f
+  for f in "$rig_dir"/control*.log "$rig_dir"/etcd*.log; do
+    [ -f "$f" ] || continue
+    echo "--- $f (last ${1:-30} lines)"
+    tail -n "${1:-30}" "$f"
+  done
   if [ -n "$cr_pid" ] && _rig_alive "$cr_pid"; then
     echo "--- the control plane's last events"
     rig_client curl -s --max-time 5 "$cr_url/v1/events?limit=1000" |
@@ -59,9 +63,10 @@ cr_answers() {
   rig_client curl -sf --max-time 2 "$cr_url/v1/status" >/dev/null
 }
 
-# cr_start_engine I: node I's engine, registering with the control plane as n<I>.
+# cr_start_engine I: node I's engine, registering with the control plane as
+# n<I> (at $cr_engine_control when set: several instances, comma-separated).
 cr_start_engine() {
-  rig_start_engine "$1" --control "$cr_url" --node-id "n$1" --heartbeat-ms 300 --poll-us 0 ||
+  rig_start_engine "$1" --control "${cr_engine_control:-$cr_url}" --node-id "n$1" --heartbeat-ms 300 --poll-us 0 ||
     fail "start node $1's engine"
 }
 
