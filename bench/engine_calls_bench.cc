@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
         fmt::print(stderr, "give one --pool per --api\n");
         return 2;
     }
-    engine_client engines(std::chrono::seconds(30));
+    engine_client engines(std::chrono::seconds(30), nullptr);
     auto each = [&](auto&& call) {
         std::vector<std::future<grpc::Status>> f;
         for (size_t i = 0; i < apis.size(); ++i)

@@ -21,17 +21,45 @@ void add_api_options(CLI::App* app, api_options& o) {
         ->type_name("SECONDS")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
+    auto& a = o.access;
+    app->add_option("--api-tls-ca", a.tls_ca,
+                    "PEM CA certificate that signed the engine's API certificate: talk TLS")
+        ->envname("WEFT_API_TLS_CA")
+        ->type_name("FILE");
+    app->add_option("--api-tls-cert", a.tls_cert,
+                    "PEM client certificate, for an engine that requires one (--api-tls-client-ca)")
+        ->envname("WEFT_API_TLS_CERT")
+        ->type_name("FILE");
+    app->add_option("--api-tls-key", a.tls_key, "PEM private key of --api-tls-cert (mode 0600)")
+        ->envname("WEFT_API_TLS_KEY")
+        ->type_name("FILE");
+    app->add_option("--api-tls-name", a.tls_name,
+                    "the name the engine's certificate carries, when --api's address is not it")
+        ->envname("WEFT_API_TLS_NAME")
+        ->type_name("NAME");
+    app->add_option("--api-token-file", a.token_file,
+                    "file holding a token the engine knows (its --api-token-file; mode 0600)")
+        ->envname("WEFT_API_TOKEN_FILE")
+        ->type_name("FILE");
 }
 
 using control::grpc_code_name;
 
 api_client::api_client(const api_options& o) : o_(o) {
+    auto access = auth::api_client_access::load(o_.access, &access_error_);
+    if (!access) return;
+    access_ = access.value();
     grpc::ChannelArguments args;
     // The engine is on this node or its management network: never through
     // an HTTP proxy from the environment.
     args.SetInt(GRPC_ARG_ENABLE_HTTP_PROXY, 0);
-    channel_ = grpc::CreateCustomChannel(o_.address, grpc::InsecureChannelCredentials(), args);
+    access_->add_to(args);
+    channel_ = grpc::CreateCustomChannel(o_.address, access_->credentials(), args);
     stub_ = pb::Engine::NewStub(channel_);
+}
+
+void api_client::report_access() const {
+    fail(access_error_);
 }
 
 std::chrono::system_clock::time_point api_client::deadline() const {
@@ -41,14 +69,28 @@ std::chrono::system_clock::time_point api_client::deadline() const {
 }
 
 std::string api_client::sentence(const grpc::Status& s) const {
+    if (!channel_) return access_error_;
     switch (s.error_code()) {
         case grpc::StatusCode::UNAVAILABLE:
             // The engine says UNAVAILABLE itself while it stops; the channel
             // is then connected. Otherwise nothing answered at the address.
-            if (channel_->GetState(false) != GRPC_CHANNEL_READY)
-                return fmt::format("no engine answers at {} (is weft-engine running? --api ADDR)",
-                                   o_.address);
+            if (channel_->GetState(false) != GRPC_CHANNEL_READY) {
+                if (access_ && access_->tls())
+                    return fmt::format(
+                        "no engine answers at {} over TLS: {} (is weft-engine running with "
+                        "--api-tls-cert, did --api-tls-ca sign its certificate, for this name "
+                        "or --api-tls-name? an engine that requires client certificates needs "
+                        "--api-tls-cert and --api-tls-key)",
+                        o_.address, s.error_message());
+                return fmt::format(
+                    "no engine answers at {} (is weft-engine running? --api ADDR; an engine "
+                    "serving its API over TLS needs --api-tls-ca)",
+                    o_.address);
+            }
             break;
+        case grpc::StatusCode::UNAUTHENTICATED:
+            return fmt::format("the engine at {} refused the call: {}", o_.address,
+                               s.error_message());
         case grpc::StatusCode::DEADLINE_EXCEEDED:
             return fmt::format("the engine at {} did not answer within {} s (--timeout)",
                                o_.address, o_.timeout_s);

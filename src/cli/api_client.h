@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "auth/api_access.h"
 #include "cli/connection.h"
 #include "weft/engine/v1/engine.grpc.pb.h"
 #include "weft/engine/v1/engine.pb.h"
@@ -33,9 +34,12 @@ inline constexpr const char* default_api_address = "127.0.0.1:10124";
 struct api_options {
     std::string address = default_api_address;
     double timeout_s = 30;
+    auth::api_client_access_options access;  // TLS and a token (auth/api_access.h)
 };
 
-// Adds --api ADDR (default: $WEFT_API, else 127.0.0.1:10124) and --timeout.
+// Adds --api ADDR (default: $WEFT_API, else 127.0.0.1:10124), --timeout and
+// how to reach a secured API: --api-tls-ca, --api-tls-cert, --api-tls-key,
+// --api-tls-name, --api-token-file (each also from $WEFT_API_TLS_CA, ...).
 void add_api_options(CLI::App* app, api_options& o);
 
 class api_client {
@@ -46,8 +50,13 @@ class api_client {
     // On failure prints its sentence ("weft: ...") and returns false.
     template <typename F>
     bool call(F&& rpc) {
+        if (!access_) {
+            report_access();
+            return false;
+        }
         grpc::ClientContext ctx;
         ctx.set_deadline(deadline());
+        access_->authorize(ctx);
         grpc::Status s = rpc(*stub_, &ctx);
         if (s.ok()) return true;
         report(s);
@@ -61,8 +70,11 @@ class api_client {
   private:
     std::chrono::system_clock::time_point deadline() const;
     void report(const grpc::Status& s) const;
+    void report_access() const;
 
     api_options o_;
+    std::shared_ptr<const auth::api_client_access> access_;  // null: access_error_ says why
+    std::string access_error_;
     std::shared_ptr<grpc::Channel> channel_;
     std::unique_ptr<pb::Engine::Stub> stub_;
 };

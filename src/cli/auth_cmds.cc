@@ -10,6 +10,7 @@
 
 #include <cstdio>
 
+#include "auth/api_access.h"
 #include "auth/data_key.h"
 #include "auth/dhchap.h"
 #include "auth/tls_psk.h"
@@ -274,6 +275,19 @@ void add_key_commands(CLI::App& app, action_fn& action) {
             auto k = auth::parse_kek(text.view(), nullptr);
             if (!k) return exit_failed;
             return print_or_write(text, gk->output, "a new key-encryption key (id " + k->id + ")");
+        };
+    });
+    auto gtok = std::make_shared<gen_tls_opts>();
+    auto* gen_token = key->add_subcommand(
+        "gen-token",
+        "print a new random bearer token for an engine's management API: the engine's "
+        "--api-token-file holds NAME TOKEN lines, a client's (weft --api-token-file, "
+        "weft-control --engine-token-file) the token alone");
+    gen_token->add_option("-o,--output", gtok->output,
+                          "write the token to this new file (mode 0600) instead of printing it");
+    gen_token->callback([gtok, &action] {
+        action = [gtok] {
+            return print_or_write(auth::generate_api_token(), gtok->output, "a new API token");
         };
     });
 }

@@ -23,6 +23,7 @@ using control::default_control_url;
 struct control_options {
     std::string url = default_control_url;
     double timeout_s = 60;
+    auth::http_client_access_options access;  // HTTPS and a token (auth/http_access.h)
 };
 
 void add_control_options(CLI::App* app, control_options& o);

@@ -13,6 +13,7 @@
 #include <string>
 #include <thread>
 
+#include "auth/api_access.h"
 #include "weft/engine/v1/engine.grpc.pb.h"
 
 namespace weft::control {
@@ -21,7 +22,10 @@ namespace pb = ::weft::engine::v1;
 
 class engine_client {
   public:
-    explicit engine_client(std::chrono::milliseconds deadline) : deadline_(deadline) {}
+    // `access`: TLS and a token for engines that require them (null: plain).
+    engine_client(std::chrono::milliseconds deadline,
+                  std::shared_ptr<const auth::api_client_access> access)
+        : deadline_(deadline), access_(std::move(access)) {}
 
     // rpc(stub, context) -> grpc::Status
     template <typename F>
@@ -31,6 +35,7 @@ class engine_client {
         for (unsigned i = 0; i < attempts; ++i) {
             grpc::ClientContext ctx;
             ctx.set_deadline(std::chrono::system_clock::now() + deadline_);
+            if (access_) access_->authorize(ctx);
             s = rpc(*stub, &ctx);
             if (s.error_code() != grpc::StatusCode::UNAVAILABLE) break;
             if (i + 1 < attempts) std::this_thread::sleep_for(std::chrono::milliseconds(200 << i));
@@ -42,6 +47,7 @@ class engine_client {
     std::shared_ptr<pb::Engine::Stub> stub_for(const std::string& endpoint);
 
     std::chrono::milliseconds deadline_;
+    std::shared_ptr<const auth::api_client_access> access_;
     std::mutex mu_;
     std::map<std::string, std::shared_ptr<pb::Engine::Stub>> stubs_;
 };

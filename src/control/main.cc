@@ -78,6 +78,46 @@ int main(int argc, char** argv) {
                    "at most this many replica replacements a minute, over the cluster")
         ->capture_default_str()
         ->check(CLI::Range(1u, 10000u));
+    weft::auth::http_server_access_options rest_opts;
+    std::string peer_ca;
+    app.add_option("--tls-cert", rest_opts.tls_cert,
+                   "PEM certificate (chain) of the REST API: it is served over HTTPS; needs "
+                   "--tls-key")
+        ->check(CLI::ExistingFile);
+    app.add_option("--tls-key", rest_opts.tls_key, "PEM private key of --tls-cert (mode 0600)")
+        ->check(CLI::ExistingFile);
+    app.add_option("--tls-client-ca", rest_opts.tls_client_ca,
+                   "PEM CA certificate(s): only clients with a certificate it signed may call "
+                   "the API (the audit log names them by common name)")
+        ->check(CLI::ExistingFile);
+    app.add_option("--token-file", rest_opts.token_file,
+                   "file of NAME TOKEN lines (mode 0600; weft key gen-token makes a token): every "
+                   "request must carry one (Authorization: Bearer TOKEN), and the audit log names "
+                   "its caller NAME")
+        ->check(CLI::ExistingFile);
+    app.add_flag("--insecure", rest_opts.insecure,
+                 "serve the REST API on an address other than loopback with neither TLS nor "
+                 "tokens (anyone who reaches it may call it): only on a network you trust");
+    app.add_option("--peer-tls-ca", peer_ca,
+                   "with etcd and HTTPS: the CA that signed the other instances' certificates "
+                   "(default: --tls-client-ca); a standby forwards with its own --tls-cert")
+        ->check(CLI::ExistingFile);
+    weft::auth::api_client_access_options ea;
+    app.add_option("--engine-tls-ca", ea.tls_ca,
+                   "PEM CA certificate that signed the engines' API certificates: call them "
+                   "over TLS")
+        ->check(CLI::ExistingFile);
+    app.add_option("--engine-tls-cert", ea.tls_cert,
+                   "PEM client certificate for engines that require one (--api-tls-client-ca)")
+        ->check(CLI::ExistingFile);
+    app.add_option("--engine-tls-key", ea.tls_key,
+                   "PEM private key of --engine-tls-cert (mode 0600)")
+        ->check(CLI::ExistingFile);
+    app.add_option("--engine-tls-name", ea.tls_name,
+                   "the name the engines' certificates carry, when their addresses are not it");
+    app.add_option("--engine-token-file", ea.token_file,
+                   "file holding a token the engines know (their --api-token-file; mode 0600)")
+        ->check(CLI::ExistingFile);
     app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
         ->capture_default_str();
     app.add_flag("--print-routes", print_routes, "print every route of the API and exit");
@@ -89,6 +129,15 @@ int main(int argc, char** argv) {
     spdlog::set_level(spdlog::level::from_str(log_level));
     so.engine_deadline = std::chrono::milliseconds(int64_t(deadline_s * 1000));
     so.replace_after = std::chrono::milliseconds(int64_t(replace_after_s * 1000));
+    {
+        std::string why;
+        auto access = weft::auth::api_client_access::load(ea, &why);
+        if (!access) {
+            std::cerr << "weft-control: " << why << "\n";
+            return 2;
+        }
+        so.engine_access = access.value();
+    }
 
     if (store_spec.empty()) {
         std::error_code ec;
@@ -144,17 +193,40 @@ int main(int argc, char** argv) {
     }
 
     service svc(*st, so);
-    rest_server rest(svc, so.lead);
+    std::shared_ptr<const weft::auth::http_server_access> rest_access;
+    std::shared_ptr<const weft::auth::http_client_access> peers;
+    {
+        std::string why;
+        auto a = weft::auth::http_server_access::load(rest_opts, listen, &why);
+        if (!a) {
+            std::cerr << "weft-control: " << why << "\n";
+            return 2;
+        }
+        weft::auth::http_client_access_options po;
+        po.tls_ca = peer_ca.empty() ? rest_opts.tls_client_ca : peer_ca;
+        po.tls_cert = rest_opts.tls_cert;
+        po.tls_key = rest_opts.tls_key;
+        auto p = weft::auth::http_client_access::load(po, &why);
+        if (!p) {
+            std::cerr << "weft-control: " << why << "\n";
+            return 2;
+        }
+        rest_access = a.value();
+        peers = p.value();
+    }
     std::string bound;
+    std::unique_ptr<rest_server> rest;
+    const std::string scheme = rest_access->tls() ? "https://" : "http://";
     try {
-        bound = rest.start(listen);
+        rest = std::make_unique<rest_server>(svc, so.lead, rest_access, peers);
+        bound = rest->start(listen);
     } catch (const std::exception& e) {
         std::cerr << "weft-control: " << e.what() << "\n";
         return 1;
     }
     std::unique_ptr<leader_election> election;
     if (etcd) {
-        if (advertise.empty()) advertise = "http://" + bound;
+        if (advertise.empty()) advertise = scheme + bound;
         leader_options lo;
         lo.ttl = std::chrono::seconds(int64_t(lease_s + 0.5));
         try {
@@ -168,7 +240,8 @@ int main(int argc, char** argv) {
         spdlog::info("weft-control: {} campaigns for the leadership (lease {} s)", advertise,
                      lo.ttl.count());
     }
-    spdlog::info("weft-control: serving http://{} (store {})", bound, st->describe());
+    spdlog::info("weft-control: serving {}{} ({}; store {})", scheme, bound,
+                 rest_access->describe(), st->describe());
     std::cout << "listening " << bound << std::endl;  // for scripts that start it on port 0
     // The reconciler: a pass every --reconcile-interval, on its own thread.
     std::mutex mu;
@@ -197,7 +270,7 @@ int main(int argc, char** argv) {
     }
     cv.notify_all();
     reconciler.join();
-    rest.stop();
+    rest->stop();
     // Resigning lets a standby take over at once instead of after the lease.
     elected.store(nullptr);
     election.reset();

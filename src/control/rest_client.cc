@@ -6,8 +6,13 @@
 
 namespace weft::control {
 
-rest_client::rest_client(const std::string& urls, std::chrono::duration<double> timeout)
-    : timeout_(timeout) {
+rest_client::rest_client(const std::string& urls, std::chrono::duration<double> timeout,
+                         std::shared_ptr<const auth::http_client_access> access)
+    : timeout_(timeout), access_(std::move(access)) {
+    if (!access_) {
+        std::string why;
+        access_ = auth::http_client_access::load({}, &why).value();
+    }
     for (size_t at = 0; at <= urls.size();) {
         size_t comma = urls.find(',', at);
         if (comma == std::string::npos) comma = urls.size();
@@ -27,12 +32,13 @@ rest_answer rest_client::request(const std::string& method, const std::string& p
     std::string why;
     for (size_t i = 0; i < urls_.size(); ++i) {
         const std::string& url = urls_[i];
-        httplib::Client cli(url);
-        if (!cli.is_valid()) {
+        auto c = access_->client(url);
+        if (!c) {
             why += fmt::format("{}{} (not a control-plane URL, like http://HOST:PORT)",
                                why.empty() ? "" : ", ", url);
             continue;
         }
+        httplib::Client& cli = *c;
         cli.set_connection_timeout(
             duration_cast<us>(std::min(timeout_, std::chrono::duration<double>(5.0))));
         cli.set_read_timeout(duration_cast<us>(timeout_));

@@ -14,9 +14,12 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include "auth/http_access.h"
 
 namespace weft::control {
 
@@ -32,7 +35,10 @@ struct rest_answer {
 class rest_client {
   public:
     // `urls`: one or several, comma-separated; "HOST:PORT" means http://.
-    rest_client(const std::string& urls, std::chrono::duration<double> timeout);
+    // `access`: the CA, a client certificate and a token for a control plane
+    // that requires them (null: none).
+    rest_client(const std::string& urls, std::chrono::duration<double> timeout,
+                std::shared_ptr<const auth::http_client_access> access = nullptr);
 
     // GET, PUT (with `body`) or DELETE.
     rest_answer request(const std::string& method, const std::string& path,
@@ -43,6 +49,7 @@ class rest_client {
   private:
     std::vector<std::string> urls_;
     std::chrono::duration<double> timeout_;
+    std::shared_ptr<const auth::http_client_access> access_;
 };
 
 }  // namespace weft::control

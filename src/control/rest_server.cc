@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "auth/http_access.h"
 #include "control/api_error.h"
 
 namespace weft::control {
@@ -184,7 +185,10 @@ void dispatch(service& svc, const httplib::Request& req, httplib::Response& res)
 constexpr const char* forwarded_header = "X-Weft-Forwarded-By";
 
 // A standby's answer to a request that changes something: the leader's.
-void forward(const leadership& lead, const httplib::Request& req, httplib::Response& res) {
+// The caller's token goes along (the leader admits and audits the caller);
+// `peers` carries the CA and this instance's certificate for an HTTPS leader.
+void forward(const leadership& lead, const auth::http_client_access& peers,
+             const httplib::Request& req, httplib::Response& res) {
     if (req.has_header(forwarded_header)) {
         problem(res, 503, "Service Unavailable",
                 fmt::format("this weft-control is not the leader either (forwarded by {}): the "
@@ -199,11 +203,22 @@ void forward(const leadership& lead, const httplib::Request& req, httplib::Respo
                 "seconds");
         return;
     }
-    httplib::Client cli(url);
+    auto c = peers.client(url);
+    if (!c) {
+        problem(res, 503, "Service Unavailable",
+                fmt::format("the leader's URL {} is not one this instance can reach", url));
+        return;
+    }
+    httplib::Client& cli = *c;
     cli.set_connection_timeout(std::chrono::seconds(2));
     cli.set_read_timeout(std::chrono::seconds(120));  // creates wait for engines
     cli.set_write_timeout(std::chrono::seconds(10));
     httplib::Headers h{{forwarded_header, "standby"}};
+    // The caller's token goes to the leader only where no one else reads it:
+    // over HTTPS, or on this machine.
+    if (req.has_header("Authorization") &&
+        (url.starts_with("https://") || auth::is_loopback_url(url)))
+        h.emplace("Authorization", req.get_header_value("Authorization"));
     std::string path = req.target.empty() ? req.path : req.target;
     httplib::Result r = req.method == "PUT"      ? cli.Put(path, h, req.body, "application/json")
                         : req.method == "POST"   ? cli.Post(path, h, req.body, "application/json")
@@ -220,22 +235,59 @@ void forward(const leadership& lead, const httplib::Request& req, httplib::Respo
     res.set_content(r->body, r->get_header_value("Content-Type"));
 }
 
+// The audit line of a request: every change (whatever answered it: this
+// instance or, forwarded, the leader) and every request refused at the door.
+void audit(const std::string& who, const httplib::Request& req, const httplib::Response& res) {
+    if (req.method == "GET" && res.status != 401) return;
+    // An engine's heartbeat (a node already registered) changes nothing
+    // worth a line every beat; its first registration (201) is one.
+    if (req.method == "PUT" && req.path.starts_with("/v1/nodes/") && res.status == 200) return;
+    // The path is the client's (URL-decoded): escaped, so that it cannot
+    // end the line and forge another.
+    spdlog::info("audit: {} {} {} -> {}{}", auth::log_escape(who), auth::log_escape(req.method),
+                 auth::log_escape(req.path), res.status,
+                 req.has_header(forwarded_header) ? " (forwarded)" : "");
+}
+
 }  // namespace
 
 struct rest_server::impl {
     service& svc;
     leadership lead;
-    httplib::Server http;
+    std::shared_ptr<const auth::http_server_access> access;
+    std::shared_ptr<const auth::http_client_access> peers;
+    std::unique_ptr<httplib::Server> server;
     std::thread thread;
 
-    impl(service& s, leadership l) : svc(s), lead(std::move(l)) {
+    impl(service& s, leadership l, std::shared_ptr<const auth::http_server_access> a,
+         std::shared_ptr<const auth::http_client_access> p)
+        : svc(s), lead(std::move(l)), access(std::move(a)), peers(std::move(p)) {
+        std::string why;
+        server = access->make_server(&why);
+        if (!server) throw std::runtime_error(why);
+        auto& http = *server;
         auto h = [this](const httplib::Request& req, httplib::Response& res) {
             if (req.method != "GET" && !lead.leads()) {
-                forward(lead, req, res);
+                forward(lead, *peers, req, res);
                 return;
             }
             dispatch(svc, req, res);
         };
+        // Every request is admitted first: a 401 problem when it lacks a
+        // token this instance knows.
+        http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+            std::string who, refusal;
+            if (access->admit(req, &who, &refusal))
+                return httplib::Server::HandlerResponse::Unhandled;
+            res.set_header("WWW-Authenticate", "Bearer");
+            problem(res, 401, "Unauthorized", refusal);
+            return httplib::Server::HandlerResponse::Handled;
+        });
+        http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+            std::string who, refusal;
+            access->admit(req, &who, &refusal);
+            audit(who, req, res);
+        });
         http.Get(".*", h);
         http.Put(".*", h);
         http.Post(".*", h);
@@ -262,8 +314,10 @@ struct rest_server::impl {
     }
 };
 
-rest_server::rest_server(service& s, leadership lead)
-    : impl_(std::make_unique<impl>(s, std::move(lead))) {}
+rest_server::rest_server(service& s, leadership lead,
+                         std::shared_ptr<const auth::http_server_access> access,
+                         std::shared_ptr<const auth::http_client_access> peers)
+    : impl_(std::make_unique<impl>(s, std::move(lead), std::move(access), std::move(peers))) {}
 
 rest_server::~rest_server() {
     stop();
@@ -275,18 +329,18 @@ std::string rest_server::start(const std::string& addr) {
     std::string host = addr.substr(0, colon);
     int port = std::stoi(addr.substr(colon + 1));
     if (port == 0) {
-        port = impl_->http.bind_to_any_port(host);
+        port = impl_->server->bind_to_any_port(host);
         if (port < 0) throw std::runtime_error("cannot listen on " + addr);
-    } else if (!impl_->http.bind_to_port(host, port)) {
+    } else if (!impl_->server->bind_to_port(host, port)) {
         throw std::runtime_error(fmt::format("cannot listen on {}: {}", addr, strerror(errno)));
     }
-    impl_->thread = std::thread([this] { impl_->http.listen_after_bind(); });
+    impl_->thread = std::thread([this] { impl_->server->listen_after_bind(); });
     return fmt::format("{}:{}", host, port);
 }
 
 void rest_server::stop() {
     if (!impl_) return;
-    impl_->http.stop();
+    impl_->server->stop();
     if (impl_->thread.joinable()) impl_->thread.join();
 }
 

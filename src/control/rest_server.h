@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "auth/http_access.h"
 #include "control/service.h"
 
 namespace weft::control {
@@ -19,7 +20,11 @@ class rest_server {
     // other request to the leader, once (a forwarded request that meets
     // another standby is refused with 503): clients and engines may talk to
     // any instance.
-    explicit rest_server(service& s, leadership lead = {});
+    // `access`: who may call (TLS, client certificates, tokens; every change
+    // and every refusal is an audit line in the log); `peers`: how a standby
+    // reaches the leader. Throws std::runtime_error when TLS does not load.
+    rest_server(service& s, leadership lead, std::shared_ptr<const auth::http_server_access> access,
+                std::shared_ptr<const auth::http_client_access> peers);
     ~rest_server();
 
     // Binds "IP:PORT" (port 0: the kernel picks) and serves on a thread.

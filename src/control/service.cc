@@ -168,12 +168,22 @@ struct service::facts {
                 Reply rep;
                 auto st = s.engines_.call(
                     node(id)->api, [&](auto& stub, auto* ctx) { return rpc(stub, ctx, &rep); }, 1);
-                if (st.ok()) r = std::move(rep);
+                if (st.ok())
+                    r = std::move(rep);
+                else
+                    failures[id] = sentence(id, node(id)->api, st);
             }
             it = cache.emplace(id, std::move(r)).first;
         }
         return it->second ? &*it->second : nullptr;
     }
+    // Why a listing of node `id` came back null: the engine's answer (a
+    // refused token or certificate, a timeout), or that it is offline.
+    std::string why_not(const std::string& id) const {
+        auto it = failures.find(id);
+        return it != failures.end() ? it->second : "node " + id + " is offline or does not answer";
+    }
+    std::map<std::string, std::string> failures;
     // Replica r no longer shared (it was not, or is gone: fine too).
     void unshare(const replica_rec& r) {
         pb::UnshareVolumeRequest un;
@@ -198,7 +208,8 @@ struct service::facts {
     }
 };
 
-service::service(store& st, service_options o) : st_(st), opt_(o), engines_(o.engine_deadline) {}
+service::service(store& st, service_options o)
+    : st_(st), opt_(o), engines_(o.engine_deadline, o.engine_access) {}
 
 bool service::online(const node_rec& n, int64_t now) const {
     int64_t since = 0;
@@ -452,7 +463,7 @@ std::pair<int, json> service::put_pool(const std::string& name, const json& body
     // On the engine: created, or there already (a retry, or an engine that
     // kept it across a control-plane restart).
     const pb::ListPoolsReply* l = f.pools_of(p.node);
-    if (!l) throw unavailable(fmt::format("node {} is offline or does not answer", p.node));
+    if (!l) throw unavailable(f.why_not(p.node));
     bool there = false;
     for (auto& x : l->pools())
         if (x.name() == name) {

@@ -51,6 +51,8 @@ struct service_options {
     std::chrono::milliseconds replace_after{60000};
     unsigned max_repairs_per_minute = 10;  // over the whole cluster: no storms
     leadership lead;
+    // How to call engines whose API needs TLS or a token (null: plain).
+    std::shared_ptr<const auth::api_client_access> engine_access;
 };
 
 class service {

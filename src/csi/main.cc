@@ -94,6 +94,18 @@ int main(int argc, char** argv) {
             ->envname("WEFT_CONTROL")
             ->type_name("URL")
             ->capture_default_str();
+    weft::auth::http_client_access_options ca;
+    app.add_option("--control-tls-ca", ca.tls_ca,
+                   "PEM CA certificate that signed weft-control's certificate (https:// URLs)")
+        ->check(CLI::ExistingFile);
+    app.add_option("--control-tls-cert", ca.tls_cert,
+                   "PEM client certificate, for a control plane that requires one")
+        ->check(CLI::ExistingFile);
+    app.add_option("--control-tls-key", ca.tls_key, "PEM private key of --control-tls-cert")
+        ->check(CLI::ExistingFile);
+    app.add_option("--control-token-file", ca.token_file,
+                   "file holding a token weft-control knows (its --token-file; mode 0600)")
+        ->check(CLI::ExistingFile);
     app.add_option("--control-timeout", timeout_s,
                    "seconds to wait for weft-control's answer (a create places and makes every "
                    "replica before it answers)")
@@ -154,7 +166,14 @@ int main(int argc, char** argv) {
     sigaddset(&stop, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop, nullptr);
 
-    control::rest_client control(control_urls, std::chrono::duration<double>(timeout_s));
+    std::string access_why;
+    auto control_access = weft::auth::http_client_access::load(ca, &access_why);
+    if (!control_access) {
+        std::fprintf(stderr, "weft-csi: %s\n", access_why.c_str());
+        return 2;
+    }
+    control::rest_client control(control_urls, std::chrono::duration<double>(timeout_s),
+                                 control_access.value());
     // A node plugin alone does not need the control plane to be ready.
     weft::csi::identity_service identity(name, serve_controller ? &control : nullptr,
                                          serve_controller);

@@ -6,6 +6,8 @@
 
 #include <thread>
 
+#include "auth/api_access.h"
+#include "engine/api_audit.h"
 #include "engine/metrics_text.h"
 #include "runtime/foreign_call.h"
 #include "runtime/net.h"
@@ -18,16 +20,21 @@ namespace {
 using grpc::ServerContext;
 using grpc::Status;
 
-// Each RPC: the manager's coroutine, run on reactor 0, this thread waiting.
+// Each RPC: admitted (api_access), then the manager's coroutine, run on
+// reactor 0, this thread waiting; a change is written to the audit log.
 class service final : public v1::Engine::Service {
   public:
     service(manager& m, reactor& home) : m_(m), home_(home) {}
+    void set_access(std::shared_ptr<const auth::api_server_access> a) { access_ = std::move(a); }
 
-#define WEFT_RPC(Name, Req, Rep, call)                                            \
-    Status Name(ServerContext*, const v1::Req* req, v1::Rep* rep) override {      \
-        (void)req;                                                                \
-        (void)rep;                                                                \
-        return call_on_reactor(home_, [&]() -> task<Status> { return m_.call; }); \
+#define WEFT_RPC(Name, Req, Rep, call)                                                       \
+    Status Name(ServerContext* ctx, const v1::Req* req, v1::Rep* rep) override {             \
+        (void)rep;                                                                           \
+        std::string who;                                                                     \
+        Status st = access_->admit(*ctx, &who);                                              \
+        if (st.ok()) st = call_on_reactor(home_, [&]() -> task<Status> { return m_.call; }); \
+        audit(who, #Name, *req, st);                                                         \
+        return st;                                                                           \
     }
     WEFT_RPC(CreatePool, CreatePoolRequest, Pool, create_pool(*req, rep))
     WEFT_RPC(ImportPool, ImportPoolRequest, Pool, import_pool(*req, rep))
@@ -78,6 +85,7 @@ class service final : public v1::Engine::Service {
   private:
     manager& m_;
     reactor& home_;
+    std::shared_ptr<const auth::api_server_access> access_;
 };
 
 }  // namespace
@@ -100,15 +108,22 @@ api_server::~api_server() {
     stop();
 }
 
-result<std::string> api_server::start_grpc(const std::string& addr, std::string* why) {
+result<std::string> api_server::start_grpc(const std::string& addr,
+                                           std::shared_ptr<const auth::api_server_access> access,
+                                           std::string* why) {
     auto parsed = socket_address::parse(addr);
     if (!parsed) {
         *why = "--api-listen " + addr + ": expected IP:PORT (e.g. 127.0.0.1:10124)";
         return error{EINVAL};
     }
+    if (!access) {
+        *why = "no access policy for the management API";
+        return error{EINVAL};
+    }
     grpc::ServerBuilder b;
     int port = 0;
-    b.AddListeningPort(addr, grpc::InsecureServerCredentials(), &port);
+    impl_->svc.set_access(access);
+    b.AddListeningPort(addr, access->credentials(), &port);
     // Without this gRPC binds with SO_REUSEPORT: a second engine would share
     // the port silently instead of failing.
     b.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -118,7 +133,10 @@ result<std::string> api_server::start_grpc(const std::string& addr, std::string*
     impl_->grpc = b.BuildAndStart();
     if (!impl_->grpc || port == 0) {
         impl_->grpc.reset();
-        *why = "cannot serve the management API on " + addr + " (address in use?)";
+        *why = "cannot serve the management API on " + addr +
+               (access->tls() ? " (address in use? or --api-tls-cert/--api-tls-key not a PEM "
+                                "certificate and its key: gRPC's log says which)"
+                              : " (address in use?)");
         return error{EADDRINUSE};
     }
     std::string host = addr.substr(0, addr.rfind(':'));

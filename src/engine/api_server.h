@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "auth/api_access.h"
 #include "engine/manager.h"
 #include "runtime/reactor.h"
 
@@ -18,7 +19,11 @@ class api_server {
 
     // "IP:PORT" (port 0: the kernel picks). Returns the bound address, or an
     // error with a sentence in `why`.
-    result<std::string> start_grpc(const std::string& addr, std::string* why);
+    // The gRPC API admits calls through `access` (TLS, tokens) and writes
+    // every change to the audit log (api_audit.h).
+    result<std::string> start_grpc(const std::string& addr,
+                                   std::shared_ptr<const auth::api_server_access> access,
+                                   std::string* why);
     result<std::string> start_metrics(const std::string& addr, std::string* why);
     // Blocking: call it off the reactors (co_await in_thread(...)), since
     // in-flight requests wait for reactor 0 to answer.

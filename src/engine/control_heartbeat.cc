@@ -8,6 +8,10 @@
 namespace weft::engine {
 
 control_heartbeat::control_heartbeat(registration r) : r_(std::move(r)) {
+    if (!r_.access) {
+        std::string why;
+        r_.access = auth::http_client_access::load({}, &why).value();
+    }
     thread_ = std::thread([this] { run(); });
 }
 
@@ -31,7 +35,12 @@ bool control_heartbeat::beat() {
     for (size_t k = 0; k < r_.control_urls.size(); ++k) {
         size_t i = (current_ + k) % r_.control_urls.size();
         const std::string& url = r_.control_urls[i];
-        httplib::Client cli(url);
+        auto c = r_.access->client(url);
+        if (!c) {
+            why += fmt::format("{}{}: not an http(s):// URL", why.empty() ? "" : "; ", url);
+            continue;
+        }
+        httplib::Client& cli = *c;
         cli.set_connection_timeout(std::chrono::seconds(2));
         cli.set_read_timeout(std::chrono::seconds(5));
         auto res = cli.Put("/v1/nodes/" + r_.node_id, body.dump(), "application/json");

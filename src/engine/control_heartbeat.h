@@ -15,16 +15,19 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "auth/http_access.h"
+
 namespace weft::engine {
 
 struct registration {
-    // http://HOST:PORT; several: instances sharing one etcd, tried in turn
+    // http(s)://HOST:PORT; several: instances sharing one etcd, tried in turn
     // from the last one that answered.
     std::vector<std::string> control_urls;
     std::string node_id;
@@ -36,6 +39,8 @@ struct registration {
     std::optional<std::pair<uint16_t, uint16_t>> cntlid_range;  // the engine's own
     std::pair<uint16_t, uint16_t> cntlid_in_use{0, 0};          // e.g. one saved earlier
     std::function<void(uint16_t, uint16_t)> on_cntlid_range;
+    // HTTPS and a token for a control plane that requires them (null: none).
+    std::shared_ptr<const auth::http_client_access> access;
 };
 
 class control_heartbeat {

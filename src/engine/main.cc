@@ -65,6 +65,8 @@ struct options {
     std::string log_level = "info";
     std::string api_listen = "127.0.0.1:10124";
     std::string metrics_listen = "127.0.0.1:9502";
+    auth::api_server_access_options api_access;
+    auth::http_client_access_options control_access;  // HTTPS, a token for --control
     std::string host_nqn;
     std::string dhchap_secret_file, dhchap_ctrl_secret_file, tls_key_file;
     std::vector<std::string> kek_files;  // the first wraps new data keys
@@ -209,6 +211,9 @@ result<engine::registration> make_registration(const options& o, const std::stri
             r.control_urls.push_back(u.find("://") == std::string::npos ? "http://" + u : u);
         at = comma + 1;
     }
+    auto access = auth::http_client_access::load(o.control_access, why);
+    if (!access) return error{EINVAL};
+    r.access = access.value();
     r.node_id = o.node_id;
     if (r.node_id.empty()) {
         char h[256] = {};
@@ -373,10 +378,21 @@ task<int> serve(runtime& rt, const engine::engine_config& cfg, const options& o,
                                       : fmt::format("hosts allowed: {}", fmt::join(s.hosts, ", ")));
     engine::api_server api(mgr, reactor::local());
     std::string api_bound;
+    std::shared_ptr<const auth::api_server_access> access;
+    if (!o.api_listen.empty() && o.api_listen != "none") {
+        auto a = auth::api_server_access::load(o.api_access, o.api_listen, &why);
+        if (!a) {
+            spdlog::error("--api-listen {}: {}", o.api_listen, why);
+            co_await server.stop();
+            co_await mgr.shutdown();
+            co_return 1;
+        }
+        access = a.value();
+    }
     for (auto [flag, addr, what] : {std::tuple{"--api-listen", &o.api_listen, "management API"},
                                     std::tuple{"--metrics-listen", &o.metrics_listen, "metrics"}}) {
         if (addr->empty() || *addr == "none") continue;
-        auto bound = std::string(flag) == "--api-listen" ? api.start_grpc(*addr, &why)
+        auto bound = std::string(flag) == "--api-listen" ? api.start_grpc(*addr, access, &why)
                                                          : api.start_metrics(*addr, &why);
         if (!bound) {
             spdlog::error("{} (change {} or give {} none)", why, flag, flag);
@@ -387,7 +403,8 @@ task<int> serve(runtime& rt, const engine::engine_config& cfg, const options& o,
         }
         if (std::string(flag) == "--api-listen") {
             api_bound = bound.value();
-            fmt::print("weft-engine: {} on {} (gRPC)\n", what, bound.value());
+            fmt::print("weft-engine: {} on {} (gRPC, {})\n", what, bound.value(),
+                       access->describe());
         } else
             fmt::print("weft-engine: {} on http://{}/metrics\n", what, bound.value());
     }
@@ -494,6 +511,25 @@ int main(int argc, char** argv) {
                    "control plane); "
                    "none to disable")
         ->capture_default_str();
+    app.add_option("--api-tls-cert", o.api_access.tls_cert,
+                   "PEM certificate (chain) of the management API: it is served over TLS; needs "
+                   "--api-tls-key")
+        ->check(CLI::ExistingFile);
+    app.add_option("--api-tls-key", o.api_access.tls_key,
+                   "PEM private key of --api-tls-cert (mode 0600)")
+        ->check(CLI::ExistingFile);
+    app.add_option("--api-tls-client-ca", o.api_access.tls_client_ca,
+                   "PEM CA certificate(s): only clients with a certificate it signed may call "
+                   "the API (mTLS; the audit log names them by common name)")
+        ->check(CLI::ExistingFile);
+    app.add_option("--api-token-file", o.api_access.token_file,
+                   "file of NAME TOKEN lines (mode 0600; weft key gen-token makes a token): every "
+                   "call must carry one of the tokens (weft --api-token-file), and the audit log "
+                   "names its caller NAME")
+        ->check(CLI::ExistingFile);
+    app.add_flag("--api-insecure", o.api_access.insecure,
+                 "serve the management API on an address other than loopback with neither TLS "
+                 "nor tokens (anyone who reaches it may call it): only on a network you trust");
     app.add_option("--metrics-listen", o.metrics_listen,
                    "address of the Prometheus metrics page (http://ADDR/metrics); none to disable")
         ->capture_default_str();
@@ -550,6 +586,19 @@ int main(int argc, char** argv) {
     app.add_option("--advertise", o.advertise,
                    "the IP address other nodes and hosts reach this engine at (default: the "
                    "address of its first listener)");
+    app.add_option("--control-tls-ca", o.control_access.tls_ca,
+                   "PEM CA certificate that signed weft-control's certificate (https:// "
+                   "--control URLs)")
+        ->check(CLI::ExistingFile);
+    app.add_option("--control-tls-cert", o.control_access.tls_cert,
+                   "PEM client certificate, for a control plane that requires one")
+        ->check(CLI::ExistingFile);
+    app.add_option("--control-tls-key", o.control_access.tls_key,
+                   "PEM private key of --control-tls-cert (mode 0600)")
+        ->check(CLI::ExistingFile);
+    app.add_option("--control-token-file", o.control_access.token_file,
+                   "file holding a token weft-control knows (its --token-file; mode 0600)")
+        ->check(CLI::ExistingFile);
     app.add_option("--heartbeat-ms", o.heartbeat_ms, "how often to heartbeat to --control")
         ->capture_default_str()
         ->check(CLI::Range(100u, 600000u));

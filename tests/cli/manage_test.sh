@@ -3,12 +3,13 @@
 # real weft-engine's gRPC API, one case per run:
 #   manage_test.sh WEFT ENGINE CASE
 # Cases: pool_lifecycle import volumes snapshot_clone share stats listener
-#        persistence encryption purge no_engine
+#        persistence encryption purge no_engine api_security
 set -u
 weft=$1
 engine=$2
 case_name=$3
 source "$(dirname "$0")/engine.sh"
+source "$(dirname "$0")/pki.sh"
 
 fail() {
   echo "FAIL ($case_name): $*"
@@ -605,7 +606,7 @@ case "$case_name" in
   no_engine)
     wf pool list --api 127.0.0.1:1
     [ "$rc" -eq 1 ] || fail "rc=$rc: $err"
-    [ "$err" = "weft: no engine answers at 127.0.0.1:1 (is weft-engine running? --api ADDR)" ] ||
+    [ "$err" = "weft: no engine answers at 127.0.0.1:1 (is weft-engine running? --api ADDR; an engine serving its API over TLS needs --api-tls-ca)" ] ||
       fail "sentence: $err"
     [ -z "$out" ] || fail "stdout: $out"
     WEFT_API=127.0.0.1:1 wf volume list --json
@@ -620,6 +621,120 @@ case "$case_name" in
     wf snapshot list
     [ "$rc" -eq 1 ] && grep -q "^weft: no engine answers at 127.0.0.1:$api_port " <<<"$err" ||
       fail "stopped engine: rc=$rc $err"
+    ;;
+  api_security)
+    # The management API over TLS with client certificates and tokens: a
+    # CA, the engine's certificate (IP 127.0.0.1, DNS engine.test), a
+    # client's (CN operator-alice) and one from another CA (CN mallory).
+    pki=$data/pki
+    make_api_pki "$pki" "$weft" || fail "make_api_pki"
+    [ "$(stat -c %a "$pki/alice.token")" = 600 ] || fail "gen-token -o: mode $(stat -c %a "$pki/alice.token")"
+    alice_token=$(<"$pki/alice.token")
+    [ "${#alice_token}" = 43 ] || fail "a token is 43 characters: ${#alice_token}"
+    [ "$(stat -c %a "$pki/tokens")" = 600 ] || fail "the engine's token file: mode $(stat -c %a "$pki/tokens")"
+    head -c 32 /dev/urandom | base64 | tr -d '=+/' >"$pki/wrong.token"
+    chmod 600 "$pki/wrong.token"
+
+    # Refused at start: an API others reach with neither TLS nor tokens
+    # (refused before anything binds), a token file others can read.
+    refuse_start() {  # refuse_start PATTERN FLAGS...: the engine exits at once, saying PATTERN
+      local pat=$1
+      shift
+      timeout 20 "$engine" --data-dir "$data/refused" --listen 127.0.0.1:0 --metrics-listen none "$@" \
+        >"$data/refused.log" 2>&1
+      local r=$?
+      [ "$r" -ne 0 ] && [ "$r" -ne 124 ] || fail "the engine should refuse to start with $*: rc=$r"
+      grep -qE "$pat" "$data/refused.log" || fail "the refusal should say '$pat': $(cat "$data/refused.log")"
+    }
+    refuse_start "would take calls from anyone.*--api-insecure" --api-listen 0.0.0.0:0
+    refuse_start "would cross the network in clear text" --api-listen 0.0.0.0:0 --api-token-file "$pki/tokens"
+    chmod 644 "$pki/tokens"
+    refuse_start "other users can read it: chmod 600" --api-listen 127.0.0.1:0 --api-token-file "$pki/tokens"
+    chmod 600 "$pki/tokens"
+    refuse_start "needs both a certificate" --api-listen 127.0.0.1:0 --api-tls-cert "$pki/engine.crt"
+
+    start --api-tls-cert "$pki/engine.crt" --api-tls-key "$pki/engine.key" \
+      --api-tls-client-ca "$pki/ca.crt" --api-token-file "$pki/tokens"
+    grep -q "management API on 127.0.0.1:$api_port (gRPC, TLS, client certificates required, 2 token(s))" \
+      "$data/engine.log" || fail "the start-up line should say how the API is secured: $(grep 'management API' "$data/engine.log")"
+    tls=(--api-tls-ca "$pki/ca.crt")
+    alice=("${tls[@]}" --api-tls-cert "$pki/alice.crt" --api-tls-key "$pki/alice.key")
+    # Plain, TLS without a client certificate, another CA's certificate: no call gets through.
+    wf pool list
+    [ "$rc" -eq 1 ] && grep -q "^weft: no engine answers at 127.0.0.1:$api_port .*--api-tls-ca" <<<"$err" ||
+      fail "plain to a TLS API: rc=$rc $err"
+    wf pool list "${tls[@]}"
+    [ "$rc" -eq 1 ] && grep -q "^weft: no engine answers at 127.0.0.1:$api_port over TLS" <<<"$err" ||
+      fail "no client certificate: rc=$rc $err"
+    # (each with a good token: only the certificate is wrong)
+    no_tls_session() {  # no_tls_session WHAT: the last call got no TLS session
+      [ "$rc" -eq 1 ] && grep -q "^weft: no engine answers at 127.0.0.1:$api_port over TLS" <<<"$err" ||
+        fail "$1: rc=$rc $err"
+    }
+    wf pool list "${tls[@]}" --api-tls-cert "$pki/mallory.crt" --api-tls-key "$pki/mallory.key" \
+      --api-token-file "$pki/alice.token"
+    no_tls_session "another CA's client certificate"
+    # The engine's certificate checked: against another CA, or for another name.
+    wf pool list --api-tls-ca "$pki/rogue-ca.crt" --api-tls-cert "$pki/alice.crt" --api-tls-key "$pki/alice.key" \
+      --api-token-file "$pki/alice.token"
+    no_tls_session "the engine's certificate checked against another CA"
+    wf pool list "${alice[@]}" --api-tls-name other.test --api-token-file "$pki/alice.token"
+    no_tls_session "the engine's certificate for another name"
+    # A good certificate without a token, with a wrong one.
+    refused UNAUTHENTICATED "needs a token" pool list "${alice[@]}"
+    refused UNAUTHENTICATED "not one this engine's API knows" pool list "${alice[@]}" --api-token-file "$pki/wrong.token"
+    # Certificate and token: calls go through (the token also from the environment).
+    ok pool create p "$data/pool.img" --size 64MiB "${alice[@]}" --api-token-file "$pki/alice.token"
+    WEFT_API_TOKEN_FILE=$pki/bob.token WEFT_API_TLS_CA=$pki/ca.crt WEFT_API_TLS_CERT=$pki/alice.crt \
+      WEFT_API_TLS_KEY=$pki/alice.key ok pool list --json
+    jqe '.pools | length == 1'
+    ok volume create p v1 4MiB "${alice[@]}" --api-tls-name engine.test --api-token-file "$pki/bob.token"
+    wf pool create p "$data/pool2.img" --size 64MiB "${alice[@]}" --api-token-file "$pki/alice.token"
+    [ "$rc" -eq 1 ] || fail "a second pool p should be refused: rc=$rc"
+    # What a client sends cannot forge an audit line (a newline in a name).
+    wf pool create $'p\naudit: token admin ipv4:1.2.3.4:1 DestroyPool name=p -> ok' "$data/pool4.img" \
+      --size 64MiB "${alice[@]}" --api-token-file "$pki/alice.token"
+    grep -q "^audit: token admin" "$data/engine.log" && fail "a client forged an audit line"
+    grep -qF 'CreatePool name=p\x0aaudit: token admin' "$data/engine.log" ||
+      fail "the newline should be escaped in the audit line: $(grep 'audit:.*CreatePool' "$data/engine.log")"
+    # A client key others can read is refused by the CLI before any call.
+    chmod 644 "$pki/alice.key"
+    wf pool list "${alice[@]}" --api-token-file "$pki/alice.token"
+    [ "$rc" -eq 1 ] && grep -q "other users can read it" <<<"$err" || fail "a readable client key: rc=$rc $err"
+    chmod 600 "$pki/alice.key"
+
+    # The audit log: every change and every refusal, who, what, the result;
+    # reads that went through are not there; no token anywhere in the log.
+    log=$(cat "$data/engine.log")
+    grep -qE "audit: cert operator-alice, token alice ipv4:127\.0\.0\.1:[0-9]+ CreatePool name=p .* -> ok" <<<"$log" ||
+      fail "no audit line for alice's CreatePool: $(grep audit: <<<"$log")"
+    grep -qE "audit: cert operator-alice, token bob ipv4:127\.0\.0\.1:[0-9]+ CreateVolume pool=p name=v1 size_bytes=4194304 -> ok" <<<"$log" ||
+      fail "no audit line for bob's CreateVolume: $(grep audit: <<<"$log")"
+    grep -qE "audit: cert operator-alice, token alice .* CreatePool name=p .* -> failed: .*exists" <<<"$log" ||
+      fail "no audit line for the failed CreatePool: $(grep audit: <<<"$log")"
+    [ "$(grep -cE "audit: cert operator-alice ipv4:.* ListPools -> failed: .*token" <<<"$log")" = 2 ] ||
+      fail "want 2 audit lines for the refused ListPools: $(grep audit: <<<"$log")"
+    grep -q "audit: .*ListPools -> ok" <<<"$log" && fail "a read that went through is audited: $(grep audit: <<<"$log")"
+    for t in "$alice_token" "$(<"$pki/bob.token")" "$(<"$pki/wrong.token")"; do
+      grep -qF "$t" "$data/engine.log" && fail "a token is in the engine's log"
+    done
+    # Secrets in a request are not shown: a host key set through the API.
+    ok key gen-dhchap -o "$pki/host.key"
+    ok host-key set nqn.2014-08.io.weft.test:h1 --key-file "$pki/host.key" "${alice[@]}" --api-token-file "$pki/alice.token"
+    grep -qE "audit: .* SetHostKey host_nqn=nqn.2014-08.io.weft.test:h1 .*dhchap_key=\*\*\* .*-> ok" "$data/engine.log" ||
+      fail "SetHostKey's audit line should hide the key: $(grep 'audit: .*SetHostKey' "$data/engine.log")"
+    grep -qF "$(cut -d: -f3 "$pki/host.key")" "$data/engine.log" && fail "the host key is in the engine's log"
+
+    # Tokens alone, on loopback without TLS: the same checks on a plain channel.
+    start --api-token-file "$pki/tokens"
+    refused UNAUTHENTICATED "needs a token" pool list
+    ok pool list --api-token-file "$pki/alice.token"
+    ok pool create q "$data/pool3.img" --size 64MiB --api-token-file "$pki/alice.token"
+    log=$(cat "$data/engine.log")
+    grep -qE "audit: anonymous ipv4:127\.0\.0\.1:[0-9]+ ListPools -> failed: .*needs a token" <<<"$log" ||
+      fail "no audit line for the refused call: $(grep audit: <<<"$log")"
+    grep -qE "audit: token alice ipv4:127\.0\.0\.1:[0-9]+ CreatePool name=q .* -> ok" <<<"$log" ||
+      fail "no audit line for CreatePool q: $(grep audit: <<<"$log")"
     ;;
   *)
     echo "unknown case $case_name"

@@ -15,7 +15,9 @@ cr_node=
 cr_url=
 cr_pid=
 cr_host=nqn.2014-08.io.weft:rig:client # fio_start's --hostnqn: volumes are published to it
-cr_control_flags=(--missed-beats 3 --engine-timeout 5 --reconcile-interval 0.5)
+# --insecure: plain HTTP on the rig's private bridge (refused by default on
+# any address but loopback).
+cr_control_flags=(--missed-beats 3 --engine-timeout 5 --reconcile-interval 0.5 --insecure)
 
 # Engine and control logs in every failure dump (nexus_lib's fail and
 # nx_pass call rig_dump): rig_dump as rig.sh has it, then the control's log

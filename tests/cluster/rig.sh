@@ -255,6 +255,11 @@ _rig_launch() {
   if grep -q -- '--host-nqn' <<<"$_rig_help"; then
     extra=(--host-nqn "nqn.2014-08.io.weft:rig:node$i" "${extra[@]}")
   fi
+  # The API on the rig's private bridge: plain, as the engine allows only
+  # when told (it refuses a non-loopback API without TLS or tokens).
+  if grep -q -- '--api-insecure' <<<"$_rig_help"; then
+    extra=(--api-insecure "${extra[@]}")
+  fi
   touch "$log"
   local from
   from=$(($(stat -c %s "$log") + 1))

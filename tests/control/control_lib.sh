@@ -24,6 +24,10 @@ fail() {
 # restart: the engines beat to it); $url.
 control_pid=
 control_port=0
+# The control plane's scheme and curl's extra options (a CA, a client
+# certificate, a token) when it serves HTTPS or wants tokens.
+control_scheme=http
+curl_opts=()
 start_control() {
   "$control" --listen "127.0.0.1:$control_port" --data-dir "$data/control" --missed-beats 3 \
     --engine-timeout 5 ${CONTROL_FLAGS:-} >>"$data/control.log" 2>&1 &
@@ -32,13 +36,13 @@ start_control() {
   local port=
   for _ in $(seq 100); do
     port=$(grep -o 'listening 127.0.0.1:[0-9]*' "$data/control.log" | tail -1 | sed 's/.*://')
-    [ -n "$port" ] && curl -sf "http://127.0.0.1:$port/v1/status" >/dev/null && break
+    [ -n "$port" ] && curl -sf "${curl_opts[@]}" "$control_scheme://127.0.0.1:$port/v1/status" >/dev/null && break
     kill -0 "$control_pid" 2>/dev/null || fail "weft-control did not start"
     sleep 0.1
   done
   [ -n "$port" ] || fail "weft-control did not start"
   control_port=$port
-  url=http://127.0.0.1:$port
+  url=$control_scheme://127.0.0.1:$port
 }
 stop_control() {
   kill -TERM "$control_pid"
@@ -79,7 +83,7 @@ req() {
   local args=(-s -o "$data/body" -w '%{http_code} %{content_type}' -X "$m" "$url$p")
   [ -n "$b" ] && args+=(-H 'Content-Type: application/json' --data "$b")
   local r
-  r=$(curl "${args[@]}") || fail "curl $m $p failed"
+  r=$(curl "${curl_opts[@]}" "${args[@]}") || fail "curl $m $p failed"
   code=${r%% *}
   ctype=${r#* }
   body=$(<"$data/body")

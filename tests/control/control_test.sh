@@ -29,6 +29,16 @@
 #   moved     a replica's engine comes back listening at another address:
 #             its child in the nexus is re-pointed there (same place in the
 #             nexus, partial rebuild); the data reads back
+#   engine_tls the engines' APIs over TLS with client certificates and
+#             tokens: a control plane without credentials is refused (a
+#             sentence naming the node, nothing made); with its certificate
+#             and token a volume is made, published, written, deleted; the
+#             engines' audit lines name it
+#   rest_tls  the REST API over HTTPS with client certificates and tokens:
+#             refusals (a plain 0.0.0.0, no token or an unknown one: 401
+#             problems, no or another CA's client certificate); engines
+#             register and the CLI works with theirs; the audit log has
+#             every change and refusal and no token
 #   restart   weft-control restarted on its SQLite file: the same nodes,
 #             pools and volumes; engines restarted: the volume publishes
 #             again with the data written before
@@ -691,6 +701,158 @@ restart)
     fail "the data written before the restarts is not there"
   expect 204 DELETE /v1/volumes/$vol/publish
   expect 204 DELETE /v1/volumes/$vol
+  ;;
+engine_tls)
+  # The engines serve their APIs over TLS, require client certificates and
+  # tokens (tests/cli/pki.sh); weft-control calls them with its own.
+  source "$here/../cli/pki.sh"
+  pki=$data/pki
+  make_api_pki "$pki" "$weft" || fail "make_api_pki"
+  ENGINE_FLAGS="--api-tls-cert $pki/engine.crt --api-tls-key $pki/engine.key --api-tls-client-ca $pki/ca.crt --api-token-file $pki/tokens"
+  # Without credentials the control plane's calls are refused, and it says
+  # which node refused.
+  start_control
+  start_node 1
+  wait_for 30 "n1 online" nodes_online 1
+  req PUT /v1/pools/p1 "{\"node\":\"n1\",\"disk\":\"$data/pool1.img\",\"size\":$((128 * MiB))}"
+  [ "$code" -ge 500 ] && grep -q "node n1 (127.0.0.1:[0-9]*) does not answer" <<<"$body" ||
+    fail "a pool on an engine that refuses the control plane: $code $body"
+  echo "without credentials: $code $(jq -r .detail <<<"$body")"
+  "$weft" engine pool list --api "$(api_of 1)" --api-tls-ca "$pki/ca.crt" --api-tls-cert "$pki/alice.crt" \
+    --api-tls-key "$pki/alice.key" --api-token-file "$pki/alice.token" --json >"$data/pools.json" ||
+    fail "weft engine pool list with credentials"
+  [ "$(jq '.pools | length' "$data/pools.json")" = 0 ] || fail "a refused call made a pool: $(cat "$data/pools.json")"
+  # A certificate without a token: the engine says so.
+  stop_control
+  CONTROL_FLAGS="--engine-tls-ca $pki/ca.crt --engine-tls-cert $pki/alice.crt --engine-tls-key $pki/alice.key"
+  start_control
+  wait_for 30 "n1 online" nodes_online 1
+  req PUT /v1/pools/p1 "{\"node\":\"n1\",\"disk\":\"$data/pool1.img\",\"size\":$((128 * MiB))}"
+  [ "$code" -ge 500 ] && grep -q "node n1 (127.0.0.1:[0-9]*) refused the control plane's call: .*needs a token" <<<"$body" ||
+    fail "a pool through a control plane without a token: $code $body"
+  # With them, a whole volume's life.
+  stop_control
+  CONTROL_FLAGS="--engine-tls-ca $pki/ca.crt --engine-tls-cert $pki/alice.crt --engine-tls-key $pki/alice.key --engine-token-file $pki/bob.token"
+  start_control
+  start_node 2
+  start_node 3
+  wait_for 30 "3 nodes online" nodes_online 3
+  for i in 1 2 3; do
+    expect 201 PUT /v1/pools/p$i "{\"node\":\"n$i\",\"disk\":\"$data/pool$i.img\",\"size\":$((128 * MiB))}"
+  done
+  expect 201 PUT /v1/volumes/$vol '{"size_bytes":33554432,"replicas":3,"thin":true}'
+  expect 200 PUT /v1/volumes/$vol/publish "{\"host_nqn\":\"$host\",\"node\":\"n2\"}"
+  pub=$body
+  wait_for 20 "volume online" volume_state $vol online
+  io write --lba 0 --blocks 2048 --seed 5
+  [ "$run_rc" -eq 0 ] || fail "write through the nexus: $run_out"
+  io verify --lba 0 --blocks 2048 --seed 5
+  [ "$run_rc" -eq 0 ] || fail "verify through the nexus: $run_out"
+  expect 204 DELETE /v1/volumes/$vol/publish
+  expect 204 DELETE /v1/volumes/$vol
+  # Every engine's audit log names the control plane by its certificate and token.
+  for i in 1 2 3; do
+    grep -qE "audit: cert operator-alice, token bob ipv4:127\.0\.0\.1:[0-9]+ CreatePool name=p$i .* -> ok" \
+      "$data/engine$i.log" || fail "n$i: no audit line for CreatePool p$i: $(grep audit: "$data/engine$i.log")"
+    grep -qE "audit: cert operator-alice, token bob .* DestroyVolume .* -> ok" "$data/engine$i.log" ||
+      fail "n$i: no audit line for the replica's DestroyVolume: $(grep audit: "$data/engine$i.log")"
+  done
+  grep -qE "audit: cert operator-alice, token bob .* CreateNexus .* -> ok" "$data/engine2.log" ||
+    fail "n2: no audit line for CreateNexus: $(grep audit: "$data/engine2.log")"
+  grep -qE "audit: anonymous ipv4:" "$data/engine1.log" &&
+    fail "n1: a call got through without a client certificate: $(grep audit: "$data/engine1.log")"
+  grep -qE "audit: cert operator-alice ipv4:.* ListPools -> failed: .*needs a token" "$data/engine1.log" ||
+    fail "n1: the call without a token is not in the audit log: $(grep audit: "$data/engine1.log")"
+  ;;
+rest_tls)
+  # weft-control's REST API over HTTPS with client certificates and tokens
+  # (tests/cli/pki.sh); the engines register, and the CLI calls, with theirs.
+  source "$here/../cli/pki.sh"
+  pki=$data/pki
+  make_api_pki "$pki" "$weft" || fail "make_api_pki"
+  # Refused at start: an address others reach with neither TLS nor tokens.
+  timeout 20 "$control" --listen 0.0.0.0:0 --data-dir "$data/refused" >"$data/refused.log" 2>&1
+  r=$?
+  [ "$r" = 2 ] && grep -q "would take requests from anyone.*--insecure" "$data/refused.log" ||
+    fail "a plain REST API on 0.0.0.0 should be refused: rc=$r $(cat "$data/refused.log")"
+  timeout 20 "$control" --listen 0.0.0.0:0 --data-dir "$data/refused" --token-file "$pki/tokens" \
+    >"$data/refused.log" 2>&1
+  r=$?
+  [ "$r" = 2 ] && grep -q "would cross the network in clear text" "$data/refused.log" ||
+    fail "tokens over plain HTTP on 0.0.0.0 should be refused: rc=$r $(cat "$data/refused.log")"
+  CONTROL_FLAGS="--tls-cert $pki/engine.crt --tls-key $pki/engine.key --tls-client-ca $pki/ca.crt --token-file $pki/tokens"
+  control_scheme=https
+  curl_opts=(--cacert "$pki/ca.crt" --cert "$pki/alice.crt" --key "$pki/alice.key"
+    -H "Authorization: Bearer $(<"$pki/alice.token")")
+  start_control
+  grep -q "serving https://127.0.0.1:$control_port (https, client certificates required, 2 token(s)" \
+    "$data/control.log" || fail "the start-up line should say how the API is secured: $(grep serving "$data/control.log")"
+  # Refused: no token, an unknown one (401 problems); no client
+  # certificate, another CA's (no TLS session).
+  saved=("${curl_opts[@]}")
+  curl_opts=(--cacert "$pki/ca.crt" --cert "$pki/alice.crt" --key "$pki/alice.key")
+  expect 401 GET /v1/volumes
+  grep -q "needs a token" <<<"$body" || fail "401 without a token: $body"
+  # A path that would forge an audit line (%0a: a newline, decoded by the server).
+  expect 401 GET "/v1/volumes/x%0aaudit:%20token%20admin%20127.0.0.1:1%20DELETE%20/v1/volumes/y%20-%3E%20204"
+  grep -q "^audit: token admin" "$data/control.log" && fail "a client forged an audit line"
+  grep -qF 'GET /v1/volumes/x\x0aaudit: token admin' "$data/control.log" ||
+    fail "the newline should be escaped in the audit line: $(grep 'audit:.*GET /v1/volumes/x' "$data/control.log")"
+  curl -s -o /dev/null -D "$data/headers" "${curl_opts[@]}" "$url/v1/volumes"
+  grep -qi "^WWW-Authenticate: Bearer" "$data/headers" || fail "no WWW-Authenticate: $(cat "$data/headers")"
+  curl_opts+=(-H "Authorization: Bearer $(<"$pki/mallory.key" tr -dc 'A-Za-z0-9' | head -c 43)")
+  expect 401 PUT /v1/pools/px '{"node":"n1","disk":"/nonexistent","size":1048576}'
+  grep -q "not one this control plane knows" <<<"$body" || fail "401 with an unknown token: $body"
+  curl -s -o /dev/null --cacert "$pki/ca.crt" -H "Authorization: Bearer $(<"$pki/alice.token")" "$url/v1/volumes" &&
+    fail "a request without a client certificate got an answer"
+  curl -s -o /dev/null --cacert "$pki/ca.crt" --cert "$pki/mallory.crt" --key "$pki/mallory.key" \
+    -H "Authorization: Bearer $(<"$pki/alice.token")" "$url/v1/volumes" &&
+    fail "a request with another CA's client certificate got an answer"
+  curl_opts=("${saved[@]}")
+  # The engines register over HTTPS with their certificate and token.
+  ENGINE_FLAGS="--control-tls-ca $pki/ca.crt --control-tls-cert $pki/alice.crt --control-tls-key $pki/alice.key --control-token-file $pki/bob.token"
+  for i in 1 2 3; do start_node $i; done
+  wait_for 30 "3 nodes online" nodes_online 3
+  # The CLI: refused without the CA, served with the CA, certificate and token.
+  cli=(--control "$url" --control-tls-ca "$pki/ca.crt" --control-tls-cert "$pki/alice.crt"
+    --control-tls-key "$pki/alice.key" --control-token-file "$pki/alice.token")
+  out=$("$weft" node list --control "$url" --control-tls-cert "$pki/alice.crt" --control-tls-key "$pki/alice.key" \
+    --control-token-file "$pki/alice.token" 2>&1) && fail "the CLI without the CA: $out"
+  grep -q "^weft: no control plane answered at $url" <<<"$out" || fail "the CLI without the CA: $out"
+  out=$("$weft" node list "${cli[@]}" --control-token-file "$pki/mallory.key" 2>&1) &&
+    fail "a client token file that is not a token: $out"
+  for i in 1 2 3; do
+    "$weft" pool create p$i --node n$i --disk "$data/pool$i.img" --size 128MiB "${cli[@]}" >/dev/null ||
+      fail "weft pool create p$i over HTTPS"
+  done
+  "$weft" volume create --id "$vol" --size 32MiB --replicas 3 "${cli[@]}" >/dev/null ||
+    fail "weft volume create over HTTPS"
+  WEFT_CONTROL=$url WEFT_CONTROL_TLS_CA=$pki/ca.crt WEFT_CONTROL_TLS_CERT=$pki/alice.crt \
+    WEFT_CONTROL_TLS_KEY=$pki/alice.key WEFT_CONTROL_TOKEN_FILE=$pki/bob.token \
+    "$weft" volume list --json >"$data/list.json" || fail "weft volume list from the environment"
+  jq -e --arg v "$vol" '[.volumes[] | select(.id == $v)] | length == 1' "$data/list.json" >/dev/null ||
+    fail "volume list: $(cat "$data/list.json")"
+  "$weft" volume delete "$vol" "${cli[@]}" >/dev/null || fail "weft volume delete over HTTPS"
+  # The audit log: every change and every refusal; reads that went through
+  # are not there; no token in the log.
+  log=$(cat "$data/control.log")
+  grep -qE "audit: cert operator-alice, token bob 127\.0\.0\.1:[0-9]+ PUT /v1/nodes/n1 -> 201" <<<"$log" ||
+    fail "no audit line for n1's registration: $(grep audit: <<<"$log" | head)"
+  grep -qE "audit: cert operator-alice, token alice 127\.0\.0\.1:[0-9]+ PUT /v1/volumes/$vol -> 201" <<<"$log" ||
+    fail "no audit line for the volume's create: $(grep audit: <<<"$log" | tail)"
+  grep -qE "audit: cert operator-alice, token alice .* DELETE /v1/volumes/$vol -> 204" <<<"$log" ||
+    fail "no audit line for the delete: $(grep audit: <<<"$log" | tail)"
+  grep -qE "audit: cert operator-alice 127\.0\.0\.1:[0-9]+ GET /v1/volumes -> 401" <<<"$log" ||
+    fail "no audit line for the refused GET: $(grep audit: <<<"$log" | head)"
+  grep -qE "audit: cert operator-alice 127\.0\.0\.1:[0-9]+ PUT /v1/pools/px -> 401" <<<"$log" ||
+    fail "no audit line for the refused PUT: $(grep audit: <<<"$log" | head)"
+  grep -qE "audit: .* GET /v1/volumes -> 200" <<<"$log" && fail "a read that went through is audited"
+  for t in "$(<"$pki/alice.token")" "$(<"$pki/bob.token")"; do
+    grep -qF "$t" "$data/control.log" && fail "a token is in the control plane's log"
+  done
+  for i in 1 2 3; do
+    grep -qF "$(<"$pki/bob.token")" "$data/engine$i.log" && fail "a token is in n$i's log"
+  done
   ;;
 *)
   echo "unknown case $case_name"
