@@ -4,19 +4,20 @@
 
 namespace weft::auth {
 
+namespace {
+
+const access_flags api_flags{
+    "the management API", "calls",         "--api-tls-cert", "--api-tls-key", "--api-tls-client-ca",
+    "--api-token-file",   "--api-insecure"};
+
+}  // namespace
+
 result<std::shared_ptr<const api_server_access>> api_server_access::load(
     const api_server_access_options& o, const std::string& listen, std::string* why) {
     auto a = std::make_shared<api_server_access>();
-    if (o.tls_cert.empty() != o.tls_key.empty()) {
-        *why = "TLS needs both a certificate (--api-tls-cert) and its private key (--api-tls-key)";
-        return error{EINVAL};
-    }
-    if (!o.tls_client_ca.empty() && o.tls_cert.empty()) {
-        *why =
-            "client certificates (--api-tls-client-ca) need TLS: give --api-tls-cert and "
-            "--api-tls-key";
-        return error{EINVAL};
-    }
+    *why =
+        refuse_access(api_flags, !o.tls_cert.empty(), !o.tls_key.empty(), !o.tls_client_ca.empty());
+    if (!why->empty()) return error{EINVAL};
     if (!o.tls_cert.empty()) {
         a->cert_ = read_public_file(o.tls_cert, "certificate", why);
         if (a->cert_.empty()) return error{EINVAL};
@@ -32,19 +33,8 @@ result<std::shared_ptr<const api_server_access>> api_server_access::load(
         if (!t) return error{EINVAL};
         a->tokens_ = std::move(t.value());
     }
-    if (a->cert_.empty() && !a->tokens_.empty() && !o.insecure && !is_loopback_address(listen)) {
-        *why = "tokens on " + listen +
-               " would cross the network in clear text: give --api-tls-cert and --api-tls-key "
-               "too, or --api-insecure on a network you trust";
-        return error{EPERM};
-    }
-    if (a->cert_.empty() && a->tokens_.empty() && !o.insecure && !is_loopback_address(listen)) {
-        *why = "the management API on " + listen +
-               " would take calls from anyone who reaches it: give --api-tls-cert and "
-               "--api-tls-key (with --api-tls-client-ca for client certificates) or "
-               "--api-token-file, or --api-insecure on a network you trust";
-        return error{EPERM};
-    }
+    *why = refuse_exposure(api_flags, listen, !a->cert_.empty(), !a->tokens_.empty(), o.insecure);
+    if (!why->empty()) return error{EPERM};
     return std::shared_ptr<const api_server_access>(std::move(a));
 }
 
@@ -62,28 +52,21 @@ std::shared_ptr<grpc::ServerCredentials> api_server_access::credentials() const 
 }
 
 grpc::Status api_server_access::admit(const grpc::ServerContext& ctx, std::string* who) const {
-    std::string peer = ctx.peer();
-    std::string id = "anonymous";
+    std::string cn;
     if (!client_ca_.empty()) {
-        auto cn = ctx.auth_context()->FindPropertyValues("x509_common_name");
-        if (!cn.empty()) id = "cert " + std::string(cn.front().data(), cn.front().size());
+        auto v = ctx.auth_context()->FindPropertyValues("x509_common_name");
+        if (!v.empty()) cn.assign(v.front().data(), v.front().size());
     }
-    if (!tokens_.empty()) {
-        auto& md = ctx.client_metadata();
-        auto it = md.find("authorization");
-        const api_token* found =
-            it == md.end()
-                ? nullptr
-                : find_api_token(tokens_, std::string_view(it->second.data(), it->second.size()));
-        if (!found) {
-            *who = id + " " + peer;
-            return {grpc::StatusCode::UNAUTHENTICATED,
-                    it == md.end() ? "this engine's API needs a token (weft --api-token-file)"
-                                   : "the token is not one this engine's API knows"};
-        }
-        id = (id == "anonymous" ? "" : id + ", ") + "token " + found->name;
-    }
-    *who = id + " " + peer;
+    const api_token* token = nullptr;
+    auto& md = ctx.client_metadata();
+    auto it = md.find("authorization");
+    if (!tokens_.empty() && it != md.end())
+        token = find_api_token(tokens_, std::string_view(it->second.data(), it->second.size()));
+    *who = caller_name(cn, token, ctx.peer());
+    if (!tokens_.empty() && !token)
+        return {grpc::StatusCode::UNAUTHENTICATED,
+                it == md.end() ? "this engine's API needs a token (weft --api-token-file)"
+                               : "the token is not one this engine's API knows"};
     return grpc::Status::OK;
 }
 

@@ -180,6 +180,36 @@ bool is_loopback_address(const std::string& listen) {
     return host == "localhost";
 }
 
+std::string refuse_access(const access_flags& f, bool cert, bool key, bool client_ca) {
+    if (cert != key)
+        return std::string("TLS needs both a certificate (") + f.cert + ") and its private key (" +
+               f.key + ")";
+    if (client_ca && !cert)
+        return std::string("client certificates (") + f.client_ca + ") need TLS: give " + f.cert +
+               " and " + f.key;
+    return {};
+}
+
+std::string refuse_exposure(const access_flags& f, const std::string& listen, bool tls, bool tokens,
+                            bool insecure) {
+    if (tls || insecure || is_loopback_address(listen)) return {};
+    if (tokens)
+        return "tokens on " + listen + " would cross the network in clear text: give " + f.cert +
+               " and " + f.key + " too, or " + f.insecure + " on a network you trust";
+    return std::string(f.api) + " on " + listen + " would take " + f.calls +
+           " from anyone who reaches it: give " + f.cert + " and " + f.key + " (with " +
+           f.client_ca + " for client certificates) or " + f.tokens + ", or " + f.insecure +
+           " on a network you trust";
+}
+
+std::string caller_name(std::string_view cert_cn, const api_token* token, std::string_view peer) {
+    std::string id;
+    if (!cert_cn.empty()) id = "cert " + std::string(cert_cn);
+    if (token) id += (id.empty() ? "" : ", ") + ("token " + token->name);
+    if (id.empty()) id = "anonymous";
+    return id + " " + std::string(peer);
+}
+
 bool is_loopback_url(const std::string& url) {
     auto at = url.find("://");
     std::string rest = at == std::string::npos ? url : url.substr(at + 3);

@@ -50,6 +50,31 @@ secret_string read_owner_only(const std::string& path, const char* what, std::st
 // A file that need not be secret (a certificate, a CA bundle).
 secret_string read_public_file(const std::string& path, const char* what, std::string* why);
 
+// A management API server's flags, named in its sentences (api_access.h:
+// --api-tls-cert ...; http_access.h: --tls-cert ...).
+struct access_flags {
+    const char* api;    // "the management API", "the REST API"
+    const char* calls;  // what it takes: "calls", "requests"
+    const char* cert;
+    const char* key;
+    const char* client_ca;
+    const char* tokens;
+    const char* insecure;
+};
+
+// Why a server's options are refused before any file is read (a
+// certificate without its key or the other way round, a client CA without
+// TLS), or why serving on `listen` would be open to the network (neither
+// TLS nor tokens, or tokens in clear text, off loopback and not
+// `insecure`); empty when they are fine.
+std::string refuse_access(const access_flags& f, bool cert, bool key, bool client_ca);
+std::string refuse_exposure(const access_flags& f, const std::string& listen, bool tls, bool tokens,
+                            bool insecure);
+
+// Who called, for an audit line: "cert CN", "token NAME", both
+// ("cert CN, token NAME") or "anonymous", then the peer's address.
+std::string caller_name(std::string_view cert_cn, const api_token* token, std::string_view peer);
+
 // True when IP:PORT's address is a loopback one (127/8, ::1, localhost).
 bool is_loopback_address(const std::string& listen);
 // The same for a URL's host (http://127.0.0.1:10130/...).

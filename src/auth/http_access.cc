@@ -5,18 +5,21 @@
 
 namespace weft::auth {
 
+namespace {
+
+const access_flags rest_flags{"the REST API",    "requests",     "--tls-cert", "--tls-key",
+                              "--tls-client-ca", "--token-file", "--insecure"};
+
+}  // namespace
+
 result<std::shared_ptr<const http_server_access>> http_server_access::load(
     const http_server_access_options& o, const std::string& listen, std::string* why) {
     auto a = std::make_shared<http_server_access>();
     a->o_ = o;
-    if (o.tls_cert.empty() != o.tls_key.empty()) {
-        *why = "TLS needs both a certificate (--tls-cert) and its private key (--tls-key)";
-        return error{EINVAL};
-    }
-    if (!o.tls_client_ca.empty() && o.tls_cert.empty()) {
-        *why = "client certificates (--tls-client-ca) need TLS: give --tls-cert and --tls-key";
-        return error{EINVAL};
-    }
+    *why = refuse_access(rest_flags, !o.tls_cert.empty(), !o.tls_key.empty(),
+                         !o.tls_client_ca.empty());
+    if (!why->empty()) return error{EINVAL};
+    // The library reads the key by its path; checked here that it is owner-only.
     if (!o.tls_key.empty() && read_owner_only(o.tls_key, "private key", why).empty())
         return error{EINVAL};
     if (!o.token_file.empty()) {
@@ -24,19 +27,9 @@ result<std::shared_ptr<const http_server_access>> http_server_access::load(
         if (!t) return error{EINVAL};
         a->tokens_ = std::move(t.value());
     }
-    if (o.tls_cert.empty() && !a->tokens_.empty() && !o.insecure && !is_loopback_address(listen)) {
-        *why = "tokens on " + listen +
-               " would cross the network in clear text: give --tls-cert and --tls-key too, or "
-               "--insecure on a network you trust";
-        return error{EPERM};
-    }
-    if (o.tls_cert.empty() && a->tokens_.empty() && !o.insecure && !is_loopback_address(listen)) {
-        *why = "the REST API on " + listen +
-               " would take requests from anyone who reaches it: give --tls-cert and --tls-key "
-               "(with --tls-client-ca for client certificates) or --token-file, or --insecure "
-               "on a network you trust";
-        return error{EPERM};
-    }
+    *why =
+        refuse_exposure(rest_flags, listen, !o.tls_cert.empty(), !a->tokens_.empty(), o.insecure);
+    if (!why->empty()) return error{EPERM};
     return std::shared_ptr<const http_server_access>(std::move(a));
 }
 
@@ -56,31 +49,27 @@ std::unique_ptr<httplib::Server> http_server_access::make_server(std::string* wh
 
 bool http_server_access::admit(const httplib::Request& req, std::string* who,
                                std::string* refusal) const {
-    std::string id = "anonymous";
+    std::string cn;
     if (!o_.tls_client_ca.empty() && req.ssl) {
         if (X509* peer = SSL_get_peer_certificate(req.ssl)) {
-            char cn[256] = {};
-            if (X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, cn,
-                                          sizeof cn) > 0)
-                id = std::string("cert ") + cn;
+            char buf[256] = {};
+            if (X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, buf,
+                                          sizeof buf) > 0)
+                cn = buf;
             X509_free(peer);
         }
     }
-    std::string peer = req.remote_addr + ":" + std::to_string(req.remote_port);
-    if (!tokens_.empty()) {
-        const api_token* found = nullptr;
-        bool given = req.has_header("Authorization");
-        if (given) found = find_api_token(tokens_, req.get_header_value("Authorization"));
-        if (!found) {
-            *who = id + " " + peer;
-            *refusal = given ? "the token is not one this control plane knows"
-                             : "this control plane's API needs a token (Authorization: Bearer "
-                               "TOKEN; weft --control-token-file)";
-            return false;
-        }
-        id = (id == "anonymous" ? "" : id + ", ") + "token " + found->name;
+    bool given = req.has_header("Authorization");
+    const api_token* token = nullptr;
+    if (!tokens_.empty() && given)
+        token = find_api_token(tokens_, req.get_header_value("Authorization"));
+    *who = caller_name(cn, token, req.remote_addr + ":" + std::to_string(req.remote_port));
+    if (!tokens_.empty() && !token) {
+        *refusal = given ? "the token is not one this control plane knows"
+                         : "this control plane's API needs a token (Authorization: Bearer "
+                           "TOKEN; weft --control-token-file)";
+        return false;
     }
-    *who = id + " " + peer;
     return true;
 }
 
@@ -107,6 +96,11 @@ result<std::shared_ptr<const http_client_access>> http_client_access::load(
         a->token_ = std::move(t.value());
     }
     return std::shared_ptr<const http_client_access>(std::move(a));
+}
+
+std::shared_ptr<const http_client_access> http_client_access::none() {
+    static const auto plain = std::make_shared<const http_client_access>();
+    return plain;
 }
 
 std::unique_ptr<httplib::Client> http_client_access::client(const std::string& url) const {

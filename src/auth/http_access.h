@@ -72,6 +72,8 @@ class http_client_access {
   public:
     static result<std::shared_ptr<const http_client_access>> load(
         const http_client_access_options& o, std::string* why);
+    // Plain HTTP(S) with the system's CAs, no certificate, no token.
+    static std::shared_ptr<const http_client_access> none();
 
     // A client of `url` (http:// or https://) with the CA, the client
     // certificate and the token set; null when `url` is not one.

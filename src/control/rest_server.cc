@@ -237,11 +237,14 @@ void forward(const leadership& lead, const auth::http_client_access& peers,
 
 // The audit line of a request: every change (whatever answered it: this
 // instance or, forwarded, the leader) and every request refused at the door.
-void audit(const std::string& who, const httplib::Request& req, const httplib::Response& res) {
+void audit(const auth::http_server_access& access, const httplib::Request& req,
+           const httplib::Response& res) {
     if (req.method == "GET" && res.status != 401) return;
     // An engine's heartbeat (a node already registered) changes nothing
     // worth a line every beat; its first registration (201) is one.
     if (req.method == "PUT" && req.path.starts_with("/v1/nodes/") && res.status == 200) return;
+    std::string who, refusal;
+    access.admit(req, &who, &refusal);  // only to name the caller
     // The path is the client's (URL-decoded): escaped, so that it cannot
     // end the line and forge another.
     spdlog::info("audit: {} {} {} -> {}{}", auth::log_escape(who), auth::log_escape(req.method),
@@ -284,9 +287,7 @@ struct rest_server::impl {
             return httplib::Server::HandlerResponse::Handled;
         });
         http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-            std::string who, refusal;
-            access->admit(req, &who, &refusal);
-            audit(who, req, res);
+            audit(*access, req, res);
         });
         http.Get(".*", h);
         http.Put(".*", h);
