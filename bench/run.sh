@@ -14,7 +14,12 @@ mkdir -p "$out"
 # The output is generated: keep it out of git whatever the top-level .gitignore says.
 [ -f "$out/.gitignore" ] || printf '*\n' >"$out/.gitignore"
 
-nice scripts/build.sh release weft-nvmf-bench weft-rr-bench weft-pool-bench weft-nexus-bench
+# fio's engine needs fio's source headers (Debian's source package, once).
+fio_target=()
+scripts/fio-source.sh >/dev/null 2>&1 && fio_target=(weft_fio) ||
+    echo "fio's source is unavailable: the fio comparison is skipped"
+nice scripts/build.sh release weft-nvmf-bench weft-rr-bench weft-pool-bench weft-nexus-bench \
+    weft weft-engine "${fio_target[@]}"
 
 if ! command -v gnuplot >/dev/null; then
     echo "installing gnuplot-nox (Debian package) for the chart"
@@ -42,6 +47,18 @@ build/release/bench/weft-pool-bench --base malloc --reactors 2 "${pool_args[@]}"
 # The nexus against the bare volume, remote children, rebuild rate (about 4 minutes).
 nexus_args=(--rounds 11)  # the noise of a shared VM: medians of 11 interleaved rounds
 build/release/bench/weft-nexus-bench "${nexus_args[@]}" 2>/dev/null | grep -v "^\[" | tee "$out/nexus.txt"
+
+# fio through libweft_fio.so against `weft nvme perf` (goal: >= 0.9x), when
+# the fio engine is built (scripts/fio-source.sh); about 3 minutes.
+fio_args=(2 3)
+if [ -f build/release/src/fio/libweft_fio.so ] && command -v fio >/dev/null; then
+    bench/fio_bench.sh "${fio_args[@]}" | tee "$out/fio.txt"
+else
+    echo "libweft_fio.so or fio missing: run scripts/fio-source.sh, then bench/run.sh" | tee "$out/fio.txt"
+fi
+# A CPU-bound co-tenant on the target's core; two target reactors vs one (about 2 minutes).
+node_args=(2 3)
+bench/node_bench.sh "${node_args[@]}" | tee "$out/node.txt"
 
 gnuplot <<EOF
 set terminal pngcairo size 1200,520 font "sans,11"
@@ -127,6 +144,25 @@ git diff --quiet HEAD -- src bench 2>/dev/null || commit="$commit (with uncommit
     echo
     echo '```'
     cat "$out/nexus.txt"
+    echo '```'
+    echo
+    echo "## fio"
+    echo
+    echo "\`bench/fio_bench.sh ${fio_args[*]}\`: fio through \`libweft_fio.so\` against \`weft nvme perf\`"
+    echo "on the same engine (goal: >= 0.9x). Both drive weft's initiator on one client core; at depth"
+    echo "that core is the limit, and fio's own cost per I/O (its null ioengine, last line) is on top."
+    echo
+    echo '```'
+    cat "$out/fio.txt"
+    echo '```'
+    echo
+    echo "## Shared nodes and two cores"
+    echo
+    echo "\`bench/node_bench.sh ${node_args[*]}\`: the same 4 KiB cases with a CPU-bound process on the"
+    echo "target's core, and two target reactors against one (target CPU per I/O from /proc)."
+    echo
+    echo '```'
+    cat "$out/node.txt"
     echo '```'
 } >"$out/report.md"
 echo "wrote $out/report.md and $out/iops.png"

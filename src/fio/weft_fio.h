@@ -25,8 +25,9 @@ struct weft_fio_target {
     const char* hostnqn; /* NULL or "": a stable default */
     int header_digest;
     int data_digest;
-    unsigned queue_depth;
+    unsigned queue_depth; /* fio's iodepth */
     unsigned timeout_ms;
+    unsigned poll_us; /* busy-poll for completions this long before sleeping */
 };
 
 struct weft_fio_ctx;
@@ -43,10 +44,12 @@ int weft_fio_namespace(struct weft_fio_ctx* c, uint32_t nsid, uint64_t* bytes, u
  * longer than the controller's max transfer. */
 int weft_fio_submit(struct weft_fio_ctx* c, enum weft_fio_op op, uint32_t nsid, uint64_t offset,
                     uint64_t len, void* buf, void* cookie);
-/* Sends what was submitted (runs the reactor until idle, without waiting). */
+/* Sends what was submitted (runs the reactor until idle, without waiting),
+ * unless fio's queue is full: then the next weft_fio_reap() sends it. */
 void weft_fio_kick(struct weft_fio_ctx* c);
 /* Waits until at least `min` completions (or the timeout, NULL: none) and
- * returns up to `max` of them: cookies[i] and errs[i] (0 or a positive errno). */
+ * returns up to `max` of them: cookies[i] and errs[i] (0 or a positive errno).
+ * Completions already received are returned without running the reactor. */
 unsigned weft_fio_reap(struct weft_fio_ctx* c, unsigned min, unsigned max,
                        const struct timespec* timeout, void** cookies, int* errs);
 /* Disconnects and frees. Commands still in flight complete with errors first. */

@@ -12,7 +12,7 @@
 
 namespace weft {
 
-thread_local reactor* reactor::local_ = nullptr;
+thread_local reactor* reactor::local_ __attribute__((tls_model("initial-exec"))) = nullptr;
 
 namespace {
 

@@ -122,7 +122,8 @@ class reactor {
     void cancel_everything();
     static void on_wakeup(completion* c, int res, uint32_t flags);
 
-    static thread_local reactor* local_;
+    // initial-exec: no __tls_get_addr call in a shared object (frame_allocator.cc)
+    static thread_local reactor* local_ __attribute__((tls_model("initial-exec")));
 
     runtime* rt_;
     config cfg_;

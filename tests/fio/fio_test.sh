@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The installed /usr/bin/fio with libweft_fio.so against a real weft-engine:
-# a 4k random read/write job that verifies every block it wrote (crc32c,
-# fatal on the first mismatch), and a 128k sequential job with digests. Passes
+# 4k random read/write jobs (QD16, QD128, fio's batching options) that
+# verify every block they wrote (crc32c, fatal on the first mismatch), and a
+# 128k sequential job with digests. Passes
 # only if fio exits 0 and reports err=0.
 #   fio_test.sh LIBWEFT_FIO ENGINE
 set -u
@@ -31,6 +32,16 @@ run_fio() {
 # Target as engine options; fio threads.
 run_fio randrw_verify --addr=127.0.0.1 --port="$port" --nqn="$nqn" --nsid=1 --filename=weft0 \
   --thread=1 --rw=randrw --bs=4k --iodepth=16 --size=32m \
+  --verify=crc32c --do_verify=1 --verify_fatal=1
+# Deep queue, where the engine holds commands back until a quarter of the
+# queue waits and hands out completions it already has (engine.c), and
+# fio's own batching knobs on top.
+run_fio deep_verify --addr=127.0.0.1 --port="$port" --nqn="$nqn" --nsid=1 --filename=weft0 \
+  --thread=1 --rw=randwrite --bs=4k --iodepth=128 --size=32m \
+  --verify=crc32c --do_verify=1 --verify_fatal=1
+run_fio batched_verify --addr=127.0.0.1 --port="$port" --nqn="$nqn" --nsid=1 --filename=weft0 \
+  --thread=1 --rw=randrw --bs=4k --iodepth=64 --size=32m --iodepth_batch_submit=8 \
+  --iodepth_batch_complete_min=4 --iodepth_batch_complete_max=32 --weft_poll_us=0 \
   --verify=crc32c --do_verify=1 --verify_fatal=1
 # Target as the file name (colons escaped for fio); fio processes; digests.
 run_fio seq_128k --filename="127.0.0.1\\:$port\\:${nqn//:/\\:}\\:1" \

@@ -1,0 +1,73 @@
+# Shared by the bench/*.sh scripts (sourced, from the repository's root):
+# a one-engine fixture and the median of interleaved rounds.
+#   bench_init NAME        work dir, build check, cleanup on exit
+#   bench_start_engine CPUS ARGS...   weft-engine pinned to CPUS, its
+#                          NVMe/TCP port in $port (and API address in $api
+#                          when ARGS give --api-listen)
+#   bench_stop_engine
+#   bench_prefill NQN      writes the namespace once in full (a malloc bdev
+#                          maps its RAM lazily: unwritten, the first writes
+#                          of a run would measure page faults)
+#   median                 of the numbers on stdin
+#   bench_machine          one line: CPUs and model
+bin=build/release
+weft=$bin/src/cli/weft
+engine_pid=
+bench_cleanups=()
+
+bench_init() {
+  bench_name=$1
+  [ -x "$weft" ] && [ -x "$bin/src/engine/weft-engine" ] ||
+    { echo "$bench_name: build release first (scripts/build.sh release)"; exit 1; }
+  work=$(mktemp -d)
+  trap bench_cleanup EXIT
+}
+
+bench_cleanup() {
+  local c
+  for c in "${bench_cleanups[@]}"; do "$c"; done
+  bench_stop_engine
+  rm -rf "$work"
+}
+
+bench_start_engine() {
+  local cpus=$1
+  shift
+  taskset -c "$cpus" "$bin/src/engine/weft-engine" --data-dir "$work/data" --cores "$cpus" \
+    --metrics-listen none "$@" >"$work/engine.log" 2>&1 &
+  engine_pid=$!
+  local api_wanted=
+  [[ " $* " == *" --api-listen 127.0.0.1:"* ]] && api_wanted=1
+  for _ in $(seq 100); do
+    if grep -q 'listening on' "$work/engine.log" &&
+      { [ -z "$api_wanted" ] || grep -q 'management API on' "$work/engine.log"; }; then
+      break
+    fi
+    sleep 0.05
+  done
+  port=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$work/engine.log" | head -1 | sed 's/.*://' || true)
+  api=$(grep -o 'management API on 127.0.0.1:[0-9]*' "$work/engine.log" | head -1 | sed 's/.*on //' || true)
+  if [ -z "$port" ] || { [ -n "$api_wanted" ] && [ -z "$api" ]; }; then
+    echo "$bench_name: the engine did not start"
+    cat "$work/engine.log"
+    exit 1
+  fi
+}
+
+bench_stop_engine() {
+  if [ -n "$engine_pid" ]; then
+    kill "$engine_pid" 2>/dev/null && wait "$engine_pid" 2>/dev/null || true
+  fi
+  engine_pid=
+}
+
+bench_prefill() {
+  taskset -c 1 "$weft" nvme perf -a 127.0.0.1 -s "$port" -n "$1" -w write -o 128k -q 8 -t 1 \
+    --json >/dev/null
+}
+
+median() { sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
+
+bench_machine() {
+  echo "$(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+}
