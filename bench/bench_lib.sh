@@ -25,7 +25,7 @@ bench_init() {
 
 bench_cleanup() {
   local c
-  for c in "${bench_cleanups[@]}"; do "$c"; done
+  for c in "${bench_cleanups[@]}"; do "$c" || true; done
   bench_stop_engine
   rm -rf "$work"
 }
@@ -39,6 +39,7 @@ bench_start_engine() {
   local api_wanted=
   [[ " $* " == *" --api-listen 127.0.0.1:"* ]] && api_wanted=1
   for _ in $(seq 100); do
+    kill -0 "$engine_pid" 2>/dev/null || break
     if grep -q 'listening on' "$work/engine.log" &&
       { [ -z "$api_wanted" ] || grep -q 'management API on' "$work/engine.log"; }; then
       break

@@ -35,9 +35,10 @@ perf() {  # perf RW BS QD: IOPS
 fio_iops() {  # fio RW BS QD POLL_US: IOPS (reads + writes)
   taskset -c 1 fio --name=bench --ioengine="external:$lib" --addr=127.0.0.1 --port="$port" \
     --nqn="$nqn" --nsid=1 --filename=weft0 --thread=1 --rw="$1" --bs="$2" --iodepth="$3" \
-    --weft_poll_us="$4" --time_based=1 --runtime="$secs" --ramp_time=0.3 --norandommap=1 \
-    --randrepeat=0 --output-format=json 2>/dev/null |
-    jq '[.jobs[0].read.iops, .jobs[0].write.iops] | add'
+    --weft_poll_us="$4" --time_based=1 --runtime="$secs" --ramp_time=300ms --norandommap=1 \
+    --randrepeat=0 --output-format=json >"$work/fio.json" 2>"$work/fio.err" ||
+    { echo "fio_bench: fio failed:" >&2; cat "$work/fio.err" >&2; exit 1; }
+  jq '[.jobs[0].read.iops, .jobs[0].write.iops] | add' "$work/fio.json"
 }
 
 echo "weft fio bench: $(bench_machine)"

@@ -51,7 +51,7 @@ build/release/bench/weft-nexus-bench "${nexus_args[@]}" 2>/dev/null | grep -v "^
 # fio through libweft_fio.so against `weft nvme perf` (goal: >= 0.9x), when
 # the fio engine is built (scripts/fio-source.sh); about 3 minutes.
 fio_args=(2 3)
-if [ -f build/release/src/fio/libweft_fio.so ] && command -v fio >/dev/null; then
+if [ ${#fio_target[@]} -gt 0 ] && command -v fio >/dev/null; then
     bench/fio_bench.sh "${fio_args[@]}" | tee "$out/fio.txt"
 else
     echo "libweft_fio.so or fio missing: run scripts/fio-source.sh, then bench/run.sh" | tee "$out/fio.txt"
@@ -59,6 +59,8 @@ fi
 # A CPU-bound co-tenant on the target's core; two target reactors vs one (about 2 minutes).
 node_args=(2 3)
 bench/node_bench.sh "${node_args[@]}" | tee "$out/node.txt"
+# Where the target's CPU goes (perf record -e cpu-clock; about 10 s).
+bench/profile_bench.sh 5 20 | tee "$out/profile.txt"
 
 gnuplot <<EOF
 set terminal pngcairo size 1200,520 font "sans,11"
@@ -163,6 +165,15 @@ git diff --quiet HEAD -- src bench 2>/dev/null || commit="$commit (with uncommit
     echo
     echo '```'
     cat "$out/node.txt"
+    echo '```'
+    echo
+    echo "## Where the target's CPU goes"
+    echo
+    echo "\`bench/profile_bench.sh 5 20\`: the top functions of a one-reactor engine under 4 KiB random"
+    echo "reads at QD128 (malloc namespace). Compare with the same list from before a data-path change."
+    echo
+    echo '```'
+    cat "$out/profile.txt"
     echo '```'
 } >"$out/report.md"
 echo "wrote $out/report.md and $out/iops.png"

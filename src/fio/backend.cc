@@ -202,7 +202,8 @@ int weft_fio_submit(weft_fio_ctx* c, weft_fio_op op, uint32_t nsid, uint64_t off
 
 void weft_fio_kick(weft_fio_ctx* c) {
     // fio's queue full: its next call is getevents, which runs the reactor
-    // and so sends these commands with the same io_uring_enter that reaps.
+    // (once the completions it already has are handed out) and so sends
+    // these commands with the same io_uring_enter that reaps.
     // Running it on every commit costs a second enter per command and keeps
     // fio in lockstep, reaping one completion per call. But holding back
     // the whole queue stalls the target while fio works through a batch, so
@@ -253,12 +254,16 @@ unsigned weft_fio_reap(weft_fio_ctx* c, unsigned min, unsigned max, const timesp
     return n;
 }
 
-void weft_fio_close(weft_fio_ctx* c) {
-    // Let what is in flight finish (bounded by the command timeout).
+void weft_fio_drain(weft_fio_ctx* c) {
+    // Bounded by the command timeout. Completions stay for weft_fio_reap().
     while (c->in_flight > 0) {
-        c->r->run_until_idle();
+        c->run();
         if (c->in_flight > 0) c->wait(std::nullopt);
     }
+}
+
+void weft_fio_close(weft_fio_ctx* c) {
+    weft_fio_drain(c);
     bool done = false;
     c->r->spawn(disconnect_task(c->ctrl.get(), &done));
     c->drive_until(done);

@@ -9,8 +9,8 @@
  * job thread, on a lone weft reactor that lives in that thread. Nothing
  * runs in the background: queue() spawns the command's coroutine, commit()
  * runs the reactor until idle (the PDUs of every command queued since go
- * out in one sendmsg), getevents() runs it and sleeps in io_uring_wait_cqe
- * on the reactor's ring until enough commands completed. So there is no
+ * out in one sendmsg; but see batching below), getevents() runs it and
+ * waits on the reactor's ring until enough commands completed. So there is no
  * cross-thread handoff per I/O, and fio's own iodepth/batching decides how
  * commands share a send. The price: the keep-alive and the reconnect
  * backoff only advance while fio calls in, which fio does continuously
@@ -128,6 +128,8 @@ static struct fio_option options[] = {
      .type = FIO_OPT_INT,
      .off1 = offsetof(struct weft_options, poll_us),
      .def = "50",
+     .minval = 0,
+     .maxval = 1000000,
      .help = "busy-poll for completions this long (us) before sleeping; 0: sleep at once",
      .category = FIO_OPT_C_ENGINE,
      .group = FIO_OPT_G_INVALID},
@@ -296,7 +298,10 @@ static int weft_open_file(struct thread_data* td, struct fio_file* f) {
 }
 
 static int weft_close_file(struct thread_data* td, struct fio_file* f) {
-    (void)td;
+    struct weft_job* job = td->io_ops_data;
+    /* fio may close files with commands still in the engine (a job that
+     * ends early, as with latency_target) and frees their buffers next. */
+    if (job && job->ctx) weft_fio_drain(job->ctx);
     f->engine_data = NULL;
     return 0;
 }

@@ -45,14 +45,19 @@ int weft_fio_namespace(struct weft_fio_ctx* c, uint32_t nsid, uint64_t* bytes, u
 int weft_fio_submit(struct weft_fio_ctx* c, enum weft_fio_op op, uint32_t nsid, uint64_t offset,
                     uint64_t len, void* buf, void* cookie);
 /* Sends what was submitted (runs the reactor until idle, without waiting),
- * unless fio's queue is full: then the next weft_fio_reap() sends it. */
+ * unless fio's queue is full and less than a quarter of it waits to go out:
+ * then a later weft_fio_reap() sends it, the first that finds fewer than
+ * `min` completions at hand. */
 void weft_fio_kick(struct weft_fio_ctx* c);
 /* Waits until at least `min` completions (or the timeout, NULL: none) and
  * returns up to `max` of them: cookies[i] and errs[i] (0 or a positive errno).
  * Completions already received are returned without running the reactor. */
 unsigned weft_fio_reap(struct weft_fio_ctx* c, unsigned min, unsigned max,
                        const struct timespec* timeout, void** cookies, int* errs);
-/* Disconnects and frees. Commands still in flight complete with errors first. */
+/* Waits until no command is in flight (their completions stay for
+ * weft_fio_reap()): fio frees the I/O buffers after closing the files. */
+void weft_fio_drain(struct weft_fio_ctx* c);
+/* Drains, disconnects and frees. */
 void weft_fio_close(struct weft_fio_ctx* c);
 /* The host NQN used when none is given. */
 void weft_fio_default_hostnqn(char* out, size_t len);

@@ -31,18 +31,33 @@ struct thread_pools {
     }
 };
 
-// Reached through a pointer in the initial-exec TLS model: an offset from
-// the thread pointer, without the __tls_get_addr call that a shared object
-// (libweft_fio.so, which fio dlopens) otherwise pays on every frame. It
-// costs 8 bytes of the static TLS that glibc keeps for such objects.
+// This thread's lists, reached through a pointer in the initial-exec TLS
+// model: an offset from the thread pointer, without the __tls_get_addr call
+// that a shared object (libweft_fio.so, which fio dlopens) otherwise pays on
+// every frame. A module with initial-exec accesses has its whole TLS block
+// in the static TLS that glibc keeps for dlopen (about 1.6 KiB for all such
+// modules), so the lists live on the heap and the block stays a few words.
 thread_local thread_pools* current __attribute__((tls_model("initial-exec"))) = nullptr;
+// Set once this thread's lists are gone (thread exit): a frame allocated or
+// freed later (by another thread_local's destructor) goes to the heap.
+thread_local bool exited __attribute__((tls_model("initial-exec"))) = false;
 
-thread_pools& local_pools() {
-    if (!current) [[unlikely]] {
-        thread_local thread_pools pools;
-        current = &pools;
+struct pools_owner {
+    thread_pools* pools = new thread_pools;
+    ~pools_owner() {
+        delete pools;
+        current = nullptr;
+        exited = true;
     }
-    return *current;
+};
+
+thread_pools* local_pools() {
+    if (!current) [[unlikely]] {
+        if (exited) return nullptr;
+        thread_local pools_owner owner;
+        current = owner.pools;
+    }
+    return current;
 }
 
 size_t class_of(size_t n) {
@@ -52,41 +67,41 @@ size_t class_of(size_t n) {
 }  // namespace
 
 void* allocate(size_t n) {
-    thread_pools& pools = local_pools();
+    thread_pools* pools = local_pools();
     if (n > max_pooled) {
-        ++pools.st.heap_allocs;
+        if (pools) ++pools->st.heap_allocs;
         return ::operator new(n);
     }
     size_t c = class_of(n);
-    if (auto* h = pools.heads[c]) {
-        pools.heads[c] = h->next;
-        --pools.counts[c];
-        ++pools.st.pool_hits;
-        return h;
+    if (pools) {
+        if (auto* h = pools->heads[c]) {
+            pools->heads[c] = h->next;
+            --pools->counts[c];
+            ++pools->st.pool_hits;
+            return h;
+        }
+        ++pools->st.heap_allocs;
     }
-    ++pools.st.heap_allocs;
+    // The class's full size: the frame may be freed into another thread's lists.
     return ::operator new((c + 1) * granule);
 }
 
 void deallocate(void* p, size_t n) noexcept {
-    thread_pools& pools = local_pools();
-    if (n > max_pooled) {
-        ::operator delete(p);
-        return;
-    }
+    thread_pools* pools = local_pools();
     size_t c = class_of(n);
-    if (pools.counts[c] >= max_cached_per_class) {
+    if (n > max_pooled || !pools || pools->counts[c] >= max_cached_per_class) {
         ::operator delete(p);
         return;
     }
     auto* node = static_cast<free_node*>(p);
-    node->next = pools.heads[c];
-    pools.heads[c] = node;
-    ++pools.counts[c];
+    node->next = pools->heads[c];
+    pools->heads[c] = node;
+    ++pools->counts[c];
 }
 
 stats thread_stats() {
-    return local_pools().st;
+    thread_pools* pools = local_pools();
+    return pools ? pools->st : stats{};
 }
 
 }  // namespace weft::frame_allocator

@@ -43,6 +43,11 @@ run_fio batched_verify --addr=127.0.0.1 --port="$port" --nqn="$nqn" --nsid=1 --f
   --thread=1 --rw=randrw --bs=4k --iodepth=64 --size=32m --iodepth_batch_submit=8 \
   --iodepth_batch_complete_min=4 --iodepth_batch_complete_max=32 --weft_poll_us=0 \
   --verify=crc32c --do_verify=1 --verify_fatal=1
+# fio waits with commands in the engine (io_u_quiesce): rate limiting,
+# think time, a low-water mark.
+run_fio paced_verify --addr=127.0.0.1 --port="$port" --nqn="$nqn" --nsid=1 --filename=weft0 \
+  --thread=1 --rw=randwrite --bs=4k --iodepth=32 --iodepth_low=8 --size=4m --rate_iops=4000 \
+  --thinktime=1ms --thinktime_blocks=16 --verify=crc32c --do_verify=1 --verify_fatal=1
 # Target as the file name (colons escaped for fio); fio processes; digests.
 run_fio seq_128k --filename="127.0.0.1\\:$port\\:${nqn//:/\\:}\\:1" \
   --rw=write --bs=128k --iodepth=8 --size=64m --hdr_digest=1 --data_digest=1 \
