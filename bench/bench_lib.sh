@@ -1,6 +1,8 @@
 # Shared by the bench/*.sh scripts (sourced, from the repository's root):
 # a one-engine fixture and the median of interleaved rounds.
 #   bench_init NAME        work dir, build check, cleanup on exit
+#   bench_malloc_engine NQN CPUS [ARGS...]   weft-engine serving NQN with one
+#                          128 MiB malloc namespace, written once in full
 #   bench_start_engine CPUS ARGS...   weft-engine pinned to CPUS, its
 #                          NVMe/TCP port in $port (and API address in $api
 #                          when ARGS give --api-listen)
@@ -65,6 +67,19 @@ bench_stop_engine() {
 bench_prefill() {
   taskset -c 1 "$weft" nvme perf -a 127.0.0.1 -s "$port" -n "$1" -w write -o 128k -q 8 -t 1 \
     --json >/dev/null
+}
+
+bench_malloc_engine() {
+  local nqn=$1 cpus=$2
+  shift 2
+  cat >"$work/engine.json" <<JSON
+{"listen": ["127.0.0.1:0"],
+ "subsystems": [{"nqn": "$nqn", "allow_any_host": true,
+   "namespaces": [{"nsid": 1, "type": "malloc", "size": "128MiB", "block_size": 512}]}]}
+JSON
+  rm -rf "$work/data"
+  bench_start_engine "$cpus" --config "$work/engine.json" --api-listen none "$@"
+  bench_prefill "$nqn"
 }
 
 median() { sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }

@@ -20,13 +20,7 @@ lib=$bin/src/fio/libweft_fio.so
 [ -f "$lib" ] || { echo "fio_bench: $lib is missing (scripts/fio-source.sh, then build)"; exit 1; }
 command -v fio >/dev/null || { echo "fio_bench: fio is not installed"; exit 1; }
 nqn=nqn.2026-11.io.weft:fio-bench
-cat >"$work/engine.json" <<JSON
-{"listen": ["127.0.0.1:0"],
- "subsystems": [{"nqn": "$nqn", "allow_any_host": true,
-   "namespaces": [{"nsid": 1, "type": "malloc", "size": "128MiB", "block_size": 512}]}]}
-JSON
-bench_start_engine 0 --config "$work/engine.json" --api-listen none
-bench_prefill "$nqn"
+bench_malloc_engine "$nqn" 0
 
 perf() {  # perf RW BS QD: IOPS
   taskset -c 1 "$weft" nvme perf -a 127.0.0.1 -s "$port" -n "$nqn" -w "$1" -o "$2" -q "$3" \

@@ -34,18 +34,7 @@ stop_hog() {
 }
 bench_cleanups+=(stop_hog)
 nqn=nqn.2026-11.io.weft:node-bench
-cat >"$work/engine.json" <<JSON
-{"listen": ["127.0.0.1:0"],
- "subsystems": [{"nqn": "$nqn", "allow_any_host": true,
-   "namespaces": [{"nsid": 1, "type": "malloc", "size": "128MiB", "block_size": 512}]}]}
-JSON
-start_engine() {  # start_engine CPUS [ENGINE ARGS...]
-  local cpus=$1
-  shift
-  rm -rf "$work/data"
-  bench_start_engine "$cpus" --config "$work/engine.json" --api-listen none "$@"
-  bench_prefill "$nqn"
-}
+start_engine() { bench_malloc_engine "$nqn" "$@"; }
 stop_engine() { bench_stop_engine; }
 start_hog() {
   taskset -c 0 bash -c 'while :; do :; done' &

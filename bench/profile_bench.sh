@@ -20,13 +20,7 @@ source bench/bench_lib.sh
 bench_init profile_bench
 command -v perf >/dev/null || { echo "profile_bench: perf is not installed (apt-get install linux-perf)"; exit 0; }
 nqn=nqn.2026-11.io.weft:profile-bench
-cat >"$work/engine.json" <<JSON
-{"listen": ["127.0.0.1:0"],
- "subsystems": [{"nqn": "$nqn", "allow_any_host": true,
-   "namespaces": [{"nsid": 1, "type": "malloc", "size": "128MiB", "block_size": 512}]}]}
-JSON
-bench_start_engine 0 --config "$work/engine.json" --api-listen none
-bench_prefill "$nqn"
+bench_malloc_engine "$nqn" 0
 
 taskset -c 1 "$weft" nvme perf -a 127.0.0.1 -s "$port" -n "$nqn" -w randread -o 4k -q 128 \
   -t "$((secs + 2))" --json >"$work/load.json" &
