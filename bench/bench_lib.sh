@@ -1,15 +1,11 @@
 # Shared by the bench/*.sh scripts (sourced, from the repository's root):
 # a one-engine fixture and the median of interleaved rounds.
 #   bench_init NAME        work dir, build check, cleanup on exit
-#   bench_malloc_engine NQN CPUS [ARGS...]   weft-engine serving NQN with one
-#                          128 MiB malloc namespace, written once in full
-#   bench_start_engine CPUS ARGS...   weft-engine pinned to CPUS, its
-#                          NVMe/TCP port in $port (and API address in $api
-#                          when ARGS give --api-listen)
+#   bench_malloc_engine NQN CPUS [ARGS...]   weft-engine pinned to CPUS,
+#                          serving NQN with one 128 MiB malloc namespace
+#                          written once in full; its port in $port
 #   bench_stop_engine
-#   bench_prefill NQN      writes the namespace once in full (a malloc bdev
-#                          maps its RAM lazily: unwritten, the first writes
-#                          of a run would measure page faults)
+#   bench_perf CPUS NQN ARGS...   `weft nvme perf` on CPUS against NQN
 #   median                 of the numbers on stdin
 #   bench_machine          one line: CPUs and model
 bin=build/release
@@ -32,41 +28,12 @@ bench_cleanup() {
   rm -rf "$work"
 }
 
-bench_start_engine() {
-  local cpus=$1
-  shift
-  taskset -c "$cpus" "$bin/src/engine/weft-engine" --data-dir "$work/data" --cores "$cpus" \
-    --metrics-listen none "$@" >"$work/engine.log" 2>&1 &
-  engine_pid=$!
-  local api_wanted=
-  [[ " $* " == *" --api-listen 127.0.0.1:"* ]] && api_wanted=1
-  for _ in $(seq 100); do
-    kill -0 "$engine_pid" 2>/dev/null || break
-    if grep -q 'listening on' "$work/engine.log" &&
-      { [ -z "$api_wanted" ] || grep -q 'management API on' "$work/engine.log"; }; then
-      break
-    fi
-    sleep 0.05
-  done
-  port=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$work/engine.log" | head -1 | sed 's/.*://' || true)
-  api=$(grep -o 'management API on 127.0.0.1:[0-9]*' "$work/engine.log" | head -1 | sed 's/.*on //' || true)
-  if [ -z "$port" ] || { [ -n "$api_wanted" ] && [ -z "$api" ]; }; then
-    echo "$bench_name: the engine did not start"
-    cat "$work/engine.log"
-    exit 1
-  fi
-}
 
 bench_stop_engine() {
   if [ -n "$engine_pid" ]; then
     kill "$engine_pid" 2>/dev/null && wait "$engine_pid" 2>/dev/null || true
   fi
   engine_pid=
-}
-
-bench_prefill() {
-  taskset -c 1 "$weft" nvme perf -a 127.0.0.1 -s "$port" -n "$1" -w write -o 128k -q 8 -t 1 \
-    --json >/dev/null
 }
 
 bench_malloc_engine() {
@@ -78,8 +45,30 @@ bench_malloc_engine() {
    "namespaces": [{"nsid": 1, "type": "malloc", "size": "128MiB", "block_size": 512}]}]}
 JSON
   rm -rf "$work/data"
-  bench_start_engine "$cpus" --config "$work/engine.json" --api-listen none "$@"
-  bench_prefill "$nqn"
+  taskset -c "$cpus" "$bin/src/engine/weft-engine" --config "$work/engine.json" \
+    --data-dir "$work/data" --cores "$cpus" --api-listen none --metrics-listen none "$@" \
+    >"$work/engine.log" 2>&1 &
+  engine_pid=$!
+  for _ in $(seq 100); do
+    kill -0 "$engine_pid" 2>/dev/null || break
+    grep -q 'listening on' "$work/engine.log" && break
+    sleep 0.05
+  done
+  port=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$work/engine.log" | head -1 | sed 's/.*://' || true)
+  if [ -z "$port" ]; then
+    echo "$bench_name: the engine did not start"
+    cat "$work/engine.log"
+    exit 1
+  fi
+  # The malloc bdev maps its RAM lazily: unwritten, the first writes of a
+  # run would measure page faults.
+  bench_perf 1 "$nqn" -w write -o 128k -q 8 -t 1 --json >/dev/null
+}
+
+bench_perf() {
+  local cpus=$1 nqn=$2
+  shift 2
+  taskset -c "$cpus" "$weft" nvme perf -a 127.0.0.1 -s "$port" -n "$nqn" "$@"
 }
 
 median() { sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }

@@ -13,8 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-3}
 rounds=${2:-5}
-bin=build/release
-weft=$bin/src/cli/weft
+source bench/bench_lib.sh  # $bin, $weft, median, bench_machine
 work=$(mktemp -d)
 shm=$(mktemp -d -p /dev/shm weft-crypto-bench.XXXXXX)
 engine_pid=
@@ -45,13 +44,12 @@ for v in plain enc; do
     -o 128k -q 16 -t 3 >/dev/null
 done
 
-median() { sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 perf() {  # perf VOLUME RW BS QD: IOPS
   taskset -c 1 "$weft" nvme perf -a 127.0.0.1 -s "$port" -n "nqn.2026-11.io.weft:p:$1" -w "$2" \
     -o "$3" -q "$4" -t "$secs" --json | jq '.iops'
 }
 
-echo "weft encryption-at-rest bench: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+echo "weft encryption-at-rest bench: $(bench_machine)"
 echo "AES-NI: $(grep -qw aes /proc/cpuinfo && echo yes || echo no); $rounds interleaved rounds of $secs s per case; medians"
 printf "%-18s %12s %12s %10s %12s\n" case "plain IOPS" "enc IOPS" "enc/plain" "min..max"
 for c in "randread 4k 32" "randwrite 4k 32" "randread 4k 1" "read 128k 16" "write 128k 16"; do

@@ -23,8 +23,7 @@ nqn=nqn.2026-11.io.weft:fio-bench
 bench_malloc_engine "$nqn" 0
 
 perf() {  # perf RW BS QD: IOPS
-  taskset -c 1 "$weft" nvme perf -a 127.0.0.1 -s "$port" -n "$nqn" -w "$1" -o "$2" -q "$3" \
-    -t "$secs" --json | jq '.iops'
+  bench_perf 1 "$nqn" -w "$1" -o "$2" -q "$3" -t "$secs" --json | jq '.iops'
 }
 fio_iops() {  # fio RW BS QD POLL_US: IOPS (reads + writes)
   taskset -c 1 fio --name=bench --ioengine="external:$lib" --addr=127.0.0.1 --port="$port" \

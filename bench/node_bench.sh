@@ -34,16 +34,13 @@ stop_hog() {
 }
 bench_cleanups+=(stop_hog)
 nqn=nqn.2026-11.io.weft:node-bench
-start_engine() { bench_malloc_engine "$nqn" "$@"; }
-stop_engine() { bench_stop_engine; }
 start_hog() {
   taskset -c 0 bash -c 'while :; do :; done' &
   hog_pid=$!
 }
 engine_cpu_ticks() { awk '{print $14 + $15}' "/proc/$engine_pid/stat"; }
 perf() {  # perf CPUS QUEUES RW QD -> "iops p99_us ios"
-  taskset -c "$1" "$weft" nvme perf -a 127.0.0.1 -s "$port" -n "$nqn" --cores "$1" \
-    --queues "$2" -w "$3" -o 4k -q "$4" -t "$secs" --json |
+  bench_perf "$1" "$nqn" --cores "$1" --queues "$2" -w "$3" -o 4k -q "$4" -t "$secs" --json |
     jq -r '"\(.iops) \(.latency_us."p99") \(.ios)"'
 }
 col() { awk -v c="$1" '{print $c}' "$2" | median; }
@@ -54,7 +51,7 @@ echo
 echo "## A CPU-bound co-tenant on the target's core (engine: 1 reactor on CPU 0; client on CPU 1)"
 printf "%-18s %11s %11s %9s %12s %12s\n" case "alone IOPS" "shared IOPS" "ratio" "alone p99us" \
   "shared p99us"
-start_engine 0
+bench_malloc_engine "$nqn" 0
 for c in "randread 1" "randread 32" "randwrite 32" "randread 128"; do
   set -- $c
   : >"$work/alone"; : >"$work/shared"
@@ -70,7 +67,7 @@ for c in "randread 1" "randread 32" "randwrite 32" "randread 128"; do
     "$(awk -v a="$a" -v s="$s" 'BEGIN {print s / a}')" "$(col 2 "$work/alone")" \
     "$(col 2 "$work/shared")"
 done
-stop_engine
+bench_stop_engine
 
 echo
 echo "## Two target reactors vs one (client: 2 queues on CPUs 0-1 vs 1 queue on CPU 1)"
@@ -90,12 +87,12 @@ for c in "randread 32" "randwrite 32" "randread 128"; do
   set -- $c
   : >"$work/one"; : >"$work/two"
   for _ in $(seq "$rounds"); do
-    start_engine 0
+    bench_malloc_engine "$nqn" 0
     run_case 0 1 1 "$1" "$2" >>"$work/one"
-    stop_engine
-    start_engine 0,1
+    bench_stop_engine
+    bench_malloc_engine "$nqn" 0,1
     run_case 0,1 0,1 2 "$1" "$2" >>"$work/two"
-    stop_engine
+    bench_stop_engine
   done
   o=$(col 2 "$work/one")
   t=$(col 2 "$work/two")

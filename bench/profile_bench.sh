@@ -22,8 +22,7 @@ command -v perf >/dev/null || { echo "profile_bench: perf is not installed (apt-
 nqn=nqn.2026-11.io.weft:profile-bench
 bench_malloc_engine "$nqn" 0
 
-taskset -c 1 "$weft" nvme perf -a 127.0.0.1 -s "$port" -n "$nqn" -w randread -o 4k -q 128 \
-  -t "$((secs + 2))" --json >"$work/load.json" &
+bench_perf 1 "$nqn" -w randread -o 4k -q 128 -t "$((secs + 2))" --json >"$work/load.json" &
 load=$!
 sleep 1
 if ! perf record -q -e cpu-clock -F 4999 -p "$engine_pid" -o "$work/perf.data" -- sleep "$secs" \

@@ -12,8 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-3}
 rounds=${2:-5}
-bin=build/release
-weft=$bin/src/cli/weft
+source bench/bench_lib.sh  # $bin, $weft, median, bench_machine
 work=$(mktemp -d)
 engine_pid=
 cleanup() {
@@ -38,7 +37,6 @@ port=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$work/engine.log" | head -1 | se
 [ -n "$port" ] || { echo "tls_bench: the engine did not start"; cat "$work/engine.log"; exit 1; }
 conn=(-a 127.0.0.1 -s "$port" -n nqn.2026-11.io.weft:tls-bench --hostnqn "$host")
 
-median() { sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 perf() {  # perf RW BS QD [extra...]: IOPS
   local rw=$1 bs=$2 qd=$3
   shift 3
@@ -46,7 +44,7 @@ perf() {  # perf RW BS QD [extra...]: IOPS
     jq '.iops'
 }
 
-echo "weft TLS bench: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+echo "weft TLS bench: $(bench_machine)"
 echo "$rounds interleaved rounds of $secs s per case; medians"
 printf "%-18s %12s %12s %10s %12s\n" case "plain IOPS" "TLS IOPS" "TLS/plain" "min..max"
 for c in "randread 4k 32" "randwrite 4k 32" "randread 4k 1" "read 128k 16" "write 128k 16"; do

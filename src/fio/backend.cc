@@ -72,11 +72,12 @@ struct weft_fio_ctx {
         io_uring_wait_cqe_timeout(r->ring(), &cqe, &ts);
     }
 
-    // Drives the reactor until `flag` is set.
-    void drive_until(const bool& flag) {
+    // Drives the reactor (sending what is held back) until `done()`.
+    template <typename Done>
+    void drive_until(Done done) {
         for (;;) {
-            r->run_until_idle();
-            if (flag) return;
+            run();
+            if (done()) return;
             wait(std::nullopt);
         }
     }
@@ -167,7 +168,7 @@ weft_fio_ctx* weft_fio_open(const weft_fio_target* t, char* err, size_t errlen) 
     result<std::unique_ptr<initiator::controller>> made = error{EINPROGRESS};
     bool done = false;
     ctx->r->spawn(connect_task(&o, &made, &done));
-    ctx->drive_until(done);
+    ctx->drive_until([&] { return done; });
     if (!made) {
         set_err(err, errlen, "weft: " + initiator::connect_error_sentence(c, made.err(), false));
         return nullptr;
@@ -225,9 +226,8 @@ unsigned weft_fio_reap(weft_fio_ctx* c, unsigned min, unsigned max, const timesp
     // their successors, completions and new commands pile up on the socket
     // and the next run moves them all at once. (`done` shrinks with every
     // such call, so the reactor runs again before long.)
-    bool have_enough = c->ready() > 0 && c->ready() >= min;
     std::optional<clock_type::time_point> polling_since;
-    while (!have_enough) {
+    while (c->ready() == 0 || c->ready() < min) {
         c->run();
         if (c->ready() >= min || c->in_flight == 0) break;
         auto now = clock_type::now();
@@ -256,17 +256,14 @@ unsigned weft_fio_reap(weft_fio_ctx* c, unsigned min, unsigned max, const timesp
 
 void weft_fio_drain(weft_fio_ctx* c) {
     // Bounded by the command timeout. Completions stay for weft_fio_reap().
-    while (c->in_flight > 0) {
-        c->run();
-        if (c->in_flight > 0) c->wait(std::nullopt);
-    }
+    if (c->in_flight > 0) c->drive_until([c] { return c->in_flight == 0; });
 }
 
 void weft_fio_close(weft_fio_ctx* c) {
     weft_fio_drain(c);
     bool done = false;
     c->r->spawn(disconnect_task(c->ctrl.get(), &done));
-    c->drive_until(done);
+    c->drive_until([&] { return done; });
     c->namespaces.clear();
     c->ctrl.reset();
     c->r->run_until_idle();

@@ -29,27 +29,23 @@ run_fio() {
   fi
 }
 
+# Every job verifies what it wrote, fatal on the first mismatch.
+verify=(--verify=crc32c --do_verify=1 --verify_fatal=1)
 # Target as engine options; fio threads.
-run_fio randrw_verify --addr=127.0.0.1 --port="$port" --nqn="$nqn" --nsid=1 --filename=weft0 \
-  --thread=1 --rw=randrw --bs=4k --iodepth=16 --size=32m \
-  --verify=crc32c --do_verify=1 --verify_fatal=1
+target=(--addr=127.0.0.1 --port="$port" --nqn="$nqn" --nsid=1 --filename=weft0 --thread=1)
+run_fio randrw_verify "${target[@]}" --rw=randrw --bs=4k --iodepth=16 --size=32m "${verify[@]}"
 # Deep queue, where the engine holds commands back until a quarter of the
 # queue waits and hands out completions it already has (engine.c), and
 # fio's own batching knobs on top.
-run_fio deep_verify --addr=127.0.0.1 --port="$port" --nqn="$nqn" --nsid=1 --filename=weft0 \
-  --thread=1 --rw=randwrite --bs=4k --iodepth=128 --size=32m \
-  --verify=crc32c --do_verify=1 --verify_fatal=1
-run_fio batched_verify --addr=127.0.0.1 --port="$port" --nqn="$nqn" --nsid=1 --filename=weft0 \
-  --thread=1 --rw=randrw --bs=4k --iodepth=64 --size=32m --iodepth_batch_submit=8 \
-  --iodepth_batch_complete_min=4 --iodepth_batch_complete_max=32 --weft_poll_us=0 \
-  --verify=crc32c --do_verify=1 --verify_fatal=1
+run_fio deep_verify "${target[@]}" --rw=randwrite --bs=4k --iodepth=128 --size=32m "${verify[@]}"
+run_fio batched_verify "${target[@]}" --rw=randrw --bs=4k --iodepth=64 --size=32m \
+  --iodepth_batch_submit=8 --iodepth_batch_complete_min=4 --iodepth_batch_complete_max=32 \
+  --weft_poll_us=0 "${verify[@]}"
 # fio waits with commands in the engine (io_u_quiesce): rate limiting,
 # think time, a low-water mark.
-run_fio paced_verify --addr=127.0.0.1 --port="$port" --nqn="$nqn" --nsid=1 --filename=weft0 \
-  --thread=1 --rw=randwrite --bs=4k --iodepth=32 --iodepth_low=8 --size=4m --rate_iops=4000 \
-  --thinktime=1ms --thinktime_blocks=16 --verify=crc32c --do_verify=1 --verify_fatal=1
+run_fio paced_verify "${target[@]}" --rw=randwrite --bs=4k --iodepth=32 --iodepth_low=8 \
+  --size=4m --rate_iops=4000 --thinktime=1ms --thinktime_blocks=16 "${verify[@]}"
 # Target as the file name (colons escaped for fio); fio processes; digests.
 run_fio seq_128k --filename="127.0.0.1\\:$port\\:${nqn//:/\\:}\\:1" \
-  --rw=write --bs=128k --iodepth=8 --size=64m --hdr_digest=1 --data_digest=1 \
-  --verify=crc32c --do_verify=1 --verify_fatal=1
+  --rw=write --bs=128k --iodepth=8 --size=64m --hdr_digest=1 --data_digest=1 "${verify[@]}"
 echo PASS
