@@ -4,7 +4,10 @@
 # volume-key set: AES-256-XTS in the engine), `weft nvme perf` on each with
 # the same block size, queue depth and run time, in interleaved rounds.
 # Prints the median IOPS of each and the median of the per-round ratios
-# (encrypted / plain).
+# (encrypted / plain). Then a data-key rotation of the encrypted volume:
+# how fast it re-encrypts unpaced against the plain volume's 128 KiB
+# sequential write in the same run, and what a rotation paced to outlast a
+# run costs a host's 4 KiB random reads (during / before).
 #   bench/crypto_bench.sh [SECONDS] [ROUNDS]    (scripts/build.sh release first)
 # The pool is a file in /dev/shm (RAM), so the disk is not what is
 # measured; the engine (one reactor) runs on CPU 0, the client on CPU 1. A
@@ -67,3 +70,35 @@ for c in "randread 4k 32" "randwrite 4k 32" "randread 4k 1" "read 128k 16" "writ
     "$(median <"$work/enc")" "$(median <"$work/ratio")" \
     "$(sort -g "$work/ratio" | head -1)..$(sort -g "$work/ratio" | tail -1)"
 done
+
+# ---- data-key rotation ----
+key_rotating() {  # whether p/enc has a rotation under way
+  "$weft" engine volume-key list --json --api "$api" |
+    jq -e '.keys[] | select(.target == "p/enc") | .rotation.next_wrapped_key != ""' >/dev/null
+}
+wait_rotation() {
+  while key_rotating; do sleep 0.05; done
+}
+mib=512
+wr=$(perf plain write 128k 16)
+t0=$(date +%s.%N)
+e volume-key rotate p enc --unlimited
+wait_rotation
+t1=$(date +%s.%N)
+rot=$(awk -v a="$t0" -v b="$t1" -v m="$mib" 'BEGIN {printf "%.1f", m / (b - a)}')
+wmibs=$(awk -v i="$wr" 'BEGIN {printf "%.1f", i * 128 / 1024}')
+echo
+printf "%-34s %10s %10s %10s\n" "data-key rotation ($mib MiB volume)" "MiB/s" "baseline" ratio
+printf "%-34s %10s %10s %9.2fx\n" "unpaced vs plain write 128k QD16" "$rot" "$wmibs" \
+  "$(awk -v r="$rot" -v w="$wmibs" 'BEGIN {print r / w}')"
+: >"$work/ratio"
+for _ in $(seq "$rounds"); do
+  before=$(perf enc randread 4k 32)
+  e volume-key rotate p enc --rate "$((mib / (secs + 2)))MiB"
+  during=$(perf enc randread 4k 32)
+  key_rotating || { echo "crypto_bench: the rotation ended before the run did"; exit 1; }
+  wait_rotation
+  awk -v b="$before" -v d="$during" 'BEGIN {printf "%.3f\n", d / b}' >>"$work/ratio"
+done
+printf "%-34s %10s %10s %9.2fx %s\n" "4k randread QD32 during a rotation" "-" "-" \
+  "$(median <"$work/ratio")" "(IOPS during / before, $((mib / (secs + 2))) MiB/s pace)"

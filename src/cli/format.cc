@@ -1,6 +1,7 @@
 #include "cli/format.h"
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -118,6 +119,25 @@ void table::print(std::FILE* out) const {
     };
     line(header_);
     for (auto& r : rows_) line(r);
+}
+
+progress_line::progress_line(bool quiet) : quiet_(quiet), tty_(!quiet && ::isatty(STDOUT_FILENO)) {}
+
+void progress_line::show(const std::string& s) {
+    if (quiet_) return;
+    if (tty_) {
+        std::printf("\r%s\x1b[K", s.c_str());
+        open_ = true;
+    } else {
+        std::printf("%s\n", s.c_str());
+    }
+    std::fflush(stdout);
+}
+
+void progress_line::end() {
+    if (open_) std::printf("\n");
+    open_ = false;
+    std::fflush(stdout);
 }
 
 }  // namespace weft::cli

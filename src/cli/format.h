@@ -53,4 +53,19 @@ class table {
     std::vector<std::vector<std::string>> rows_;
 };
 
+// One status line (long work: a rebuild, a key rotation), redrawn in place
+// on a terminal, else printed as a line each time. quiet: nothing shown.
+class progress_line {
+  public:
+    explicit progress_line(bool quiet);
+    ~progress_line() { end(); }
+    bool tty() const { return tty_; }
+    void show(const std::string& s);
+    // Ends a line drawn in place (before other output).
+    void end();
+
+  private:
+    bool quiet_, tty_, open_ = false;
+};
+
 }  // namespace weft::cli

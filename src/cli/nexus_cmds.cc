@@ -600,32 +600,6 @@ std::string record_line(const pb::RebuildRecord& r) {
                        human_bytes(r.bytes()), human_ms(r.end_unix_ms() - r.start_unix_ms()));
 }
 
-// One status line, redrawn in place on a terminal, else printed as a line.
-class progress_line {
-  public:
-    progress_line(bool quiet) : quiet_(quiet), tty_(!quiet && ::isatty(STDOUT_FILENO)) {}
-    ~progress_line() { end(); }
-    bool tty() const { return tty_; }
-    void show(const std::string& s) {
-        if (quiet_) return;
-        if (tty_) {
-            std::printf("\r%s\x1b[K", s.c_str());
-            open_ = true;
-        } else {
-            std::printf("%s\n", s.c_str());
-        }
-        std::fflush(stdout);
-    }
-    void end() {
-        if (open_) std::printf("\n");
-        open_ = false;
-        std::fflush(stdout);
-    }
-
-  private:
-    bool quiet_, tty_, open_ = false;
-};
-
 std::string clock_now() {
     std::time_t t = std::time(nullptr);
     std::tm tm{};

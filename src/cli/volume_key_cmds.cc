@@ -1,10 +1,14 @@
-// `weft engine volume-key set|erase|list`: encryption at rest on one engine.
-// A volume (or a nexus: encrypted above its replicas) gets a data key,
-// wrapped by the engine's key-encryption key (weft-engine --kek-file); its
-// shares then serve it encrypted. Erasing the key is a crypto-erase.
+// `weft engine volume-key set|erase|rotate|rewrap|list`: encryption at rest
+// on one engine. A volume (or a nexus: encrypted above its replicas) gets a
+// data key, wrapped by the engine's key-encryption key (weft-engine
+// --kek-file); its shares then serve it encrypted. Erasing the key is a
+// crypto-erase; rotating it re-encrypts the data in the background.
 #include <fmt/format.h>
 
+#include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <thread>
 
 #include "cli/api_client.h"
 #include "cli/commands.h"
@@ -19,9 +23,23 @@ struct key_opts {
     api_options api;
     std::string pool, name, nexus;
     std::string wrapped_key;
+    std::string rate;
+    bool unlimited = false;
+    bool wait = false;
     bool yes = false;
     bool as_json = false;
 };
+
+// "45% (28.00 MiB of 64.00 MiB), 16.00 MiB/s", or why it stopped.
+std::string rotation_text(const pb::KeyRotation& r) {
+    double pct =
+        r.size_bytes() ? std::floor(100.0 * double(r.rotated_bytes()) / double(r.size_bytes())) : 0;
+    std::string s = fmt::format("{:.0f}% ({} of {})", pct, human_bytes(r.rotated_bytes()),
+                                human_bytes(r.size_bytes()));
+    if (r.state() == "waiting") return "waiting: " + r.error();
+    if (!r.running()) return "stopped at " + s + (r.error().empty() ? "" : ": " + r.error());
+    return s + (r.rate_bytes() ? ", at most " + human_rate(double(r.rate_bytes())) : "");
+}
 
 // The target as the user named it, for messages.
 std::string named(const key_opts& o) {
@@ -84,6 +102,80 @@ int key_erase(key_opts& o) {
     return 0;
 }
 
+// The key of `target` as ListVolumeKeys shows it; false when it has none.
+bool find_key(api_client& api, const std::string& target, pb::VolumeKey* out, bool* failed) {
+    pb::ListVolumeKeysReply rep;
+    *failed = !api.call([&](auto& s, auto* ctx) {
+        return s.ListVolumeKeys(ctx, pb::ListVolumeKeysRequest(), &rep);
+    });
+    if (*failed) return false;
+    for (auto& k : rep.keys())
+        if (k.target() == target) {
+            *out = k;
+            return true;
+        }
+    return false;
+}
+
+int key_rotate(key_opts& o) {
+    if (!check_target(o)) return exit_usage;
+    pb::RotateVolumeKeyRequest req;
+    fill_target(o, req);
+    if (!o.rate.empty()) {
+        uint64_t r = 0;
+        if (!parse_size_arg("--rate", o.rate, &r)) return exit_usage;
+        if (r == 0) {
+            fail("--rate is bytes per second, more than 0 (or --unlimited)");
+            return exit_usage;
+        }
+        req.set_rate_bytes(r);
+    }
+    req.set_unlimited(o.unlimited);
+    api_client api(o.api);
+    pb::VolumeKey k;
+    if (!api.call([&](auto& s, auto* ctx) { return s.RotateVolumeKey(ctx, req, &k); }))
+        return exit_failed;
+    if (!o.wait) {
+        if (o.as_json) {
+            print_json(message_json(k));
+            return 0;
+        }
+        std::printf(
+            "%s: its data are being re-encrypted to a new data key (%s); follow it with "
+            "weft engine volume-key list\n",
+            named(o).c_str(), rotation_text(k.rotation()).c_str());
+        return 0;
+    }
+    // Followed until the new key is the volume's only one.
+    const std::string target = k.target();
+    progress_line line(o.as_json);
+    const auto interval = std::chrono::milliseconds(line.tty() ? 250 : 1000);
+    for (;;) {
+        bool failed = false;
+        if (!find_key(api, target, &k, &failed)) {
+            line.end();
+            if (!failed) fail(target + " has no key any more (erased?)");
+            return exit_failed;
+        }
+        if (!k.has_rotation()) break;
+        if (k.rotation().state() == "stopped") {
+            line.end();
+            fail(fmt::format("the key rotation of {} {}", named(o), rotation_text(k.rotation())));
+            return exit_failed;
+        }
+        line.show(named(o) + ": re-encrypting " + rotation_text(k.rotation()));
+        std::this_thread::sleep_for(interval);
+    }
+    line.end();
+    if (o.as_json) {
+        print_json(message_json(k));
+        return 0;
+    }
+    std::printf("%s: every block is under its new data key (wrapped by key-encryption key %s)\n",
+                named(o).c_str(), k.kek_id().c_str());
+    return 0;
+}
+
 int key_list(key_opts& o) {
     api_client api(o.api);
     pb::ListVolumeKeysReply rep;
@@ -99,8 +191,9 @@ int key_list(key_opts& o) {
         std::printf("no encrypted volume here (weft engine volume-key set POOL VOLUME)\n");
         return 0;
     }
-    table t({"target", "KEK"});
-    for (auto& k : rep.keys()) t.add({k.target(), k.kek_id()});
+    table t({"target", "KEK", "rotation"});
+    for (auto& k : rep.keys())
+        t.add({k.target(), k.kek_id(), k.has_rotation() ? rotation_text(k.rotation()) : "-"});
     t.print();
     return 0;
 }
@@ -176,8 +269,29 @@ void add_volume_key_commands(CLI::App& app, action_fn& action) {
     add_api_options(rewrap, rw->api);
     rewrap->callback([rw, &action] { action = [rw] { return key_rewrap(*rw); }; });
 
+    auto r = std::make_shared<key_opts>();
+    auto* rotate = vk->add_subcommand(
+        "rotate",
+        "data-key rotation: a new data key for a volume (or a nexus), and its data re-encrypted "
+        "to it in the background while it stays online, shared or not. Progress shows in "
+        "`volume-key list`; a rotation survives an engine restart. Asking again while one runs "
+        "only changes its rate");
+    add_target(rotate, *r);
+    rotate
+        ->add_option(
+            "--rate", r->rate,
+            "at most this many bytes per second (default 128MiB), " + std::string(size_examples))
+        ->type_name("SIZE");
+    rotate->add_flag("--unlimited", r->unlimited, "as fast as the device goes");
+    rotate->add_flag("--wait", r->wait,
+                     "follow it (progress on one line) until the new key is the only one");
+    rotate->add_flag("--json", r->as_json, "print the key's record as JSON");
+    add_api_options(rotate, r->api);
+    rotate->callback([r, &action] { action = [r] { return key_rotate(*r); }; });
+
     auto l = std::make_shared<key_opts>();
-    auto* list = vk->add_subcommand("list", "show the encrypted volumes and their KEK's id");
+    auto* list = vk->add_subcommand(
+        "list", "show the encrypted volumes, their KEK's id and any key rotation's progress");
     list->add_flag("--json", l->as_json, "print {\"keys\": [...]}");
     add_api_options(list, l->api);
     list->callback([l, &action] { action = [l] { return key_list(*l); }; });

@@ -70,6 +70,7 @@ class service final : public v1::Engine::Service {
     WEFT_RPC(ListVolumeKeys, ListVolumeKeysRequest, ListVolumeKeysReply, list_volume_keys(rep))
     WEFT_RPC(RewrapVolumeKeys, RewrapVolumeKeysRequest, ListVolumeKeysReply,
              rewrap_volume_keys(rep))
+    WEFT_RPC(RotateVolumeKey, RotateVolumeKeyRequest, VolumeKey, rotate_volume_key(*req, rep))
     WEFT_RPC(ArbitrateNexus, ArbitrateNexusRequest, Nexus, arbitrate_nexus(*req, rep))
     WEFT_RPC(ShareNexus, ShareNexusRequest, Share, share_nexus(*req, rep))
     WEFT_RPC(UnshareNexus, UnshareNexusRequest, Empty, unshare_nexus(*req))

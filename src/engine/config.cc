@@ -191,8 +191,11 @@ std::string to_json_text(const engine_config& c) {
     }
     if (!c.volume_keys.empty()) {
         j["volume_keys"] = json::array();
-        for (auto& k : c.volume_keys)
-            j["volume_keys"].push_back({{"target", k.target}, {"wrapped_key", k.wrapped_key}});
+        for (auto& k : c.volume_keys) {
+            json kj = {{"target", k.target}, {"wrapped_key", k.wrapped_key}};
+            if (!k.next_wrapped_key.empty()) kj["next_wrapped_key"] = k.next_wrapped_key;
+            j["volume_keys"].push_back(std::move(kj));
+        }
     }
     std::string text = j.dump(2) + "\n";
     if (j.contains("host_keys"))
@@ -376,6 +379,9 @@ result<engine_config> parse_config(std::string_view text, std::string* why) {
             std::string w;
             if (!auth::wrapped_key_id(k.wrapped_key, &w))
                 throw bad_config("volume key of " + k.target + ": " + w);
+            k.next_wrapped_key = get<std::string>(kj, "next_wrapped_key", "");
+            if (!k.next_wrapped_key.empty() && !auth::wrapped_key_id(k.next_wrapped_key, &w))
+                throw bad_config("next volume key of " + k.target + ": " + w);
             for (auto& other : c.volume_keys)
                 if (other.target == k.target)
                     throw bad_config("volume key of " + k.target + " given twice");

@@ -116,10 +116,13 @@ struct host_key_config {
 // A volume's data key, wrapped by a key-encryption key (auth/data_key.h):
 // its shares serve it through the encrypting layer (bdev/crypto). Kept with
 // the volume, not the share: unsharing keeps it, erasing it is a
-// crypto-erase.
+// crypto-erase. During a data-key rotation the volume has a second key:
+// blocks below the rotation's boundary (its journal, rekey_journal.h) are
+// under it; when the rotation ends it becomes the only key.
 struct volume_key_config {
-    std::string target;       // "POOL/VOLUME" (a pool volume) or "nexus:UUID"
-    std::string wrapped_key;  // weft-dek-1:<kek id>:<base64>:
+    std::string target;            // "POOL/VOLUME" (a pool volume) or "nexus:UUID"
+    std::string wrapped_key;       // weft-dek-1:<kek id>:<base64>:
+    std::string next_wrapped_key;  // a rotation's new key; empty: none under way
 };
 
 // The ANA state for a config name; nullopt for an unknown one.

@@ -1,6 +1,7 @@
 #include "engine/config_applier.h"
 
 #include "bdev/crypto/crypto_bdev.h"
+#include "engine/rekey_journal.h"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -359,24 +360,107 @@ task<void> config_applier::apply_pools(const engine_config& cfg,
 task<result<std::shared_ptr<bdev::bdev>>> config_applier::make_device(const std::string& nqn,
                                                                       const namespace_config& n,
                                                                       std::string* why) {
-    auto dev = co_await make_plain_device(nqn, n, why);
     auto k = volume_keys_.find(key_target(n));
-    if (!dev || k == volume_keys_.end()) co_return dev;
+    if (k == volume_keys_.end()) co_return co_await make_plain_device(nqn, n, why);
     // Encrypted: served through the encrypting layer, or not at all.
-    std::string w;
-    auto dek = auth::unwrap_data_key(keks_, k->second, &w);
-    if (!dek) {
-        *why = "the data key of " + k->first + " does not unwrap: " + w +
-               (keks_.empty() ? " (start weft-engine with --kek-file)" : "");
-        co_return dek.err();
+    if (auto live = live_crypto_device(k->first)) co_return std::shared_ptr<bdev::bdev>(live);
+    const volume_key_config key = k->second;  // the map may change while we wait
+    auto dev = co_await make_plain_device(nqn, n, why);
+    if (!dev) co_return dev;
+    auto c = co_await make_crypto(key, dev.value(), why);
+    if (!c) co_return c.err();
+    co_return std::shared_ptr<bdev::bdev>(c.value());
+}
+
+std::shared_ptr<bdev::crypto_device> config_applier::live_crypto_device(
+    const std::string& target) const {
+    auto it = crypto_.find(target);
+    return it == crypto_.end() ? nullptr : it->second.lock();
+}
+
+task<result<std::shared_ptr<bdev::crypto_device>>> config_applier::crypto_device_of(
+    const std::string& target, std::string* why) {
+    if (auto live = live_crypto_device(target)) co_return live;
+    auto k = volume_keys_.find(target);
+    if (k == volume_keys_.end()) {
+        *why = target + " has no key";
+        co_return error{ENOKEY};
     }
+    namespace_config n;
+    if (target.starts_with("nexus:")) {
+        n.type = "nexus";
+        n.nexus = target.substr(6);
+    } else {
+        n.type = "volume";
+        n.pool = target.substr(0, target.find('/'));
+        n.volume = target.substr(target.find('/') + 1);
+        n.size = 0;  // never made here
+    }
+    const volume_key_config key = k->second;  // the map may change while we wait
+    auto dev = co_await make_plain_device("", n, why);
+    if (!dev) co_return dev.err();
+    co_return co_await make_crypto(key, dev.value(), why);
+}
+
+task<result<std::shared_ptr<bdev::crypto_device>>> config_applier::make_crypto(
+    volume_key_config k, std::shared_ptr<bdev::bdev> plain, std::string* why) {
+    std::string w;
+    auto unwrap = [&](const std::string& wrapped, const char* which) -> result<auth::secret_bytes> {
+        auto dek = auth::unwrap_data_key(keks_, wrapped, &w);
+        if (!dek)
+            *why = std::string("the ") + which + " of " + k.target + " does not unwrap: " + w +
+                   (keks_.empty() ? " (start weft-engine with --kek-file)" : "");
+        return dek;
+    };
+    auto dek = unwrap(k.wrapped_key, "data key");
+    if (!dek) co_return dek.err();
     auto c = bdev::make_crypto_bdev(
-        dev.value(),
+        std::move(plain),
         std::span<const uint8_t, bdev::crypto_key_bytes>(dek->data(), bdev::crypto_key_bytes), &w);
     if (!c) {
-        *why = "encrypting " + k->first + ": " + w;
+        *why = "encrypting " + k.target + ": " + w;
         co_return error{EINVAL};
     }
+    if (!k.next_wrapped_key.empty()) {
+        // A rotation under way: the new key below its boundary, which its
+        // journal says (its last chunk finished first).
+        auto next = unwrap(k.next_wrapped_key, "new data key");
+        if (!next) co_return next.err();
+        rekey_journal journal(rekey_dir_, k.target);
+        auto rec = journal.load(&w);
+        if (!rec) {
+            *why = "the key rotation of " + k.target + ": " + w;
+            co_return rec.err();
+        }
+        if (rec.value() && rec.value()->key_tag != bdev::rekey_key_tag(*next)) {
+            // Not this rotation's: where it got is unknown, so nothing is
+            // served rather than blocks read with the wrong key.
+            *why = "the key rotation of " + k.target + ": " + journal.path() +
+                   " is of another rotation (its key tag differs); it is not served";
+            co_return error{EINVAL};
+        }
+        const uint64_t from = rec.value() ? rec.value()->lba : 0;
+        auto begun = co_await c->begin_rekey(
+            std::span<const uint8_t, bdev::crypto_key_bytes>(next->data(), bdev::crypto_key_bytes),
+            from, &w);
+        if (!begun) {
+            *why = "the key rotation of " + k.target + ": " + w;
+            co_return begun.err();
+        }
+        if (rec.value()) {
+            int rc = co_await c->recover(*rec.value());
+            if (rc) {
+                *why = fmt::format(
+                    "the key rotation of {}: its last chunk (blocks {}..{}) could "
+                    "not be finished: {}",
+                    k.target, rec.value()->lba, rec.value()->lba + rec.value()->blocks,
+                    std::strerror(-rc));
+                co_return error{-rc};
+            }
+        }
+    }
+    std::erase_if(crypto_, [](const auto& e) { return e.second.expired(); });
+    crypto_[k.target] = c;
     co_return c;
 }
 
@@ -426,6 +510,15 @@ task<void> config_applier::resize(const std::string& nqn, uint32_t nsid, ns_stat
                                   const namespace_config& n, std::vector<std::string>& problems) {
     uint64_t want = n.size / st.dev->block_size();
     if (!n.size || want == st.dev->num_blocks()) co_return;
+    if (auto k = volume_keys_.find(key_target(n));
+        k != volume_keys_.end() && !k->second.next_wrapped_key.empty()) {
+        // A rotation's boundary and journal are of the size it started with.
+        problems.push_back(
+            fmt::format("subsystem {} namespace {}: not resized to {} bytes while "
+                        "the data key of {} is being rotated",
+                        nqn, nsid, n.size, k->first));
+        co_return;
+    }
     result<void> r;
     if (st.cfg.type == "volume") {
         auto p = pools_.find(st.cfg.pool);

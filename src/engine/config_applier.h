@@ -13,6 +13,7 @@
 
 #include "auth/data_key.h"
 #include "bdev/bdev.h"
+#include "bdev/crypto/crypto_bdev.h"
 #include "bdev/stats/io_stats.h"
 #include "engine/config.h"
 #include "engine/nexus_children.h"
@@ -34,9 +35,22 @@ class config_applier {
     // encrypted volume is ever made without its key.
     void set_volume_keys(const std::vector<volume_key_config>& keys) {
         volume_keys_.clear();
-        for (auto& k : keys) volume_keys_[k.target] = k.wrapped_key;
+        for (auto& k : keys) volume_keys_[k.target] = k;
     }
     std::span<const auth::kek> keks() const { return keks_; }
+    // Where data-key rotations keep their journals (engine/rekey_journal.h).
+    void set_rekey_dir(std::string dir) { rekey_dir_ = std::move(dir); }
+    const std::string& rekey_dir() const { return rekey_dir_; }
+
+    // The encrypting layer of an encrypted target (POOL/VOLUME or
+    // nexus:UUID): the one its shares use while any does, else a new one.
+    // A target in a rotation gets both keys, and the chunk its journal
+    // names is finished first. One layer per target at a time, so that a
+    // rotation and the shares see the same boundary.
+    task<result<std::shared_ptr<bdev::crypto_device>>> crypto_device_of(const std::string& target,
+                                                                        std::string* why);
+    // The live layer of `target`, or null.
+    std::shared_ptr<bdev::crypto_device> live_crypto_device(const std::string& target) const;
 
     // Applies what it can; returns the problems, one sentence each (empty:
     // all applied). What was applied stays applied. Pools are opened (or
@@ -135,7 +149,11 @@ class config_applier {
     std::map<std::string, std::shared_ptr<nexus::nexus>> nexuses_;
     std::map<std::string, std::string> nexus_problems_;
     std::vector<auth::kek> keks_;
-    std::map<std::string, std::string> volume_keys_;  // target -> wrapped key (set_volume_keys)
+    std::map<std::string, volume_key_config> volume_keys_;  // by target (set_volume_keys)
+    std::map<std::string, std::weak_ptr<bdev::crypto_device>> crypto_;  // by target
+    std::string rekey_dir_;
+    task<result<std::shared_ptr<bdev::crypto_device>>> make_crypto(
+        volume_key_config k, std::shared_ptr<bdev::bdev> plain, std::string* why);
     std::map<std::string, std::shared_ptr<bdev::fault_control>> faults_;  // "pool/volume"
     host_identity host_;
     std::map<unsigned, bdev::io_totals> retired_;

@@ -360,6 +360,7 @@ task<int> serve(runtime& rt, const engine::engine_config& cfg, const options& o,
         }
     }
     mgr.set_keks(std::move(keks));
+    mgr.set_controlled(!o.control.empty());
     if (!mgr.load_state(&why)) {
         spdlog::error("{}", why);
         co_return 1;

@@ -13,6 +13,7 @@
 
 #include "auth/secret.h"
 #include "engine/api_status.h"
+#include "engine/atomic_file.h"
 #include "runtime/foreign_call.h"
 #include "runtime/runtime.h"
 #include "runtime/uring_op.h"
@@ -22,65 +23,10 @@ namespace weft::engine {
 using grpc::Status;
 using grpc::StatusCode;
 
-namespace {
-
-// Writes `text` to `path` so that a crash leaves the old or the new file.
-bool write_atomically(const std::string& path, const std::string& text, std::string* why) {
-    std::string tmp = path + ".tmp";
-    std::error_code ec;
-    auto parent = std::filesystem::path(path).parent_path();
-    if (!parent.empty() && !std::filesystem::exists(parent, ec)) {
-        std::filesystem::create_directories(parent, ec);
-        // The new directory's own entry, durable in its parent.
-        std::string up = parent.parent_path().string();
-        int ufd = ::open(up.empty() ? "." : up.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (ufd >= 0) {
-            ::fsync(ufd);
-            ::close(ufd);
-        }
-    }
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        *why = tmp + ": " + std::strerror(errno);
-        return false;
-    }
-    size_t done = 0;
-    while (done < text.size()) {
-        ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            *why = tmp + ": " + std::strerror(errno);
-            ::close(fd);
-            return false;
-        }
-        done += size_t(n);
-    }
-    int synced = ::fsync(fd), sync_errno = errno;
-    int closed = ::close(fd);
-    if (synced != 0 || closed != 0) {
-        *why = tmp + ": fsync: " + std::strerror(synced != 0 ? sync_errno : errno);
-        return false;
-    }
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-        *why = path + ": rename: " + std::strerror(errno);
-        return false;
-    }
-    // The rename is durable once the directory is.
-    std::string dir = std::filesystem::path(path).parent_path().string();
-    int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0 || ::fsync(dfd) != 0) {
-        *why = (dir.empty() ? std::string(".") : dir) + ": fsync: " + std::strerror(errno);
-        if (dfd >= 0) ::close(dfd);
-        return false;
-    }
-    ::close(dfd);
-    return true;
-}
-
-}  // namespace
-
 manager::manager(nvmf::target& t, nvmf::tcp_server& server, std::string state_path)
-    : target_(t), server_(server), applier_(t), state_path_(std::move(state_path)) {}
+    : target_(t), server_(server), applier_(t), state_path_(std::move(state_path)) {
+    applier_.set_rekey_dir(std::filesystem::path(state_path_).parent_path().string());
+}
 
 result<void> manager::load_state(std::string* why) {
     struct stat st {};
@@ -162,6 +108,7 @@ task<std::vector<std::string>> manager::start(engine_config base) {
     if (!problems.empty()) co_return problems;
     std::string later = co_await reconcile();
     if (!later.empty()) spdlog::error("restoring {}: {}", state_path_, later);
+    co_await resume_rotations(false);
     reactor::local().spawn(bg_.hold(retry_unopened()));
     co_return std::vector<std::string>{};
 }
@@ -172,6 +119,12 @@ task<void> manager::retry_unopened() {
     for (;;) {
         int rc = co_await sleep(delay).abort_with(retry_stop_);
         if (rc == -ECANCELED) co_return;
+        if (rotations_waiting()) {
+            // A rotation whose nexus was not open yet.
+            auto g = co_await lock_.lock();
+            if (retry_stop_.abort_requested()) co_return;
+            co_await resume_rotations(true);
+        }
         if (!applier_.any_nexus_problem()) {
             delay = 1000ms;
             continue;
@@ -200,6 +153,11 @@ task<std::vector<std::string>> manager::reload(engine_config base) {
 
 task<void> manager::shutdown() {
     retry_stop_.request_abort();
+    {
+        // Rotations stop where they are; their journals say where on restart.
+        auto g = co_await lock_.lock();
+        co_await stop_rotations([](const std::string&) { return true; });
+    }
     co_await bg_.close();
     auto g = co_await lock_.lock();
     engine_config none;

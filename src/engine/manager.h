@@ -33,6 +33,7 @@
 #include "pool/async_lock.h"
 #include "runtime/abort.h"
 #include "runtime/gate.h"
+#include "runtime/wait_list.h"
 #include "weft/engine/v1/engine.pb.h"
 
 namespace weft::engine {
@@ -76,6 +77,9 @@ class manager {
     task<std::vector<std::string>> listen_all();
     // The key-encryption keys (--kek-file; the first wraps new data keys).
     void set_keks(std::vector<auth::kek> keks) { applier_.set_keks(std::move(keks)); }
+    // The engine reports to a control plane (--control): its nexuses' keys
+    // are the control plane's (which does not drive rotations yet).
+    void set_controlled(bool c) { controlled_ = c; }
     // SIGHUP: a new base.
     task<std::vector<std::string>> reload(engine_config base);
     // Stops the retries, removes every namespace and closes the pools
@@ -117,6 +121,8 @@ class manager {
     task<grpc::Status> erase_volume_key(const v1::EraseVolumeKeyRequest& req);
     task<grpc::Status> list_volume_keys(v1::ListVolumeKeysReply* out);
     task<grpc::Status> rewrap_volume_keys(v1::ListVolumeKeysReply* out);
+    // Data-key rotation (manager_rekey.cc).
+    task<grpc::Status> rotate_volume_key(const v1::RotateVolumeKeyRequest& req, v1::VolumeKey* out);
     task<grpc::Status> repoint_child(const v1::RepointChildRequest& req, v1::Nexus* out);
     task<grpc::Status> arbitrate_nexus(const v1::ArbitrateNexusRequest& req, v1::Nexus* out);
     task<grpc::Status> share_nexus(const v1::ShareNexusRequest& req, v1::Share* out);
@@ -202,6 +208,38 @@ class manager {
     // Re-applies the state while a nexus of it could not open (start()).
     task<void> retry_unopened();
     abort_source retry_stop_;
+
+    // Data-key rotations under way, by target (manager_rekey.cc).
+    struct rekey_job {
+        abort_source stop;
+        bool running = false;
+        bool waiting = false;    // its layer could not be made yet (a nexus not open)
+        bool finishing = false;  // every block done; end_rotation to come
+        std::string error;
+        uint64_t rate = 0;                           // bytes per second; 0: unlimited
+        uint64_t rotated_bytes = 0, size_bytes = 0;  // when it stopped
+        std::shared_ptr<bdev::crypto_device> dev;    // while it runs
+        wait_list ended;
+    };
+    std::map<std::string, std::shared_ptr<rekey_job>> rekeys_;
+    bool controlled_ = false;
+    void key_reply(const volume_key_config& k, v1::VolumeKey* out) const;
+    void rotation_reply(const volume_key_config& k, v1::VolumeKey* out) const;
+    task<void> start_rotation(const std::string& target, uint64_t rate);
+    // Starts the state's rotations that have no job (waiting_only: those
+    // whose layer could not be made before).
+    task<void> resume_rotations(bool waiting_only);
+    bool rotations_waiting() const;
+    task<void> rotate(std::string target, std::shared_ptr<rekey_job> job);
+    task<void> end_rotation(std::string target, std::shared_ptr<rekey_job> job);
+    // Whether `target` has a data-key rotation under way (in the state).
+    bool rotating(const std::string& target) const;
+    // FAILED_PRECONDITION ("... being rotated: WHAT it once ...") when the
+    // volume, or the nexus it is a child of, has a rotation under way.
+    grpc::Status check_not_rotating(const std::string& pool, const std::string& volume,
+                                    const char* what) const;
+    // Stops the rotations of the targets `which` accepts and waits for them.
+    task<void> stop_rotations(const std::function<bool(const std::string&)>& which);
     gate bg_;
 };
 

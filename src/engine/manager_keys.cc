@@ -11,7 +11,9 @@
 #include "auth/data_key.h"
 #include "engine/api_status.h"
 #include "engine/manager.h"
+#include "engine/rekey_journal.h"
 #include "pool/uuid.h"
+#include "runtime/foreign_call.h"
 
 namespace weft::engine {
 
@@ -31,13 +33,14 @@ std::string kek_id_of(const std::string& wrapped) {
     return id ? *id : std::string("?");
 }
 
-void key_reply(const volume_key_config& k, v1::VolumeKey* out) {
+}  // namespace
+
+void manager::key_reply(const volume_key_config& k, v1::VolumeKey* out) const {
     out->set_target(k.target);
     out->set_wrapped_key(k.wrapped_key);
     out->set_kek_id(kek_id_of(k.wrapped_key));
+    rotation_reply(k, out);
 }
-
-}  // namespace
 
 task<Status> manager::key_target_of(const v1::VolumeRef& volume, const std::string& nexus,
                                     std::string* target, bool* shared) {
@@ -80,7 +83,7 @@ task<Status> manager::set_volume_key(const v1::SetVolumeKeyRequest& req, v1::Vol
         co_return fail(StatusCode::FAILED_PRECONDITION,
                        "this engine has no key-encryption key: start weft-engine with --kek-file "
                        "(weft key gen-kek makes one)");
-    volume_key_config k{target, req.wrapped_key()};
+    volume_key_config k{target, req.wrapped_key(), {}};
     std::string why;
     if (k.wrapped_key.empty()) {
         auto dek = auth::generate_data_key();
@@ -125,11 +128,20 @@ task<Status> manager::set_volume_key(const v1::SetVolumeKeyRequest& req, v1::Vol
 }
 
 task<Status> manager::forget_volume_key(const std::string& target) {
+    co_await stop_rotations([&](const std::string& t) { return t == target; });
     if (!key_of(state_, target)) co_return Status::OK;
     engine_config previous = state_;
     std::erase_if(state_.volume_keys,
                   [&](const volume_key_config& k) { return k.target == target; });
-    co_return co_await persist(previous);
+    Status saved = co_await persist(previous);
+    if (!saved.ok()) co_return saved;
+    // A rotation's journal goes with the key (it holds digests only).
+    std::string why;
+    rekey_journal journal(applier_.rekey_dir(), target);
+    bool removed = false;
+    co_await in_thread([&] { removed = journal.remove(&why); });
+    if (!removed) spdlog::warn("{}: {}", target, why);
+    co_return Status::OK;
 }
 
 task<Status> manager::erase_volume_key(const v1::EraseVolumeKeyRequest& req) {
@@ -169,30 +181,36 @@ task<Status> manager::rewrap_volume_keys(v1::ListVolumeKeysReply* out) {
                            "the key of " + k.target +
                                " is set in --config, wrapped by another "
                                "key-encryption key: re-wrap it there");
-    // Every key first, then the state: all or nothing.
-    std::vector<std::string> rewrapped;
+    // Every key first (a rotation's new one too), then the state: all or
+    // nothing.
+    std::vector<std::pair<std::string, std::string>> rewrapped;
     for (auto& k : state_.volume_keys) {
-        if (kek_id_of(k.wrapped_key) == current.id) {
-            rewrapped.push_back(k.wrapped_key);
-            continue;
+        std::string pair[2] = {k.wrapped_key, k.next_wrapped_key};
+        for (auto& w : pair) {
+            if (w.empty() || kek_id_of(w) == current.id) continue;
+            std::string why;
+            auto dek = auth::unwrap_data_key(keks, w, &why);
+            if (!dek)
+                co_return fail(StatusCode::FAILED_PRECONDITION,
+                               "the key of " + k.target + " does not unwrap: " + why +
+                                   " (start the engine with the KEK that wrapped it too)");
+            w = auth::wrap_data_key(current, *dek);
+            if (w.empty())
+                co_return fail(StatusCode::INTERNAL,
+                               "re-wrapping the key of " + k.target + " failed");
         }
-        std::string why;
-        auto dek = auth::unwrap_data_key(keks, k.wrapped_key, &why);
-        if (!dek)
-            co_return fail(StatusCode::FAILED_PRECONDITION,
-                           "the key of " + k.target + " does not unwrap: " + why +
-                               " (start the engine with the KEK that wrapped it too)");
-        rewrapped.push_back(auth::wrap_data_key(current, *dek));
-        if (rewrapped.back().empty())
-            co_return fail(StatusCode::INTERNAL, "re-wrapping the key of " + k.target + " failed");
+        rewrapped.emplace_back(pair[0], pair[1]);
     }
     engine_config previous = state_;
     unsigned changed = 0;
-    for (size_t i = 0; i < rewrapped.size(); ++i)
-        if (state_.volume_keys[i].wrapped_key != rewrapped[i]) {
-            state_.volume_keys[i].wrapped_key = rewrapped[i];
+    for (size_t i = 0; i < rewrapped.size(); ++i) {
+        auto& k = state_.volume_keys[i];
+        if (k.wrapped_key != rewrapped[i].first || k.next_wrapped_key != rewrapped[i].second) {
+            k.wrapped_key = rewrapped[i].first;
+            k.next_wrapped_key = rewrapped[i].second;
             ++changed;
         }
+    }
     if (changed) {
         Status saved = co_await persist(previous);
         if (!saved.ok()) co_return saved;

@@ -227,6 +227,9 @@ task<Status> manager::destroy_nexus(const v1::DestroyNexusRequest& req) {
     if (auto* share = find_nexus_share(id, &b))
         co_return fail(StatusCode::FAILED_PRECONDITION,
                        fmt::format("nexus {} is shared as {}: unshare it first", id, share->nqn));
+    // A rotation has the nexus open: it stops (and resumes if the nexus is
+    // opened again and the engine restarts, or on RotateVolumeKey).
+    co_await stop_rotations([&](const std::string& t) { return t == "nexus:" + id; });
     engine_config previous = state_;
     std::erase_if(state_.nexuses, [&](const nexus_config& x) { return x.uuid == id; });
     Status saved = co_await persist(previous);
@@ -457,6 +460,12 @@ task<Status> manager::resize_nexus(const v1::ResizeNexusRequest& req, v1::Nexus*
         if (in_base_nexus(id))
             co_return fail(StatusCode::FAILED_PRECONDITION,
                            "nexus " + id + " is defined by the engine's --config; change it there");
+        // A rotation's boundary and journal are of the size it started with.
+        if (rotating("nexus:" + id))
+            co_return fail(StatusCode::FAILED_PRECONDITION,
+                           "the data key of nexus " + id +
+                               " is being rotated: resize it once the rotation ends (weft engine "
+                               "volume-key list shows it)");
         // The saved size first: an engine that restarts re-creates the nexus
         // at least as large as its labels say (and grows it if they are
         // behind), never smaller.

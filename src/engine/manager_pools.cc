@@ -205,6 +205,8 @@ task<Status> manager::destroy_pool(const v1::DestroyPoolRequest& req) {
                                fmt::format("{} is a child of nexus {}: remove it from the nexus "
                                            "first",
                                            u, id));
+    // Rotations of its volumes have them open: they stop first.
+    co_await stop_rotations([&](const std::string& t) { return t.starts_with(req.name() + "/"); });
     if (!p && remembered) {
         // Saved but not loaded (its device was missing at start): forget it.
         engine_config previous = state_;

@@ -126,6 +126,10 @@ task<Status> manager::destroy_volume(const v1::DestroyVolumeRequest& req) {
                                    r.info.name, nx));
     std::string why;
     const bool purge = req.purge() || purges(r.pool_name);
+    // A rotation has the volume open: it stops first (its journal stays
+    // until the key goes below).
+    const std::string target = r.pool_name + "/" + r.info.name;
+    co_await stop_rotations([&](const std::string& t) { return t == target; });
     auto d = co_await r.p->delete_volume(r.info.id, &why, purge);
     // Gone (even when its purge failed after): its key goes with it, so
     // that nothing it held can be read again.
@@ -154,6 +158,9 @@ task<Status> manager::resize_volume(const v1::ResizeVolumeRequest& req, v1::Volu
                                    req.size_bytes()));
     if (r.info.snapshot)
         co_return fail(StatusCode::FAILED_PRECONDITION, "a snapshot cannot be resized");
+    // A rotation's boundary and journal are of the size it started with.
+    if (Status busy = check_not_rotating(r.pool_name, r.info.name, "resize"); !busy.ok())
+        co_return busy;
     std::string why;
     auto d = co_await r.p->resize_volume(r.info.id, req.size_bytes(), &why);
     if (!d) {
@@ -190,6 +197,10 @@ task<Status> manager::create_snapshot(const v1::CreateSnapshotRequest& req, v1::
     if (r.info.snapshot)
         co_return fail(StatusCode::FAILED_PRECONDITION,
                        "\"" + r.info.name + "\" is a snapshot already");
+    // Mid-rotation its blocks are under two keys: a snapshot would keep
+    // that mix with no boundary to read it by.
+    if (Status busy = check_not_rotating(r.pool_name, r.info.name, "snapshot"); !busy.ok())
+        co_return busy;
     std::string why;
     std::string name = req.name();
     auto id = co_await r.p->snapshot(r.info.id, name, &why);

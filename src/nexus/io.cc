@@ -11,27 +11,6 @@
 namespace weft::nexus {
 namespace {
 
-// Counts an I/O in its reactor's slot under the slot's current parity (see
-// nexus_impl::grace), and wakes a grace period waiting for that parity when
-// it was the last one.
-class io_guard {
-  public:
-    io_guard(nexus_impl&, io_slot& s) : s_(&s), p_(s.parity) { ++s.n[p_]; }
-    ~io_guard() { release(); }
-    io_guard(const io_guard&) = delete;
-    io_guard& operator=(const io_guard&) = delete;
-    void release() {
-        if (!s_) return;
-        if (--s_->n[p_] == 0 && p_ != s_->parity && s_->drained)
-            reactor::local().schedule(std::exchange(s_->drained, {}));
-        s_ = nullptr;
-    }
-
-  private:
-    io_slot* s_;
-    unsigned p_;
-};
-
 enum class op { read, write, zeroes, unmap, flush };
 
 }  // namespace
@@ -149,8 +128,8 @@ class nexus_channel final : public bdev::channel {
     task<int> modify(op o, uint64_t lba, uint64_t n, std::span<const iovec> iov, bool fua);
 
     nexus_impl& nx_;
-    bdev::bdev& self_;  // the nexus bdev (bounds checks)
-    io_slot& slot_;
+    bdev::bdev& self_;       // the nexus bdev (bounds checks)
+    io_epochs::slot& slot_;  // this reactor's count of I/O in flight (nexus_impl::grace)
     unsigned reactor_;
     unsigned rr_ = 0;
     std::array<std::unique_ptr<bdev::channel>, max_slots> ch_;
@@ -167,7 +146,7 @@ task<int> nexus_channel::read(uint64_t lba, uint32_t nblocks, std::span<const io
     if (int rc = self_.check_io(lba, nblocks, iov)) co_return rc;
     if (nblocks == 0) co_return 0;
     for (;;) {
-        io_guard g(nx_, slot_);
+        auto g = io_epochs::enter(slot_);
         const view* v = nx_.view_.load();
         if (v->fail_all) co_return v->fail_all;
         if (v->hold_reads) {
@@ -205,7 +184,7 @@ task<int> nexus_channel::modify(op o, uint64_t lba, uint64_t n, std::span<const 
     const uint64_t r0 = ranged ? nx_.region_of(lba) : 0;
     const uint64_t r1 = ranged ? nx_.region_of(lba + n - 1) + 1 : 0;
     for (;;) {
-        io_guard g(nx_, slot_);
+        auto g = io_epochs::enter(slot_);
         const view* v = nx_.view_.load();
         if (v->fail_all) co_return v->fail_all;
         if (v->hold_writes || (ranged && nx_.window_overlaps(r0, r1))) {

@@ -115,7 +115,6 @@ nexus_impl::nexus_impl(uuid id, uint64_t size_bytes, uint32_t block_size, uint64
     reactor* r = reactor::local_or_null();
     home_ = r ? r->id() : 0;
     if (r && r->rt_or_null()) nslots_ = r->rt_or_null()->size();
-    slots_ = std::make_unique<io_slot[]>(nslots_);
     channels_.resize(nslots_);
     uint64_t regions = region_count(size_bytes, region_size);
     durable_ = std::make_unique<region_bitmap>(regions);
@@ -127,11 +126,6 @@ nexus_impl::nexus_impl(uuid id, uint64_t size_bytes, uint32_t block_size, uint64
 nexus_impl::~nexus_impl() {
     delete view_.load();
     for (view* v : retired_views_) delete v;
-}
-
-io_slot& nexus_impl::slot_here() {
-    reactor* r = reactor::local_or_null();
-    return slots_[r ? r->id() % nslots_ : 0];
 }
 
 void nexus_impl::add_channel(unsigned reactor, nexus_channel* c) {
@@ -204,37 +198,13 @@ void nexus_impl::publish() {
     unblocked_.notify_all();
 }
 
-namespace {
-// On the slot's own reactor: new I/O counts in the other parity from now on;
-// resumes when the I/O of the old one has finished.
-task<void> flip_and_drain(io_slot& s) {
-    unsigned old = s.parity;
-    s.parity ^= 1;
-    if (s.n[old] == 0) co_return;
-    struct awaiter {
-        io_slot& s;
-        bool await_ready() const noexcept { return false; }
-        void await_suspend(std::coroutine_handle<> h) noexcept { s.drained = h; }
-        void await_resume() const noexcept {}
-    };
-    co_await awaiter{s};
-}
-}  // namespace
-
 // Waits until every I/O that started before the call has finished. I/O that
 // starts meanwhile counts in the other parity and is not waited for. What
 // home stored before the call (a window, a cleared bit, a new view) is seen
 // by the I/O that starts on each reactor after the flip there: the message
 // that flips it carries that ordering.
 task<void> nexus_impl::grace() {
-    auto g = co_await grace_lock_.lock();
-    reactor& here = reactor::local();
-    for (unsigned r = 0; r < nslots_; ++r) {
-        if (!here.rt_or_null() || r == here.id())
-            co_await flip_and_drain(slots_[r]);
-        else
-            co_await on(r, [this, r] { return flip_and_drain(slots_[r]); });
-    }
+    co_await epochs_.grace();
 }
 
 task<void> nexus_impl::reclaim_views() {

@@ -19,6 +19,7 @@
 #include "pool/async_lock.h"
 #include "runtime/abort.h"
 #include "runtime/gate.h"
+#include "runtime/io_epochs.h"
 #include "runtime/wait_list.h"
 
 namespace weft::nexus {
@@ -95,17 +96,6 @@ struct child {
     }
 };
 
-// One reactor's count of the nexus's I/O in flight, split by parity so that
-// home can wait for the I/O that started before a point (a grace period)
-// while new I/O goes on counting in the other parity. Only its own reactor
-// touches it (plain integers, no locked instruction on the I/O path): a
-// grace period flips the parity there, by a message, and waits there.
-struct alignas(64) io_slot {
-    int64_t n[2] = {0, 0};
-    unsigned parity = 0;
-    std::coroutine_handle<> drained;  // a grace period waiting for n[parity ^ 1] == 0
-};
-
 class nexus_channel;
 
 // ---- helpers shared by the nexus's files (util in nexus.cc) ----
@@ -151,8 +141,9 @@ class nexus_impl {
     std::atomic<view*> view_{nullptr};
     // The regions [r0, r1) a rebuild is copying, as (r0 << 32 | r1); 0: none.
     std::atomic<uint64_t> window_{0};
-    std::unique_ptr<io_slot[]> slots_;
-    unsigned nslots_ = 1;
+    // The I/O in flight per reactor: grace() waits for what started before.
+    io_epochs epochs_;
+    unsigned nslots_ = 1;                      // reactors (channels_ has a list for each)
     std::unique_ptr<region_bitmap> durable_;   // on the children's bitmaps
     std::unique_ptr<region_bitmap> touched_;   // written since the last clear pass
     std::unique_ptr<region_bitmap> clearing_;  // cleared in memory, not yet on disk
@@ -164,7 +155,7 @@ class nexus_impl {
     const uint64_t data_offset_;   // child LBA of nexus LBA 0
     unsigned home_ = 0;
 
-    io_slot& slot_here();
+    io_epochs::slot& slot_here() { return epochs_.here(); }
     uint64_t region_of(uint64_t lba) const { return lba >> region_shift_; }
     bool window_overlaps(uint64_t r0, uint64_t r1) const {
         uint64_t w = window_.load();
@@ -323,8 +314,7 @@ class nexus_impl {
     wait_list arbiter_changed_;
     wait_list unblocked_;  // the window moved or writes were released
 
-    pool::async_lock md_lock_;     // label and bitmap writes
-    pool::async_lock grace_lock_;  // one grace period at a time
+    pool::async_lock md_lock_;  // label and bitmap writes
 
     // bitmap bits requested and not yet durable (batched)
     std::unique_ptr<region_bitmap> pending_;

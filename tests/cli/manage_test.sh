@@ -3,7 +3,7 @@
 # real weft-engine's gRPC API, one case per run:
 #   manage_test.sh WEFT ENGINE CASE
 # Cases: pool_lifecycle import volumes snapshot_clone share stats listener
-#        persistence encryption purge no_engine api_security
+#        persistence encryption key_rotation purge no_engine api_security
 set -u
 weft=$1
 engine=$2
@@ -542,6 +542,110 @@ case "$case_name" in
     ok pool destroy pe
     ok volume-key list --json
     jqe '[.keys[].target] == ["nexus:" + $nx]' --arg nx "$nx"
+    ;;
+  key_rotation)
+    # Data-key rotation: a volume's data re-encrypted to a new data key in
+    # the background while a host writes to it, through a SIGKILL of the
+    # engine half way (it resumes from its journal), with every byte the
+    # same afterwards, no plaintext in the pool file, the new key alone in
+    # the state, and the old key reading nothing of it.
+    ok key gen-kek -o "$data/kek"
+    start --kek-file "$data/kek"
+    ok pool create pe "$data/enc.img" --size 96MiB --cluster-size 1MiB
+    ok volume create pe v 64MiB
+    ok volume create pe plain 4MiB
+    refused NOT_FOUND "has no key" volume-key rotate pe plain
+    # A small one followed to its end (--wait), unshared.
+    ok volume-key set pe plain --json
+    small_old=$(jq -r .wrapped_key <<<"$out")
+    ok volume-key rotate pe plain --unlimited --wait
+    grep -q "pe/plain: every block is under its new data key" <<<"$out" || fail "rotate --wait: $out"
+    ok volume-key list --json
+    jqe '.keys[] | select(.target == "pe/plain") | .wrapped_key != $old and (.rotation.next_wrapped_key == "")' \
+      --arg old "$small_old"
+    ok volume-key set pe v --json
+    old_wrapped=$(jq -r .wrapped_key <<<"$out")
+    wf volume-key rotate pe v --rate 0
+    [ "$rc" -eq 2 ] && grep -q "more than 0" <<<"$err" || fail "--rate 0: rc=$rc $err"
+    share pe v --any-host
+    nqn=$share_nqn
+    # 48 MiB of numbered lines (12288 blocks of 4 KiB); the rest of the
+    # volume is never written.
+    seq 1 2000000 | sed 's/^/WEFT-PLAINTEXT-MARKER-/' | head -c $((48 * MiB)) >"$data/want.bin"
+    marker_in() { grep -c -a "WEFT-PLAINTEXT-MARKER" "$1"; }
+    nvme write "$nqn" --lba 0 --blocks 12288 -i "$data/want.bin"
+    [ "$run_rc" -eq 0 ] || fail "write: $run_out"
+    ok volume-key rotate pe v --rate 8MiB --json
+    jqe '.rotation.running and (.rotation.next_wrapped_key | startswith("weft-dek-1:")) and
+         .rotation.rate_bytes == 8388608 and .wrapped_key == $old' --arg old "$old_wrapped"
+    new_wrapped=$(jq -r .rotation.next_wrapped_key <<<"$out")
+    refused FAILED_PRECONDITION "being rotated" snapshot create pe v s1
+    refused FAILED_PRECONDITION "being rotated" volume resize pe v 80MiB
+    ok volume-key rotate pe v --rate 8MiB --json  # again: the same rotation
+    jqe '.rotation.next_wrapped_key == $new' --arg new "$new_wrapped"
+    grep -q "$new_wrapped" "$data/engine-state.json" || fail "the new key is not in the state"
+    # Online: a host writes 1 MiB at 40 MiB (ahead of the rotation) and at
+    # 1 MiB (behind it, soon) while it runs, and reads them back.
+    seq 1 100000 | sed 's/^/WEFT-PLAINTEXT-MARKER-later-/' | head -c $MiB >"$data/later.bin"
+    for lba in 10240 256; do
+      nvme write "$nqn" --lba $lba --blocks 256 -i "$data/later.bin"
+      [ "$run_rc" -eq 0 ] || fail "write during the rotation: $run_out"
+      nvme read "$nqn" --lba $lba --blocks 256 -o "$data/back.bin"
+      [ "$run_rc" -eq 0 ] && cmp -s "$data/later.bin" "$data/back.bin" ||
+        fail "a write during the rotation does not read back at $lba: $run_out"
+      dd if="$data/later.bin" of="$data/want.bin" bs=4096 seek=$lba conv=notrunc status=none
+    done
+    # Progress shows; the engine dies half way (SIGKILL).
+    for _ in $(seq 100); do
+      ok volume-key list --json
+      done_bytes=$(jq '.keys[] | select(.target == "pe/v") | .rotation.rotated_bytes // 0' <<<"$out")
+      [ "$done_bytes" -ge $((12 * MiB)) ] && break
+      sleep 0.1
+    done
+    jqe '.keys[] | select(.target == "pe/v") | .rotation.running and
+         .rotation.size_bytes == 67108864 and .rotation.rotated_bytes < 67108864'
+    wf volume-key list
+    grep -qE "pe/v .*[0-9]+% \(.* of 64.00 MiB\), at most 8.00 MiB/s" <<<"$out" ||
+      fail "list does not show the rotation: $out"
+    kill -KILL "$engine_pid"
+    wait "$engine_pid" 2>/dev/null
+    engine_pid=
+    [ -f "$data/rekey-pe%2Fv.journal" ] || fail "no journal: $(ls "$data")"
+    start --kek-file "$data/kek"
+    grep -qE "pe/v: data-key rotation resumes at [1-9][0-9]* of 67108864 bytes" "$data/engine.log" ||
+      fail "the rotation does not resume where it was"
+    for _ in $(seq 300); do
+      ok volume-key list --json
+      jq -e '.keys[] | select(.target == "pe/v") | .rotation.next_wrapped_key == ""' <<<"$out" >/dev/null && break
+      sleep 0.1
+    done
+    jqe '.keys[] | select(.target == "pe/v") | .wrapped_key == $new and (.rotation.next_wrapped_key == "")' \
+      --arg new "$new_wrapped"
+    grep -q "$old_wrapped" "$data/engine-state.json" && fail "the old key is still in the state"
+    [ -e "$data/rekey-pe%2Fv.journal" ] && fail "the journal is still there"
+    grep -q "pe/v: data-key rotation done" "$data/engine.log" || fail "no word of the end"
+    nvme read "$nqn" --lba 0 --blocks 12288 -o "$data/back.bin"
+    [ "$run_rc" -eq 0 ] && cmp -s "$data/want.bin" "$data/back.bin" ||
+      fail "the volume does not read back after the rotation: $run_out"
+    nvme read "$nqn" --lba 12288 --blocks 256 -o "$data/zero.bin"
+    [ "$run_rc" -eq 0 ] && cmp -s "$data/zero.bin" <(head -c $MiB /dev/zero) ||
+      fail "a block never written does not read as zeroes"
+    sync
+    [ "$(marker_in "$data/enc.img")" = 0 ] || fail "the pool file holds plaintext"
+    # A restart: the new key, the same data.
+    stop_engine
+    start --kek-file "$data/kek"
+    nvme read "$nqn" --lba 0 --blocks 256 -o "$data/back.bin"
+    [ "$run_rc" -eq 0 ] && cmp -s <(head -c $MiB "$data/want.bin") "$data/back.bin" ||
+      fail "the volume does not read back after a restart: $run_out"
+    # The old key reads nothing of it any more.
+    ok volume unshare pe v
+    ok volume-key erase pe v --yes
+    ok volume-key set pe v --wrapped-key "$old_wrapped"
+    share pe v --any-host
+    nvme read "$share_nqn" --lba 0 --blocks 256 -o "$data/back.bin"
+    [ "$run_rc" -eq 0 ] || fail "read with the old key: $run_out"
+    [ "$(marker_in "$data/back.bin")" = 0 ] || fail "the old key still reads the data"
     ;;
   purge)
     # Purge: a volume destroyed with --purge (or in a pool made with
