@@ -51,6 +51,9 @@ class config_applier {
                                                                         std::string* why);
     // The live layer of `target`, or null.
     std::shared_ptr<bdev::crypto_device> live_crypto_device(const std::string& target) const;
+    // The key of `target` is gone (erased, its volume destroyed): a layer
+    // that lingers (a share going away) is never handed out again.
+    void forget_crypto_device(const std::string& target) { crypto_.erase(target); }
 
     // Applies what it can; returns the problems, one sentence each (empty:
     // all applied). What was applied stays applied. Pools are opened (or

@@ -135,6 +135,7 @@ task<Status> manager::forget_volume_key(const std::string& target) {
                   [&](const volume_key_config& k) { return k.target == target; });
     Status saved = co_await persist(previous);
     if (!saved.ok()) co_return saved;
+    applier_.forget_crypto_device(target);
     // A rotation's journal goes with the key (it holds digests only).
     std::string why;
     rekey_journal journal(applier_.rekey_dir(), target);

@@ -176,6 +176,13 @@ task<void> manager::start_rotation(const std::string& target, uint64_t rate) {
         co_return;
     }
     job->dev = dev.value();
+    if (!job->dev->rekeying()) {
+        // Its layer has the new key alone already (saving the state failed
+        // as the rotation ended): only the ending is left.
+        job->finishing = true;
+        reactor::local().spawn(bg_.hold(end_rotation(target, job)));
+        co_return;
+    }
     job->running = true;
     if (job->dev->rekeyed_blocks())
         spdlog::info("{}: data-key rotation resumes at {} of {} bytes", target,
@@ -226,7 +233,9 @@ task<void> manager::rotate(std::string target, std::shared_ptr<rekey_job> job) {
         bool saved = false;
         co_await in_thread([&] { saved = journal.save(text, &why); });
         if (!saved) {
-            dev.rekey_cancel();
+            dev.rekey_abandon();
+            why = "saving the chunk's record: " + why +
+                  " (restart the engine: the chunk is finished from its journal)";
             break;
         }
         int rc = co_await dev.rekey_commit();
@@ -281,8 +290,13 @@ task<void> manager::end_rotation(std::string target, std::shared_ptr<rekey_job> 
     auto dev = std::move(job->dev);
     job->finishing = false;
     volume_key_config* k = state_key(state_, target);
-    if (!k || k->next_wrapped_key.empty() || !dev) co_return;  // erased meanwhile
-    int rc = co_await dev->finish_rekey();
+    if (!k || k->next_wrapped_key.empty() || !dev) {  // erased meanwhile
+        rekeys_.erase(it);
+        co_return;
+    }
+    // (A layer that ended before, when saving the state failed, has the
+    // new key alone already.)
+    int rc = dev->rekeying() ? co_await dev->finish_rekey() : 0;
     if (rc == -EBUSY) {
         // Blocks left after all (grown): the rotation goes on.
         job->dev = std::move(dev);

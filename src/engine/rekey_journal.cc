@@ -71,12 +71,12 @@ bool rekey_journal::save(const std::string& encoded, std::string* why) const {
 }
 
 bool rekey_journal::remove(std::string* why) const {
-    if (::unlink(path_.c_str()) != 0) {
-        if (errno == ENOENT) return true;
+    if (::unlink(path_.c_str()) != 0 && errno != ENOENT) {
         *why = path_ + ": " + std::strerror(errno);
         return false;
     }
-    // Gone for good before a new rotation's key is saved.
+    // Gone for good before a new rotation's key is saved (also when an
+    // earlier try unlinked it and could not sync the directory).
     std::string dir = path_.substr(0, path_.rfind('/'));
     int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int rc = fd < 0 ? -1 : ::fsync(fd);

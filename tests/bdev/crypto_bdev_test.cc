@@ -385,7 +385,12 @@ TEST(crypto_bdev, rotation_recovers_a_chunk_cut_short) {
             CO_ASSERT_TRUE(rec);
             cut = *rec;
             EXPECT_EQ(cut.lba, 32u);
-            dev->rekey_cancel();
+            // Its record "not saved": the chunk stays off limits.
+            dev->rekey_abandon();
+            buffer off = get_buffer(bs);
+            auto ov = one(off.span());
+            EXPECT_EQ(co_await ch->read(33, 1, ov), -EIO);
+            EXPECT_EQ(co_await ch->read(31, 1, ov), 0);  // outside it: served
             auto rch = raw->open_channel();
             buffer plain = get_buffer(bs);
             for (uint64_t lba = 32; lba < 35; ++lba) {

@@ -575,13 +575,13 @@ case "$case_name" in
     marker_in() { grep -c -a "WEFT-PLAINTEXT-MARKER" "$1"; }
     nvme write "$nqn" --lba 0 --blocks 12288 -i "$data/want.bin"
     [ "$run_rc" -eq 0 ] || fail "write: $run_out"
-    ok volume-key rotate pe v --rate 8MiB --json
+    ok volume-key rotate pe v --rate 4MiB --json
     jqe '.rotation.running and (.rotation.next_wrapped_key | startswith("weft-dek-1:")) and
-         .rotation.rate_bytes == 8388608 and .wrapped_key == $old' --arg old "$old_wrapped"
+         .rotation.rate_bytes == 4194304 and .wrapped_key == $old' --arg old "$old_wrapped"
     new_wrapped=$(jq -r .rotation.next_wrapped_key <<<"$out")
     refused FAILED_PRECONDITION "being rotated" snapshot create pe v s1
     refused FAILED_PRECONDITION "being rotated" volume resize pe v 80MiB
-    ok volume-key rotate pe v --rate 8MiB --json  # again: the same rotation
+    ok volume-key rotate pe v --rate 4MiB --json  # again: the same rotation
     jqe '.rotation.next_wrapped_key == $new' --arg new "$new_wrapped"
     grep -q "$new_wrapped" "$data/engine-state.json" || fail "the new key is not in the state"
     # Online: a host writes 1 MiB at 40 MiB (ahead of the rotation) and at
@@ -599,13 +599,13 @@ case "$case_name" in
     for _ in $(seq 100); do
       ok volume-key list --json
       done_bytes=$(jq '.keys[] | select(.target == "pe/v") | .rotation.rotated_bytes // 0' <<<"$out")
-      [ "$done_bytes" -ge $((12 * MiB)) ] && break
+      [ "$done_bytes" -ge $((8 * MiB)) ] && break
       sleep 0.1
     done
     jqe '.keys[] | select(.target == "pe/v") | .rotation.running and
          .rotation.size_bytes == 67108864 and .rotation.rotated_bytes < 67108864'
     wf volume-key list
-    grep -qE "pe/v .*[0-9]+% \(.* of 64.00 MiB\), at most 8.00 MiB/s" <<<"$out" ||
+    grep -qE "pe/v .*[0-9]+% \(.* of 64.00 MiB\), at most 4.00 MiB/s" <<<"$out" ||
       fail "list does not show the rotation: $out"
     kill -KILL "$engine_pid"
     wait "$engine_pid" 2>/dev/null

@@ -320,11 +320,16 @@ task<result<void>> crypto_device::begin_rekey(key_span next, uint64_t from, std:
         *why = "an AES-XTS key whose two halves are equal is refused";
         co_return error{EINVAL};
     }
+    const auto tag = rekey_key_tag(next);
+    if (tag == decltype(tag){}) {
+        *why = "OpenSSL could not tag the new key";
+        co_return error{EIO};
+    }
     co_await fence(0, UINT64_MAX);
     const unsigned s = cur_.load() ^ 1;
     std::memcpy(keys_[s], next.data(), crypto_key_bytes);
     version_[s].fetch_add(1);
-    key_tag_ = rekey_key_tag(next);
+    key_tag_ = tag;
     done_.store(from);
     two_.store(true);
     unfence();
@@ -417,10 +422,13 @@ task<int> crypto_device::rekey_commit() {
     co_return 0;
 }
 
-void crypto_device::rekey_cancel() {
+void crypto_device::rekey_abandon() {
     if (!chunk_blocks_) return;
+    // Unfenced, hosts would write the chunk under the old key, which a
+    // record that did reach the disk would then misjudge after a restart.
+    broken_.store(true);
+    unfenced_.notify_all();
     rekey_cancel_buffers();
-    unfence();
 }
 
 void crypto_device::rekey_cancel_buffers() {

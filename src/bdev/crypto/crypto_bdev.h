@@ -89,8 +89,11 @@ class crypto_device final : public bdev {
     // boundary past it and lifts the fence. On a write error the chunk stays
     // fenced (I/O to it fails with EIO) until recover() with its record.
     task<int> rekey_commit();
-    // Drops a prepared chunk unwritten (its record could not be saved).
-    void rekey_cancel();
+    // Drops a prepared chunk unwritten, when its record could not be saved.
+    // Whether the record reached the disk is unknown, so the chunk stays
+    // fenced as after a write error (I/O to it fails with EIO) until
+    // recover() with the record on disk, if any, at the next start.
+    void rekey_abandon();
     // After a crash: finishes the chunk of `r` block by block as its digests
     // say, and moves the boundary to its end. Call after begin_rekey(next,
     // r.lba). EINVAL for a record that does not fit this device.

@@ -45,7 +45,7 @@ struct rekey_record {
 inline constexpr uint32_t rekey_record_max_blocks = 16384;
 
 // The tag a record carries for the new key `key` (all bytes zero when
-// OpenSSL fails, which no record is taken with).
+// OpenSSL fails: begin_rekey then refuses the key).
 std::array<uint8_t, 8> rekey_key_tag(std::span<const uint8_t> key);
 
 // The digest of one block (SHA-256, its first 16 bytes).
