@@ -134,7 +134,8 @@ secret_bytes transformed_key(const dhchap_key& k, std::string_view nqn) {
 
 secret_bytes dhchap_response(hash_id h, const dhchap_key& key, role r, std::string_view nqn1,
                              std::string_view nqn2, std::span<const uint8_t> challenge,
-                             std::span<const uint8_t> session_key, uint32_t seqnum, uint16_t t_id) {
+                             std::span<const uint8_t> session_key, uint32_t seqnum, uint16_t t_id,
+                             uint8_t sc_c) {
     secret_bytes k = transformed_key(key, nqn1);
     secret_bytes augmented;
     if (!session_key.empty()) {
@@ -146,7 +147,7 @@ secret_bytes dhchap_response(hash_id h, const dhchap_key& key, role r, std::stri
     le32(st, seqnum);
     st[4] = uint8_t(t_id);
     st[5] = uint8_t(t_id >> 8);
-    st[6] = 0;
+    st[6] = r == role::host ? sc_c : 0;
     static const uint8_t zero = 0;
     std::string_view label = r == role::host ? "HostHost" : "Controller";
     return hmac(h, {k.data(), k.size()},

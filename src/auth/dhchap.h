@@ -7,13 +7,14 @@
 //              transform x (its owner's NQN: the host's for the host key,
 //              the subsystem's for the controller key); K itself for none
 //   C'       = C with the null DH group, else HMAC(H, H(g^xy mod p), C)
-//   host R1  = HMAC(H, Kh', C1' || S1 || T || 00h || "HostHost"   || NQNh || 00h || NQNc)
+//   host R1  = HMAC(H, Kh', C1' || S1 || T || SC_C || "HostHost" || NQNh || 00h || NQNc)
 //   ctrl R2  = HMAC(H, Kc', C2' || S2 || T || 00h || "Controller" || NQNc || 00h || NQNh)
 //
 // S (sequence number, 32 bits) and T (transaction ID, 16 bits) are little-
-// endian; H is the hash function negotiated for the transaction, which may
-// differ from the keys' transforms. These are the computations of Linux's
-// nvme-auth (drivers/nvme/common/auth.c), which the kernel host and nvmet
+// endian; SC_C is the secure channel concatenation byte the host negotiated
+// (00h without concatenation; Linux hashes it since 6.18, 00h before); H is the hash function
+// negotiated for the transaction, which may differ from the keys' transforms. These are the
+// computations of Linux's nvme-auth (drivers/nvme/common/auth.c), which the kernel host and nvmet
 // use.
 #pragma once
 
@@ -54,10 +55,12 @@ secret_bytes transformed_key(const dhchap_key& k, std::string_view nqn);
 enum class role { host, controller };
 // R1 (role host: key = host key, nqn1 = host NQN, nqn2 = subsystem NQN) or
 // R2 (role controller: key = controller key, nqn1 = subsystem, nqn2 = host).
-// `session_key` is g^xy mod p (empty for the null group).
+// `session_key` is g^xy mod p (empty for the null group); `sc_c` goes into
+// R1 only (R2 keeps 00h).
 secret_bytes dhchap_response(hash_id h, const dhchap_key& key, role r, std::string_view nqn1,
                              std::string_view nqn2, std::span<const uint8_t> challenge,
-                             std::span<const uint8_t> session_key, uint32_t seqnum, uint16_t t_id);
+                             std::span<const uint8_t> session_key, uint32_t seqnum, uint16_t t_id,
+                             uint8_t sc_c = 0);
 
 // Equal contents, in time that does not depend on where they differ.
 bool same_secret(std::span<const uint8_t> a, std::span<const uint8_t> b);

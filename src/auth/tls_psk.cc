@@ -172,4 +172,27 @@ result<derived_psk> derive_tls_psk(const tls_key& k, std::string_view hostnqn,
     return out;
 }
 
+secret_bytes generated_psk(hash_id h, std::span<const uint8_t> ks, std::span<const uint8_t> c1,
+                           std::span<const uint8_t> c2) {
+    return hmac(h, ks, {c1, c2});
+}
+
+result<derived_psk> derive_generated_tls_psk(hash_id h, std::span<const uint8_t> psk,
+                                             std::string_view hostnqn, std::string_view subnqn) {
+    if (h != hash_id::sha256 && h != hash_id::sha384) return error{EINVAL};
+    derived_psk out;
+    out.hash = h;
+    psk_identity id;
+    id.version = 1;
+    id.type = 'G';
+    id.hash = h;
+    id.hostnqn = hostnqn;
+    id.subnqn = subnqn;
+    id.digest = psk_digest(h, psk, hostnqn, subnqn);
+    out.identity = format_identity(id);
+    const std::string context = fmt::format("{:02d} {}", int(h), id.digest);
+    out.psk = hkdf_expand_label(h, psk, "nvme-tls-psk", bytes_of(context), derivation::rfc8446);
+    return out;
+}
+
 }  // namespace weft::auth

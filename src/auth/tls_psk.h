@@ -90,4 +90,17 @@ result<derived_psk> derive_tls_psk(const tls_key& k, std::string_view hostnqn,
                                    std::string_view subnqn, unsigned version = 1,
                                    derivation d = derivation::rfc8446);
 
+// Secure channel concatenation (docs/design/secure-concatenation.md): the
+// PSK a DH-HMAC-CHAP exchange generates, HMAC(h, KS, C1 || C2), where KS is
+// H(g^xy) (dhchap.h's session key hashed), C1 the controller's challenge and
+// C2 the host's.
+secret_bytes generated_psk(hash_id h, std::span<const uint8_t> ks, std::span<const uint8_t> c1,
+                           std::span<const uint8_t> c2);
+// The TLS PSK of a generated PSK and its identity, NVMe1G0<h> <hostnqn>
+// <subnqn> <digest> (the digest and the expansion as for a configured key,
+// with the generated PSK as the retained one). EINVAL unless h is SHA-256 or
+// SHA-384, the hashes a PSK digest is defined for.
+result<derived_psk> derive_generated_tls_psk(hash_id h, std::span<const uint8_t> psk,
+                                             std::string_view hostnqn, std::string_view subnqn);
+
 }  // namespace weft::auth

@@ -1,6 +1,7 @@
 // NVMe/TCP TLS PSKs: the interchange format, the derivations and the
 // identities, against the vectors of libnvme's test/psk.c and Linux's
 // drivers/nvme/common/tests/auth_kunit.c.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "auth/dhchap.h"
@@ -201,7 +202,28 @@ TEST(TlsPsk, DigestAndTlsPskMatchLinux) {
         EXPECT_EQ(
             hex(hkdf_expand_label(v.h, psk, "nvme-tls-psk", bytes_of(ctx), derivation::rfc8446)),
             v.tls);
+        // The generated PSK itself (KS[i] = 'A' + i, C1[i] = i, C2[i] =
+        // 0xff - i), and the identity and TLS PSK made from it in one call.
+        const size_t l = hash_length(v.h);
+        std::vector<uint8_t> ks(l), c1(l), c2(l);
+        for (size_t i = 0; i < l; ++i) {
+            ks[i] = uint8_t('A' + i);
+            c1[i] = uint8_t(i);
+            c2[i] = uint8_t(0xff - i);
+        }
+        EXPECT_EQ(hex(generated_psk(v.h, ks, c1, c2)), v.psk);
+        auto d = derive_generated_tls_psk(v.h, psk, "hostnqn", "subsysnqn");
+        ASSERT_TRUE(d);
+        EXPECT_EQ(d->identity,
+                  fmt::format("NVMe1G{:02d} hostnqn subsysnqn {}", int(v.h), v.digest));
+        EXPECT_EQ(hex(d->psk), v.tls);
+        EXPECT_EQ(d->hash, v.h);
+        ASSERT_TRUE(parse_identity(d->identity));
+        EXPECT_EQ(parse_identity(d->identity)->type, 'G');
     }
+    // The digest is defined for SHA-256 and SHA-384 only.
+    std::vector<uint8_t> psk64(64, 1);
+    EXPECT_FALSE(derive_generated_tls_psk(hash_id::sha512, psk64, "hostnqn", "subsysnqn"));
 }
 
 TEST(TlsPsk, IdentityParsing) {
@@ -224,4 +246,27 @@ TEST(TlsPsk, IdentityParsing) {
     };
     for (const char* b : bad) EXPECT_FALSE(parse_identity(b)) << b;
     EXPECT_FALSE(parse_identity("NVMe0R01 " + std::string(224, 'h') + " nqn.b"));
+}
+
+// With concatenation the host's response hashes the negotiated SC_C byte
+// after T (00h otherwise); the controller's keeps 00h.
+TEST(TlsPsk, ConcatenationResponseHashesScC) {
+    auto key = generate_dhchap_key(hash_id::none, 32);
+    ASSERT_TRUE(key);
+    std::vector<uint8_t> c(32, 7);
+    auto r1 = [&](uint8_t sc_c, role r) {
+        return hex(
+            dhchap_response(hash_id::sha256, *key, r, "nqn.h", "nqn.c", c, {}, 5, 0x0102, sc_c));
+    };
+    const uint8_t st[7] = {5, 0, 0, 0, 0x02, 0x01, 0x02};
+    const uint8_t zero = 0;
+    auto bytes = [](std::string_view s) {
+        return std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+    };
+    std::string want =
+        hex(hmac(hash_id::sha256, key->key,
+                 {c, {st, 7}, bytes("HostHost"), bytes("nqn.h"), {&zero, 1}, bytes("nqn.c")}));
+    EXPECT_EQ(r1(2, role::host), want);
+    EXPECT_NE(r1(0, role::host), want);
+    EXPECT_EQ(r1(2, role::controller), r1(0, role::controller));
 }
