@@ -238,6 +238,8 @@ class manager {
     // volume, or the nexus it is a child of, has a rotation under way.
     grpc::Status check_not_rotating(const std::string& pool, const std::string& volume,
                                     const char* what) const;
+    // Removes the rotation journal of `target` (durably); false with a sentence.
+    task<bool> remove_journal(const std::string& target, std::string* why);
     // Stops the rotations of the targets `which` accepts and waits for them.
     task<void> stop_rotations(const std::function<bool(const std::string&)>& which);
     gate bg_;

@@ -138,9 +138,7 @@ task<Status> manager::forget_volume_key(const std::string& target) {
     applier_.forget_crypto_device(target);
     // A rotation's journal goes with the key (it holds digests only).
     std::string why;
-    rekey_journal journal(applier_.rekey_dir(), target);
-    bool removed = false;
-    co_await in_thread([&] { removed = journal.remove(&why); });
+    bool removed = co_await remove_journal(target, &why);
     if (!removed) spdlog::warn("{}: {}", target, why);
     co_return Status::OK;
 }

@@ -120,9 +120,7 @@ task<Status> manager::rotate_volume_key(const v1::RotateVolumeKeyRequest& req, v
         if (next.empty()) co_return fail(StatusCode::INTERNAL, "wrapping the new data key failed");
         // A journal left by an earlier rotation would be taken for this one's.
         std::string why;
-        rekey_journal journal(applier_.rekey_dir(), target);
-        bool removed = false;
-        co_await in_thread([&] { removed = journal.remove(&why); });
+        bool removed = co_await remove_journal(target, &why);
         if (!removed) co_return fail(StatusCode::INTERNAL, why);
         engine_config previous = state_;
         k->next_wrapped_key = next;
@@ -322,12 +320,17 @@ task<void> manager::end_rotation(std::string target, std::shared_ptr<rekey_job> 
     }
     applier_.set_volume_keys(merged().volume_keys);
     std::string why;
-    rekey_journal journal(applier_.rekey_dir(), target);
-    bool removed = false;
-    co_await in_thread([&] { removed = journal.remove(&why); });
+    bool removed = co_await remove_journal(target, &why);
     if (!removed) spdlog::warn("{}: {}", target, why);
     rekeys_.erase(target);
     spdlog::info("{}: data-key rotation done: every block is under the new key", target);
+}
+
+task<bool> manager::remove_journal(const std::string& target, std::string* why) {
+    rekey_journal journal(applier_.rekey_dir(), target);
+    bool removed = false;
+    co_await in_thread([&] { removed = journal.remove(why); });
+    co_return removed;
 }
 
 task<void> manager::stop_rotations(const std::function<bool(const std::string&)>& which) {

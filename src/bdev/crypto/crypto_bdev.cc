@@ -86,55 +86,33 @@ class crypto_channel final : public channel {
 
     task<int> read(uint64_t lba, uint32_t n, std::span<const iovec> iov) override {
         if (int rc = dev_.check_io(lba, n, iov)) co_return rc;
-        for (;;) {
-            auto g = io_epochs::enter(slot_);
-            if (!dev_.fenced(lba, n)) {
-                keying k = keys();
-                int rc = co_await inner_->read(lba * ratio_, n * ratio_, iov);
-                if (rc) co_return rc;
-                co_return decrypt_in_place(k, lba, n, iov);
-            }
-            g.release();
-            int rc = co_await dev_.wait_unfenced(lba, n);
+        co_return co_await unfenced(lba, n, [this, lba, n, iov](keying k) -> task<int> {
+            int rc = co_await inner_->read(lba * ratio_, n * ratio_, iov);
             if (rc) co_return rc;
-        }
+            co_return decrypt_in_place(k, lba, n, iov);
+        });
     }
 
     task<int> write(uint64_t lba, uint32_t n, std::span<const iovec> iov, bool fua) override {
         // Checked here: a write cut in pieces must not fail half way through.
         if (int rc = dev_.check_io(lba, n, iov)) co_return rc;
-        for (;;) {
-            auto g = io_epochs::enter(slot_);
-            if (!dev_.fenced(lba, n))
-                co_return co_await encrypt_and_write(keys(), lba, n, iov, fua);
-            g.release();
-            int rc = co_await dev_.wait_unfenced(lba, n);
-            if (rc) co_return rc;
-        }
+        co_return co_await unfenced(lba, n, [this, lba, n, iov, fua](keying k) {
+            return encrypt_and_write(k, lba, n, iov, fua);
+        });
     }
 
     task<int> flush() override { return inner_->flush(); }
     // Zero ciphertext reads as zero plaintext (crypto_bdev.h).
     task<int> write_zeroes(uint64_t lba, uint64_t n) override {
         if (int rc = dev_.check_range(lba, n)) co_return rc;
-        for (;;) {
-            auto g = io_epochs::enter(slot_);
-            if (!dev_.fenced(lba, n))
-                co_return co_await inner_->write_zeroes(lba * ratio_, n * ratio_);
-            g.release();
-            int rc = co_await dev_.wait_unfenced(lba, n);
-            if (rc) co_return rc;
-        }
+        co_return co_await unfenced(lba, n, [this, lba, n](keying) {
+            return inner_->write_zeroes(lba * ratio_, n * ratio_);
+        });
     }
     task<int> unmap(uint64_t lba, uint64_t n) override {
         if (int rc = dev_.check_range(lba, n)) co_return rc;
-        for (;;) {
-            auto g = io_epochs::enter(slot_);
-            if (!dev_.fenced(lba, n)) co_return co_await inner_->unmap(lba * ratio_, n * ratio_);
-            g.release();
-            int rc = co_await dev_.wait_unfenced(lba, n);
-            if (rc) co_return rc;
-        }
+        co_return co_await unfenced(
+            lba, n, [this, lba, n](keying) { return inner_->unmap(lba * ratio_, n * ratio_); });
     }
     task<int> allocated(uint64_t lba, uint64_t n, std::vector<block_run>* runs) override {
         if (int rc = dev_.check_range(lba, n)) co_return rc;
@@ -156,6 +134,20 @@ class crypto_channel final : public channel {
     }
 
   private:
+    // Runs `op` with the keying of its start once [lba, lba + n) is not
+    // fenced, counted (io_epochs) until it ends so that a fence can wait
+    // for it. `op` lives in this frame while it runs.
+    template <typename Op>
+    task<int> unfenced(uint64_t lba, uint64_t n, Op op) {
+        for (;;) {
+            auto g = io_epochs::enter(slot_);
+            if (!dev_.fenced(lba, n)) co_return co_await op(keys());
+            g.release();
+            int rc = co_await dev_.wait_unfenced(lba, n);
+            if (rc) co_return rc;
+        }
+    }
+
     // The keying of an I/O starting now. Outside a rotation the other slot's
     // contexts (an old key's schedule, after one) are dropped.
     keying keys() {
@@ -411,9 +403,7 @@ task<int> crypto_device::rekey_commit() {
     if (rc) {
         // Some blocks may be under the new key now: which ones only the
         // record can tell (recover()). Until then the chunk is off limits.
-        broken_.store(true);
-        unfenced_.notify_all();
-        rekey_cancel_buffers();
+        lose_chunk();
         co_return rc;
     }
     done_.store(chunk_lba_ + chunk_blocks_);
@@ -426,6 +416,11 @@ void crypto_device::rekey_abandon() {
     if (!chunk_blocks_) return;
     // Unfenced, hosts would write the chunk under the old key, which a
     // record that did reach the disk would then misjudge after a restart.
+    lose_chunk();
+}
+
+// The chunk stays fenced and I/O to it fails (EIO) until recover().
+void crypto_device::lose_chunk() {
     broken_.store(true);
     unfenced_.notify_all();
     rekey_cancel_buffers();
@@ -473,12 +468,11 @@ task<int> crypto_device::recover(const rekey_record& r) {
     }
     OPENSSL_cleanse(plain.data(), plain.size());
     if (rc == 0) rc = co_await write_runs(r.lba, r.blocks, again, /*fua=*/true);
-    rekey_cancel_buffers();
     if (rc) {
-        broken_.store(true);
-        unfenced_.notify_all();
+        lose_chunk();
         co_return rc;
     }
+    rekey_cancel_buffers();
     broken_.store(false);
     done_.store(r.lba + r.blocks);
     unfence();

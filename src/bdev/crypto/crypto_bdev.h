@@ -115,6 +115,7 @@ class crypto_device final : public bdev {
     void unfence();
     task<int> write_runs(uint64_t lba, uint32_t n, const std::vector<bool>& which, bool fua);
     void rekey_cancel_buffers();
+    void lose_chunk();
 
     std::shared_ptr<bdev> inner_;
     uint32_t ratio_;
