@@ -2,9 +2,11 @@
 # Installs, builds and runs every test: the Release build, then the
 # sanitizer build (ASan + UBSan), with 20 s of each fuzz target (clang 14)
 # between the sanitizer build and its tests. The kernel interop tests (label
-# interop: QEMU VMs, run one at a time) run once, against the sanitizer
-# build, where a memory error in what the Linux kernel sends shows; the
-# Release pass runs everything else. Ends with ctest's summary.
+# interop: QEMU VMs, run one at a time) and the multi-node fault scenarios
+# (label cluster: engines in network namespaces, killed and cut off under
+# fio) run once, against the sanitizer build, where a memory error in what
+# the Linux kernel sends or on a fault path shows; the Release pass runs
+# everything else. Ends with ctest's summary.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 echo "=== setup ($(date +%T))"
@@ -27,7 +29,7 @@ for flavour in release asan; do
   fi
   echo "=== $flavour: test ($(date +%T))"
   only=()
-  [ "$flavour" = release ] && only=(-LE interop)
+  [ "$flavour" = release ] && only=(-LE 'interop|cluster')
   ctest --test-dir "build/$flavour" --output-on-failure -j "$jobs" --timeout 600 "${only[@]}" || status=1
 done
 echo "=== done ($(date +%T))"
