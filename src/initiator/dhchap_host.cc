@@ -48,6 +48,11 @@ dhchap_host::dhchap_host(dhchap_host_options opt, std::string hostnqn, std::stri
         opt_.digests = {auth::hash_id::sha256, auth::hash_id::sha384, auth::hash_id::sha512};
     if (opt_.dhgroups.empty())
         for (uint8_t g = 0; g <= 5; ++g) opt_.dhgroups.push_back(auth::dh_group(g));
+    if (opt_.sc_c != nvme::auth::sc_c_none) {
+        // A generated PSK needs a DH secret and a hash its digest has.
+        std::erase(opt_.digests, auth::hash_id::sha512);
+        std::erase(opt_.dhgroups, auth::dh_group::null);
+    }
 }
 
 std::vector<uint8_t> dhchap_host::negotiate() const {
@@ -55,7 +60,7 @@ std::vector<uint8_t> dhchap_host::negotiate() const {
     h.auth_type = uint8_t(nvme::auth::auth_type::common);
     h.auth_id = uint8_t(message::negotiate);
     h.t_id = t_id_;
-    h.sc_c = nvme::auth::sc_c_none;
+    h.sc_c = opt_.sc_c;
     h.napd = 1;
     nvme::auth::protocol_descriptor d{};
     d.authid = nvme::auth::authid_dhchap;
@@ -102,26 +107,29 @@ result<std::vector<uint8_t>> dhchap_host::reply(std::span<const uint8_t> msg, st
         dh = std::move(k.value());
     }
     auto r1 = auth::dhchap_response(hash_, opt_.key, auth::role::host, hostnqn_, subnqn_, c1,
-                                    {session_key_.data(), session_key_.size()}, h.seqnum, t_id_);
+                                    {session_key_.data(), session_key_.size()}, h.seqnum, t_id_,
+                                    opt_.sc_c);
+    c1_.assign(c1.begin(), c1.end());
+    bool concat = opt_.sc_c != nvme::auth::sc_c_none;
     nvme::auth::reply_header rh{};
     rh.auth_type = uint8_t(nvme::auth::auth_type::dhchap);
     rh.auth_id = uint8_t(message::reply);
     rh.t_id = t_id_;
     rh.hl = uint8_t(hl);
     rh.dhvlen = uint16_t(dhvlen);
-    if (opt_.ctrl_key) {
+    if (opt_.ctrl_key || concat) {
+        // C2 feeds the generated PSK; S2 = 0 asks no R2 of the controller.
         c2_.resize(hl);
         auth::random_bytes({c2_.data(), c2_.size()});
-        do {
+        while (opt_.ctrl_key && s2_ == 0)
             auth::random_bytes({reinterpret_cast<uint8_t*>(&s2_), sizeof s2_});
-        } while (s2_ == 0);
         rh.cvalid = 1;
         rh.seqnum = s2_;
     }
     std::vector<uint8_t> out(sizeof rh + 2 * hl + dhvlen);
     std::memcpy(out.data(), &rh, sizeof rh);
     std::memcpy(out.data() + sizeof rh, r1.data(), hl);
-    if (opt_.ctrl_key) std::memcpy(out.data() + sizeof rh + hl, c2_.data(), hl);
+    if (rh.cvalid) std::memcpy(out.data() + sizeof rh + hl, c2_.data(), hl);
     if (dh) std::memcpy(out.data() + sizeof rh + 2 * hl, dh->public_value().data(), dhvlen);
     return out;
 }
@@ -143,7 +151,10 @@ result<bool> dhchap_host::success1(std::span<const uint8_t> msg, std::string* wh
     if (h.auth_type != uint8_t(nvme::auth::auth_type::dhchap) ||
         h.auth_id != uint8_t(message::success1) || h.t_id != t_id_ || h.hl != hl)
         return bad("not the DH-HMAC-CHAP success message of this transaction");
-    if (!opt_.ctrl_key) return false;
+    if (!opt_.ctrl_key) {
+        succeeded_ = true;
+        return false;
+    }
     if (!h.rvalid || msg.size() < sizeof h + hl)
         return bad("the controller did not authenticate itself", EACCES);
     auto r2 = auth::dhchap_response(hash_, *opt_.ctrl_key, auth::role::controller, subnqn_,
@@ -152,7 +163,15 @@ result<bool> dhchap_host::success1(std::span<const uint8_t> msg, std::string* wh
     if (!auth::same_secret(msg.subspan(sizeof h, hl), {r2.data(), r2.size()}))
         return bad("the controller's response is wrong: it does not hold the controller secret",
                    EACCES);
+    succeeded_ = true;
     return true;
+}
+
+result<auth::derived_psk> dhchap_host::tls_psk() const {
+    if (!succeeded_ || opt_.sc_c == nvme::auth::sc_c_none) return error{EINVAL};
+    auto psk = auth::generated_psk(hash_, {session_key_.data(), session_key_.size()},
+                                   {c1_.data(), c1_.size()}, {c2_.data(), c2_.size()});
+    return auth::derive_generated_tls_psk(hash_, {psk.data(), psk.size()}, hostnqn_, subnqn_);
 }
 
 std::vector<uint8_t> dhchap_host::success2() const {

@@ -9,6 +9,13 @@
 //   success1(msg)   -> checks R2 when one was asked for; true: send
 //                      success2(); an error: send failure2() and give up
 //
+// Secure channel concatenation (sc_c NEWTLSPSK or REPLACETLSPSK; docs/
+// design/secure-concatenation.md): only SHA-256/384 and DH groups are
+// offered, SC_C goes into R1, a C2 is always sent (with S2 = 0 unless a
+// controller secret asks the controller to prove itself too), and once
+// success1() has accepted, tls_psk() is the generated TLS PSK and its
+// NVMe1G identity.
+//
 // Pure: no I/O. Secrets live in wiped memory and are never logged.
 #pragma once
 
@@ -17,6 +24,7 @@
 #include <vector>
 
 #include "auth/dhchap.h"
+#include "auth/tls_psk.h"
 #include "nvme/auth.h"
 
 namespace weft::initiator {
@@ -26,6 +34,7 @@ struct dhchap_host_options {
     std::optional<auth::dhchap_key> ctrl_key;  // the controller's: bidirectional
     std::vector<auth::hash_id> digests;        // offered; empty: all three
     std::vector<auth::dh_group> dhgroups;      // offered; empty: all six
+    uint8_t sc_c = nvme::auth::sc_c_none;      // secure channel concatenation
 };
 
 class dhchap_host {
@@ -45,6 +54,10 @@ class dhchap_host {
     std::vector<uint8_t> success2() const;
     std::vector<uint8_t> failure2(nvme::auth::failure why) const;
 
+    // The TLS PSK the transaction generated (concatenation, after success1()
+    // accepted). EINVAL otherwise.
+    result<auth::derived_psk> tls_psk() const;
+
     auth::hash_id hash() const { return hash_; }
     auth::dh_group group() const { return group_; }
 
@@ -55,7 +68,8 @@ class dhchap_host {
     auth::hash_id hash_ = auth::hash_id::none;
     auth::dh_group group_ = auth::dh_group::null;
     uint32_t s2_ = 0;
-    auth::secret_bytes c2_, session_key_;
+    auth::secret_bytes c1_, c2_, session_key_;
+    bool succeeded_ = false;
 };
 
 }  // namespace weft::initiator

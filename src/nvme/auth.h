@@ -85,6 +85,10 @@ inline constexpr uint8_t failure_reason_failed = 0x01;  // rescode
 
 inline constexpr uint8_t authid_dhchap = 0x01;
 inline constexpr uint8_t sc_c_none = 0x00;  // no secure channel concatenation
+// Secure channel concatenation (NVMe Base 2.1): a new TLS PSK from a plain
+// admin queue, or a replacement from one that runs TLS already.
+inline constexpr uint8_t sc_c_newtlspsk = 0x02;
+inline constexpr uint8_t sc_c_replacetlspsk = 0x03;
 
 struct protocol_descriptor {
     uint8_t authid;

@@ -74,6 +74,11 @@ class controller : public std::enable_shared_from_this<controller> {
         std::lock_guard lk(auth_mutex_);
         return auth_;
     }
+    // Its admin queue made a TLS PSK (secure channel concatenation) on a
+    // plain connection: the host is to come back over TLS with it, as a new
+    // controller; this one takes no I/O queues. Any reactor.
+    void set_concatenation_only() { concat_only_.store(true, std::memory_order_release); }
+    bool concatenation_only() const { return concat_only_.load(std::memory_order_acquire); }
     unsigned home() const { return home_; }
     const controller_limits& limits() const { return limits_; }
     bool enabled() const { return ready_.load(std::memory_order_acquire); }
@@ -109,6 +114,7 @@ class controller : public std::enable_shared_from_this<controller> {
   private:
     mutable std::mutex auth_mutex_;
     std::shared_ptr<const host_auth> auth_;
+    std::atomic<bool> concat_only_{false};
     void property_get(request& r);
     void property_set(request& r);
     void identify(request& r);

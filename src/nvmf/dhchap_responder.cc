@@ -37,11 +37,33 @@ uint16_t le16(const uint8_t* p) {
 }  // namespace
 
 dhchap_responder::dhchap_responder(config_source source, std::string hostnqn, std::string subnqn,
-                                   uint16_t qid)
+                                   uint16_t qid, channel ch, psk_sink on_psk)
     : source_(std::move(source)),
       hostnqn_(std::move(hostnqn)),
       subnqn_(std::move(subnqn)),
-      qid_(qid) {}
+      qid_(qid),
+      channel_(ch),
+      on_psk_(std::move(on_psk)) {}
+
+void dhchap_responder::succeed() {
+    if (sc_c_ != nvme::auth::sc_c_none) {
+        // The TLS PSK: HMAC(g^xy, C1 || C2) (an HMAC key longer than the
+        // hash's block is hashed first: KS = H(g^xy), as the spec has it).
+        auto psk = auth::generated_psk(hash_, {session_key_.data(), session_key_.size()},
+                                       {c1_.data(), c1_.size()}, {c2_.data(), c2_.size()});
+        auto d = auth::derive_generated_tls_psk(hash_, {psk.data(), psk.size()}, hostnqn_, subnqn_);
+        if (!d) {
+            // negotiate() allowed only the hashes a PSK digest has.
+            spdlog::error("{}: secure channel concatenation on {}: no TLS PSK for {}", hostnqn_,
+                          subnqn_, auth::hash_name(hash_));
+            return end_failed();
+        }
+        if (on_psk_) on_psk_(std::move(d.value()));
+    }
+    done_sc_c_ = sc_c_;
+    authenticated_ = true;
+    ++successes_;
+}
 
 std::string dhchap_responder::describe() const {
     return fmt::format("{}, {}{}", auth::hash_name(hash_), auth::dh_group_name(group_),
@@ -68,6 +90,7 @@ void dhchap_responder::reset() {
     session_key_.clear();
     dh_.reset();
     s1_ = s2_ = 0;
+    sc_c_ = 0;
 }
 
 void dhchap_responder::fail_next(failure why) {
@@ -132,8 +155,7 @@ void dhchap_responder::send(std::span<const uint8_t> p) {
         return;
     }
     // Success2: the host took our R2.
-    authenticated_ = true;
-    ++successes_;
+    succeed();
     step_ = step::done;
     reset();
 }
@@ -144,9 +166,23 @@ failure dhchap_responder::negotiate(std::span<const uint8_t> p) {
     if (p.size() < sizeof h + sizeof(nvme::auth::protocol_descriptor))
         return failure::incorrect_payload;
     std::memcpy(&h, p.data(), sizeof h);
-    // Secure channel concatenation needs TLS, which this target does not
-    // offer yet.
-    if (h.sc_c != nvme::auth::sc_c_none) return failure::concat_mismatch;
+    // Secure channel concatenation: on the admin queue only, NEWTLSPSK on a
+    // plain connection of a listener that allows TLS, REPLACETLSPSK on a TLS
+    // one (as Linux nvmet).
+    if (h.sc_c != nvme::auth::sc_c_none) {
+        bool ok =
+            qid_ == 0 &&
+            ((h.sc_c == nvme::auth::sc_c_newtlspsk && !channel_.tls && channel_.tls_possible) ||
+             (h.sc_c == nvme::auth::sc_c_replacetlspsk && channel_.tls));
+        if (!ok) {
+            spdlog::warn(
+                "{}: authentication on queue {} of {} refused: secure channel "
+                "concatenation {} is not possible on this {} connection",
+                hostnqn_, qid_, subnqn_, unsigned(h.sc_c), channel_.tls ? "TLS" : "plain");
+            return failure::concat_mismatch;
+        }
+    }
+    sc_c_ = h.sc_c;
     if (h.napd == 0 ||
         sizeof h + size_t(h.napd) * sizeof(nvme::auth::protocol_descriptor) > p.size())
         return failure::incorrect_payload;
@@ -171,9 +207,15 @@ failure dhchap_responder::negotiate(std::span<const uint8_t> p) {
     };
     const auto& digests = cfg_->digests.empty() ? host_auth::default_digests() : cfg_->digests;
     const auto& groups = cfg_->dhgroups.empty() ? host_auth::default_dhgroups() : cfg_->dhgroups;
-    auto hi = std::find_if(digests.begin(), digests.end(), offered_hash);
+    // A generated PSK needs a DH secret and a hash its digest is defined for.
+    bool concat = sc_c_ != nvme::auth::sc_c_none;
+    auto hi = std::find_if(digests.begin(), digests.end(), [&](auth::hash_id want) {
+        return offered_hash(want) && (!concat || want != auth::hash_id::sha512);
+    });
     if (hi == digests.end()) return failure::hash_unusable;
-    auto gi = std::find_if(groups.begin(), groups.end(), offered_group);
+    auto gi = std::find_if(groups.begin(), groups.end(), [&](auth::dh_group want) {
+        return offered_group(want) && (!concat || want != auth::dh_group::null);
+    });
     if (gi == groups.end()) return failure::dhgroup_unusable;
     hash_ = *hi;
     group_ = *gi;
@@ -196,24 +238,25 @@ failure dhchap_responder::reply(std::span<const uint8_t> p) {
         if (!s) return failure::dhgroup_unusable;
         session_key_ = std::move(s.value());
     }
-    auto expect = auth::dhchap_response(hash_, cfg_->key, auth::role::host, hostnqn_, subnqn_,
-                                        {c1_.data(), c1_.size()},
-                                        {session_key_.data(), session_key_.size()}, s1_, t_id_);
+    auto expect = auth::dhchap_response(
+        hash_, cfg_->key, auth::role::host, hostnqn_, subnqn_, {c1_.data(), c1_.size()},
+        {session_key_.data(), session_key_.size()}, s1_, t_id_, sc_c_);
     if (!auth::same_secret({rval, hl}, {expect.data(), expect.size()})) {
         spdlog::warn(
             "{}: authentication on queue {} of {} failed: wrong response (a wrong secret?)",
             hostnqn_, qid_, subnqn_);
         return failure::failed;
     }
-    // SEQNUM 0 with a challenge asks for no controller authentication (the
-    // challenge would only feed a secure channel, not offered here).
+    // SEQNUM 0 with a challenge asks for no controller authentication: the
+    // challenge only feeds a generated TLS PSK, which cannot be made without.
+    if (h.cvalid) c2_.assign(rval + hl, rval + 2 * hl);
+    if (sc_c_ != nvme::auth::sc_c_none && !h.cvalid) return failure::incorrect_payload;
     if (h.cvalid && h.seqnum != 0) {
         bidirectional_ = true;
         s2_ = h.seqnum;
-        c2_.assign(rval + hl, rval + 2 * hl);
     } else {
-        authenticated_ = true;
-        ++successes_;
+        succeed();
+        if (failed_) return failure::failed;
     }
     return failure{};
 }

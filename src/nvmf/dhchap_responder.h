@@ -18,6 +18,15 @@
 // command's answer is out. A new Negotiate on a queue whose transaction
 // ended well starts another (re-authentication on a live queue).
 //
+// Secure channel concatenation (NVMe Base 2.1; docs/design/
+// secure-concatenation.md): on an admin queue whose connection could run TLS,
+// a Negotiate with SC_C NEWTLSPSK (plain queue) or REPLACETLSPSK (TLS queue)
+// makes the exchange generate a TLS PSK: SHA-256 or SHA-384 and a DH group
+// only, SC_C in R1, the host's C2 kept though it asks no controller
+// authentication. The key, with its NVMe1G identity, goes to `on_psk` when
+// the transaction ends authenticated. Any other SC_C, or one on an I/O
+// queue, fails it (CONCAT_MISMATCH).
+//
 // Pure: no I/O; one command at a time (any thread). Secrets live in wiped
 // memory and are never logged.
 #pragma once
@@ -29,11 +38,18 @@
 #include <string>
 
 #include "auth/dhchap.h"
+#include "auth/tls_psk.h"
 #include "nvme/auth.h"
 #include "nvmf/host_auth.h"
 #include "nvmf/request.h"
 
 namespace weft::nvmf {
+
+// What a queue's connection allows for secure channel concatenation.
+struct dhchap_channel {
+    bool tls_possible = false;  // its listener allows TLS (a plain first connection)
+    bool tls = false;           // it runs TLS now
+};
 
 class dhchap_responder {
   public:
@@ -42,7 +58,11 @@ class dhchap_responder {
     // then), on the calling thread. Null: the host has no secret here; the
     // transaction fails (not usable).
     using config_source = std::function<std::shared_ptr<const host_auth>()>;
-    dhchap_responder(config_source source, std::string hostnqn, std::string subnqn, uint16_t qid);
+    // Where a generated TLS PSK goes (secure channel concatenation).
+    using psk_sink = std::function<void(auth::derived_psk)>;
+    using channel = dhchap_channel;
+    dhchap_responder(config_source source, std::string hostnqn, std::string subnqn, uint16_t qid,
+                     channel ch = {}, psk_sink on_psk = nullptr);
 
     // An Authentication Send (its payload in r.data) or Receive (the answer
     // written to r.data); sets r's status.
@@ -59,6 +79,8 @@ class dhchap_responder {
     bool failed() const { return failed_.load(std::memory_order_acquire); }
     // Transactions that ended authenticated (re-authentication counts).
     unsigned successes() const { return successes_; }
+    // The SC_C of the last transaction that ended authenticated.
+    uint8_t concatenation() const { return done_sc_c_; }
     // For the log: "sha256, ffdhe2048, bidirectional".
     std::string describe() const;
 
@@ -80,11 +102,15 @@ class dhchap_responder {
     void fail_now(nvme::auth::failure why);   // Failure2: the transaction is over
     void end_failed();                        // the queue is to end
     void reset();
+    void succeed();  // the transaction ended authenticated
 
     config_source source_;
     std::shared_ptr<const host_auth> cfg_;  // the transaction's
     const std::string hostnqn_, subnqn_;
     const uint16_t qid_;
+    const channel channel_;
+    const psk_sink on_psk_;
+    uint8_t sc_c_ = 0, done_sc_c_ = 0;
 
     step step_ = step::negotiate;
     uint16_t t_id_ = 0;

@@ -3,6 +3,7 @@
 // Thread-safe; configuration changes are rare and take a mutex.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -71,7 +72,14 @@ class target {
     // host has a configured key, the identity is well formed and its hash
     // is the key's (v1: the digest matches, which also tells libnvme's
     // older derivation from RFC 8446's).
+    // A generated identity (secure channel concatenation, NVMe1G...) is
+    // looked up exactly among the keys add_generated_psk() holds.
     std::optional<auth::derived_psk> find_tls_psk(std::string_view identity) const;
+    // A TLS PSK that a DH-HMAC-CHAP exchange generated for `hostnqn`: kept
+    // for an hour (as Linux nvmet), at most `generated_per_host` per host
+    // (the oldest goes first), and dropped with the host's secret.
+    static constexpr size_t generated_per_host = 8;
+    void add_generated_psk(const std::string& hostnqn, auth::derived_psk psk);
 
   private:
     controller_limits limits_;
@@ -86,6 +94,12 @@ class target {
     std::vector<listen_address> addresses_;
     std::map<std::string, std::shared_ptr<const auth::tls_key>> tls_keys_;
     std::map<std::string, std::shared_ptr<const host_auth>> host_auth_;
+    struct generated_psk {
+        std::string hostnqn;
+        std::chrono::steady_clock::time_point expires;
+        auth::derived_psk psk;
+    };
+    std::vector<generated_psk> generated_;  // oldest first
     uint64_t genctr_ = 1;
 };
 

@@ -469,7 +469,7 @@ task<void> tcp_queue::dispatch(command* c) {
         co_await authenticate(c->req);
         co_return;
     }
-    if (auth_ && !auth_->authenticated()) {
+    if (auth_ && !tls_generated_ && !auth_->authenticated()) {
         c->req.set(sc::authentication_required);
         co_return;
     }
@@ -549,6 +549,15 @@ task<void> tcp_queue::connect(command* c) {
         ctrl = ss->find_controller(cd.cntlid);
         if (!ctrl || ctrl->hostnqn() != hostnqn || ctrl->hostid() != hostid)
             co_return invalid(ipo_data(offsetof(nvme::connect_data, cntlid)));
+        if (ctrl->concatenation_only()) {
+            // Its admin queue only made a TLS key (nvmet lets I/O queues in
+            // here unauthenticated).
+            spdlog::warn(
+                "connect from {} to {} refused: controller {} made a TLS key for secure "
+                "channel concatenation and takes no I/O queues",
+                hostnqn, subnqn, ctrl->cntlid());
+            co_return invalid(ipo_data(offsetof(nvme::connect_data, cntlid)));
+        }
         auto st = ctrl->add_io_queue(cc.qid, cc.sqsize, here, weak_from_this());
         if (!st.ok()) {
             r.set(st);
@@ -560,10 +569,12 @@ task<void> tcp_queue::connect(command* c) {
     }
     r.cpl.dw0 = ctrl->cntlid();
     // A host with a secret here authenticates every queue (not discovery),
-    // with the secrets its controller took at the admin queue's Connect.
+    // with the secrets its controller took at the admin queue's Connect;
+    // a queue whose TLS key DH-HMAC-CHAP generated has done so.
+    tls_generated_ = psk_id && psk_id->type == 'G';
     if (ss->kind() == subsystem_kind::nvm) {
         if (cc.qid == 0) ctrl->set_host_auth(target_.find_host_auth(hostnqn));
-        if (ctrl->host_auth_config()) {
+        if (ctrl->host_auth_config() && !tls_generated_) {
             auth_ = make_responder(ctrl, hostnqn, subnqn, cc.qid);
             r.cpl.dw0 |= nvme::auth::connect_authreq_atr;
         }
@@ -601,7 +612,15 @@ std::unique_ptr<dhchap_responder> tcp_queue::make_responder(std::shared_ptr<cont
         if (qid == 0) c->set_host_auth(tgt->find_host_auth(hostnqn));
         return c->host_auth_config();
     };
-    return std::make_unique<dhchap_responder>(std::move(source), hostnqn, subnqn, qid);
+    dhchap_responder::channel ch{.tls_possible = opt_.tls == tls_mode::allowed,
+                                 .tls = tls_ != nullptr};
+    auto on_psk = [tgt, hostnqn](auth::derived_psk psk) {
+        spdlog::info("{}: secure channel concatenation: a TLS PSK made ({})", hostnqn,
+                     psk.identity);
+        tgt->add_generated_psk(hostnqn, std::move(psk));
+    };
+    return std::make_unique<dhchap_responder>(std::move(source), hostnqn, subnqn, qid, ch,
+                                              std::move(on_psk));
 }
 
 task<void> tcp_queue::authenticate(request& r) {
@@ -611,9 +630,14 @@ task<void> tcp_queue::authenticate(request& r) {
         co_return;
     }
     if (!auth_) {
-        // The host has no secret here: its transaction fails (not usable).
-        auth_ = std::make_unique<dhchap_responder>(nullptr, ctrl_->hostnqn(), ctrl_->subsys().nqn(),
-                                                   qid_);
+        if (tls_generated_ && qid_ == 0 && ctrl_->host_auth_config()) {
+            // Re-authentication over a generated TLS key (REPLACETLSPSK).
+            auth_ = make_responder(ctrl_, ctrl_->hostnqn(), ctrl_->subsys().nqn(), qid_);
+        } else {
+            // The host has no secret here: its transaction fails (not usable).
+            auth_ = std::make_unique<dhchap_responder>(nullptr, ctrl_->hostnqn(),
+                                                       ctrl_->subsys().nqn(), qid_);
+        }
     }
     unsigned before = auth_->successes();
     auth_busy_ = true;
@@ -631,6 +655,9 @@ task<void> tcp_queue::authenticate(request& r) {
         r.set(sc::internal_error);
     }
     auth_busy_ = false;
+    if (auth_->successes() != before && !tls_ &&
+        auth_->concatenation() == nvme::auth::sc_c_newtlspsk)
+        ctrl_->set_concatenation_only();
     if (auth_->successes() != before)
         spdlog::log(qid_ == 0 ? spdlog::level::info : spdlog::level::debug,
                     "{} {} on queue {} of controller {} ({})", ctrl_->hostnqn(),

@@ -125,6 +125,10 @@ class tcp_queue : public queue_link, public std::enable_shared_from_this<tcp_que
     // the queue takes nothing but Authentication Send/Receive.
     std::unique_ptr<dhchap_responder> auth_;
     bool auth_busy_ = false;  // an Authentication command is executing
+    // The queue runs TLS with a PSK that DH-HMAC-CHAP generated (secure
+    // channel concatenation): it is authenticated by that; the admin queue
+    // may replace the key (REPLACETLSPSK) without being shut out meanwhile.
+    bool tls_generated_ = false;
 
     // Commands in flight: slot index = transfer tag.
     std::vector<std::unique_ptr<command>> slots_;

@@ -37,9 +37,12 @@ nvmf::request command(nvme::fabrics_type t, size_t len, uint8_t secp = nvme::aut
 
 // The controller's side of one queue, driven as the transport would.
 struct controller_side {
+    std::vector<auth::derived_psk> psks;  // generated (secure channel concatenation)
     nvmf::dhchap_responder resp;
-    explicit controller_side(std::shared_ptr<const nvmf::host_auth> cfg, uint16_t qid = 0)
-        : resp([cfg] { return cfg; }, hostnqn, subnqn, qid) {}
+    explicit controller_side(std::shared_ptr<const nvmf::host_auth> cfg, uint16_t qid = 0,
+                             nvmf::dhchap_channel ch = {})
+        : resp([cfg] { return cfg; }, hostnqn, subnqn, qid, ch,
+               [this](auth::derived_psk p) { psks.push_back(std::move(p)); }) {}
     nvme::status send(std::span<const uint8_t> msg) {
         auto r = command(nvme::fabrics_type::authentication_send, msg.size());
         std::memcpy(r.data.data(), msg.data(), msg.size());
@@ -387,4 +390,128 @@ TEST(DhchapExchange, CommandFieldsAreChecked) {
     c.resp.execute(small);
     EXPECT_EQ(small.status(), nvme::sc::invalid_field);
     EXPECT_EQ(c.receive()[1], uint8_t(nvme::auth::message::challenge));
+}
+
+// Secure channel concatenation: both sides derive the same TLS PSK and
+// NVMe1G identity from one exchange, a new one each time; R1 covers SC_C.
+TEST(DhchapExchange, ConcatenationGeneratesTheSameTlsPskOnBothSides) {
+    const nvmf::dhchap_channel plain{.tls_possible = true, .tls = false};
+    for (hash_id hf : {hash_id::sha256, hash_id::sha384}) {
+        for (bool bidi : {false, true}) {
+            SCOPED_TRACE(fmt::format("{} {}", auth::hash_name(hf), bidi ? "bidirectional" : ""));
+            auto hk = key(), ck = key();
+            auto cfg = target_cfg(hk, ck);
+            cfg->digests = {hash_id::sha512, hf};  // SHA-512 has no PSK digest: skipped
+            controller_side c(cfg, 0, plain);
+            // The host offers everything; concatenation leaves SHA-512 and null out.
+            initiator::dhchap_host h(
+                {hk, bidi ? std::optional(ck) : std::nullopt, {}, {}, nvme::auth::sc_c_newtlspsk},
+                hostnqn, subnqn, 3);
+            auto o = run(c, h);
+            EXPECT_TRUE(o.authenticated) << o.host_error;
+            EXPECT_EQ(h.hash(), hf);
+            EXPECT_NE(h.group(), dh_group::null);
+            EXPECT_EQ(c.resp.concatenation(), nvme::auth::sc_c_newtlspsk);
+            auto hp = h.tls_psk();
+            ASSERT_TRUE(hp.ok());
+            ASSERT_EQ(c.psks.size(), 1u);
+            EXPECT_EQ(c.psks[0].identity, hp->identity);
+            EXPECT_EQ(c.psks[0].hash, hf);
+            EXPECT_TRUE(auth::same_secret({c.psks[0].psk.data(), c.psks[0].psk.size()},
+                                          {hp->psk.data(), hp->psk.size()}));
+            EXPECT_EQ(hp->psk.size(), auth::hash_length(hf));
+            EXPECT_TRUE(hp->identity.starts_with(
+                fmt::format("NVMe1G0{} {} {} ", hf == hash_id::sha256 ? 1 : 2, hostnqn, subnqn)))
+                << hp->identity;
+            // A second exchange makes another key.
+            controller_side c2(cfg, 0, plain);
+            initiator::dhchap_host h2({hk, {}, {}, {}, nvme::auth::sc_c_newtlspsk}, hostnqn, subnqn,
+                                      4);
+            EXPECT_TRUE(run(c2, h2).authenticated);
+            ASSERT_EQ(c2.psks.size(), 1u);
+            EXPECT_NE(c2.psks[0].identity, hp->identity);
+        }
+    }
+    // Without concatenation no key is made, and the host has none.
+    auto hk = key();
+    controller_side c3(target_cfg(hk), 0, plain);
+    initiator::dhchap_host h({hk, {}, {}, {}}, hostnqn, subnqn, 5);
+    EXPECT_TRUE(run(c3, h).authenticated);
+    EXPECT_TRUE(c3.psks.empty());
+    EXPECT_FALSE(h.tls_psk().ok());
+}
+
+TEST(DhchapExchange, ConcatenationIsRefusedWhereItCannotBe) {
+    auto hk = key();
+    struct refusal {
+        const char* what;
+        uint16_t qid;
+        nvmf::dhchap_channel ch;
+        uint8_t sc_c;
+    } cases[] = {
+        {"an I/O queue", 1, {true, false}, nvme::auth::sc_c_newtlspsk},
+        {"NEWTLSPSK on a TLS queue", 0, {true, true}, nvme::auth::sc_c_newtlspsk},
+        {"REPLACETLSPSK on a plain queue", 0, {true, false}, nvme::auth::sc_c_replacetlspsk},
+        {"a listener without TLS", 0, {false, false}, nvme::auth::sc_c_newtlspsk},
+        {"the obsolete SC_C 1", 0, {true, false}, 0x01},
+    };
+    for (auto& k : cases) {
+        SCOPED_TRACE(k.what);
+        controller_side c(target_cfg(hk), k.qid, k.ch);
+        initiator::dhchap_host h({hk, {}, {}, {}, k.sc_c}, hostnqn, subnqn, 2);
+        auto o = run(c, h);
+        EXPECT_FALSE(o.authenticated);
+        EXPECT_TRUE(o.failed);
+        EXPECT_NE(o.host_error.find("concatenation mismatch"), std::string::npos) << o.host_error;
+        EXPECT_TRUE(c.psks.empty());
+    }
+    // REPLACETLSPSK on a TLS admin queue is what re-authentication does.
+    controller_side c(target_cfg(hk), 0, {true, true});
+    initiator::dhchap_host h({hk, {}, {}, {}, nvme::auth::sc_c_replacetlspsk}, hostnqn, subnqn, 2);
+    EXPECT_TRUE(run(c, h).authenticated);
+    EXPECT_EQ(c.psks.size(), 1u);
+
+    // Only SHA-512 or only the null group offered: nothing to make a key with.
+    const nvmf::dhchap_channel plain{true, false};
+    for (bool sha512 : {true, false}) {
+        controller_side cs(target_cfg(hk), 0, plain);
+        std::vector<uint8_t> neg =
+            initiator::dhchap_host({hk, {}, {}, {}, nvme::auth::sc_c_newtlspsk}, hostnqn, subnqn, 2)
+                .negotiate();
+        // The descriptor's lists: one hash, one group.
+        size_t d = sizeof(nvme::auth::negotiate_header);
+        auto* pd = reinterpret_cast<nvme::auth::protocol_descriptor*>(neg.data() + d);
+        pd->halen = 1;
+        pd->dhlen = 1;
+        pd->idlist[0] = uint8_t(sha512 ? hash_id::sha512 : hash_id::sha256);
+        pd->idlist[nvme::auth::max_hash_ids] =
+            uint8_t(sha512 ? dh_group::ffdhe2048 : dh_group::null);
+        EXPECT_TRUE(cs.send(neg).ok());
+        auto f = cs.receive();
+        EXPECT_EQ(f[1], uint8_t(nvme::auth::message::failure1));
+        EXPECT_EQ(f[offsetof(nvme::auth::failure_message, rescode_exp)],
+                  uint8_t(sha512 ? failure::hash_unusable : failure::dhgroup_unusable))
+            << (sha512 ? "sha512" : "null group");
+    }
+
+    // A concatenation Reply without C2 (the key could not be made), and an R1
+    // computed without SC_C (a host of Linux 6.15-6.17), are refused.
+    for (bool drop_c2 : {true, false}) {
+        controller_side cs(target_cfg(hk), 0, plain);
+        initiator::dhchap_host hh(
+            {hk, {}, {}, {}, drop_c2 ? nvme::auth::sc_c_newtlspsk : uint8_t(0)}, hostnqn, subnqn,
+            6);
+        auto neg = hh.negotiate();
+        neg[offsetof(nvme::auth::negotiate_header, sc_c)] = nvme::auth::sc_c_newtlspsk;
+        EXPECT_TRUE(cs.send(neg).ok());
+        std::string why;
+        auto reply = hh.reply(cs.receive(), &why);
+        ASSERT_TRUE(reply.ok()) << why;
+        if (drop_c2) (*reply)[offsetof(nvme::auth::reply_header, cvalid)] = 0;
+        EXPECT_TRUE(cs.send(*reply).ok());
+        auto f = cs.receive();
+        EXPECT_EQ(f[1], uint8_t(nvme::auth::message::failure1)) << drop_c2;
+        EXPECT_FALSE(cs.resp.authenticated());
+        EXPECT_TRUE(cs.psks.empty());
+    }
 }

@@ -42,6 +42,14 @@
 #                          through the refused Connects (6.10+ hosts delete a
 #                          controller whose Connect fails with DNR) and be
 #                          live again; fio and the kernel see no I/O error
+#   (W_MODE=concat, a Linux >= 6.15 guest, no TLS key; these steps only:)
+#   concat/connect         nvme connect --concat: DH-HMAC-CHAP on a plain
+#                          admin queue generates a TLS PSK (NVMe1G0x in the
+#                          keyring), the controller comes back over TLS with
+#                          it, 2 I/O queues, fio 4k random writes verified
+#   concat/reauth          the secret written to sysfs: the TLS admin queue
+#                          re-authenticates (REPLACETLSPSK); reads go on
+#   concat/wrong-secret    --concat with another secret: refused
 DEV=
 hostargs() { echo "-t tcp -a $W_ADDR -s $W_PORT -n $W_NQN -q $W_HOSTNQN -I $W_HOSTID"; }
 ctrl() {  # the controller of W_NQN, if any
@@ -167,6 +175,39 @@ s_rotate() {
   note "new secret: $(dmesg | grep 'qid 0: authenticated with' | tail -1 | sed 's/.*with //'); old secret refused"
 }
 
+# ------------------------------------ secure channel concatenation ----
+# W_MODE=concat (Linux >= 6.15): no TLS key anywhere; DH-HMAC-CHAP on a plain
+# admin queue generates it, and the host reconnects over TLS with it.
+s_concat() {
+  local c tk
+  conn --concat --dhchap-secret="$W_KEY" --nr-io-queues=2 ||
+    { note "connect failed: $(tail -1 /tmp/conn.out); tlshd: $(tail -2 /tmp/tlshd.log | tr '\n' ' ')"; return 1; }
+  c=$(ctrl)
+  tk=$(cat /sys/class/nvme/"$c"/tls_key 2>/dev/null)
+  case $tk in ''|0|00000000) note "the controller has no TLS key (sysfs tls_key '$tk')"; return 1 ;; esac
+  grep -aq "NVMe1G0[12] $W_HOSTNQN $W_NQN " /proc/keys ||
+    { note "no generated PSK (NVMe1G) for this host in the keyring: $(grep -ao 'NVMe[^ ]*' /proc/keys | tr '\n' ' ')"; return 1; }
+  tmo 180 fio --name=concatv --filename="$DEV" --direct=1 --ioengine=libaio --rw=randwrite --bs=4k \
+    --iodepth=16 --numjobs=2 --size=8m --offset_increment=8m --verify=crc32c --verify_fatal=1 \
+    --group_reporting > /tmp/fio.out 2>&1 || { note "fio failed: $(grep -i err /tmp/fio.out | head -2)"; return 1; }
+  grep -q "err= 0" /tmp/fio.out || { note "fio reported errors"; return 1; }
+  note "TLS with the generated key $(grep -ao 'NVMe1G0[12]' /proc/keys | head -1) (serial $tk), 2 I/O queues; fio verify 2 jobs x 8 MiB, err=0"
+}
+s_concat_reauth() {
+  # Re-authentication of a TLS admin queue replaces its key (REPLACETLSPSK).
+  local c before i=0
+  c=$(ctrl) || { note "no controller from the previous step"; return 1; }
+  before=$(klog_count "qid 0: authenticated")
+  echo "$W_KEY" > /sys/class/nvme/"$c"/dhchap_secret || { note "cannot write dhchap_secret"; disc; return 1; }
+  while [ "$(klog_count "qid 0: authenticated")" -le "$before" ] && [ $i -lt 40 ]; do sleep 0.25; i=$((i+1)); done
+  [ "$(klog_count "qid 0: authenticated")" -gt "$before" ] ||
+    { note "no re-authentication seen: $(dmesg | grep nvme | tail -2 | tr '\n' ' ')"; disc; return 1; }
+  [ "$(cat /sys/class/nvme/"$c"/state)" = live ] || { note "controller not live after re-authentication"; disc; return 1; }
+  dd if="$DEV" of=/dev/null bs=4k count=64 iflag=direct 2>/dev/null || { note "read after re-authentication failed"; disc; return 1; }
+  disc || { note "disconnect left the controller"; return 1; }
+  note "re-authenticated over TLS ($(dmesg | grep 'qid 0: authenticated' | tail -1 | sed 's/.*authenticated //')); reads ok"
+}
+
 # ------------------------------------------------ a share taken away ----
 # The state of the plain share's controller, sampled every 0.1 s from the
 # cue WEFT-SHARE-FLAP: each change as "STATE@SECONDS" (gone = the controller
@@ -257,6 +298,15 @@ s_share_flap() {
   note "$c: ${FLAP_STATES#live@0.0 } (s after the cue); left live after $FLAP_DOWN s, live again after $FLAP_UP s${refusedc:+ (refused Connects: $(grep -ciE 'connect (invalid|command failed)' /tmp/flap-dmesg.out) logged, e.g. $refusedc)}; fio 8 MiB verified, no I/O error"
 }
 
+if [ "${W_MODE:-}" = concat ]; then
+  echo "WEFT-PLAN concat/connect concat/reauth concat/wrong-secret"
+  if step concat/connect s_concat; then step concat/reauth s_concat_reauth
+  else skip_step concat/reauth "no controller"; disc; fi
+  step concat/wrong-secret refused --concat --dhchap-secret="$W_WRONG_KEY"
+  echo "WEFT-DONE failures=$FAILS"
+  [ $FAILS -eq 0 ]
+  exit
+fi
 echo "WEFT-PLAN auth/discover auth/no-secret auth/wrong-secret auth/unidirectional auth/bidirectional auth/reauth auth/wrong-ctrl-secret tls/connect tls/discover auth/rotate reconnect/share-flap"
 step auth/discover s_discover
 step auth/no-secret refused
