@@ -36,6 +36,11 @@ void add_connection_options(CLI::App* app, connection_options& c, bool need_nqn,
                     "--tls-key) or 0 (NVMe0R0x ..., nvme gen-tls-key --insert's default)")
         ->capture_default_str()
         ->check(CLI::Range(0u, 1u));
+    app->add_flag("--concat", c.concat,
+                  "secure channel concatenation, as nvme connect --concat: authenticate with "
+                  "--dhchap-secret-file on a plain admin queue, which makes a TLS key, then run "
+                  "every queue over TLS 1.3 with it (no TLS key file; the target's listener must "
+                  "allow TLS)");
     if (with_nsid)
         app->add_option("--nsid", c.nsid, "namespace ID")
             ->capture_default_str()

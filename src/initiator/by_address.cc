@@ -114,6 +114,13 @@ bool make_controller_options(const address_options& c, controller_options& o, st
             "first)";
         return false;
     }
+    if (c.concat && (c.dhchap_secret_file.empty() || !c.tls_key_file.empty())) {
+        *why =
+            "--concat needs --dhchap-secret-file and no --tls-key-file (the TLS key is made by "
+            "DH-HMAC-CHAP)";
+        return false;
+    }
+    o.concat = c.concat;
     auto note = [&](bool exposed, const std::string& path) {
         if (exposed && exposed_files) exposed_files->push_back(path);
     };
@@ -175,6 +182,12 @@ std::string connect_error_sentence(const address_options& c, error e, bool disco
                              "controller secret",
                              c.nqn, at, host);
         case ENOPROTOOPT:
+            if (c.concat)
+                return fmt::format(
+                    "secure channel concatenation to {} on {} failed: the target cannot make a "
+                    "TLS key with host {} (its listener does not allow TLS, or no SHA-256/384 "
+                    "hash or DH group in common)",
+                    c.nqn, at, host);
             return fmt::format(
                 "authentication to {} on {} failed: the target and this host have "
                 "no hash function or DH group in common, or the target cannot "
@@ -206,6 +219,11 @@ std::string connect_error_sentence(const address_options& c, error e, bool disco
                              at)
                        : fmt::format("{} closed the connection during the NVMe/TCP handshake", at);
         case EPROTO:
+            if (c.concat)
+                return fmt::format(
+                    "{} on {} made no TLS key for secure channel concatenation (it did not ask "
+                    "host {} to authenticate, or its listener does not allow TLS)",
+                    c.nqn, at, host);
             if (!c.tls_key_file.empty())
                 return fmt::format(
                     "{} did not complete a TLS handshake (does it run TLS on this port?)", at);

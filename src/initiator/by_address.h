@@ -34,6 +34,7 @@ struct address_options {
     // TLS 1.3 with a PSK derived from this configured key (NVMeTLSkey-1:..:).
     std::string tls_key_file;
     unsigned tls_identity = 1;  // PSK identity version: 1 (nvme-cli connect) or 0
+    bool concat = false;        // secure channel concatenation (needs the DH-HMAC-CHAP secret)
 };
 
 // The host NQN of this machine: /etc/nvme/hostnqn if present (as nvme-cli),

@@ -71,6 +71,21 @@ task<result<std::unique_ptr<controller>>> controller::start(controller* raw) {
         c->tls_ = std::make_shared<const auth::derived_psk>(std::move(d.value()));
         return {};
     };
+    if (c->opt_.concat) {
+        if (!c->opt_.dhchap || c->opt_.tls_key) co_return error{EINVAL};
+        // A plain admin queue only to make the key; it closes at once (a
+        // controller made so takes no I/O queues, and needs no shutdown).
+        queue_options pq = admin_queue_options(c->opt_);
+        std::shared_ptr<const auth::derived_psk> psk;
+        pq.concat_psk = &psk;
+        auto plain = co_await queue::connect(pq);
+        if (!plain) co_return plain.err();
+        co_await plain.value()->close();
+        c->tls_ = std::move(psk);
+        spdlog::info("initiator: {}: secure channel concatenation made TLS PSK {}; every queue "
+                     "connects over TLS with it",
+                     c->opt_.subnqn, c->tls_->identity);
+    }
     if (c->opt_.tls_key) {
         auto d = derive(auth::derivation::rfc8446);
         if (!d) co_return d.err();
@@ -78,7 +93,7 @@ task<result<std::unique_ptr<controller>>> controller::start(controller* raw) {
     queue_options aq = admin_queue_options(c->opt_);
     aq.tls = c->tls_;
     bool refused = false;
-    aq.tls_refused = &refused;
+    if (c->opt_.tls_key) aq.tls_refused = &refused;
     auto admin = co_await queue::connect(aq);
     if (!admin && refused) {
         spdlog::info(

@@ -64,6 +64,13 @@ struct controller_options {
     // nvmet's keyring); the admin queue's choice holds for the I/O queues.
     std::shared_ptr<const auth::tls_key> tls_key;
     unsigned tls_identity_version = 1;
+    // Secure channel concatenation (NVMe Base 2.1, `nvme connect --concat`;
+    // needs dhchap, excludes tls_key): the admin queue connects in plain TCP
+    // and authenticates, which generates a TLS PSK; that queue closes with
+    // no other command, and the controller is connected again with every
+    // queue over TLS with that key. Each connect() makes a new key; queues
+    // that reconnect reuse it (the target keeps it for an hour).
+    bool concat = false;
 };
 
 class controller {
@@ -71,7 +78,8 @@ class controller {
     // Errors: those of queue::connect; ETIMEDOUT when CSTS.RDY does not come
     // within CAP.TO; EIO when a bring-up command fails (status logged);
     // EINVAL when no TLS PSK can be derived for the NQNs (a v0 identity
-    // over 255 bytes).
+    // over 255 bytes), or for concat without dhchap or with tls_key; EPROTO
+    // when a concat target does not ask to authenticate.
     static task<result<std::unique_ptr<controller>>> connect(controller_options opt);
 
     // requires: disconnect() has completed.
@@ -88,6 +96,8 @@ class controller {
     uint16_t cntlid() const { return admin_->cntlid(); }
     uint64_t cap() const { return cap_; }
     const controller_options& options() const { return opt_; }
+    // The PSK identity its queues run TLS under ("" without TLS).
+    std::string tls_identity() const { return tls_ ? tls_->identity : std::string(); }
     const nvme::identify_controller& identity() const { return *identity_; }
     // Largest transfer of one command (MDTS), bytes.
     uint32_t max_transfer() const { return max_transfer_; }

@@ -261,7 +261,17 @@ task<result<void>> queue::establish() {
         cntlid_ = uint16_t(r->dw0 & 0xffff);
         connect_status_ = {};
         result<void> a;
-        if (r->dw0 & nvme::auth::connect_authreq_ascr) {
+        if (opt_.concat_psk) {
+            if (r->dw0 & (nvme::auth::connect_authreq_atr | nvme::auth::connect_authreq_ascr)) {
+                a = co_await authenticate();
+            } else {
+                spdlog::warn(
+                    "initiator: {} did not ask host {} to authenticate: no TLS key can be "
+                    "made for secure channel concatenation",
+                    opt_.subnqn, opt_.hostnqn);
+                a = error{EPROTO};
+            }
+        } else if (r->dw0 & nvme::auth::connect_authreq_ascr) {
             spdlog::warn(
                 "initiator: {} requires a secure channel (TLS), which this host does not "
                 "offer yet",
@@ -269,9 +279,12 @@ task<result<void>> queue::establish() {
             a = error{EPROTONOSUPPORT};
         } else if (r->dw0 & nvme::auth::connect_authreq_atr) {
             a = co_await authenticate();
-        } else if (opt_.dhchap && opt_.dhchap->ctrl_key && opt_.subnqn != nvme::discovery_nqn) {
+        } else if (opt_.qid == 0 && opt_.dhchap && opt_.dhchap->ctrl_key &&
+                   opt_.subnqn != nvme::discovery_nqn) {
             // We were to check the controller's identity and it did not
-            // offer to prove it: it may not be the one we meant.
+            // offer to prove it: it may not be the one we meant. (Its I/O
+            // queues may go without: Linux 7.x's nvmet authenticates only
+            // the admin queue, which proved the controller.)
             spdlog::warn(
                 "initiator: {} did not ask to authenticate, and a controller secret was "
                 "given: refusing a controller that does not prove itself",
@@ -332,7 +345,9 @@ task<result<void>> queue::authenticate() {
             opt_.subnqn, opt_.hostnqn);
         co_return error{ENOKEY};
     }
-    dhchap_host h(*opt_.dhchap, opt_.hostnqn, opt_.subnqn, opt_.qid);
+    dhchap_host_options ho = *opt_.dhchap;
+    if (opt_.concat_psk) ho.sc_c = nvme::auth::sc_c_newtlspsk;
+    dhchap_host h(std::move(ho), opt_.hostnqn, opt_.subnqn, opt_.qid);
     std::string why;
     auto fail = [&](const std::string& s) {
         spdlog::warn("initiator: authentication of queue {} to {} failed: {}", opt_.qid,
@@ -377,6 +392,14 @@ task<result<void>> queue::authenticate() {
         auto s2 = h.success2();
         r = co_await auth_command(true, s2);
         if (!r) co_return r.err();
+    }
+    if (opt_.concat_psk) {
+        auto psk = h.tls_psk();
+        if (!psk) {
+            fail("no TLS key from the exchange");
+            co_return error{EPROTO};
+        }
+        *opt_.concat_psk = std::make_shared<const auth::derived_psk>(std::move(psk.value()));
     }
     spdlog::debug("initiator: queue {} of {} authenticated ({}, {})", opt_.qid, opt_.subnqn,
                   auth::hash_name(h.hash()), auth::dh_group_name(h.group()));

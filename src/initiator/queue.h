@@ -77,12 +77,18 @@ struct queue_options {
     unsigned reconnect_attempts = 0;                  // 0: no reconnect
     std::chrono::milliseconds reconnect_delay{50};    // doubles per attempt, at most 2 s
     // DH-HMAC-CHAP secrets: used when the controller requires authentication
-    // (every queue, on each (re)connect). With a controller secret, a
-    // controller that does not authenticate itself is refused.
+    // (every queue that asks, on each (re)connect). With a controller
+    // secret, an admin queue whose controller does not authenticate itself
+    // is refused (I/O queues may go without: Linux 7.x nvmet asks only on
+    // the admin queue).
     std::shared_ptr<const dhchap_host_options> dhchap;
     // TLS 1.3 with this PSK (derived for hostnqn and subnqn, see
     // auth/tls_psk.h) on every (re)connect, before ICReq.
     std::shared_ptr<const auth::derived_psk> tls;
+    // Secure channel concatenation (a plain admin queue): authenticate with
+    // SC_C NEWTLSPSK and put the TLS PSK it generates here. The controller
+    // must ask to authenticate (ATR or ASCR); EPROTO otherwise.
+    std::shared_ptr<const auth::derived_psk>* concat_psk = nullptr;
     // Set when connect() failed because the TLS handshake refused the PSK
     // (the target said so, or ended the connection during the handshake):
     // for a caller that tries another derivation.

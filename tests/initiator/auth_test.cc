@@ -134,4 +134,106 @@ TEST(initiator_auth, a_new_secret_applies_to_new_connections) {
 }
 
 }  // namespace
+
+// Secure channel concatenation (weft's host and target): DH-HMAC-CHAP on a
+// plain admin queue makes a TLS key; every queue then runs TLS with it.
+TEST(initiator_auth, secure_channel_concatenation) {
+    nvmf::tcp_options allowed;
+    allowed.tls = nvmf::tls_mode::allowed;
+    with_target(
+        [](fixture& f) -> task<void> {
+            auto hk = new_key();
+            f.tgt.set_host_auth(host_a.nqn, target_side(hk));
+            auto o = f.options(host_a);
+            o.dhchap = host_side(hk);
+            o.concat = true;
+            o.io_queues = 2;
+            o.reactors = {0, 1};
+            o.connect_timeout = std::chrono::milliseconds(2000);
+            auto c = co_await controller::connect(o);
+            CO_ASSERT_TRUE(c.ok());
+            std::string id = c.value()->tls_identity();
+            EXPECT_TRUE(id.starts_with("NVMe1G01 " + host_a.nqn + " ")) << id;
+            // The target holds the same key under that identity.
+            EXPECT_TRUE(f.tgt.find_tls_psk(id).has_value());
+            EXPECT_EQ(c.value()->io_queue_count(), 2u);
+            EXPECT_TRUE(co_await round_trip(*c.value(), 0));
+            // A second controller makes a key of its own; both work.
+            auto c2 = co_await controller::connect(o);
+            CO_ASSERT_TRUE(c2.ok());
+            EXPECT_NE(c2.value()->tls_identity(), id);
+            EXPECT_TRUE(co_await round_trip(*c2.value(), 1024));
+            co_await c2.value()->disconnect();
+            co_await c.value()->disconnect();
+
+            // A wrong secret makes no key.
+            auto wrong = o;
+            wrong.dhchap = host_side(new_key());
+            auto w = co_await controller::connect(wrong);
+            CO_ASSERT_TRUE(!w.ok());
+            EXPECT_EQ(w.err().code, EKEYREJECTED);
+            // A host without a secret here is not asked to authenticate.
+            auto ob = f.options(host_b);
+            ob.dhchap = host_side(hk);
+            ob.concat = true;
+            auto b = co_await controller::connect(ob);
+            CO_ASSERT_TRUE(!b.ok());
+            EXPECT_EQ(b.err().code, EPROTO);
+            // Concatenation needs a secret, and no TLS key of its own.
+            auto no_secret = f.options(host_a);
+            no_secret.concat = true;
+            auto n = co_await controller::connect(no_secret);
+            CO_ASSERT_TRUE(!n.ok());
+            EXPECT_EQ(n.err().code, EINVAL);
+
+            // The plain controller that made a key takes no I/O queue.
+            auto queue_opts = [&](uint16_t qid, uint16_t cntlid) {
+                initiator::queue_options q;
+                q.address = f.addr;
+                q.subnqn = nqn;
+                q.hostnqn = host_a.nqn;
+                q.hostid = host_a.id;
+                q.qid = qid;
+                q.cntlid = cntlid;
+                return q;
+            };
+            auto aq = queue_opts(0, 0xffff);
+            aq.dhchap = host_side(hk);
+            std::shared_ptr<const auth::derived_psk> psk;
+            aq.concat_psk = &psk;
+            auto admin = co_await initiator::queue::connect(aq);
+            CO_ASSERT_TRUE(admin.ok());
+            CO_ASSERT_TRUE(psk != nullptr);
+            auto iq = queue_opts(1, admin.value()->cntlid());
+            iq.dhchap = host_side(hk);
+            auto io = co_await initiator::queue::connect(iq);
+            CO_ASSERT_TRUE(!io.ok());
+            EXPECT_EQ(io.err().code, EINVAL);
+            co_await admin.value()->close();
+            // Its key connects over TLS as a new controller.
+            auto tq = queue_opts(0, 0xffff);
+            tq.tls = psk;
+            auto t = co_await initiator::queue::connect(tq);
+            CO_ASSERT_TRUE(t.ok());  // no secret given: it was not asked to authenticate
+            co_await t.value()->close();
+
+            // The host's secret removed: its generated keys go too.
+            f.tgt.set_host_auth(host_a.nqn, nullptr);
+            EXPECT_FALSE(f.tgt.find_tls_psk(id).has_value());
+            EXPECT_FALSE(f.tgt.find_tls_psk(psk->identity).has_value());
+        },
+        allowed);
+    // A listener without TLS refuses to make a key (concatenation mismatch).
+    with_target([](fixture& f) -> task<void> {
+        auto hk = new_key();
+        f.tgt.set_host_auth(host_a.nqn, target_side(hk));
+        auto o = f.options(host_a);
+        o.dhchap = host_side(hk);
+        o.concat = true;
+        auto c = co_await controller::connect(o);
+        CO_ASSERT_TRUE(!c.ok());
+        EXPECT_EQ(c.err().code, ENOPROTOOPT);
+    });
+}
+
 }  // namespace weft::test

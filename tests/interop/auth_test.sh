@@ -36,7 +36,9 @@
 #    with the secrets, refused without one, with a wrong one, and with a
 #    wrong controller secret. The nvmet port also allows TLS 1.3 with the
 #    same TLS key (tlshd in that VM): `weft nvme --tls-key-file` writes and
-#    reads over TLS.
+#    reads over TLS. That VM runs trixie-backports' 7.x kernel, whose nvmet
+#    also offers secure channel concatenation: `weft nvme --concat` with
+#    the host secret alone writes and reads over TLS, a wrong one is refused.
 # Host-side rows: the engine's log holds none of the secrets; its state
 # file (which does) is mode 0600; nvme-cli accepts weft's key format.
 #
@@ -263,9 +265,10 @@ kill -TERM "${PIDS[0]}" 2>/dev/null; wait "${PIDS[0]}" 2>/dev/null; PIDS=()
 TPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 TNQN=nqn.2014-08.io.knvm:target
 ready=$WORK/target.ready
-log "booting the kernel nvmet target VM (trixie kernel, DH-HMAC-CHAP for $HOSTNQN)"
-"$KNVM" "${REL[@]}" target --port "$TPORT" --nqn "$TNQN" --size-mb 32 --allow-host "$HOSTNQN" \
-  --dhchap-secret "$(cat "$K/host")" --dhchap-ctrl-secret "$(cat "$K/ctrl")" \
+# trixie-backports' 7.x nvmet: secure channel concatenation too.
+log "booting the kernel nvmet target VM (trixie-backports kernel, DH-HMAC-CHAP for $HOSTNQN)"
+"$KNVM" --release trixie-backports target --port "$TPORT" --nqn "$TNQN" --size-mb 32 --allow-host "$HOSTNQN" \
+  --dhchap-secret "$(cat "$K/host")" --dhchap-ctrl-secret "$(cat "$K/ctrl")" --concat \
   --tls --tls-optional --tls-key "$(cat "$K/tls")" --tls-identity 1 --ready-file "$ready" \
   --timeout "$TOTAL_TIMEOUT" --run-dir "$WORK/target-vm" > "$WORK/target-vm.log" 2>&1 9>&- &
 VMPID=$!
@@ -289,7 +292,7 @@ else
     else record "kernel-target/refused-$name" FAIL "exit $rc (want 3, a refused connection): $out"; fi
   done
   # TLS 1.3 to nvmet (tlshd in that VM finds the PSK by the identity weft
-  # offers; 6.12's nvmet still asks for DH-HMAC-CHAP on a TLS queue: both).
+  # offers), with DH-HMAC-CHAP where nvmet asks for it.
   head -c $((256 << 10)) /dev/urandom > "$WORK/pattern-tls"
   t=$SECONDS
   if out=$(nv write --lba 4096 --blocks 512 --input "$WORK/pattern-tls" --tls-key-file "$K/tls" \
@@ -297,8 +300,26 @@ else
      out=$(nv read --lba 4096 --blocks 512 --output "$WORK/back-tls" --tls-key-file "$K/tls" \
            --dhchap-secret-file "$K/host" 2>&1) &&
      cmp -s "$WORK/pattern-tls" "$WORK/back-tls"; then
-    record kernel-target/tls PASS "256 KiB written and read back over TLS 1.3 and DH-HMAC-CHAP through the kernel's nvmet in $((SECONDS - t)) s (its keyring's PSK, inserted by nvme-cli 2.13, has the older derivation)"
+    record kernel-target/tls PASS "256 KiB written and read back over TLS 1.3 through the kernel's nvmet in $((SECONDS - t)) s (its keyring's PSK, inserted by nvme-cli 2.13, has the older derivation)"
   else record kernel-target/tls FAIL "weft nvme --tls-key-file: $out (tlshd: $(grep -a 'tlshd' "$WORK/target-vm.log" | tail -2 | tr '\n' ' '))"; fi
+  # Secure channel concatenation: no TLS key given; the DH-HMAC-CHAP secret
+  # makes one on a plain admin queue, then every queue runs TLS with it (a
+  # handshake that only succeeds if nvmet made the same key).
+  head -c $((256 << 10)) /dev/urandom > "$WORK/pattern-concat"
+  t=$SECONDS
+  if out=$("$WEFT" -v nvme write -a 127.0.0.1 -s "$TPORT" -n "$TNQN" --hostnqn "$HOSTNQN" --timeout 20 \
+           --lba 8192 --blocks 512 --input "$WORK/pattern-concat" --concat --dhchap-secret-file "$K/host" 2>&1) &&
+     out2=$(nv read --lba 8192 --blocks 512 --output "$WORK/back-concat" --concat \
+           --dhchap-secret-file "$K/host" 2>&1) &&
+     cmp -s "$WORK/pattern-concat" "$WORK/back-concat"; then
+    id=$(grep -o 'made TLS PSK NVMe1G0[12]' <<< "$out" | head -1)
+    if [ -n "$id" ]; then
+      record kernel-target/concat PASS "256 KiB written and read back with --concat through the kernel's nvmet in $((SECONDS - t)) s: weft's initiator made TLS PSK ${id#made TLS PSK }... and ran every queue over TLS with it"
+    else record kernel-target/concat FAIL "data read back, but weft's log does not say a generated TLS PSK was used: $(tail -2 <<< "$out" | tr '\n' ' ')"; fi
+  else record kernel-target/concat FAIL "weft nvme --concat: $(tail -2 <<< "$out" | tr '\n' ' ') ${out2:-} (tlshd: $(grep -a 'tlshd' "$WORK/target-vm.log" | tail -2 | tr '\n' ' '))"; fi
+  out=$(nv read --lba 0 --blocks 8 --output /dev/null --concat --dhchap-secret-file "$K/wrong" 2>&1); rc=$?
+  if [ $rc = 3 ]; then record kernel-target/concat-refused PASS "a wrong secret makes no key: exit 3: ${out#weft: }"
+  else record kernel-target/concat-refused FAIL "exit $rc (want 3, a refused connection): $out"; fi
   out=$("$WEFT" nvme discover -a 127.0.0.1 -s "$TPORT" --hostnqn "$HOSTNQN" --timeout 20 \
     --tls-key-file "$K/tls" --json 2>&1); rc=$?
   sec=$(jq -r '[.records[] | .treq + "/" + .sectype] | unique | join(",")' <<< "$out" 2>/dev/null)
