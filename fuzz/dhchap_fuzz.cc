@@ -67,7 +67,8 @@ std::vector<uint8_t> exchange(nvmf::dhchap_responder& resp, bool send,
 // Mode 1: ops of [flags][len lo][len hi][payload...]; flags bit 0: Send.
 void raw_sequence(std::span<const uint8_t> in) {
     auto cfg = config(false);
-    nvmf::dhchap_responder resp([cfg] { return cfg; }, hostnqn, subnqn, 0);
+    // A plain queue of a listener that allows TLS: concatenation can start.
+    nvmf::dhchap_responder resp([cfg] { return cfg; }, hostnqn, subnqn, 0, {true, false});
     while (in.size() >= 3) {
         bool send = in[0] & 1;
         size_t len = (in[1] | in[2] << 8) % 2048;
@@ -81,8 +82,11 @@ void raw_sequence(std::span<const uint8_t> in) {
 }
 
 // Mode 2: an honest transaction; the input XORs the messages on the wire.
+// With secure channel concatenation (and so a DH group), an untouched run
+// must give both sides the same TLS PSK.
 void corrupted_transaction(std::span<const uint8_t> in) {
-    bool dh = !in.empty() && (in[0] & 1);
+    bool concat = !in.empty() && (in[0] & 4);
+    bool dh = concat || (!in.empty() && (in[0] & 1));
     bool bidi = !in.empty() && (in[0] & 2);
     if (!in.empty()) in = in.subspan(1);
     size_t pos = 0;
@@ -96,10 +100,15 @@ void corrupted_transaction(std::span<const uint8_t> in) {
         }
     };
     auto cfg = config(dh);
-    nvmf::dhchap_responder resp([cfg] { return cfg; }, hostnqn, subnqn, 0);
-    initiator::dhchap_host host(
-        {the_keys().host, bidi ? std::optional(the_keys().ctrl) : std::nullopt, {}, {}}, hostnqn,
-        subnqn, 3);
+    std::vector<auth::derived_psk> made;
+    nvmf::dhchap_responder resp([cfg] { return cfg; }, hostnqn, subnqn, 0, {true, false},
+                                [&](auth::derived_psk p) { made.push_back(std::move(p)); });
+    initiator::dhchap_host host({the_keys().host,
+                                 bidi ? std::optional(the_keys().ctrl) : std::nullopt,
+                                 {},
+                                 {},
+                                 concat ? nvme::auth::sc_c_newtlspsk : uint8_t(0)},
+                                hostnqn, subnqn, 3);
     auto neg = host.negotiate();
     corrupt(neg);
     exchange(resp, true, neg, neg.size());
@@ -118,6 +127,13 @@ void corrupted_transaction(std::span<const uint8_t> in) {
         exchange(resp, true, s2, s2.size());
     }
     if (!touched && !resp.authenticated()) std::abort();  // the honest run must pass
+    if (!touched && concat) {
+        auto mine = host.tls_psk();
+        if (!mine || made.size() != 1 || made[0].identity != mine->identity ||
+            made[0].psk != mine->psk)
+            std::abort();
+    }
+    if (!concat && !made.empty()) std::abort();  // no key without concatenation
 }
 
 // Mode 3: the host's parsers against arbitrary controller messages.
