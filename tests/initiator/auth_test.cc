@@ -137,6 +137,14 @@ TEST(initiator_auth, a_new_secret_applies_to_new_connections) {
 
 // Secure channel concatenation (weft's host and target): DH-HMAC-CHAP on a
 // plain admin queue makes a TLS key; every queue then runs TLS with it.
+initiator::controller_options concat_options(const fixture& f, const host& h,
+                                             const auth::dhchap_key& k) {
+    auto o = f.options(h);
+    o.dhchap = host_side(k);
+    o.concat = true;
+    return o;
+}
+
 TEST(initiator_auth, secure_channel_concatenation) {
     nvmf::tcp_options allowed;
     allowed.tls = nvmf::tls_mode::allowed;
@@ -144,9 +152,7 @@ TEST(initiator_auth, secure_channel_concatenation) {
         [](fixture& f) -> task<void> {
             auto hk = new_key();
             f.tgt.set_host_auth(host_a.nqn, target_side(hk));
-            auto o = f.options(host_a);
-            o.dhchap = host_side(hk);
-            o.concat = true;
+            auto o = concat_options(f, host_a, hk);
             o.io_queues = 2;
             o.reactors = {0, 1};
             o.connect_timeout = std::chrono::milliseconds(2000);
@@ -173,10 +179,7 @@ TEST(initiator_auth, secure_channel_concatenation) {
             CO_ASSERT_TRUE(!w.ok());
             EXPECT_EQ(w.err().code, EKEYREJECTED);
             // A host without a secret here is not asked to authenticate.
-            auto ob = f.options(host_b);
-            ob.dhchap = host_side(hk);
-            ob.concat = true;
-            auto b = co_await controller::connect(ob);
+            auto b = co_await controller::connect(concat_options(f, host_b, hk));
             CO_ASSERT_TRUE(!b.ok());
             EXPECT_EQ(b.err().code, EPROTO);
             // Concatenation needs a secret, and no TLS key of its own.
@@ -227,10 +230,7 @@ TEST(initiator_auth, secure_channel_concatenation) {
     with_target([](fixture& f) -> task<void> {
         auto hk = new_key();
         f.tgt.set_host_auth(host_a.nqn, target_side(hk));
-        auto o = f.options(host_a);
-        o.dhchap = host_side(hk);
-        o.concat = true;
-        auto c = co_await controller::connect(o);
+        auto c = co_await controller::connect(concat_options(f, host_a, hk));
         CO_ASSERT_TRUE(!c.ok());
         EXPECT_EQ(c.err().code, ENOPROTOOPT);
     });

@@ -184,15 +184,7 @@ elif [ -n "${FLAP_NOTE:-}" ]; then
   nref=$(grep -c "connect from $FLAP_HOSTNQN: no subsystem $FLAP_NQN" "$elog")
   record reconnect/share-flap-host PASS "$FLAP_NOTE; meanwhile the engine refused $nref Connect(s) (no subsystem: Connect Invalid Parameters, SCT 1h SC 82h, without DNR)"
 fi
-res=$run/results.log
-planned=$(tr -d '\r' < "$res" 2>/dev/null | grep -a -m1 '^WEFT-PLAN' | cut -d' ' -f2-)
-[ -n "$planned" ] || record auth/vm FAIL "the guest script never started (rc $vmrc; see $vmlog)"
-for id in $planned; do
-  line=$(tr -d '\r' < "$res" | grep -a "^WEFT-STEP $id " | tail -1)
-  if [ -z "$line" ]; then record "$id" FAIL "never reported (VM rc $vmrc; see $run/console.log)"; continue; fi
-  read -r _ _ r _ note <<< "$line"
-  record "$id" "$r" "$note"
-done
+record_guest_steps auth/vm "$run" "$vmrc" "$vmlog"
 ntls=$(grep -c "connected to $NQN: .*TLS" "$elog")
 if [ "$ntls" -ge 3 ]; then
   record tls/engine-log PASS "the engine logged $ntls queues connected over TLS"
@@ -224,15 +216,7 @@ if out=$("$WEFT" engine host-key set "$CC_HOSTNQN" --key-file "$K/host" --api "$
       --hostid "$CC_HOSTID" --no-connect --concat --dhchap-secret "$(cat "$K/host")" \
       --script "$job" --smp 2 --timeout "$TOTAL_TIMEOUT" --run-dir "$run" > "$WORK/concat-vm.log" 2>&1 9>&-
     vmrc=$?
-    res=$run/results.log
-    planned=$(tr -d '\r' < "$res" 2>/dev/null | grep -a -m1 '^WEFT-PLAN' | cut -d' ' -f2-)
-    [ -n "$planned" ] || record concat/vm FAIL "the guest script never started (rc $vmrc; see $WORK/concat-vm.log)"
-    for id in $planned; do
-      line=$(tr -d '\r' < "$res" | grep -a "^WEFT-STEP $id " | tail -1)
-      if [ -z "$line" ]; then record "$id" FAIL "never reported (VM rc $vmrc; see $run/console.log)"; continue; fi
-      read -r _ _ r _ note <<< "$line"
-      record "$id" "$r" "$note"
-    done
+    record_guest_steps concat/vm "$run" "$vmrc" "$WORK/concat-vm.log"
     # The engine's side: keys made (the connect's and the re-authentication's),
     # every queue of the host over TLS with no DH-HMAC-CHAP of its own.
     nkeys=$(grep -c "$CC_HOSTNQN: secure channel concatenation: a TLS PSK made" "$elog")

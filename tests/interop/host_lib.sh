@@ -14,6 +14,21 @@ record() {
   printf '  %-4s %-28s %s\n' "$2" "$1" "$3"
 }
 # summary: the table; 0 only if there are rows and every one passed
+# record_guest_steps VM_ROW RUN_DIR VM_RC VM_LOG: a row per step the guest
+# script planned (WEFT-PLAN) from its WEFT-STEP lines in RUN_DIR/results.log;
+# a step never reported fails, and VM_ROW fails when the script never started.
+record_guest_steps() {
+  local row=$1 run=$2 rc=$3 vmlog=$4 res planned id line r note
+  res=$run/results.log
+  planned=$(tr -d '\r' < "$res" 2>/dev/null | grep -a -m1 '^WEFT-PLAN' | cut -d' ' -f2-)
+  [ -n "$planned" ] || record "$row" FAIL "the guest script never started (rc $rc; see $vmlog)"
+  for id in $planned; do
+    line=$(tr -d '\r' < "$res" | grep -a "^WEFT-STEP $id " | tail -1)
+    if [ -z "$line" ]; then record "$id" FAIL "never reported (VM rc $rc; see $run/console.log)"; continue; fi
+    read -r _ _ r _ note <<< "$line"
+    record "$id" "$r" "$note"
+  done
+}
 summary() {
   local i ok=1
   echo

@@ -162,15 +162,7 @@ if [ -n "$moved_note" ]; then
 else
   record switchover/moved FAIL "the publication still names n1: $(curl -sf "$WEFT_CONTROL/v1/volumes/$VOL" | jq -c .published)"
 fi
-res=$run/results.log
-planned=$(tr -d '\r' < "$res" 2>/dev/null | grep -a -m1 '^WEFT-PLAN' | cut -d' ' -f2-)
-[ -n "$planned" ] || record switchover/vm FAIL "the guest script never started (rc $vmrc; see $vmlog)"
-for id in $planned; do
-  line=$(tr -d '\r' < "$res" | grep -a "^WEFT-STEP $id " | tail -1)
-  if [ -z "$line" ]; then record "$id" FAIL "never reported (VM rc $vmrc; see $run/console.log)"; continue; fi
-  read -r _ _ r _ note <<< "$line"
-  record "$id" "$r" "$note"
-done
+record_guest_steps switchover/vm "$run" "$vmrc" "$vmlog"
 if summary; then
   [ $AUTO_WORK = 1 ] && [ $KEEP = 0 ] && rm -rf "$WORK"
   exit 0
