@@ -101,8 +101,12 @@ void corrupted_transaction(std::span<const uint8_t> in) {
     };
     auto cfg = config(dh);
     std::vector<auth::derived_psk> made;
-    nvmf::dhchap_responder resp([cfg] { return cfg; }, hostnqn, subnqn, 0, {true, false},
-                                [&](auth::derived_psk p) { made.push_back(std::move(p)); });
+    nvmf::dhchap_responder resp(
+        [cfg] { return cfg; }, hostnqn, subnqn, 0, {true, false},
+        [&](const std::shared_ptr<const nvmf::host_auth>&, auth::derived_psk p) {
+            made.push_back(std::move(p));
+            return true;
+        });
     initiator::dhchap_host host({the_keys().host,
                                  bidi ? std::optional(the_keys().ctrl) : std::nullopt,
                                  {},

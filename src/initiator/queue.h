@@ -78,9 +78,9 @@ struct queue_options {
     std::chrono::milliseconds reconnect_delay{50};    // doubles per attempt, at most 2 s
     // DH-HMAC-CHAP secrets: used when the controller requires authentication
     // (every queue that asks, on each (re)connect). With a controller
-    // secret, an admin queue whose controller does not authenticate itself
-    // is refused (I/O queues may go without: Linux 7.x nvmet asks only on
-    // the admin queue).
+    // secret, a plain admin queue whose controller does not authenticate
+    // itself is refused (I/O queues may go without: Linux 7.x nvmet asks
+    // only on the admin queue; so may TLS queues: the PSK proves the target).
     std::shared_ptr<const dhchap_host_options> dhchap;
     // TLS 1.3 with this PSK (derived for hostnqn and subnqn, see
     // auth/tls_psk.h) on every (re)connect, before ICReq.

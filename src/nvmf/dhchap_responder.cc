@@ -58,7 +58,13 @@ void dhchap_responder::succeed() {
                           subnqn_, auth::hash_name(hash_));
             return end_failed();
         }
-        if (on_psk_) on_psk_(std::move(d.value()));
+        if (!on_psk_ || !on_psk_(cfg_, std::move(d.value()))) {
+            spdlog::warn(
+                "{}: secure channel concatenation on {}: the host's secret changed "
+                "during the exchange; no TLS PSK kept",
+                hostnqn_, subnqn_);
+            return end_failed();
+        }
     }
     done_sc_c_ = sc_c_;
     authenticated_ = true;

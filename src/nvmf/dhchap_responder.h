@@ -58,8 +58,11 @@ class dhchap_responder {
     // then), on the calling thread. Null: the host has no secret here; the
     // transaction fails (not usable).
     using config_source = std::function<std::shared_ptr<const host_auth>()>;
-    // Where a generated TLS PSK goes (secure channel concatenation).
-    using psk_sink = std::function<void(auth::derived_psk)>;
+    // Where a generated TLS PSK goes (secure channel concatenation), with
+    // the secrets of the transaction that made it. False: not kept (the
+    // host's secret changed meanwhile); the transaction fails.
+    using psk_sink =
+        std::function<bool(const std::shared_ptr<const host_auth>&, auth::derived_psk)>;
     using channel = dhchap_channel;
     dhchap_responder(config_source source, std::string hostnqn, std::string subnqn, uint16_t qid,
                      channel ch = {}, psk_sink on_psk = nullptr);

@@ -151,31 +151,47 @@ std::vector<std::byte> target::discovery_log_page(const std::string& hostnqn) co
 
 void target::set_host_auth(const std::string& hostnqn, std::shared_ptr<const host_auth> a) {
     std::lock_guard lk(mutex_);
+    auto it = host_auth_.find(hostnqn);
+    // Keys generated with a secret go with it (the same secret set again,
+    // as a config reload does, keeps them).
+    bool same = a && it != host_auth_.end() && it->second->key.transform == a->key.transform &&
+                it->second->key.key == a->key.key;
+    if (!same)
+        std::erase_if(generated_, [&](const generated_psk& g) { return g.hostnqn == hostnqn; });
     if (a) {
+        // Keys made under the old object stay valid only if the secret is the same.
+        if (same)
+            for (auto& g : generated_)
+                if (g.hostnqn == hostnqn) g.from = a;
         host_auth_[hostnqn] = std::move(a);
     } else {
         host_auth_.erase(hostnqn);
-        std::erase_if(generated_, [&](const generated_psk& g) { return g.hostnqn == hostnqn; });
     }
 }
 
-void target::add_generated_psk(const std::string& hostnqn, auth::derived_psk psk) {
+bool target::add_generated_psk(const std::string& hostnqn, const std::string& subnqn,
+                               const std::shared_ptr<const host_auth>& from,
+                               auth::derived_psk psk) {
     auto now = std::chrono::steady_clock::now();
     std::lock_guard lk(mutex_);
+    // An exchange that began before the host's secret changed or went.
+    auto cur = host_auth_.find(hostnqn);
+    if (!from || cur == host_auth_.end() || cur->second != from) return false;
     std::erase_if(generated_, [&](const generated_psk& g) {
         return g.expires <= now || g.psk.identity == psk.identity;
     });
-    size_t mine = std::count_if(generated_.begin(), generated_.end(),
-                                [&](const generated_psk& g) { return g.hostnqn == hostnqn; });
-    for (auto it = generated_.begin(); mine >= generated_per_host && it != generated_.end();) {
-        if (it->hostnqn == hostnqn) {
+    auto pair = [&](const generated_psk& g) { return g.hostnqn == hostnqn && g.subnqn == subnqn; };
+    size_t mine = std::count_if(generated_.begin(), generated_.end(), pair);
+    for (auto it = generated_.begin(); mine >= generated_per_pair && it != generated_.end();) {
+        if (pair(*it)) {
             it = generated_.erase(it);
             --mine;
         } else {
             ++it;
         }
     }
-    generated_.push_back({hostnqn, now + std::chrono::hours(1), std::move(psk)});
+    generated_.push_back({hostnqn, subnqn, from, now + std::chrono::hours(1), std::move(psk)});
+    return true;
 }
 
 std::shared_ptr<const host_auth> target::find_host_auth(const std::string& hostnqn) const {

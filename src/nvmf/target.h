@@ -75,11 +75,14 @@ class target {
     // A generated identity (secure channel concatenation, NVMe1G...) is
     // looked up exactly among the keys add_generated_psk() holds.
     std::optional<auth::derived_psk> find_tls_psk(std::string_view identity) const;
-    // A TLS PSK that a DH-HMAC-CHAP exchange generated for `hostnqn`: kept
-    // for an hour (as Linux nvmet), at most `generated_per_host` per host
-    // (the oldest goes first), and dropped with the host's secret.
-    static constexpr size_t generated_per_host = 8;
-    void add_generated_psk(const std::string& hostnqn, auth::derived_psk psk);
+    // A TLS PSK that a DH-HMAC-CHAP exchange with secrets `from` generated
+    // for `hostnqn` and `subnqn`: kept for an hour (as Linux nvmet), at most
+    // `generated_per_pair` per host and subsystem (the oldest goes first),
+    // and dropped when the host's secret is removed or changed. False (not
+    // kept) when `from` is no longer the host's secrets.
+    static constexpr size_t generated_per_pair = 8;
+    bool add_generated_psk(const std::string& hostnqn, const std::string& subnqn,
+                           const std::shared_ptr<const host_auth>& from, auth::derived_psk psk);
 
   private:
     controller_limits limits_;
@@ -95,7 +98,8 @@ class target {
     std::map<std::string, std::shared_ptr<const auth::tls_key>> tls_keys_;
     std::map<std::string, std::shared_ptr<const host_auth>> host_auth_;
     struct generated_psk {
-        std::string hostnqn;
+        std::string hostnqn, subnqn;
+        std::shared_ptr<const host_auth> from;  // the secrets it was made with
         std::chrono::steady_clock::time_point expires;
         auth::derived_psk psk;
     };

@@ -614,10 +614,16 @@ std::unique_ptr<dhchap_responder> tcp_queue::make_responder(std::shared_ptr<cont
     };
     dhchap_responder::channel ch{.tls_possible = opt_.tls == tls_mode::allowed,
                                  .tls = tls_ != nullptr};
-    auto on_psk = [tgt, hostnqn](auth::derived_psk psk) {
-        spdlog::info("{}: secure channel concatenation: a TLS PSK made ({})", hostnqn,
-                     psk.identity);
-        tgt->add_generated_psk(hostnqn, std::move(psk));
+    bool plain = !tls_;
+    auto on_psk = [tgt, weak, hostnqn, subnqn, plain](const std::shared_ptr<const host_auth>& from,
+                                                      auth::derived_psk psk) {
+        // A plain controller that made a key takes no I/O queues: so marked
+        // before the key exists, which an I/O queue would connect with.
+        if (auto c = weak.lock(); c && plain) c->set_concatenation_only();
+        std::string id = psk.identity;
+        if (!tgt->add_generated_psk(hostnqn, subnqn, from, std::move(psk))) return false;
+        spdlog::info("{}: secure channel concatenation: a TLS PSK made ({})", hostnqn, id);
+        return true;
     };
     return std::make_unique<dhchap_responder>(std::move(source), hostnqn, subnqn, qid, ch,
                                               std::move(on_psk));
@@ -655,9 +661,6 @@ task<void> tcp_queue::authenticate(request& r) {
         r.set(sc::internal_error);
     }
     auth_busy_ = false;
-    if (auth_->successes() != before && !tls_ &&
-        auth_->concatenation() == nvme::auth::sc_c_newtlspsk)
-        ctrl_->set_concatenation_only();
     if (auth_->successes() != before)
         spdlog::log(qid_ == 0 ? spdlog::level::info : spdlog::level::debug,
                     "{} {} on queue {} of controller {} ({})", ctrl_->hostnqn(),

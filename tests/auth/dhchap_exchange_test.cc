@@ -42,7 +42,10 @@ struct controller_side {
     explicit controller_side(std::shared_ptr<const nvmf::host_auth> cfg, uint16_t qid = 0,
                              nvmf::dhchap_channel ch = {})
         : resp([cfg] { return cfg; }, hostnqn, subnqn, qid, ch,
-               [this](auth::derived_psk p) { psks.push_back(std::move(p)); }) {}
+               [this](const std::shared_ptr<const nvmf::host_auth>&, auth::derived_psk p) {
+                   psks.push_back(std::move(p));
+                   return true;
+               }) {}
     nvme::status send(std::span<const uint8_t> msg) {
         auto r = command(nvme::fabrics_type::authentication_send, msg.size());
         std::memcpy(r.data.data(), msg.data(), msg.size());

@@ -150,8 +150,8 @@ TEST(initiator_auth, secure_channel_concatenation) {
     allowed.tls = nvmf::tls_mode::allowed;
     with_target(
         [](fixture& f) -> task<void> {
-            auto hk = new_key();
-            f.tgt.set_host_auth(host_a.nqn, target_side(hk));
+            auto hk = new_key(), ck = new_key();
+            f.tgt.set_host_auth(host_a.nqn, target_side(hk, ck));
             auto o = concat_options(f, host_a, hk);
             o.io_queues = 2;
             o.reactors = {0, 1};
@@ -170,6 +170,14 @@ TEST(initiator_auth, secure_channel_concatenation) {
             EXPECT_NE(c2.value()->tls_identity(), id);
             EXPECT_TRUE(co_await round_trip(*c2.value(), 1024));
             co_await c2.value()->disconnect();
+            // With a controller secret: the controller proves itself on the
+            // plain queue; the TLS queues need not again.
+            auto ob = o;
+            ob.dhchap = host_side(hk, ck);
+            auto bidi = co_await controller::connect(ob);
+            CO_ASSERT_TRUE(bidi.ok());
+            EXPECT_TRUE(co_await round_trip(*bidi.value(), 2048));
+            co_await bidi.value()->disconnect();
             co_await c.value()->disconnect();
 
             // A wrong secret makes no key.
@@ -220,9 +228,23 @@ TEST(initiator_auth, secure_channel_concatenation) {
             CO_ASSERT_TRUE(t.ok());  // no secret given: it was not asked to authenticate
             co_await t.value()->close();
 
-            // The host's secret removed: its generated keys go too.
-            f.tgt.set_host_auth(host_a.nqn, nullptr);
+            // The same secret set again (a config reload) keeps the keys;
+            // another secret drops them, and a key from an exchange that
+            // began under the old one is not kept.
+            auto old_cfg = f.tgt.find_host_auth(host_a.nqn);
+            f.tgt.set_host_auth(host_a.nqn, target_side(hk, ck));
+            EXPECT_TRUE(f.tgt.find_tls_psk(id).has_value());
+            EXPECT_TRUE(f.tgt.find_tls_psk(psk->identity).has_value());
+            f.tgt.set_host_auth(host_a.nqn, target_side(new_key()));
             EXPECT_FALSE(f.tgt.find_tls_psk(id).has_value());
+            EXPECT_FALSE(f.tgt.find_tls_psk(psk->identity).has_value());
+            EXPECT_FALSE(f.tgt.add_generated_psk(host_a.nqn, nqn, old_cfg, *psk));
+            EXPECT_FALSE(f.tgt.find_tls_psk(psk->identity).has_value());
+            // Removed: the same.
+            EXPECT_TRUE(
+                f.tgt.add_generated_psk(host_a.nqn, nqn, f.tgt.find_host_auth(host_a.nqn), *psk));
+            EXPECT_TRUE(f.tgt.find_tls_psk(psk->identity).has_value());
+            f.tgt.set_host_auth(host_a.nqn, nullptr);
             EXPECT_FALSE(f.tgt.find_tls_psk(psk->identity).has_value());
         },
         allowed);
