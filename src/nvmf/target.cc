@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "auth/dhchap.h"
 #include "auth/tls_psk.h"
 #include "nvme/log_pages.h"
 
@@ -154,19 +155,16 @@ void target::set_host_auth(const std::string& hostnqn, std::shared_ptr<const hos
     auto it = host_auth_.find(hostnqn);
     // Keys generated with a secret go with it (the same secret set again,
     // as a config reload does, keeps them).
-    bool same = a && it != host_auth_.end() && it->second->key.transform == a->key.transform &&
-                it->second->key.key == a->key.key;
+    const auth::secret_bytes* old = it == host_auth_.end() ? nullptr : &it->second->key.key;
+    bool same =
+        a && old && it->second->key.transform == a->key.transform &&
+        auth::same_secret({old->data(), old->size()}, {a->key.key.data(), a->key.key.size()});
     if (!same)
         std::erase_if(generated_, [&](const generated_psk& g) { return g.hostnqn == hostnqn; });
-    if (a) {
-        // Keys made under the old object stay valid only if the secret is the same.
-        if (same)
-            for (auto& g : generated_)
-                if (g.hostnqn == hostnqn) g.from = a;
+    if (a)
         host_auth_[hostnqn] = std::move(a);
-    } else {
+    else
         host_auth_.erase(hostnqn);
-    }
 }
 
 bool target::add_generated_psk(const std::string& hostnqn, const std::string& subnqn,
@@ -190,7 +188,7 @@ bool target::add_generated_psk(const std::string& hostnqn, const std::string& su
             ++it;
         }
     }
-    generated_.push_back({hostnqn, subnqn, from, now + std::chrono::hours(1), std::move(psk)});
+    generated_.push_back({hostnqn, subnqn, now + std::chrono::hours(1), std::move(psk)});
     return true;
 }
 
@@ -221,8 +219,7 @@ std::optional<auth::derived_psk> target::find_tls_psk(std::string_view identity)
         auto now = std::chrono::steady_clock::now();
         std::lock_guard lk(mutex_);
         for (auto& g : generated_)
-            if (g.psk.identity == identity && g.expires > now)
-                return auth::derived_psk{g.psk.identity, g.psk.hash, g.psk.psk};
+            if (g.psk.identity == identity && g.expires > now) return g.psk;
         return std::nullopt;
     }
     if (id->type != 'R') return std::nullopt;

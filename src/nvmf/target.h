@@ -99,7 +99,6 @@ class target {
     std::map<std::string, std::shared_ptr<const host_auth>> host_auth_;
     struct generated_psk {
         std::string hostnqn, subnqn;
-        std::shared_ptr<const host_auth> from;  // the secrets it was made with
         std::chrono::steady_clock::time_point expires;
         auth::derived_psk psk;
     };
