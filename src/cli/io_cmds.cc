@@ -129,12 +129,36 @@ task<int> transfer(io_opts& o, session& s, std::vector<std::byte>& buf, bool wri
     co_return 0;
 }
 
-enum class io_kind { read, write, verify };
+// Deallocates [lba, lba+blocks) (Dataset Management), in ranges of at most
+// 2^32 - 1 blocks; the namespace decides what it frees.
+task<int> deallocate(io_opts& o, session& s) {
+    for (uint64_t done = 0; done < o.blocks;) {
+        uint32_t n = uint32_t(std::min<uint64_t>(UINT32_MAX, o.blocks - done));
+        auto r = co_await s.disk->deallocate(o.lba + done, n);
+        if (!r) {
+            fail(transport_error_sentence(o.c, r.err()));
+            co_return exit_failed;
+        }
+        if (!r->ok()) {
+            fail(fmt::format("deallocate {} block(s) at LBA {}: {}", n, o.lba + done,
+                             status_sentence(o.c, *r)));
+            co_return exit_failed;
+        }
+        done += n;
+    }
+    std::printf("deallocated %llu block(s) at LBA %llu\n", (unsigned long long)o.blocks,
+                (unsigned long long)o.lba);
+    co_return 0;
+}
+
+enum class io_kind { read, write, verify, deallocate };
 
 task<int> io_main(io_opts* o, io_kind kind) {
     session s;
     int rc = co_await open_session(*o, s);
-    if (rc == 0) {
+    if (rc == 0 && kind == io_kind::deallocate) {
+        rc = co_await deallocate(*o, s);
+    } else if (rc == 0) {
         uint32_t bs = s.disk->block_size();
         std::vector<std::byte> buf(o->blocks * bs);
         if (kind == io_kind::read) {
@@ -199,7 +223,7 @@ CLI::App* add_one(CLI::App& nvme, action_fn& action, const char* name, const cha
     sub->add_option("--blocks,-c", o->blocks, "number of logical blocks")->capture_default_str();
     if (kind == io_kind::read) {
         sub->add_option("-o,--output", o->file, "write the data to this file (default: hex dump)");
-    } else {
+    } else if (kind != io_kind::deallocate) {
         if (kind == io_kind::write)
             sub->add_option("-i,--input", o->file,
                             "write this file's bytes (zero-padded to whole blocks)");
@@ -228,6 +252,10 @@ void add_io_commands(CLI::App& nvme, action_fn& action) {
     add_one(nvme, action, "verify",
             "write a pattern to blocks, read it back and compare (destroys their data)",
             io_kind::verify);
+    add_one(nvme, action, "deallocate",
+            "deallocate blocks (Dataset Management; thin volumes give whole clusters back to "
+            "their pool, and read zeroes there after)",
+            io_kind::deallocate);
 }
 
 }  // namespace weft::cli

@@ -315,7 +315,10 @@ task<std::vector<std::string>> config_applier::apply(const engine_config& cfg) {
 task<void> config_applier::apply_pools(const engine_config& cfg,
                                        std::vector<std::string>& problems) {
     for (auto& pc : cfg.pools) {
-        if (pools_.count(pc.name)) continue;
+        if (auto it = pools_.find(pc.name); it != pools_.end()) {
+            it->second.p->set_purge(pc.purge);
+            continue;
+        }
         bdev::uring_options opt;
         opt.create = pc.size > 0;
         opt.create_bytes = pc.size;
@@ -353,6 +356,7 @@ task<void> config_applier::apply_pools(const engine_config& cfg,
             continue;
         }
         pool_problems_.erase(pc.name);
+        opened.value()->set_purge(pc.purge);
         pools_[pc.name] = {opened.value(), pc.path};
     }
 }

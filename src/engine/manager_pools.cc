@@ -114,6 +114,7 @@ task<Status> manager::create_pool(const v1::CreatePoolRequest& req, v1::Pool* ou
         co_return from_errno(made.err().code, why);
     }
     std::shared_ptr<pool::pool> made_pool = std::move(made.value());
+    made_pool->set_purge(req.purge());
     applier_.adopt_pool(req.name(), req.path(), made_pool);
     engine_config previous = state_;
     state_.pools.push_back(
@@ -218,8 +219,26 @@ task<Status> manager::destroy_pool(const v1::DestroyPoolRequest& req) {
         co_return Status::OK;
     }
     if (!p) co_return fail(StatusCode::NOT_FOUND, "no pool named \"" + req.name() + "\"");
+    const bool purge = req.purge() || purges(req.name());
+    // Purged: the data clusters are zeroed while the pool is still the
+    // engine's, so a crash or an error on the way leaves a pool that opens
+    // (its volumes partly zeroed) and is destroyed again, never a forgotten
+    // device with data on it. The head (superblock, metadata) goes last.
+    const uint64_t head_blocks = p->geo().data_offset / p->device()->block_size();
+    if (purge) {
+        auto dev = p->device();
+        auto ch = dev->open_channel();
+        int rc = co_await ch->write_zeroes(head_blocks, dev->num_blocks() - head_blocks);
+        if (rc == 0) rc = co_await ch->flush();
+        ch.reset();
+        if (rc != 0)
+            co_return fail(StatusCode::INTERNAL,
+                           fmt::format("purging pool \"{}\" failed, so it is not destroyed: "
+                                       "zeroing its data on {}: {}; destroy it again",
+                                       req.name(), applier_.pools().at(req.name()).path,
+                                       error{-rc}.message()));
+    }
     engine_config previous = state_;
-    const bool was_purging = purges(req.name());
     std::erase_if(state_.pools, [&](const pool_config& pc) { return pc.name == req.name(); });
     // Its volumes' keys go with them.
     std::erase_if(state_.volume_keys, [&](const volume_key_config& k) {
@@ -234,11 +253,10 @@ task<Status> manager::destroy_pool(const v1::DestroyPoolRequest& req) {
     applier_.drop_pool(req.name());
     p.reset();
     auto ch = dev->open_channel();
-    // Purged: the whole device; else the superblock, so that nothing takes
-    // it for a pool any more.
-    const bool purge = req.purge() || was_purging;
+    // Purged: the head too (the data is zeroed already); else the
+    // superblock, so that nothing takes it for a pool any more.
     int rc = co_await ch->write_zeroes(
-        0, purge ? dev->num_blocks() : pool::format::superblock_region / dev->block_size());
+        0, purge ? head_blocks : pool::format::superblock_region / dev->block_size());
     int rc2 = rc;
     if (rc == 0) rc2 = co_await ch->flush();
     ch.reset();

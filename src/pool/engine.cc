@@ -97,6 +97,18 @@ task<int> pool_engine::zero_physical(uint32_t p, uint64_t off, uint64_t len) {
     co_return co_await ch->write_zeroes(lba_of(p, off), len / bs);
 }
 
+task<int> pool_engine::purge_clusters(std::span<const uint32_t> physical, uint64_t* zeroed) {
+    *zeroed = 0;
+    for (uint32_t p : physical) {
+        if (p == unmapped || alloc.refs(p) != 1) continue;
+        int rc = co_await zero_physical(p, 0, cluster_size());
+        if (rc != 0) co_return rc;
+        ++*zeroed;
+        co_await yield{};  // as in the copy loop: other reactors' I/O goes on
+    }
+    co_return *zeroed ? co_await ch->flush() : 0;
+}
+
 task<int> pool_engine::slow_io(volume_state& st, io_kind k, uint64_t l, uint64_t off, uint64_t len,
                                std::span<const iovec> iov, bool fua) {
     auto g = co_await lock.lock();
@@ -194,8 +206,21 @@ task<int> pool_engine::unmap_clusters(volume_state& st, uint64_t l0, uint64_t l1
     if (failed) co_return -EIO;
     // No fast-path I/O may still hold a cluster we are about to free.
     co_await freeze(st);
+    int rc = 0;
+    if (purge_frees.load(std::memory_order_relaxed)) {
+        // Zeroed while still mapped: a crash before the commit leaves the
+        // range reading zeroes, which an unmap allows.
+        std::vector<uint32_t> physical;
+        for (auto [l, p] : dropped) physical.push_back(p);
+        uint64_t n = 0;
+        rc = co_await purge_clusters(physical, &n);
+        if (rc != 0) {
+            thaw(st);
+            co_return rc;
+        }
+    }
     for (auto [l, p] : dropped) st.meta.map[l] = unmapped;
-    int rc = co_await commit();
+    rc = co_await commit();
     if (rc != 0) {
         for (auto [l, p] : dropped) st.meta.map[l] = p;
     } else {

@@ -6,6 +6,7 @@
 // for any change (under `lock`).
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <span>
 #include <string>
@@ -61,6 +62,9 @@ class pool_engine {
                             std::span<const iovec> iov, bool fua);
     // Zeroes [off, off + len) of physical clusters; runs of clusters at once.
     task<int> zero_physical(uint32_t p, uint64_t off, uint64_t len);
+    // With the lock held: zeroes (and flushes) the clusters of `physical`
+    // that nothing else references; *zeroed counts them.
+    task<int> purge_clusters(std::span<const uint32_t> physical, uint64_t* zeroed);
 
     // Management, each with the lock taken inside (manage.cc).
     task<result<uuid>> create_volume(std::string name, uint64_t size, bool thin, std::string* why);
@@ -76,6 +80,8 @@ class pool_engine {
     std::unique_ptr<bdev::channel> ch;  // on home
     async_lock lock;
     bool failed = false;
+    // Every cluster freed (deleted or unmapped) is zeroed first (pool::set_purge).
+    std::atomic<bool> purge_frees{false};
     std::vector<std::shared_ptr<volume_state>> vols;
 };
 

@@ -101,6 +101,21 @@ task<result<void>> pool_engine::delete_volume(uuid id, std::string* why, bool pu
                                "'); delete them first");
     if (failed) co_return fail(why, EIO, "pool metadata failed earlier; reopen the pool");
     co_await freeze(*st);
+    purge = purge || purge_frees.load(std::memory_order_relaxed);
+    // Purged before the delete commits: a crash or an error on the way
+    // leaves the volume there (partly zeroed) to be deleted again, never
+    // its clusters free with its data on them.
+    uint64_t purged = 0;
+    if (purge) {
+        int rc = co_await purge_clusters(st->meta.map, &purged);
+        if (rc != 0) {
+            thaw(*st);
+            co_return fail(why, -rc,
+                           "purging '" + st->meta.name + "' failed, so it is not deleted (" +
+                               std::to_string(purged) + " of its clusters are zeroed already): " +
+                               error{-rc}.message() + "; delete it again");
+        }
+    }
     auto it = std::find(vols.begin(), vols.end(), st);
     size_t pos = size_t(it - vols.begin());
     vols.erase(it);
@@ -111,26 +126,11 @@ task<result<void>> pool_engine::delete_volume(uuid id, std::string* why, bool pu
         co_return fail(why, -rc, "delete '" + st->meta.name + "': " + error{-rc}.message());
     }
     st->deleted.store(true);
-    // Purged while still referenced (no one can be handed them meanwhile):
-    // the clusters this volume alone holds.
-    int purge_rc = 0;
-    uint64_t purged = 0;
-    if (purge)
-        for (uint32_t p : st->meta.map)
-            if (p != unmapped && alloc.refs(p) == 1 && purge_rc == 0) {
-                purge_rc = co_await zero_physical(p, 0, cluster_size());
-                ++purged;
-            }
-    if (purge && purge_rc == 0) purge_rc = co_await ch->flush();
     for (uint32_t p : st->meta.map)
         if (p != unmapped) alloc.unref(p);
     // Sharers may now own their clusters alone; they find out on their next
     // write (write_cluster), which then goes in place.
     thaw(*st);
-    if (purge_rc != 0)
-        co_return fail(why, EIO,
-                       "'" + st->meta.name + "' is deleted, but purging its clusters failed: " +
-                           error{-purge_rc}.message());
     if (purge) spdlog::info("pool: volume {} purged ({} clusters zeroed)", st->meta.name, purged);
     co_return result<void>{};
 }

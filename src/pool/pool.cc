@@ -161,6 +161,9 @@ task<result<uuid>> pool::create_volume(std::string name, uint64_t size_bytes, bo
 task<result<void>> pool::delete_volume(uuid id, std::string* why, bool purge) {
     co_return co_await on(home_, [&] { return eng_->delete_volume(id, why, purge); });
 }
+void pool::set_purge(bool on) {
+    eng_->purge_frees.store(on, std::memory_order_relaxed);
+}
 task<result<void>> pool::resize_volume(uuid id, uint64_t size_bytes, std::string* why) {
     co_return co_await on(home_, [&] { return eng_->resize_volume(id, size_bytes, why); });
 }

@@ -94,9 +94,13 @@ class pool : public std::enable_shared_from_this<pool> {
                                      std::string* why = nullptr);
     // EBUSY when clones of it exist (delete them first). purge: the clusters
     // it alone holds are zeroed on the device (deallocated, for a file)
-    // before they return to the pool; those a snapshot or clone shares stay
-    // theirs. A purge that fails after the volume is gone is EIO, said so.
+    // before the delete commits; those a snapshot or clone shares stay
+    // theirs. A purge that fails leaves the volume (partly zeroed) in the
+    // pool, said so: a crash or an error never frees its data unpurged.
     task<result<void>> delete_volume(uuid id, std::string* why = nullptr, bool purge = false);
+    // From now on, every delete purges, and so does every unmap of a thin
+    // volume's clusters (zeroed before the map drops them). Any thread.
+    void set_purge(bool on);
     // Grows, or shrinks when no cluster wholly past the new end is mapped.
     task<result<void>> resize_volume(uuid id, uint64_t size_bytes, std::string* why = nullptr);
     // A read-only point-in-time copy of `id`, taken while I/O continues.

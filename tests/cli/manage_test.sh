@@ -697,6 +697,22 @@ case "$case_name" in
     ok volume destroy pc v
     sync
     [ "$(marker_in "$data/c.img")" = 0 ] || fail "a purging pool kept a destroyed volume's data"
+    # ... and zeroes the clusters a thin volume deallocates before they go back.
+    ok volume create pc t 4MiB
+    share pc t --any-host
+    nvme write "$share_nqn" --lba 0 --blocks 4096 -i "$data/marker.bin"
+    [ "$run_rc" -eq 0 ] || fail "write to pc/t: $run_out"
+    sync
+    [ "$(marker_in "$data/c.img")" -gt 1000 ] || fail "the markers are not in pool c"
+    nvme deallocate "$share_nqn" --lba 0 --blocks 4096
+    [ "$run_rc" -eq 0 ] && grep -q "^deallocated 4096 block(s) at LBA 0" <<<"$run_out" ||
+      fail "deallocate: $run_out"
+    nvme read "$share_nqn" --lba 0 --blocks 4096 -o "$data/back.bin"
+    [ "$run_rc" -eq 0 ] && cmp -s -n $((4096 * 512)) "$data/back.bin" /dev/zero ||
+      fail "deallocated blocks do not read zeroes: $run_out"
+    ok volume unshare pc t
+    sync
+    [ "$(marker_in "$data/c.img")" = 0 ] || fail "a purging pool kept deallocated clusters' data"
     # Pool destroy --purge: nothing but zeroes is left in the file.
     ok volume create pa last 4MiB
     write_marker pa last

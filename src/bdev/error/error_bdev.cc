@@ -6,11 +6,14 @@ void fault_control::inject(fault f) {
     ops_.store(0);
     err_.store(f.err > 0 ? f.err : EIO);
     remaining_.store(f.count ? int64_t(f.count) : -1);
+    skip_.store(f.after);
     ops_.store(f.ops);
 }
 
 int fault_control::take(uint32_t op) {
     if (!(ops_.load(std::memory_order_relaxed) & op)) return 0;
+    for (int64_t skip = skip_.load(); skip > 0;)
+        if (skip_.compare_exchange_weak(skip, skip - 1)) return 0;
     int64_t left = remaining_.load();
     for (;;) {
         if (left == 0) return 0;

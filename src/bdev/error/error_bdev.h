@@ -27,6 +27,7 @@ struct fault {
     uint32_t ops = 0;    // fault_ops bits; 0 clears
     int err = EIO;       // positive errno the operations fail with
     uint32_t count = 0;  // fail this many, then pass again (0: until cleared)
+    uint32_t after = 0;  // let this many pass first (a crash at the n-th write)
 };
 
 // Shared by every channel of the error bdevs it is given to (any reactor).
@@ -42,6 +43,7 @@ class fault_control {
     std::atomic<uint32_t> ops_{0};
     std::atomic<int> err_{EIO};
     std::atomic<int64_t> remaining_{0};  // < 0: no limit
+    std::atomic<int64_t> skip_{0};
     std::atomic<uint64_t> injected_{0};
 };
 
