@@ -1,6 +1,11 @@
 // DH-HMAC-CHAP secrets in the NVMe interchange format.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/dh.h>
+#include <openssl/evp.h>
+#include <openssl/param_build.h>
 
 #include "auth/dhchap.h"
 #include "auth/dhchap_key.h"
@@ -8,6 +13,85 @@
 
 using namespace weft;
 using namespace weft::auth;
+
+namespace {
+
+// OpenSSL's own view of a group and its own derive, to check weft's against.
+std::vector<uint8_t> group_prime(dh_group g) {
+    EVP_PKEY_CTX* c = EVP_PKEY_CTX_new_from_name(nullptr, "DH", nullptr);
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME,
+                                                            const_cast<char*>(dh_group_name(g)), 0),
+                           OSSL_PARAM_construct_end()};
+    EVP_PKEY* k = nullptr;
+    EXPECT_EQ(EVP_PKEY_keygen_init(c), 1);
+    EXPECT_EQ(EVP_PKEY_CTX_set_params(c, params), 1);
+    EXPECT_EQ(EVP_PKEY_generate(c, &k), 1);
+    BIGNUM* p = nullptr;
+    EXPECT_EQ(EVP_PKEY_get_bn_param(k, OSSL_PKEY_PARAM_FFC_P, &p), 1);
+    std::vector<uint8_t> out(dh_value_length(g));
+    BN_bn2binpad(p, out.data(), int(out.size()));
+    BN_free(p);
+    EVP_PKEY_free(k);
+    EVP_PKEY_CTX_free(c);
+    return out;
+}
+
+class openssl_dh {
+  public:
+    explicit openssl_dh(dh_group g) : g_(g) {
+        EVP_PKEY_CTX* c = EVP_PKEY_CTX_new_from_name(nullptr, "DH", nullptr);
+        OSSL_PARAM params[] = {
+            OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME,
+                                             const_cast<char*>(dh_group_name(g)), 0),
+            OSSL_PARAM_construct_end()};
+        EXPECT_EQ(EVP_PKEY_keygen_init(c), 1);
+        EXPECT_EQ(EVP_PKEY_CTX_set_params(c, params), 1);
+        EXPECT_EQ(EVP_PKEY_generate(c, &key_), 1);
+        EVP_PKEY_CTX_free(c);
+    }
+    ~openssl_dh() { EVP_PKEY_free(key_); }
+    std::vector<uint8_t> public_value() const {
+        BIGNUM* y = nullptr;
+        EXPECT_EQ(EVP_PKEY_get_bn_param(key_, OSSL_PKEY_PARAM_PUB_KEY, &y), 1);
+        std::vector<uint8_t> out(dh_value_length(g_));
+        BN_bn2binpad(y, out.data(), int(out.size()));
+        BN_free(y);
+        return out;
+    }
+    // EVP_PKEY_derive against `peer` (padded), with OpenSSL's checks.
+    std::vector<uint8_t> derive(std::span<const uint8_t> peer) const {
+        OSSL_PARAM_BLD* bld = OSSL_PARAM_BLD_new();
+        BIGNUM* y = BN_bin2bn(peer.data(), int(peer.size()), nullptr);
+        OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, dh_group_name(g_), 0);
+        OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PUB_KEY, y);
+        OSSL_PARAM* params = OSSL_PARAM_BLD_to_param(bld);
+        EVP_PKEY_CTX* fc = EVP_PKEY_CTX_new_from_name(nullptr, "DH", nullptr);
+        EVP_PKEY* pk = nullptr;
+        EXPECT_EQ(EVP_PKEY_fromdata_init(fc), 1);
+        EXPECT_EQ(EVP_PKEY_fromdata(fc, &pk, EVP_PKEY_PUBLIC_KEY, params), 1);
+        EVP_PKEY_CTX* dc = EVP_PKEY_CTX_new_from_pkey(nullptr, key_, nullptr);
+        EXPECT_EQ(EVP_PKEY_derive_init(dc), 1);
+        EXPECT_EQ(EVP_PKEY_CTX_set_dh_pad(dc, 1), 1);
+        EXPECT_EQ(EVP_PKEY_derive_set_peer(dc, pk), 1);
+        std::vector<uint8_t> out(dh_value_length(g_));
+        size_t n = out.size();
+        EXPECT_EQ(EVP_PKEY_derive(dc, out.data(), &n), 1);
+        EXPECT_EQ(n, out.size());
+        EVP_PKEY_CTX_free(dc);
+        EVP_PKEY_free(pk);
+        EVP_PKEY_CTX_free(fc);
+        OSSL_PARAM_free(params);
+        BN_free(y);
+        OSSL_PARAM_BLD_free(bld);
+        return out;
+    }
+
+  private:
+    dh_group g_;
+    EVP_PKEY* key_ = nullptr;
+};
+
+}  // namespace
 
 TEST(DhchapKey, Crc32IsZlibs) {
     EXPECT_EQ(crc32_ieee(bytes_of("123456789")), 0xCBF43926u);
@@ -107,6 +191,34 @@ TEST(DhchapKey, DiffieHellmanAgreesAndRefusesBadValues) {
         std::vector<uint8_t> ff(dh_value_length(g), 0xff);  // y > p
         EXPECT_FALSE(a->shared_secret(ff));
         EXPECT_FALSE(a->shared_secret({b->public_value().data(), 10}));  // wrong length
+        // 0 and p - 1 (the element of order 2) are refused; 2, the
+        // generator, is not.
+        auto p = group_prime(g);
+        EXPECT_FALSE(a->shared_secret(std::vector<uint8_t>(dh_value_length(g), 0)));
+        auto p_minus_1 = p;
+        p_minus_1.back() -= 1;  // p is odd
+        EXPECT_FALSE(a->shared_secret(p_minus_1));
+        EXPECT_FALSE(a->shared_secret(p));
+        auto two = one;
+        two.back() = 2;
+        EXPECT_TRUE(a->shared_secret(two));
     }
     EXPECT_FALSE(dh_key::generate(dh_group::null));
+}
+
+// The shared secret weft computes (a constant-time modular exponentiation
+// after the partial public-value check) is what OpenSSL's own derive, with
+// its full check, computes from the other side, in every group.
+TEST(DhchapKey, SharedSecretMatchesOpenSslDerive) {
+    for (dh_group g : {dh_group::ffdhe2048, dh_group::ffdhe3072, dh_group::ffdhe4096,
+                       dh_group::ffdhe6144, dh_group::ffdhe8192}) {
+        SCOPED_TRACE(dh_group_name(g));
+        auto ours = dh_key::generate(g);
+        ASSERT_TRUE(ours);
+        openssl_dh theirs(g);
+        auto s1 = ours->shared_secret(theirs.public_value());
+        ASSERT_TRUE(s1);
+        EXPECT_EQ(std::vector<uint8_t>(s1->begin(), s1->end()),
+                  theirs.derive(ours->public_value()));
+    }
 }
