@@ -194,6 +194,8 @@ std::string to_json_text(const engine_config& c) {
         for (auto& k : c.volume_keys) {
             json kj = {{"target", k.target}, {"wrapped_key", k.wrapped_key}};
             if (!k.next_wrapped_key.empty()) kj["next_wrapped_key"] = k.next_wrapped_key;
+            if (!k.next_wrapped_key.empty() && k.rotation_rate)
+                kj["rotation_rate"] = *k.rotation_rate;
             j["volume_keys"].push_back(std::move(kj));
         }
     }
@@ -382,6 +384,12 @@ result<engine_config> parse_config(std::string_view text, std::string* why) {
             k.next_wrapped_key = get<std::string>(kj, "next_wrapped_key", "");
             if (!k.next_wrapped_key.empty() && !auth::wrapped_key_id(k.next_wrapped_key, &w))
                 throw bad_config("next volume key of " + k.target + ": " + w);
+            if (kj.contains("rotation_rate")) {
+                if (!kj["rotation_rate"].is_number_unsigned())
+                    throw bad_config("rotation_rate of " + k.target +
+                                     " must be a number of bytes per second");
+                k.rotation_rate = kj["rotation_rate"].get<uint64_t>();
+            }
             for (auto& other : c.volume_keys)
                 if (other.target == k.target)
                     throw bad_config("volume key of " + k.target + " given twice");

@@ -123,6 +123,9 @@ struct volume_key_config {
     std::string target;            // "POOL/VOLUME" (a pool volume) or "nexus:UUID"
     std::string wrapped_key;       // weft-dek-1:<kek id>:<base64>:
     std::string next_wrapped_key;  // a rotation's new key; empty: none under way
+    // The rotation's pace in bytes/s (0: unpaced), kept so that a restart
+    // resumes at it; unset: the default.
+    std::optional<uint64_t> rotation_rate;
 };
 
 // The ANA state for a config name; nullopt for an unknown one.

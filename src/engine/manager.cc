@@ -146,8 +146,27 @@ task<std::vector<std::string>> manager::reload(engine_config base) {
     auto g = co_await lock_.lock();
     base_ = std::move(base);
     engine_config m = merged();
+    // A rotation whose pool or nexus goes with this configuration stops
+    // before it closes; its journal stays, and it resumes (below) when
+    // they come back.
+    co_await stop_rotations([&](const std::string& target) {
+        std::string gone;
+        if (target.starts_with("nexus:")) {
+            if (std::none_of(m.nexuses.begin(), m.nexuses.end(),
+                             [&](const nexus_config& n) { return "nexus:" + n.uuid == target; }))
+                gone = "nexus " + target.substr(6);
+        } else if (std::string pool = target.substr(0, target.find('/'));
+                   std::none_of(m.pools.begin(), m.pools.end(),
+                                [&](const pool_config& p) { return p.name == pool; })) {
+            gone = "pool " + pool;
+        }
+        if (!gone.empty())
+            spdlog::info("{}: data-key rotation stopped: {} is no longer configured", target, gone);
+        return !gone.empty();
+    });
     applier_.set_volume_keys(m.volume_keys);
     auto problems = co_await applier_.apply(m);
+    co_await resume_rotations(false);
     co_return problems;
 }
 

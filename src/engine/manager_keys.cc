@@ -83,7 +83,7 @@ task<Status> manager::set_volume_key(const v1::SetVolumeKeyRequest& req, v1::Vol
         co_return fail(StatusCode::FAILED_PRECONDITION,
                        "this engine has no key-encryption key: start weft-engine with --kek-file "
                        "(weft key gen-kek makes one)");
-    volume_key_config k{target, req.wrapped_key(), {}};
+    volume_key_config k{target, req.wrapped_key(), {}, {}};
     std::string why;
     if (k.wrapped_key.empty()) {
         auto dek = auth::generate_data_key();

@@ -124,6 +124,7 @@ task<Status> manager::rotate_volume_key(const v1::RotateVolumeKeyRequest& req, v
         if (!removed) co_return fail(StatusCode::INTERNAL, why);
         engine_config previous = state_;
         k->next_wrapped_key = next;
+        k->rotation_rate = rate;
         Status saved = co_await persist(previous);
         if (!saved.ok()) co_return saved;
         applier_.set_volume_keys(merged().volume_keys);
@@ -146,6 +147,13 @@ task<Status> manager::rotate_volume_key(const v1::RotateVolumeKeyRequest& req, v
         }
         spdlog::info("{}: data-key rotation to a new key wrapped by key-encryption key {} (API)",
                      target, keks.front().id);
+    }
+    if (k->rotation_rate != rate) {
+        // A new pace for the running one: kept for a restart too.
+        engine_config previous = state_;
+        k->rotation_rate = rate;
+        Status saved = co_await persist(previous);
+        if (!saved.ok()) co_return saved;
     }
     auto it = rekeys_.find(target);
     if (it != rekeys_.end() && (it->second->running || it->second->finishing)) {
@@ -189,14 +197,14 @@ task<void> manager::start_rotation(const std::string& target, uint64_t rate) {
 }
 
 task<void> manager::resume_rotations(bool waiting_only) {
-    std::vector<std::string> targets;
+    std::vector<std::pair<std::string, uint64_t>> targets;
     for (auto& k : state_.volume_keys)
         if (!k.next_wrapped_key.empty()) {
             auto it = rekeys_.find(k.target);
             if (it == rekeys_.end() ? !waiting_only : it->second->waiting && !it->second->running)
-                targets.push_back(k.target);
+                targets.push_back({k.target, k.rotation_rate.value_or(default_rekey_rate)});
         }
-    for (auto& t : targets) co_await start_rotation(t, default_rekey_rate);
+    for (auto& [t, rate] : targets) co_await start_rotation(t, rate);
 }
 
 bool manager::rotations_waiting() const {
@@ -310,6 +318,7 @@ task<void> manager::end_rotation(std::string target, std::shared_ptr<rekey_job> 
     engine_config previous = state_;
     k->wrapped_key = k->next_wrapped_key;
     k->next_wrapped_key.clear();
+    k->rotation_rate.reset();
     Status saved = co_await persist(previous);
     if (!saved.ok()) {
         // The layer has the new key alone; a restart resumes from the

@@ -3,7 +3,8 @@
 # real weft-engine's gRPC API, one case per run:
 #   manage_test.sh WEFT ENGINE CASE
 # Cases: pool_lifecycle import volumes snapshot_clone share stats listener
-#        persistence encryption key_rotation purge no_engine api_security
+#        persistence encryption key_rotation key_rotation_reload purge no_engine
+#        api_security
 set -u
 weft=$1
 engine=$2
@@ -614,6 +615,13 @@ case "$case_name" in
     start --kek-file "$data/kek"
     grep -qE "pe/v: data-key rotation resumes at [1-9][0-9]* of 67108864 bytes" "$data/engine.log" ||
       fail "the rotation does not resume where it was"
+    # ... at its pace, until told another (which is kept too).
+    ok volume-key list --json
+    jqe '.keys[] | select(.target == "pe/v") | .rotation.rate_bytes == 4194304'
+    grep -q '"rotation_rate": 4194304' "$data/engine-state.json" || fail "the pace is not in the state"
+    ok volume-key rotate pe v --unlimited --json
+    jqe '.rotation.rate_bytes == 0'
+    grep -q '"rotation_rate": 0' "$data/engine-state.json" || fail "the new pace is not in the state"
     for _ in $(seq 300); do
       ok volume-key list --json
       jq -e '.keys[] | select(.target == "pe/v") | .rotation.next_wrapped_key == ""' <<<"$out" >/dev/null && break
@@ -646,6 +654,59 @@ case "$case_name" in
     nvme read "$share_nqn" --lba 0 --blocks 256 -o "$data/back.bin"
     [ "$run_rc" -eq 0 ] || fail "read with the old key: $run_out"
     [ "$(marker_in "$data/back.bin")" = 0 ] || fail "the old key still reads the data"
+    ;;
+  key_rotation_reload)
+    # A rotation on a pool of --config: a SIGHUP that takes the pool away
+    # stops the rotation first (the engine unharmed, the journal kept); one
+    # that brings it back resumes it from the journal, at its pace, and it
+    # ends with every byte the same.
+    ok key gen-kek -o "$data/kek"
+    echo "{\"pools\": [{\"name\": \"pr\", \"path\": \"$data/r.img\", \"size\": \"48MiB\"}]}" >"$data/with.json"
+    echo '{}' >"$data/without.json"
+    cp "$data/with.json" "$data/engine.json"
+    start --kek-file "$data/kek" --config "$data/engine.json"
+    ok volume create pr v 32MiB
+    ok volume-key set pr v
+    share pr v --any-host
+    head -c $((16 * MiB)) /dev/urandom >"$data/want.bin"
+    nvme write "$share_nqn" --lba 0 --blocks 4096 -i "$data/want.bin"
+    [ "$run_rc" -eq 0 ] || fail "write: $run_out"
+    ok volume unshare pr v
+    ok volume-key rotate pr v --rate 2MiB
+    for _ in $(seq 100); do
+      [ -f "$data/rekey-pr%2Fv.journal" ] && break
+      sleep 0.05
+    done
+    [ -f "$data/rekey-pr%2Fv.journal" ] || fail "no journal: $(ls "$data")"
+    cp "$data/without.json" "$data/engine.json"
+    kill -HUP "$engine_pid"
+    for _ in $(seq 100); do
+      grep -q "pr/v: data-key rotation stopped: pool pr is no longer configured" "$data/engine.log" && break
+      sleep 0.05
+    done
+    grep -q "pr/v: data-key rotation stopped: pool pr is no longer configured" "$data/engine.log" ||
+      fail "the rotation did not stop with its pool"
+    sleep 0.5
+    kill -0 "$engine_pid" 2>/dev/null || fail "the engine died"
+    ok pool list --json
+    jqe '.pools == []'
+    [ -f "$data/rekey-pr%2Fv.journal" ] || fail "the journal went with the pool"
+    cp "$data/with.json" "$data/engine.json"
+    kill -HUP "$engine_pid"
+    for _ in $(seq 100); do
+      grep -qE "pr/v: data-key rotation resumes at [1-9][0-9]* of 33554432 bytes" "$data/engine.log" && break
+      sleep 0.05
+    done
+    grep -qE "pr/v: data-key rotation resumes at [1-9][0-9]* of 33554432 bytes" "$data/engine.log" ||
+      fail "the rotation did not resume: $(tail -5 "$data/engine.log")"
+    ok volume-key list --json
+    jqe '.keys[] | select(.target == "pr/v") | .rotation.rate_bytes == 2097152'
+    ok volume-key rotate pr v --unlimited --wait
+    grep -q "pr/v: every block is under its new data key" <<<"$out" || fail "rotate --wait: $out"
+    share pr v --any-host
+    nvme read "$share_nqn" --lba 0 --blocks 4096 -o "$data/back.bin"
+    [ "$run_rc" -eq 0 ] && cmp -s "$data/want.bin" "$data/back.bin" ||
+      fail "the volume does not read back after the rotation: $run_out"
     ;;
   purge)
     # Purge: a volume destroyed with --purge (or in a pool made with
