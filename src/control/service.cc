@@ -918,22 +918,60 @@ void service::ensure_volume_key(volume_rec& v, int64_t& rev, const std::string& 
     }
 }
 
+// An erasure owed to a node that was away: "key-erasures/<node>/<volume>".
+static std::string key_erasure(const std::string& node, const std::string& volume) {
+    return "key-erasures/" + node + "/" + volume;
+}
+
 void service::erase_volume_key(const volume_rec& v, facts& f) {
     if (!v.spec.encrypted) return;
     // Every engine that ever held the nexus may keep the wrapped key: each
-    // online one forgets it (one that is offline keeps a wrapped copy,
-    // useless without the KEK, until it is told again; not tracked yet).
+    // online one forgets it now; each other one is owed the erasure, which
+    // the reconciler makes when it answers again (a wrapped copy is
+    // useless without the KEK, but crypto-erase means no copy is left).
     for (auto& [id, n] : f.nodes) {
-        if (!f.online(id)) continue;
-        pb::EraseVolumeKeyRequest req;
-        req.set_nexus(v.id);
-        pb::Empty out;
+        if (f.online(id) && erase_key_on(id, v.id, f)) continue;
+        json j = {{"node", id}, {"volume", v.id}};
+        st_.commit(txn().put(key_erasure(id, v.id), j.dump()));
+        spdlog::info(
+            "volume {}: node {} is away; its copy of the data key is erased when it is "
+            "back",
+            v.id, id);
+    }
+}
+
+bool service::erase_key_on(const std::string& node, const std::string& volume, facts& f) {
+    pb::EraseVolumeKeyRequest req;
+    req.set_nexus(volume);
+    pb::Empty out;
+    try {
+        f.call(node, "erasing the data key of " + volume + " on node " + node,
+               [&](auto& stub, auto* ctx) { return stub.EraseVolumeKey(ctx, req, &out); },
+               {grpc::StatusCode::NOT_FOUND});
+        return true;
+    } catch (const api_error& e) {
+        spdlog::warn("volume {}: {}", volume, e.what());
+        return false;
+    }
+}
+
+void service::erase_owed_keys(facts& f) {
+    for (auto& e : st_.list("key-erasures/")) {
         try {
-            f.call(id, "erasing the data key of " + v.id + " on node " + id,
-                   [&](auto& stub, auto* ctx) { return stub.EraseVolumeKey(ctx, req, &out); },
-                   {grpc::StatusCode::NOT_FOUND});
-        } catch (const api_error& e) {
-            spdlog::warn("volume {}: {}", v.id, e.what());
+            json j = parse_doc(e);
+            const std::string node = j.at("node"), volume = j.at("volume");
+            // A volume made again under the same id keeps its key; a node
+            // taken out of the cluster is owed nothing.
+            if (!st_.get(key_volume(volume)) && f.nodes.count(node)) {
+                if (!f.online(node) || !erase_key_on(node, volume, f)) continue;
+                record_event("volume-key-erased", "volume/" + volume,
+                             fmt::format("node {}, back, erased its copy of the data key of "
+                                         "deleted volume {}",
+                                         node, volume));
+            }
+            st_.commit(txn().expect(e.key, e.revision).del(e.key));
+        } catch (const std::exception& err) {
+            spdlog::warn("reconcile {}: {}", e.key, err.what());
         }
     }
 }
@@ -1574,6 +1612,7 @@ void service::reconcile() {
             spdlog::warn("reconcile {}: {}", e.key, err.what());
         }
     }
+    erase_owed_keys(f);
     for (auto& e : st_.list("volumes/")) {
         ++nvol;
         try {

@@ -140,8 +140,13 @@ class service {
     // shared there: the one the record has, or a new one the engine makes
     // (recorded at once, before anything is written with it).
     void ensure_volume_key(volume_rec& v, int64_t& rev, const std::string& node, facts& f);
-    // Crypto-erase on delete: every online engine forgets the volume's key.
+    // Crypto-erase on delete: every online engine forgets the volume's key;
+    // each other one is owed the erasure (key-erasures/NODE/VOLUME).
     void erase_volume_key(const volume_rec& v, facts& f);
+    // EraseVolumeKey on `node`; false (logged) when it could not be made.
+    bool erase_key_on(const std::string& node, const std::string& volume, facts& f);
+    // The erasures owed to nodes that were away (reconcile).
+    void erase_owed_keys(facts& f);
     bool may_take_over(const volume_rec& v, const std::vector<const replica_rec*>& reach, facts& f,
                        std::string* why);
     void restore_standby(volume_rec& v, int64_t& rev, facts& f);

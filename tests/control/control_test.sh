@@ -25,7 +25,8 @@
 #   encrypted an encrypted volume (engines with one KEK): no plaintext in
 #             any pool file; published elsewhere it reads back (the control
 #             plane carries the wrapped key); a clone of its snapshot is
-#             encrypted with the same key; delete erases the keys
+#             encrypted with the same key; delete erases the keys, on a
+#             node that was away once it is back
 #   moved     a replica's engine comes back listening at another address:
 #             its child in the nexus is re-pointed there (same place in the
 #             nexus, partial rebuild); the data reads back
@@ -614,6 +615,28 @@ encrypted)
     k=$("$weft" engine volume-key list --api "$(api_of $i)" --json | jq '.keys | length')
     [ "$k" = 0 ] || fail "node n$i still keeps $k key(s)"
   done
+  # A node away when an encrypted volume is deleted keeps its copy of the
+  # key only until it is back. (A nexus runs on a replica's node, and a
+  # delete needs every replica's node: the node away is one that held the
+  # nexus before its replica moved elsewhere. Its copy is set by hand here.)
+  vol3=6c1f4a1e-0d2b-4f57-9a53-3f7e2b1c9d03
+  expect 201 PUT /v1/volumes/$vol3 '{"size_bytes":16777216,"replicas":2,"encrypted":true}'
+  spare=$(jq -r '["n1", "n2", "n3"] - [.replicas[].node] | .[0]' <<<"$body")
+  [ "$spare" = n1 ] || [ "$spare" = n2 ] || [ "$spare" = n3 ] || fail "no node without a replica: $body"
+  "$weft" engine volume-key set --nexus "$vol3" --api "$(api_of "${spare#n}")" >/dev/null ||
+    fail "volume-key set on $spare"
+  keys_on() { "$weft" engine volume-key list --api "$(api_of "$1")" --json | jq '.keys | length'; }
+  [ "$(keys_on "${spare#n}")" = 1 ] || fail "$spare does not hold the key"
+  kill_node "${spare#n}"
+  wait_for 20 "$spare offline" nodes_online 2
+  expect 204 DELETE /v1/volumes/$vol3
+  grep -q "volume $vol3: node $spare is away" "$data/control.log" || fail "no erasure owed to $spare"
+  start_node "${spare#n}"
+  key_erased() { [ "$(keys_on "${spare#n}")" = 0 ]; }
+  wait_for 30 "$spare erasing its copy of the key" key_erased
+  expect 200 GET /v1/events
+  jq -e '[.events[].kind] | index("volume-key-erased")' <<<"$body" >/dev/null ||
+    fail "no volume-key-erased event: $body"
   ;;
 
 moved)
