@@ -678,13 +678,17 @@ case "$case_name" in
       sleep 0.05
     done
     [ -f "$data/rekey-pr%2Fv.journal" ] || fail "no journal: $(ls "$data")"
+    # logged PATTERN: waits up to 5 s for the engine's log to match PATTERN.
+    logged() {
+      for _ in $(seq 100); do
+        grep -qE "$1" "$data/engine.log" && return 0
+        sleep 0.05
+      done
+      return 1
+    }
     cp "$data/without.json" "$data/engine.json"
     kill -HUP "$engine_pid"
-    for _ in $(seq 100); do
-      grep -q "pr/v: data-key rotation stopped: pool pr is no longer configured" "$data/engine.log" && break
-      sleep 0.05
-    done
-    grep -q "pr/v: data-key rotation stopped: pool pr is no longer configured" "$data/engine.log" ||
+    logged "pr/v: data-key rotation stopped: pool pr is no longer configured" ||
       fail "the rotation did not stop with its pool"
     sleep 0.5
     kill -0 "$engine_pid" 2>/dev/null || fail "the engine died"
@@ -693,11 +697,7 @@ case "$case_name" in
     [ -f "$data/rekey-pr%2Fv.journal" ] || fail "the journal went with the pool"
     cp "$data/with.json" "$data/engine.json"
     kill -HUP "$engine_pid"
-    for _ in $(seq 100); do
-      grep -qE "pr/v: data-key rotation resumes at [1-9][0-9]* of 33554432 bytes" "$data/engine.log" && break
-      sleep 0.05
-    done
-    grep -qE "pr/v: data-key rotation resumes at [1-9][0-9]* of 33554432 bytes" "$data/engine.log" ||
+    logged "pr/v: data-key rotation resumes at [1-9][0-9]* of 33554432 bytes" ||
       fail "the rotation did not resume: $(tail -5 "$data/engine.log")"
     ok volume-key list --json
     jqe '.keys[] | select(.target == "pr/v") | .rotation.rate_bytes == 2097152'

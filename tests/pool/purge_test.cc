@@ -6,6 +6,7 @@
 // that went back to the pool.
 #include <algorithm>
 #include <cstring>
+#include <functional>
 
 #include "bdev/error/error_bdev.h"
 #include "pool_test_util.h"
@@ -57,96 +58,101 @@ task<long> markers_in_volume(pool& p, const std::string& name, uint64_t bytes) {
     co_return co_await markers_in(*ch, 0, bytes);
 }
 
+// One run of an operation with the device stopped at its n-th write (or
+// flush): everything after fails, as after a power cut.
+struct crash_point {
+    std::shared_ptr<bdev::bdev> raw;  // the device itself: reopened and scanned after
+    std::shared_ptr<bdev::fault_control> faults;
+    std::shared_ptr<bdev::bdev> dev;  // what the pool runs on
+    uint32_t n = 0;
+    void arm() const {
+        faults->inject(
+            {.ops = bdev::fault_ops::write | bdev::fault_ops::flush, .err = EIO, .after = n});
+    }
+    void power_back() const { faults->clear(); }
+    bool struck() const { return faults->injected() != 0; }
+};
+
+// Runs `step` for n = 0, 1, ... until the operation goes through with the
+// device never stopped (`done`); returns how many runs it stopped.
+int at_every_write(const std::function<task<void>(const crash_point&, bool& done)>& step) {
+    for (uint32_t n = 0; n < 1000; ++n) {
+        SCOPED_TRACE("device stopped at write " + std::to_string(n));
+        crash_point c{make_dev(), std::make_shared<bdev::fault_control>(), nullptr, n};
+        c.dev = bdev::make_error_bdev(c.raw, c.faults);
+        bool done = false;
+        run_reactors(1, [&]() -> task<void> { co_await step(c, done); });
+        if (done) return int(n);
+    }
+    ADD_FAILURE() << "the operation never went through";
+    return 0;
+}
+
 TEST(pool_purge, a_crash_at_any_write_of_a_purging_delete_frees_no_data) {
     constexpr uint64_t vol_bytes = 4 * small_cluster;
-    int crashes = 0, purges_failed = 0;
-    for (uint32_t n = 0;; ++n) {
-        SCOPED_TRACE("device stopped at write " + std::to_string(n));
-        auto raw = make_dev();
-        auto faults = std::make_shared<bdev::fault_control>();
-        auto dev = bdev::make_error_bdev(raw, faults);
-        bool done = false;
-        run_reactors(1, [&]() -> task<void> {
-            auto p = (co_await pool::create(dev, "p", small_opts())).value();
-            // A thick volume and a thin one, each full of markers.
-            auto thick = (co_await p->create_volume("thick", vol_bytes, false)).value();
-            auto thin = (co_await p->create_volume("thin", vol_bytes, true)).value();
-            for (auto id : {thick, thin}) {
-                auto vol = p->open_volume(id).value();
-                auto ch = vol->open_channel();
-                CO_ASSERT_EQ(co_await put_marker(*ch, 0, vol_bytes), 0);
-            }
-            const long per_volume = vol_bytes / marker_len;
-            CO_ASSERT_EQ(co_await markers_on_device(*raw), 2 * per_volume);
-            faults->inject(
-                {.ops = bdev::fault_ops::write | bdev::fault_ops::flush, .err = EIO, .after = n});
-            std::string why;
-            auto a = co_await p->delete_volume(thick, &why, true);
-            auto b = a ? co_await p->delete_volume(thin, &why, true) : a;
-            done = a && b && faults->injected() == 0;
-            // A failed purge says the volume stays; a failed commit says why.
-            if (why.find("not deleted") != std::string::npos) ++purges_failed;
-            p.reset();
-            faults->clear();
-            // The power is back: what the device holds is all there is.
-            auto q = co_await pool::open(raw);
-            CO_ASSERT_TRUE(q);
-            long on_device = co_await markers_on_device(*raw);
-            long in_thick = co_await markers_in_volume(*q.value(), "thick", vol_bytes);
-            long in_thin = co_await markers_in_volume(*q.value(), "thin", vol_bytes);
-            // Every marker on the device is one a volume still reads.
-            EXPECT_EQ(on_device, std::max(in_thick, 0L) + std::max(in_thin, 0L));
-            if (done) {
-                EXPECT_EQ(on_device, 0);
-            }
-        });
-        if (done) break;
-        ++crashes;
-        ASSERT_LT(n, 1000u) << "the deletes never went through";
-    }
+    int purges_failed = 0;
+    int crashes = at_every_write([&](const crash_point& c, bool& done) -> task<void> {
+        auto p = (co_await pool::create(c.dev, "p", small_opts())).value();
+        // A thick volume and a thin one, each full of markers.
+        auto thick = (co_await p->create_volume("thick", vol_bytes, false)).value();
+        auto thin = (co_await p->create_volume("thin", vol_bytes, true)).value();
+        for (auto id : {thick, thin}) {
+            auto vol = p->open_volume(id).value();
+            auto ch = vol->open_channel();
+            CO_ASSERT_EQ(co_await put_marker(*ch, 0, vol_bytes), 0);
+        }
+        CO_ASSERT_EQ(co_await markers_on_device(*c.raw), long(2 * vol_bytes / marker_len));
+        c.arm();
+        std::string why;
+        auto a = co_await p->delete_volume(thick, &why, true);
+        auto b = a ? co_await p->delete_volume(thin, &why, true) : a;
+        done = a && b && !c.struck();
+        // A failed purge says the volume stays; a failed commit says why.
+        if (why.find("not deleted") != std::string::npos) ++purges_failed;
+        p.reset();
+        c.power_back();
+        auto q = co_await pool::open(c.raw);
+        CO_ASSERT_TRUE(q);
+        long on_device = co_await markers_on_device(*c.raw);
+        long in_thick = co_await markers_in_volume(*q.value(), "thick", vol_bytes);
+        long in_thin = co_await markers_in_volume(*q.value(), "thin", vol_bytes);
+        // Every marker on the device is one a volume still reads.
+        EXPECT_EQ(on_device, std::max(in_thick, 0L) + std::max(in_thin, 0L));
+        if (done) {
+            EXPECT_EQ(on_device, 0);
+        }
+    });
     EXPECT_GT(crashes, 2);
     EXPECT_GT(purges_failed, 0);
 }
 
 TEST(pool_purge, a_crash_at_any_write_of_a_purging_unmap_frees_no_data) {
     constexpr uint64_t vol_bytes = 4 * small_cluster;
-    int crashes = 0;
-    for (uint32_t n = 0;; ++n) {
-        SCOPED_TRACE("device stopped at write " + std::to_string(n));
-        auto raw = make_dev();
-        auto faults = std::make_shared<bdev::fault_control>();
-        auto dev = bdev::make_error_bdev(raw, faults);
-        bool done = false;
-        run_reactors(1, [&]() -> task<void> {
-            auto p = (co_await pool::create(dev, "p", small_opts())).value();
-            p->set_purge(true);
-            auto id = (co_await p->create_volume("v", vol_bytes, true)).value();
-            auto vol = p->open_volume(id).value();
-            auto ch = vol->open_channel();
-            CO_ASSERT_EQ(co_await put_marker(*ch, 0, vol_bytes), 0);
-            faults->inject(
-                {.ops = bdev::fault_ops::write | bdev::fault_ops::flush, .err = EIO, .after = n});
-            // Clusters 1 and 2 go back to the pool.
-            int rc = co_await ch->unmap(small_cluster / 512, 2 * small_cluster / 512);
-            done = rc == 0 && faults->injected() == 0;
-            ch.reset();
-            vol.reset();
-            p.reset();
-            faults->clear();
-            auto q = co_await pool::open(raw);
-            CO_ASSERT_TRUE(q);
-            long on_device = co_await markers_on_device(*raw);
-            long in_v = co_await markers_in_volume(*q.value(), "v", vol_bytes);
-            EXPECT_EQ(on_device, in_v);
-            if (done) {
-                EXPECT_EQ(on_device, long(2 * small_cluster / marker_len));
-                EXPECT_EQ((co_await q.value()->stats()).used_clusters, 2u);
-            }
-        });
-        if (done) break;
-        ++crashes;
-        ASSERT_LT(n, 1000u) << "the unmap never went through";
-    }
+    int crashes = at_every_write([&](const crash_point& c, bool& done) -> task<void> {
+        auto p = (co_await pool::create(c.dev, "p", small_opts())).value();
+        p->set_purge(true);
+        auto id = (co_await p->create_volume("v", vol_bytes, true)).value();
+        auto vol = p->open_volume(id).value();
+        auto ch = vol->open_channel();
+        CO_ASSERT_EQ(co_await put_marker(*ch, 0, vol_bytes), 0);
+        c.arm();
+        // Clusters 1 and 2 go back to the pool.
+        int rc = co_await ch->unmap(small_cluster / 512, 2 * small_cluster / 512);
+        done = rc == 0 && !c.struck();
+        ch.reset();
+        vol.reset();
+        p.reset();
+        c.power_back();
+        auto q = co_await pool::open(c.raw);
+        CO_ASSERT_TRUE(q);
+        long on_device = co_await markers_on_device(*c.raw);
+        long in_v = co_await markers_in_volume(*q.value(), "v", vol_bytes);
+        EXPECT_EQ(on_device, in_v);
+        if (done) {
+            EXPECT_EQ(on_device, long(2 * small_cluster / marker_len));
+            EXPECT_EQ((co_await q.value()->stats()).used_clusters, 2u);
+        }
+    });
     EXPECT_GT(crashes, 1);
 }
 
