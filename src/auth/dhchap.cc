@@ -201,9 +201,11 @@ dh_key::~dh_key() {
 result<secret_bytes> dh_key::shared_secret(std::span<const uint8_t> peer) const {
     if (!pkey_ || peer.size() != public_.size()) return error{EINVAL};
     bn_ptr y(BN_bin2bn(peer.data(), int(peer.size()), nullptr));
-    bn_ptr p, x, z(BN_secure_new()), p_minus_1(BN_new());
+    // The private key and the result are secrets: secure BIGNUMs, cleared
+    // when freed (bn_ptr frees with BN_clear_free; get_bn fills x in place).
+    bn_ptr p, x(BN_secure_new()), z(BN_secure_new()), p_minus_1(BN_new());
     bn_ctx ctx(BN_CTX_secure_new());
-    if (!y || !z || !p_minus_1 || !ctx ||
+    if (!y || !x || !z || !p_minus_1 || !ctx ||
         EVP_PKEY_get_bn_param(pkey_, OSSL_PKEY_PARAM_FFC_P, p.out()) != 1 ||
         EVP_PKEY_get_bn_param(pkey_, OSSL_PKEY_PARAM_PRIV_KEY, x.out()) != 1 ||
         !BN_sub(p_minus_1.get(), p.get(), BN_value_one()))

@@ -904,8 +904,22 @@ void service::delete_volume(const std::string& id) {
         throw conflict("volume " + id + " changed meanwhile: try again");
 }
 
+// An erasure owed to a node that was away: "key-erasures/<node>/<volume>".
+static std::string key_erasure(const std::string& node, const std::string& volume) {
+    return "key-erasures/" + node + "/" + volume;
+}
+
 void service::ensure_volume_key(volume_rec& v, int64_t& rev, const std::string& node, facts& f) {
     if (!v.spec.encrypted) return;
+    // A node still owed the erasure of a deleted volume of the same id holds
+    // that volume's key: erased first, or this volume would take it.
+    if (auto owed = st_.get(key_erasure(node, v.id))) {
+        if (!erase_key_on(node, v.id, f))
+            throw unavailable(fmt::format(
+                "node {} still holds the data key of a deleted volume {} and could not erase it",
+                node, v.id));
+        st_.commit(txn().expect(owed->key, owed->revision).del(owed->key));
+    }
     pb::SetVolumeKeyRequest req;
     req.set_nexus(v.id);
     req.set_wrapped_key(v.wrapped_key);
@@ -916,11 +930,6 @@ void service::ensure_volume_key(volume_rec& v, int64_t& rev, const std::string& 
         v.wrapped_key = k.wrapped_key();
         save_volume(v, rev);
     }
-}
-
-// An erasure owed to a node that was away: "key-erasures/<node>/<volume>".
-static std::string key_erasure(const std::string& node, const std::string& volume) {
-    return "key-erasures/" + node + "/" + volume;
 }
 
 void service::erase_volume_key(const volume_rec& v, facts& f) {
@@ -934,8 +943,8 @@ void service::erase_volume_key(const volume_rec& v, facts& f) {
         json j = {{"node", id}, {"volume", v.id}};
         st_.commit(txn().put(key_erasure(id, v.id), j.dump()));
         spdlog::info(
-            "volume {}: node {} is away; its copy of the data key is erased when it is "
-            "back",
+            "volume {}: node {} is away or did not answer; its copy of the data key "
+            "is erased when it is back",
             v.id, id);
     }
 }
@@ -960,9 +969,10 @@ void service::erase_owed_keys(facts& f) {
         try {
             json j = parse_doc(e);
             const std::string node = j.at("node"), volume = j.at("volume");
-            // A volume made again under the same id keeps its key; a node
-            // taken out of the cluster is owed nothing.
-            if (!st_.get(key_volume(volume)) && f.nodes.count(node)) {
+            // A node taken out of the cluster is owed nothing. (A volume
+            // made again under the same id has not been given a key on this
+            // node since: ensure_volume_key erases first and drops this.)
+            if (f.nodes.count(node)) {
                 if (!f.online(node) || !erase_key_on(node, volume, f)) continue;
                 record_event("volume-key-erased", "volume/" + volume,
                              fmt::format("node {}, back, erased its copy of the data key of "

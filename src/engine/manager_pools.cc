@@ -231,12 +231,14 @@ task<Status> manager::destroy_pool(const v1::DestroyPoolRequest& req) {
         int rc = co_await ch->write_zeroes(head_blocks, dev->num_blocks() - head_blocks);
         if (rc == 0) rc = co_await ch->flush();
         ch.reset();
-        if (rc != 0)
+        if (rc != 0) {
+            co_await resume_rotations(false);  // the pool stays: so do its rotations
             co_return fail(StatusCode::INTERNAL,
                            fmt::format("purging pool \"{}\" failed, so it is not destroyed: "
                                        "zeroing its data on {}: {}; destroy it again",
                                        req.name(), applier_.pools().at(req.name()).path,
                                        error{-rc}.message()));
+        }
     }
     engine_config previous = state_;
     std::erase_if(state_.pools, [&](const pool_config& pc) { return pc.name == req.name(); });

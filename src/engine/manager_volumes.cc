@@ -131,12 +131,13 @@ task<Status> manager::destroy_volume(const v1::DestroyVolumeRequest& req) {
     const std::string target = r.pool_name + "/" + r.info.name;
     co_await stop_rotations([&](const std::string& t) { return t == target; });
     auto d = co_await r.p->delete_volume(r.info.id, &why, purge);
-    // Gone (even when its purge failed after): its key goes with it, so
-    // that nothing it held can be read again.
+    // Gone: its key goes with it, so that nothing it held can be read again.
     const bool gone = d || !r.p->find(r.info.name);
     if (gone) {
         Status saved = co_await forget_volume_key(r.pool_name + "/" + r.info.name);
         if (!saved.ok()) co_return saved;
+    } else {
+        co_await resume_rotations(false);  // still there (its purge failed): its rotation goes on
     }
     if (!d) {
         if (d.err().code == EBUSY) co_return fail(StatusCode::FAILED_PRECONDITION, why);

@@ -97,6 +97,14 @@ task<int> pool_engine::zero_physical(uint32_t p, uint64_t off, uint64_t len) {
     co_return co_await ch->write_zeroes(lba_of(p, off), len / bs);
 }
 
+task<void> pool_engine::drop_unused(uint32_t q) {
+    // What was written to it goes too in a purging pool (best effort: the
+    // device failed already, most likely).
+    if (purge_frees.load(std::memory_order_relaxed))
+        (void)co_await zero_physical(q, 0, cluster_size());
+    alloc.unref(q);
+}
+
 task<int> pool_engine::purge_clusters(std::span<const uint32_t> physical, uint64_t* zeroed) {
     *zeroed = 0;
     for (uint32_t p : physical) {
@@ -169,7 +177,7 @@ task<int> pool_engine::write_cluster(volume_state& st, uint64_t l, uint64_t off,
                     : co_await ch->write(lba_of(*q, off), uint32_t(len / bs), iov, false);
     if (rc == 0 && dev.volatile_write_cache()) rc = co_await ch->flush();
     if (rc != 0) {
-        alloc.unref(*q);
+        co_await drop_unused(*q);
         co_return rc;
     }
     st.meta.map[l] = *q;
@@ -178,7 +186,7 @@ task<int> pool_engine::write_cluster(volume_state& st, uint64_t l, uint64_t off,
     if (rc != 0) {
         st.meta.map[l] = p;
         if (p != unmapped) alloc.ref(p);
-        alloc.unref(*q);
+        co_await drop_unused(*q);
         co_return rc;
     }
     publish(st, l);
@@ -204,10 +212,25 @@ task<int> pool_engine::unmap_clusters(volume_state& st, uint64_t l0, uint64_t l1
         if (st.meta.map[l] != unmapped) dropped.push_back({l, st.meta.map[l]});
     if (dropped.empty()) co_return 0;
     if (failed) co_return -EIO;
+    const bool purge = purge_frees.load(std::memory_order_relaxed);
+    // Purged a batch at a time, each committed on its own, so that the
+    // volume's I/O is not held for the zeroing of a whole large range.
+    const size_t batch = purge ? 64 : dropped.size();
+    for (size_t i = 0; i < dropped.size(); i += batch) {
+        std::span<const std::pair<uint64_t, uint32_t>> some(dropped.data() + i,
+                                                            std::min(batch, dropped.size() - i));
+        if (int rc = co_await drop_clusters(st, some, purge); rc != 0) co_return rc;
+    }
+    co_return 0;
+}
+
+task<int> pool_engine::drop_clusters(volume_state& st,
+                                     std::span<const std::pair<uint64_t, uint32_t>> dropped,
+                                     bool purge) {
     // No fast-path I/O may still hold a cluster we are about to free.
     co_await freeze(st);
     int rc = 0;
-    if (purge_frees.load(std::memory_order_relaxed)) {
+    if (purge) {
         // Zeroed while still mapped: a crash before the commit leaves the
         // range reading zeroes, which an unmap allows.
         std::vector<uint32_t> physical;

@@ -10,6 +10,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "pool/allocator.h"
@@ -55,6 +56,13 @@ class pool_engine {
                       std::span<const iovec> iov, bool fua);
     // Deallocates logical clusters [l0, l1) (thick volumes: zeroes them).
     task<int> unmap_clusters(volume_state& st, uint64_t l0, uint64_t l1);
+    // With the lock held: unmaps `dropped` ({logical, physical}) in one
+    // commit, purging them first when `purge`.
+    task<int> drop_clusters(volume_state& st,
+                            std::span<const std::pair<uint64_t, uint32_t>> dropped, bool purge);
+    // A cluster allocated for a write that did not commit goes back (zeroed
+    // first in a purging pool).
+    task<void> drop_unused(uint32_t q);
 
     // With the lock held: makes cluster l of `st` writable (allocating or
     // copying as needed) and writes `len` bytes at `off` (zeroes if iov empty).

@@ -619,9 +619,10 @@ case "$case_name" in
     ok volume-key list --json
     jqe '.keys[] | select(.target == "pe/v") | .rotation.rate_bytes == 4194304'
     grep -q '"rotation_rate": 4194304' "$data/engine-state.json" || fail "the pace is not in the state"
-    ok volume-key rotate pe v --unlimited --json
-    jqe '.rotation.rate_bytes == 0'
-    grep -q '"rotation_rate": 0' "$data/engine-state.json" || fail "the new pace is not in the state"
+    ok volume-key rotate pe v --rate 3MiB --json
+    jqe '.rotation.rate_bytes == 3145728'
+    grep -q '"rotation_rate": 3145728' "$data/engine-state.json" || fail "the new pace is not in the state"
+    ok volume-key rotate pe v --unlimited
     for _ in $(seq 300); do
       ok volume-key list --json
       jq -e '.keys[] | select(.target == "pe/v") | .rotation.next_wrapped_key == ""' <<<"$out" >/dev/null && break
