@@ -938,15 +938,16 @@ void service::erase_volume_key(const volume_rec& v, facts& f) {
     // online one forgets it now; each other one is owed the erasure, which
     // the reconciler makes when it answers again (a wrapped copy is
     // useless without the KEK, but crypto-erase means no copy is left).
+    txn owed;
     for (auto& [id, n] : f.nodes) {
         if (f.online(id) && erase_key_on(id, v.id, f)) continue;
-        json j = {{"node", id}, {"volume", v.id}};
-        st_.commit(txn().put(key_erasure(id, v.id), j.dump()));
+        owed.put(key_erasure(id, v.id), json{{"node", id}, {"volume", v.id}}.dump());
         spdlog::info(
             "volume {}: node {} is away or did not answer; its copy of the data key "
             "is erased when it is back",
             v.id, id);
     }
+    if (!owed.puts.empty()) st_.commit(owed);
 }
 
 bool service::erase_key_on(const std::string& node, const std::string& volume, facts& f) {

@@ -69,8 +69,12 @@ struct crash_point {
         faults->inject(
             {.ops = bdev::fault_ops::write | bdev::fault_ops::flush, .err = EIO, .after = n});
     }
-    void power_back() const { faults->clear(); }
     bool struck() const { return faults->injected() != 0; }
+    // The power is back: the pool as the device holds it.
+    task<result<std::shared_ptr<pool>>> reopen() const {
+        faults->clear();
+        co_return co_await pool::open(raw);
+    }
 };
 
 // Runs `step` for n = 0, 1, ... until the operation goes through with the
@@ -110,8 +114,7 @@ TEST(pool_purge, a_crash_at_any_write_of_a_purging_delete_frees_no_data) {
         // A failed purge says the volume stays; a failed commit says why.
         if (why.find("not deleted") != std::string::npos) ++purges_failed;
         p.reset();
-        c.power_back();
-        auto q = co_await pool::open(c.raw);
+        auto q = co_await c.reopen();
         CO_ASSERT_TRUE(q);
         long on_device = co_await markers_on_device(*c.raw);
         long in_thick = co_await markers_in_volume(*q.value(), "thick", vol_bytes);
@@ -144,8 +147,7 @@ TEST(pool_purge, a_crash_at_any_write_of_a_purging_unmap_frees_no_data) {
         ch.reset();
         vol.reset();
         p.reset();
-        c.power_back();
-        auto q = co_await pool::open(c.raw);
+        auto q = co_await c.reopen();
         CO_ASSERT_TRUE(q);
         long on_device = co_await markers_on_device(*c.raw);
         long in_v = co_await markers_in_volume(*q.value(), "v", vol_bytes);
