@@ -139,6 +139,7 @@ create() {  # create ID: retried (same id) until it succeeds or 30 s pass
   return 1
 }
 : >"$data/acked"
+: >"$data/cli.log"
 (
   for id in "${ids[@]}"; do
     create "$id" || { echo "FAILED $id" >>"$data/acked"; exit 1; }
@@ -150,6 +151,8 @@ fifteen() { [ "$(wc -l <"$data/acked")" -ge 15 ]; }
 wait_for 60 "15 volumes created" fifteen
 kill -KILL "${cpid[leader]}"
 t0=$(date +%s.%N)
+kill_ms=$(date +%s%3N)
+cli_lines_at_kill=$(wc -l <"$data/cli.log")
 echo "after $(wc -l <"$data/acked") acknowledged creates: leader (instance $leader) SIGKILLed"
 wait_for 20 "the survivor to lead" leads "$standby"
 took=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')
@@ -160,11 +163,16 @@ mapfile -t acked <"$data/acked"
 
 # No node flapped offline during the hand-over: their last beats went to the
 # dead leader, and the survivor gives them their grace from when it leads.
+# Only what came after the kill counts: on a loaded machine (the suite runs
+# in parallel, under ASan) the store can stall for longer than the 0.9 s of
+# missed beats this test allows, and that is not the hand-over's doing.
 events=$(curl -sf "${curl_of[standby]}/v1/events?limit=1000") || fail "GET /v1/events on the survivor"
-flaps=$(jq '[.events[] | select(.kind == "node-online")] | length' <<<"$events")
-[ "$flaps" = 0 ] || fail "$flaps node(s) went offline during the hand-over: $(jq -c '[.events[] | select(.kind == "node-online")]' <<<"$events")"
-grep -q "507\|offline" "$data/cli.log" &&
-  fail "creates were refused for want of nodes during the hand-over: $(grep -m3 "507\|offline" "$data/cli.log")"
+after_kill=$(jq -c --argjson t "$kill_ms" '[.events[] | select(.kind == "node-online" and .time_ms >= $t)]' <<<"$events")
+before_kill=$(jq --argjson t "$kill_ms" '[.events[] | select(.kind == "node-online" and .time_ms < $t)] | length' <<<"$events")
+[ "$before_kill" = 0 ] || echo "note: $before_kill node-online event(s) before the kill (a stall under load, not the hand-over)"
+[ "$(jq length <<<"$after_kill")" = 0 ] || fail "$(jq length <<<"$after_kill") node(s) went offline during the hand-over: $after_kill"
+tail -n +$((cli_lines_at_kill + 1)) "$data/cli.log" | grep -q "507\|offline" &&
+  fail "creates were refused for want of nodes during the hand-over: $(tail -n +$((cli_lines_at_kill + 1)) "$data/cli.log" | grep -m3 "507\|offline")"
 
 # every volume complete; every acknowledged one there
 list=$(curl -sf "${curl_of[standby]}/v1/volumes") || fail "GET /v1/volumes on the survivor"
