@@ -302,6 +302,7 @@ struct options {
     std::vector<unsigned> qds{1, 8, 32, 128};
     unsigned seq_qd = 8;
     unsigned rounds = 2;
+    unsigned direct_rounds = 5;  // the direct-receive A/B (0: skipped)
     std::string bdev_kind = "malloc";
     uint64_t ns_mib = 256;
     std::string json_path, markdown_path, plot_path;
@@ -313,6 +314,7 @@ struct target_env {
     std::promise<void> ready;
     clockid_t clock{};
     socket_address weft_addr, responder_addr;
+    socket_address weft_copy_addr;  // the same target, large data PDUs copied
 };
 
 task<int> target_main(target_env* env) {
@@ -344,6 +346,12 @@ task<int> target_main(target_env* env) {
     if (auto r = co_await server->listen(any); !r) die("target listen: " + r.err().message());
     env->weft_addr = server->addresses().front();
     tgt->add_listen_address(env->weft_addr);
+    nvmf::tcp_options copying;
+    copying.direct_data_min = nvmf::tcp::direct_data_off;
+    auto copy_server = std::make_unique<nvmf::tcp_server>(*tgt, copying, 1);
+    if (auto r = co_await copy_server->listen(any); !r) die("target listen: " + r.err().message());
+    env->weft_copy_addr = copy_server->addresses().front();
+    tgt->add_listen_address(env->weft_copy_addr);
 
     auto responder = std::make_unique<bench::min_responder>(
         bench::responder_options{.num_blocks = blocks, .block_size = block_size});
@@ -357,6 +365,7 @@ task<int> target_main(target_env* env) {
     co_await env->mb.serve(&device);
 
     co_await responder->stop();
+    co_await copy_server->stop();
     co_await server->stop();
     (void)ss.value()->remove_namespace(1);
     ch.reset();
@@ -370,8 +379,10 @@ struct row {
     figures fig[3];  // by system_kind
 };
 
-task<std::unique_ptr<initiator::controller>> connect_to(socket_address addr) {
+task<std::unique_ptr<initiator::controller>> connect_to(socket_address addr,
+                                                        bool direct_data = true) {
     initiator::controller_options o;
+    if (!direct_data) o.direct_data_min = nvmf::tcp::direct_data_off;
     o.address = addr;
     o.subnqn = subnqn;
     o.hostnqn = hostnqn;
@@ -396,7 +407,70 @@ double ratio(double a, double b) {
     return b > 0 ? a / b : NAN;
 }
 
-task<int> client_main(target_env* env, std::vector<case_spec>* cases, std::vector<row>* rows) {
+// ---- direct data receive against copying out of the receive buffer -------------
+
+// One 128 KiB case, interleaved rounds of the two ways; the CPU compared is
+// the side whose receive path differs (the client's for reads, the
+// target's for writes).
+struct ab_row {
+    std::string name;
+    bool client_side = true;
+    std::vector<double> iops_ratio, cpu_ratio;  // direct / copying, per round
+    double median(std::vector<double> v) const {
+        if (v.empty()) return NAN;
+        std::sort(v.begin(), v.end());
+        return v[v.size() / 2];
+    }
+};
+
+double cpu_per_io(const figures& f, bool client_side) {
+    return f.ops ? (client_side ? f.client_cpu : f.target_cpu) / double(f.ops) : NAN;
+}
+
+task<void> direct_ab(target_env* env, io_path* direct[2], io_path* copying[2], uint64_t blocks,
+                     std::vector<ab_row>* out) {
+    const options& o = *env->opt;
+    struct ab_case {
+        const char* name;
+        bool write;
+        int path;  // 0: weft, 1: responder
+    };
+    const ab_case cases[] = {{"128k-seqread weft", false, 0},
+                             {"128k-seqwrite weft", true, 0},
+                             {"128k-seqread responder", false, 1}};
+    fmt::print("\nDirect data receive vs copying out of the receive buffer (128 KiB, QD{}):\n",
+               o.seq_qd);
+    for (const ab_case& c : cases) {
+        ab_row row{c.name, !c.write, {}, {}};
+        for (unsigned round = 0; round < o.direct_rounds; ++round) {
+            figures f[2];
+            for (int k = 0; k < 2; ++k) {
+                int way = round % 2 == 0 ? k : 1 - k;  // alternate which runs first
+                auto r = std::make_unique<load_run>();
+                r->spec = {c.name, c.write, true, 128 * 1024, o.seq_qd};
+                r->num_blocks = blocks;
+                r->warmup = o.warmup;
+                r->seconds = o.seconds;
+                r->target_clock = env->clock;
+                r->path = way == 0 ? direct[c.path] : copying[c.path];
+                co_await drive(r.get());
+                f[way] = r->fig;
+            }
+            row.iops_ratio.push_back(ratio(f[0].iops, f[1].iops));
+            row.cpu_ratio.push_back(
+                ratio(cpu_per_io(f[0], row.client_side), cpu_per_io(f[1], row.client_side)));
+        }
+        fmt::print(
+            "  {:<24} IOPS direct/copying x{:.2f}   {} CPU per I/O x{:.2f}   (median of {})\n",
+            row.name, row.median(row.iops_ratio), row.client_side ? "client" : "target",
+            row.median(row.cpu_ratio), row.iops_ratio.size());
+        std::fflush(stdout);
+        out->push_back(std::move(row));
+    }
+}
+
+task<int> client_main(target_env* env, std::vector<case_spec>* cases, std::vector<row>* rows,
+                      std::vector<ab_row>* ab) {
     const options& o = *env->opt;
     auto weft_ctrl = co_await connect_to(env->weft_addr);
     auto resp_ctrl = co_await connect_to(env->responder_addr);
@@ -438,6 +512,18 @@ task<int> client_main(target_env* env, std::vector<case_spec>* cases, std::vecto
             "", ratio(f[0].iops, f[1].iops), ratio(f[0].iops, f[2].iops),
             ratio(f[0].cpu_per_mio(), f[1].cpu_per_mio()));
         rows->push_back(rw);
+    }
+    if (o.direct_rounds > 0) {
+        auto weft_copy = co_await connect_to(env->weft_copy_addr, false);
+        auto resp_copy = co_await connect_to(env->responder_addr, false);
+        initiator::ns weft_copy_ns(*weft_copy, weft_copy->namespace_ids().front());
+        initiator::ns resp_copy_ns(*resp_copy, resp_copy->namespace_ids().front());
+        ns_path weft_copy_path(&weft_copy_ns), resp_copy_path(&resp_copy_ns);
+        io_path* direct[2] = {&weft_path, &resp_path};
+        io_path* copying[2] = {&weft_copy_path, &resp_copy_path};
+        co_await direct_ab(env, direct, copying, weft_ns.num_blocks(), ab);
+        co_await weft_copy->disconnect();
+        co_await resp_copy->disconnect();
     }
     co_await weft_ctrl->disconnect();
     co_await resp_ctrl->disconnect();
@@ -482,7 +568,8 @@ void write_json(const std::string& path, const options& o, const std::vector<row
     out.print("\n  ]\n}}\n");
 }
 
-void write_markdown(const std::string& path, const options& o, const std::vector<row>& rows) {
+void write_markdown(const std::string& path, const options& o, const std::vector<row>& rows,
+                    const std::vector<ab_row>& ab) {
     auto out = fmt::output_file(path);
     out.print(
         "## Throughput\n\n{} namespace of {} MiB ({} B blocks); target on CPU {}, client on "
@@ -545,6 +632,17 @@ void write_markdown(const std::string& path, const options& o, const std::vector
     for (const row& r : rows)
         for (const figures& f : r.fig) any_errors |= f.errors > 0;
     if (any_errors) out.print("\n**Some cases had I/O errors: see the JSON.**\n");
+    if (ab.empty()) return;
+    out.print(
+        "\n## Direct data receive\n\nLarge C2HData (client) and H2CData (target) received "
+        "straight into the command's buffers against copied out of the connection's receive "
+        "buffer: 128 KiB, QD{}, medians of {} interleaved rounds of direct/copying ratios. "
+        "The CPU is the side whose receive path differs.\n\n"
+        "| case | IOPS direct/copying | CPU per I/O direct/copying |\n|---|--:|--:|\n",
+        o.seq_qd, o.direct_rounds);
+    for (const ab_row& r : ab)
+        out.print("| {} | x{:.2f} | x{:.2f} ({}) |\n", r.name, r.median(r.iops_ratio),
+                  r.median(r.cpu_ratio), r.client_side ? "client" : "target");
 }
 
 // Columns: QD, then 4k random read IOPS of weft, responder, device, then writes.
@@ -632,6 +730,11 @@ int main(int argc, char** argv) {
                    "runs of every case and system; the best of them is kept (noise only slows)")
         ->capture_default_str()
         ->check(CLI::Range(1, 10));
+    app.add_option("--direct-rounds", o.direct_rounds,
+                   "interleaved rounds of the 128 KiB direct-receive vs copying comparison "
+                   "(0: skip it)")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 21));
     app.add_option("--bdev", o.bdev_kind, "namespace backend")
         ->capture_default_str()
         ->check(CLI::IsMember({"malloc", "null"}));
@@ -668,15 +771,16 @@ int main(int argc, char** argv) {
     ready.wait();
 
     std::vector<row> rows;
+    std::vector<ab_row> ab;
     {
         runtime rt({.cpus = {o.client_cpu}});
-        rt.run([&]() { return client_main(&env, &cases, &rows); });
+        rt.run([&]() { return client_main(&env, &cases, &rows, &ab); });
     }
     target_thread.join();
 
     print_summary(rows);
     if (!o.json_path.empty()) write_json(o.json_path, o, rows);
-    if (!o.markdown_path.empty()) write_markdown(o.markdown_path, o, rows);
+    if (!o.markdown_path.empty()) write_markdown(o.markdown_path, o, rows, ab);
     if (!o.plot_path.empty()) write_plot_data(o.plot_path, o, rows);
     return 0;
 }

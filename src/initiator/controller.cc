@@ -44,6 +44,7 @@ queue_options admin_queue_options(const controller_options& o) {
     q.kato_ms = o.kato_ms;
     q.header_digest = o.header_digest;
     q.data_digest = o.data_digest;
+    q.direct_data_min = o.direct_data_min;
     q.command_timeout = o.command_timeout;
     q.connect_timeout = o.connect_timeout;
     q.dhchap = o.dhchap;
@@ -82,9 +83,10 @@ task<result<std::unique_ptr<controller>>> controller::start(controller* raw) {
         if (!plain) co_return plain.err();
         co_await plain.value()->close();
         c->tls_ = std::move(psk);
-        spdlog::info("initiator: {}: secure channel concatenation made TLS PSK {}; every queue "
-                     "connects over TLS with it",
-                     c->opt_.subnqn, c->tls_->identity);
+        spdlog::info(
+            "initiator: {}: secure channel concatenation made TLS PSK {}; every queue "
+            "connects over TLS with it",
+            c->opt_.subnqn, c->tls_->identity);
     }
     if (c->opt_.tls_key) {
         auto d = derive(auth::derivation::rfc8446);

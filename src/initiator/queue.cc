@@ -9,6 +9,7 @@
 
 #include "bdev/iov.h"
 #include "nvme/fabrics.h"
+#include "nvmf/tcp/direct_data.h"
 #include "nvmf/tcp/rx_buffer.h"
 #include "runtime/foreign_call.h"
 #include "runtime/reactor.h"
@@ -491,6 +492,15 @@ task<void> queue::receiver(uint64_t gen) {
         while (!conn_down_) {
             auto res = tcp::parse(rx.unread(), rparams_);
             if (auto* more = std::get_if<tcp::need_more>(&res)) {
+                auto big =
+                    tls_ ? std::nullopt
+                         : tcp::direct_data_header(rx.unread(), rparams_, *more,
+                                                   tcp::pdu_type::c2h_data, opt_.direct_data_min);
+                if (big) {
+                    bool taken = co_await receive_c2h_data(*big, rx);
+                    if (!taken) break;
+                    continue;
+                }
                 rx.need(more->total);  // bounded by the reader: max_c2h_data plus headers
                 break;
             }
@@ -548,24 +558,13 @@ bool queue::handle_pdu(const tcp::pdu_view& pdu) {
             return true;
         }
         case tcp::pdu_type::c2h_data: {
+            pending* p = c2h_data_command(pdu);
+            if (!p) return false;
             auto& h = pdu.as<tcp::c2h_data>();
-            pending* p = find(h.cccid.get());
-            uint64_t end = uint64_t(h.datao.get()) + h.datal.get();
-            if (!p || p->in_len == 0 || end > p->in_len) {
-                lost("C2HData outside of a read's buffer");
-                return false;
-            }
             bdev::iov_cursor cur{p->in};
             cur.advance(h.datao.get());
             cur.scatter(pdu.data.data(), pdu.data.size());
-            if (h.ch.flags & tcp::pdu_flags::success) {
-                // The command succeeded and no CapsuleResp follows.
-                nvme::completion cpl{};
-                cpl.cid = p->cmd.cid;
-                cpl.sqid = opt_.qid;
-                if (p->data_error) cpl.status = nvme::sc::transient_transport_error.field();
-                complete(*p, cpl);
-            }
+            c2h_data_done(*p, h.ch.flags);
             return true;
         }
         case tcp::pdu_type::c2h_term_req: {
@@ -579,6 +578,51 @@ bool queue::handle_pdu(const tcp::pdu_view& pdu) {
             lost("unexpected PDU");
             return false;
     }
+}
+
+queue::pending* queue::c2h_data_command(const tcp::pdu_view& pdu) {
+    auto& h = pdu.as<tcp::c2h_data>();
+    pending* p = find(h.cccid.get());
+    uint64_t end = uint64_t(h.datao.get()) + h.datal.get();
+    if (!p || p->in_len == 0 || end > p->in_len) {
+        lost("C2HData outside of a read's buffer");
+        return nullptr;
+    }
+    return p;
+}
+
+void queue::c2h_data_done(pending& p, uint8_t flags) {
+    if (flags & tcp::pdu_flags::success) {
+        // The command succeeded and no CapsuleResp follows.
+        nvme::completion cpl{};
+        cpl.cid = p.cmd.cid;
+        cpl.sqid = opt_.qid;
+        if (p.data_error) cpl.status = nvme::sc::transient_transport_error.field();
+        complete(p, cpl);
+    }
+}
+
+task<bool> queue::receive_c2h_data(const tcp::pdu_view& pdu, tcp::rx_buffer& rx) {
+    pending* p = c2h_data_command(pdu);
+    if (!p) co_return false;
+    auto& h = pdu.as<tcp::c2h_data>();
+    const uint8_t flags = h.ch.flags;  // the header's bytes go with the receive
+    std::vector<iovec> dest;
+    slice(p->in, h.datao.get(), h.datal.get(), dest);
+    // The command's buffers stay while this loop runs: a timeout or a lost
+    // connection fails it only once the connection's loops have ended.
+    auto got = co_await tcp::receive_data(stream_, rx, pdu, dest, *conn_stop_);
+    if (got == tcp::data_received::lost || conn_down_) {
+        lost("receive failed");
+        co_return false;
+    }
+    ++stats_.direct_data;
+    if (got == tcp::data_received::digest_mismatch) {
+        spdlog::warn("initiator queue {}: data digest error (cid {})", opt_.qid, p->cmd.cid);
+        p->data_error = true;
+    }
+    c2h_data_done(*p, flags);
+    co_return true;
 }
 
 task<bool> queue::answer_r2t(uint16_t cid, uint16_t ttag, uint32_t off, uint32_t len) {

@@ -44,8 +44,10 @@
 #include "initiator/dhchap_host.h"
 #include "nvme/command.h"
 #include "nvme/status.h"
+#include "nvmf/tcp/direct_data.h"
 #include "nvmf/tcp/pdu_reader.h"
 #include "nvmf/tcp/pdu_writer.h"
+#include "nvmf/tcp/rx_buffer.h"
 #include "nvmf/tcp/tls.h"
 #include "runtime/abort.h"
 #include "runtime/gate.h"
@@ -72,6 +74,10 @@ struct queue_options {
     // controller for I/O queues; 8 KiB holds the admin queue's Connect data).
     uint32_t max_icd = 8192;
     uint32_t max_c2h_data = 1u << 20;  // largest C2HData we buffer (>= MDTS)
+    // A C2HData with at least this many bytes still to come is received
+    // straight into the read's buffers, not copied out of the receive
+    // buffer (plain TCP; nvmf/tcp/direct_data.h). SIZE_MAX: never.
+    size_t direct_data_min = nvmf::tcp::direct_data_min;
     std::chrono::milliseconds command_timeout{30000};
     std::chrono::milliseconds connect_timeout{5000};  // ICResp and Connect
     unsigned reconnect_attempts = 0;                  // 0: no reconnect
@@ -102,6 +108,7 @@ struct queue_stats {
     uint64_t resubmitted = 0;
     uint64_t failed_on_drop = 0;  // commands failed because the connection dropped
     uint64_t sends = 0;           // sendmsg batches
+    uint64_t direct_data = 0;     // C2HData PDUs received straight into a read's buffers
 };
 
 class queue {
@@ -169,6 +176,13 @@ class queue {
     task<void> recover();
     task<void> receiver(uint64_t gen);
     bool handle_pdu(const nvmf::tcp::pdu_view& pdu);
+    // A C2HData's read (nullptr: the connection is being dropped), and what
+    // follows once its data is in.
+    pending* c2h_data_command(const nvmf::tcp::pdu_view& pdu);
+    void c2h_data_done(pending& p, uint8_t flags);
+    // A large C2HData received straight into the read's buffers; false when
+    // the connection is being dropped.
+    task<bool> receive_c2h_data(const nvmf::tcp::pdu_view& pdu, nvmf::tcp::rx_buffer& rx);
     task<bool> answer_r2t(uint16_t cid, uint16_t ttag, uint32_t off, uint32_t len);
     task<void> fatal(nvmf::tcp::fes status, uint32_t fei, std::span<const std::byte> header);
 

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "nvme/fabrics.h"
+#include "nvmf/tcp/direct_data.h"
 #include "runtime/foreign_call.h"
 #include "runtime/reactor.h"
 #include "runtime/uring_op.h"
@@ -39,6 +40,12 @@ struct tcp_queue::command {
 };
 
 namespace {
+
+// The R2T range of `c` whose data continues at `datao`, or r2ts.end().
+template <typename Command>
+auto find_r2t(Command& c, uint32_t datao) {
+    return std::find_if(c.r2ts.begin(), c.r2ts.end(), [&](auto& r) { return r.next == datao; });
+}
 bool peer_is_loopback(int fd) {
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
@@ -106,6 +113,15 @@ task<void> tcp_queue::run() {
             while (!closed_) {
                 auto res = tcp::parse(rx.unread(), rparams_);
                 if (auto* more = std::get_if<tcp::need_more>(&res)) {
+                    auto big = tls_ ? std::nullopt
+                                    : tcp::direct_data_header(rx.unread(), rparams_, *more,
+                                                              tcp::pdu_type::h2c_data,
+                                                              opt_.direct_data_min);
+                    if (big) {
+                        bool taken = co_await receive_h2c_data(*big, rx);
+                        if (!taken) break;
+                        continue;
+                    }
                     rx.need(more->total);  // bounded by the reader's negotiated limits
                     break;
                 }
@@ -350,43 +366,73 @@ bool tcp_queue::start_command(const tcp::pdu_view& pdu, bool digest_failed) {
 }
 
 bool tcp_queue::accept_h2c_data(const tcp::pdu_view& pdu) {
+    command* c = h2c_data_command(pdu);
+    if (!c) return false;
+    auto& h = pdu.as<tcp::h2c_data>();
+    uint32_t datao = h.datao.get(), datal = h.datal.get();
+    bool intact = pdu.data.size() == datal;  // else its data digest failed
+    if (intact) std::memcpy(c->req.data.data() + datao, pdu.data.data(), datal);
+    h2c_data_done(*c, datao, datal, intact);
+    return true;
+}
+
+tcp_queue::command* tcp_queue::h2c_data_command(const tcp::pdu_view& pdu) {
     auto& h = pdu.as<tcp::h2c_data>();
     uint16_t ttag = h.ttag.get();
     command* c = ttag < slots_.size() ? slots_[ttag].get() : nullptr;
     if (!c || !c->needs_r2t || c->r2ts.empty()) {
         fatal(tcp::fes::invalid_header_field, offsetof(tcp::h2c_data, ttag),
               {pdu.header, sizeof h});
-        return false;
+        return nullptr;
     }
     if (h.cccid.get() != c->req.cmd.cid) {
         fatal(tcp::fes::invalid_header_field, offsetof(tcp::h2c_data, cccid),
               {pdu.header, sizeof h});
-        return false;
+        return nullptr;
     }
     // Within an R2T's range the data comes in order; ranges may interleave.
     uint32_t datao = h.datao.get(), datal = h.datal.get();
-    auto range =
-        std::find_if(c->r2ts.begin(), c->r2ts.end(), [&](auto& r) { return r.next == datao; });
+    auto range = find_r2t(*c, datao);
     if (range == c->r2ts.end()) {
         fatal(tcp::fes::data_out_of_range, offsetof(tcp::h2c_data, datao), {pdu.header, sizeof h});
-        return false;
+        return nullptr;
     }
     if (uint64_t(datao) + datal > range->end) {
         fatal(tcp::fes::data_out_of_range, offsetof(tcp::h2c_data, datal), {pdu.header, sizeof h});
-        return false;
+        return nullptr;
     }
-    if (pdu.data.size() == datal)
-        std::memcpy(c->req.data.data() + datao, pdu.data.data(), datal);
-    else
-        c->data_status = sc::transient_transport_error;  // data digest failed
-    c->received += datal;
+    return c;
+}
+
+void tcp_queue::h2c_data_done(command& c, uint32_t datao, uint32_t datal, bool intact) {
+    if (!intact) c.data_status = sc::transient_transport_error;
+    c.received += datal;
+    auto range = find_r2t(c, datao);  // h2c_data_command found it
     range->next += datal;
     if (range->next == range->end) {
-        c->r2ts.erase(range);
-        c->progress = true;
-        if (c->data_waiter) reactor::local().schedule(std::exchange(c->data_waiter, {}));
+        c.r2ts.erase(range);
+        c.progress = true;
+        if (c.data_waiter) reactor::local().schedule(std::exchange(c.data_waiter, {}));
     }
-    return true;
+}
+
+task<bool> tcp_queue::receive_h2c_data(const tcp::pdu_view& pdu, tcp::rx_buffer& rx) {
+    command* c = h2c_data_command(pdu);
+    if (!c) co_return false;
+    auto& h = pdu.as<tcp::h2c_data>();
+    uint32_t datao = h.datao.get(), datal = h.datal.get();
+    // The command waits in run_command for this data: it stays while the
+    // queue is open, and a close aborts the receive first.
+    iovec dest{c->req.data.data() + datao, datal};
+    auto got = co_await tcp::receive_data(stream_, rx, pdu, {&dest, 1}, stop_);
+    if (got == tcp::data_received::lost || closed_) {
+        close("receive failed");
+        co_return false;
+    }
+    if (got == tcp::data_received::digest_mismatch)
+        spdlog::warn("queue {}: data digest error (cid {})", qid_, c->req.cmd.cid);
+    h2c_data_done(*c, datao, datal, got == tcp::data_received::ok);
+    co_return true;
 }
 
 // ---- commands ---------------------------------------------------------------

@@ -21,8 +21,10 @@
 #include "nvmf/dhchap_responder.h"
 #include "nvmf/io_queue.h"
 #include "nvmf/target.h"
+#include "nvmf/tcp/direct_data.h"
 #include "nvmf/tcp/pdu_reader.h"
 #include "nvmf/tcp/pdu_writer.h"
+#include "nvmf/tcp/rx_buffer.h"
 #include "nvmf/tcp/tls.h"
 #include "runtime/abort.h"
 #include "runtime/gate.h"
@@ -39,6 +41,10 @@ struct tcp_options {
     // notification waits for the receiver (~40 ms seen), and the flusher
     // waits for that notification before it sends the next batch.
     size_t zero_copy_threshold = 64 * 1024;
+    // An H2CData with at least this many bytes still to come is received
+    // straight into its command's buffer, not copied out of the receive
+    // buffer (plain TCP; nvmf/tcp/direct_data.h). SIZE_MAX: never.
+    size_t direct_data_min = tcp::direct_data_min;
     // TLS on this connection (set per listener by tcp_server).
     tls_mode tls = tls_mode::off;
 };
@@ -62,6 +68,13 @@ class tcp_queue : public queue_link, public std::enable_shared_from_this<tcp_que
     bool handle_pdu(const tcp::pdu_view& pdu);
     bool start_command(const tcp::pdu_view& pdu, bool digest_failed = false);
     bool accept_h2c_data(const tcp::pdu_view& pdu);
+    // An H2CData's command once its header checks out (else nullptr, the
+    // connection being ended), and the bookkeeping once its data is in.
+    command* h2c_data_command(const tcp::pdu_view& pdu);
+    void h2c_data_done(command& c, uint32_t datao, uint32_t datal, bool intact);
+    // A large H2CData received straight into its command's buffer; false
+    // when the connection is being ended.
+    task<bool> receive_h2c_data(const tcp::pdu_view& pdu, tcp::rx_buffer& rx);
     void fatal(tcp::fes status, uint32_t fei, std::span<const std::byte> header);
 
     // command side

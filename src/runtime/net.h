@@ -80,6 +80,11 @@ class tcp_stream {
             io_uring_prep_recv(s, fd, buf.data(), buf.size(), flags);
         });
     }
+    // requires: `msg` (and its iovecs) live until the op completes.
+    auto recvmsg(msghdr* msg, int flags = 0) {
+        return make_op(
+            [=, fd = fd()](io_uring_sqe* s) { io_uring_prep_recvmsg(s, fd, msg, flags); });
+    }
     auto send(std::span<const std::byte> buf, int flags = MSG_NOSIGNAL) {
         return make_op([=, fd = fd()](io_uring_sqe* s) {
             io_uring_prep_send(s, fd, buf.data(), buf.size(), flags);

@@ -71,13 +71,16 @@ task<void> rw_into(ns& d, uint64_t first, unsigned count, io_counts& out) {
     out = co_await rw_burst(d, first, count);
 }
 
-void rw_on_two_reactors(bool digests) {
-    with_target([digests](fixture& f) -> task<void> {
+// direct: large C2HData straight into the reads' buffers (the default), or
+// all through the receive buffer.
+void rw_on_two_reactors(bool digests, bool direct = true) {
+    with_target([digests, direct](fixture& f) -> task<void> {
         auto o = f.options(host_a);
         o.io_queues = 2;
         o.reactors = {0, 1};
         o.queue_depth = 32;
         o.header_digest = o.data_digest = digests;
+        if (!direct) o.direct_data_min = nvmf::tcp::direct_data_off;
         auto c = co_await controller::connect(o);
         CO_ASSERT_TRUE(c.ok());
         controller& ctrl = *c.value();
@@ -100,6 +103,13 @@ void rw_on_two_reactors(bool digests) {
         EXPECT_EQ(n0.mismatched + n1.mismatched, 0u);
         // Commands of one pass share a sendmsg: far fewer sends than PDUs.
         EXPECT_LT(ctrl.io(0)->stats().sends, ctrl.io(0)->stats().submitted * 2);
+        // 1 MiB reads come in C2HData larger than the receive buffer.
+        for (unsigned q = 0; q < 2; ++q) {
+            if (direct)
+                EXPECT_GT(ctrl.io(q)->stats().direct_data, 0u) << "queue " << q;
+            else
+                EXPECT_EQ(ctrl.io(q)->stats().direct_data, 0u) << "queue " << q;
+        }
         co_await ctrl.disconnect();
     });
 }
@@ -110,6 +120,10 @@ TEST(initiator_io, read_write_qd32_two_reactors) {
 
 TEST(initiator_io, read_write_qd32_with_digests) {
     rw_on_two_reactors(true);
+}
+
+TEST(initiator_io, read_write_qd32_with_digests_through_the_receive_buffer) {
+    rw_on_two_reactors(true, false);
 }
 
 TEST(initiator_io, flush_fua_zeroes_deallocate) {
