@@ -416,12 +416,16 @@ struct ab_row {
     std::string name;
     bool client_side = true;
     std::vector<double> iops_ratio, cpu_ratio;  // direct / copying, per round
-    double median(std::vector<double> v) const {
-        if (v.empty()) return NAN;
-        std::sort(v.begin(), v.end());
-        return v[v.size() / 2];
-    }
+    uint64_t errors = 0;
 };
+
+// The median of the figures that are numbers (NAN: none).
+double median(std::vector<double> v) {
+    std::erase_if(v, [](double x) { return std::isnan(x); });
+    if (v.empty()) return NAN;
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+}
 
 double cpu_per_io(const figures& f, bool client_side) {
     return f.ops ? (client_side ? f.client_cpu : f.target_cpu) / double(f.ops) : NAN;
@@ -455,15 +459,17 @@ task<void> direct_ab(target_env* env, io_path* direct[2], io_path* copying[2], u
                 r->path = way == 0 ? direct[c.path] : copying[c.path];
                 co_await drive(r.get());
                 f[way] = r->fig;
+                row.errors += r->fig.errors;
             }
             row.iops_ratio.push_back(ratio(f[0].iops, f[1].iops));
             row.cpu_ratio.push_back(
                 ratio(cpu_per_io(f[0], row.client_side), cpu_per_io(f[1], row.client_side)));
         }
         fmt::print(
-            "  {:<24} IOPS direct/copying x{:.2f}   {} CPU per I/O x{:.2f}   (median of {})\n",
-            row.name, row.median(row.iops_ratio), row.client_side ? "client" : "target",
-            row.median(row.cpu_ratio), row.iops_ratio.size());
+            "  {:<24} IOPS direct/copying x{:.2f}   {} CPU per I/O x{:.2f}   (median of {}){}\n",
+            row.name, median(row.iops_ratio), row.client_side ? "client" : "target",
+            median(row.cpu_ratio), row.iops_ratio.size(),
+            row.errors ? fmt::format("  {} I/O errors: figures not valid", row.errors) : "");
         std::fflush(stdout);
         out->push_back(std::move(row));
     }
@@ -641,8 +647,9 @@ void write_markdown(const std::string& path, const options& o, const std::vector
         "| case | IOPS direct/copying | CPU per I/O direct/copying |\n|---|--:|--:|\n",
         o.seq_qd, o.direct_rounds);
     for (const ab_row& r : ab)
-        out.print("| {} | x{:.2f} | x{:.2f} ({}) |\n", r.name, r.median(r.iops_ratio),
-                  r.median(r.cpu_ratio), r.client_side ? "client" : "target");
+        out.print("| {} | x{:.2f} | x{:.2f} ({}){} |\n", r.name, median(r.iops_ratio),
+                  median(r.cpu_ratio), r.client_side ? "client" : "target",
+                  r.errors ? " **I/O errors**" : "");
 }
 
 // Columns: QD, then 4k random read IOPS of weft, responder, device, then writes.

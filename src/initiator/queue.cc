@@ -492,16 +492,20 @@ task<void> queue::receiver(uint64_t gen) {
         while (!conn_down_) {
             auto res = tcp::parse(rx.unread(), rparams_);
             if (auto* more = std::get_if<tcp::need_more>(&res)) {
-                auto big =
-                    tls_ ? std::nullopt
-                         : tcp::direct_data_header(rx.unread(), rparams_, *more,
-                                                   tcp::pdu_type::c2h_data, opt_.direct_data_min);
+                const size_t min = tls_ ? tcp::direct_data_off : opt_.direct_data_min;
+                auto big = tcp::direct_data_header(rx.unread(), rparams_, *more,
+                                                   tcp::pdu_type::c2h_data, min);
+                // Not into Connect's or authentication's frames: they may end
+                // before this loop does.
+                if (big && (!find(big->cccid()) || find(big->cccid())->internal)) big.reset();
                 if (big) {
                     bool taken = co_await receive_c2h_data(*big, rx);
                     if (!taken) break;
                     continue;
                 }
-                rx.need(more->total);  // bounded by the reader: max_c2h_data plus headers
+                // Bounded by the reader: max_c2h_data plus headers.
+                rx.need(tcp::receive_room(rx.unread(), rx.capacity(), *more,
+                                          tcp::pdu_type::c2h_data, min));
                 break;
             }
             if (auto* pdu = std::get_if<tcp::pdu_view>(&res)) {
@@ -517,7 +521,10 @@ task<void> queue::receiver(uint64_t gen) {
             } else if (auto* dd = std::get_if<tcp::data_digest_error>(&res)) {
                 // The command fails with a transient transport error status.
                 spdlog::warn("initiator queue {}: data digest error (cid {})", opt_.qid, dd->cccid);
-                if (pending* p = find(dd->cccid)) p->data_error = true;
+                pending* p = c2h_data_command(dd->pdu);  // only C2HData carries data here
+                if (!p) break;
+                p->data_error = true;
+                c2h_data_done(*p, dd->pdu.as<tcp::c2h_data>().ch.flags);
                 rx.consume(dd->pdu.size);
             } else {
                 auto& f = std::get<tcp::fatal_error>(res);
@@ -610,7 +617,8 @@ task<bool> queue::receive_c2h_data(const tcp::pdu_view& pdu, tcp::rx_buffer& rx)
     std::vector<iovec> dest;
     slice(p->in, h.datao.get(), h.datal.get(), dest);
     // The command's buffers stay while this loop runs: a timeout or a lost
-    // connection fails it only once the connection's loops have ended.
+    // connection fails it only once the connection's loops have ended (not
+    // so Connect's and authentication's, which never come here).
     auto got = co_await tcp::receive_data(stream_, rx, pdu, dest, *conn_stop_);
     if (got == tcp::data_received::lost || conn_down_) {
         lost("receive failed");

@@ -11,7 +11,6 @@
 #include <cstring>
 
 #include "nvme/fabrics.h"
-#include "nvmf/tcp/direct_data.h"
 #include "runtime/foreign_call.h"
 #include "runtime/reactor.h"
 #include "runtime/uring_op.h"
@@ -35,6 +34,7 @@ struct tcp_queue::command {
     uint32_t received = 0;        // bytes arrived so far
     bool progress = false;        // an R2T's range completed
     bool data_failed = false;
+    bool receiving = false;  // a direct receive is writing into req.data
     nvme::status data_status = sc::success;
     std::coroutine_handle<> data_waiter;
 };
@@ -46,6 +46,7 @@ template <typename Command>
 auto find_r2t(Command& c, uint32_t datao) {
     return std::find_if(c.r2ts.begin(), c.r2ts.end(), [&](auto& r) { return r.next == datao; });
 }
+
 bool peer_is_loopback(int fd) {
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
@@ -113,16 +114,17 @@ task<void> tcp_queue::run() {
             while (!closed_) {
                 auto res = tcp::parse(rx.unread(), rparams_);
                 if (auto* more = std::get_if<tcp::need_more>(&res)) {
-                    auto big = tls_ ? std::nullopt
-                                    : tcp::direct_data_header(rx.unread(), rparams_, *more,
-                                                              tcp::pdu_type::h2c_data,
-                                                              opt_.direct_data_min);
+                    const size_t min = tls_ ? tcp::direct_data_off : opt_.direct_data_min;
+                    auto big = tcp::direct_data_header(rx.unread(), rparams_, *more,
+                                                       tcp::pdu_type::h2c_data, min);
                     if (big) {
                         bool taken = co_await receive_h2c_data(*big, rx);
                         if (!taken) break;
                         continue;
                     }
-                    rx.need(more->total);  // bounded by the reader's negotiated limits
+                    // Bounded by the reader's negotiated limits.
+                    rx.need(tcp::receive_room(rx.unread(), rx.capacity(), *more,
+                                              tcp::pdu_type::h2c_data, min));
                     break;
                 }
                 if (auto* pdu = std::get_if<tcp::pdu_view>(&res)) {
@@ -421,12 +423,16 @@ task<bool> tcp_queue::receive_h2c_data(const tcp::pdu_view& pdu, tcp::rx_buffer&
     if (!c) co_return false;
     auto& h = pdu.as<tcp::h2c_data>();
     uint32_t datao = h.datao.get(), datal = h.datal.get();
-    // The command waits in run_command for this data: it stays while the
-    // queue is open, and a close aborts the receive first.
+    // The command waits in run_command for this data; a close cancels the
+    // receive, and run_command releases the command only after it ends.
     iovec dest{c->req.data.data() + datao, datal};
+    c->receiving = true;
     auto got = co_await tcp::receive_data(stream_, rx, pdu, {&dest, 1}, stop_);
+    c->receiving = false;
     if (got == tcp::data_received::lost || closed_) {
-        close("receive failed");
+        close("receive failed");  // wakes run_command if it waits for the data...
+        // ...or for this receive's end.
+        if (c->data_waiter) reactor::local().schedule(std::exchange(c->data_waiter, {}));
         co_return false;
     }
     if (got == tcp::data_received::digest_mismatch)
@@ -466,6 +472,14 @@ task<void> tcp_queue::run_command(command* c) {
             co_await data_awaiter{c};
         }
         if (c->data_failed || closed_) {
+            // A direct receive into its buffer ends first (cancelled by the close).
+            struct receive_end {
+                command* c;
+                bool await_ready() const { return !c->receiving; }
+                void await_suspend(std::coroutine_handle<> h) { c->data_waiter = h; }
+                void await_resume() const {}
+            };
+            co_await receive_end{c};
             release(c);
             co_return;
         }

@@ -8,7 +8,7 @@
 //           ...check h's header against the command, find its buffers...
 //           auto got = co_await receive_data(stream, rx, *h, buffers, stop);
 //           ...finish the PDU: got is ok, digest_mismatch (data unusable) or lost...
-//       } else { rx.need(more->total); recv more; }
+//       } else { rx.need(receive_room(rx.unread(), rx.capacity(), *more, c2h_data, min)); recv; }
 //   }
 //
 // Taken only when the PDU's header (and padding up to PDO) is in, and at
@@ -43,6 +43,13 @@ inline constexpr size_t direct_data_off = SIZE_MAX;  // a `min` that never holds
 std::optional<pdu_view> direct_data_header(std::span<const std::byte> unread,
                                            const reader_params& params, const need_more& more,
                                            pdu_type wanted, size_t min = direct_data_min);
+
+// The bytes the receive buffer needs for the PDU at the front of `unread`
+// (parse() said `more`): all of them, unless it is a `wanted` data PDU that
+// will go direct once the buffer's `capacity` is full; then no more room, so
+// that one large PDU does not make the buffer (and every later recv) large.
+size_t receive_room(std::span<const std::byte> unread, size_t capacity, const need_more& more,
+                    pdu_type wanted, size_t min = direct_data_min);
 
 enum class data_received {
     ok,               // all of the data is in the caller's buffers

@@ -19,6 +19,8 @@ class rx_buffer {
     std::span<std::byte> free_space() { return std::span(buf_).subspan(end_); }
     void filled(size_t n) { end_ += n; }
 
+    size_t capacity() const { return buf_.size(); }
+
     // Received bytes not yet taken by the parser.
     std::span<const std::byte> unread() const { return {buf_.data() + begin_, end_ - begin_}; }
     void consume(size_t n) { begin_ += n; }
