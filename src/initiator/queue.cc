@@ -477,17 +477,19 @@ task<void> queue::recover() {
 
 task<void> queue::receiver(uint64_t gen) {
     tcp::rx_buffer rx;
+    bool after_direct = false;
     while (!conn_down_ && conn_gen_ == gen) {
         int n;
         if (tls_)
             n = co_await tls_->recv(stream_, rx.free_space(), conn_stop_.get());
         else
-            n = co_await stream_.recv(rx.free_space()).abort_with(*conn_stop_);
+            n = co_await stream_.recv(tcp::recv_space(rx, after_direct)).abort_with(*conn_stop_);
         if (n <= 0) {
             lost(n == 0 ? "the target closed the connection" : "receive failed");
             break;
         }
         rx.filled(size_t(n));
+        after_direct = false;
         unsigned budget = 0;
         while (!conn_down_) {
             auto res = tcp::parse(rx.unread(), rparams_);
@@ -501,6 +503,7 @@ task<void> queue::receiver(uint64_t gen) {
                 if (big) {
                     bool taken = co_await receive_c2h_data(*big, rx);
                     if (!taken) break;
+                    after_direct = true;
                     continue;
                 }
                 // Bounded by the reader: max_c2h_data plus headers.

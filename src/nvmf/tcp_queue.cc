@@ -99,17 +99,19 @@ task<void> tcp_queue::run() {
     }
     if (ready) {
         tcp::rx_buffer rx;
+        bool after_direct = false;
         while (!closed_) {
             int n;
             if (tls_)
                 n = co_await tls_->recv(stream_, rx.free_space(), &stop_);
             else
-                n = co_await stream_.recv(rx.free_space()).abort_with(stop_);
+                n = co_await stream_.recv(tcp::recv_space(rx, after_direct)).abort_with(stop_);
             if (n <= 0) {
                 close(n == 0 ? "host closed the connection" : "receive failed");
                 break;
             }
             rx.filled(size_t(n));
+            after_direct = false;
             unsigned budget = 0;
             while (!closed_) {
                 auto res = tcp::parse(rx.unread(), rparams_);
@@ -120,6 +122,7 @@ task<void> tcp_queue::run() {
                     if (big) {
                         bool taken = co_await receive_h2c_data(*big, rx);
                         if (!taken) break;
+                        after_direct = true;
                         continue;
                     }
                     // Bounded by the reader's negotiated limits.

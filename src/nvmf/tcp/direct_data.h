@@ -21,6 +21,7 @@
 
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -50,6 +51,16 @@ std::optional<pdu_view> direct_data_header(std::span<const std::byte> unread,
 // that one large PDU does not make the buffer (and every later recv) large.
 size_t receive_room(std::span<const std::byte> unread, size_t capacity, const need_more& more,
                     pdu_type wanted, size_t min = direct_data_min);
+
+// Where the receive loop's next recv writes: after a direct receive the next
+// PDU is likely another large one, so only a little is read, to take its
+// header (and the PDUs before it) without most of its data; then the data
+// goes direct too. Otherwise all the free space, for many small PDUs at once.
+inline constexpr size_t direct_data_lookahead = 4096;
+inline std::span<std::byte> recv_space(rx_buffer& rx, bool after_direct) {
+    auto space = rx.free_space();
+    return after_direct ? space.first(std::min(space.size(), direct_data_lookahead)) : space;
+}
 
 enum class data_received {
     ok,               // all of the data is in the caller's buffers
