@@ -497,18 +497,23 @@ task<void> queue::receiver(uint64_t gen) {
                 const size_t min = tls_ ? tcp::direct_data_off : opt_.direct_data_min;
                 auto big = tcp::direct_data_header(rx.unread(), rparams_, *more,
                                                    tcp::pdu_type::c2h_data, min);
-                // Not into Connect's or authentication's frames: they may end
-                // before this loop does.
-                if (big && (!find(big->cccid()) || find(big->cccid())->internal)) big.reset();
-                if (big) {
+                const pending* p = big ? find(big->cccid()) : nullptr;
+                if (big && p && !p->internal) {
                     bool taken = co_await receive_c2h_data(*big, rx);
                     if (!taken) break;
                     after_direct = true;
                     continue;
                 }
-                // Bounded by the reader: max_c2h_data plus headers.
-                rx.need(tcp::receive_room(rx.unread(), rx.capacity(), *more,
-                                          tcp::pdu_type::c2h_data, min));
+                if (big && !p) {
+                    c2h_data_command(*big);  // drops the connection, saying why
+                    break;
+                }
+                // Not into Connect's or authentication's frames, which may end
+                // before this loop does: through the buffer, whole. Bounded by
+                // the reader: max_c2h_data plus headers.
+                rx.need(big ? more->total
+                            : tcp::receive_room(rx.unread(), rx.capacity(), *more,
+                                                tcp::pdu_type::c2h_data, min));
                 break;
             }
             if (auto* pdu = std::get_if<tcp::pdu_view>(&res)) {

@@ -10,6 +10,7 @@
 #include <sys/uio.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -54,11 +55,15 @@ struct outcome {
 outcome receive(const writer_params& wp, const bytes& pdu, size_t in_rx, size_t on_socket,
                 std::span<const iovec> dest) {
     int sv[2];
-    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+        ADD_FAILURE() << "socketpair: " << strerror(errno);
+        return {};
+    }
     std::thread peer([&] {
         size_t off = in_rx;
         while (off < in_rx + on_socket) {
-            ssize_t n = ::write(sv[1], pdu.data() + off, in_rx + on_socket - off);
+            // MSG_NOSIGNAL: a reader that gave up fails the test, not the process.
+            ssize_t n = ::send(sv[1], pdu.data() + off, in_rx + on_socket - off, MSG_NOSIGNAL);
             if (n <= 0) break;
             off += size_t(n);
         }
