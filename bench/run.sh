@@ -30,7 +30,8 @@ if ! command -v gnuplot >/dev/null; then
           "${sudo_cmd[@]}" apt-get install -y -q gnuplot-nox >/dev/null; }
 fi
 
-# Default: 10 cases x 3 systems x 2 rounds x 2.3 s, about 2.5 minutes.
+# Default: 10 cases x 3 systems x 2 rounds x 2.3 s, about 2.5 minutes, then
+# 128 KiB direct data receive against copying (3 cases x 5 rounds x 2), about 1 more.
 args=("$@")
 [ $# -gt 0 ] || args=(--seconds 2 --warmup 0.3)
 build/release/bench/weft-nvmf-bench --json "$out/results.json" --markdown "$out/tables.md" \
