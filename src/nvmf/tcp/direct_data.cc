@@ -8,6 +8,7 @@
 #include <cstring>
 #include <vector>
 
+#include "bdev/iov.h"
 #include "nvmf/tcp/crc32c.h"
 
 namespace weft::nvmf::tcp {
@@ -43,16 +44,6 @@ void drop_front(std::vector<iovec>& iov, size_t n) {
     }
 }
 
-// Copies `bytes` to the front of `iov`.
-void scatter(std::span<const iovec> iov, std::span<const std::byte> bytes) {
-    for (const iovec& v : iov) {
-        if (bytes.empty()) return;
-        size_t n = std::min(v.iov_len, bytes.size());
-        std::memcpy(v.iov_base, bytes.data(), n);
-        bytes = bytes.subspan(n);
-    }
-}
-
 }  // namespace
 
 task<data_received> receive_data(tcp_stream& s, rx_buffer& rx, const pdu_view& hdr,
@@ -62,7 +53,7 @@ task<data_received> receive_data(tcp_stream& s, rx_buffer& rx, const pdu_view& h
     rx.consume(hdr.data_offset);
     auto have = rx.unread();
     const size_t in_rx = std::min(have.size(), len);
-    scatter(dest, have.first(in_rx));
+    bdev::iov_cursor{dest}.scatter(have.data(), in_rx);
     // Whatever of the digest came with the data.
     std::array<std::byte, digest_size> wire{};
     const size_t digest_in_rx = digest ? std::min(have.size() - in_rx, wire.size()) : 0;
