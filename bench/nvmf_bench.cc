@@ -302,7 +302,8 @@ struct options {
     std::vector<unsigned> qds{1, 8, 32, 128};
     unsigned seq_qd = 8;
     unsigned rounds = 2;
-    unsigned direct_rounds = 5;  // the direct-receive A/B (0: skipped)
+    unsigned direct_rounds = 5;   // the direct-receive A/B (0: skipped)
+    unsigned latency_rounds = 7;  // the interleaved QD1 latency comparison (0: skipped)
     std::string bdev_kind = "malloc";
     uint64_t ns_mib = 256;
     std::string json_path, markdown_path, plot_path;
@@ -315,6 +316,7 @@ struct target_env {
     clockid_t clock{};
     socket_address weft_addr, responder_addr;
     socket_address weft_copy_addr;  // the same target, large data PDUs copied
+    socket_address weft_late_addr;  // the same target, receives armed before sends
 };
 
 task<int> target_main(target_env* env) {
@@ -352,6 +354,12 @@ task<int> target_main(target_env* env) {
     if (auto r = co_await copy_server->listen(any); !r) die("target listen: " + r.err().message());
     env->weft_copy_addr = copy_server->addresses().front();
     tgt->add_listen_address(env->weft_copy_addr);
+    nvmf::tcp_options late;
+    late.sends_first = false;
+    auto late_server = std::make_unique<nvmf::tcp_server>(*tgt, late, 1);
+    if (auto r = co_await late_server->listen(any); !r) die("target listen: " + r.err().message());
+    env->weft_late_addr = late_server->addresses().front();
+    tgt->add_listen_address(env->weft_late_addr);
 
     auto responder = std::make_unique<bench::min_responder>(
         bench::responder_options{.num_blocks = blocks, .block_size = block_size});
@@ -366,6 +374,7 @@ task<int> target_main(target_env* env) {
 
     co_await responder->stop();
     co_await copy_server->stop();
+    co_await late_server->stop();
     co_await server->stop();
     (void)ss.value()->remove_namespace(1);
     ch.reset();
@@ -380,9 +389,11 @@ struct row {
 };
 
 task<std::unique_ptr<initiator::controller>> connect_to(socket_address addr,
-                                                        bool direct_data = true) {
+                                                        bool direct_data = true,
+                                                        bool sends_first = true) {
     initiator::controller_options o;
     if (!direct_data) o.direct_data_min = nvmf::tcp::direct_data_off;
+    o.sends_first = sends_first;
     o.address = addr;
     o.subnqn = subnqn;
     o.hostnqn = hostnqn;
@@ -475,8 +486,75 @@ task<void> direct_ab(target_env* env, io_path* direct[2], io_path* copying[2], u
     }
 }
 
+// ---- QD1 latency, weft against the responder, interleaved -------------------------
+
+// A p50 from one run swings by several microseconds with the machine's state
+// (a VM's neighbours), more than the differences looked for: so short runs,
+// alternating, and the medians of the per-round differences. Besides weft
+// against the responder, what sends_first (nvmf/tcp/sends_first.h) is
+// worth on each side: the target with it off (same client), and the client
+// with it off (against the responder).
+struct latency_row {
+    std::string name;
+    // per round, us
+    std::vector<double> weft_p50, responder_p50, p50_diff, p99_diff, target_sf, client_sf;
+    uint64_t errors = 0;
+};
+
+enum latency_path { lp_weft, lp_responder, lp_weft_late, lp_responder_late_client, lp_count };
+
+task<void> qd1_latency(target_env* env, io_path* paths[lp_count], uint64_t blocks,
+                       std::vector<latency_row>* out) {
+    const options& o = *env->opt;
+    const double seconds = std::min(o.seconds, 0.5);
+    fmt::print("\nQD1 latency ({} interleaved rounds of {} s per system):\n", o.latency_rounds,
+               seconds);
+    for (bool write : {false, true}) {
+        latency_row row;
+        row.name = write ? "4k-randwrite-qd1" : "4k-randread-qd1";
+        for (unsigned round = 0; round < o.latency_rounds; ++round) {
+            figures f[lp_count];
+            for (int k = 0; k < lp_count; ++k) {
+                // Rotate which runs first, and reverse the order on odd
+                // rounds, so that no system always follows the same one.
+                int who = round % 2 ? (lp_count - 1 - k + int(round)) % lp_count
+                                    : (k + int(round)) % lp_count;
+                auto r = std::make_unique<load_run>();
+                r->spec = {row.name, write, false, 4096, 1};
+                r->num_blocks = blocks;
+                r->warmup = std::min(o.warmup, 0.2);
+                r->seconds = seconds;
+                r->target_clock = env->clock;
+                r->path = paths[who];
+                co_await drive(r.get());
+                f[who] = r->fig;
+                row.errors += r->fig.errors;
+            }
+            // A run without I/O or with errors has no latency to compare: NAN,
+            // which the medians skip.
+            auto p50 = [&](int who) { return f[who].ops && !f[who].errors ? f[who].p50_us : NAN; };
+            auto p99 = [&](int who) { return f[who].ops && !f[who].errors ? f[who].p99_us : NAN; };
+            row.weft_p50.push_back(p50(lp_weft));
+            row.responder_p50.push_back(p50(lp_responder));
+            row.p50_diff.push_back(p50(lp_weft) - p50(lp_responder));
+            row.p99_diff.push_back(p99(lp_weft) - p99(lp_responder));
+            row.target_sf.push_back(p50(lp_weft) - p50(lp_weft_late));
+            row.client_sf.push_back(p50(lp_responder) - p50(lp_responder_late_client));
+        }
+        fmt::print(
+            "  {:<18} p50 weft {:.1f} us, responder {:.1f} us; weft-responder p50 {:+.2f} us, "
+            "p99 {:+.2f} us; sends first, target {:+.2f} us, client {:+.2f} us (p50, medians "
+            "of {}){}\n",
+            row.name, median(row.weft_p50), median(row.responder_p50), median(row.p50_diff),
+            median(row.p99_diff), median(row.target_sf), median(row.client_sf), row.p50_diff.size(),
+            row.errors ? fmt::format("  {} I/O errors: figures not valid", row.errors) : "");
+        std::fflush(stdout);
+        out->push_back(std::move(row));
+    }
+}
+
 task<int> client_main(target_env* env, std::vector<case_spec>* cases, std::vector<row>* rows,
-                      std::vector<ab_row>* ab) {
+                      std::vector<ab_row>* ab, std::vector<latency_row>* lat) {
     const options& o = *env->opt;
     auto weft_ctrl = co_await connect_to(env->weft_addr);
     auto resp_ctrl = co_await connect_to(env->responder_addr);
@@ -531,6 +609,17 @@ task<int> client_main(target_env* env, std::vector<case_spec>* cases, std::vecto
         co_await weft_copy->disconnect();
         co_await resp_copy->disconnect();
     }
+    if (o.latency_rounds > 0) {
+        auto weft_late = co_await connect_to(env->weft_late_addr);
+        auto resp_late = co_await connect_to(env->responder_addr, true, false);
+        initiator::ns weft_late_ns(*weft_late, weft_late->namespace_ids().front());
+        initiator::ns resp_late_ns(*resp_late, resp_late->namespace_ids().front());
+        ns_path weft_late_path(&weft_late_ns), resp_late_path(&resp_late_ns);
+        io_path* paths[lp_count] = {&weft_path, &resp_path, &weft_late_path, &resp_late_path};
+        co_await qd1_latency(env, paths, weft_ns.num_blocks(), lat);
+        co_await weft_late->disconnect();
+        co_await resp_late->disconnect();
+    }
     co_await weft_ctrl->disconnect();
     co_await resp_ctrl->disconnect();
     co_await env->mb.call(nullptr);
@@ -575,7 +664,7 @@ void write_json(const std::string& path, const options& o, const std::vector<row
 }
 
 void write_markdown(const std::string& path, const options& o, const std::vector<row>& rows,
-                    const std::vector<ab_row>& ab) {
+                    const std::vector<ab_row>& ab, const std::vector<latency_row>& lat) {
     auto out = fmt::output_file(path);
     out.print(
         "## Throughput\n\n{} namespace of {} MiB ({} B blocks); target on CPU {}, client on "
@@ -638,6 +727,23 @@ void write_markdown(const std::string& path, const options& o, const std::vector
     for (const row& r : rows)
         for (const figures& f : r.fig) any_errors |= f.errors > 0;
     if (any_errors) out.print("\n**Some cases had I/O errors: see the JSON.**\n");
+    if (!lat.empty()) {
+        out.print(
+            "\n## QD1 latency, interleaved\n\nweft and the responder in alternating runs of "
+            "{} s, {} rounds: medians of each round's p50 and of the per-round differences "
+            "(one run's p50 moves by more than the difference with the machine's state). "
+            "Sends first: the p50 with the next receive armed after the sends it led to, "
+            "minus the p50 with it armed at once; on the target (weft, same client) and on "
+            "the client (against the responder).\n\n"
+            "| case | weft p50 | responder p50 | weft-responder p50 | weft-responder p99 "
+            "| sends first, target | sends first, client |\n|---|--:|--:|--:|--:|--:|--:|\n",
+            std::min(o.seconds, 0.5), o.latency_rounds);
+        for (const latency_row& r : lat)
+            out.print("| {} | {:.1f} | {:.1f} | {:+.2f} | {:+.2f} | {:+.2f} | {:+.2f}{} |\n",
+                      r.name, median(r.weft_p50), median(r.responder_p50), median(r.p50_diff),
+                      median(r.p99_diff), median(r.target_sf), median(r.client_sf),
+                      r.errors ? " **I/O errors**" : "");
+    }
     if (ab.empty()) return;
     out.print(
         "\n## Direct data receive\n\nLarge C2HData (client) and H2CData (target) received "
@@ -742,6 +848,11 @@ int main(int argc, char** argv) {
                    "(0: skip it)")
         ->capture_default_str()
         ->check(CLI::Range(0, 21));
+    app.add_option("--latency-rounds", o.latency_rounds,
+                   "interleaved rounds of the QD1 latency comparison with the responder "
+                   "(0: skip it; odd numbers have a true median)")
+        ->capture_default_str()
+        ->check(CLI::Range(0u, 31u));
     app.add_option("--bdev", o.bdev_kind, "namespace backend")
         ->capture_default_str()
         ->check(CLI::IsMember({"malloc", "null"}));
@@ -779,15 +890,16 @@ int main(int argc, char** argv) {
 
     std::vector<row> rows;
     std::vector<ab_row> ab;
+    std::vector<latency_row> lat;
     {
         runtime rt({.cpus = {o.client_cpu}});
-        rt.run([&]() { return client_main(&env, &cases, &rows, &ab); });
+        rt.run([&]() { return client_main(&env, &cases, &rows, &ab, &lat); });
     }
     target_thread.join();
 
     print_summary(rows);
     if (!o.json_path.empty()) write_json(o.json_path, o, rows);
-    if (!o.markdown_path.empty()) write_markdown(o.markdown_path, o, rows, ab);
+    if (!o.markdown_path.empty()) write_markdown(o.markdown_path, o, rows, ab, lat);
     if (!o.plot_path.empty()) write_plot_data(o.plot_path, o, rows);
     return 0;
 }

@@ -31,7 +31,8 @@ if ! command -v gnuplot >/dev/null; then
 fi
 
 # Default: 10 cases x 3 systems x 2 rounds x 2.3 s, about 2.5 minutes, then
-# 128 KiB direct data receive against copying (3 cases x 5 rounds x 2), about 1 more.
+# 128 KiB direct data receive against copying (3 cases x 5 rounds x 2), about 1 more,
+# then QD1 latency interleaved (2 cases x 7 rounds x 4 systems x 0.7 s), about 40 s.
 args=("$@")
 [ $# -gt 0 ] || args=(--seconds 2 --warmup 0.3)
 build/release/bench/weft-nvmf-bench --json "$out/results.json" --markdown "$out/tables.md" \

@@ -45,6 +45,7 @@ queue_options admin_queue_options(const controller_options& o) {
     q.header_digest = o.header_digest;
     q.data_digest = o.data_digest;
     q.direct_data_min = o.direct_data_min;
+    q.sends_first = o.sends_first;
     q.command_timeout = o.command_timeout;
     q.connect_timeout = o.connect_timeout;
     q.dhchap = o.dhchap;

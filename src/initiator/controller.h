@@ -50,6 +50,7 @@ struct controller_options {
     // Reads receive C2HData with at least this many bytes still to come
     // straight into their buffers (queue_options::direct_data_min).
     size_t direct_data_min = nvmf::tcp::direct_data_min;
+    bool sends_first = true;   // queue_options::sends_first
     uint32_t kato_ms = 30000;  // 0: no keep-alive
     std::chrono::milliseconds command_timeout{30000};
     std::chrono::milliseconds connect_timeout{5000};

@@ -11,6 +11,7 @@
 #include "nvme/fabrics.h"
 #include "nvmf/tcp/direct_data.h"
 #include "nvmf/tcp/rx_buffer.h"
+#include "nvmf/tcp/sends_first.h"
 #include "runtime/foreign_call.h"
 #include "runtime/reactor.h"
 #include "runtime/uring_op.h"
@@ -491,6 +492,7 @@ task<void> queue::receiver(uint64_t gen) {
         rx.filled(size_t(n));
         after_direct = false;
         unsigned budget = 0;
+        bool handled = false;  // a PDU, so maybe a caller's next command before the next recv
         while (!conn_down_) {
             auto res = tcp::parse(rx.unread(), rparams_);
             if (auto* more = std::get_if<tcp::need_more>(&res)) {
@@ -501,7 +503,7 @@ task<void> queue::receiver(uint64_t gen) {
                 if (big && p && !p->internal) {
                     bool taken = co_await receive_c2h_data(*big, rx);
                     if (!taken) break;
-                    after_direct = true;
+                    after_direct = handled = true;
                     continue;
                 }
                 if (big && !p) {
@@ -545,10 +547,13 @@ task<void> queue::receiver(uint64_t gen) {
                 }
                 break;
             }
+            handled = true;
             // Bounded: yield now and then so other queues on this reactor run.
             if (++budget % 64 == 0) co_await yield{};
         }
         rx.compact();
+        if (handled && !conn_down_ && opt_.sends_first)
+            co_await tcp::sends_first([this] { return !queued_->empty(); });
     }
 }
 

@@ -78,6 +78,11 @@ struct queue_options {
     // straight into the read's buffers, not copied out of the receive
     // buffer (plain TCP; nvmf/tcp/direct_data.h). SIZE_MAX: never.
     size_t direct_data_min = nvmf::tcp::direct_data_min;
+    // After a receive that brought PDUs (completions, R2Ts), what they lead
+    // to (a caller's next command, H2CData) goes to the kernel before the
+    // next receive when it is queued within a pass (nvmf/tcp/sends_first.h).
+    // Off only to measure what it is worth.
+    bool sends_first = true;
     std::chrono::milliseconds command_timeout{30000};
     std::chrono::milliseconds connect_timeout{5000};  // ICResp and Connect
     unsigned reconnect_attempts = 0;                  // 0: no reconnect

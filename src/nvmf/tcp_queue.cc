@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "nvme/fabrics.h"
+#include "nvmf/tcp/sends_first.h"
 #include "runtime/foreign_call.h"
 #include "runtime/reactor.h"
 #include "runtime/uring_op.h"
@@ -113,6 +114,7 @@ task<void> tcp_queue::run() {
             rx.filled(size_t(n));
             after_direct = false;
             unsigned budget = 0;
+            bool handled = false;  // a PDU, so maybe a response to send before the next recv
             while (!closed_) {
                 auto res = tcp::parse(rx.unread(), rparams_);
                 if (auto* more = std::get_if<tcp::need_more>(&res)) {
@@ -122,7 +124,7 @@ task<void> tcp_queue::run() {
                     if (big) {
                         bool taken = co_await receive_h2c_data(*big, rx);
                         if (!taken) break;
-                        after_direct = true;
+                        after_direct = handled = true;
                         continue;
                     }
                     // Bounded by the reader's negotiated limits.
@@ -149,10 +151,13 @@ task<void> tcp_queue::run() {
                         close("the host sent a TermReq");
                     break;
                 }
+                handled = true;
                 // Bounded: one busy host cannot starve the reactor's others.
                 if (++budget % 64 == 0) co_await yield{};
             }
             rx.compact();
+            if (handled && !closed_ && opt_.sends_first)
+                co_await tcp::sends_first([this] { return !queued_->empty(); });
         }
     }
     close(close_reason_ ? close_reason_ : "closed");
