@@ -442,6 +442,21 @@ double cpu_per_io(const figures& f, bool client_side) {
     return f.ops ? (client_side ? f.client_cpu : f.target_cpu) / double(f.ops) : NAN;
 }
 
+// One measured run of `spec` through a connection. g++ 12 destroys a
+// temporary argument of a co_awaited call twice: callers pass a named spec.
+task<figures> run_path(target_env* env, const case_spec& spec, uint64_t blocks, io_path* path,
+                       double warmup, double seconds) {
+    auto r = std::make_unique<load_run>();
+    r->spec = spec;
+    r->num_blocks = blocks;
+    r->warmup = warmup;
+    r->seconds = seconds;
+    r->target_clock = env->clock;
+    r->path = path;
+    co_await drive(r.get());
+    co_return r->fig;
+}
+
 task<void> direct_ab(target_env* env, io_path* direct[2], io_path* copying[2], uint64_t blocks,
                      std::vector<ab_row>* out) {
     const options& o = *env->opt;
@@ -457,20 +472,15 @@ task<void> direct_ab(target_env* env, io_path* direct[2], io_path* copying[2], u
                o.seq_qd);
     for (const ab_case& c : cases) {
         ab_row row{c.name, !c.write, {}, {}};
+        const case_spec spec{c.name, c.write, true, 128 * 1024, o.seq_qd};
         for (unsigned round = 0; round < o.direct_rounds; ++round) {
             figures f[2];
             for (int k = 0; k < 2; ++k) {
                 int way = round % 2 == 0 ? k : 1 - k;  // alternate which runs first
-                auto r = std::make_unique<load_run>();
-                r->spec = {c.name, c.write, true, 128 * 1024, o.seq_qd};
-                r->num_blocks = blocks;
-                r->warmup = o.warmup;
-                r->seconds = o.seconds;
-                r->target_clock = env->clock;
-                r->path = way == 0 ? direct[c.path] : copying[c.path];
-                co_await drive(r.get());
-                f[way] = r->fig;
-                row.errors += r->fig.errors;
+                f[way] = co_await run_path(env, spec, blocks,
+                                           way == 0 ? direct[c.path] : copying[c.path], o.warmup,
+                                           o.seconds);
+                row.errors += f[way].errors;
             }
             row.iops_ratio.push_back(ratio(f[0].iops, f[1].iops));
             row.cpu_ratio.push_back(
@@ -491,7 +501,7 @@ task<void> direct_ab(target_env* env, io_path* direct[2], io_path* copying[2], u
 // A p50 from one run swings by several microseconds with the machine's state
 // (a VM's neighbours), more than the differences looked for: so short runs,
 // alternating, and the medians of the per-round differences. Besides weft
-// against the responder, what sends_first (nvmf/tcp/sends_first.h) is
+// against the responder, what sends_first (tcp_options, controller_options) is
 // worth on each side: the target with it off (same client), and the client
 // with it off (against the responder).
 struct latency_row {
@@ -512,6 +522,7 @@ task<void> qd1_latency(target_env* env, io_path* paths[lp_count], uint64_t block
     for (bool write : {false, true}) {
         latency_row row;
         row.name = write ? "4k-randwrite-qd1" : "4k-randread-qd1";
+        const case_spec spec{row.name, write, false, 4096, 1};
         for (unsigned round = 0; round < o.latency_rounds; ++round) {
             figures f[lp_count];
             for (int k = 0; k < lp_count; ++k) {
@@ -519,16 +530,9 @@ task<void> qd1_latency(target_env* env, io_path* paths[lp_count], uint64_t block
                 // rounds, so that no system always follows the same one.
                 int who = round % 2 ? (lp_count - 1 - k + int(round)) % lp_count
                                     : (k + int(round)) % lp_count;
-                auto r = std::make_unique<load_run>();
-                r->spec = {row.name, write, false, 4096, 1};
-                r->num_blocks = blocks;
-                r->warmup = std::min(o.warmup, 0.2);
-                r->seconds = seconds;
-                r->target_clock = env->clock;
-                r->path = paths[who];
-                co_await drive(r.get());
-                f[who] = r->fig;
-                row.errors += r->fig.errors;
+                f[who] = co_await run_path(env, spec, blocks, paths[who], std::min(o.warmup, 0.2),
+                                           seconds);
+                row.errors += f[who].errors;
             }
             // A run without I/O or with errors has no latency to compare: NAN,
             // which the medians skip.

@@ -11,7 +11,6 @@
 #include "nvme/fabrics.h"
 #include "nvmf/tcp/direct_data.h"
 #include "nvmf/tcp/rx_buffer.h"
-#include "nvmf/tcp/sends_first.h"
 #include "runtime/foreign_call.h"
 #include "runtime/reactor.h"
 #include "runtime/uring_op.h"
@@ -492,7 +491,6 @@ task<void> queue::receiver(uint64_t gen) {
         rx.filled(size_t(n));
         after_direct = false;
         unsigned budget = 0;
-        bool handled = false;  // a PDU, so maybe a caller's next command before the next recv
         while (!conn_down_) {
             auto res = tcp::parse(rx.unread(), rparams_);
             if (auto* more = std::get_if<tcp::need_more>(&res)) {
@@ -503,7 +501,7 @@ task<void> queue::receiver(uint64_t gen) {
                 if (big && p && !p->internal) {
                     bool taken = co_await receive_c2h_data(*big, rx);
                     if (!taken) break;
-                    after_direct = handled = true;
+                    after_direct = true;
                     continue;
                 }
                 if (big && !p) {
@@ -547,13 +545,17 @@ task<void> queue::receiver(uint64_t gen) {
                 }
                 break;
             }
-            handled = true;
             // Bounded: yield now and then so other queues on this reactor run.
             if (++budget % 64 == 0) co_await yield{};
         }
         rx.compact();
-        if (handled && !conn_down_ && opt_.sends_first)
-            co_await tcp::sends_first([this] { return !queued_->empty(); });
+        // Sends first, as the target does (nvmf/tcp_queue.cc): the callers
+        // resumed here submit on the next pass and the flusher sends on the
+        // one after, ahead of this recv and in the same io_uring_enter.
+        if ((budget > 0 || after_direct) && !conn_down_ && opt_.sends_first) {
+            co_await yield{};
+            if (!queued_->empty()) co_await yield{};
+        }
     }
 }
 

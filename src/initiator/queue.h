@@ -80,7 +80,7 @@ struct queue_options {
     size_t direct_data_min = nvmf::tcp::direct_data_min;
     // After a receive that brought PDUs (completions, R2Ts), what they lead
     // to (a caller's next command, H2CData) goes to the kernel before the
-    // next receive when it is queued within a pass (nvmf/tcp/sends_first.h).
+    // next receive when it is queued within a pass (nvmf/tcp_queue.cc).
     // Off only to measure what it is worth.
     bool sends_first = true;
     std::chrono::milliseconds command_timeout{30000};

@@ -11,7 +11,6 @@
 #include <cstring>
 
 #include "nvme/fabrics.h"
-#include "nvmf/tcp/sends_first.h"
 #include "runtime/foreign_call.h"
 #include "runtime/reactor.h"
 #include "runtime/uring_op.h"
@@ -114,7 +113,6 @@ task<void> tcp_queue::run() {
             rx.filled(size_t(n));
             after_direct = false;
             unsigned budget = 0;
-            bool handled = false;  // a PDU, so maybe a response to send before the next recv
             while (!closed_) {
                 auto res = tcp::parse(rx.unread(), rparams_);
                 if (auto* more = std::get_if<tcp::need_more>(&res)) {
@@ -124,7 +122,7 @@ task<void> tcp_queue::run() {
                     if (big) {
                         bool taken = co_await receive_h2c_data(*big, rx);
                         if (!taken) break;
-                        after_direct = handled = true;
+                        after_direct = true;
                         continue;
                     }
                     // Bounded by the reader's negotiated limits.
@@ -151,13 +149,19 @@ task<void> tcp_queue::run() {
                         close("the host sent a TermReq");
                     break;
                 }
-                handled = true;
                 // Bounded: one busy host cannot starve the reactor's others.
                 if (++budget % 64 == 0) co_await yield{};
             }
             rx.compact();
-            if (handled && !closed_ && opt_.sends_first)
-                co_await tcp::sends_first([this] { return !queued_->empty(); });
+            // Sends first: after PDUs (counted, or one received directly), the
+            // commands they started run on the next pass and the flusher they
+            // woke on the one after; arming the recv after both puts the
+            // response ahead of it in one io_uring_enter, not a lone recv
+            // ahead of it (docs/architecture.md, "a command through the target").
+            if ((budget > 0 || after_direct) && !closed_ && opt_.sends_first) {
+                co_await yield{};
+                if (!queued_->empty()) co_await yield{};
+            }
         }
     }
     close(close_reason_ ? close_reason_ : "closed");

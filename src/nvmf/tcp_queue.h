@@ -47,7 +47,7 @@ struct tcp_options {
     size_t direct_data_min = tcp::direct_data_min;
     // After a receive that brought PDUs, the responses they lead to go to
     // the kernel before the next receive when they are queued within a pass
-    // (nvmf/tcp/sends_first.h). Off only to measure what it is worth.
+    // (docs/architecture.md). Off only to measure what it is worth.
     bool sends_first = true;
     // TLS on this connection (set per listener by tcp_server).
     tls_mode tls = tls_mode::off;
